@@ -1,0 +1,121 @@
+"""The `incdsl` command. Exit codes: 0 fine, 1 an error in the spec or its data, 2 bad usage."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+
+from .errors import SpecError, UsageError
+
+# Commands with their own module under incdsl/commands (each has add_parser and run).
+COMMANDS = ("compile", "train", "predict", "compare", "fit")
+
+
+def parse_sets(items: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise UsageError(f"--set expects NAME=VALUE, got '{item}'")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def add_spec_args(p: argparse.ArgumentParser, spec: bool = True) -> None:
+    if spec:
+        p.add_argument("spec", help="the .inc file")
+    p.add_argument("--set", metavar="NAME=VALUE", action="append", default=[],
+                   help="override a network parameter (repeatable), e.g. --set width=0.75")
+    p.add_argument("--network", metavar="NAME", help="which network, if the file has several")
+
+
+def load_net(args):
+    from .network import load
+    return load(args.spec, args.network, **parse_sets(args.set))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="incdsl", description="A DSL and compiler for Inception-family CNNs.")
+    ap.add_argument("--version", action="version", version=f"incdsl {_version()}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("check", help="parse and shape-check a spec")
+    add_spec_args(p)
+    p.set_defaults(run=cmd_check)
+
+    p = sub.add_parser("summary", help="layers, shapes, params and MACs")
+    add_spec_args(p)
+    p.add_argument("--depth", type=int, metavar="N", help="fold modules below depth N")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=cmd_summary)
+
+    p = sub.add_parser("expand", help="the flat, macro-expanded network, one layer per line")
+    add_spec_args(p)
+    p.set_defaults(run=cmd_expand)
+
+    for name in COMMANDS:
+        importlib.import_module(f".commands.{name}", __package__).add_parser(sub)
+    return ap
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+def cmd_check(args) -> int:
+    net = load_net(args)
+    t, inf = net.total(), net.total(inference=True)
+    heads = len([h for h in net.heads if h.train_only])
+    extra = f", {heads} training-only head{'s' * (heads != 1)}" if heads else ""
+    print(f"{args.spec}: ok: network {net.name}, {len(net.layers)} layers, {inf.params:,} params, "
+          f"{inf.macs:,} MACs (inference){extra}")
+    for name in net.graph.unused:
+        print(f"{args.spec}: warning: '{name}' reaches no output and is left out", file=sys.stderr)
+    return 0
+
+
+def cmd_summary(args) -> int:
+    net = load_net(args)
+    if args.json:
+        print(json.dumps(net.summary(), indent=1))
+    else:
+        if args.depth is not None and args.depth < 1:
+            raise UsageError("--depth must be at least 1")
+        print(net.table(args.depth))
+    return 0
+
+
+def cmd_expand(args) -> int:
+    print(load_net(args).expand())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except SpecError as e:
+        print(e.render(), file=sys.stderr)
+        return 1
+    except UsageError as e:
+        print(f"incdsl {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # a bug in incdsl, not in the spec: say so in one screen
+        if os.environ.get("INCDSL_DEBUG"):
+            raise
+        print(f"incdsl: internal error: {type(e).__name__}: {e}\n"
+              f"(this is a bug in incdsl; rerun with INCDSL_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

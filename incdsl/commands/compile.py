@@ -1,0 +1,40 @@
+"""`incdsl compile SPEC --to keras|onnx|dot|svg|png`: hand the checked network to a backend."""
+from __future__ import annotations
+
+import importlib
+
+from ..cli import add_spec_args, load_net
+from ..errors import UsageError
+
+# --to value -> backend module (imported only when chosen) exposing `compile_cli(net, args)`.
+TARGETS = {"keras": "keras", "onnx": "onnx", "dot": "dot", "svg": "dot", "png": "dot"}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("compile", help="compile a spec to Keras, ONNX or a drawing")
+    add_spec_args(p)
+    p.add_argument("--to", required=True, choices=sorted(TARGETS), help="what to emit")
+    p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: named after the network)")
+    p.add_argument("--inference", action="store_true", help="keras: leave out training-only heads")
+    p.add_argument("--weights", metavar="FILE", help="weights to load (.keras, or a keras.applications .h5)")
+    p.add_argument("--opset", type=int, help="onnx: opset version")
+    p.add_argument("--layout", choices=("nchw", "nhwc"), default="nchw", help="onnx: tensor layout")
+    p.add_argument("--batch", default="dynamic", help="onnx: 'dynamic' or a fixed batch size")
+    p.add_argument("--fold-bn", dest="fold_bn", action="store_true", default=True, help="onnx: fold batch norm into convs")
+    p.add_argument("--no-fold-bn", dest="fold_bn", action="store_false")
+    p.add_argument("--via", choices=("direct", "tf2onnx"), default="direct", help="onnx: how to emit")
+    p.add_argument("--no-verify", dest="verify", action="store_false", default=True, help="onnx: skip verification")
+    p.add_argument("--depth", type=int, metavar="N", help="drawings: collapse modules below depth N")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    net = load_net(args)
+    try:
+        backend = importlib.import_module(f"..backends.{TARGETS[args.to]}", __package__)
+    except ImportError as e:
+        raise UsageError(f"--to {args.to} needs a package that is not installed ({e.name}); "
+                         f"install incdsl with its extras: pip install 'incdsl[all]'") from None
+    if not hasattr(backend, "compile_cli"):
+        raise UsageError(f"--to {args.to} is not built yet")
+    return backend.compile_cli(net, args) or 0

@@ -1,0 +1,578 @@
+"""AST -> graph IR: evaluate arguments, expand module calls, `repeat` and `if`, apply defaults.
+
+Scoping rules (specs/README.md states them for users):
+- expression names (parameters, `let`, loop variables) are lexical: a module sees only its own
+  parameters and lets; a network sees its parameters;
+- `defaults` are dynamic, like TF-slim's arg_scope: they apply to every layer elaborated after them
+  in the enclosing block, including inside the modules called from there; the innermost wins and
+  an explicit argument always wins;
+- named values (`x = ...`) are visible for the rest of their body and inside its concat/add branches.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from . import ast
+from .errors import Note, Span, SpecError, UsageError, did_you_mean
+from .graph import Block, Graph, Layer, OutputSpec
+from .ops import ALIASES, KINDS, OPS, REQUIRED, Op, Symbol, normalize
+from .parse import Program
+
+MAX_LAYERS = 100_000
+MAX_STEPS = 1_000_000  # statements and expressions evaluated; stops runaway nested repeats
+MAX_CALL_DEPTH = 64
+MAX_NUMBER = 10**15
+
+
+@dataclass
+class Scope:
+    path: tuple[str, ...]
+    vars: dict
+    nodes: dict[str, str]
+    defaults: tuple[tuple[str, dict, Span], ...]  # (op, {arg: value}, span); innermost last
+    module: str | None
+
+
+def elaborate(prog: Program, network: str | None = None, overrides: dict | None = None) -> Graph:
+    return _Elaborator(prog).network(_pick_network(prog, network), overrides or {})
+
+
+def _pick_network(prog: Program, name: str | None) -> ast.Definition:
+    nets = prog.networks
+    if name is not None:
+        for n in nets:
+            if n.name == name:
+                return n
+        known = [n.name for n in nets]
+        raise UsageError(f"no network '{name}' in {prog.path}" + (f"; {did_you_mean(name, known)}" if did_you_mean(name, known) else f" (it has: {', '.join(known) or 'none'})"))
+    if not nets:
+        raise SpecError(f"{prog.path} defines no network", hint="a spec needs `network NAME(...) { input ... }`; files with only modules are libraries to `use`")
+    if len(nets) > 1:
+        raise UsageError(f"{prog.path} defines several networks ({', '.join(n.name for n in nets)}); pick one with --network")
+    return nets[0]
+
+
+def network_params(prog: Program, network: str | None = None) -> dict:
+    """The network's parameters and their default values (evaluated)."""
+    net = _pick_network(prog, network)
+    return _Elaborator(prog)._bind_network_params(net, {})
+
+
+class _Elaborator:
+    def __init__(self, prog: Program):
+        self.prog = prog
+        self.graph: Graph | None = None
+        self.counters: dict[tuple, int] = {}
+        self.calls: list[tuple[str, Span]] = []
+        self.steps = 0
+
+    # -- entry ---------------------------------------------------------------------------
+    def network(self, net: ast.Definition, overrides: dict) -> Graph:
+        params = self._bind_network_params(net, overrides)
+        self.graph = g = Graph(net.name, dict(params))
+        self.variants = g.variants
+        for v in self.prog.variants:
+            self._variant(v, params)
+        scope = Scope((), dict(params), {}, (), None)
+        for d in self.prog.defaults:
+            self._defaults(d, scope)
+        self.input_seen = False
+        end = self._body(net.body, scope, None, in_network=True)
+        if not any(not o.train_only for o in g.outputs):
+            if end is None:
+                raise SpecError(f"network '{net.name}' has no layers", net.span,
+                                hint="start the body with `input HxWxC`")
+            g.outputs.insert(0, OutputSpec(end, end, False, 1.0, g.layers[end].span))
+        self._prune(g)
+        return g
+
+    def _bind_network_params(self, net: ast.Definition, overrides: dict) -> dict:
+        known = [p.name for p in net.params]
+        for k in overrides:
+            if k not in known:
+                hint = did_you_mean(k, known)
+                raise UsageError(f"network '{net.name}' has no parameter '{k}'"
+                                 + (f"; {hint}" if hint else f" (its parameters: {', '.join(known) or 'none'})"))
+        values: dict = {}
+        for p in net.params:
+            if p.name in overrides:
+                values[p.name] = _coerce_override(p.name, overrides[p.name],
+                                                  self._eval(p.default, values) if p.default else None)
+            elif p.default is None:
+                raise SpecError(f"network parameter '{p.name}' needs a default value", p.span)
+            else:
+                values[p.name] = self._eval(p.default, values)
+        return values
+
+    def _variant(self, v: ast.Variant, params: dict):
+        sets = {}
+        for kw in v.kwargs:
+            if kw.name not in params:
+                raise SpecError(f"variant '{v.name}' sets unknown parameter '{kw.name}'", kw.span,
+                                hint=did_you_mean(kw.name, params))
+            sets[kw.name] = self._eval(kw.value, {})
+        self.variants[v.name] = sets
+
+    # -- statements ----------------------------------------------------------------------
+    def _body(self, stmts, scope: Scope, cur: str | None, in_network=False) -> str | None:
+        for st in stmts:
+            self._step(st.span)
+            if isinstance(st, ast.Chain):
+                cur = self._chain(st, scope, cur)
+            elif isinstance(st, ast.Assign):
+                cur = self._assign(st, scope, cur)
+            elif isinstance(st, ast.Defaults):
+                self._defaults(st, scope)
+            elif isinstance(st, ast.Let):
+                scope.vars[st.name] = self._eval(st.value, scope.vars)
+            elif isinstance(st, ast.If):
+                cond = self._eval(st.cond, scope.vars)
+                if not isinstance(cond, bool):
+                    raise SpecError(f"`if` needs true or false, got {_show(cond)}", st.cond.span)
+                saved = scope.defaults  # defaults inside the block end with it
+                cur = self._body(st.then if cond else st.orelse, scope, cur, in_network)
+                scope.defaults = saved
+            elif isinstance(st, ast.Repeat):
+                cur = self._repeat(st, None, scope, cur, in_network)
+            elif isinstance(st, ast.Input):
+                cur = self._input(st, scope, in_network)
+            elif isinstance(st, ast.Output):
+                self._output(st, scope, cur, in_network)
+            elif isinstance(st, ast.Variant):
+                if not in_network:
+                    raise SpecError("variants belong to a network or the top of its file", st.span)
+                self._variant(st, self.graph.params)
+            else:  # pragma: no cover - the grammar has no other statements
+                raise SpecError(f"unexpected statement {type(st).__name__}", st.span)
+        return cur
+
+    def _step(self, span: Span):
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise SpecError(f"elaboration took more than {MAX_STEPS:,} steps; is a `repeat` count absurd?", span)
+
+    def _defaults(self, st: ast.Defaults, scope: Scope):
+        added = []
+        for entry in st.entries:
+            op = OPS.get(entry.op)
+            if op is None:
+                raise SpecError(f"defaults for unknown op '{entry.op}'", entry.span,
+                                hint=did_you_mean(entry.op, OPS))
+            values = {}
+            for kw in entry.kwargs:
+                arg = op.arg(kw.name)
+                if arg is None:
+                    raise SpecError(f"{op.name} has no argument '{kw.name}'", kw.span,
+                                    hint=did_you_mean(kw.name, [a.name for a in op.args]))
+                v = self._eval(kw.value, scope.vars)
+                try:
+                    KINDS[arg.kind](v)
+                except ValueError as e:
+                    raise SpecError(f"{op.name} argument '{kw.name}' {e}", kw.value.span) from None
+                values[kw.name] = v
+            added.append((op.name, values, entry.span))
+        scope.defaults = scope.defaults + tuple(added)
+
+    def _input(self, st: ast.Input, scope: Scope, in_network: bool) -> str:
+        if not in_network or scope.path or self.calls:
+            raise SpecError("`input` belongs in the network body, not in a module", st.span)
+        if self.input_seen:
+            raise SpecError("the network already has an input", st.span)
+        self.input_seen = True
+        dims = [self._eval(d, scope.vars) for d in st.dims]
+        raw = dict(zip(("height", "width", "channels"), dims))
+        op = OPS["input"]
+        for (k, v), d in zip(raw.items(), st.dims):
+            try:
+                KINDS["count"](v)
+                if k != "channels" and v > 65536:
+                    raise ValueError(f"{v:,} is absurdly large (the limit is 65,536)")
+            except ValueError as e:
+                raise SpecError(f"input {k} {e}", d.span) from None
+        return self._add(Layer("input", "input", normalize(op, raw), (), st.span), st.span)
+
+    def _output(self, st: ast.Output, scope: Scope, cur, in_network: bool):
+        if not in_network or self.calls:
+            raise SpecError("outputs belong in the network body, not in a module", st.span)
+        loss_weight = 1.0
+        for kw in st.kwargs:
+            if kw.name != "loss_weight":
+                raise SpecError(f"train_output has no option '{kw.name}'", kw.span, hint="the only option is loss_weight")
+            loss_weight = KINDS["any_float"](self._eval(kw.value, scope.vars))
+        if any(o.name == st.name for o in self.graph.outputs):
+            raise SpecError(f"output '{st.name}' is declared twice", st.span)
+        node = self._chain(st.chain, scope, cur, name=st.name)
+        self.graph.outputs.append(OutputSpec(st.name, node, st.train_only, loss_weight, st.span))
+
+    def _assign(self, st: ast.Assign, scope: Scope, cur):
+        if isinstance(st.target, ast.Repeat):
+            node = self._repeat(st.target, st.name, scope, cur, in_network=False)
+        else:
+            node = self._chain(st.target, scope, cur, name=st.name)
+        if node is None:
+            raise SpecError(f"'{st.name}' names nothing: there is no input before it", st.span)
+        scope.nodes[st.name] = node
+        return node
+
+    def _repeat(self, st: ast.Repeat, name: str | None, scope: Scope, cur, in_network):
+        n = self._eval(st.count, scope.vars)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise SpecError(f"repeat needs a whole number of times, got {_show(n)}", st.count.span)
+        if n > MAX_LAYERS:
+            raise SpecError(f"repeat {n:,} is absurd: a network is limited to {MAX_LAYERS:,} layers", st.count.span)
+        single = len(st.body) == 1 and isinstance(st.body[0], ast.Chain)
+        for i in range(1, n + 1):
+            self._step(st.span)
+            if st.var:
+                scope.vars[st.var] = i
+            if name is None:
+                saved = scope.defaults
+                cur = self._body(st.body, scope, cur, in_network)
+                scope.defaults = saved
+            elif single:  # `b = repeat 3 { block() }` names the calls b_1, b_2, b_3
+                cur = self._chain(st.body[0], scope, cur, name=f"{name}_{i}")
+            else:
+                inner = Scope(scope.path + (f"{name}_{i}",), scope.vars, dict(scope.nodes), scope.defaults, scope.module)
+                cur = self._body(st.body, inner, cur, in_network)
+        return cur
+
+    # -- chains --------------------------------------------------------------------------
+    def _chain(self, chain: ast.Chain, scope: Scope, cur, name: str | None = None):
+        last = len(chain.elements) - 1
+        for i, el in enumerate(chain.elements):
+            nm = name if i == last else None
+            if isinstance(el, ast.Branches):
+                cur = self._branches(el, scope, cur, nm)
+                continue
+            if el.bare and el.name in scope.nodes:
+                if i > 0:
+                    raise SpecError(f"'{el.name}' is a named value; it can only start a chain", el.span,
+                                    hint=f"to branch from it, start a new line with `{el.name} -> ...`")
+                cur = scope.nodes[el.name]
+                continue
+            if el.name == "identity":
+                if el.args or el.kwargs:
+                    raise SpecError("identity takes no arguments", el.span)
+                if cur is None:
+                    raise self._no_input(el)
+                continue
+            if cur is None:
+                raise self._no_input(el)
+            if el.name in self.prog.modules:
+                cur = self._call_module(el, scope, cur, nm)
+            elif el.name in OPS or el.name in ALIASES:
+                cur = self._layer(el, scope, (cur,), nm)
+            else:
+                known = list(scope.nodes) + list(self.prog.modules) + list(OPS) + list(ALIASES) + ["identity"]
+                hint = did_you_mean(el.name, known)
+                raise SpecError(f"unknown name '{el.name}'", el.span, hint=hint)
+        return cur
+
+    def _no_input(self, el) -> SpecError:
+        return SpecError(f"'{el.name}' has no input: the network has none yet", el.span,
+                         hint="a network body starts with `input HxWxC`, e.g. `input 224x224x3`")
+
+    def _branches(self, br: ast.Branches, scope: Scope, cur, name: str | None) -> str:
+        if cur is None:
+            raise SpecError(f"{br.kind} has no input: the network has none yet", br.span)
+        if br.kwargs:
+            raise SpecError(f"{br.kind} takes no options", br.kwargs[0].span)
+        if not br.chains:
+            raise SpecError(f"empty {br.kind}: it needs at least one branch", br.span)
+        base = scope.path + (name,) if name else scope.path
+        outs = []
+        for chain in br.chains:
+            label = f"b{self._fresh(base, 'b')}"
+            inner = Scope(base + (label,), scope.vars, dict(scope.nodes), scope.defaults, scope.module)
+            outs.append(self._chain(chain, inner, cur))
+        layer = Layer(self._id(scope.path, name, br.kind, br.span), br.kind, {}, tuple(outs), br.span, scope.module)
+        return self._add(layer, br.span)
+
+    def _call_module(self, el: ast.Call, scope: Scope, cur: str, name: str | None) -> str:
+        mod, _file = self.prog.modules[el.name]
+        if any(m == el.name for m, _ in self.calls):
+            chain = " -> ".join([m for m, _ in self.calls] + [el.name])
+            raise SpecError(f"module recursion: {chain}", el.span,
+                            notes=[Note(f"'{m}' called here", s) for m, s in self.calls])
+        if len(self.calls) >= MAX_CALL_DEPTH:
+            raise SpecError(f"modules nested more than {MAX_CALL_DEPTH} deep", el.span)
+        values = self._bind_module_args(mod, el, scope)
+        label = name or f"{el.name}_{self._fresh(scope.path, el.name)}"
+        path = scope.path + (label,)
+        self._check_free("/".join(path), el.span)
+        inner = Scope(path, values, {}, scope.defaults, mod.name)
+        self.calls.append((el.name, el.span))
+        out = self._body(mod.body, inner, cur)
+        self.calls.pop()
+        self.graph.blocks.append(Block("/".join(path), mod.name, out, el.span))
+        return out
+
+    def _bind_module_args(self, mod: ast.Definition, el: ast.Call, scope: Scope) -> dict:
+        names = [p.name for p in mod.params]
+        sig = f"{mod.name}({', '.join(names)})"
+        if len(el.args) > len(names):
+            raise SpecError(f"{mod.name} takes {len(names)} argument{'s' * (len(names) != 1)}, got {len(el.args)}",
+                            el.args[len(names)].span, notes=[Note(f"module {sig}", mod.span)])
+        given: dict[str, object] = {}
+        for p, a in zip(mod.params, el.args):
+            given[p.name] = self._eval(a, scope.vars)
+        for kw in el.kwargs:
+            if kw.name not in names:
+                raise SpecError(f"{mod.name} has no parameter '{kw.name}'", kw.span,
+                                hint=did_you_mean(kw.name, names), notes=[Note(f"module {sig}", mod.span)])
+            if kw.name in given:
+                raise SpecError(f"'{kw.name}' is given twice", kw.span)
+            given[kw.name] = self._eval(kw.value, scope.vars)
+        values: dict = {}
+        for p in mod.params:
+            if p.name in given:
+                values[p.name] = given[p.name]
+            elif p.default is not None:
+                values[p.name] = self._eval(p.default, values)
+            else:
+                raise SpecError(f"{mod.name} needs a value for '{p.name}'", el.span,
+                                notes=[Note(f"module {sig}", mod.span)])
+        return values
+
+    def _layer(self, el: ast.Call, scope: Scope, inputs: tuple[str, ...], name: str | None) -> str:
+        opname, preset = ALIASES.get(el.name, (el.name, {}))
+        op = OPS[opname]
+        if op.inputs == 0 or op.inputs is None:
+            hint = "write `input HxWxC`" if op.name == "input" else f"write `{op.name} {{ ... }}` with one branch per line"
+            raise SpecError(f"'{op.name}' cannot be called like a layer", el.span, hint=hint)
+        settable = [a for a in op.args if a.name not in preset]
+        if len(el.args) > len(settable):
+            raise SpecError(f"{el.name} takes at most {len(settable)} positional argument{'s' * (len(settable) != 1)}",
+                            el.args[len(settable)].span, hint=_signature(op))
+        explicit: dict[str, tuple[object, Span]] = {}
+        for arg, expr in zip(settable, el.args):
+            explicit[arg.name] = (self._eval(expr, scope.vars), expr.span)
+        for kw in el.kwargs:
+            arg = op.arg(kw.name)
+            if arg is None or kw.name in preset:
+                raise SpecError(f"{el.name} has no argument '{kw.name}'", kw.span,
+                                hint=did_you_mean(kw.name, [a.name for a in settable]) or _signature(op))
+            if kw.name in explicit:
+                raise SpecError(f"argument '{kw.name}' is given twice", kw.span)
+            explicit[kw.name] = (self._eval(kw.value, scope.vars), kw.value.span)
+        raw = dict(preset)
+        for arg in op.args:
+            if arg.name in raw:
+                continue
+            if arg.name in explicit:
+                raw[arg.name] = explicit[arg.name]
+                continue
+            for dop, values, dspan in reversed(scope.defaults):
+                if dop == op.name and arg.name in values:
+                    raw[arg.name] = (values[arg.name], dspan)
+                    break
+        for arg in op.args:
+            if arg.name not in raw and arg.default is REQUIRED:
+                raise SpecError(f"{el.name} needs '{arg.name}'", el.span, hint=_signature(op))
+        try:
+            attrs = _normalize(op, raw)
+        except _BadArg as e:
+            raise SpecError(f"{el.name}: '{e.arg}' {e.msg}", e.span or el.span) from None
+        return self._add(Layer(self._id(scope.path, name, op.name if not preset else el.name, el.span), op.name,
+                               attrs, inputs, el.span, scope.module), el.span)
+
+    # -- names and nodes -------------------------------------------------------------------
+    def _fresh(self, path: tuple, base: str) -> int:
+        key = (path, base)
+        n = self.counters.get(key, 0) + 1
+        self.counters[key] = n
+        return n
+
+    def _id(self, path: tuple, name: str | None, base: str, span: Span) -> str:
+        if name is not None:
+            node = "/".join(path + (name,))
+            self._check_free(node, span)
+            return node
+        while True:
+            node = "/".join(path + (f"{base}_{self._fresh(path, base)}",))
+            if node not in self.graph.layers:
+                return node
+
+    def _check_free(self, node: str, span: Span):
+        g = self.graph
+        if node in g.layers or any(b.name == node for b in g.blocks[-1:]):
+            first = g.layers[node].span if node in g.layers else None
+            raise SpecError(f"the name '{node}' is already taken", span,
+                            notes=[Note("first used here", first)] if first else [],
+                            hint="give this one another name")
+
+    def _add(self, layer: Layer, span: Span) -> str:
+        g = self.graph
+        if len(g.layers) >= MAX_LAYERS:
+            raise SpecError(f"the network has more than {MAX_LAYERS:,} layers; is a `repeat` count absurd?", span)
+        g.layers[layer.name] = layer
+        return layer.name
+
+    def _prune(self, g: Graph):
+        """Drop layers that reach no output (a tap nobody uses); remember their names."""
+        needed: set[str] = set()
+        stack = [o.node for o in g.outputs]
+        while stack:
+            n = stack.pop()
+            if n not in needed:
+                needed.add(n)
+                stack.extend(g.layers[n].inputs)
+        if len(needed) != len(g.layers):
+            g.unused = [n for n in g.layers if n not in needed]
+            g.layers = {n: l for n, l in g.layers.items() if n in needed}
+            g.blocks = [b for b in g.blocks if b.output in needed]
+
+    # -- expressions ---------------------------------------------------------------------
+    def _eval(self, e: ast.Expr, env: dict):
+        self._step(e.span)
+        t = type(e)
+        if t is ast.Const:
+            return e.value
+        if t is ast.Name:
+            if e.name in env:
+                return env[e.name]
+            if e.name == "none":
+                return None
+            return Symbol(e.name)
+        if t is ast.BinOp:
+            return self._binop(e, self._eval(e.left, env), self._eval(e.right, env), env)
+        if t is ast.UnaryOp:
+            v = self._eval(e.operand, env)
+            if e.op == "not":
+                return not self._bool(v, e.operand, env)
+            self._num(v, e.operand, env)
+            return -v if e.op == "-" else v
+        if t is ast.BoolOp:
+            left = self._bool(self._eval(e.operands[0], env), e.operands[0], env)
+            if (e.op == "and") != left:  # short-circuit: false and ..., true or ...
+                return left
+            return self._bool(self._eval(e.operands[1], env), e.operands[1], env)
+        if t is ast.Func:
+            return self._func(e, [self._eval(a, env) for a in e.args], env)
+        if t is ast.Tuple:
+            return tuple(self._eval(x, env) for x in e.items)
+        raise SpecError(f"cannot evaluate {t.__name__}", e.span)  # pragma: no cover
+
+    def _unknown(self, v, expr, env) -> SpecError:
+        hint = did_you_mean(str(v), env)
+        return SpecError(f"unknown name '{v}'", expr.span, hint=hint or (f"known here: {', '.join(env)}" if env else None))
+
+    def _num(self, v, expr, env):
+        if isinstance(v, Symbol):
+            raise self._unknown(v, expr, env)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise SpecError(f"expected a number, got {_show(v)}", expr.span)
+        return v
+
+    def _bool(self, v, expr, env):
+        if isinstance(v, Symbol):
+            raise self._unknown(v, expr, env)
+        if not isinstance(v, bool):
+            raise SpecError(f"expected true or false, got {_show(v)}", expr.span)
+        return v
+
+    def _binop(self, e: ast.BinOp, a, b, env):
+        op = e.op
+        if op in ("==", "!="):
+            return (a == b) == (op == "==")
+        a, b = self._num(a, e.left, env), self._num(b, e.right, env)
+        if op in ("<", "<=", ">", ">="):
+            return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+        if op in ("/", "//", "%") and b == 0:
+            raise SpecError("division by zero", e.right.span)
+        r = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
+             "//": lambda: a // b, "%": lambda: a % b}[op]()
+        if abs(r) > MAX_NUMBER:
+            raise SpecError(f"number too large: {r:.3g}", e.span)
+        return r
+
+    def _func(self, e: ast.Func, args: list, env):
+        name = e.name
+        fns = {
+            "int": (1, lambda x: int(x)), "float": (1, float), "round": (1, lambda x: int(round(x))),
+            "floor": (1, lambda x: int(math.floor(x))), "ceil": (1, lambda x: int(math.ceil(x))),
+            "abs": (1, abs), "min": (None, min), "max": (None, max),
+        }
+        if name not in fns:
+            raise SpecError(f"unknown function '{name}'", e.span, hint=did_you_mean(name, fns) or f"functions: {', '.join(fns)}")
+        arity, fn = fns[name]
+        if (arity is not None and len(args) != arity) or (arity is None and not args):
+            raise SpecError(f"{name}() takes {arity or 'one or more'} argument{'s' if arity != 1 else ''}, got {len(args)}", e.span)
+        for a, x in zip(args, e.args):
+            self._num(a, x, env)
+        return fn(*args)
+
+
+class _BadArg(Exception):
+    def __init__(self, arg, msg, span):
+        self.arg, self.msg, self.span = arg, msg, span
+
+
+def _normalize(op: Op, raw: dict) -> dict:
+    """Like ops.normalize, but remembers which expression gave each bad value."""
+    values = {k: (v[0] if isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], Span) else v) for k, v in raw.items()}
+    try:
+        return normalize(op, values)
+    except ValueError as e:
+        # find the culprit: re-check one argument at a time
+        for arg in op.args:
+            if arg.name in values:
+                try:
+                    v = values[arg.name]
+                    if not (v is None and arg.default is None):
+                        KINDS[arg.kind](v)
+                except ValueError as e2:
+                    src = raw[arg.name]
+                    span = src[1] if isinstance(src, tuple) and len(src) == 2 and isinstance(src[1], Span) else None
+                    raise _BadArg(arg.name, str(e2), span) from None
+        raise _BadArg("?", str(e), None) from None
+
+
+def _signature(op: Op) -> str:
+    parts = [a.name if a.default is REQUIRED else f"{a.name}={_show(a.default)}" for a in op.args]
+    return f"{op.name}({', '.join(parts)})"
+
+
+def _show(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "none"
+    if isinstance(v, Symbol):
+        return f"the word '{v}'"
+    if isinstance(v, tuple):
+        return "x".join(str(x) for x in v)
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def _coerce_override(name: str, text, default):
+    """`--set width=0.75`: read the value as the default's type."""
+    if not isinstance(text, str):
+        return text
+    s = text.strip()
+    low = s.lower()
+    try:
+        if isinstance(default, bool):
+            if low in ("true", "yes", "1", "on"):
+                return True
+            if low in ("false", "no", "0", "off"):
+                return False
+            raise ValueError
+        if isinstance(default, int):
+            return int(s)
+        if isinstance(default, float):
+            return float(s)
+        if isinstance(default, tuple):
+            return tuple(int(x) for x in s.replace(",", "x").split("x"))
+    except ValueError:
+        kind = {bool: "true or false", int: "an integer", float: "a number", tuple: "sizes like 3x3"}[type(default)]
+        raise UsageError(f"--set {name}={text}: {name} is {kind} (its default is {_show(default)})") from None
+    for conv in (int, float):
+        try:
+            return conv(s)
+        except ValueError:
+            pass
+    if low in ("true", "false"):
+        return low == "true"
+    return Symbol(s)

@@ -1,0 +1,89 @@
+"""One error type for everything wrong with a spec, rendered like a compiler's.
+
+A `Span` points into a source file; the text of every file the loader read is kept in
+`SOURCES` so an error can show the offending line with a caret under the culprit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import difflib
+
+SOURCES: dict[str, str] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+    def source_line(self) -> str | None:
+        text = SOURCES.get(self.file)
+        if text is None:
+            return None
+        lines = text.splitlines()
+        return lines[self.line - 1] if 0 < self.line <= len(lines) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    message: str
+    span: Span | None = None
+
+
+@dataclass
+class SpecError(Exception):
+    """Anything wrong with a spec: syntax, names, shapes, sizes, files."""
+
+    message: str
+    span: Span | None = None
+    notes: list[Note] = field(default_factory=list)
+    hint: str | None = None
+    label: str | None = None  # short text printed after the caret
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def render(self) -> str:
+        where = f"{self.span}: " if self.span else ""
+        out = [f"{where}error: {self.message}"]
+        out += _excerpt(self.span, self.label)
+        for note in self.notes:
+            at = f" ({note.span})" if note.span else ""
+            out.append(f"note: {note.message}{at}")
+        if self.hint:
+            out.append(f"hint: {self.hint}")
+        return "\n".join(out)
+
+
+class UsageError(Exception):
+    """Bad command-line usage (exit code 2), e.g. an unknown `--set` name."""
+
+
+def _excerpt(span: Span | None, label: str | None) -> list[str]:
+    if span is None:
+        return []
+    line = span.source_line()
+    if line is None:
+        return []
+    line = line.expandtabs(1)
+    num = str(span.line)
+    pad = " " * len(num)
+    start = max(span.col - 1, 0)
+    end = span.end_col - 1 if span.end_line == span.line else len(line.rstrip())
+    width = max(end - start, 1)
+    caret = " " * start + "^" * width + (f" {label}" if label else "")
+    return [f" {num} | {line.rstrip()}", f" {pad} | {caret}"]
+
+
+def did_you_mean(name: str, known) -> str | None:
+    close = difflib.get_close_matches(name, sorted(set(known)), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None

@@ -1,0 +1,68 @@
+"""The graph IR: one node per layer, named by its place in the module hierarchy.
+
+The networkx graph holds each node's `Layer` under the attribute "layer"; edges run from
+producer to consumer. Input order (which matters for concat) is the `inputs` tuple of the
+consuming layer, never the edge order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import networkx as nx
+
+from .errors import Span
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    name: str  # hierarchical id, e.g. "inception3a/b2/conv_1"
+    op: str
+    attrs: dict
+    inputs: tuple[str, ...]
+    span: Span | None
+    module: str | None = None  # the module whose body wrote it
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        return tuple(self.name.split("/"))
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One module call: the group of layers whose names start with `name/`."""
+    name: str
+    module: str
+    output: str  # the node the call returns
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    name: str
+    node: str
+    train_only: bool
+    loss_weight: float
+    span: Span | None
+
+
+@dataclass
+class Graph:
+    """What elaboration emits: the layers in topological (definition) order, and the outputs."""
+    name: str
+    params: dict  # network parameter values after overrides
+    layers: dict[str, Layer] = field(default_factory=dict)
+    outputs: list[OutputSpec] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+    variants: dict[str, dict] = field(default_factory=dict)
+    unused: list[str] = field(default_factory=list)  # named layers that reach no output
+
+    @cached_property
+    def g(self) -> nx.DiGraph:
+        """The same layers as a networkx graph (built once, after elaboration)."""
+        g = nx.DiGraph(name=self.name)
+        for layer in self.layers.values():
+            g.add_node(layer.name, layer=layer)
+            for i, src in enumerate(layer.inputs):
+                g.add_edge(src, layer.name, port=i)
+        return g

@@ -1,0 +1,406 @@
+"""The op table: every layer's arguments, output shape, parameters and MACs, in one place.
+
+Each rule is a few plain lines, like stax's shape functions. Shapes are NHWC without the batch:
+`(h, w, c)` for feature maps, `(n,)` for flat vectors.
+
+Counting conventions (the README states them too):
+- params are split as Keras splits them: trainable (kernels, biases, batch-norm gamma/beta) and
+  non-trainable (batch-norm moving mean and variance), so total == keras `count_params()`;
+- MACs are multiply-accumulates of conv, depthwise/separable conv and dense layers only; biases,
+  batch norm, activations, pooling, LRN, adds, scaling and concatenation count zero.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+REQUIRED = object()
+MAX_DIM = 1 << 20  # any single size above this is treated as a mistake
+
+ACTIVATIONS = ("relu", "relu6", "sigmoid", "hard_sigmoid", "tanh", "softmax", "log_softmax",
+               "silu", "gelu", "elu", "leaky_relu")
+
+Shape = tuple[int, ...]
+
+
+class Count(NamedTuple):
+    trainable: int = 0
+    non_trainable: int = 0
+    macs: int = 0
+
+    @property
+    def params(self) -> int:
+        return self.trainable + self.non_trainable
+
+    def __add__(self, other):  # type: ignore[override]
+        return Count(self.trainable + other.trainable, self.non_trainable + other.non_trainable,
+                     self.macs + other.macs)
+
+
+ZERO = Count()
+
+
+class ShapeError(Exception):
+    """Raised by a shape rule; the shape pass adds the node's span and notes."""
+
+    def __init__(self, message: str, hint: str | None = None, culprit: int | None = None):
+        super().__init__(message)
+        self.message, self.hint, self.culprit = message, hint, culprit
+
+
+class Symbol(str):
+    """A bare word in an argument (`same`, `relu`) that is not a bound name."""
+
+
+# --- argument kinds: value -> normalized value, or ValueError with what is wrong ---------------
+
+def _int(v, lo=1, hi=MAX_DIM):
+    if isinstance(v, bool) or not isinstance(v, int):
+        if isinstance(v, float) and v.is_integer():
+            raise ValueError(f"must be an integer, got {v!r} (wrap it in int() or round())")
+        raise ValueError(f"must be an integer, got {_show(v)}")
+    if v < lo:
+        raise ValueError(f"must be at least {lo}, got {v}")
+    if v > hi:
+        raise ValueError(f"{v:,} is absurdly large (the limit is {hi:,})")
+    return v
+
+
+def _pair(v, lo=1):
+    if isinstance(v, tuple):
+        if len(v) != 2:
+            raise ValueError(f"must be one size or two (HxW), got {len(v)}")
+        return (_int(v[0], lo), _int(v[1], lo))
+    n = _int(v, lo)
+    return (n, n)
+
+
+def _pad(v):
+    if isinstance(v, Symbol) or isinstance(v, str):
+        if v in ("same", "valid"):
+            return str(v)
+        raise ValueError(f"must be same, valid, a number or a tuple, got {v}")
+    if isinstance(v, tuple):
+        if len(v) == 2:
+            ph, pw = (_int(x, 0) for x in v)
+            return (ph, ph, pw, pw)
+        if len(v) == 4:
+            return tuple(_int(x, 0) for x in v)
+        raise ValueError("a padding tuple is (h, w) or (top, bottom, left, right)")
+    p = _int(v, 0)
+    return (p, p, p, p)
+
+
+def _act(v):
+    if v is None or v in ("none", "linear"):
+        return None
+    if isinstance(v, str) and v in ACTIVATIONS:
+        return str(v)
+    raise ValueError(f"must be none or one of {', '.join(ACTIVATIONS)}, got {_show(v)}")
+
+
+def _bool(v):
+    if isinstance(v, bool):
+        return v
+    raise ValueError(f"must be true or false, got {_show(v)}")
+
+
+def _float(v, lo=None, hi=None):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"must be a number, got {_show(v)}")
+    v = float(v)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise ValueError(f"must be between {lo} and {hi}, got {v}")
+    return v
+
+
+def _show(v) -> str:
+    if isinstance(v, Symbol):
+        return f"the word '{v}'"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_show(x) for x in v) + ")"
+    return repr(v)
+
+
+KINDS: dict[str, Callable] = {
+    "count": _int,
+    "size": _pair,
+    "size0": lambda v: _pair(v, 0),
+    "pad": _pad,
+    "act": _act,
+    "bool": _bool,
+    "float": _float,
+    "positive": lambda v: _float(v, 1e-12, None),
+    "rate": lambda v: _float(v, 0.0, 0.999999),
+    "any_float": _float,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    name: str
+    kind: str
+    default: object = REQUIRED
+    doc: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    name: str
+    args: tuple[Arg, ...]
+    shape: Callable  # (attrs, in_shapes) -> (out_shape, derivation or None)
+    count: Callable  # (attrs, in_shapes, out_shape) -> Count
+    inputs: int | None = 1  # None: one or more, in order
+    doc: str = ""
+
+    def arg(self, name: str) -> Arg | None:
+        return next((a for a in self.args if a.name == name), None)
+
+
+# --- shape rules --------------------------------------------------------------------------
+
+def _window(size: int, k: int, s: int, d: int, lo_hi, ceil: bool):
+    """Output length of a sliding window, with the arithmetic behind it for error messages."""
+    ke = d * (k - 1) + 1
+    if lo_hi == "same":
+        out = -(-size // s)
+        return out, f"ceil({size} / {s}) = {out} with pad=same"
+    if lo_hi == "valid":
+        lo = hi = 0
+        how = "pad=valid"
+    else:
+        lo, hi = lo_hi
+        how = f"padding {lo}+{hi}"
+    span = size + lo + hi - ke
+    padded = f"{size} + {lo + hi}" if lo + hi else f"{size}"
+    if ceil:
+        out = -(-span // s) + 1
+        if out > 0 and (out - 1) * s >= size + lo:  # the last window must start inside the input
+            out -= 1
+        why = f"ceil(({padded} - {ke}) / {s}) + 1 = {out} with {how}, ceil mode"
+    else:
+        out = span // s + 1 if span >= 0 else 0
+        why = f"({padded} - {ke}) / {s} + 1 = {out} with {how}"
+    return out, why
+
+
+def _spatial(attrs, shape, filters=None, kernel=None, dilation=(1, 1)):
+    h, w, c = _feature_map(shape)
+    kh, kw = kernel or attrs["kernel"]
+    sh, sw = attrs["stride"]
+    dh, dw = dilation
+    pad = attrs["pad"]
+    ph = pad if isinstance(pad, str) else pad[0:2]
+    pw = pad if isinstance(pad, str) else pad[2:4]
+    ceil = attrs.get("ceil", False)
+    oh, why_h = _window(h, kh, sh, dh, ph, ceil)
+    ow, why_w = _window(w, kw, sw, dw, pw, ceil)
+    why = why_h if why_h == why_w else f"height {why_h}; width {why_w}"
+    if oh < 1 or ow < 1:
+        raise ShapeError(f"output would be {oh}x{ow}: the window is larger than the {h}x{w} input ({why})",
+                         hint="use pad=same, a smaller kernel or stride, or a larger input")
+    return (oh, ow, c if filters is None else filters), why
+
+
+def _feature_map(shape):
+    if len(shape) != 3:
+        raise ShapeError(f"needs an HxWxC feature map, got a flat vector of {shape[0]}",
+                         hint="spatial layers must come before gap/flatten")
+    return shape
+
+
+def _flat(shape):
+    if len(shape) != 1:
+        raise ShapeError(f"needs a flat vector, got a {_fmt(shape)} feature map",
+                         hint="insert gap (global average pooling) or flatten before it")
+    return shape[0]
+
+
+def _fmt(shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _same(attrs, shapes):
+    return shapes[0], None
+
+
+def _conv_shape(attrs, shapes):
+    return _spatial(attrs, shapes[0], attrs["filters"], dilation=attrs["dilation"])
+
+
+def _dw_shape(attrs, shapes):
+    c = _feature_map(shapes[0])[2]
+    return _spatial(attrs, shapes[0], c * attrs["multiplier"], dilation=attrs["dilation"])
+
+
+def _pool_shape(attrs, shapes):
+    return _spatial(attrs, shapes[0])
+
+
+def _adaptive_shape(attrs, shapes):
+    h, w, c = _feature_map(shapes[0])
+    oh, ow = attrs["size"]
+    if oh > h or ow > w:
+        raise ShapeError(f"cannot pool a {h}x{w} map up to {oh}x{ow}")
+    return (oh, ow, c), None
+
+
+def _zeropad_shape(attrs, shapes):
+    h, w, c = _feature_map(shapes[0])
+    t, b, l, r = attrs["pad"]
+    return (h + t + b, w + l + r, c), None
+
+
+def _gap_shape(attrs, shapes):
+    return (_feature_map(shapes[0])[2],), None
+
+
+def _flatten_shape(attrs, shapes):
+    n = 1
+    for d in shapes[0]:
+        n *= d
+    return (n,), None
+
+
+def _dense_shape(attrs, shapes):
+    _flat(shapes[0])
+    return (attrs["units"],), None
+
+
+def _concat_shape(attrs, shapes):
+    first = shapes[0]
+    for i, s in enumerate(shapes[1:], 1):
+        if len(s) != len(first) or s[:-1] != first[:-1]:
+            what = "spatial size" if len(s) == len(first) == 3 else "shape"
+            raise ShapeError(f"concat inputs disagree on {what}", culprit=i,
+                             hint="give every branch the same strides and padding, or pad=same")
+    return first[:-1] + (sum(s[-1] for s in shapes),), None
+
+
+def _add_shape(attrs, shapes):
+    first = shapes[0]
+    for i, s in enumerate(shapes[1:], 1):
+        if s != first:
+            raise ShapeError("add inputs disagree on shape", culprit=i,
+                             hint="a residual branch must end with as many channels as its input, at the same size")
+    return first, None
+
+
+# --- count rules --------------------------------------------------------------------------
+
+def _none(attrs, shapes, out):
+    return ZERO
+
+
+def _bn(attrs, channels: int, prefix: str = "bn_") -> Count:
+    if not attrs.get("bn", True):
+        return ZERO
+    scale = attrs[prefix + "scale"] if prefix + "scale" in attrs else attrs.get("scale", True)
+    return Count((2 if scale else 1) * channels, 2 * channels, 0)
+
+
+def _conv_count(attrs, shapes, out):
+    kh, kw = attrs["kernel"]
+    cin, (oh, ow, cout) = shapes[0][2], out
+    weights = kh * kw * cin * cout + (cout if attrs["bias"] else 0)
+    return Count(weights, 0, oh * ow * cout * kh * kw * cin) + _bn(attrs, cout)
+
+
+def _dw_count(attrs, shapes, out):
+    kh, kw = attrs["kernel"]
+    oh, ow, cout = out
+    weights = kh * kw * cout + (cout if attrs["bias"] else 0)
+    return Count(weights, 0, oh * ow * cout * kh * kw) + _bn(attrs, cout)
+
+
+def _sep_count(attrs, shapes, out):
+    kh, kw = attrs["kernel"]
+    cin, (oh, ow, cout) = shapes[0][2], out
+    mid = cin * attrs["multiplier"]
+    weights = kh * kw * mid + mid * cout + (cout if attrs["bias"] else 0)
+    return Count(weights, 0, oh * ow * (mid * kh * kw + mid * cout)) + _bn(attrs, cout)
+
+
+def _dense_count(attrs, shapes, out):
+    cin, units = shapes[0][0], attrs["units"]
+    return Count(cin * units + (units if attrs["bias"] else 0), 0, cin * units)
+
+
+def _bn_count(attrs, shapes, out):
+    return _bn({"bn": True, "scale": attrs["scale"]}, out[-1], prefix="")
+
+
+# --- the table ----------------------------------------------------------------------------
+
+_BN_ARGS = (
+    Arg("bn", "bool", False, "batch norm after the convolution"),
+    Arg("bn_scale", "bool", True, "batch norm learns a scale (gamma); Keras' Inception v3 has none"),
+    Arg("bn_eps", "positive", 1e-3, "batch norm epsilon"),
+    Arg("bn_momentum", "rate", 0.99, "batch norm moving-average momentum (Keras convention)"),
+    Arg("act", "act", None, "activation after batch norm"),
+)
+_CONV_TAIL = (
+    Arg("stride", "size", 1), Arg("pad", "pad", "same", "same, valid, p, (ph, pw) or (top, bottom, left, right)"),
+    Arg("dilation", "size", 1), Arg("bias", "bool", True),
+) + _BN_ARGS
+_POOL_ARGS = (
+    Arg("kernel", "size", REQUIRED), Arg("stride", "size", None, "defaults to the kernel size"),
+    Arg("pad", "pad", "valid"), Arg("ceil", "bool", False, "Caffe/PyTorch ceil mode"),
+)
+
+OPS: dict[str, Op] = {op.name: op for op in (
+    Op("input", (Arg("height", "count"), Arg("width", "count"), Arg("channels", "count")),
+       lambda a, s: ((a["height"], a["width"], a["channels"]), None), _none, inputs=0,
+       doc="the network's image input (NHWC, batch left out)"),
+    Op("conv", (Arg("filters", "count"), Arg("kernel", "size", 1)) + _CONV_TAIL, _conv_shape, _conv_count,
+       doc="2-D convolution, optionally followed by batch norm and an activation"),
+    Op("dwconv", (Arg("kernel", "size", 3), Arg("multiplier", "count", 1)) + _CONV_TAIL, _dw_shape, _dw_count,
+       doc="depthwise convolution"),
+    Op("sepconv", (Arg("filters", "count"), Arg("kernel", "size", 3), Arg("multiplier", "count", 1)) + _CONV_TAIL,
+       lambda a, s: _spatial(a, s[0], a["filters"], dilation=a["dilation"]), _sep_count,
+       doc="separable convolution: depthwise then pointwise (Keras SeparableConv2D)"),
+    Op("maxpool", _POOL_ARGS, _pool_shape, _none, doc="max pooling; padding never wins the max"),
+    Op("avgpool", _POOL_ARGS + (Arg("count_pad", "bool", False, "padding counts in the average (PyTorch's default)"),),
+       _pool_shape, _none, doc="average pooling"),
+    Op("adaptive_avgpool", (Arg("size", "size"),), _adaptive_shape, _none,
+       doc="average pooling to a fixed output size (PyTorch AdaptiveAvgPool2d)"),
+    Op("gap", (), _gap_shape, _none, doc="global average pooling to a flat vector"),
+    Op("gmp", (), _gap_shape, _none, doc="global max pooling to a flat vector"),
+    Op("flatten", (), _flatten_shape, _none),
+    Op("dense", (Arg("units", "count"), Arg("bias", "bool", True), Arg("act", "act", None)),
+       _dense_shape, _dense_count, doc="fully connected layer on a flat vector"),
+    Op("dropout", (Arg("rate", "rate"),), _same, _none),
+    Op("bn", (Arg("eps", "positive", 1e-3), Arg("scale", "bool", True), Arg("momentum", "rate", 0.99)),
+       _same, _bn_count, doc="batch normalization over channels"),
+    Op("act", (Arg("fn", "act"),), _same, _none,
+       doc="activation; `relu`, `softmax`, ... alone are short for act(relu), act(softmax), ..."),
+    Op("lrn", (Arg("size", "count", 5), Arg("alpha", "any_float", 1e-4), Arg("beta", "any_float", 0.75),
+               Arg("bias", "any_float", 1.0)), _same, _none,
+       doc="local response normalization across channels, Caffe/PyTorch convention (alpha / size)"),
+    Op("scale", (Arg("factor", "any_float"),), _same, _none, doc="multiply by a constant (Inception-ResNet)"),
+    Op("zeropad", (Arg("pad", "pad"),), _zeropad_shape, _none, doc="explicit zero padding"),
+    Op("concat", (), _concat_shape, _none, inputs=None, doc="concatenate along channels"),
+    Op("add", (), _add_shape, _none, inputs=None, doc="elementwise sum"),
+)}
+
+# Words that stand for an op with preset arguments.
+ALIASES: dict[str, tuple[str, dict]] = {name: ("act", {"fn": name}) for name in ACTIVATIONS}
+
+
+def normalize(op: Op, raw: dict) -> dict:
+    """Check and canonicalize an op's arguments (raw values already evaluated)."""
+    attrs = {}
+    for arg in op.args:
+        v = raw.get(arg.name, arg.default)
+        attrs[arg.name] = v if v is None and arg.default is None else KINDS[arg.kind](v)
+    if "stride" in attrs and attrs["stride"] is None:
+        attrs["stride"] = attrs["kernel"]
+    return attrs
+
+
+def infer(op: Op, attrs: dict, in_shapes: list[Shape]):
+    """(output shape, derivation, Count) for one layer."""
+    out, why = op.shape(attrs, in_shapes)
+    return out, why, op.count(attrs, in_shapes, out)

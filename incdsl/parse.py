@@ -1,0 +1,446 @@
+"""Text -> AST. Lark's LALR parser, a postlexer for line-ended statements, and `use` imports.
+
+Lark's own exceptions never leave this module: they become `SpecError`s with a span, the
+offending line, a caret and what the parser expected there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import ast
+from .errors import SOURCES, Note, Span, SpecError
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+# After these a line end never ends a statement; before these it never does either.
+_JOIN_AFTER = frozenset({"->", "{", ",", "=", "(", ";"})
+_JOIN_BEFORE = frozenset({"->", "}", ")", ",", "else", "elif"})
+
+
+class _LineJoiner:
+    """Drop the line ends that cannot end a statement, so specs read like Python."""
+
+    always_accept = ("_SEP",)
+
+    def process(self, stream):
+        depth = 0
+        prev = None  # value of the last token passed on
+        pending = None  # a _SEP waiting to see what follows it
+        for tok in stream:
+            if tok.type == "_SEP":
+                if depth == 0 and prev is not None and prev not in _JOIN_AFTER and pending is None:
+                    pending = tok
+                continue
+            if tok.type != "STRING":
+                if tok.value in ("(",):
+                    depth += 1
+                elif tok.value == ")":
+                    depth = max(depth - 1, 0)
+            if pending is not None:
+                if tok.type == "STRING" or tok.value not in _JOIN_BEFORE:
+                    yield pending
+                pending = None
+            yield tok
+            prev = tok.value if tok.type != "STRING" else '"'
+
+
+@lru_cache(maxsize=1)
+def parser() -> Lark:
+    return Lark.open(
+        "grammar.lark",
+        rel_to=__file__,
+        parser="lalr",
+        lexer="basic",
+        postlex=_LineJoiner(),
+        propagate_positions=True,
+        maybe_placeholders=True,
+        cache=False,
+    )
+
+
+def _span(file: str, meta) -> Span:
+    return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _tok_span(file: str, tok: Token) -> Span:
+    return Span(file, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1)
+
+
+class _ToAst(Transformer):
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def s(self, meta) -> Span:
+        return _span(self.file, meta)
+
+    # -- expressions
+    @v_args(meta=True)
+    def int_(self, meta, c):
+        return ast.Const(int(c[0]), self.s(meta))
+
+    @v_args(meta=True)
+    def float_(self, meta, c):
+        return ast.Const(float(c[0]), self.s(meta))
+
+    @v_args(meta=True)
+    def string(self, meta, c):
+        return ast.Const(str(c[0])[1:-1], self.s(meta))
+
+    @v_args(meta=True)
+    def dims(self, meta, c):
+        return ast.Const(tuple(int(d) for d in str(c[0]).split("x")), self.s(meta))
+
+    @v_args(meta=True)
+    def name(self, meta, c):
+        n = str(c[0])
+        if n in ("true", "false"):
+            return ast.Const(n == "true", self.s(meta))
+        return ast.Name(n, self.s(meta))
+
+    @v_args(meta=True)
+    def func(self, meta, c):
+        return ast.Func(str(c[0]), tuple(a for a in c[1:] if a is not None), self.s(meta))
+
+    @v_args(meta=True)
+    def tuple_(self, meta, c):
+        return ast.Tuple(tuple(a for a in c if a is not None), self.s(meta))
+
+    @v_args(meta=True)
+    def sign(self, meta, c):
+        return ast.UnaryOp(str(c[0]), c[1], self.s(meta))
+
+    @v_args(meta=True)
+    def not_(self, meta, c):
+        return ast.UnaryOp("not", c[0], self.s(meta))
+
+    @v_args(meta=True)
+    def or_(self, meta, c):
+        return ast.BoolOp("or", tuple(c), self.s(meta))
+
+    @v_args(meta=True)
+    def and_(self, meta, c):
+        return ast.BoolOp("and", tuple(c), self.s(meta))
+
+    @v_args(meta=True)
+    def comparison(self, meta, c):
+        return ast.BinOp(str(c[1]), c[0], c[2], self.s(meta))
+
+    @v_args(meta=True)
+    def sum(self, meta, c):
+        return self._left_assoc(meta, c)
+
+    @v_args(meta=True)
+    def product(self, meta, c):
+        return self._left_assoc(meta, c)
+
+    def _left_assoc(self, meta, c):
+        node = c[0]
+        for op, right in zip(c[1::2], c[2::2]):
+            node = ast.BinOp(str(op), node, right, Span(self.file, node.span.line, node.span.col,
+                                                         right.span.end_line, right.span.end_col))
+        return node
+
+    # -- statements
+    @v_args(meta=True)
+    def kwarg(self, meta, c):
+        return ast.Kwarg(str(c[0]), c[1], self.s(meta))
+
+    def _split_args(self, items):
+        args = tuple(a for a in items if a is not None and not isinstance(a, ast.Kwarg))
+        kwargs = tuple(a for a in items if isinstance(a, ast.Kwarg))
+        return args, kwargs
+
+    @v_args(meta=True)
+    def call(self, meta, c):
+        name = str(c[0])
+        bare = len(c) == 1 or (len(c) == 2 and c[1] is None and not self._had_parens(meta, name))
+        args, kwargs = self._split_args(c[1:])
+        for i, a in enumerate(c[1:]):
+            if isinstance(a, ast.Kwarg):
+                if any(not isinstance(b, ast.Kwarg) for b in c[1 + i + 1:] if b is not None):
+                    later = next(b for b in c[1 + i + 1:] if b is not None and not isinstance(b, ast.Kwarg))
+                    raise SpecError("positional argument after a keyword argument", later.span)
+                break
+        return ast.Call(name, args, kwargs, bare, self.s(meta))
+
+    def _had_parens(self, meta, name: str) -> bool:
+        return meta.end_column - meta.column > len(name) or meta.end_line != meta.line
+
+    @v_args(meta=True)
+    def chain(self, meta, c):
+        return ast.Chain(tuple(c), self.s(meta))
+
+    @v_args(meta=True)
+    def branches(self, meta, c):
+        return tuple(c)
+
+    def _branch_block(self, kind, meta, c):
+        kwargs = tuple(a for a in c[:-1] if isinstance(a, ast.Kwarg))
+        return ast.Branches(kind, kwargs, c[-1], self.s(meta))
+
+    @v_args(meta=True)
+    def concat(self, meta, c):
+        return self._branch_block("concat", meta, c)
+
+    @v_args(meta=True)
+    def add(self, meta, c):
+        return self._branch_block("add", meta, c)
+
+    @v_args(meta=True)
+    def defaults_entry(self, meta, c):
+        return ast.DefaultsEntry(str(c[0]), tuple(a for a in c[1:] if a is not None), self.s(meta))
+
+    @v_args(meta=True)
+    def defaults(self, meta, c):
+        return ast.Defaults(tuple(c), self.s(meta))
+
+    @v_args(meta=True)
+    def let(self, meta, c):
+        return ast.Let(str(c[0]), c[1], self.s(meta))
+
+    @v_args(meta=True)
+    def input(self, meta, c):
+        if len(c) == 1 and isinstance(c[0], Token):
+            dims = tuple(int(d) for d in str(c[0]).split("x"))
+            if len(dims) != 3:
+                raise SpecError(f"input needs height x width x channels, got {len(dims)} numbers",
+                                _tok_span(self.file, c[0]), hint="write for example `input 224x224x3`")
+            tspan = _tok_span(self.file, c[0])
+            return ast.Input(tuple(ast.Const(d, tspan) for d in dims), self.s(meta))
+        return ast.Input(tuple(c), self.s(meta))
+
+    @v_args(meta=True)
+    def output(self, meta, c):
+        return ast.Output(str(c[0]), c[1], False, (), self.s(meta))
+
+    @v_args(meta=True)
+    def train_output(self, meta, c):
+        kwargs = tuple(a for a in c[1:-1] if isinstance(a, ast.Kwarg))
+        return ast.Output(str(c[0]), c[-1], True, kwargs, self.s(meta))
+
+    @v_args(meta=True)
+    def block(self, meta, c):
+        return tuple(c)
+
+    @v_args(meta=True)
+    def elif_clause(self, meta, c):
+        return (c[0], c[1], self.s(meta))
+
+    @v_args(meta=True)
+    def if_stmt(self, meta, c):
+        cond, then, *elifs, orelse = c
+        orelse = orelse or ()
+        for econd, ebody, espan in reversed(elifs):
+            orelse = (ast.If(econd, ebody, orelse, espan),)
+        return ast.If(cond, then, orelse, self.s(meta))
+
+    @v_args(meta=True)
+    def repeat(self, meta, c):
+        var = str(c[1]) if c[1] is not None else None
+        return ast.Repeat(c[0], var, c[2], self.s(meta))
+
+    @v_args(meta=True)
+    def assign(self, meta, c):
+        return ast.Assign(str(c[0]), c[1], self.s(meta), _tok_span(self.file, c[0]))
+
+    @v_args(meta=True)
+    def variant(self, meta, c):
+        return ast.Variant(str(c[0]), tuple(a for a in c[1:] if a is not None), self.s(meta))
+
+    # -- top level
+    @v_args(meta=True)
+    def param(self, meta, c):
+        return ast.Param(str(c[0]), c[1], self.s(meta))
+
+    def params(self, c):
+        return tuple(p for p in c if p is not None)
+
+    @v_args(meta=True)
+    def module(self, meta, c):
+        return ast.Definition("module", str(c[0]), c[1] or (), c[2], self.s(meta))
+
+    @v_args(meta=True)
+    def network(self, meta, c):
+        return ast.Definition("network", str(c[0]), c[1] or (), c[2], self.s(meta))
+
+    @v_args(meta=True)
+    def use(self, meta, c):
+        return ast.Use(str(c[0])[1:-1], self.s(meta))
+
+    def start(self, c):
+        return tuple(c)
+
+
+# --- syntax errors -----------------------------------------------------------------------
+
+_TOKEN_NAMES = {
+    "_SEP": "end of line", "NAME": "a name", "INT": "an integer", "FLOAT": "a number",
+    "STRING": "a string", "DIMS": "sizes like 3x3", "COMP_OP": "a comparison",
+    "ADD_OP": "'+' or '-'", "MUL_OP": "'*' or '/'", "$END": "end of file",
+}
+
+
+def _describe(term: str) -> str:
+    if term in _TOKEN_NAMES:
+        return _TOKEN_NAMES[term]
+    try:
+        pattern = parser().get_terminal(term).pattern
+        if pattern.type == "str":
+            return f"'{pattern.value}'"
+    except KeyError:
+        pass
+    return term.lower()
+
+
+def _describe_token(tok: Token) -> str:
+    if tok.type == "$END":
+        return "end of file"
+    if tok.type == "_SEP":
+        return "end of line" if "\n" in tok.value else "';'"
+    return f"'{tok.value}'"
+
+
+def _syntax_error(e: UnexpectedInput, file: str, text: str) -> SpecError:
+    line, col = getattr(e, "line", None), getattr(e, "column", None)
+    if isinstance(e, UnexpectedToken):
+        tok = e.token
+        if tok.type == "$END":
+            lines = text.splitlines() or [""]
+            line, col = len(lines), len(lines[-1]) + 1
+            span = Span(file, line, col, line, col + 1)
+        else:
+            span = _tok_span(file, tok)
+            if tok.type == "_SEP" and "\n" in tok.value:  # point at the end of the line, not the next one
+                span = Span(file, tok.line, tok.column, tok.line, tok.column + 1)
+        expected = sorted({_describe(t) for t in e.accepts or e.expected})
+        msg = f"unexpected {_describe_token(tok)}"
+        hint = _hint_for(tok, expected)
+        return SpecError(msg, span, hint=hint, label=None,
+                         notes=[Note("expected " + _join(expected))] if expected else [])
+    if isinstance(e, UnexpectedCharacters):
+        ch = text.splitlines()[line - 1][col - 1] if line and col else "?"
+        return SpecError(f"unexpected character {ch!r}", Span(file, line, col, line, col + 1))
+    if isinstance(e, UnexpectedEOF):
+        lines = text.splitlines() or [""]
+        return SpecError("unexpected end of file", Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2),
+                         notes=[Note("expected " + _join(sorted({_describe(t) for t in e.expected})))])
+    return SpecError(str(e).splitlines()[0], Span(file, line or 1, col or 1, line or 1, (col or 1) + 1))
+
+
+def _join(items: list[str]) -> str:
+    if len(items) > 8:
+        items = items[:8] + ["..."]
+    return ", ".join(items)
+
+
+def _hint_for(tok: Token, expected: list[str]) -> str | None:
+    if "'}'" in expected and tok.type == "$END":
+        return "a '{' is never closed"
+    if "')'" in expected and tok.type in ("_SEP", "$END"):
+        return "a '(' is never closed"
+    if tok.type == "INT" and "'('" in expected:
+        return "arguments go in parentheses, for example conv(64, 3)"
+    return None
+
+
+# --- files and imports -------------------------------------------------------------------
+
+def read_source(path: Path, span: Span | None = None) -> str:
+    shown = str(path)
+    try:
+        if path.is_dir():
+            raise SpecError(f"{shown} is a directory, not a spec file", span)
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(f"no such file: {shown}", span) from None
+    except PermissionError:
+        raise SpecError(f"cannot read {shown}: permission denied", span) from None
+    except OSError as e:
+        raise SpecError(f"cannot read {shown}: {e.strerror or e}", span) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise SpecError(f"{shown} is {len(data):,} bytes; specs are limited to {MAX_FILE_BYTES:,}", span)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SpecError(f"{shown} is not UTF-8 text (byte 0x{data[e.start]:02x} at line {line}, column {col})",
+                        span) from None
+    if "\x00" in text:
+        raise SpecError(f"{shown} looks like a binary file, not a spec", span)
+    return text
+
+
+def parse_text(text: str, file: str) -> ast.File:
+    SOURCES[file] = text
+    try:
+        tree = parser().parse(text)
+        items = _ToAst(file).transform(tree)
+    except UnexpectedInput as e:
+        raise _syntax_error(e, file, text) from None
+    except VisitError as e:
+        if isinstance(e.orig_exc, SpecError):
+            raise e.orig_exc from None
+        raise
+    return ast.File(file, items)
+
+
+@dataclass
+class Program:
+    """Everything visible from a spec file: its own items and, through `use`, its imports' modules."""
+    path: str
+    modules: dict[str, tuple[ast.Definition, str]] = field(default_factory=dict)
+    networks: list[ast.Definition] = field(default_factory=list)  # the root file's own
+    defaults: list[ast.Defaults] = field(default_factory=list)  # the root file's own
+    variants: list[ast.Variant] = field(default_factory=list)
+
+
+def load_program(path: str | Path) -> Program:
+    root = Path(path)
+    prog = Program(str(root))
+    _load_file(root, prog, stack=[], seen=set(), span=None, is_root=True)
+    return prog
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], span: Span | None, is_root: bool):
+    real = path.resolve()
+    if real in stack:
+        cycle = " -> ".join(_display(p) for p in stack[stack.index(real):] + [real])
+        raise SpecError(f"import cycle: {cycle}", span)
+    if real in seen:
+        return
+    seen.add(real)
+    file = str(path) if is_root else _display(path)
+    f = parse_text(read_source(path, span), file)
+    stack.append(real)
+    for item in f.items:
+        if isinstance(item, ast.Use):
+            target = (path.parent / item.path)
+            _load_file(target, prog, stack, seen, item.span, is_root=False)
+        elif isinstance(item, ast.Definition) and item.kind == "module":
+            if item.name in prog.modules:
+                first = prog.modules[item.name][0]
+                raise SpecError(f"module '{item.name}' is defined twice", item.span,
+                                notes=[Note("first defined here", first.span)])
+            prog.modules[item.name] = (item, file)
+        elif is_root:
+            if isinstance(item, ast.Definition):
+                prog.networks.append(item)
+            elif isinstance(item, ast.Defaults):
+                prog.defaults.append(item)
+            elif isinstance(item, ast.Variant):
+                prog.variants.append(item)
+    stack.pop()

@@ -1,0 +1,191 @@
+"""Text and JSON reports on a checked network: summary table, summary dict, flat expansion."""
+from __future__ import annotations
+
+from .graph import Layer
+from .ops import OPS, REQUIRED, Count
+from .passes.shapes import fmt
+
+
+def _counts(c: Count) -> dict:
+    return {"total": c.params, "trainable": c.trainable, "non_trainable": c.non_trainable}
+
+
+def summary_dict(net) -> dict:
+    full, inf = net.total(), net.total(inference=True)
+    blocks = net.group_counts()
+    return {
+        "network": net.name,
+        "spec": net.path,
+        "set": dict(_plain(net.params)),
+        "input": list(net.input_shape),
+        "params": _counts(full),
+        "macs": full.macs,
+        "flops": 2 * full.macs,
+        "inference": {"params": _counts(inf), "macs": inf.macs, "flops": 2 * inf.macs},
+        "outputs": {h.name: list(h.shape) for h in net.heads},
+        "heads": [{"name": h.name, "node": h.node, "shape": list(h.shape), "train_only": h.train_only,
+                   "loss_weight": h.loss_weight} for h in net.heads],
+        "depth": net.depth,
+        "blocks": [{"name": b.name, "module": b.module, "shape": list(net.shapes[b.output]),
+                    "params": _counts(blocks.get(b.name, Count())), "macs": blocks.get(b.name, Count()).macs,
+                    "train_only": net.is_train_only(b.output)} for b in net.graph.blocks],
+        "layers": [{"name": n, "op": l.op, "shape": list(net.shapes[n]), "params": net.counts[n].params,
+                    "trainable": net.counts[n].trainable, "non_trainable": net.counts[n].non_trainable,
+                    "macs": net.counts[n].macs, "inputs": list(l.inputs), "train_only": net.is_train_only(n)}
+                   for n, l in net.layers.items()],
+    }
+
+
+def _plain(params: dict):
+    for k, v in params.items():
+        yield k, (str(v) if isinstance(v, str) else list(v) if isinstance(v, tuple) else v)
+
+
+# --- the table ----------------------------------------------------------------------------
+
+def describe(layer: Layer) -> str:
+    """A short, human description of one layer: 'conv 3x3/2 valid bn relu'."""
+    a, op = layer.attrs, layer.op
+    parts = [op if op != "act" else a["fn"]]
+    if "kernel" in a:
+        k = _size(a["kernel"])
+        s = a.get("stride")
+        parts.append(k + (f"/{s[0] if s[0] == s[1] else _size(s)}" if s and s != (1, 1) else ""))
+    if op == "adaptive_avgpool":
+        parts.append(_size(a["size"]))
+    pad_arg = OPS[op].arg("pad")
+    if pad_arg is not None and a["pad"] != pad_arg.default:
+        parts.append(_pad(a["pad"]))
+    if a.get("dilation", (1, 1)) != (1, 1):
+        parts.append(f"dil {_size(a['dilation'])}")
+    if a.get("ceil"):
+        parts.append("ceil")
+    if op in ("dropout",):
+        parts.append(f"{a['rate']:g}")
+    if op == "scale":
+        parts.append(f"{a['factor']:g}")
+    if op == "lrn":
+        parts.append(str(a["size"]))
+    if a.get("bn"):
+        parts.append("bn")
+    if a.get("act") and op != "act":
+        parts.append(a["act"])
+    return " ".join(parts)
+
+
+def _size(v) -> str:
+    return "x".join(str(x) for x in v)
+
+
+def _pad(p) -> str:
+    if isinstance(p, str):
+        return p
+    t, b, l, r = p
+    if t == b == l == r:
+        return f"pad {t}"
+    if t == b and l == r:
+        return f"pad ({t}, {l})"
+    return f"pad ({t}, {b}, {l}, {r})"
+
+
+def summary_table(net, depth: int | None = None) -> str:
+    groups = net.group_counts(depth)
+    block_modules = {b.name: b for b in net.graph.blocks}
+    rows: list[tuple[str, str, str, int, int, bool]] = []
+    seen: dict[str, int] = {}
+    for name, layer in net.layers.items():
+        path = name.split("/")
+        train = net.is_train_only(name)
+        if depth is not None and len(path) > depth:
+            key = "/".join(path[:depth])
+            block = block_modules.get(key)
+            shape = net.shapes[block.output] if block else net.shapes[name]
+            c = groups[key]
+            row = (key, block.module if block else "(group)", fmt(shape), c.params, c.macs, train)
+            if key in seen:  # a plain group (a branch) shows its last layer's shape
+                rows[seen[key]] = row
+            else:
+                seen[key] = len(rows)
+                rows.append(row)
+            continue
+        c = net.counts[name]
+        rows.append((name, describe(layer), fmt(net.shapes[name]), c.params, c.macs, train))
+
+    head = ("layer" if depth is None else "layer / module", "op", "output", "params", "MACs")
+    body = [(n + (" *" if t else ""), o, s, f"{p:,}", f"{m:,}") for n, o, s, p, m, t in rows]
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(5)]
+    line = lambda r: "  ".join(r[i].ljust(widths[i]) if i < 3 else r[i].rjust(widths[i]) for i in range(5)).rstrip()
+    rule = "-" * len(line(tuple("-" * w for w in widths)))
+    out = [f"network {net.name}  ({net.path})", rule, line(head), rule] + [line(r) for r in body] + [rule]
+    full, inf = net.total(), net.total(inference=True)
+    out.append(_total_line("total", full))
+    if full != inf:
+        out.append(_total_line("inference (without * training-only heads)", inf))
+    for h in net.heads:
+        extra = f", training only, loss weight {h.loss_weight:g}" if h.train_only else ""
+        out.append(f"output {h.name}: {fmt(h.shape)}{extra}")
+    return "\n".join(out)
+
+
+def _total_line(label: str, c: Count) -> str:
+    return (f"{label}: {c.params:,} params ({c.trainable:,} trainable, {c.non_trainable:,} non-trainable), "
+            f"{c.macs:,} MACs ({_si(2 * c.macs)}FLOPs)")
+
+
+def _si(n: int) -> str:
+    for unit, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n} "
+
+
+# --- expand -------------------------------------------------------------------------------
+
+def _value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "none"
+    if isinstance(v, tuple):
+        if len(v) == 4:
+            return _pad(v).replace("pad ", "")
+        return "x".join(str(x) for x in v)
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def call_text(layer: Layer) -> str:
+    """The layer as a canonical call: required arguments, then those that differ from the op's defaults."""
+    op = OPS[layer.op]
+    args = []
+    for arg in op.args:
+        v = layer.attrs.get(arg.name)
+        if arg.default is REQUIRED:
+            args.append(_value(v))
+        elif arg.name == "stride" and arg.default is None:
+            if v != layer.attrs.get("kernel"):
+                args.append(f"stride={_value(v)}")
+        elif v != _default(arg):
+            args.append(f"{arg.name}={_value(v)}")
+    return f"{layer.op}({', '.join(args)})" if args else layer.op
+
+
+def _default(arg):
+    from .ops import KINDS
+    if arg.default is None:
+        return None
+    return KINDS[arg.kind](arg.default)
+
+
+def expand_text(net) -> str:
+    lines = [f"# network {net.name}" + "".join(f" {k}={_value(v)}" for k, v in net.params.items())]
+    width = max(len(n) for n in net.layers)
+    for name, layer in net.layers.items():
+        src = f" <- {', '.join(layer.inputs)}" if layer.inputs else ""
+        train = "  [train]" if net.is_train_only(name) else ""
+        lines.append(f"{name.ljust(width)} = {call_text(layer)}{src}  # {fmt(net.shapes[name])}{train}")
+    for h in net.heads:
+        kind = f"train_output {h.name}(loss_weight={h.loss_weight:g})" if h.train_only else f"output {h.name}"
+        lines.append(f"{kind} = {h.node}  # {fmt(h.shape)}")
+    return "\n".join(lines)

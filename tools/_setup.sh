@@ -1,0 +1,26 @@
+# Sourced by tools/test and tools/demo: make .venv in the repo root if missing and install incdsl
+# with everything it needs. Re-running is quick: pip skips what is already there.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+py="${PYTHON:-python3}"
+if [[ ! -x .venv/bin/python ]]; then
+  echo "setting up .venv (first run takes a few minutes)" >&2
+  "$py" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+fi
+stamp=.venv/.incdsl-installed
+if [[ ! -f $stamp || pyproject.toml -nt $stamp || tools/_setup.sh -nt $stamp ]]; then
+  # torch/torchvision pinned to the CPU-usable builds this machine family has on disk; they are only
+  # needed by the reference tests (torchvision and timm models).
+  .venv/bin/python -m pip install -q -e ".[all,dev,refs]" "torch==2.14.1" "torchvision==0.29.1" 2>&1 \
+    | grep -v -e "^WARNING: Location" -e "is ignored: it is neither" >&2 || true
+  .venv/bin/python -c "import incdsl, lark, networkx, keras, onnx, onnxruntime, torch, torchvision, timm, hypothesis" \
+    || { echo "tools/_setup.sh: installing dependencies failed" >&2; exit 1; }
+  if ! command -v dot >/dev/null 2>&1; then
+    (apt-get install -y -q graphviz >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q graphviz >/dev/null 2>&1; }) \
+      || echo "note: could not install graphviz (Debian package); --to svg/png will say so" >&2
+  fi
+  touch "$stamp"
+fi
+export PATH="$root/.venv/bin:$PATH"
