@@ -1,14 +1,74 @@
-"""`incdsl compare`: not built yet (see the open issue)."""
+"""`incdsl compare SPEC [SPEC ...]`: params, MACs and depth of variants side by side, block by block."""
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
+from ..cli import add_spec_args, parse_sets
 from ..errors import UsageError
+
+TEXT_BLOCKS_MAX = 8  # more variants than this make the per-block text table too wide to read
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("compare", help="(not built yet)")
-    p.add_argument("rest", nargs="*")
+    p = sub.add_parser("compare", help="compare variants: params, MACs, depth, per block",
+                       description="Compare specs and variants of them. Variants come from --variant, "
+                       "--variants (every `variant` the spec declares) and the cartesian grid of --sweep; "
+                       "--set applies to all. Deltas are against the first variant.")
+    p.add_argument("specs", nargs="+", metavar="SPEC", help="the .inc files")
+    add_spec_args(p, spec=False)
+    p.add_argument("--sweep", metavar="NAME=V1,V2,...", action="append", default=[],
+                   help="sweep a parameter over values, or START:STOP:STEP (repeatable: a grid)")
+    p.add_argument("--variant", metavar="LABEL[:NAME=V,...]", action="append", default=[],
+                   help="a labelled variant; a bare LABEL picks the spec's `variant LABEL(...)`")
+    p.add_argument("--variants", action="store_true",
+                   help="the defaults plus every variant the spec declares")
+    p.add_argument("--depth", type=int, default=1, metavar="N",
+                   help="compare module calls nested up to N deep (default 1: top-level blocks)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="one JSON object: rows and blocks")
+    fmt.add_argument("--csv", action="store_true", help="CSV of the variants (with --blocks: of the blocks)")
+    fmt.add_argument("--markdown", action="store_true", help="markdown tables")
+    p.add_argument("--blocks", action="store_true",
+                   help=f"text/markdown: show the per-block tables even past {TEXT_BLOCKS_MAX} variants; "
+                        "csv: print the per-block comparison instead of the variants")
+    p.add_argument("--plot", metavar="FILE", help="draw params vs MACs (and, for two variants, "
+                   "per-block deltas) to FILE.png or FILE.svg")
+    p.add_argument("--progress", action="store_true", default=None,
+                   help="show a progress bar on stderr (default: on large grids when stderr is a terminal)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    raise UsageError("'compare' is not built yet")
+    from .. import compare as cmp
+    from ..network import Spec
+
+    if args.depth < 1:
+        raise UsageError("--depth must be at least 1")
+    if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg"):
+        raise UsageError(f"--plot {args.plot}: the file must end in .png or .svg")
+    sweeps = [cmp.parse_sweep(s) for s in args.sweep]
+    variants = [cmp.parse_variant(v) for v in args.variant]
+    sets = parse_sets(args.set)
+    specs = [Spec(path, args.network) for path in args.specs]
+    plan = cmp.plan(specs, sets, sweeps, variants, args.variants)
+    rows = cmp.measure_all(plan, args.depth, args.progress)
+    blocks = cmp.align_blocks(rows)
+
+    if args.plot:  # first, so a failure to draw leaves no half-printed report behind it
+        from ..plot import plot_compare
+        plot_compare(rows, blocks, args.plot)
+    if args.json:
+        print(json.dumps(cmp.to_json(rows, blocks), indent=1))
+    elif args.csv:
+        cmp.write_csv(rows, blocks if args.blocks else None, sys.stdout)
+    else:
+        show = blocks if (args.blocks or len(rows) <= TEXT_BLOCKS_MAX) else None
+        render = cmp.to_markdown if args.markdown else cmp.to_text
+        print(render(rows, show))
+        if show is None:
+            print(f"(per-block tables left out for {len(rows)} variants; --blocks shows them)")
+    if args.plot:
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
