@@ -25,6 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--via", choices=("direct", "tf2onnx"), default="direct", help="onnx: how to emit")
     p.add_argument("--no-verify", dest="verify", action="store_false", default=True, help="onnx: skip verification")
     p.add_argument("--depth", type=int, metavar="N", help="drawings: collapse modules below depth N")
+    p.add_argument("--only", metavar="NAME", help="drawings: draw just this module call (e.g. inception3a)")
     p.set_defaults(run=run)
 
 
