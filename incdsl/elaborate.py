@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from . import ast
 from .errors import Note, Span, SpecError, UsageError, did_you_mean
 from .graph import Block, Graph, Layer, OutputSpec
-from .ops import ALIASES, KINDS, OPS, REQUIRED, Op, Symbol, normalize
+from .ops import ACTIVATIONS, ALIASES, KINDS, OPS, REQUIRED, Op, Symbol, normalize
 from .parse import Program
 
 MAX_LAYERS = 100_000
@@ -65,6 +65,7 @@ class _Elaborator:
         self.graph: Graph | None = None
         self.counters: dict[tuple, int] = {}
         self.calls: list[tuple[str, Span]] = []
+        self.block_spans: dict[str, Span] = {}  # module calls by name, for duplicate-name errors
         self.steps = 0
 
     # -- entry ---------------------------------------------------------------------------
@@ -129,7 +130,10 @@ class _Elaborator:
             elif isinstance(st, ast.If):
                 cond = self._eval(st.cond, scope.vars)
                 if not isinstance(cond, bool):
-                    raise SpecError(f"`if` needs true or false, got {_show(cond)}", st.cond.span)
+                    if isinstance(cond, Symbol):
+                        raise self._unknown(cond, st.cond, scope.vars)
+                    raise SpecError(f"`if` needs true or false, got {_show(cond)}", st.cond.span,
+                                    hint="compare it to get true or false, e.g. `if depth > 0 { ... }`")
                 saved = scope.defaults  # defaults inside the block end with it
                 cur = self._body(st.then if cond else st.orelse, scope, cur, in_network)
                 scope.defaults = saved
@@ -206,6 +210,11 @@ class _Elaborator:
         self.graph.outputs.append(OutputSpec(st.name, node, st.train_only, loss_weight, st.span))
 
     def _assign(self, st: ast.Assign, scope: Scope, cur):
+        node = "/".join(scope.path + (st.name,))
+        if node in self.graph.layers or node in self.block_spans:
+            first = self.graph.layers[node].span if node in self.graph.layers else self.block_spans[node]
+            raise SpecError(f"the name '{st.name}' is already taken", st.name_span,
+                            notes=[Note("first used here", first)] if first else [], hint="give this one another name")
         if isinstance(st.target, ast.Repeat):
             node = self._repeat(st.target, st.name, scope, cur, in_network=False)
         else:
@@ -222,7 +231,19 @@ class _Elaborator:
         if n > MAX_LAYERS:
             raise SpecError(f"repeat {n:,} is absurd: a network is limited to {MAX_LAYERS:,} layers", st.count.span)
         single = len(st.body) == 1 and isinstance(st.body[0], ast.Chain)
+        g = self.graph
         for i in range(1, n + 1):
+            if i == 2:  # nested repeats multiply: project the first pass instead of running them all
+                per_pass = len(g.layers) - layers_before
+                if len(g.layers) + per_pass * (n - 1) > MAX_LAYERS:
+                    raise SpecError(f"repeat {n:,} would make about {per_pass * n:,} layers; a network is limited "
+                                    f"to {MAX_LAYERS:,}", st.count.span, label=f"{per_pass:,} layers per pass")
+                steps = self.steps - steps_before
+                if self.steps + steps * (n - 1) > MAX_STEPS:
+                    raise SpecError(f"repeat {n:,} would take about {steps * n:,} elaboration steps; the limit is "
+                                    f"{MAX_STEPS:,}", st.count.span, hint="is a `repeat` count absurd?")
+            elif i == 1:
+                layers_before, steps_before = len(g.layers), self.steps
             self._step(st.span)
             if st.var:
                 scope.vars[st.var] = i
@@ -266,7 +287,8 @@ class _Elaborator:
             else:
                 known = list(scope.nodes) + list(self.prog.modules) + list(OPS) + list(ALIASES) + ["identity"]
                 hint = did_you_mean(el.name, known)
-                raise SpecError(f"unknown name '{el.name}'", el.span, hint=hint)
+                what = "op, module or named value" if not el.bare or i == 0 else "op or module"
+                raise SpecError(f"unknown name '{el.name}': no {what} is called that", _name_span(el), hint=hint)
         return cur
 
     def _no_input(self, el) -> SpecError:
@@ -293,8 +315,9 @@ class _Elaborator:
         mod, _file = self.prog.modules[el.name]
         if any(m == el.name for m, _ in self.calls):
             chain = " -> ".join([m for m, _ in self.calls] + [el.name])
-            raise SpecError(f"module recursion: {chain}", el.span,
-                            notes=[Note(f"'{m}' called here", s) for m, s in self.calls])
+            raise SpecError(f"module recursion: {chain}", _name_span(el),
+                            notes=[Note(f"'{m}' called here", s) for m, s in self.calls],
+                            hint="a module cannot call itself, directly or through others; use `repeat` to stack blocks")
         if len(self.calls) >= MAX_CALL_DEPTH:
             raise SpecError(f"modules nested more than {MAX_CALL_DEPTH} deep", el.span)
         values = self._bind_module_args(mod, el, scope)
@@ -306,6 +329,7 @@ class _Elaborator:
         out = self._body(mod.body, inner, cur)
         self.calls.pop()
         self.graph.blocks.append(Block("/".join(path), mod.name, out, el.span))
+        self.block_spans["/".join(path)] = el.span
         return out
 
     def _bind_module_args(self, mod: ast.Definition, el: ast.Call, scope: Scope) -> dict:
@@ -373,9 +397,28 @@ class _Elaborator:
         try:
             attrs = _normalize(op, raw)
         except _BadArg as e:
-            raise SpecError(f"{el.name}: '{e.arg}' {e.msg}", e.span or el.span) from None
+            raise self._bad_arg(el, op, e, raw, scope) from None
         return self._add(Layer(self._id(scope.path, name, op.name if not preset else el.name, el.span), op.name,
                                attrs, inputs, el.span, scope.module), el.span)
+
+    def _bad_arg(self, el: ast.Call, op: Op, e: "_BadArg", raw: dict, scope: Scope) -> SpecError:
+        """Say what is wrong with one argument; only runs on the error path."""
+        span = e.span or el.span
+        v = raw.get(e.arg)
+        v = v[0] if isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], Span) else v
+        kind = op.arg(e.arg).kind if op.arg(e.arg) else None
+        if isinstance(v, Symbol):
+            words = {"pad": ("same", "valid"), "act": ("none",) + ACTIVATIONS}.get(kind)
+            if words is None:  # a number or true/false was wanted: the word is a misspelt name
+                return SpecError(f"unknown name '{v}'", span, label=f"{el.name}'s '{e.arg}' needs a value",
+                                 hint=did_you_mean(v, scope.vars) or _known(scope.vars))
+            return SpecError(f"{el.name}: '{e.arg}' cannot be '{v}'", span,
+                             hint=did_you_mean(v, words) or f"use one of: {', '.join(words)}")
+        hint = None
+        if isinstance(v, float) and v.is_integer() and kind == "count":
+            src = _source_text(span)
+            hint = f"wrap it in int() or round(): int({src})" if src else "wrap it in int() or round()"
+        return SpecError(f"{el.name}: '{e.arg}' {e.msg}", span, hint=hint)
 
     # -- names and nodes -------------------------------------------------------------------
     def _fresh(self, path: tuple, base: str) -> int:
@@ -480,7 +523,7 @@ class _Elaborator:
         if op in ("<", "<=", ">", ">="):
             return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
         if op in ("/", "//", "%") and b == 0:
-            raise SpecError("division by zero", e.right.span)
+            raise SpecError("division by zero", e.right.span, label="this is 0")
         r = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
              "//": lambda: a // b, "%": lambda: a % b}[op]()
         if abs(r) > MAX_NUMBER:
@@ -527,6 +570,23 @@ def _normalize(op: Op, raw: dict) -> dict:
                     span = src[1] if isinstance(src, tuple) and len(src) == 2 and isinstance(src[1], Span) else None
                     raise _BadArg(arg.name, str(e2), span) from None
         raise _BadArg("?", str(e), None) from None
+
+
+def _known(env) -> str | None:
+    return f"names known here: {', '.join(sorted(env))}" if env else None
+
+
+def _source_text(span: Span) -> str | None:
+    line = span.source_line()
+    if line is None or span.end_line != span.line:
+        return None
+    return line[span.col - 1:span.end_col - 1] or None
+
+
+def _name_span(el) -> Span:
+    """Just the name of a call, for a caret under `convv` rather than the whole call."""
+    s = el.span
+    return Span(s.file, s.line, s.col, s.line, s.col + len(el.name))
 
 
 def _signature(op: Op) -> str:

@@ -68,20 +68,29 @@ class UsageError(Exception):
     """Bad command-line usage (exit code 2), e.g. an unknown `--set` name."""
 
 
+MAX_EXCERPT = 100  # characters of the source line shown; an error must fit one screen
+
+
 def _excerpt(span: Span | None, label: str | None) -> list[str]:
     if span is None:
         return []
     line = span.source_line()
     if line is None:
         return []
-    line = line.expandtabs(1)
+    line = line.expandtabs(1).rstrip()
     num = str(span.line)
     pad = " " * len(num)
     start = max(span.col - 1, 0)
-    end = span.end_col - 1 if span.end_line == span.line else len(line.rstrip())
-    width = max(end - start, 1)
+    end = span.end_col - 1 if span.end_line == span.line else len(line)
+    if len(line) > MAX_EXCERPT:  # a window of the line around the culprit
+        left = max(0, min(start - 20, len(line) - MAX_EXCERPT))
+        shown = line[left:left + MAX_EXCERPT]
+        prefix = "..." if left else ""
+        line = prefix + shown + ("..." if left + MAX_EXCERPT < len(line) else "")
+        start, end = start - left + len(prefix), min(end - left, MAX_EXCERPT) + len(prefix)
+    width = max(min(end, len(line)) - start, 1)
     caret = " " * start + "^" * width + (f" {label}" if label else "")
-    return [f" {num} | {line.rstrip()}", f" {pad} | {caret}"]
+    return [f" {num} | {line}", f" {pad} | {caret}"]
 
 
 def did_you_mean(name: str, known) -> str | None:

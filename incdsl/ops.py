@@ -43,9 +43,9 @@ ZERO = Count()
 class ShapeError(Exception):
     """Raised by a shape rule; the shape pass adds the node's span and notes."""
 
-    def __init__(self, message: str, hint: str | None = None, culprit: int | None = None):
+    def __init__(self, message: str, hint: str | None = None, culprit: int | None = None, detail: str | None = None):
         super().__init__(message)
-        self.message, self.hint, self.culprit = message, hint, culprit
+        self.message, self.hint, self.culprit, self.detail = message, hint, culprit, detail
 
 
 class Symbol(str):
@@ -57,7 +57,7 @@ class Symbol(str):
 def _int(v, lo=1, hi=MAX_DIM):
     if isinstance(v, bool) or not isinstance(v, int):
         if isinstance(v, float) and v.is_integer():
-            raise ValueError(f"must be an integer, got {v!r} (wrap it in int() or round())")
+            raise ValueError(f"must be an integer, got {v!r}")
         raise ValueError(f"must be an integer, got {_show(v)}")
     if v < lo:
         raise ValueError(f"must be at least {lo}, got {v}")
@@ -182,7 +182,10 @@ def _window(size: int, k: int, s: int, d: int, lo_hi, ceil: bool):
         why = f"ceil(({padded} - {ke}) / {s}) + 1 = {out} with {how}, ceil mode"
     else:
         out = span // s + 1 if span >= 0 else 0
-        why = f"({padded} - {ke}) / {s} + 1 = {out} with {how}"
+        frac = f"({padded} - {ke}) / {s}" if s > 1 else f"{padded} - {ke}"
+        if span % s:
+            frac = f"floor({frac})"
+        why = f"{frac} + 1 = {out} with {how}"
     return out, why
 
 
@@ -199,8 +202,9 @@ def _spatial(attrs, shape, filters=None, kernel=None, dilation=(1, 1)):
     ow, why_w = _window(w, kw, sw, dw, pw, ceil)
     why = why_h if why_h == why_w else f"height {why_h}; width {why_w}"
     if oh < 1 or ow < 1:
-        raise ShapeError(f"output would be {oh}x{ow}: the window is larger than the {h}x{w} input ({why})",
-                         hint="use pad=same, a smaller kernel or stride, or a larger input")
+        window = f"{dh * (kh - 1) + 1}x{dw * (kw - 1) + 1}"
+        raise ShapeError(f"output would be {oh}x{ow}: the {window} window does not fit the {h}x{w} input",
+                         hint="use pad=same, a smaller kernel, or a larger input", detail=why)
     return (oh, ow, c if filters is None else filters), why
 
 
@@ -274,7 +278,7 @@ def _concat_shape(attrs, shapes):
     for i, s in enumerate(shapes[1:], 1):
         if len(s) != len(first) or s[:-1] != first[:-1]:
             what = "spatial size" if len(s) == len(first) == 3 else "shape"
-            raise ShapeError(f"concat inputs disagree on {what}", culprit=i,
+            raise ShapeError(f"concat inputs disagree on {what}: {_fmt(first[:-1])} vs {_fmt(s[:-1])}", culprit=i,
                              hint="give every branch the same strides and padding, or pad=same")
     return first[:-1] + (sum(s[-1] for s in shapes),), None
 
@@ -283,7 +287,7 @@ def _add_shape(attrs, shapes):
     first = shapes[0]
     for i, s in enumerate(shapes[1:], 1):
         if s != first:
-            raise ShapeError("add inputs disagree on shape", culprit=i,
+            raise ShapeError(f"add inputs disagree on shape: {_fmt(first)} vs {_fmt(s)}", culprit=i,
                              hint="a residual branch must end with as many channels as its input, at the same size")
     return first, None
 

@@ -5,6 +5,9 @@ offending line, a caret and what the parser expected there.
 """
 from __future__ import annotations
 
+import math
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -17,9 +20,10 @@ from .errors import SOURCES, Note, Span, SpecError
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
-# After these a line end never ends a statement; before these it never does either.
+# After these a line end never ends a statement; before these it never does either (no statement
+# starts with '{', so `network n()` may put its brace on the next line).
 _JOIN_AFTER = frozenset({"->", "{", ",", "=", "(", ";"})
-_JOIN_BEFORE = frozenset({"->", "}", ")", ",", "else", "elif"})
+_JOIN_BEFORE = frozenset({"->", "{", "}", ")", ",", "else", "elif"})
 
 
 class _LineJoiner:
@@ -63,6 +67,24 @@ def parser() -> Lark:
     )
 
 
+# Python refuses to turn more than 4,300 digits into an int; anything past 18 is a mistake anyway.
+MAX_LITERAL = 10**18
+
+
+def _number(tok: Token, file: str) -> int:
+    text = str(tok)
+    if len(text) > 18:
+        raise SpecError(f"number too large: {text[:20]}{'...' if len(text) > 20 else ''}", _tok_span(file, tok))
+    return int(text)
+
+
+def _dims(tok: Token, file: str) -> tuple[int, ...]:
+    parts = str(tok).split("x")
+    if any(len(p) > 18 for p in parts):
+        raise SpecError("number too large in sizes", _tok_span(file, tok))
+    return tuple(int(d) for d in parts)
+
+
 def _span(file: str, meta) -> Span:
     return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
 
@@ -82,11 +104,14 @@ class _ToAst(Transformer):
     # -- expressions
     @v_args(meta=True)
     def int_(self, meta, c):
-        return ast.Const(int(c[0]), self.s(meta))
+        return ast.Const(_number(c[0], self.file), self.s(meta))
 
     @v_args(meta=True)
     def float_(self, meta, c):
-        return ast.Const(float(c[0]), self.s(meta))
+        v = float(c[0])
+        if not math.isfinite(v) or abs(v) > MAX_LITERAL:
+            raise SpecError(f"number too large: {c[0]}", _tok_span(self.file, c[0]))
+        return ast.Const(v, self.s(meta))
 
     @v_args(meta=True)
     def string(self, meta, c):
@@ -94,7 +119,7 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def dims(self, meta, c):
-        return ast.Const(tuple(int(d) for d in str(c[0]).split("x")), self.s(meta))
+        return ast.Const(_dims(c[0], self.file), self.s(meta))
 
     @v_args(meta=True)
     def name(self, meta, c):
@@ -207,7 +232,7 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def input(self, meta, c):
         if len(c) == 1 and isinstance(c[0], Token):
-            dims = tuple(int(d) for d in str(c[0]).split("x"))
+            dims = _dims(c[0], self.file)
             if len(dims) != 3:
                 raise SpecError(f"input needs height x width x channels, got {len(dims)} numbers",
                                 _tok_span(self.file, c[0]), hint="write for example `input 224x224x3`")
@@ -278,11 +303,25 @@ class _ToAst(Transformer):
 
 
 # --- syntax errors -----------------------------------------------------------------------
+# Lark reports terminals by their grammar names (RPAR, __ANON_0, _SEP); users see words.
 
 _TOKEN_NAMES = {
     "_SEP": "end of line", "NAME": "a name", "INT": "an integer", "FLOAT": "a number",
-    "STRING": "a string", "DIMS": "sizes like 3x3", "COMP_OP": "a comparison",
-    "ADD_OP": "'+' or '-'", "MUL_OP": "'*' or '/'", "$END": "end of file",
+    "STRING": "a string", "DIMS": "sizes like 3x3", "$END": "end of file",
+}
+# Operators that could always continue an expression: listing them after `conv(64, 3` only
+# buries the ')' or ',' that is really missing.
+_OPERATORS = frozenset({"COMP_OP", "ADD_OP", "MUL_OP", "AND", "OR"})
+_CLOSERS = {")": "(", "}": "{"}
+
+# Common mistakes that the expected-token sets alone do not tell apart, recognized by the parser
+# state they leave (see _match_example).
+_EXAMPLES = {
+    "input sizes are written HxWxC, e.g. `input 224x224x3`, or as `input(h, w, c)`": [
+        "network n() {\ninput 1, 2, 3\n}", "network n() {\ninput 1 x 2\n}", "network n() {\ninput a\n}"],
+    "compare with '==', not '='": [
+        "network n() {\nif a = 1 { b }\n}", "network n() {\nif a == 1 { b } elif a = 2 { c }\n}",
+        "network n() {\nif a > 1 and b = 1 { b }\n}"],
 }
 
 
@@ -295,7 +334,7 @@ def _describe(term: str) -> str:
             return f"'{pattern.value}'"
     except KeyError:
         pass
-    return term.lower()
+    return "a symbol"  # never show Lark's internal terminal names
 
 
 def _describe_token(tok: Token) -> str:
@@ -306,59 +345,170 @@ def _describe_token(tok: Token) -> str:
     return f"'{tok.value}'"
 
 
-def _syntax_error(e: UnexpectedInput, file: str, text: str) -> SpecError:
-    line, col = getattr(e, "line", None), getattr(e, "column", None)
-    if isinstance(e, UnexpectedToken):
-        tok = e.token
-        if tok.type == "$END":
-            lines = text.splitlines() or [""]
-            line, col = len(lines), len(lines[-1]) + 1
-            span = Span(file, line, col, line, col + 1)
-        else:
-            span = _tok_span(file, tok)
-            if tok.type == "_SEP" and "\n" in tok.value:  # point at the end of the line, not the next one
-                span = Span(file, tok.line, tok.column, tok.line, tok.column + 1)
-        expected = sorted({_describe(t) for t in e.accepts or e.expected})
-        msg = f"unexpected {_describe_token(tok)}"
-        hint = _hint_for(tok, expected)
-        return SpecError(msg, span, hint=hint, label=None,
-                         notes=[Note("expected " + _join(expected))] if expected else [])
-    if isinstance(e, UnexpectedCharacters):
-        ch = text.splitlines()[line - 1][col - 1] if line and col else "?"
-        return SpecError(f"unexpected character {ch!r}", Span(file, line, col, line, col + 1))
-    if isinstance(e, UnexpectedEOF):
-        lines = text.splitlines() or [""]
-        return SpecError("unexpected end of file", Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2),
-                         notes=[Note("expected " + _join(sorted({_describe(t) for t in e.expected})))])
-    return SpecError(str(e).splitlines()[0], Span(file, line or 1, col or 1, line or 1, (col or 1) + 1))
+def _expected(terms) -> list[str]:
+    terms = set(terms)
+    if terms - _OPERATORS:
+        terms -= _OPERATORS
+    rank = lambda d: (not d.startswith("'"), d)  # punctuation and keywords first
+    return sorted({_describe(t) for t in terms}, key=rank)
 
 
 def _join(items: list[str]) -> str:
     if len(items) > 8:
         items = items[:8] + ["..."]
-    return ", ".join(items)
+    if len(items) > 1:
+        return ", ".join(items[:-1]) + " or " + items[-1]
+    return items[0]
 
 
-def _hint_for(tok: Token, expected: list[str]) -> str | None:
-    if "'}'" in expected and tok.type == "$END":
-        return "a '{' is never closed"
-    if "')'" in expected and tok.type in ("_SEP", "$END"):
-        return "a '(' is never closed"
-    if tok.type == "INT" and "'('" in expected:
-        return "arguments go in parentheses, for example conv(64, 3)"
+def _brackets(text: str, line: int, col: int):
+    """The brackets still open just before (line, col), and whether a closer there has no opener.
+    Strings and comments are skipped. Only called on an error, so plain Python is fine."""
+    stack: list[tuple[str, int, int]] = []
+    ln, cn, i, n = 1, 1, 0, len(text)
+    unmatched = False
+    while i < n:
+        ch = text[i]
+        if (ln, cn) >= (line, col):
+            unmatched = ch in _CLOSERS and (not stack or stack[-1][0] != _CLOSERS[ch])
+            break
+        if ch == "\n":
+            ln, cn, i = ln + 1, 1, i + 1
+            continue
+        if ch == "#" or ch == '"':
+            stop = text.find("\n", i + 1)
+            if ch == '"':
+                q = text.find('"', i + 1)
+                stop = q + 1 if q != -1 and (stop == -1 or q < stop) else stop
+            stop = n if stop == -1 else stop
+            cn += stop - i
+            i = stop
+            continue
+        if ch in "({":
+            stack.append((ch, ln, cn))
+        elif ch in _CLOSERS and stack and stack[-1][0] == _CLOSERS[ch]:
+            stack.pop()
+        i, cn = i + 1, cn + 1
+    return stack, unmatched
+
+
+def _syntax_error(e: UnexpectedInput, file: str, text: str) -> SpecError:
+    lines = text.splitlines() or [""]
+    line, col = getattr(e, "line", None) or 1, getattr(e, "column", None) or 1
+    if isinstance(e, UnexpectedCharacters):
+        return _bad_character(file, lines, line, col)
+    if isinstance(e, UnexpectedToken):
+        tok = e.token
+        terms = e.accepts or e.expected
+    else:  # UnexpectedEOF: the LALR parser reports the end as a $END token, so this is rare
+        tok, terms = Token("$END", ""), e.expected
+    if tok.type == "$END":
+        line, col = len(lines), len(lines[-1]) + 1
+        span = Span(file, line, col, line, col + 1)
+    elif tok.type == "_SEP" and "\n" in tok.value:  # point at the end of the line, not the next one
+        line, col = tok.line, tok.column
+        span = Span(file, line, col, line, col + 1)
+    else:
+        line, col = tok.line, tok.column
+        span = _tok_span(file, tok)
+    expected = _expected(terms)
+    notes = [Note("expected " + _join(expected))] if expected else []
+    hint = None
+    opened, unmatched = _brackets(text, line, col)
+    if unmatched:
+        hint = f"this '{tok.value}' has no matching '{_CLOSERS[tok.value]}'"
+    elif opened and f"'{_closer(opened[-1][0])}'" in expected and (
+            tok.type == "$END" or tok.value in ("module", "network", "use")
+            or (opened[-1][0] == "(" and (tok.value in ("{", "}", "->") or opened[-1][1] < line))):
+        ch, oline, ocol = opened[-1]
+        notes.append(Note(f"the '{ch}' opened here is never closed", Span(file, oline, ocol, oline, ocol + 1)))
+        hint = f"is a '{_closer(ch)}' missing?"
+    if hint is None and isinstance(e, UnexpectedToken) and tok.type != "$END":
+        hint = _match_example(e)
+    if hint is None:
+        hint = _hint_for(tok, expected, lines[line - 1] if line <= len(lines) else "", col, opened)
+    return SpecError(f"unexpected {_describe_token(tok)}", span, notes=notes, hint=hint)
+
+
+def _closer(opener: str) -> str:
+    return ")" if opener == "(" else "}"
+
+
+@lru_cache(maxsize=1)
+def _example_states() -> dict[tuple, str]:
+    """(parser state, token type) -> hint, from the bad examples above. Like Lark's
+    `UnexpectedInput.match_examples`, but keyed on the LALR state alone, not the depth of the
+    stack, so an example matches the same mistake at any nesting depth."""
+    table: dict[tuple, str] = {}
+    for hint, examples in _EXAMPLES.items():
+        for text in examples:
+            try:
+                parser().parse(text)
+            except UnexpectedToken as ut:
+                table.setdefault((ut.state.position, ut.token.type), hint)
+    return table
+
+
+def _match_example(e: UnexpectedToken) -> str | None:
+    if e.state is None:
+        return None
+    return _example_states().get((e.state.position, e.token.type))
+
+
+def _hint_for(tok: Token, expected: list[str], line_text: str, col: int, opened) -> str | None:
+    word = tok.type in ("INT", "FLOAT", "DIMS", "NAME", "STRING")
+    before = re.search(r"([A-Za-z_]\w*)\s*$", line_text[: col - 1])
+    if tok.type == "NAME" and "'->'" in expected:
+        return "join the layers of a chain with '->', or start a new line"
+    if word and "'('" in expected and "')'" not in expected and before:
+        # `conv 64, 3`: show the line with parentheses
+        rest = line_text[col - 1:].split("#")[0].split("->")[0].strip()
+        return f"arguments go in parentheses: {before.group(1)}({rest})"
+    if word and "'='" in expected and "')'" in expected and before:
+        return f"keyword arguments are written name=value: {before.group(1)}={tok.value}"
+    if word and "','" in expected:
+        return "separate arguments with ','"
+    if tok.value == "," and "'->'" in expected and opened and opened[-1][0] == "{":
+        return "branches go one per line (or separated by ';'), not by ','"
     return None
+
+
+_QUOTES = {"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"}
+
+
+def _bad_character(file: str, lines: list[str], line: int, col: int) -> SpecError:
+    text = lines[line - 1] if line <= len(lines) else ""
+    ch = text[col - 1] if 0 < col <= len(text) else "?"
+    span = Span(file, line, col, line, col + 1)
+    if ch == '"':
+        return SpecError("unterminated string", Span(file, line, col, line, len(text) + 1),
+                         hint='a string ends with " on the same line, e.g. use "lib/blocks.inc"')
+    hint = None
+    if ch in _QUOTES:
+        hint = 'use a plain " (typographic quotes come from word processors)'
+    elif ch == ":":
+        hint = "keyword arguments are written name=value, e.g. conv(64, 3, stride=2)"
+    elif ch == "[":
+        hint = "arguments go in parentheses, e.g. conv(64, 3); tuples too: pad=(1, 2)"
+    elif ch == "'":
+        hint = 'strings use double quotes: "..."'
+    shown = repr(ch) if ch.isprintable() and not ch.isspace() else f"U+{ord(ch):04X} ({unicodedata.name(ch, 'unnamed')})"
+    if ch.isprintable() and not ch.isspace() and ord(ch) > 127:
+        shown = f"'{ch}' (U+{ord(ch):04X})"
+    return SpecError(f"unexpected character {shown}", span, hint=hint)
 
 
 # --- files and imports -------------------------------------------------------------------
 
-def read_source(path: Path, span: Span | None = None) -> str:
-    shown = str(path)
+def read_source(path: Path, span: Span | None = None, shown: str | None = None) -> str:
+    shown = shown or str(path)
     try:
         if path.is_dir():
             raise SpecError(f"{shown} is a directory, not a spec file", span)
         data = path.read_bytes()
     except FileNotFoundError:
-        raise SpecError(f"no such file: {shown}", span) from None
+        hint = "a `use` path is relative to the directory of the file that uses it" if span else None
+        raise SpecError(f"no such file: {shown}", span, hint=hint) from None
     except PermissionError:
         raise SpecError(f"cannot read {shown}: permission denied", span) from None
     except OSError as e:
@@ -369,9 +519,12 @@ def read_source(path: Path, span: Span | None = None) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise SpecError(f"{shown} is not UTF-8 text (byte 0x{data[e.start]:02x} at line {line}, column {col})",
-                        span) from None
+        col = len(data[data.rfind(b"\n", 0, e.start) + 1: e.start].decode("utf-8", "replace")) + 1
+        SOURCES[shown] = data.decode("utf-8", "replace")  # to show the line, with U+FFFD for the bad byte
+        raise SpecError(f"{shown} is not UTF-8 text: byte 0x{data[e.start]:02x} cannot be decoded",
+                        Span(shown, line, col, line, col + 1),
+                        notes=[Note("imported here", span)] if span else [],
+                        hint="save the file as UTF-8") from None
     if "\x00" in text:
         raise SpecError(f"{shown} looks like a binary file, not a spec", span)
     return text
@@ -419,12 +572,12 @@ def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], sp
     real = path.resolve()
     if real in stack:
         cycle = " -> ".join(_display(p) for p in stack[stack.index(real):] + [real])
-        raise SpecError(f"import cycle: {cycle}", span)
+        raise SpecError(f"import cycle: {cycle}", span, hint="move the shared modules into a file that both can `use`")
     if real in seen:
         return
     seen.add(real)
     file = str(path) if is_root else _display(path)
-    f = parse_text(read_source(path, span), file)
+    f = parse_text(read_source(path, span, file), file)
     stack.append(real)
     for item in f.items:
         if isinstance(item, ast.Use):

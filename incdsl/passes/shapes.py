@@ -33,7 +33,8 @@ def _explain(g: Graph, layer, e: ShapeError, shapes, whys) -> SpecError:
     if e.culprit is None:
         ins = ", ".join(fmt(shapes[i]) for i in layer.inputs)
         return SpecError(f"{layer.op} {e.message}", layer.span, hint=e.hint,
-                         label=f"input is {ins}" if ins else None)
+                         label=f"input is {ins}" if ins else None,
+                         notes=[Note(e.detail)] if e.detail else [])
     # concat/add: point at the branch that disagrees, and show where each got its size
     bad = layer.inputs[e.culprit]
     first = layer.inputs[0]
@@ -41,7 +42,8 @@ def _explain(g: Graph, layer, e: ShapeError, shapes, whys) -> SpecError:
     notes = [Note(f"branch 1 gives {fmt(shapes[first])}", g.layers[first].span)]
     for branch, origin in ((e.culprit + 1, origin_bad), (1, origin_first)):
         if origin is not None:
-            notes.append(Note(f"branch {branch}: {whys[origin]} at '{origin}'", g.layers[origin].span))
+            notes.append(Note(f"branch {branch} gets {fmt(shapes[origin][:2])} at '{origin}': {whys[origin]}",
+                              g.layers[origin].span))
     span = g.layers[origin_bad].span if origin_bad else g.layers[bad].span
     return SpecError(e.message, span, notes=notes, hint=e.hint,
                      label=f"branch {e.culprit + 1} gives {fmt(shapes[bad])}")
