@@ -1,0 +1,123 @@
+"""Charts for `incdsl compare --plot`. matplotlib is imported here, inside the functions, and only
+its object API with the Agg canvas is used (no pyplot): no window, no global state."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .io import atomic_path
+
+LABELS_MAX = 40  # past this many points, only the Pareto front is labelled
+
+
+def _unit(values, names=(("G", 1e9), ("M", 1e6), ("K", 1e3))) -> tuple[str, float]:
+    """The largest unit that keeps the biggest magnitude at or above 1 (or no unit)."""
+    top = max((abs(v) for v in values), default=0)
+    for name, size in names:
+        if top >= size:
+            return name, size
+    return "", 1.0
+
+
+def plot_compare(rows, blocks, path: str | Path) -> None:
+    """Params vs MACs for every variant, the Pareto front marked; for exactly two variants, also the
+    per-block deltas of the second against the first."""
+    from matplotlib.figure import Figure
+
+    from .compare import pareto
+
+    # deployed cost: without training-only heads, which the inference model drops
+    params = [r.inference.params for r in rows]
+    macs = [r.inference.macs for r in rows]
+    pu, ps = _unit(params)
+    mu, ms = _unit(macs)
+    two = len(rows) == 2
+    fig = Figure(figsize=(15, 6.5) if two else (8, 6), layout="constrained")
+    if two:
+        grid = fig.add_gridspec(1, 3, width_ratios=[1.1, 1, 1])
+        ax = fig.add_subplot(grid[0, 0])
+    else:
+        ax = fig.add_subplot()
+
+    front = pareto(rows)
+    on_front = set(front)
+    xs, ys = [m / ms for m in macs], [p / ps for p in params]
+    others = [i for i in range(len(rows)) if i not in on_front]
+    ax.scatter([xs[i] for i in others], [ys[i] for i in others], s=28, color="tab:blue", alpha=0.6,
+               label="variant", zorder=2)
+    order = sorted(front, key=lambda i: (xs[i], ys[i]))
+    ax.plot([xs[i] for i in order], [ys[i] for i in order], color="tab:red", linewidth=1.2,
+            drawstyle="steps-post", zorder=1)
+    ax.scatter([xs[i] for i in order], [ys[i] for i in order], s=60, color="tab:red", marker="D",
+               label="Pareto front (no variant has both fewer params and fewer MACs)", zorder=3)
+    labelled = range(len(rows)) if len(rows) <= LABELS_MAX else order
+    ax.set_xlabel(f"{mu}MACs (inference)" if mu else "MACs (inference)")
+    ax.set_ylabel(f"params ({pu})" if pu else "params")
+    ax.set_title(f"params vs MACs, {len(rows)} variant{'s' * (len(rows) != 1)}"
+                 + ("" if len(rows) <= LABELS_MAX else " (labels on the front only)"))
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.margins(0.15)
+
+    if two:
+        _delta_bars(fig, grid, rows, blocks)
+    _place_labels(fig, ax, [(rows[i].label, xs[i], ys[i], i in on_front) for i in labelled])
+    fmt = Path(path).suffix.lower().lstrip(".")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=120)
+
+
+def _place_labels(fig, ax, labels) -> None:
+    """Put each label beside its point where it overlaps no label placed before it (greedy, in
+    MACs order); matplotlib has no label placement of its own."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    fig.draw_without_rendering()  # run the layout, so data -> pixel transforms are final
+    renderer = canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    legend = ax.get_legend()
+    placed = [legend.get_window_extent(renderer)] if legend else []
+    offsets = [((6, 5), "left"), ((6, -12), "left"), ((-6, 5), "right"), ((-6, -12), "right"),
+               ((6, 16), "left"), ((6, -23), "left")]
+    for text, x, y, front in sorted(labels, key=lambda t: (t[1], t[2])):
+        for k, (off, ha) in enumerate(offsets):
+            ann = ax.annotate(text, (x, y), textcoords="offset points", xytext=off, ha=ha, fontsize=8,
+                              color="tab:red" if front else "black")
+            box = ann.get_window_extent(renderer)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+            if inside and not any(box.overlaps(b) for b in placed) or k == len(offsets) - 1:
+                placed.append(box)
+                break
+            ann.remove()
+
+
+def _delta_bars(fig, grid, rows, blocks) -> None:
+    """Two panels: per-block delta of params and of MACs, second variant minus first. The x axis is
+    symmetric about zero and each bar's note sits on the other side of zero, clear of the bars."""
+    from .compare import REST
+
+    names = [("other layers" if b.name == REST else b.name)
+             + (" (train)" if any(c and c.train_only for c in b.cells) else "") for b in blocks]
+    for col, (what, get) in enumerate((("params", lambda c: c.params), ("MACs", lambda c: c.macs)), 1):
+        deltas = [get(b.delta(1)) for b in blocks]
+        u, size = _unit(deltas)
+        bx = fig.add_subplot(grid[0, col])
+        ypos = list(range(len(names)))
+        bx.barh(ypos, [d / size for d in deltas], color=["tab:green" if d < 0 else "tab:orange" for d in deltas])
+        bx.set_yticks(ypos, names if col == 1 else [""] * len(names), fontsize=8)
+        bx.invert_yaxis()
+        bx.axvline(0, color="black", linewidth=0.8)
+        reach = max((abs(d) for d in deltas), default=0) / size or 1.0
+        bx.set_xlim(-1.1 * reach, 1.1 * reach)
+        bx.set_xlabel(f"Δ {what} ({u})" if u else f"Δ {what}")
+        bx.set_title(f"per-block Δ {what}: '{rows[1].label}' − '{rows[0].label}'", fontsize=10)
+        bx.grid(True, axis="x", alpha=0.3)
+        for y, (b, d) in enumerate(zip(blocks, deltas)):
+            first, second = b.cells
+            if first is None or second is None:
+                note = f"only in '{rows[0].label if second is None else rows[1].label}'"
+            else:
+                base = get(first.count)
+                note = f"{d * 100 / base:+.1f}%" if base else ("=" if not d else "new")
+            bx.annotate(note, (0, y), xytext=(-4 if d > 0 else 4, -3), textcoords="offset points",
+                        fontsize=7, color="dimgray", ha="right" if d > 0 else "left")
