@@ -590,7 +590,7 @@ def _name_span(el) -> Span:
 
 
 def _signature(op: Op) -> str:
-    parts = [a.name if a.default is REQUIRED else f"{a.name}={_show(a.default)}" for a in op.args]
+    parts = [a.name if a.default is REQUIRED else f"{a.name}={_show(a.default).strip(chr(39))}" for a in op.args]
     return f"{op.name}({', '.join(parts)})"
 
 

@@ -94,5 +94,8 @@ def _excerpt(span: Span | None, label: str | None) -> list[str]:
 
 
 def did_you_mean(name: str, known) -> str | None:
-    close = difflib.get_close_matches(name, sorted(set(known)), n=1, cutoff=0.6)
+    known = sorted(set(known))
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if not close and len(name) >= 3:  # `convolution` for `conv`, `max` for `maxpool`
+        close = [k for k in known if len(k) >= 3 and (name.startswith(k) or k.startswith(name))][:1]
     return f"did you mean '{close[0]}'?" if close else None

@@ -468,6 +468,10 @@ def _hint_for(tok: Token, expected: list[str], line_text: str, col: int, opened)
         return f"keyword arguments are written name=value: {before.group(1)}={tok.value}"
     if word and "','" in expected:
         return "separate arguments with ','"
+    if tok.value == "->" and "a name" in expected:
+        return "a layer is missing between the two '->'"
+    if expected == ["'{'"]:
+        return "a body goes in braces: { ... }"
     if tok.value == "," and "'->'" in expected and opened and opened[-1][0] == "{":
         return "branches go one per line (or separated by ';'), not by ','"
     return None
@@ -490,6 +494,8 @@ def _bad_character(file: str, lines: list[str], line: int, col: int) -> SpecErro
         hint = "keyword arguments are written name=value, e.g. conv(64, 3, stride=2)"
     elif ch == "[":
         hint = "arguments go in parentheses, e.g. conv(64, 3); tuples too: pad=(1, 2)"
+    elif ch.isspace():
+        hint = "replace it with a plain space"
     elif ch == "'":
         hint = 'strings use double quotes: "..."'
     shown = repr(ch) if ch.isprintable() and not ch.isspace() else f"U+{ord(ch):04X} ({unicodedata.name(ch, 'unnamed')})"

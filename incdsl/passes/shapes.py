@@ -42,7 +42,7 @@ def _explain(g: Graph, layer, e: ShapeError, shapes, whys) -> SpecError:
     notes = [Note(f"branch 1 gives {fmt(shapes[first])}", g.layers[first].span)]
     for branch, origin in ((e.culprit + 1, origin_bad), (1, origin_first)):
         if origin is not None:
-            notes.append(Note(f"branch {branch} gets {fmt(shapes[origin][:2])} at '{origin}': {whys[origin]}",
+            notes.append(Note(f"branch {branch} gets {fmt(shapes[origin][:2])} from {whys[origin]}",
                               g.layers[origin].span))
     span = g.layers[origin_bad].span if origin_bad else g.layers[bad].span
     return SpecError(e.message, span, notes=notes, hint=e.hint,
