@@ -172,6 +172,8 @@ def _html(lines: list[tuple[str, str]]) -> str:
     """An HTML-like label from (style, text) lines; style is 'b' (bold), 'small' or ''."""
     out = []
     for style, text in lines:
+        if not text:
+            continue  # Graphviz rejects an empty <font></font>
         t = html.escape(text)
         if style == "b":
             t = f"<b>{t}</b>"
@@ -186,13 +188,20 @@ def _q(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+def _pairs(kw: dict) -> list[str]:
+    """`key="value"` items, HTML-like labels (`<...>`) unquoted; None values left out."""
+    return [f"{k}={v}" if isinstance(v, str) and v.startswith("<") else f"{k}={_q(str(v))}"
+            for k, v in kw.items() if v is not None]
+
+
 def _attrs(**kw) -> str:
-    items = []
-    for k, v in kw.items():
-        if v is None:
-            continue
-        items.append(f"{k}={v}" if isinstance(v, str) and v.startswith("<") else f"{k}={_q(str(v))}")
-    return "[" + ", ".join(items) + "]"
+    """An attribute list, for a node or an edge."""
+    return "[" + ", ".join(_pairs(kw)) + "]"
+
+
+def _stmts(**kw) -> str:
+    """Attribute statements, for a cluster (so that parsers see them as the cluster's own)."""
+    return " ".join(p + ";" for p in _pairs(kw))
 
 
 # --- DOT --------------------------------------------------------------------------------------
@@ -252,11 +261,11 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
             label = _html([("b", f"{child.name.rsplit('/', 1)[-1]}: {b.module}"),
                            ("small", f"{si(cnt.params)} params · {si(cnt.macs)} MACs")])
             out.append(f"{indent}subgraph {_q('cluster_' + child.name)} {{")
-            out.append(indent + "  graph " + _attrs(
+            out.append(indent + "  " + _stmts(
                 label=label, tooltip=_block_tooltip(net, plan, child.name), labeljust="l",
                 style="rounded,filled" + (",dashed" if train else ""),
                 fillcolor=CLUSTER_COLOURS[level % len(CLUSTER_COLOURS)],
-                color=TRAIN_COLOUR if train else "#7f95b5", fontname=FONT, fontsize="11") + ";")
+                color=TRAIN_COLOUR if train else "#7f95b5", fontname=FONT, fontsize="11"))
             emit(child, indent + "  ", level + 1)
             out.append(indent + "}")
 
@@ -370,7 +379,7 @@ def _network_title(net, depth, only) -> str:
     t = net.total(inference=True)
     sets = "  ".join(f"{k}={_value(v)}" for k, v in net.params.items())
     what = f"{net.name}" + (f" / {only}" if only else "") + (f"  (depth {depth})" if depth else "")
-    return _html([("b", what), ("small", f"{sets}"),
+    return _html([("b", what), ("small", sets),
                   ("small", f"inference: {t.params:,} params · {t.macs:,} MACs")])
 
 
