@@ -1,0 +1,69 @@
+"""Golden text outputs: `incdsl expand` of the reference specs, byte for byte.
+
+The expansion is the flat network, one layer per line with its canonical call, inputs and shape,
+so any change to elaboration, defaults, naming or shape inference shows up here as a diff.
+To accept a reviewed change:  UPDATE_GOLDEN=1 pytest tests/test_golden.py
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from incdsl import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parent / "golden"
+UPDATE = bool(os.environ.get("UPDATE_GOLDEN"))
+
+# (golden file, command line run from the repository root)
+CASES = {
+    "googlenet.expand": ["expand", "specs/googlenet.inc"],
+    "googlenet_tv.expand": ["expand", "specs/googlenet_tv.inc"],
+    "googlenet_tv_small.expand": ["expand", "specs/googlenet_tv.inc", "--set", "width=0.25", "--set", "size=64",
+                                  "--set", "classes=3", "--set", "aux=false"],
+    "googlenet.summary_depth1": ["summary", "specs/googlenet.inc", "--depth", "1"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden(name, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert cli.main(CASES[name]) == 0
+    out = capsys.readouterr().out
+    path = GOLDEN / name
+    if UPDATE:
+        path.write_text(out)
+    assert path.exists(), f"no {path.name}: run with UPDATE_GOLDEN=1 and review it"
+    assert out == path.read_text(), f"output differs from tests/golden/{name}"
+
+
+def test_golden_facts():
+    """A few lines of the goldens checked by meaning, so an UPDATE_GOLDEN run cannot bless nonsense."""
+    tv = (GOLDEN / "googlenet_tv.expand").read_text().splitlines()
+    assert tv[0] == "# network googlenet_tv classes=1000 aux=true width=1 size=224"
+    layers = [l for l in tv if l and not l.startswith(("#", "output", "train_output"))]
+    assert len(layers) == 95
+    # torchvision's 5x5 branch quirk: the "5x5" branch convolves 3x3
+    b3 = next(l for l in tv if l.startswith("inception3a/b3/conv_2 "))
+    assert "kernel=3x3" in b3 and b3.endswith("# 28x28x32")
+    assert any(l.startswith("maxpool4 ") and "maxpool(2x2" in l and l.endswith("# 7x7x832") for l in tv)
+    assert "train_output aux1(loss_weight=0.3) = aux1" in "\n".join(tv) or any(
+        l.startswith("train_output aux1(loss_weight=0.3)") for l in tv)
+    paper = (GOLDEN / "googlenet.expand").read_text()
+    assert "norm1                    = lrn <- pool1  # 56x56x64" in paper  # the paper's LRN; torchvision has none
+    assert "= lrn" not in "\n".join(tv)
+    # inception3a of the paper, by hand: 1x1 192->64, 1x1 192->96 + 3x3 96->128, 1x1 192->16 + 5x5 16->32,
+    # pool + 1x1 192->32, each with a bias
+    by_hand = (192 * 64 + 64) + (192 * 96 + 96) + (9 * 96 * 128 + 128) + (192 * 16 + 16) + (25 * 16 * 32 + 32) \
+        + (192 * 32 + 32)
+    depth1 = (GOLDEN / "googlenet.summary_depth1").read_text()
+    assert f"inception3a     inception              28x28x256     {by_hand:,}" in depth1
+
+
+def test_expand_through_the_real_command():
+    p = subprocess.run([sys.executable, "-m", "incdsl", "expand", "specs/googlenet_tv.inc"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == (GOLDEN / "googlenet_tv.expand").read_text()
