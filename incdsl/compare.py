@@ -130,7 +130,7 @@ def _bases(spec: Spec, variants, all_variants: bool) -> list[tuple[str, dict]]:
     declared = spec.variants
     bases: list[tuple[str, dict]] = []
     if all_variants:
-        bases.append(("" if not variants else "default", {}))
+        bases.append(("defaults", {}))
         bases += [(name, dict(v)) for name, v in declared.items()]
     for label, sets in variants:
         if sets is None:
@@ -206,11 +206,13 @@ def row_of(net: Network, label: str, sets: dict, depth: int = 1) -> Row:
     names = {b.name for b in chosen}
     blocks = {b.name: BlockCount(b.module, groups.get(b.name, ZERO), net.is_train_only(b.output))
               for b in chosen}
-    rest = ZERO
-    for name, c in net.counts.items():
-        parts = name.split("/")
+    # the rest is the total less the outermost chosen blocks (a nested block is inside its parent)
+    rest = net.total()
+    for b in chosen:
+        parts = b.name.split("/")
         if not any("/".join(parts[:i]) in names for i in range(1, len(parts))):
-            rest = rest + c
+            c = blocks[b.name].count
+            rest = Count(rest.trainable - c.trainable, rest.non_trainable - c.non_trainable, rest.macs - c.macs)
     blocks[REST] = BlockCount(None, rest, False)
     return Row(label=label, spec=net.path, network=net.name,
                sets={k: net.params[k] for k in sets},
@@ -392,13 +394,15 @@ def _tables(rows: list[Row], blocks: list[BlockRow] | None) -> list[tuple[str | 
     show_spec = len({r.spec for r in rows}) > 1
     show_out = len({_outputs_text(r) for r in rows}) > 1
     has_train = any(r.total != r.inference for r in rows)
-    head = ["variant"] + (["spec"] if show_spec else []) + ["params", "trainable", "MACs"]
+    # a `set` column when labels do not already say what each variant sets (named variants)
+    show_set = any(_sets_text(r.sets).replace(",", "") not in r.label for r in rows)
+    head = ["variant"] + (["spec"] if show_spec else []) + (["set"] if show_set else []) + ["params", "trainable", "MACs"]
     if has_train:
         head += ["inference params", "inference MACs"]
     head += ["depth", "params vs first", "MACs vs first"] + (["outputs"] if show_out else [])
     body = []
     for r in rows:
-        line = [r.label] + ([r.spec] if show_spec else []) + [
+        line = [r.label] + ([r.spec] if show_spec else []) + ([_sets_text(r.sets)] if show_set else []) + [
             f"{r.total.params:,}", f"{r.total.trainable:,}", f"{r.total.macs:,}"]
         if has_train:
             line += [f"{r.inference.params:,}", f"{r.inference.macs:,}"]
@@ -408,7 +412,7 @@ def _tables(rows: list[Row], blocks: list[BlockRow] | None) -> list[tuple[str | 
         if show_out:
             line.append(_outputs_text(r))
         body.append(line)
-    align = "l" + ("l" if show_spec else "") + "r" * (len(head) - 1 - show_spec - show_out) + ("l" if show_out else "")
+    align = "l" * (1 + show_spec + show_set) + "r" * (len(head) - 1 - show_spec - show_set - show_out) + "l" * show_out
     tables = [(None, head, body, align)]
     if blocks is None:
         return tables

@@ -60,7 +60,8 @@ def run(args) -> int:
         from ..plot import plot_compare
         plot_compare(rows, blocks, args.plot)
     if args.json:
-        print(json.dumps(cmp.to_json(rows, blocks), indent=1))
+        # indented for reading; large sweeps compact (json's fast C encoder only runs without indent)
+        print(json.dumps(cmp.to_json(rows, blocks), indent=1 if len(rows) <= 100 else None))
     elif args.csv:
         cmp.write_csv(rows, blocks if args.blocks else None, sys.stdout)
     else:
