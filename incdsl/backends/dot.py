@@ -75,9 +75,9 @@ class _Plan:
             box = self._collapsed(name, depth)
             if box is not None:
                 self.box_of[name] = box
-        self.boxes = list(dict.fromkeys(self.box_of.values()))
+        self.boxes = set(self.box_of.values())
 
-    def _prefixes(self, name: str) -> list[str]:
+    def calls(self, name: str) -> list[str]:
         """Module calls containing `name`, outermost first."""
         parts = name.split("/")
         return [p for p in ("/".join(parts[:k]) for k in range(1, len(parts))) if p in self.blocks]
@@ -85,7 +85,7 @@ class _Plan:
     def _collapsed(self, layer: str, depth: int | None) -> str | None:
         if depth is None:
             return None
-        for block in self._prefixes(layer):
+        for block in self.calls(layer):
             if len(block.split("/")) >= depth and block != self.only:
                 return block
         return None
@@ -97,7 +97,7 @@ class _Plan:
         """The innermost module call drawn as a cluster around this node (a layer, a box or a
         cluster); None at the top level. A drawn node is never inside a box, so that is the
         innermost module call containing it (clipped to the `only` call when there is one)."""
-        inside = self._prefixes(node_id)
+        inside = self.calls(node_id)
         if self.only is not None:
             inside = [b for b in inside if (b + "/").startswith(self.only + "/")]
         return inside[-1] if inside else None
@@ -109,7 +109,7 @@ class _Plan:
         return self.groups.get(block, Count())
 
     def train_only(self, node_id: str) -> bool:
-        b = self.blocks.get(node_id) if node_id in self.box_of.values() else None
+        b = self.blocks[node_id] if node_id in self.boxes else None
         return self.net.is_train_only(b.output if b else node_id)
 
 
@@ -223,13 +223,12 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
             cluster(plan.parent(name)).items.append(c)
         return clusters[name]
 
-    nodes: list[str] = []
+    drawn: set[str] = set()
     for layer in layers:
         nid = plan.node_id(layer)
-        if nid in nodes:
-            continue
-        nodes.append(nid)
-        cluster(plan.parent(nid)).items.append(nid)
+        if nid not in drawn:
+            drawn.add(nid)
+            cluster(plan.parent(nid)).items.append(nid)
 
     # Branches of each concat/add side by side: their first drawn nodes share a rank, chained in input
     # order by invisible edges. newrank=true lets a rank be shared across clusters (a branch may start
@@ -246,9 +245,12 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
 
     out = [f"digraph {_q(net.name)} {{"]
     title = _network_title(net, depth, only)
-    out.append(f"  graph {_attrs(rankdir=rankdir, fontname=FONT, fontsize='16', label=title, labelloc='t', newrank='true', nodesep='0.25', ranksep='0.35', compound='true', tooltip=net.name)};")
-    out.append(f"  node {_attrs(shape='box', style='rounded,filled', fontname=FONT, fontsize='11', margin='0.10,0.04', height='0.3', penwidth='0.8')};")
-    out.append(f"  edge {_attrs(fontname=FONT, fontsize='8', fontcolor='#666666', color='#555555', arrowsize='0.6', penwidth='0.8')};")
+    out.append("  graph " + _attrs(rankdir=rankdir, fontname=FONT, fontsize="16", label=title, labelloc="t",
+                                   newrank="true", nodesep="0.25", ranksep="0.35", tooltip=net.name) + ";")
+    out.append("  node " + _attrs(shape="box", style="rounded,filled", fontname=FONT, fontsize="11",
+                                  margin="0.10,0.04", height="0.3", penwidth="0.8") + ";")
+    out.append("  edge " + _attrs(fontname=FONT, fontsize="8", fontcolor="#666666", color="#555555",
+                                  arrowsize="0.6", penwidth="0.8") + ";")
 
     def emit(c: _Cluster, indent: str, level: int) -> None:
         for child in c.items:
@@ -273,9 +275,7 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
     for ids in same_rank:
         out.append("  { rank=same; " + " -> ".join(_q(i) for i in ids) + " [style=invis]; }")
 
-    # External inputs of a focused module call come in from stub nodes.
-    drawn = set(nodes)
-    stubs: dict[str, str] = {}
+    # One edge per layer input (external inputs of an `only` call come from stub nodes).
     edges: list[str] = []
     seen: set[tuple[str, str]] = set()
     for layer in layers:
@@ -285,27 +285,27 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
             if src == dst:
                 continue  # inside one collapsed box
             if src not in drawn:
-                if src not in stubs:
-                    stubs[src] = f"from {src_layer}"
-                    out.append("  " + _q(src) + " " + _attrs(
-                        label=f"{src_layer}\n{fmt(net.shapes[src_layer])}", shape="plaintext",
-                        style="", fontsize="10"))
-            collapsed_dst = dst != layer
-            if collapsed_dst and (src, dst) in seen:
+                drawn.add(src)
+                out.append("  " + _q(src) + " " + _attrs(
+                    label=f"from {_top(plan, src_layer)}\n{fmt(net.shapes[src_layer])}", shape="plaintext",
+                    style="", fontsize="10"))
+            if dst != layer and (src, dst) in seen:
                 continue  # one edge per producer into a box, however many layers inside use it
             seen.add((src, dst))
             train = net.is_train_only(layer)
-            edges.append("  " + f"{_q(src)} -> {_q(dst)} " + _attrs(
+            several = len(net.layers[layer].inputs) > 1
+            edges.append(f"  {_q(src)} -> {_q(dst)} " + _attrs(
                 label=fmt(net.shapes[src_layer]), style="dashed" if train else None,
                 color=TRAIN_COLOUR if train else None,
-                tooltip=f"{src_layer} -> {layer}" + (f" (input {port + 1})" if len(net.layers[layer].inputs) > 1 else "")))
+                tooltip=f"{src_layer} -> {layer}" + (f" (input {port + 1})" if several else "")))
     if only is not None:  # where the focused call's output goes
         b = plan.blocks[only]
         users = [n for n, lay in net.layers.items() if b.output in lay.inputs and not plan.visible(n)]
         users = list(dict.fromkeys(_top(plan, n) for n in users)) or ["output"]
         out.append("  " + _q(only + ":out") + " " + _attrs(label="to " + ", ".join(users),
                                                           shape="plaintext", style="", fontsize="10"))
-        edges.append("  " + f"{_q(plan.node_id(b.output))} -> {_q(only + ':out')} " + _attrs(label=fmt(net.shapes[b.output])))
+        edges.append(f"  {_q(plan.node_id(b.output))} -> {_q(only + ':out')} "
+                     + _attrs(label=fmt(net.shapes[b.output])))
     out += edges
     out.append("}")
     return "\n".join(out) + "\n"
@@ -313,7 +313,7 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
 
 def _top(plan: _Plan, layer: str) -> str:
     """The outermost module call holding `layer`, or the layer itself."""
-    calls = plan._prefixes(layer)
+    calls = plan.calls(layer)
     return calls[0] if calls else layer
 
 
@@ -332,7 +332,7 @@ def _branch_head(net, plan: _Plan, merge: str, src: str) -> str | None:
 
 
 def _node(net, plan: _Plan, nid: str) -> str:
-    if nid in plan.blocks and nid in plan.box_of.values():
+    if nid in plan.boxes:
         b = plan.blocks[nid]
         c = plan.block_count(nid)
         train = plan.train_only(nid)
