@@ -160,6 +160,7 @@ def _check_names(spec: Spec, names, where: str) -> None:
 
 @dataclass(frozen=True)
 class BlockCount:
+    name: str
     module: str | None
     count: Count
     train_only: bool
@@ -204,7 +205,7 @@ def row_of(net: Network, label: str, sets: dict, depth: int = 1) -> Row:
     groups = net.group_counts()
     chosen = [b for b in net.graph.blocks if b.name.count("/") < depth]
     names = {b.name for b in chosen}
-    blocks = {b.name: BlockCount(b.module, groups.get(b.name, ZERO), net.is_train_only(b.output))
+    blocks = {b.name: BlockCount(b.name, b.module, groups.get(b.name, ZERO), net.is_train_only(b.output))
               for b in chosen}
     # the rest is the total less the outermost chosen blocks (a nested block is inside its parent)
     rest = net.total()
@@ -213,7 +214,7 @@ def row_of(net: Network, label: str, sets: dict, depth: int = 1) -> Row:
         if not any("/".join(parts[:i]) in names for i in range(1, len(parts))):
             c = blocks[b.name].count
             rest = Count(rest.trainable - c.trainable, rest.non_trainable - c.non_trainable, rest.macs - c.macs)
-    blocks[REST] = BlockCount(None, rest, False)
+    blocks[REST] = BlockCount(REST, None, rest, False)
     return Row(label=label, spec=net.path, network=net.name,
                sets={k: net.params[k] for k in sets},
                total=net.total(), inference=net.total(inference=True),
@@ -269,9 +270,22 @@ class BlockRow:
                      this.macs - base.macs)
 
 
-def align_blocks(rows: list[Row]) -> list[BlockRow]:
-    """Blocks matched by name across variants, in network order (a block only some variants have
-    goes after the block that precedes it in the first variant that has it)."""
+ALIGN = ("name", "position")
+
+
+def align_blocks(rows: list[Row], by: str = "name") -> list[BlockRow]:
+    """Blocks matched across variants, in network order. By name: a block only some variants have
+    goes after the block that precedes it in the first variant that has it. By position: the i-th
+    block of each variant (for specs that name the same blocks differently: mixed0 / Mixed_5b)."""
+    if by == "position":
+        lists = [[n for n in row.blocks if n != REST] for row in rows]
+        out = []
+        for i in range(max(map(len, lists), default=0)):
+            cells = [row.blocks[names[i]] if i < len(names) else None for row, names in zip(rows, lists)]
+            names = list(dict.fromkeys(c.name for c in cells if c is not None))
+            modules = list(dict.fromkeys(c.module for c in cells if c is not None))
+            out.append(BlockRow(" / ".join(names), " / ".join(modules), cells))
+        return out + [BlockRow(REST, None, [row.blocks[REST] for row in rows])]
     order: list[str] = []
     for row in rows:
         at = 0
@@ -315,7 +329,7 @@ def to_json(rows: list[Row], blocks: list[BlockRow]) -> dict:
                   "outputs": {k: list(s) for k, s in r.outputs.items()},
                   "train_only": r.train_only, "depth": r.depth} for r in rows],
         "blocks": [{"name": b.name, "module": b.module, "variants": [
-            {"label": r.label, "present": c is not None,
+            {"label": r.label, "present": c is not None, "block": c.name if c else None,
              "params": _counts(c.count) if c else None, "macs": c.count.macs if c else None,
              "train_only": c.train_only if c else None,
              "delta": {"params": d.params, "macs": d.macs}}
@@ -376,12 +390,14 @@ def _outputs_text(r: Row) -> str:
                      for k, s in r.outputs.items())
 
 
-def _pct(new: int, base: int) -> str:
+def pct_text(new: int, base: int) -> str:
+    """'+12.5%', '-0.034%' (small changes keep two significant digits), '=' or 'new'."""
     if base == 0:
         return "new" if new else "="
     if new == base:
         return "="
-    return f"{(new - base) * 100 / base:+.1f}%"
+    pct = (new - base) * 100 / base
+    return f"{pct:+.1f}%" if abs(pct) >= 1 else f"{pct:+.2g}%"
 
 
 def _signed(n: int) -> str:
@@ -408,7 +424,7 @@ def _tables(rows: list[Row], blocks: list[BlockRow] | None) -> list[tuple[str | 
             line += [f"{r.inference.params:,}", f"{r.inference.macs:,}"]
         # compare like with like: inference figures when some variant has training-only heads
         p, bp = (r.inference, base.inference) if has_train else (r.total, base.total)
-        line += [str(r.depth), _pct(p.params, bp.params), _pct(p.macs, bp.macs)]
+        line += [str(r.depth), pct_text(p.params, bp.params), pct_text(p.macs, bp.macs)]
         if show_out:
             line.append(_outputs_text(r))
         body.append(line)

@@ -94,7 +94,7 @@ def _place_labels(fig, ax, labels) -> None:
 def _delta_bars(fig, grid, rows, blocks) -> None:
     """Two panels: per-block delta of params and of MACs, second variant minus first. The x axis is
     symmetric about zero and each bar's note sits on the other side of zero, clear of the bars."""
-    from .compare import REST
+    from .compare import REST, pct_text
 
     names = [("other layers" if b.name == REST else b.name)
              + (" (train)" if any(c and c.train_only for c in b.cells) else "") for b in blocks]
@@ -112,12 +112,14 @@ def _delta_bars(fig, grid, rows, blocks) -> None:
         bx.set_xlabel(f"Δ {what} ({u})" if u else f"Δ {what}")
         bx.set_title(f"per-block Δ {what}: '{rows[1].label}' − '{rows[0].label}'", fontsize=10)
         bx.grid(True, axis="x", alpha=0.3)
+        if not any(deltas):
+            bx.text(0.5, 0.5, f"no block differs in {what}", transform=bx.transAxes, ha="center",
+                    fontsize=10, color="dimgray", bbox={"facecolor": "white", "edgecolor": "none"})
         for y, (b, d) in enumerate(zip(blocks, deltas)):
             first, second = b.cells
             if first is None or second is None:
                 note = f"only in '{rows[0].label if second is None else rows[1].label}'"
             else:
-                base = get(first.count)
-                note = f"{d * 100 / base:+.1f}%" if base else ("=" if not d else "new")
+                note = pct_text(get(second.count), get(first.count))
             bx.annotate(note, (0, y), xytext=(-4 if d > 0 else 4, -3), textcoords="offset points",
                         fontsize=7, color="dimgray", ha="right" if d > 0 else "left")

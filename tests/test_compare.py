@@ -111,6 +111,18 @@ def test_blocks_align_by_name_across_specs(spec_file, capsys):
     assert b[0]["params"]["total"] == 9 and b[1]["params"]["total"] == 18 and b[1]["delta"]["params"] == 9
 
 
+def test_blocks_align_by_position(spec_file, capsys):
+    one = spec_file("module m(c) { conv(c, 1) }\nnetwork one { input 4x4x2\n a = m(2)\n b = m(3) }", "one.inc")
+    two = spec_file("module m(c) { conv(c, 1) }\nnetwork two { input 4x4x2\n p = m(2)\n q = m(4)\n r = m(1) }", "two.inc")
+    data = as_json(capsys, "compare", one, two, "--align", "position")
+    assert [b["name"] for b in data["blocks"]] == ["a / p", "b / q", "r", cmp.REST]
+    q = data["blocks"][1]["variants"]
+    assert [c["block"] for c in q] == ["b", "q"]
+    assert q[1]["delta"]["params"] == (2 * 4 + 4) - (2 * 3 + 3)  # m(4) on 2 channels vs m(3) on 2 channels
+    r = data["blocks"][2]["variants"]
+    assert not r[0]["present"] and r[1]["params"]["total"] == 4 * 1 + 1  # m(1) on q's 4 channels
+
+
 def test_non_trainable_and_training_only_heads(spec_file, capsys):
     spec = spec_file("""
 network h(aux=true) {

@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
                    help="the defaults plus every variant the spec declares")
     p.add_argument("--depth", type=int, default=1, metavar="N",
                    help="compare module calls nested up to N deep (default 1: top-level blocks)")
+    p.add_argument("--align", choices=("name", "position"), default="name",
+                   help="match blocks across variants by name (default) or by position, for specs "
+                        "that name the same blocks differently (mixed0 / Mixed_5b)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="one JSON object: rows and blocks")
     fmt.add_argument("--csv", action="store_true", help="CSV of the variants (with --blocks: of the blocks)")
@@ -54,7 +57,7 @@ def run(args) -> int:
     specs = [Spec(path, args.network) for path in args.specs]
     plan = cmp.plan(specs, sets, sweeps, variants, args.variants)
     rows = cmp.measure_all(plan, args.depth, args.progress)
-    blocks = cmp.align_blocks(rows)
+    blocks = cmp.align_blocks(rows, args.align)
 
     if args.plot:  # first, so a failure to draw leaves no half-printed report behind it
         from ..plot import plot_compare
