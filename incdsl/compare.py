@@ -523,6 +523,7 @@ class Probe:
     value: int | float
     count: Count  # as the budget counts it (total or inference)
     signature: tuple  # identifies the network: equal signatures, same network
+    train_heads: bool = False  # the network has training-only heads (total and inference differ)
 
     def metric(self, what: str, trainable: bool) -> int:
         if what == "macs":
@@ -559,7 +560,8 @@ class _Fitter:
         if value not in self.cache:
             net = build(Variant(f"{self.name}={_num(value)}", self.spec, {**self.sets, self.name: value}))
             sig = (tuple(net.shapes.items()), tuple(net.counts.values()))
-            self.cache[value] = Probe(value, net.total(inference=self.inference), sig)
+            full, inf = net.total(), net.total(inference=True)
+            self.cache[value] = Probe(value, inf if self.inference else full, sig, full != inf)
         return self.cache[value]
 
     def fits(self, value) -> bool:

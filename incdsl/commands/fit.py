@@ -44,9 +44,14 @@ def run(args) -> int:
         print(json.dumps(fit_json(r), indent=1))
         return 0
     what = ("trainable " if r.trainable and metric == "params" else "") + metric
-    scope = "without training-only heads" if r.inference else "with training-only heads, if any"
-    print(f"{args.spec}: largest {r.name} with {what} <= {budget:,} ({scope})")
-    same = f"  (the same network from {r.name}={r.short!r})" if r.short != r.best.value else ""
+    if r.inference:
+        scope = " (inference: without the training-only heads)"
+    elif r.best.train_heads:
+        scope = " (including the training-only heads; --inference leaves them out)"
+    else:
+        scope = ""
+    print(f"{args.spec}: largest {r.name} with {what} <= {budget:,}{scope}")
+    same = f"  ({r.name}={r.short!r} gives the same network)" if r.short != r.best.value else ""
     print(f"  {r.name} = {r.best.value!r}{same}: {_line(r.best)}")
     if r.next is None:
         print(f"  it is the --max you gave; larger values were not tried")
