@@ -1,0 +1,272 @@
+"""Keras 3 backend: translate a checked Network into a `keras.Model`, layer for layer.
+
+Pure Keras 3 (`keras.layers`, `keras.ops`), so the model builds on the TensorFlow, JAX and PyTorch
+backends. It only translates: shapes come from `net.shapes`, and every Keras output shape is
+checked against them as the model is built.
+
+Naming (`keras_name`): node `a/b/conv_1` becomes layer `a.b.conv_1`; its batch norm
+`a.b.conv_1.bn`, its activation `a.b.conv_1.act`, and explicit zero padding in front of it
+`a.b.conv_1.pad`. Keras' PyTorch backend cannot hold a variable whose layer name has a '.'
+(torch parameter names forbid it), so on that backend the separator is '-' (`a-b-conv_1-bn`);
+IR names never contain '-'. A dense layer keeps its activation inside (`Dense(..., activation=)`,
+as keras.applications does). Each output is a layer named after its head (an `Identity` is added
+when the head's node has another name; when that name is taken by the node's own conv, as in an
+unnamed output ending in conv -> bn -> act, the output keeps its last layer's name). The training
+model returns the heads in `net.heads` order; the inference model drops the training-only ones
+and every layer only they use.
+
+Where Keras has no exact layer (PyTorch's ceil-mode and padded pools, count_pad, adaptive pooling,
+Caffe's LRN), `keras_layers.py` supplies one, registered as `incdsl>Name`. `import incdsl` does not
+import Keras; it installs a hook (keras_register.py) that registers these classes as soon as Keras
+is imported, so `import incdsl, keras; keras.models.load_model(path)` works. `custom_objects()`
+returns the same classes for an explicit `custom_objects=`.
+
+Activations are Keras' own with Keras' defaults: gelu is exact (erf, not tanh), leaky_relu has
+slope 0.2, elu alpha 1.0, hard_sigmoid is relu6(x + 3) / 6 (PyTorch's Hardsigmoid).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import keras
+
+from ..errors import SpecError, UsageError
+from ..weights import from_keras, init_weights, to_keras
+from .keras_layers import CUSTOM_OBJECTS, LRN, AdaptiveAvgPool2D, AvgPool2D, MaxPool2D
+
+L = keras.layers
+
+
+# Keras forbids '/' in layer names; torch (Keras' PyTorch backend) forbids '.' in parameter names.
+SEP = "-" if keras.backend.backend() == "torch" else "."
+
+
+def keras_name(node, part: str = "") -> str:
+    """The Keras layer name of an IR node (a `Layer` or its name), or of one of its parts
+    ("bn", "act", "pad"): `keras_name("a/b/conv_1", "bn") == "a.b.conv_1.bn"`."""
+    name = (node if isinstance(node, str) else node.name).replace("/", SEP)
+    return f"{name}{SEP}{part}" if part else name
+
+
+def custom_objects() -> dict:
+    """incdsl's custom layers by registered name, for `keras.models.load_model(custom_objects=)`."""
+    return dict(CUSTOM_OBJECTS)
+
+
+# --- one function per op: (layer, input tensors, net) -> output tensor ------------------------
+
+def _padding(pad, node, x):
+    """Keras padding mode for a conv, zero-padding x first when the spec's padding is explicit."""
+    if isinstance(pad, str):
+        return pad, x
+    t, b, l, r = pad
+    if t == b == l == r == 0:
+        return "valid", x
+    return "valid", L.ZeroPadding2D(((t, b), (l, r)), name=keras_name(node, "pad"))(x)
+
+
+def _bn_act(a: dict, node, x):
+    if a["bn"]:
+        x = L.BatchNormalization(epsilon=a["bn_eps"], momentum=a["bn_momentum"], scale=a["bn_scale"],
+                                 name=keras_name(node, "bn"))(x)
+    if a["act"]:
+        x = L.Activation(a["act"], name=keras_name(node, "act"))(x)
+    return x
+
+
+def _conv(layer, xs, net):
+    a, name = layer.attrs, keras_name(layer)
+    padding, x = _padding(a["pad"], layer, xs[0])
+    common = dict(kernel_size=a["kernel"], strides=a["stride"], padding=padding, dilation_rate=a["dilation"],
+                  use_bias=a["bias"], name=name)
+    if layer.op == "conv":
+        x = L.Conv2D(a["filters"], **common)(x)
+    elif layer.op == "dwconv":
+        x = L.DepthwiseConv2D(depth_multiplier=a["multiplier"], **common)(x)
+    else:
+        x = L.SeparableConv2D(a["filters"], depth_multiplier=a["multiplier"], **common)(x)
+    return _bn_act(a, layer, x)
+
+
+def _pool(layer, xs, net):
+    a, name, x = layer.attrs, keras_name(layer), xs[0]
+    (kh, kw), (sh, sw), pad = a["kernel"], a["stride"], a["pad"]
+    h, w = net.shapes[layer.inputs[0]][:2]
+    oh, ow = net.shapes[layer.name][:2]
+    is_max = layer.op == "maxpool"
+    count_pad = a.get("count_pad", False)
+    if pad == "same":
+        if is_max or not count_pad:  # Keras' own: padding never counts (TF's rule)
+            cls = L.MaxPooling2D if is_max else L.AveragePooling2D
+            return cls((kh, kw), (sh, sw), padding="same", name=name)(x)
+        # averaging over TF's 'same' padding (extra at the bottom/right), zeros counted
+        th, tw = max((oh - 1) * sh + kh - h, 0), max((ow - 1) * sw + kw - w, 0)
+        pad = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+    t, b, l, r = (0, 0, 0, 0) if pad == "valid" else pad
+    # ceil mode: windows past the padded input, as the shape pass counted them
+    eb = max((oh - 1) * sh + kh - (h + t + b), 0)
+    er = max((ow - 1) * sw + kw - (w + l + r), 0)
+    if t == b == l == r == eb == er == 0:
+        cls = L.MaxPooling2D if is_max else L.AveragePooling2D
+        return cls((kh, kw), (sh, sw), padding="valid", name=name)(x)
+    if is_max:
+        return MaxPool2D((kh, kw), (sh, sw), padding=(t, b + eb, l, r + er), name=name)(x)
+    if count_pad and eb == er == 0:  # every window lies in the padded input: plain Keras is exact
+        x = L.ZeroPadding2D(((t, b), (l, r)), name=keras_name(layer, "pad"))(x)
+        return L.AveragePooling2D((kh, kw), (sh, sw), padding="valid", name=name)(x)
+    return AvgPool2D((kh, kw), (sh, sw), padding=(t, b, l, r), extra=(eb, er), count_pad=count_pad, name=name)(x)
+
+
+def _merge(cls):
+    def build(layer, xs, net):
+        if len(xs) == 1:
+            return L.Identity(name=keras_name(layer))(xs[0])
+        return cls(name=keras_name(layer))(list(xs))
+    return build
+
+
+def _one(make):
+    """An op that is exactly one Keras layer: make(attrs) -> layer class and kwargs."""
+    def build(layer, xs, net):
+        cls, kwargs = make(layer.attrs)
+        return cls(name=keras_name(layer), **kwargs)(xs[0])
+    return build
+
+
+BUILDERS = {
+    "conv": _conv, "dwconv": _conv, "sepconv": _conv,
+    "maxpool": _pool, "avgpool": _pool,
+    "adaptive_avgpool": _one(lambda a: (AdaptiveAvgPool2D, {"output_size": a["size"]})),
+    "gap": _one(lambda a: (L.GlobalAveragePooling2D, {})),
+    "gmp": _one(lambda a: (L.GlobalMaxPooling2D, {})),
+    "flatten": _one(lambda a: (L.Flatten, {})),
+    "dense": _one(lambda a: (L.Dense, {"units": a["units"], "use_bias": a["bias"], "activation": a["act"]})),
+    "dropout": _one(lambda a: (L.Dropout, {"rate": a["rate"]})),
+    "bn": _one(lambda a: (L.BatchNormalization, {"epsilon": a["eps"], "momentum": a["momentum"],
+                                                  "scale": a["scale"]})),
+    "act": _one(lambda a: (L.Activation, {"activation": a["fn"]})),
+    "lrn": _one(lambda a: (LRN, {"size": a["size"], "alpha": a["alpha"], "beta": a["beta"], "bias": a["bias"]})),
+    "scale": _one(lambda a: (L.Rescaling, {"scale": a["factor"], "offset": 0.0})),
+    "zeropad": _one(lambda a: (L.ZeroPadding2D, {"padding": ((a["pad"][0], a["pad"][1]), (a["pad"][2], a["pad"][3]))})),
+    "concat": _merge(L.Concatenate),
+    "add": _merge(L.Add),
+}
+
+
+def _needed(net, nodes) -> set[str]:
+    keep: set[str] = set()
+    stack = list(nodes)
+    while stack:
+        n = stack.pop()
+        if n not in keep:
+            keep.add(n)
+            stack.extend(net.layers[n].inputs)
+    return keep
+
+
+def build_model(net, inference: bool = False, seed: int | None = None, weights=None) -> keras.Model:
+    """The Keras model of `net`. `seed` sets the weights from `incdsl.weights.init_weights(net, seed)`
+    (reproducible without Keras); `weights` (a weights dict) sets them explicitly; with neither,
+    Keras' own random initializers are left in place."""
+    heads = [h for h in net.heads if not (inference and h.train_only)]
+    keep = _needed(net, [h.node for h in heads])
+    tensors = {}
+    for name, layer in net.layers.items():
+        if name not in keep:
+            continue
+        if layer.op == "input":
+            x = keras.Input(shape=net.shapes[name], name=keras_name(name))
+        else:
+            try:
+                x = BUILDERS[layer.op](layer, [tensors[i] for i in layer.inputs], net)
+            except ValueError as e:  # e.g. Keras refuses stride > 1 together with dilation > 1
+                raise SpecError(f"Keras cannot build this {layer.op}: {e}", layer.span) from None
+        if tuple(x.shape[1:]) != tuple(net.shapes[name]):
+            raise RuntimeError(f"Keras gives {tuple(x.shape[1:])} for '{name}' where the shape pass "
+                               f"says {net.shapes[name]}: the backend and ops.py disagree")
+        tensors[name] = x
+    inputs = [t for n, t in tensors.items() if net.layers[n].op == "input"]
+    outputs = [_named_output(net, h, tensors[h.node], tensors) for h in heads]
+    model = keras.Model(inputs[0] if len(inputs) == 1 else inputs,
+                        outputs[0] if len(outputs) == 1 else outputs, name=net.name)
+    if weights is None and seed is not None:
+        weights = init_weights(net, seed)
+    if weights is not None:
+        to_keras(model, net, weights)
+    return model
+
+
+def _named_output(net, head, x, tensors):
+    if x._keras_history[0].name == head.name:
+        return x
+    taken = {keras_name(n, part) for n in tensors for part in ("", "bn", "act", "pad")}
+    if head.name in taken:  # e.g. an unnamed output `conv_1` ending in conv_1.act
+        return x
+    return L.Identity(name=head.name)(x)
+
+
+# --- weights files ----------------------------------------------------------------------------
+
+def load_weights_file(model, net, path: str | Path) -> str:
+    """Load weights saved from the same spec (.keras or .weights.h5), or else hand the file to the
+    keras.applications importer. Returns how they were read."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"weights file {path} not found")
+    why = None
+    if path.suffix == ".keras":
+        try:
+            saved = keras.models.load_model(path, compile=False)
+        except Exception as e:  # not a Keras archive, or one Keras cannot read
+            raise SpecError(f"cannot read {path} as a Keras model: {_first_line(e)}") from None
+        names = {layer.name for layer in saved.layers}
+        if any(keras_name(n) in names for n in net.layers if n != "input"):
+            to_keras(model, net, from_keras(saved, net))
+            return "the same spec's layer names"
+        why = "its layer names are not this spec's"
+    elif path.name.endswith(".weights.h5"):
+        try:
+            model.load_weights(path)
+            return "a weights file of the same model"
+        except Exception as e:  # Keras matches .weights.h5 files by structure
+            why = _first_line(e)
+    else:
+        why = "it is not a .keras or .weights.h5 file saved by incdsl"
+    try:
+        from . import keras_apps
+    except ImportError:
+        keras_apps = None
+    if keras_apps is not None and hasattr(keras_apps, "load_applications_weights"):
+        keras_apps.load_applications_weights(model, net, path)
+        return "the keras.applications importer"
+    raise SpecError(f"cannot load weights from {path} into network {net.name}: {why}",
+                    hint="pass a .keras or .weights.h5 file saved from this spec with the same parameters")
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+# --- incdsl compile --to keras ----------------------------------------------------------------
+
+def compile_cli(net, args) -> int:
+    from ..io import atomic_path
+    out = Path(args.output or f"{net.name}.keras")
+    if out.suffix != ".keras":
+        raise UsageError(f"--to keras writes a .keras file; got -o {out}")
+    inference = bool(getattr(args, "inference", False))
+    weights_file = getattr(args, "weights", None)
+    if weights_file and not Path(weights_file).is_file():
+        raise SpecError(f"weights file {weights_file} not found")
+    model = build_model(net, inference=inference, seed=None if weights_file else 0)
+    how = load_weights_file(model, net, weights_file) if weights_file else None
+    with atomic_path(out) as tmp:
+        model.save(tmp)
+    kind = "inference" if inference else "training"
+    heads = ", ".join(model.output_names)
+    src = f", weights from {weights_file} ({how})" if how else ", weights seeded (init_weights seed 0)"
+    print(f"wrote {out}: {net.name} {kind} model, outputs {heads}, {model.count_params():,} params{src}",
+          file=sys.stdout)
+    return 0

@@ -1,0 +1,154 @@
+"""The few layers Keras lacks, written with `keras.ops` only (so they run on every Keras backend).
+
+Each is registered under the package "incdsl" (`incdsl>LRN`, ...), which is what a saved `.keras`
+file names; `keras_register.py` makes sure this module is imported whenever Keras is, once
+`incdsl` has been imported, so `keras.models.load_model` finds them.
+
+- `LRN`: local response normalization across channels, Caffe/PyTorch convention.
+- `MaxPool2D`: max pooling with explicit (possibly asymmetric) padding that never wins the max,
+  which also gives PyTorch's ceil mode (the caller adds the extra bottom/right padding).
+- `AvgPool2D`: average pooling with explicit padding and PyTorch's divisor rules (count_pad).
+- `AdaptiveAvgPool2D`: PyTorch's AdaptiveAvgPool2d bins.
+"""
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+register = keras.saving.register_keras_serializable(package="incdsl")
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
+@register
+class LRN(keras.layers.Layer):
+    """x / (bias + alpha/size * sum of x^2 over `size` neighbouring channels)^beta.
+
+    The window is channels [c - size//2, c + (size-1)//2], zero beyond the edges, and alpha is
+    divided by `size` (Caffe's and torch.nn.LocalResponseNorm's convention; TensorFlow's
+    tf.nn.local_response_normalization takes alpha undivided and a radius instead).
+    """
+
+    def __init__(self, size=5, alpha=1e-4, beta=0.75, bias=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.size, self.alpha, self.beta, self.bias = int(size), float(alpha), float(beta), float(bias)
+
+    def call(self, x):
+        c = x.shape[-1]
+        sq = ops.pad(ops.square(x), [[0, 0], [0, 0], [0, 0], [self.size // 2, (self.size - 1) // 2]])
+        total = sq[..., 0:c]
+        for i in range(1, self.size):
+            total = total + sq[..., i:i + c]
+        return x / ops.power(self.bias + (self.alpha / self.size) * total, self.beta)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "alpha": self.alpha, "beta": self.beta, "bias": self.bias}
+
+
+@register
+class MaxPool2D(keras.layers.Layer):
+    """Max pooling over an input padded (top, bottom, left, right) with -inf.
+
+    -inf padding never wins a max, which is what PyTorch's padded and ceil-mode pools do (every
+    window holds at least one real value under PyTorch's rules).
+    """
+
+    def __init__(self, pool_size, strides, padding=(0, 0, 0, 0), **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size, self.strides = _pair(pool_size), _pair(strides)
+        self.padding = tuple(int(p) for p in padding)
+
+    def call(self, x):
+        t, b, l, r = self.padding
+        x = ops.pad(x, [[0, 0], [t, b], [l, r], [0, 0]], constant_values=-math.inf)
+        return ops.max_pool(x, self.pool_size, self.strides, padding="valid")
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
+                "padding": self.padding}
+
+
+@register
+class AvgPool2D(keras.layers.Layer):
+    """Average pooling with explicit padding and PyTorch's divisor.
+
+    The input is zero-padded by `padding` (top, bottom, left, right) plus `extra` (bottom,
+    right: ceil mode's windows that hang past the padding). The divisor of each window is, as in
+    torch's avg_pool2d: with count_pad, the window's part inside the input plus `padding` (never
+    the ceil-mode `extra`); without count_pad, its part inside the input alone.
+    """
+
+    def __init__(self, pool_size, strides, padding=(0, 0, 0, 0), extra=(0, 0), count_pad=False, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size, self.strides = _pair(pool_size), _pair(strides)
+        self.padding = tuple(int(p) for p in padding)
+        self.extra = _pair(extra)
+        self.count_pad = bool(count_pad)
+
+    def _counts(self, size: int, k: int, s: int, lo: int, hi: int, extra: int) -> np.ndarray:
+        out = (size + lo + hi + extra - k) // s + 1
+        start = np.arange(out) * s - lo  # window start, in input coordinates
+        first, last = (-lo, size + hi) if self.count_pad else (0, size)
+        n = np.minimum(start + k, last) - np.maximum(start, first)
+        return np.maximum(n, 1).astype("float32")
+
+    def build(self, input_shape):
+        (kh, kw), (sh, sw) = self.pool_size, self.strides
+        t, b, l, r = self.padding
+        rows = self._counts(input_shape[1], kh, sh, t, b, self.extra[0])
+        cols = self._counts(input_shape[2], kw, sw, l, r, self.extra[1])
+        # average_pool divides by kh*kw; rescale each output to divide by its own count instead
+        self._factor = ((kh * kw) / np.outer(rows, cols))[None, :, :, None].astype("float32")
+
+    def call(self, x):
+        t, b, l, r = self.padding
+        eb, er = self.extra
+        x = ops.pad(x, [[0, 0], [t, b + eb], [l, r + er], [0, 0]])
+        y = ops.average_pool(x, self.pool_size, self.strides, padding="valid")
+        return y * ops.convert_to_tensor(self._factor, dtype=y.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
+                "padding": self.padding, "extra": self.extra, "count_pad": self.count_pad}
+
+
+@register
+class AdaptiveAvgPool2D(keras.layers.Layer):
+    """PyTorch's AdaptiveAvgPool2d: bin i covers [floor(i*H/o), ceil((i+1)*H/o)) (bins may overlap)."""
+
+    def __init__(self, output_size, **kwargs):
+        super().__init__(**kwargs)
+        self.output_size = _pair(output_size)
+
+    @staticmethod
+    def _pool(x, axis: int, out: int):
+        size = x.shape[axis]
+        if size % out == 0:  # equal, disjoint bins: one strided mean
+            k = size // out
+            shape = list(x.shape)
+            shape[axis:axis + 1] = [out, k]
+            return ops.mean(ops.reshape(x, [-1] + shape[1:]), axis=axis + 1)
+        bins = []
+        for i in range(out):
+            lo, hi = (i * size) // out, -(-((i + 1) * size) // out)
+            part = x[:, lo:hi] if axis == 1 else x[:, :, lo:hi]
+            bins.append(ops.mean(part, axis=axis, keepdims=True))
+        return ops.concatenate(bins, axis=axis)
+
+    def call(self, x):
+        oh, ow = self.output_size
+        return self._pool(self._pool(x, 1, oh), 2, ow)
+
+    def get_config(self):
+        return {**super().get_config(), "output_size": self.output_size}
+
+
+CUSTOM_OBJECTS = {f"incdsl>{cls.__name__}": cls for cls in (LRN, MaxPool2D, AvgPool2D, AdaptiveAvgPool2D)}

@@ -1,0 +1,157 @@
+"""Weights as plain numpy: the interchange format of the Keras and ONNX backends.
+
+A weights dict maps a node name to its arrays, keyed per op (NHWC kernels, Keras layouts):
+  conv:    kernel (kh, kw, cin, cout), bias (cout) if bias
+  dwconv:  depthwise_kernel (kh, kw, cin, mult), bias (cin*mult) if bias
+  sepconv: depthwise_kernel (kh, kw, cin, mult), pointwise_kernel (1, 1, cin*mult, cout), bias
+  dense:   kernel (cin, units), bias (units) if bias
+and wherever a node has batch norm (bn=true, or op bn): gamma (only if it scales), beta,
+moving_mean, moving_variance.
+
+`init_weights` needs numpy alone, so the ONNX emitter reproduces a seeded Keras model exactly
+without TensorFlow. `from_keras`/`to_keras` import Keras lazily.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+
+from .errors import SpecError
+
+Weights = dict[str, dict[str, np.ndarray]]
+_BN_KEYS = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def _bn_shapes(scale: bool, channels: int) -> dict[str, tuple]:
+    keys = _BN_KEYS if scale else _BN_KEYS[1:]
+    return {k: (channels,) for k in keys}
+
+
+def weight_shapes(net, layer: str) -> dict[str, tuple]:
+    """The arrays node `layer` owns and their shapes (empty for ops without weights)."""
+    lay = net.layers[layer]
+    a, op = lay.attrs, lay.op
+    cout = net.shapes[layer][-1]
+    cin = net.shapes[lay.inputs[0]][-1] if lay.inputs else 0
+    if op == "conv":
+        out = {"kernel": (*a["kernel"], cin, cout)}
+    elif op == "dwconv":
+        out = {"depthwise_kernel": (*a["kernel"], cin, a["multiplier"])}
+    elif op == "sepconv":
+        mid = cin * a["multiplier"]
+        out = {"depthwise_kernel": (*a["kernel"], cin, a["multiplier"]), "pointwise_kernel": (1, 1, mid, cout)}
+    elif op == "dense":
+        out = {"kernel": (cin, cout)}
+    elif op == "bn":
+        return _bn_shapes(a["scale"], cout)
+    else:
+        return {}
+    if a["bias"]:
+        out["bias"] = (cout,)
+    if a.get("bn"):
+        out.update(_bn_shapes(a["bn_scale"], cout))
+    return out
+
+
+def _glorot_uniform(rng: np.random.Generator, shape: tuple) -> np.ndarray:
+    # Keras' compute_fans: the last two axes are (in, out), the others the receptive field.
+    receptive = math.prod(shape[:-2]) if len(shape) > 2 else 1
+    fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=shape).astype(np.float32)
+
+
+def init_weights(net, seed: int = 0) -> Weights:
+    """Deterministic initial weights for every layer of `net` (training heads included).
+
+    Each node draws from its own generator seeded by (seed, crc32 of its name), so a node's
+    weights depend on its name and shapes only, not on the rest of the network. Kernels are
+    glorot-uniform (Keras' default), biases and beta zero, gamma one, moving mean 0 and var 1.
+    """
+    out: Weights = {}
+    for name in net.layers:
+        shapes = weight_shapes(net, name)
+        if not shapes:
+            continue
+        rng = np.random.default_rng([int(seed), zlib.crc32(name.encode())])
+        arrays = {}
+        for key, shape in shapes.items():
+            if key.endswith("kernel"):
+                arrays[key] = _glorot_uniform(rng, shape)
+            elif key in ("gamma", "moving_variance"):
+                arrays[key] = np.ones(shape, np.float32)
+            else:
+                arrays[key] = np.zeros(shape, np.float32)
+        out[name] = arrays
+    return out
+
+
+# --- Keras side ---------------------------------------------------------------------------------
+# node key -> (part of the node's Keras layers: "" the main layer, "bn" its batch norm)
+_KERAS_PART = {"kernel": "", "bias": "", "depthwise_kernel": "", "pointwise_kernel": "",
+               "gamma": "bn", "beta": "bn", "moving_mean": "bn", "moving_variance": "bn"}
+
+
+def _variable(model, net, node: str, key: str):
+    from .backends.keras import keras_name
+    attr, part = key, _KERAS_PART[key]
+    if net.layers[node].op == "bn":
+        part = ""  # a bn node is itself the BatchNormalization layer
+    layer = model.get_layer(keras_name(node, part))
+    if attr == "depthwise_kernel" and layer.__class__.__name__ == "DepthwiseConv2D":
+        attr = "kernel"  # Keras 3 names the depthwise layer's variable plain "kernel"
+    return getattr(layer, attr)
+
+
+def _present(model, net) -> set[str]:
+    """The nodes of `net` that `model` holds a layer for."""
+    from .backends.keras import keras_name
+    names = {layer.name for layer in model.layers}
+    return {n for n in net.layers if keras_name(n) in names}
+
+
+def from_keras(model, net) -> Weights:
+    """The weights dict of every node of `net` that `model` (built from `net`'s spec) contains."""
+    import keras
+    out: Weights = {}
+    present = _present(model, net)
+    for name in net.layers:
+        shapes = weight_shapes(net, name)
+        if shapes and name in present:
+            out[name] = {k: np.asarray(keras.ops.convert_to_numpy(_variable(model, net, name, k)))
+                         for k in shapes}
+    return out
+
+
+def to_keras(model, net, weights: Weights) -> None:
+    """Set every weighted layer of `model` from `weights`; a missing, extra or misshapen array is a
+    SpecError. Nodes of `net` the model leaves out (training heads of an inference model) are skipped."""
+    unknown = [n for n in weights if n not in net.layers]
+    if unknown:
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        raise SpecError(f"the weights name layers that network {net.name} does not have: "
+                        f"{', '.join(unknown[:3])}{more}", hint="were they saved from another spec?")
+    present = _present(model, net)
+    for name in net.layers:
+        shapes = weight_shapes(net, name)
+        if not shapes or name not in present:
+            continue
+        span = net.layers[name].span
+        given = weights.get(name)
+        if given is None:
+            raise SpecError(f"the weights have nothing for layer '{name}'", span)
+        if set(given) != set(shapes):
+            raise SpecError(f"the weights of '{name}' hold {', '.join(sorted(given))}; "
+                            f"it needs {', '.join(sorted(shapes))}", span)
+        for key, shape in shapes.items():
+            arr = np.asarray(given[key])
+            if arr.shape != shape:
+                raise SpecError(f"the weights' {key} of '{name}' is {_fmt(arr.shape)}; the layer needs {_fmt(shape)}",
+                                span, hint="were they saved from another variant (width, classes)?")
+            _variable(model, net, name, key).assign(arr.astype(np.float32))
+
+
+def _fmt(shape) -> str:
+    return "x".join(str(d) for d in shape) or "a scalar"
