@@ -188,6 +188,8 @@ class _Elaborator:
         raw = dict(zip(("height", "width", "channels"), dims))
         op = OPS["input"]
         for (k, v), d in zip(raw.items(), st.dims):
+            if isinstance(v, Symbol):
+                raise self._unknown(v, d, scope.vars)
             try:
                 KINDS["count"](v)
                 if k != "channels" and v > 65536:

@@ -121,6 +121,10 @@ def _show(v) -> str:
         return "true" if v else "false"
     if isinstance(v, tuple):
         return "(" + ", ".join(_show(x) for x in v) + ")"
+    if v is None:
+        return "none"
+    if isinstance(v, str):
+        return f'"{v}"'
     return repr(v)
 
 

@@ -1,0 +1,150 @@
+"""Property: whatever a spec says, the front end answers with a network or a clean error.
+
+Hypothesis mutates the reference specs (delete, duplicate and swap lines; change numbers to 0,
+negative, fractional and huge values; delete or insert characters and tokens; rename identifiers)
+and runs load -> summary -> expand -> table on the result. Every outcome must be a success or a
+SpecError / UsageError whose message renders; any other exception is a front-end bug.
+
+The mutated file is written beside a copy of the real specs, so `use "lib/..."` still resolves.
+"""
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import incdsl
+from incdsl.errors import SpecError, UsageError
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+SOURCES = {p.name: p.read_text() for p in sorted(SPECS.glob("*.inc"))}
+
+NUMBERS = ["0", "-1", "1", "2", "3.5", "0.0", "-0.5", "1e30", "1e-30", "65536", "65537", "1000000", "2147483648",
+           "99999999999999999999999", "1x1", "0x0", "3x", "1x2x3x4", "224x224x0"]
+TOKENS = ["(", ")", "{", "}", "->", ",", "=", "==", '"', "#", "\n", ";", "x", "0", "-", "*", "/", "//", "%",
+          "concat", "add", "identity", "repeat 3", "repeat 0", "if", "else", "elif", "let", "input 8x8x3",
+          "input", "output", "train_output", "use \"googlenet.inc\"", "use \"nothere.inc\"", "use \"lib\"",
+          "module", "network", "defaults", "variant", "true", "false", "none", "gap", "flatten",
+          "dense(3)", "conv(0, 1)", "maxpool(99)", "as i", "not", "and", "or", "\t", "\u00a0", "\u201c", "\x00",
+          "int(", "1e999", "min()", "max(1, true)", "relu", "softmax", "add { identity }", "concat { }"]
+WORDS = ["x", "conv", "width", "classes", "size", "inception", "stem", "input", "aux", "i", "b1", "k5", "relu",
+         "nothere", "repeat", "true", "none", "gap", "add", "concat"]
+
+
+@pytest.fixture(scope="module")
+def spec_dir():
+    d = Path(tempfile.mkdtemp(prefix="incdsl-fuzz-"))
+    shutil.copytree(SPECS, d / "specs")
+    yield d / "specs"
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@st.composite
+def mutated(draw):
+    name = draw(st.sampled_from(sorted(SOURCES)))
+    text = SOURCES[name]
+    for _ in range(draw(st.integers(1, 3))):
+        text = draw(mutation(text))
+    return name, text
+
+
+@st.composite
+def mutation(draw, text: str) -> str:
+    lines = text.split("\n")
+    kind = draw(st.sampled_from(["delete_line", "duplicate_line", "swap_lines", "number", "number", "number",
+                                 "delete_chars", "insert_token", "insert_token", "rename", "rename"]))
+    if kind in ("delete_line", "duplicate_line", "swap_lines"):
+        i = draw(st.integers(0, len(lines) - 1))
+        if kind == "delete_line":
+            del lines[i]
+        elif kind == "duplicate_line":
+            lines.insert(i, lines[i])
+        else:
+            j = draw(st.integers(0, len(lines) - 1))
+            lines[i], lines[j] = lines[j], lines[i]
+        return "\n".join(lines)
+    if kind == "number":
+        spots = [m.span() for m in re.finditer(r"\d+(\.\d+)?(x\d+)*", text)]
+        if not spots:
+            return text
+        a, b = draw(st.sampled_from(spots))
+        new = draw(st.sampled_from(NUMBERS) | st.integers(-10, 10**7).map(str))
+        return text[:a] + new + text[b:]
+    if kind == "delete_chars":
+        a = draw(st.integers(0, max(len(text) - 1, 0)))
+        return text[:a] + text[a + draw(st.integers(1, 8)):]
+    if kind == "insert_token":
+        a = draw(st.integers(0, len(text)))
+        tok = draw(st.sampled_from(TOKENS) | st.characters(codec="utf-8"))
+        return text[:a] + f" {tok} " + text[a:] if draw(st.booleans()) else text[:a] + tok + text[a:]
+    # rename: one occurrence of an identifier becomes another word, or all of them do
+    spots = [m for m in re.finditer(r"[A-Za-z_]\w*", text)]
+    m = draw(st.sampled_from(spots))
+    new = draw(st.sampled_from(WORDS + sorted({s.group() for s in spots[:200]})))
+    if draw(st.booleans()):
+        return re.sub(rf"\b{re.escape(m.group())}\b", new, text)
+    return text[:m.start()] + new + text[m.end():]
+
+
+def check_one(spec_dir: Path, name: str, text: str) -> str:
+    path = spec_dir / f"_fuzz_{name}"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    try:
+        net = incdsl.load(path)
+        net.summary()
+        net.expand()
+        net.table()
+        net.table(1)
+        return "ok"
+    except (SpecError, UsageError) as e:
+        rendered = e.render() if isinstance(e, SpecError) else str(e)
+        assert rendered.strip(), "an error must say something"
+        assert "Traceback" not in rendered
+        return "error"
+    finally:
+        path.unlink()
+
+
+# A fixed seed keeps CI reproducible; INCDSL_FUZZ=N runs N random examples when hunting bugs.
+FUZZ = int(os.environ.get("INCDSL_FUZZ", "0"))
+
+
+@settings(max_examples=FUZZ or 200, deadline=2000, derandomize=not FUZZ, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(case=mutated())
+def test_mutated_specs_fail_cleanly(spec_dir, case):
+    name, text = case
+    check_one(spec_dir, name, text)
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_unmutated_specs_load(spec_dir, name):
+    """The fuzz harness itself: the copies of the real specs load from the temp dir."""
+    assert check_one(spec_dir, name, SOURCES[name]) == "ok"
+
+
+@pytest.mark.parametrize("text", [
+    "", "\n\n", "#", "network", "network n", "network n(", "network n() {", "network n() { input }",
+    "network n() { input 8x8x3 }", 'use "', 'use ""', "use \"specs\"\nnetwork n() { input 1x1x1 }",
+    "network n() { input 8x8x3\n repeat -1 { relu } }", "network n(a=(1,2)) { input 8x8x3\n conv(a, 1) }",
+    "network n(a=true) { input 8x8x3\n conv(-a, 1) }", "network n() { input 8x8x3\n conv(min(), 1) }",
+    "network n() { input 8x8x3\n conv(int(1e300 * 1e300), 1) }", "network n() { input 8x8x3 -> relu }",
+    "network n() { input(8, 8, 3.5) }", "network n() { input(8, 8, true) }", "network n() { input(8, 8, 3, 4) }",
+    "network n() { input 8x8x3\n x = repeat 2 { } }", "network n() { input 8x8x3\n output o = identity }",
+    "network n() { input 8x8x3\n train_output o = gap }", "network n() { input 8x8x3\n zeropad((1, 2, 3)) }",
+    "network n() { input 8x8x3\n adaptive_avgpool(9) }", "network n() { input 8x8x3\n flatten -> flatten }",
+    "network n() { input 8x8x3\n conv(3, 1, pad=\"\") }", "network n() { input 8x8x3\n add { } }",
+    "network n() { input 8x8x3\n concat { gap\n relu } }", "network n() { input 8x8x3\n dropout(1) }",
+    "network n() { input 8x8x3\n lrn(0) }", "network n() { input 8x8x3\n scale(1e400) }",
+    "variant v(a=1)\nnetwork n() { input 8x8x3 }", "network n() { variant v(a=1)\n input 8x8x3 }",
+    "module m() { }\nnetwork n() { input 8x8x3\n m() }", "module m() { output o = gap }\nnetwork n() { input 8x8x3\n m() }",
+    "network n() { input 8x8x3\n defaults act(fn=relu)\n act() }", "network n() { input 8x8x3\n x = x }",
+    "network n() { input 65536x65536x3\n conv(1048576, 65536) }", "network a() { input 1x1x1 }\nnetwork b() { input 1x1x1 }",
+    "network n() { input 8x8x3\n repeat 3 as i { conv(i - 1, 1) } }", "network n() { input 8x8x3\n maxpool(3, pad=(1, 2, 3, 4), ceil=true) }",
+])
+def test_hand_picked_edge_cases(spec_dir, text):
+    check_one(spec_dir, "edge.inc", text)
