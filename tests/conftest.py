@@ -3,6 +3,10 @@ from pathlib import Path
 
 import pytest
 
+# torchvision must be imported before TensorFlow: the other way round, TF 2.21 and torchvision 0.29
+# crash the process (segmentation fault in `import torchvision`). Tests compare against both.
+import torchvision  # noqa: F401,E402
+
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

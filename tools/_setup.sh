@@ -15,7 +15,7 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp || tools/_setup.sh -nt $stamp ]];
   # needed by the reference tests (torchvision and timm models).
   .venv/bin/python -m pip install -q -e ".[all,dev,refs]" "torch==2.14.1" "torchvision==0.29.1" 2>&1 \
     | grep -v -e "^WARNING: Location" -e "is ignored: it is neither" >&2 || true
-  .venv/bin/python -c "import incdsl, lark, networkx, keras, onnx, onnxruntime, torch, torchvision, timm, hypothesis" \
+  .venv/bin/python -c "import torchvision, timm, incdsl, lark, networkx, keras, onnx, onnxruntime, hypothesis" \
     || { echo "tools/_setup.sh: installing dependencies failed" >&2; exit 1; }
   if ! command -v dot >/dev/null 2>&1; then
     (apt-get install -y -q graphviz >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q graphviz >/dev/null 2>&1; }) \
