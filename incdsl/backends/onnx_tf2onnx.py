@@ -1,0 +1,50 @@
+"""The second way to ONNX: build the Keras inference model, trace it, convert it with tf2onnx.
+
+Slow (TensorFlow import, Keras build, graph freezing and tf2onnx's optimizers), but independent of
+the direct emitter, so the two check each other. Keras 3 models are not tf.keras models, and
+`tf2onnx.convert.from_keras` reaches into tf.keras internals that Keras 3 does not have (and a
+never-called Keras 3 model has no traced signature), so we trace a `tf.function` with an explicit
+input signature and hand that to `tf2onnx.convert.from_function`. Returning a dict names the ONNX
+outputs after the heads; `inputs_as_nchw` makes tf2onnx take NCHW input (it adds the transpose).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..network import Network
+
+
+def convert(net: Network, weights: dict, path: str | Path, *, opset: int, layout: str, batch: int | None) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+    import tf2onnx
+
+    from .keras import build_model
+
+    model = build_model(net, inference=True, weights=weights)
+    heads = [h.name for h in net.heads if not h.train_only]
+    spec = (tf.TensorSpec((batch, *net.input_shape), tf.float32, name="input"),)
+
+    @tf.function(input_signature=spec)
+    def infer(x):
+        y = model(x, training=False)
+        ys = y if isinstance(y, (list, tuple)) else [y]
+        return dict(zip(heads, ys))
+
+    proto, _ = tf2onnx.convert.from_function(infer, input_signature=spec, opset=opset,
+                                             inputs_as_nchw=["input"] if layout == "nchw" else None)
+    _name_batch_dim(proto)
+    Path(path).write_bytes(proto.SerializeToString())
+
+
+def _name_batch_dim(proto) -> None:
+    """tf2onnx calls the free batch dimension `unk__N`; call it `batch`, as the direct model does."""
+    first = proto.graph.input[0].type.tensor_type.shape.dim[0]
+    if not first.dim_param:
+        return
+    old = first.dim_param
+    for vi in list(proto.graph.input) + list(proto.graph.output) + list(proto.graph.value_info):
+        for d in vi.type.tensor_type.shape.dim:
+            if d.dim_param == old:
+                d.dim_param = "batch"
