@@ -321,13 +321,15 @@ def _counts(c: Count) -> dict:
 
 
 def to_json(rows: list[Row], blocks: list[BlockRow]) -> dict:
+    front = set(pareto(rows))
     return {
         "rows": [{"label": r.label, "spec": r.spec, "network": r.network,
                   "set": {k: _plain(v) for k, v in r.sets.items()},
                   "params": _counts(r.total), "macs": r.total.macs,
                   "inference": {"params": _counts(r.inference), "macs": r.inference.macs},
                   "outputs": {k: list(s) for k, s in r.outputs.items()},
-                  "train_only": r.train_only, "depth": r.depth} for r in rows],
+                  "train_only": r.train_only, "depth": r.depth, "pareto": i in front}
+                 for i, r in enumerate(rows)],
         "blocks": [{"name": b.name, "module": b.module, "variants": [
             {"label": r.label, "present": c is not None, "block": c.name if c else None,
              "params": _counts(c.count) if c else None, "macs": c.count.macs if c else None,

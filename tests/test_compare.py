@@ -161,6 +161,7 @@ def test_pareto_front(tiny):
     spec = incdsl.Spec(tiny)
     rows = cmp.measure_all(cmp.plan([spec], {}, [("c", ["4", "8"]), ("deep", ["false", "true"])]))
     assert cmp.pareto(rows) == [0]  # c=4, deep=false has fewer params and MACs than all the others
+    assert [r["pareto"] for r in cmp.to_json(rows, cmp.align_blocks(rows))["rows"]] == [True, False, False, False]
     # two variants that trade params for MACs are both on the front
     a = cmp.row_of(spec.build(c=8), "a", {})
     b = cmp.row_of(spec.build(c=4, classes=100), "b", {})  # 128 + 900 params > 426, but 8,480 MACs < 15,520
