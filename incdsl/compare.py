@@ -7,7 +7,6 @@ no parsing. Only plain numbers are kept per variant (`Row`), never the networks 
 from __future__ import annotations
 
 import itertools
-import math
 import sys
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
