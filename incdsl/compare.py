@@ -95,8 +95,11 @@ def plan(specs: list[Spec], sets: dict | None = None, sweeps: list[tuple[str, li
             raise UsageError(f"--variant label '{label}' is used twice")
     grid = list(itertools.product(*[vals for _, vals in sweeps]))
     multi = len(specs) > 1
+    # several specs: labels start with the network's name, or the file's where two networks share a name
+    nets = [_spec_name(s) for s in specs]
+    prefixes = nets if len(set(nets)) == len(nets) else [s.path for s in specs]
     out: list[Variant] = []
-    for spec in specs:
+    for spec, prefix in zip(specs, prefixes):
         _check_names(spec, list(sets) + names, "")
         bases = _bases(spec, variants, all_variants)
         for base_label, base_sets in bases:
@@ -110,12 +113,14 @@ def plan(specs: list[Spec], sets: dict | None = None, sweeps: list[tuple[str, li
                 swept = dict(zip(names, values))
                 label = " ".join(filter(None, [base_label] + [f"{k}={v}" for k, v in swept.items()]))
                 if multi or not label:
-                    label = f"{_spec_name(spec)} {label}".strip()
+                    label = f"{prefix} {label}".strip()
                 out.append(Variant(label, spec, {**sets, **base_sets, **swept}))
     seen: set[str] = set()
     for v in out:
         if v.label in seen:
-            raise UsageError(f"two variants are both labelled '{v.label}'; give them distinct --variant labels")
+            raise UsageError(f"two variants are both labelled '{v.label}'"
+                             + ("; is a spec listed twice?" if len(specs) > len({s.path for s in specs})
+                                else "; give them distinct --variant labels"))
         seen.add(v.label)
     return out
 
@@ -126,7 +131,9 @@ def _spec_name(spec: Spec) -> str:
 
 
 def _bases(spec: Spec, variants, all_variants: bool) -> list[tuple[str, dict]]:
-    declared = spec.variants
+    if not variants and not all_variants:
+        return [("", {})]
+    declared = spec.variants  # elaborates the defaults once: only when asked for
     bases: list[tuple[str, dict]] = []
     if all_variants:
         bases.append(("defaults", {}))
@@ -189,7 +196,8 @@ def build(variant: Variant) -> Network:
     try:
         return variant.spec.build(**variant.sets)
     except SpecError as e:
-        e.notes.append(Note(f"while building {where} of {variant.spec.path}"))
+        if variant.sets:  # the spec as written needs no note
+            e.notes.append(Note(f"while building {where} of {variant.spec.path}"))
         raise
     except UsageError as e:
         raise UsageError(f"{where}: {e}") from None
@@ -204,6 +212,13 @@ def row_of(net: Network, label: str, sets: dict, depth: int = 1) -> Row:
     groups = net.group_counts()
     chosen = [b for b in net.graph.blocks if b.name.count("/") < depth]
     names = {b.name for b in chosen}
+    if depth > 1:  # blocks are listed as their calls end (inner first): put each before its insides
+        first: dict[str, int] = {}
+        for i, name in enumerate(net.layers):
+            parts = name.split("/")
+            for k in range(1, len(parts)):
+                first.setdefault("/".join(parts[:k]), i)
+        chosen.sort(key=lambda b: (first.get(b.name, 0), b.name.count("/")))
     blocks = {b.name: BlockCount(b.name, b.module, groups.get(b.name, ZERO), net.is_train_only(b.output))
               for b in chosen}
     # the rest is the total less the outermost chosen blocks (a nested block is inside its parent)
@@ -246,10 +261,14 @@ def measure_all(variants: list[Variant], depth: int = 1, progress: bool | None =
         progress = len(variants) > PROGRESS_MIN and sys.stderr.isatty()
     bar = Progress(len(variants)) if progress else None
     rows = []
-    for i, v in enumerate(variants, 1):
-        rows.append(measure(v, depth))
-        if bar:
-            bar.update(i)
+    try:
+        for i, v in enumerate(variants, 1):
+            rows.append(measure(v, depth))
+            if bar:
+                bar.update(i)
+    finally:
+        if bar and len(rows) < len(variants):
+            bar.stream.write("\n")  # an error message starts on a line of its own
     return rows
 
 

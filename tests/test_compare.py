@@ -123,6 +123,16 @@ def test_blocks_align_by_position(spec_file, capsys):
     assert not r[0]["present"] and r[1]["params"]["total"] == 4 * 1 + 1  # m(1) on q's 4 channels
 
 
+def test_depth_shows_nested_blocks_after_their_parent(spec_file, capsys):
+    spec = spec_file("module inner(c) { conv(c, 1) }\nmodule outer(c) {\n inner(c)\n x = inner(c)\n}\n"
+                     "network n {\n input 2x2x1\n o = outer(2)\n flatten -> dense(3)\n}")
+    top = as_json(capsys, "compare", spec)["blocks"]
+    assert [(b["name"], b["variants"][0]["params"]["total"]) for b in top] == [("o", 4 + 6), (cmp.REST, 8 * 3 + 3)]
+    nested = as_json(capsys, "compare", spec, "--depth", "2")["blocks"]
+    assert [(b["name"], b["variants"][0]["params"]["total"]) for b in nested] == [
+        ("o", 10), ("o/inner_1", 1 * 2 + 2), ("o/x", 2 * 2 + 2), (cmp.REST, 27)]
+
+
 def test_non_trainable_and_training_only_heads(spec_file, capsys):
     spec = spec_file("""
 network h(aux=true) {
