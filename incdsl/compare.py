@@ -209,7 +209,7 @@ def measure(variant: Variant, depth: int = 1) -> Row:
 
 
 def row_of(net: Network, label: str, sets: dict, depth: int = 1) -> Row:
-    groups = net.group_counts()
+    groups = net.group_counts(depth)  # sums for name prefixes up to `depth` parts: the blocks we show
     chosen = [b for b in net.graph.blocks if b.name.count("/") < depth]
     names = {b.name for b in chosen}
     if depth > 1:  # blocks are listed as their calls end (inner first): put each before its insides
@@ -222,7 +222,7 @@ def row_of(net: Network, label: str, sets: dict, depth: int = 1) -> Row:
     blocks = {b.name: BlockCount(b.name, b.module, groups.get(b.name, ZERO), net.is_train_only(b.output))
               for b in chosen}
     # the rest is the total less the outermost chosen blocks (a nested block is inside its parent)
-    rest = net.total()
+    full = rest = net.total()
     for b in chosen:
         parts = b.name.split("/")
         if not any("/".join(parts[:i]) in names for i in range(1, len(parts))):
@@ -231,7 +231,7 @@ def row_of(net: Network, label: str, sets: dict, depth: int = 1) -> Row:
     blocks[REST] = BlockCount(REST, None, rest, False)
     return Row(label=label, spec=net.path, network=net.name,
                sets={k: net.params[k] for k in sets},
-               total=net.total(), inference=net.total(inference=True),
+               total=full, inference=net.total(inference=True),
                outputs={h.name: h.shape for h in net.heads},
                train_only=[h.name for h in net.heads if h.train_only],
                depth=net.depth, blocks=blocks)
