@@ -35,7 +35,13 @@ class Scope:
 
 
 def elaborate(prog: Program, network: str | None = None, overrides: dict | None = None) -> Graph:
-    return _Elaborator(prog).network(_pick_network(prog, network), overrides or {})
+    net = _pick_network(prog, network)
+    try:
+        return _Elaborator(prog).network(net, overrides or {})
+    except _TooDeep as e:
+        raise _too_deep(e.span) from None
+    except RecursionError:  # deep nesting outside any statement: parameters, variants
+        raise _too_deep(net.span) from None
 
 
 def _pick_network(prog: Program, name: str | None) -> ast.Definition:
@@ -56,7 +62,19 @@ def _pick_network(prog: Program, name: str | None) -> ast.Definition:
 def network_params(prog: Program, network: str | None = None) -> dict:
     """The network's parameters and their default values (evaluated)."""
     net = _pick_network(prog, network)
-    return _Elaborator(prog)._bind_network_params(net, {})
+    try:
+        return _Elaborator(prog)._bind_network_params(net, {})
+    except RecursionError:
+        raise _too_deep(net.span) from None
+
+
+class _TooDeep(Exception):
+    def __init__(self, span: Span):
+        self.span = span
+
+
+def _too_deep(span: Span) -> SpecError:
+    return SpecError("nested too deeply: more than a few hundred levels of blocks, branches or operators", span)
 
 
 class _Elaborator:
@@ -118,37 +136,40 @@ class _Elaborator:
     # -- statements ----------------------------------------------------------------------
     def _body(self, stmts, scope: Scope, cur: str | None, in_network=False) -> str | None:
         for st in stmts:
-            self._step(st.span)
-            if isinstance(st, ast.Chain):
-                cur = self._chain(st, scope, cur)
-            elif isinstance(st, ast.Assign):
-                cur = self._assign(st, scope, cur)
-            elif isinstance(st, ast.Defaults):
-                self._defaults(st, scope)
-            elif isinstance(st, ast.Let):
-                scope.vars[st.name] = self._eval(st.value, scope.vars)
-            elif isinstance(st, ast.If):
-                cond = self._eval(st.cond, scope.vars)
-                if not isinstance(cond, bool):
-                    if isinstance(cond, Symbol):
-                        raise self._unknown(cond, st.cond, scope.vars)
-                    raise SpecError(f"`if` needs true or false, got {_show(cond)}", st.cond.span,
-                                    hint="compare it to get true or false, e.g. `if depth > 0 { ... }`")
-                saved = scope.defaults  # defaults inside the block end with it
-                cur = self._body(st.then if cond else st.orelse, scope, cur, in_network)
-                scope.defaults = saved
-            elif isinstance(st, ast.Repeat):
-                cur = self._repeat(st, None, scope, cur, in_network)
-            elif isinstance(st, ast.Input):
-                cur = self._input(st, scope, in_network)
-            elif isinstance(st, ast.Output):
-                self._output(st, scope, cur, in_network)
-            elif isinstance(st, ast.Variant):
-                if not in_network:
-                    raise SpecError("variants belong to a network or the top of its file", st.span)
-                self._variant(st, self.graph.params)
-            else:  # pragma: no cover - the grammar has no other statements
-                raise SpecError(f"unexpected statement {type(st).__name__}", st.span)
+            try:
+                self._step(st.span)
+                if isinstance(st, ast.Chain):
+                    cur = self._chain(st, scope, cur)
+                elif isinstance(st, ast.Assign):
+                    cur = self._assign(st, scope, cur)
+                elif isinstance(st, ast.Defaults):
+                    self._defaults(st, scope)
+                elif isinstance(st, ast.Let):
+                    scope.vars[st.name] = self._eval(st.value, scope.vars)
+                elif isinstance(st, ast.If):
+                    cond = self._eval(st.cond, scope.vars)
+                    if not isinstance(cond, bool):
+                        if isinstance(cond, Symbol):
+                            raise self._unknown(cond, st.cond, scope.vars)
+                        raise SpecError(f"`if` needs true or false, got {_show(cond)}", st.cond.span,
+                                        hint="compare it to get true or false, e.g. `if depth > 0 { ... }`")
+                    saved = scope.defaults  # defaults inside the block end with it
+                    cur = self._body(st.then if cond else st.orelse, scope, cur, in_network)
+                    scope.defaults = saved
+                elif isinstance(st, ast.Repeat):
+                    cur = self._repeat(st, None, scope, cur, in_network)
+                elif isinstance(st, ast.Input):
+                    cur = self._input(st, scope, in_network)
+                elif isinstance(st, ast.Output):
+                    self._output(st, scope, cur, in_network)
+                elif isinstance(st, ast.Variant):
+                    if not in_network:
+                        raise SpecError("variants belong to a network or the top of its file", st.span)
+                    self._variant(st, self.graph.params)
+                else:  # pragma: no cover - the grammar has no other statements
+                    raise SpecError(f"unexpected statement {type(st).__name__}", st.span)
+            except (RecursionError, _TooDeep):  # Python's stack ran out: blame the outermost statement,
+                raise _TooDeep(st.span) from None  # the same wherever the stack happened to end
         return cur
 
     def _step(self, span: Span):

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, v_args
+from lark.visitors import Transformer_NonRecursive
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import ast
@@ -93,7 +94,7 @@ def _tok_span(file: str, tok: Token) -> Span:
     return Span(file, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1)
 
 
-class _ToAst(Transformer):
+class _ToAst(Transformer_NonRecursive):  # no recursion: `- - - ... 1` cannot overflow the stack
     def __init__(self, file: str):
         super().__init__()
         self.file = file
@@ -531,6 +532,7 @@ def read_source(path: Path, span: Span | None = None, shown: str | None = None) 
                         Span(shown, line, col, line, col + 1),
                         notes=[Note("imported here", span)] if span else [],
                         hint="save the file as UTF-8") from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark some Windows editors write
     if "\x00" in text:
         raise SpecError(f"{shown} looks like a binary file, not a spec", span)
     return text
