@@ -1,0 +1,270 @@
+"""Training a checked network on an image folder or on synthetic data, and what it needs from the IR.
+
+This module stays light (no Keras, TensorFlow or PIL at import time): it holds the settings, reads
+from the IR what the losses need (does a head end in softmax or in logits?), and checks the data
+before anything heavy starts. The Keras work itself is in `incdsl/backends/keras_train.py`.
+
+The recipe follows the papers where they say something:
+- GoogLeNet (arXiv:1409.4842, section 6): SGD with momentum 0.9, the learning rate decreased by 4%
+  every 8 epochs, auxiliary losses weighted 0.3 (the spec's `train_output ... loss_weight`).
+- Inception v3 (arXiv:1512.00567, section 8): RMSProp with decay 0.9 and epsilon 1.0, learning rate
+  0.045 decayed every two epochs by 0.94, gradient clipping at 2.0, label smoothing 0.1 (section 7;
+  here only when asked with --label-smoothing).
+Weight decay is left out (Keras' optimizers apply it decoupled, unlike the papers' L2 term).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import SpecError
+
+# Image files that Keras' image_dataset_from_directory reads (tf.io.decode_image's formats).
+IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+
+OPTIMIZERS = ("sgd", "rmsprop", "adam")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+# How raw pixels (0-255) become the network's input; the saved model does this itself.
+#   inception: [-1, 1], as keras.applications' Inception v3 / Inception-ResNet v2 / Xception;
+#   unit: [0, 1];  imagenet: torchvision's per-channel mean/std;  none: raw pixels.
+PREPROCESS = ("inception", "unit", "imagenet", "none")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    lr: float
+    decay_rate: float  # learning rate multiplied by this ...
+    decay_epochs: int  # ... every this many epochs (staircase); rate 1.0 means constant
+
+
+# Defaults per optimizer: the papers' values (see the module docstring). Caffe's bvlc_googlenet
+# solver starts SGD at 0.01; Adam is not from the papers and keeps Keras' default rate.
+RECIPES = {
+    "sgd": Recipe(lr=0.01, decay_rate=0.96, decay_epochs=8),
+    "rmsprop": Recipe(lr=0.045, decay_rate=0.94, decay_epochs=2),
+    "adam": Recipe(lr=0.001, decay_rate=1.0, decay_epochs=1),
+}
+
+
+@dataclass
+class TrainConfig:
+    output: Path
+    data: str = "synthetic"  # an image folder, or "synthetic"
+    epochs: int = 10
+    batch_size: int = 32  # global batch, split across replicas under a distribution strategy
+    optimizer: str = "sgd"
+    lr: float | None = None  # None: the recipe's
+    label_smoothing: float = 0.0
+    aux_weight: float | None = None  # None: each training-only head's loss_weight from the spec
+    precision: str = "float32"
+    jit: bool = False
+    strategy: str = "default"
+    val_split: float | None = None  # None: 0.1 for an image folder, none for synthetic data
+    preprocess: str = "inception"
+    augment: bool = True  # random horizontal flips of folder images
+    steps_per_epoch: int | None = None  # synthetic data: batches per epoch (default 10)
+    seed: int = 0
+    resume: bool = False
+    verbose: str | int = "auto"  # Keras' fit(verbose=...)
+    tensorboard: bool = True
+    callbacks: list = field(default_factory=list)  # extra Keras callbacks (Python API)
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else RECIPES[self.optimizer].lr
+
+    def paths(self) -> "RunPaths":
+        return RunPaths.beside(self.output)
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Everything a run writes, next to its output `model.keras`."""
+    output: Path  # model.keras: the inference model (last epoch), raw images in
+    best: Path  # model.best.keras: the same for the best epoch
+    csv: Path  # model.log.csv: one row per finished epoch
+    tensorboard: Path  # model.tb/
+    backup: Path  # model.backup/: BackupAndRestore's state while a run is unfinished
+
+    @classmethod
+    def beside(cls, output: str | Path) -> "RunPaths":
+        out = Path(output)
+        stem = out.with_suffix("") if out.suffix == ".keras" else out
+        return cls(out, Path(f"{stem}.best.keras"), Path(f"{stem}.log.csv"), Path(f"{stem}.tb"),
+                   Path(f"{stem}.backup"))
+
+
+@dataclass(frozen=True)
+class HeadLoss:
+    """What the loss of one head needs from the IR."""
+    name: str
+    units: int
+    from_logits: bool
+    weight: float
+    train_only: bool
+
+
+@dataclass
+class TrainResult:
+    output: Path
+    best: Path | None
+    epochs_run: int  # epochs run by this call (fewer than asked when resuming)
+    initial_epoch: int
+    history: dict  # Keras' History.history of this call
+    images_per_second: float
+    replicas: int
+    classes: list[str]
+
+
+# --- what the IR says ----------------------------------------------------------------------
+
+def _last_activation(net, node: str) -> tuple[str | None, str]:
+    """The activation a head ends in, looking through layers that keep values as they are."""
+    while True:
+        layer = net.layers[node]
+        if layer.op == "act":
+            return layer.attrs["fn"], node
+        if layer.op in ("dropout", "flatten") and layer.inputs:
+            node = layer.inputs[0]
+            continue
+        return layer.attrs.get("act"), node
+
+
+def head_losses(net, aux_weight: float | None = None) -> list[HeadLoss]:
+    """One entry per head, in net.heads order: units, logits or probabilities, loss weight."""
+    out = []
+    for head in net.heads:
+        if len(head.shape) != 1:
+            raise SpecError(f"output '{head.name}' gives a {'x'.join(map(str, head.shape))} map; "
+                            "training needs a flat vector of class scores per output", _head_span(net, head.name),
+                            hint="end the output in gap/flatten and dense(classes)")
+        act, node = _last_activation(net, head.node)
+        if act not in (None, "softmax", "log_softmax"):
+            raise SpecError(f"output '{head.name}' ends in {act}; a classifier's output must be logits "
+                            "(no activation) or softmax", net.layers[node].span)
+        # softmax(log_softmax(x)) == softmax(x), so log-probabilities count as logits.
+        weight = head.loss_weight
+        if head.train_only and aux_weight is not None:
+            weight = aux_weight
+        out.append(HeadLoss(head.name, head.shape[0], act != "softmax", float(weight), head.train_only))
+    return out
+
+
+def main_head(net):
+    heads = [h for h in net.heads if not h.train_only]
+    if len(heads) != 1:
+        names = ", ".join(h.name for h in heads) or "none"
+        raise SpecError(f"training needs exactly one main (inference) output; the network has {names}",
+                        hint="mark auxiliary outputs `train_output`")
+    return heads[0]
+
+
+def _head_span(net, name: str):
+    return next((o.span for o in net.graph.outputs if o.name == name), None)
+
+
+def check_classes(net, classes: list[str], source: str) -> None:
+    """Every head must score exactly as many classes as the data has."""
+    for head in net.heads:
+        units = head.shape[-1]
+        if units != len(classes):
+            node = _last_activation(net, head.node)[1]
+            span = net.layers[node].span or _head_span(net, head.name)
+            shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
+            raise SpecError(
+                f"output '{head.name}' scores {units} classes but {source} has {len(classes)} ({shown})", span,
+                label=f"{units} units",
+                hint=f"--set classes={len(classes)}" if "classes" in net.params else
+                f"give the network {len(classes)} outputs")
+
+
+# --- the data, checked before anything heavy starts ------------------------------------------
+
+def scan_image_folder(path: str | Path) -> tuple[list[str], list[list[Path]]]:
+    """Class names (sorted sub-folder names, as Keras orders them) and each class's image files.
+
+    Every file with an image suffix is opened (header only, fast) so that a file that is not an
+    image is reported by name here rather than as a decoder failure halfway through an epoch.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise SpecError(f"no such data folder: {root}", hint="pass an image folder with one sub-folder per class, "
+                        "or --data synthetic")
+    if not root.is_dir():
+        raise SpecError(f"--data {root} is a file; it must be a folder with one sub-folder per class")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        found = f"only '{classes[0]}'" if classes else "none"
+        raise SpecError(f"{root} must have one sub-folder of images per class, at least two; found {found}")
+    from PIL import Image, UnidentifiedImageError
+
+    files: list[list[Path]] = []
+    for name in classes:
+        images = sorted(p for p in (root / name).rglob("*")
+                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise SpecError(f"class folder {root / name} has no images ({', '.join(IMAGE_SUFFIXES)})",
+                            hint="remove the empty folder or add images to it")
+        for p in images:
+            try:
+                with Image.open(p) as im:
+                    im.size  # noqa: B018 - parsing the header is the check
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+                raise SpecError(f"{p} is not a readable image ({_reason(e)})",
+                                hint="remove or replace the file") from None
+        files.append(images)
+    return classes, files
+
+
+def _reason(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+# --- entry point -----------------------------------------------------------------------------
+
+def train(net, config: TrainConfig) -> TrainResult:
+    """Train `net` as `config` says; write the model, its best epoch, logs; return what happened."""
+    _check_config(config)
+    main_head(net)
+    head_losses(net, config.aux_weight)  # spec problems surface before Keras loads
+    folder = None
+    if config.data != "synthetic":
+        folder = scan_image_folder(config.data)
+        check_classes(net, folder[0], f"the data folder {config.data}")
+    from .backends import keras_train
+    return keras_train.train(net, config, folder)
+
+
+def _check_config(c: TrainConfig) -> None:
+    from .errors import UsageError
+    if c.epochs < 1:
+        raise UsageError("--epochs must be at least 1")
+    if c.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    if c.optimizer not in OPTIMIZERS:
+        raise UsageError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
+    if c.precision not in PRECISIONS:
+        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}")
+    if c.strategy not in STRATEGIES:
+        raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}")
+    if c.preprocess not in PREPROCESS:
+        raise UsageError(f"--preprocess must be one of {', '.join(PREPROCESS)}")
+    if c.lr is not None and not c.lr > 0:
+        raise UsageError("--lr must be positive")
+    if not 0 <= c.label_smoothing < 1:
+        raise UsageError("--label-smoothing must be in [0, 1)")
+    if c.aux_weight is not None and c.aux_weight < 0:
+        raise UsageError("--aux-weight must not be negative")
+    if c.val_split is not None and not 0 <= c.val_split < 1:
+        raise UsageError("--val-split must be in [0, 1)")
+    if c.steps_per_epoch is not None and c.steps_per_epoch < 1:
+        raise UsageError("--steps-per-epoch must be at least 1")
+    if Path(c.output).suffix != ".keras":
+        raise UsageError(f"the output must end in .keras (Keras' format), got {c.output}")
+
+
+__all__ = ["TrainConfig", "TrainResult", "RunPaths", "HeadLoss", "head_losses", "main_head", "check_classes",
+           "scan_image_folder", "train", "OPTIMIZERS", "PRECISIONS", "STRATEGIES", "PREPROCESS", "RECIPES"]
