@@ -87,8 +87,7 @@ def export(net: Network, path: str | Path, weights=None, *, opset: int = DEFAULT
         with atomic_path(path) as tmp:
             if via == "direct":
                 from .onnx_direct import emit
-                doc = f"incdsl: {net.name} from {net.path}" + (f" ({_sets(net)})" if _sets(net) else "")
-                em = emit(net, w, opset=opset, layout=layout, batch=batch, fold_bn=fold_bn, doc=doc)
+                em = emit(net, w, opset=opset, layout=layout, batch=batch, fold_bn=fold_bn)
                 Path(tmp).write_bytes(em.model.SerializeToString())
                 tensors, folded = em.layer_tensors, em.folded
             else:
@@ -115,10 +114,6 @@ def _verify(tmp: str, net: Network, w: dict, tensors, layout: str, batch: int | 
     return (f"checked: onnx checker (full); ONNX shape inference agrees with incdsl summary on {shapes}; "
             f"onnxruntime vs Keras on a random batch of {n}: max |diff| {absd:.2g} on {on} "
             f"(scale {scale:.3g}, {rel:.1e} of it; allowed {v.RTOL:g})")
-
-
-def _sets(net: Network) -> str:
-    return ", ".join(f"{k}={v}" for k, v in net.params.items())
 
 
 def compile_cli(net: Network, args) -> int:

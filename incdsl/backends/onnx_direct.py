@@ -44,8 +44,10 @@ class Emitted:
 
 
 def emit(net: Network, weights: dict, opset: int = 18, layout: str = "nchw", batch: int | None = None,
-         fold_bn: bool = True, doc: str = "") -> Emitted:
+         fold_bn: bool = True) -> Emitted:
     """Build the inference graph of `net` (training-only heads and dropout left out)."""
+    sets = ", ".join(f"{k}={v}" for k, v in net.params.items())
+    doc = f"incdsl: network {net.name} from {net.path}" + (f" ({sets})" if sets else "")
     return _Emitter(net, weights, opset, layout, batch, fold_bn).build(doc)
 
 
