@@ -116,8 +116,10 @@ class _Elaborator:
         values: dict = {}
         for p in net.params:
             if p.name in overrides:
-                values[p.name] = _coerce_override(p.name, overrides[p.name],
-                                                  self._eval(p.default, values) if p.default else None)
+                values[p.name] = v = _coerce_override(p.name, overrides[p.name],
+                                                      self._eval(p.default, values) if p.default else None)
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise UsageError(f"{p.name}={v}: a parameter must be a finite number")
             elif p.default is None:
                 raise SpecError(f"network parameter '{p.name}' needs a default value", p.span)
             else:
@@ -567,7 +569,10 @@ class _Elaborator:
             raise SpecError(f"{name}() takes {arity or 'one or more'} argument{'s' if arity != 1 else ''}, got {len(args)}", e.span)
         for a, x in zip(args, e.args):
             self._num(a, x, env)
-        return fn(*args)
+        try:
+            return fn(*args)
+        except (ValueError, OverflowError):  # int(nan), round(inf): only reachable from Python overrides
+            raise SpecError(f"{name}() cannot take {', '.join(_show(a) for a in args)}", e.span) from None
 
 
 class _BadArg(Exception):
