@@ -34,9 +34,13 @@ def small_variant(path: Path):
     return spec.build(**base)
 
 
+def spec_text(body: str, h: int, w: int, c: int, params: str = "") -> str:
+    return f"network t({params}) {{\n  input {h}x{w}x{c}\n  {body}\n}}\n"
+
+
 def spec_net(body: str, tmp_path: Path, h: int, w: int, c: int):
     p = tmp_path / "t.inc"
-    p.write_text(f"network t() {{\n  input {h}x{w}x{c}\n  {body}\n}}\n")
+    p.write_text(spec_text(body, h, w, c))
     return incdsl.load(p)
 
 
@@ -99,7 +103,7 @@ def test_counts_and_shapes_match_the_front_end(path):
         assert model.output_names == [h.name for h in heads]
     # training model: run it once and check every node's actual output shape
     tensors = node_tensors(models[False], net)
-    probe = __import__("keras").Model(models[False].inputs, list(tensors.values()))
+    probe = __import__("keras").Model(models[False].input, list(tensors.values()))
     x = np.random.default_rng(0).uniform(0, 1, (1, *net.input_shape)).astype("float32")
     for node, y in zip(tensors, probe(x, training=False)):
         assert tuple(y.shape) == (1, *net.shapes[node]), node
@@ -245,7 +249,7 @@ def _dw(kernel):  # (kh, kw, cin, mult) -> torch grouped weight (cin*mult, 1, kh
 
 @pytest.mark.slow
 def test_seeded_model_holds_init_weights_and_weights_round_trip():
-    from incdsl.weights import from_keras
+    from incdsl.weights import from_keras, to_keras
     net = incdsl.load(SPECS / "googlenet_tv.inc", width=0.25, size=64, classes=3)
     want = init_weights(net, 3)
     model = net.to_keras(seed=3)
@@ -257,8 +261,10 @@ def test_seeded_model_holds_init_weights_and_weights_round_trip():
     inf = net.to_keras(inference=True, weights=want)  # extra training-only nodes are skipped
     assert set(from_keras(inf, net)) == {n for n in want if not net.is_train_only(n)}
     bad = {**want, "conv1": {**want["conv1"], "kernel": want["conv1"]["kernel"][:, :, :, :4]}}
-    with pytest.raises(SpecError, match="conv1"):
-        net.to_keras(weights=bad)
+    with pytest.raises(SpecError, match="kernel of 'conv1' is 7x7x3x4; the layer needs 7x7x3x16"):
+        to_keras(inf, net, bad)
+    with pytest.raises(SpecError, match="nothing for layer 'conv1'"):
+        to_keras(inf, net, {n: a for n, a in want.items() if n != "conv1"})
 
 
 @pytest.mark.slow
@@ -274,7 +280,7 @@ ALL_CUSTOM = """conv(8, 3, pad=1, bn=true, act=relu) -> lrn(5)
   maxpool(3, stride=2, pad=1, ceil=true)
   avgpool(3, stride=2, pad=1, ceil=true, count_pad=false)
   a = avgpool(3, stride=1, ceil=true, pad=1, count_pad=true)
-  output main = adaptive_avgpool(3) -> flatten -> dense(4, act=softmax)
+  output main = adaptive_avgpool(3) -> flatten -> dense(classes, act=softmax)
   train_output side = a -> gap -> dense(2)"""
 
 LOAD = """
@@ -291,7 +297,7 @@ print(" ".join(model.output_names))
 
 @pytest.mark.slow
 def test_save_and_load_model_in_a_fresh_process(tmp_path):
-    net = spec_net(ALL_CUSTOM, tmp_path, 12, 10, 3)  # sizes where ceil mode adds a window
+    net = spec_net(ALL_CUSTOM.replace("classes", "4"), tmp_path, 12, 10, 3)  # ceil mode adds a window
     model = net.to_keras(weights=_conv_weights(net, np.random.default_rng(2)))
     kinds = {type(layer).__name__ for layer in model.layers}
     assert {"LRN", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D"} <= kinds
@@ -346,51 +352,62 @@ def test_torch_backend_gives_the_same_outputs(tmp_path):
         np.testing.assert_allclose(got[f"arr_{i}"], w, atol=1e-4, rtol=1e-4)
 
 
-# --- incdsl compile --to keras ---------------------------------------------------------------
+# --- incdsl compile --to keras (on a tiny spec: the command, not the network, is under test) --
 
-def _compile(*args):
-    from incdsl.cli import main
-    return main(["compile", str(SPECS / "googlenet_tv.inc"), "--to", "keras",
-                 "--set", "width=0.25", "--set", "size=64", *args])
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny.inc"
+    path.write_text(spec_text(ALL_CUSTOM, 12, 10, 3, "classes=4"))
+
+    def run(*args):
+        from incdsl.cli import main
+        return main(["compile", str(path), "--to", "keras", *args])
+    run.path = path
+    return run
 
 
 @pytest.mark.slow
-def test_compile_cli_writes_a_loadable_file(tmp_path, capsys, monkeypatch):
+def test_compile_cli_writes_a_loadable_file(tiny, tmp_path, capsys, monkeypatch):
     import keras
     from incdsl.weights import from_keras
     out = tmp_path / "g.keras"
-    assert _compile("--set", "classes=3", "-o", str(out)) == 0
+    assert tiny("-o", str(out)) == 0
     printed = capsys.readouterr().out
-    assert str(out) in printed
-    net = incdsl.load(SPECS / "googlenet_tv.inc", width=0.25, size=64, classes=3)
+    net = incdsl.load(tiny.path)
     model = keras.models.load_model(out)
-    assert model.count_params() == net.total().params and f"{net.total().params:,} params" in printed
-    assert model.output_names == ["fc", "aux1", "aux2"]
+    assert str(out) in printed and f"{net.total().params:,} params" in printed
+    assert model.count_params() == net.total().params and model.output_names == ["main", "side"]
+    seeded = init_weights(net, 0)
+    a = from_keras(model, net)
+    assert all(np.array_equal(a[n][k], seeded[n][k]) for n in seeded for k in seeded[n])
     # --inference, weights from the training model's file; default output name in the working dir
     monkeypatch.chdir(tmp_path)
-    assert _compile("--set", "classes=3", "--inference", "--weights", str(out)) == 0
-    inf = keras.models.load_model(tmp_path / "googlenet_tv.keras")
-    assert inf.count_params() == net.total(inference=True).params and inf.output_names == ["fc"]
-    a, b = from_keras(model, net), from_keras(inf, net)
-    assert all(np.array_equal(b[n][k], a[n][k]) for n in b for k in b[n])
+    assert tiny("--inference", "--weights", str(out)) == 0
+    inf = keras.models.load_model(tmp_path / "t.keras")
+    assert inf.count_params() == net.total(inference=True).params and inf.output_names == ["main"]
+    b = from_keras(inf, net)
+    assert set(b) == {"conv_1", "main"} and all(np.array_equal(b[n][k], a[n][k]) for n in b for k in b[n])
     # a .weights.h5 file of the same model
-    model.save_weights(tmp_path / "w.weights.h5")
-    assert _compile("--set", "classes=3", "--weights", str(tmp_path / "w.weights.h5"), "-o", "h.keras") == 0
-    c = from_keras(keras.models.load_model(tmp_path / "h.keras"), net)
-    assert all(np.array_equal(c[n][k], a[n][k]) for n in a for k in a[n])
+    changed = net.to_keras(weights=_conv_weights(net, np.random.default_rng(6)))
+    changed.save_weights(tmp_path / "w.weights.h5")
+    assert tiny("--weights", str(tmp_path / "w.weights.h5"), "-o", "h.keras") == 0
+    c, want = from_keras(keras.models.load_model(tmp_path / "h.keras"), net), from_keras(changed, net)
+    assert all(np.array_equal(c[n][k], want[n][k]) for n in want for k in want[n])
 
 
 @pytest.mark.slow
-def test_compile_cli_failure_leaves_no_file(tmp_path, capsys):
-    saved = tmp_path / "classes3.keras"
-    assert _compile("--set", "classes=3", "-o", str(saved)) == 0
+def test_compile_cli_failure_leaves_no_file(tiny, tmp_path, capsys):
+    saved = tmp_path / "classes4.keras"
+    assert tiny("-o", str(saved)) == 0
     before = set(tmp_path.iterdir())
     capsys.readouterr()
-    # weights of another variant (3 classes into 5), a missing file, and a wrong suffix
-    assert _compile("--set", "classes=5", "--weights", str(saved), "-o", str(tmp_path / "x.keras")) == 1
+    # weights of another variant (4 classes into 5), a file that is not weights, a missing file, a wrong suffix
+    assert tiny("--set", "classes=5", "--weights", str(saved), "-o", str(tmp_path / "x.keras")) == 1
     err = capsys.readouterr().err
-    assert "error:" in err and "Traceback" not in err and "'fc'" in err
-    assert _compile("--weights", str(tmp_path / "nope.keras"), "-o", str(tmp_path / "y.keras")) == 1
+    assert "error:" in err and "Traceback" not in err and "'main'" in err and "needs 72x5" in err
+    assert tiny("--weights", str(tiny.path), "-o", str(tmp_path / "x.keras")) == 1
+    assert "error:" in capsys.readouterr().err  # ours, or the keras.applications importer's
+    assert tiny("--weights", str(tmp_path / "nope.keras"), "-o", str(tmp_path / "y.keras")) == 1
     assert "not found" in capsys.readouterr().err
-    assert _compile("-o", str(tmp_path / "z.h5")) == 2
+    assert tiny("-o", str(tmp_path / "z.h5")) == 2
     assert set(tmp_path.iterdir()) == before  # no output, no temporary left behind
