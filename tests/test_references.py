@@ -320,5 +320,25 @@ def test_inception_resnet_v1_matches_the_figures():
         assert up.attrs["filters"] == depth and up.attrs["kernel"] == (1, 1) and up.attrs["act"] is None
 
 
+
+# --- tools/spec_table.py ----------------------------------------------------------------------------
+
+def test_spec_table_check_spots_a_stale_readme(tmp_path, capsys):
+    import importlib.util
+    path = SPECS.parent / "tools" / "spec_table.py"
+    mod_spec = importlib.util.spec_from_file_location("spec_table", path)
+    tool = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(tool)
+    text = tool.table()
+    assert "| `inception_v3.inc` | 299x299x3 | 23,851,784 | 23,817,352 |" in text  # keras' figures
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n" + text + "\nmore\n")
+    assert tool.main(["--check", str(readme)]) == 0
+    readme.write_text("# x\n\n" + text.replace("23,851,784", "23,851,785") + "\nmore\n")
+    assert tool.main(["--check", str(readme)]) == 1
+    readme.write_text("# no table\n")
+    assert tool.main(["--check", str(readme)]) == 1
+    assert "no spec table" in capsys.readouterr().err
+
 if __name__ == "__main__" and sys.argv[1:] == ["--torch-figures"]:
     print(json.dumps(_torch_figures()))
