@@ -228,7 +228,10 @@ class _Elaborator:
         for kw in st.kwargs:
             if kw.name != "loss_weight":
                 raise SpecError(f"train_output has no option '{kw.name}'", kw.span, hint="the only option is loss_weight")
-            loss_weight = KINDS["any_float"](self._eval(kw.value, scope.vars))
+            try:
+                loss_weight = KINDS["any_float"](self._eval(kw.value, scope.vars))
+            except ValueError as e:
+                raise SpecError(f"loss_weight {e}", kw.value.span) from None
         if any(o.name == st.name for o in self.graph.outputs):
             raise SpecError(f"output '{st.name}' is declared twice", st.span)
         node = self._chain(st.chain, scope, cur, name=st.name)

@@ -103,3 +103,11 @@ def test_the_real_command_line():
     assert p.returncode == 1
     assert p.stdout == ""
     assert p.stderr == (ERRORS / "concat_spatial_mismatch.err").read_text()
+
+
+def test_no_grammar_terminal_name_can_leak():
+    """Every terminal Lark may list as expected reads as words or quoted text, never RPAR or __ANON_0."""
+    from incdsl.parse import _describe, parser
+    for term in [t.name for t in parser().terminals] + ["$END"]:
+        d = _describe(term)
+        assert d != term and "__" not in d and not d.isupper(), (term, d)

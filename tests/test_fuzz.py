@@ -22,6 +22,10 @@ from incdsl.errors import SpecError, UsageError
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 SOURCES = {p.name: p.read_text() for p in sorted(SPECS.glob("*.inc"))}
+# Libraries are mutated in place and checked through the first spec that uses them.
+LIBS = {f"lib/{p.name}": p.read_text() for p in sorted(SPECS.glob("lib/*.inc"))}
+USERS = {lib: next(n for n, t in SOURCES.items() if f'"{lib}"' in t) for lib in LIBS
+         if any(f'"{lib}"' in t for t in SOURCES.values())}
 
 NUMBERS = ["0", "-1", "1", "2", "3.5", "0.0", "-0.5", "1e30", "1e-30", "65536", "65537", "1000000", "2147483648",
            "99999999999999999999999", "1x1", "0x0", "3x", "1x2x3x4", "224x224x0"]
@@ -45,8 +49,8 @@ def spec_dir():
 
 @st.composite
 def mutated(draw):
-    name = draw(st.sampled_from(sorted(SOURCES)))
-    text = SOURCES[name]
+    name = draw(st.sampled_from(sorted(SOURCES) + sorted(USERS)))
+    text = SOURCES.get(name) or LIBS[name]
     for _ in range(draw(st.integers(1, 3))):
         text = draw(mutation(text))
     return name, text
@@ -91,10 +95,13 @@ def mutation(draw, text: str) -> str:
 
 
 def check_one(spec_dir: Path, name: str, text: str) -> str:
-    path = spec_dir / f"_fuzz_{name}"
+    if name in USERS:  # a library: replace it for one load of a spec that uses it
+        path, root = spec_dir / name, spec_dir / USERS[name]
+    else:
+        path = root = spec_dir / f"_fuzz_{name}"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     try:
-        net = incdsl.load(path)
+        net = incdsl.load(root)
         net.summary()
         net.expand()
         net.table()
@@ -106,7 +113,10 @@ def check_one(spec_dir: Path, name: str, text: str) -> str:
         assert "Traceback" not in rendered
         return "error"
     finally:
-        path.unlink()
+        if name in USERS:
+            path.write_text(LIBS[name])
+        else:
+            path.unlink()
 
 
 # A fixed seed keeps CI reproducible; INCDSL_FUZZ=N runs N random examples when hunting bugs.
@@ -121,10 +131,17 @@ def test_mutated_specs_fail_cleanly(spec_dir, case):
     check_one(spec_dir, name, text)
 
 
-@pytest.mark.parametrize("name", sorted(SOURCES))
+@pytest.mark.parametrize("name", sorted(SOURCES) + sorted(USERS))
 def test_unmutated_specs_load(spec_dir, name):
-    """The fuzz harness itself: the copies of the real specs load from the temp dir."""
-    assert check_one(spec_dir, name, SOURCES[name]) == "ok"
+    """The fuzz harness itself: the copies of the real specs and libraries load from the temp dir."""
+    assert check_one(spec_dir, name, SOURCES.get(name) or LIBS[name]) == "ok"
+
+
+def test_harness_notices_a_crash(spec_dir, monkeypatch):
+    """check_one lets anything but SpecError / UsageError through, so a front-end crash fails the test."""
+    monkeypatch.setattr(incdsl.Network, "expand", lambda self: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        check_one(spec_dir, "googlenet.inc", SOURCES["googlenet.inc"])
 
 
 @pytest.mark.parametrize("text", [

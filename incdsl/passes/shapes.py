@@ -31,7 +31,7 @@ def fmt(shape: Shape) -> str:
 
 def _explain(g: Graph, layer, e: ShapeError, shapes, whys) -> SpecError:
     if e.culprit is None:
-        ins = ", ".join(fmt(shapes[i]) for i in layer.inputs)
+        ins = ", ".join(fmt(shapes[i]) if len(shapes[i]) > 1 else f"a vector of {shapes[i][0]}" for i in layer.inputs)
         return SpecError(f"{layer.op} {e.message}", layer.span, hint=e.hint,
                          label=f"input is {ins}" if ins else None,
                          notes=[Note(e.detail)] if e.detail else [])
