@@ -276,7 +276,7 @@ def test_keras_refusal_is_a_spec_error(tmp_path):
 
 # --- save and load in a fresh process --------------------------------------------------------
 
-ALL_CUSTOM = """conv(8, 3, pad=1, bn=true, act=relu) -> lrn(5)
+ALL_CUSTOM = """conv(8, 3, pad=1, bn=true, act=relu) -> lrn(5) -> scale(3.0)
   maxpool(3, stride=2, pad=1, ceil=true)
   avgpool(3, stride=2, pad=1, ceil=true, count_pad=false)
   a = avgpool(3, stride=1, ceil=true, pad=1, count_pad=true)
@@ -322,14 +322,16 @@ assert keras.backend.backend() == "torch"
 flat = np.load(sys.argv[1])
 weights = {}
 for key in flat.files:
-    if key != "x":
+    if "|" in key:
         node, name = key.split("|")
         weights.setdefault(node, {})[name] = flat[key]
 net = incdsl.load("specs/googlenet_tv.inc", width=0.25, size=64, classes=3)
 model = net.to_keras(weights=weights)
 assert model.get_layer("inception3a-b2-conv_2-bn").count_params() == 4 * 32  # torch forbids '.' in names
 ys = model(flat["x"], training=False)
-np.savez(sys.argv[2], *[keras.ops.convert_to_numpy(y) for y in ys])
+# the tiny spec with every custom layer, seeded weights
+tiny = incdsl.load(sys.argv[3]).to_keras(seed=0)(flat["x_tiny"], training=False)
+np.savez(sys.argv[2], *[keras.ops.convert_to_numpy(y) for y in [*ys, *tiny]])
 """
 
 
@@ -340,13 +342,18 @@ def test_torch_backend_gives_the_same_outputs(tmp_path):
     net = incdsl.load(SPECS / "googlenet_tv.inc", width=0.25, size=64, classes=3)
     weights = _conv_weights(net, np.random.default_rng(4))
     x = np.random.default_rng(5).uniform(0, 1, (2, 64, 64, 3)).astype("float32")
-    np.savez(tmp_path / "w.npz", x=x, **{f"{n}|{k}": a for n, arrays in weights.items() for k, a in arrays.items()})
-    out = subprocess.run([sys.executable, "-c", TORCH_RUN, str(tmp_path / "w.npz"), str(tmp_path / "y.npz")],
+    x_tiny = np.random.default_rng(6).standard_normal((2, 12, 10, 3)).astype("float32")
+    tiny = tmp_path / "tiny.inc"
+    tiny.write_text(spec_text(ALL_CUSTOM.replace("classes", "4"), 12, 10, 3))
+    np.savez(tmp_path / "w.npz", x=x, x_tiny=x_tiny,
+             **{f"{n}|{k}": a for n, arrays in weights.items() for k, a in arrays.items()})
+    out = subprocess.run([sys.executable, "-c", TORCH_RUN, str(tmp_path / "w.npz"), str(tmp_path / "y.npz"), str(tiny)],
                          cwd=ROOT, env={**ENV, "KERAS_BACKEND": "torch"}, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     want = [np.asarray(y) for y in net.to_keras(weights=weights)(x, training=False)]
+    want += [np.asarray(y) for y in incdsl.load(tiny).to_keras(seed=0)(x_tiny, training=False)]
     got = np.load(tmp_path / "y.npz")
-    assert len(got.files) == len(want) == 3
+    assert len(got.files) == len(want) == 5
     for i, w in enumerate(want):
         assert np.abs(w).max() > 1e-3  # a real signal, not zeros on both sides
         np.testing.assert_allclose(got[f"arr_{i}"], w, atol=1e-4, rtol=1e-4)
