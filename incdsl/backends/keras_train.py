@@ -250,46 +250,50 @@ class StepAndRate(keras.callbacks.Callback):
         if logs is None:
             return
         opt = self.model.optimizer
-        logs["step"] = int(keras.ops.convert_to_numpy(opt.iterations))
-        logs["lr"] = float(keras.ops.convert_to_numpy(opt.learning_rate))
+        logs["step"] = int(opt.iterations)
+        logs["lr"] = float(opt.learning_rate)
 
 
 class Throughput(keras.callbacks.Callback):
-    """Training images per second, from the end of the first step (compilation excluded) to the end
-    of the last one, leaving out validation. Reading the loss waits for asynchronous backends."""
+    """Training images per second, from the end of step `skip` (the first step compiles) to the end of
+    the last one, leaving out validation. Reading a step's loss waits for asynchronous backends (JAX)."""
 
-    def __init__(self, batch_size: int):
+    def __init__(self, batch_size: int, skip: int = 1):
         super().__init__()
-        self.batch_size, self.start, self.steps, self.paused = batch_size, None, 0, 0.0
-        self.end, self._test_start = None, None
+        self.batch_size, self.skip = batch_size, skip
+        self.seen, self.steps, self.paused, self._pending = 0, 0, 0.0, 0.0
+        self.start = self.end = self._test_start = None
 
     def on_train_batch_end(self, batch, logs=None):
         _wait(logs)
         now = time.perf_counter()
-        if self.start is None:
+        self.seen += 1
+        if self.seen == self.skip:
             self.start = now
-        else:
+        elif self.seen > self.skip:
             self.steps += 1
-        self.end = now
+            self.end = now
+            self.paused += self._pending  # validation between two timed steps
+        self._pending = 0.0
 
     def on_test_begin(self, logs=None):
         self._test_start = time.perf_counter()
 
     def on_test_end(self, logs=None):
         if self._test_start is not None:
-            self.paused += time.perf_counter() - self._test_start
-            self._test_start = None
+            self._pending += time.perf_counter() - self._test_start
+        self._test_start = None
 
     @property
     def images_per_second(self) -> float:
-        if not self.steps or self.start is None:
+        if not self.steps:
             return float("nan")
         return self.steps * self.batch_size / max(self.end - self.start - self.paused, 1e-9)
 
 
 def _wait(logs) -> None:
     for v in (logs or {}).values():
-        keras.ops.convert_to_numpy(v)
+        float(v)  # a scalar: blocks until the step that made it is done
         return
 
 
@@ -407,6 +411,7 @@ def _best_so_far(rows: list[dict], monitor: str, fallback: str) -> float | None:
 def train(net, config: TrainConfig, folder=None) -> TrainResult:
     """`folder`: scan_image_folder's (classes, files) for an image folder, already checked."""
     paths = config.paths()
+    paths.output.parent.mkdir(parents=True, exist_ok=True)
     start = _start_epoch(paths, config)
     classes: list[str]
     if start is None:

@@ -1,0 +1,307 @@
+"""`incdsl train`, `incdsl predict` and tools/bench_train.py.
+
+The training tests use a tiny network built from GoogLeNet's own inception module (two modules at
+32x32, an auxiliary head on the first), on a generated folder of mostly-red, mostly-green and
+mostly-blue images: it must classify freshly generated images, resume after an interruption with
+its optimizer state, and run under tf.distribute's MirroredStrategy on two logical CPUs.
+The bad-input tests need no Keras: the data is checked before it loads.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from incdsl import load
+from incdsl.cli import main
+from incdsl.train import TrainConfig, head_losses
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+CLASSES = ["blue", "green", "red"]
+
+TINY = f"""
+use "{SPECS / 'googlenet.inc'}"
+
+network tiny(classes=3, aux=true, width=0.25, size=32) {{
+  defaults conv(act=relu)
+  input(size, size, 3)
+  conv1 = conv(16, 3, stride=2)
+  a = inception(64, 96, 128, 16, 32, 32, width)
+  pool = maxpool(3, stride=2, pad=same)
+  b = inception(64, 96, 128, 16, 32, 32, width)
+  output fc = gap -> dense(classes)
+  if aux {{
+    train_output aux(loss_weight=0.3) = a -> gap -> dense(classes, act=softmax)
+  }}
+}}
+"""
+
+
+def colour_folder(root: Path, per_class: int, seed: int, classes=CLASSES) -> Path:
+    """PNG images of varying size, each mostly one colour (its class) under noise."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    for name in classes:
+        channel = {"red": 0, "green": 1, "blue": 2}[name]
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            h, w = rng.integers(24, 48, size=2)
+            img = rng.integers(0, 90, size=(h, w, 3))
+            img[..., channel] += rng.integers(100, 166)
+            Image.fromarray(img.clip(0, 255).astype("uint8")).save(root / name / f"{i}.png")
+    return root
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    p = tmp_path / "tiny.inc"
+    p.write_text(TINY)
+    return p
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# --- what the losses read from the IR (front end only) ----------------------------------------
+
+def test_losses_follow_the_heads():
+    # The paper's GoogLeNet: every head ends in softmax (probabilities), aux heads weighted 0.3.
+    paper = head_losses(load(SPECS / "googlenet.inc", width=0.25, classes=3))
+    assert [(h.name, h.from_logits, h.weight, h.train_only) for h in paper] == [
+        ("predictions", False, 1.0, False), ("aux1", False, 0.3, True), ("aux2", False, 0.3, True)]
+    # torchvision's: logits everywhere; --aux-weight overrides the training-only heads only.
+    tv = head_losses(load(SPECS / "googlenet_tv.inc", width=0.25, classes=3), aux_weight=0.5)
+    assert [(h.name, h.from_logits, h.weight) for h in tv] == [("fc", True, 1.0), ("aux1", True, 0.5),
+                                                                ("aux2", True, 0.5)]
+    assert {h.units for h in tv} == {3}
+
+
+def test_a_head_ending_in_sigmoid_is_refused(spec_file, capsys, tmp_path):
+    p = spec_file("network n(classes=3) {\n  input 16x16x3\n  conv(8, 3) -> gap\n  output out = dense(classes, act=sigmoid)\n}\n")
+    code, _, err = run_cli(capsys, "train", p, "--data", "synthetic", "-o", tmp_path / "m.keras")
+    assert code == 1 and "ends in sigmoid" in err and ":4:" in err and "Traceback" not in err
+
+
+# --- bad input: clean errors, exit 1, nothing written (no Keras needed) -------------------------
+
+def _bad_data(tmp_path: Path, case: str) -> tuple[Path | str, str]:
+    data = tmp_path / "data"
+    if case == "missing folder":
+        return tmp_path / "nowhere", "no such data folder"
+    colour_folder(data, 2, 0)
+    if case == "empty class folder":
+        (data / "yellow").mkdir()
+        return data, "has no images"
+    if case == "not an image":
+        (data / "red" / "broken.jpg").write_bytes(b"this is not a JPEG\n" * 10)
+        return data, "broken.jpg is not a readable image"
+    if case == "one class":
+        for name in ("green", "blue"):
+            for f in (data / name).iterdir():
+                f.unlink()
+            (data / name).rmdir()
+        return data, "at least two"
+    if case == "a file":
+        return data / "red" / "0.png", "is a file"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["missing folder", "empty class folder", "not an image", "one class", "a file"])
+def test_bad_data_is_a_clean_error(tiny, tmp_path, capsys, case):
+    data, message = _bad_data(tmp_path, case)
+    out = tmp_path / "m.keras"
+    code, _, err = run_cli(capsys, "train", tiny, "--data", data, "-o", out)
+    assert code == 1, err
+    assert message in err and err.startswith("error:") and "Traceback" not in err
+    assert not out.exists() and not (tmp_path / "m.log.csv").exists()
+
+
+def test_classes_must_match_the_spec(tiny, tmp_path, capsys):
+    data = colour_folder(tmp_path / "data", 2, 0)
+    code, _, err = run_cli(capsys, "train", tiny, "--set", "classes=5", "--data", data, "-o", tmp_path / "m.keras")
+    assert code == 1
+    first = err.splitlines()[0]
+    assert first.startswith(f"{tiny}:") and "scores 5 classes" in first and "has 3 (blue, green, red)" in first
+    assert "^" in err and "hint: --set classes=3" in err
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_bad_options_are_usage_errors(tiny, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "train", tiny, "--data", "synthetic", "-o", tmp_path / "m.h5")
+    assert code == 2 and "must end in .keras" in err
+    code, _, err = run_cli(capsys, "train", tiny, "--data", "synthetic", "-o", tmp_path / "m.keras", "--epochs", "0")
+    assert code == 2 and "--epochs" in err
+
+
+def test_predict_missing_files_are_clean_errors(tmp_path, capsys):
+    img = colour_folder(tmp_path / "d", 1, 0) / "red" / "0.png"
+    code, _, err = run_cli(capsys, "predict", tmp_path / "none.keras", img)
+    assert code == 1 and "no such model file" in err
+    not_a_model = tmp_path / "fake.keras"
+    not_a_model.write_text("hello")
+    code, _, err = run_cli(capsys, "predict", not_a_model, img)
+    assert code == 1 and "is not a Keras model" in err
+    code, _, err = run_cli(capsys, "predict", not_a_model, tmp_path / "none.png")
+    assert code == 1 and "no such image" in err and "Traceback" not in err
+
+
+# --- training -----------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_learns_colours_and_predicts_fresh_images(tiny, tmp_path, capsys):
+    data = colour_folder(tmp_path / "data", 30, seed=0)
+    out = tmp_path / "run" / "colours.keras"
+    t0 = time.perf_counter()
+    code, stdout, err = run_cli(capsys, "train", tiny, "--data", data, "-o", out, "--epochs", 3, "--batch-size", 16,
+                                "--optimizer", "adam", "--lr", "0.01", "--verbose", 0)
+    seconds = time.perf_counter() - t0
+    assert code == 0, err
+    assert "training tiny" in stdout and f"wrote {out}" in stdout
+
+    fresh = colour_folder(tmp_path / "fresh", 10, seed=12345)
+    images = sorted(fresh.rglob("*.png"))
+    code, stdout, err = run_cli(capsys, "predict", out, *images, "--top", 3, "--json")
+    assert code == 0, err
+    result = json.loads(stdout)
+    right = sum(result[str(p)][0]["class"] == p.parent.name for p in images)
+    accuracy = right / len(images)
+    with capsys.disabled():
+        print(f"\ntiny colour net: {accuracy:.1%} on {len(images)} fresh images after {seconds:.1f}s of training")
+    assert accuracy >= 0.9
+    top = result[str(images[0])]
+    assert [t["class"] for t in top] != [] and sorted(t["class"] for t in top) == CLASSES
+    assert abs(sum(t["probability"] for t in top) - 1) < 1e-4  # the logits head went through softmax
+
+    # The text form: one block per image, the most likely class first.
+    code, stdout, _ = run_cli(capsys, "predict", out, images[0], images[-1], "--top", 1)
+    blocks = stdout.strip().split("\n\n")
+    assert code == 0 and len(blocks) == 2 and blocks[0].splitlines()[0] == str(images[0])
+
+    # The saved model: inference only, raw pixels in, class names inside; best epoch and logs beside it.
+    import keras
+    from incdsl.backends.keras_train import read_meta
+    model = keras.saving.load_model(out, compile=False)
+    assert model.output_names == ["fc"] and tuple(model.input_shape) == (None, 32, 32, 3)
+    meta = read_meta(out)
+    assert meta["classes"] == CLASSES and meta["logits"] is True and meta["epoch"] == 3
+    assert read_meta(tmp_path / "run" / "colours.best.keras")["classes"] == CLASSES
+    rows = read_csv(tmp_path / "run" / "colours.log.csv")
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2] and "val_fc_accuracy" in rows[0] and "aux_loss" in rows[0]
+    assert list((tmp_path / "run" / "colours.tb").rglob("events.out.tfevents.*"))
+    assert not (tmp_path / "run" / "colours.backup").exists()
+
+    # A corrupt image or model file is a clean error too.
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    code, _, err = run_cli(capsys, "predict", out, bad)
+    assert code == 1 and "not a readable image" in err and "Traceback" not in err
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
+    code, _, err = run_cli(capsys, "predict", broken, images[0])
+    assert code == 1 and "broken.keras" in err and "Traceback" not in err
+
+
+class _Interrupt:
+    """A Keras callback that fails as epoch `epoch` begins, as a crash or preemption would."""
+
+    def __new__(cls, epoch: int):
+        import keras
+
+        class Interrupt(keras.callbacks.Callback):
+            def on_epoch_begin(self, e, logs=None):
+                if e == epoch:
+                    raise RuntimeError("interrupted for the test")
+        return Interrupt()
+
+
+@pytest.mark.slow
+def test_resume_continues_after_an_interruption(tiny, tmp_path, capsys):
+    from incdsl.train import train
+    out = tmp_path / "r.keras"
+    net = load(tiny)
+    common = ["--data", "synthetic", "-o", out, "--epochs", 3, "--steps-per-epoch", 3, "--batch-size", 4,
+              "--verbose", 0, "--no-tensorboard"]
+    config = TrainConfig(output=out, epochs=3, steps_per_epoch=3, batch_size=4, verbose=0, tensorboard=False,
+                         callbacks=[_Interrupt(1)])
+    with pytest.raises(RuntimeError, match="interrupted for the test"):
+        train(net, config)
+    capsys.readouterr()
+    assert not out.exists() and (tmp_path / "r.backup").is_dir()
+    assert [r["epoch"] for r in read_csv(tmp_path / "r.log.csv")] == ["0"]
+
+    # Without --resume the unfinished run is not silently thrown away.
+    code, _, err = run_cli(capsys, "train", tiny, *common)
+    assert code == 2 and "--resume" in err
+
+    code, stdout, err = run_cli(capsys, "train", tiny, *common, "--resume")
+    assert code == 0, err
+    assert "resuming after epoch 1 of 3" in stdout
+    rows = read_csv(tmp_path / "r.log.csv")
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    # The optimizer's step count carried on: its state came back with the weights.
+    assert [int(r["step"]) for r in rows] == [3, 6, 9]
+    assert out.exists() and not (tmp_path / "r.backup").exists()
+
+    # Resuming a finished run does nothing.
+    code, stdout, _ = run_cli(capsys, "train", tiny, *common, "--resume")
+    assert code == 0 and "nothing to resume" in stdout
+
+
+MIRRORED = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from incdsl.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_logical_cpus(tiny, tmp_path):
+    data = colour_folder(tmp_path / "data", 6, seed=1)
+    out = tmp_path / "m.keras"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    r = subprocess.run([sys.executable, "-c", MIRRORED, "train", str(tiny), "--data", str(data), "-o", str(out),
+                        "--strategy", "mirrored", "--epochs", "2", "--batch-size", "8", "--val-split", "0.2",
+                        "--verbose", "0", "--no-tensorboard"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "MirroredStrategy, 2 replicas" in r.stdout
+    rows = read_csv(tmp_path / "m.log.csv")
+    assert len(rows) == 2 and all(np.isfinite(float(row["loss"])) for row in rows)
+    assert out.exists() and (tmp_path / "m.best.keras").exists()
+
+
+@pytest.mark.slow
+def test_bench_train_runs_tiny(capsys):
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import bench_train
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    assert bench_train.main(["--size", "75", "--classes", "4", "--batch-size", "2", "--steps", "1",
+                             "--warmup", "1", "--eager"]) == 0
+    out = capsys.readouterr().out
+    assert "keras.applications.InceptionV3" in out
+    ours = next(line for line in out.splitlines() if line.startswith("incdsl inception_v3"))
+    theirs = next(line for line in out.splitlines() if line.startswith("keras InceptionV3"))
+    # Same architecture, so the same parameter count; both trained (finite, positive speeds).
+    assert ours.split()[2] == theirs.split()[2]
+    assert float(ours.split()[-1]) > 0 and float(theirs.split()[-1]) > 0
+    assert float(out.splitlines()[-1].split()[-1]) > 0
