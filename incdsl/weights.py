@@ -89,39 +89,51 @@ def init_weights(net, seed: int = 0) -> Weights:
 
 
 # --- Keras side ---------------------------------------------------------------------------------
-# node key -> (part of the node's Keras layers: "" the main layer, "bn" its batch norm)
-_KERAS_PART = {"kernel": "", "bias": "", "depthwise_kernel": "", "pointwise_kernel": "",
-               "gamma": "bn", "beta": "bn", "moving_mean": "bn", "moving_variance": "bn"}
+def _layer_variables(layer) -> dict:
+    """A Keras layer's variables under the weights dict's keys (absent ones left out)."""
+    import keras
+    L = keras.layers
+    if isinstance(layer, L.DepthwiseConv2D):  # Keras 3 calls its depthwise kernel plain "kernel"
+        found = {"depthwise_kernel": layer.kernel, "bias": layer.bias}
+    elif isinstance(layer, L.SeparableConv2D):
+        found = {"depthwise_kernel": layer.depthwise_kernel, "pointwise_kernel": layer.pointwise_kernel,
+                 "bias": layer.bias}
+    elif isinstance(layer, (L.Conv2D, L.Dense)):
+        found = {"kernel": layer.kernel, "bias": layer.bias}
+    elif isinstance(layer, L.BatchNormalization):
+        found = {"gamma": layer.gamma, "beta": layer.beta, "moving_mean": layer.moving_mean,
+                 "moving_variance": layer.moving_variance}
+    else:
+        found = {}
+    return {k: v for k, v in found.items() if v is not None}
 
 
-def _variable(model, net, node: str, key: str):
+def _node_variables(layers: dict, node: str) -> dict | None:
+    """The variables of a node's Keras layers (its main layer and its batch norm), or None if the
+    model has no layer for the node."""
     from .backends.keras import keras_name
-    attr, part = key, _KERAS_PART[key]
-    if net.layers[node].op == "bn":
-        part = ""  # a bn node is itself the BatchNormalization layer
-    layer = model.get_layer(keras_name(node, part))
-    if attr == "depthwise_kernel" and layer.__class__.__name__ == "DepthwiseConv2D":
-        attr = "kernel"  # Keras 3 names the depthwise layer's variable plain "kernel"
-    return getattr(layer, attr)
-
-
-def _present(model, net) -> set[str]:
-    """The nodes of `net` that `model` holds a layer for."""
-    from .backends.keras import keras_name
-    names = {layer.name for layer in model.layers}
-    return {n for n in net.layers if keras_name(n) in names}
+    main = layers.get(keras_name(node))
+    if main is None:
+        return None
+    found = _layer_variables(main)
+    bn = layers.get(keras_name(node, "bn"))
+    if bn is not None:
+        found.update(_layer_variables(bn))
+    return found
 
 
 def from_keras(model, net) -> Weights:
-    """The weights dict of every node of `net` that `model` (built from `net`'s spec) contains."""
+    """The weights dict of every weighted node of `net` that `model` has a layer for, read from
+    the model as it is (so `to_keras` can tell a model of another spec or variant)."""
     import keras
+    layers = {layer.name: layer for layer in model.layers}
     out: Weights = {}
-    present = _present(model, net)
     for name in net.layers:
-        shapes = weight_shapes(net, name)
-        if shapes and name in present:
-            out[name] = {k: np.asarray(keras.ops.convert_to_numpy(_variable(model, net, name, k)))
-                         for k in shapes}
+        if not weight_shapes(net, name):
+            continue
+        found = _node_variables(layers, name)
+        if found:
+            out[name] = {k: np.asarray(keras.ops.convert_to_numpy(v)) for k, v in found.items()}
     return out
 
 
@@ -133,12 +145,16 @@ def to_keras(model, net, weights: Weights) -> None:
         more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
         raise SpecError(f"the weights name layers that network {net.name} does not have: "
                         f"{', '.join(unknown[:3])}{more}", hint="were they saved from another spec?")
-    present = _present(model, net)
+    layers = {layer.name: layer for layer in model.layers}
     for name in net.layers:
         shapes = weight_shapes(net, name)
-        if not shapes or name not in present:
+        variables = _node_variables(layers, name) if shapes else None
+        if variables is None:
             continue
         span = net.layers[name].span
+        if set(variables) != set(shapes):
+            raise SpecError(f"the Keras layers of '{name}' hold {', '.join(sorted(variables))}; the spec says "
+                            f"{', '.join(sorted(shapes))}", span, hint="was the model built from another spec?")
         given = weights.get(name)
         if given is None:
             raise SpecError(f"the weights have nothing for layer '{name}'", span)
@@ -150,7 +166,7 @@ def to_keras(model, net, weights: Weights) -> None:
             if arr.shape != shape:
                 raise SpecError(f"the weights' {key} of '{name}' is {_fmt(arr.shape)}; the layer needs {_fmt(shape)}",
                                 span, hint="were they saved from another variant (width, classes)?")
-            _variable(model, net, name, key).assign(arr.astype(np.float32))
+            variables[key].assign(arr.astype(np.float32))
 
 
 def _fmt(shape) -> str:

@@ -414,6 +414,11 @@ def test_compile_cli_failure_leaves_no_file(tiny, tmp_path, capsys):
     assert "error:" in err and "Traceback" not in err and "'main'" in err and "needs 72x5" in err
     assert tiny("--weights", str(tiny.path), "-o", str(tmp_path / "x.keras")) == 1
     assert "error:" in capsys.readouterr().err  # ours, or the keras.applications importer's
+    other = tmp_path / "other.weights.h5"
+    incdsl.load(tiny.path, classes=5).to_keras().save_weights(other)
+    assert tiny("--weights", str(other), "-o", str(tmp_path / "x.keras")) == 1
+    assert "cannot load weights" in capsys.readouterr().err
+    other.unlink()
     assert tiny("--weights", str(tmp_path / "nope.keras"), "-o", str(tmp_path / "y.keras")) == 1
     assert "not found" in capsys.readouterr().err
     assert tiny("-o", str(tmp_path / "z.h5")) == 2

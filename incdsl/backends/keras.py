@@ -209,8 +209,9 @@ def _named_output(net, head, x, tensors):
 # --- weights files ----------------------------------------------------------------------------
 
 def load_weights_file(model, net, path: str | Path) -> str:
-    """Load weights saved from the same spec (.keras or .weights.h5), or else hand the file to the
-    keras.applications importer. Returns how they were read."""
+    """Load weights saved from the same spec (.keras by layer name, .weights.h5 by structure), or
+    hand any other file (a keras.applications .h5) to the keras.applications importer. Returns how
+    the weights were read."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"weights file {path} not found")
@@ -229,8 +230,10 @@ def load_weights_file(model, net, path: str | Path) -> str:
         try:
             model.load_weights(path)
             return "a weights file of the same model"
-        except Exception as e:  # Keras matches .weights.h5 files by structure
-            why = _first_line(e)
+        except Exception as e:  # Keras matches .weights.h5 files by structure, not by name
+            raise SpecError(f"cannot load weights from {path} into network {net.name}: {_first_line(e)}",
+                            hint="a .weights.h5 file loads into the model it was saved from: same spec, "
+                                 "parameters and --inference") from None
     else:
         why = "it is not a .keras or .weights.h5 file saved by incdsl"
     try:
