@@ -205,7 +205,9 @@ class _Elaborator:
         if not in_network or scope.path or self.calls:
             raise SpecError("`input` belongs in the network body, not in a module", st.span)
         if self.input_seen:
-            raise SpecError("the network already has an input", st.span)
+            raise SpecError("the network already has an input", st.span,
+                            notes=[Note("the first input", self.graph.layers["input"].span)]
+                            if "input" in self.graph.layers else [])
         self.input_seen = True
         dims = [self._eval(d, scope.vars) for d in st.dims]
         raw = dict(zip(("height", "width", "channels"), dims))
@@ -232,8 +234,9 @@ class _Elaborator:
                 loss_weight = KINDS["any_float"](self._eval(kw.value, scope.vars))
             except ValueError as e:
                 raise SpecError(f"loss_weight {e}", kw.value.span) from None
-        if any(o.name == st.name for o in self.graph.outputs):
-            raise SpecError(f"output '{st.name}' is declared twice", st.span)
+        first = next((o for o in self.graph.outputs if o.name == st.name), None)
+        if first is not None:
+            raise SpecError(f"output '{st.name}' is declared twice", st.span, notes=[Note("first declared here", first.span)])
         node = self._chain(st.chain, scope, cur, name=st.name)
         self.graph.outputs.append(OutputSpec(st.name, node, st.train_only, loss_weight, st.span))
 
@@ -406,7 +409,9 @@ class _Elaborator:
                 raise SpecError(f"{el.name} has no argument '{kw.name}'", kw.span,
                                 hint=did_you_mean(kw.name, [a.name for a in settable]) or _signature(op))
             if kw.name in explicit:
-                raise SpecError(f"argument '{kw.name}' is given twice", kw.span)
+                raise SpecError(f"argument '{kw.name}' is given twice", kw.span,
+                                notes=[Note("first given here",
+                                            explicit[kw.name][1])])
             explicit[kw.name] = (self._eval(kw.value, scope.vars), kw.value.span)
         raw = dict(preset)
         for arg in op.args:
