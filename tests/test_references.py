@@ -9,10 +9,13 @@
   taken from the real model with forward hooks on every Conv2d and Linear:
       conv:   MACs = output elements (per image) * in_channels / groups * kh * kw
       linear: MACs = in_features * out_features
-  once in eval mode (the inference network) and, with aux heads, once in train mode (all heads).
-  The torch models run on the meta device (shapes only, no arithmetic) in a subprocess: importing
-  torch after TensorFlow has built a model kills the process here (segfault), and other test modules
-  in the same pytest worker may have built Keras models first.
+  once in eval mode (the inference network) and, with aux heads, once in train mode (all heads),
+  on the meta device (shapes only, no arithmetic). Then the same outputs: the torch model's weights
+  (random, with random batch-norm statistics) copied into our Keras model, in module order, give
+  its logits to a relative 1e-5 (small inputs, to stay fast).
+  All of it runs in a subprocess that imports torch before Keras: importing torch after TensorFlow
+  has built a model kills the process here (segfault), and other test modules in the same pytest
+  worker may have built Keras models first.
 - the papers: GoogLeNet's Table 1, BN-Inception's Figure 5, Inception-ResNet-v1's figures.
 
 Each reference is built once: one test per keras.applications model (its builder is cached by
@@ -168,15 +171,64 @@ def _torch_figures() -> dict:
             model = build(name)
             out[name] = {"params": sum(p.numel() for p in model.parameters() if p.requires_grad),
                          "macs_eval": macs(model, size, False), "macs_train": macs(model, size, True)}
+    return {"figures": out, "outputs": _torch_outputs(build)}
+
+
+# inference models whose outputs are compared with torch's: name -> input side (small, for speed)
+TORCH_OUTPUTS = {"googlenet": 96, "inception_v3": 107, "inception_v4": 107}
+
+
+def _torch_outputs(build) -> dict:
+    """{name: (max |ours - torch| / max |torch|, std of torch's logits)} with torch's weights in ours."""
+    import keras
+    import torch
+
+    from incdsl.backends.keras import build_model
+    from incdsl.weights import weight_shapes
+
+    torch.manual_seed(0)
+    out = {}
+    for name, size in TORCH_OUTPUTS.items():
+        spec, overrides, _what, _size = TORCH[name]
+        net = incdsl.load(SPECS / f"{spec}.inc", size=size, **overrides)
+        model = build(name).eval()
+        for m in model.modules():  # fresh batch norms are the identity
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+        # torch registers modules in our definition order: pair them one by one
+        mods = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.Linear))]
+        weights, i = {}, 0
+        for node, layer in net.layers.items():
+            if not weight_shapes(net, node):
+                continue
+            m, i = mods[i], i + 1
+            w = m.weight.detach().numpy()
+            arrays = {"kernel": w.transpose(2, 3, 1, 0) if w.ndim == 4 else w.T}  # OIHW -> HWIO
+            if m.bias is not None:
+                arrays["bias"] = m.bias.detach().numpy()
+            if layer.attrs.get("bn"):
+                bn, i = mods[i], i + 1
+                arrays.update(gamma=bn.weight.detach().numpy(), beta=bn.bias.detach().numpy(),
+                              moving_mean=bn.running_mean.numpy(), moving_variance=bn.running_var.numpy())
+            weights[node] = arrays
+        assert i == len(mods), f"{name}: {len(mods) - i} torch layers left over"
+        x = torch.rand(2, 3, size, size) * 2 - 1
+        with torch.no_grad():
+            ref = model(x).numpy()
+        ours = build_model(net, inference=True, weights=weights)  # to_keras checks every shape
+        got = keras.ops.convert_to_numpy(ours(x.permute(0, 2, 3, 1).numpy(), training=False))
+        out[name] = (float(np.abs(got - ref).max() / np.abs(ref).max()), float(ref.std()))
     return out
 
 
 @pytest.mark.slow
 def test_torch_references_params_and_macs():
-    """All five in one test and one subprocess (importing torch takes seconds)."""
+    """All of them in one test and one subprocess (importing torch takes seconds)."""
     proc = subprocess.run([sys.executable, __file__, "--torch-figures"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    figures = result["figures"]
     wrong = []
     for name, (spec, overrides, what, size) in TORCH.items():
         net = incdsl.load(SPECS / f"{spec}.inc", **overrides)
@@ -185,6 +237,10 @@ def test_torch_references_params_and_macs():
                 "macs_train": net.total().macs}  # macs_train: every head, aux ones included
         if ours != figures[name]:
             wrong.append(f"{spec} {overrides} vs {what}: ours {ours}, theirs {figures[name]}")
+    for name, (rel_diff, std) in result["outputs"].items():
+        if not (rel_diff < 1e-5 and std > 1e-3):
+            wrong.append(f"{name}: outputs differ from torch's by {rel_diff:.2e} (relative; torch's std {std:.2e})")
+    assert set(result["outputs"]) == set(TORCH_OUTPUTS)
     assert not wrong, "\n".join(wrong)
 
 
