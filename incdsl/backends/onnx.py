@@ -13,7 +13,6 @@ Keras model holding the same weights. A failed check leaves no file behind.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,18 +47,18 @@ class Result:
     opset: int
     layout: str
     batch: int | None
-    folded: int
+    folded: int  # batch norms folded into convolutions
+    bn_nodes: int  # BatchNormalization nodes left in the model
     size: int
     checked: str | None = None  # the verification line
 
     def lines(self) -> list[str]:
-        where = os.path.relpath(self.path) if not str(os.path.relpath(self.path)).startswith("..") else str(self.path)
-        bn = f", {self.folded} batch norms folded" if self.folded else ""
         b = "dynamic" if self.batch is None else self.batch
-        out = [f"wrote {where} ({self.size / 1e6:.1f} MB): {self.via}, opset {self.opset}, "
-               f"{self.layout.upper()} input, batch {b}{bn}"]
-        out.append(self.checked or "not verified (--no-verify)")
-        return out
+        bn = [f"{self.folded} batch norms folded"] if self.folded else []
+        bn += [f"{self.bn_nodes} BatchNormalization nodes"] if self.bn_nodes else []
+        return [f"wrote {self.path} ({self.size / 1e6:.1f} MB): {self.via}, opset {self.opset}, "
+                f"{self.layout.upper()} input, batch {b}" + "".join(", " + x for x in bn),
+                self.checked or "not verified (--no-verify)"]
 
 
 def export(net: Network, path: str | Path, weights=None, *, opset: int = DEFAULT_OPSET, layout: str = "nchw",
@@ -73,7 +72,12 @@ def export(net: Network, path: str | Path, weights=None, *, opset: int = DEFAULT
         raise UsageError(f"--layout must be nchw or nhwc, got {layout}")
     if via not in ("direct", "tf2onnx"):
         raise UsageError(f"--via must be direct or tf2onnx, got {via}")
-    top = max_opset_tf2onnx() if via == "tf2onnx" else max_opset()
+    # up to DEFAULT_OPSET every onnxruntime we accept (>= 1.18) runs: ask the installed one only
+    # above it (importing onnxruntime costs a fifth of a direct export)
+    if via == "tf2onnx":
+        top = max_opset_tf2onnx()
+    else:
+        top = DEFAULT_OPSET if MIN_OPSET <= opset <= DEFAULT_OPSET else max_opset()
     if not MIN_OPSET <= opset <= top:
         raise UsageError(f"--opset {opset} is out of range: {via} supports opsets {MIN_OPSET} to {top} here")
     if batch is not None and batch < 1:
@@ -89,12 +93,13 @@ def export(net: Network, path: str | Path, weights=None, *, opset: int = DEFAULT
                 from .onnx_direct import emit
                 em = emit(net, w, opset=opset, layout=layout, batch=batch, fold_bn=fold_bn)
                 Path(tmp).write_bytes(em.model.SerializeToString())
-                tensors, folded = em.layer_tensors, em.folded
+                tensors, folded, model = em.layer_tensors, em.folded, em.model
             else:
                 from .onnx_tf2onnx import convert
-                convert(net, w, tmp, opset=opset, layout=layout, batch=batch)
+                model = convert(net, w, tmp, opset=opset, layout=layout, batch=batch)
                 tensors, folded = None, 0
-            result = Result(path, via, opset, layout, batch, folded, Path(tmp).stat().st_size)
+            bn_nodes = sum(n.op_type == "BatchNormalization" for n in model.graph.node)
+            result = Result(path, via, opset, layout, batch, folded, bn_nodes, Path(tmp).stat().st_size)
             if verify:
                 result.checked = _verify(str(tmp), net, w, tensors, layout, batch)
     except OSError as e:

@@ -28,7 +28,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ..network import Network
 
 MIN_OPSET = 13
-FLOAT_LOWEST = float(np.finfo(np.float32).min)
+NEG_INF = float("-inf")  # what max pooling pads with (Keras and ONNX MaxPool alike)
 
 # Keras 3's activation defaults (keras.activations), which the Keras backend uses by name.
 LEAKY_RELU_SLOPE = 0.2  # keras.activations.leaky_relu(negative_slope=0.2)
@@ -125,7 +125,9 @@ class _Emitter:
     def __init__(self, net: Network, weights: dict, opset: int, layout: str, batch: int | None, fold_bn: bool):
         self.net, self.w, self.opset, self.layout, self.batch, self.fold_bn = net, weights, opset, layout, batch, fold_bn
         self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
+        # initializers go straight into the model: copying ~100 MB of weights through
+        # make_graph/make_model costs more than emitting the whole graph
+        self.model = onnx.ModelProto()
         self.tensor: dict[str, str] = {}  # IR layer -> tensor name
         self.folded = 0
         self.keep = [n for n in net.layers if n in net.inference]
@@ -138,7 +140,12 @@ class _Emitter:
         return name
 
     def const(self, name: str, value, dtype=np.float32) -> str:
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(np.asarray(value, dtype)), name))
+        arr = np.asarray(value, dtype)
+        t = self.model.graph.initializer.add()
+        t.name = name
+        t.data_type = helper.np_dtype_to_tensor_dtype(arr.dtype)
+        t.dims.extend(arr.shape)
+        t.raw_data = arr.tobytes()  # little-endian, C order (a transposed view is copied in order)
         return name
 
     def params(self, layer_name: str, key: str) -> np.ndarray:
@@ -190,10 +197,15 @@ class _Emitter:
                 dims = [dims[0], dims[2], dims[3], dims[1]]
             outputs.append(helper.make_tensor_value_info(head.name, TensorProto.FLOAT, dims))
 
-        graph = helper.make_graph(self.nodes, net.name, graph_inputs, outputs, initializer=self.inits, doc_string=doc)
+        model = self.model
+        g = model.graph
+        g.name, g.doc_string = net.name, doc
+        g.node.extend(self.nodes)
+        g.input.extend(graph_inputs)
+        g.output.extend(outputs)
         opsets = [helper.make_opsetid("", self.opset)]
-        model = helper.make_model(graph, opset_imports=opsets, producer_name="incdsl",
-                                  producer_version=_version(), doc_string=doc)
+        model.opset_import.extend(opsets)
+        model.producer_name, model.producer_version, model.doc_string = "incdsl", _version(), doc
         # The lowest IR version that carries this opset: readable by the oldest runtimes that can.
         model.ir_version = helper.find_min_ir_version_for(opsets)
         return Emitted(model, dict(self.tensor), self.folded)
@@ -265,7 +277,7 @@ class _Emitter:
     def conv_bn(self, layer, x: str, kernel: np.ndarray, kernel_name: str, bias, group: int,
                 pads: list[int], strides, dilations, node_name: str) -> str:
         """Conv, then the layer's batch norm: folded into kernel and bias, or a BatchNormalization
-        node. `kernel` is ONNX's (cout, cin / group, kh, kw), float64 so folding rounds once."""
+        node. `kernel` is ONNX's (cout, cin / group, kh, kw), possibly a transposed view."""
         name = layer.name
         channels = kernel.shape[0]
         bn_of = layer.name if layer.attrs["bn"] else self.absorbed.get(layer.name)
@@ -275,8 +287,8 @@ class _Emitter:
             eps = a["bn_eps"] if bn_of == name else a["eps"]
         fold = bn_of is not None and self.fold_bn
         if fold:
-            scale, shift = bn_affine(self.w[bn_of], eps, channels)
-            kernel = kernel * scale[:, None, None, None]
+            scale, shift = bn_affine(self.w[bn_of], eps, channels)  # float64
+            kernel = np.multiply(kernel, scale.astype(np.float32)[:, None, None, None], order="C")
             bias = shift + (bias * scale if bias is not None else 0.0)
             self.folded += 1
         ins = [x, self.const(kernel_name, kernel)]
@@ -299,7 +311,7 @@ class _Emitter:
     def _bias(self, layer):
         if not layer.attrs["bias"]:
             return None
-        return np.asarray(self.params(layer.name, "bias"), np.float64)
+        return np.asarray(self.params(layer.name, "bias"), np.float64)  # small: folds in float64
 
     def _pads(self, layer) -> list[int]:
         begin, end = window_pads(layer, self.net.shapes[layer.inputs[0]], self.net.shapes[layer.name])
@@ -311,7 +323,7 @@ class _Emitter:
         return unfolded_bn or layer.attrs["act"] is not None
 
     def op_conv(self, layer, ins):
-        k = np.asarray(self.params(layer.name, "kernel"), np.float64)  # Keras (kh, kw, cin, cout)
+        k = np.asarray(self.params(layer.name, "kernel"), np.float32)  # Keras (kh, kw, cin, cout)
         a = layer.attrs
         y = self.conv_bn(layer, ins[0], k.transpose(3, 2, 0, 1), f"{layer.name}/kernel", self._bias(layer), 1,
                          self._pads(layer), a["stride"], a["dilation"],
@@ -326,7 +338,7 @@ class _Emitter:
         return k.transpose(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw)
 
     def op_dwconv(self, layer, ins):
-        k = np.asarray(self.params(layer.name, "depthwise_kernel"), np.float64)
+        k = np.asarray(self.params(layer.name, "depthwise_kernel"), np.float32)
         a = layer.attrs
         y = self.conv_bn(layer, ins[0], self._depthwise(k), f"{layer.name}/depthwise_kernel", self._bias(layer),
                          k.shape[2], self._pads(layer), a["stride"], a["dilation"],
@@ -335,11 +347,11 @@ class _Emitter:
 
     def op_sepconv(self, layer, ins):
         name, a = layer.name, layer.attrs
-        dk = np.asarray(self.params(name, "depthwise_kernel"), np.float64)
+        dk = np.asarray(self.params(name, "depthwise_kernel"), np.float32)
         d = self.node("Conv", [ins[0], self.const(f"{name}/depthwise_kernel", self._depthwise(dk))],
                       f"{name}/depthwise", kernel_shape=list(dk.shape[:2]), strides=list(a["stride"]),
                       dilations=list(a["dilation"]), pads=self._pads(layer), group=dk.shape[2])
-        pk = np.asarray(self.params(name, "pointwise_kernel"), np.float64)  # (1, 1, cin*mult, cout)
+        pk = np.asarray(self.params(name, "pointwise_kernel"), np.float32)  # (1, 1, cin*mult, cout)
         # batch norm folds into the pointwise half (a 1x1 conv without padding)
         y = self.conv_bn(layer, d, pk.transpose(3, 2, 0, 1), f"{name}/pointwise_kernel", self._bias(layer), 1,
                          [0, 0, 0, 0], (1, 1), (1, 1), f"{name}/pointwise" if self._more(layer) else name)
@@ -359,8 +371,8 @@ class _Emitter:
         begin, end = window_pads(layer, self.net.shapes[layer.inputs[0]], self.net.shapes[layer.name])
         x = ins[0]
         if any(p >= k for p, k in zip(begin + end, list(a["kernel"]) * 2)):
-            # onnxruntime refuses pool pads as large as the window: pad with the lowest float first
-            x = self.pad(x, begin, end, f"{layer.name}/pad", FLOAT_LOWEST)
+            # onnxruntime refuses pool pads as large as the window: pad with -inf first
+            x = self.pad(x, begin, end, f"{layer.name}/pad", NEG_INF)
             begin, end = [0, 0], [0, 0]
         return self.node("MaxPool", [x], layer.name, kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
                          pads=begin + end)

@@ -15,7 +15,8 @@ from pathlib import Path
 from ..network import Network
 
 
-def convert(net: Network, weights: dict, path: str | Path, *, opset: int, layout: str, batch: int | None) -> None:
+def convert(net: Network, weights: dict, path: str | Path, *, opset: int, layout: str, batch: int | None):
+    """Write the converted model to `path`; returns it (an onnx.ModelProto)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
     import tf2onnx
@@ -36,6 +37,7 @@ def convert(net: Network, weights: dict, path: str | Path, *, opset: int, layout
                                              inputs_as_nchw=["input"] if layout == "nchw" else None)
     _name_batch_dim(proto)
     Path(path).write_bytes(proto.SerializeToString())
+    return proto
 
 
 def _name_batch_dim(proto) -> None:

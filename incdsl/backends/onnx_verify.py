@@ -18,7 +18,6 @@ outputs are log-probabilities already and are compared as they are.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -30,35 +29,14 @@ from ..network import Network
 RTOL = 1e-4  # max |diff| allowed, as a fraction of the reference output's largest magnitude
 
 
-@dataclass
-class Checked:
-    shapes_compared: int
-    shapes_total: int
-    max_diff: float  # worst over outputs, as a fraction of each output's scale
-    max_abs: float
-    scale: float
-    batch: int
-    compared_on: str  # "logits" or "outputs"
-
-    def line(self) -> str:
-        return (f"checked: onnx checker (full); shapes agree with incdsl summary on {self.shapes_compared} "
-                f"tensors; onnxruntime vs Keras ({self.compared_on}, batch {self.batch}): max |diff| "
-                f"{self.max_abs:.2g} = {self.max_diff:.2g} of scale {self.scale:.3g} (allowed {RTOL:g})")
-
-
 class VerifyError(SpecError):
-    pass
+    """The exported model fails a check (exit code 1; the file is not written)."""
 
 
 def check_structure(path: str, net: Network, layer_tensors: dict[str, str], layout: str,
                     batch: int | None) -> tuple[int, int]:
     """Checker and shape agreement. Returns (tensors compared, tensors named after a layer)."""
-    try:
-        onnx.checker.check_model(path, full_check=True)
-    except onnx.checker.ValidationError as e:
-        raise VerifyError(f"the ONNX checker rejects the model: {_first_line(e)}") from None
-    model = onnx.load(path)
-    inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    inferred = _checked(path)
     seen = {vi.name: vi for vi in list(inferred.graph.value_info) + list(inferred.graph.output)
             + list(inferred.graph.input)}
     compared = total = 0
@@ -79,8 +57,7 @@ def check_structure(path: str, net: Network, layer_tensors: dict[str, str], layo
 
 def check_io_shapes(path: str, net: Network, layout: str, batch: int | None) -> tuple[int, int]:
     """Shape agreement on the graph's input and outputs only (tf2onnx names tensors its own way)."""
-    onnx.checker.check_model(path, full_check=True)
-    model = onnx.shape_inference.infer_shapes(onnx.load(path), check_type=True)
+    model = _checked(path)
     want = {"input": _dims(net.input_shape, batch, nhwc=layout == "nhwc")}
     for h in net.heads:
         if not h.train_only:
@@ -180,6 +157,15 @@ def strip_final_softmax(net: Network, heads: set[str]) -> Network:
         outputs.append(o)
     new = Graph(g.name, g.params, layers, outputs, list(g.blocks), dict(g.variants), list(g.unused))
     return Network(new, net.path)
+
+
+def _checked(path: str) -> onnx.ModelProto:
+    """The ONNX checker (full: with strict shape inference), then the model with inferred shapes."""
+    try:
+        onnx.checker.check_model(path, full_check=True)
+        return onnx.shape_inference.infer_shapes(onnx.load(path), check_type=True, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise VerifyError(f"the ONNX checker rejects the model: {_first_line(e)}") from None
 
 
 def _before_softmax(model: onnx.ModelProto, output: str) -> str | None:
