@@ -281,7 +281,7 @@ ALL_CUSTOM = """conv(8, 3, pad=1, bn=true, act=relu) -> lrn(5) -> scale(3.0)
   avgpool(3, stride=2, pad=1, ceil=true, count_pad=false)
   a = avgpool(3, stride=1, ceil=true, pad=1, count_pad=true)
   output main = adaptive_avgpool(3) -> flatten -> dense(classes, act=softmax)
-  train_output side = a -> gap -> dense(2)"""
+  train_output side = a -> conv(6, 3, stride=2, pad=same) -> avgpool(3, stride=2, pad=same) -> maxpool(2, stride=1, pad=same) -> gap -> dense(2)"""
 
 LOAD = """
 import sys, numpy as np, incdsl

@@ -97,11 +97,13 @@ def _pool(layer, xs, net):
     is_max = layer.op == "maxpool"
     count_pad = a.get("count_pad", False)
     if pad == "same":
-        if is_max or not count_pad:  # Keras' own: padding never counts (TF's rule)
+        th, tw = max((oh - 1) * sh + kh - h, 0), max((ow - 1) * sw + kw - w, 0)
+        if is_max or (not count_pad and th % 2 == 0 and tw % 2 == 0):  # Keras' own: padding never counts
             cls = L.MaxPooling2D if is_max else L.AveragePooling2D
             return cls((kh, kw), (sh, sw), padding="same", name=name)(x)
-        # averaging over TF's 'same' padding (extra at the bottom/right), zeros counted
-        th, tw = max((oh - 1) * sh + kh - h, 0), max((ow - 1) * sw + kw - w, 0)
+        # TF's 'same' padding made explicit (the extra row/column at the bottom/right): averaging
+        # with zeros counted (count_pad), or an uneven split, which Keras' torch backend averages
+        # wrongly (keras-team/keras#18452: torch pads both sides alike)
         pad = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
     t, b, l, r = (0, 0, 0, 0) if pad == "valid" else pad
     # ceil mode: windows past the padded input, as the shape pass counted them
