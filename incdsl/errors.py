@@ -26,8 +26,8 @@ class Span:
         text = SOURCES.get(self.file)
         if text is None:
             return None
-        lines = text.splitlines()
-        return lines[self.line - 1] if 0 < self.line <= len(lines) else None
+        lines = text.split("\n")  # as Lark counts lines: not splitlines(), which also breaks at \x0c, \u2028...
+        return lines[self.line - 1].rstrip("\r") if 0 < self.line <= len(lines) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -346,10 +346,17 @@ def _describe_token(tok: Token) -> str:
     return f"'{tok.value}'"
 
 
+# Where a statement may start, Lark lists every keyword and NAME; "a statement" says it better.
+_STATEMENT_STARTS = frozenset({"ADD", "CONCAT", "DEFAULTS", "IF", "INPUT", "LET", "OUTPUT", "REPEAT",
+                               "TRAIN_OUTPUT", "VARIANT", "NAME"})
+
+
 def _expected(terms) -> list[str]:
     terms = set(terms)
     if terms - _OPERATORS:
         terms -= _OPERATORS
+    if {"LET", "REPEAT", "INPUT"} <= terms:
+        return ["a statement"] + _expected(terms - _STATEMENT_STARTS)
     rank = lambda d: (not d.startswith("'"), d)  # punctuation and keywords first
     return sorted({_describe(t) for t in terms}, key=rank)
 
@@ -394,7 +401,9 @@ def _brackets(text: str, line: int, col: int):
 
 
 def _syntax_error(e: UnexpectedInput, file: str, text: str) -> SpecError:
-    lines = text.splitlines() or [""]
+    lines = [l.rstrip("\r") for l in text.split("\n")]  # Lark's line numbering: "\n" only
+    while len(lines) > 1 and not lines[-1]:  # the end of the file is the end of its last line
+        lines.pop()
     line, col = getattr(e, "line", None) or 1, getattr(e, "column", None) or 1
     if isinstance(e, UnexpectedCharacters):
         return _bad_character(file, lines, line, col)
@@ -460,6 +469,8 @@ def _match_example(e: UnexpectedToken) -> str | None:
 
 def _hint_for(tok: Token, expected: list[str], line_text: str, col: int, opened) -> str | None:
     word = tok.type in ("INT", "FLOAT", "DIMS", "NAME", "STRING")
+    if "'network'" in expected and "'module'" in expected and (word or tok.type in _STATEMENT_STARTS):
+        return "this is outside any network or module body: does a '}' above it close the body too early?"
     before = re.search(r"([A-Za-z_]\w*)\s*$", line_text[: col - 1])
     if tok.type == "NAME" and "'->'" in expected:
         return "join the layers of a chain with '->', or start a new line"
