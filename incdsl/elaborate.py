@@ -194,9 +194,11 @@ class _Elaborator:
                                     hint=did_you_mean(kw.name, [a.name for a in op.args]))
                 v = self._eval(kw.value, scope.vars)
                 try:
-                    KINDS[arg.kind](v)
+                    if not (v is None and arg.default is None):
+                        KINDS[arg.kind](v)
                 except ValueError as e:
-                    raise SpecError(f"{op.name} argument '{kw.name}' {e}", kw.value.span) from None
+                    raise self._bad_arg(f"defaults {op.name}", entry.span, op, _BadArg(kw.name, str(e), kw.value.span),
+                                        {kw.name: v}, scope) from None
                 values[kw.name] = v
             added.append((op.name, values, entry.span))
         scope.defaults = scope.defaults + tuple(added)
@@ -430,28 +432,28 @@ class _Elaborator:
         try:
             attrs = _normalize(op, raw)
         except _BadArg as e:
-            raise self._bad_arg(el, op, e, raw, scope) from None
+            raise self._bad_arg(el.name, el.span, op, e, raw, scope) from None
         return self._add(Layer(self._id(scope.path, name, op.name if not preset else el.name, el.span), op.name,
                                attrs, inputs, el.span, scope.module), el.span)
 
-    def _bad_arg(self, el: ast.Call, op: Op, e: "_BadArg", raw: dict, scope: Scope) -> SpecError:
-        """Say what is wrong with one argument; only runs on the error path."""
-        span = e.span or el.span
+    def _bad_arg(self, what: str, where: Span, op: Op, e: "_BadArg", raw: dict, scope: Scope) -> SpecError:
+        """Say what is wrong with one argument of `what` (a call or a defaults entry); error path only."""
+        span = e.span or where
         v = raw.get(e.arg)
         v = v[0] if isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], Span) else v
         kind = op.arg(e.arg).kind if op.arg(e.arg) else None
         if isinstance(v, Symbol):
             words = {"pad": ("same", "valid"), "act": ("none",) + ACTIVATIONS}.get(kind)
             if words is None:  # a number or true/false was wanted: the word is a misspelt name
-                return SpecError(f"unknown name '{v}'", span, label=f"{el.name}'s '{e.arg}' needs a value",
+                return SpecError(f"unknown name '{v}'", span, label=f"{what}'s '{e.arg}' needs a value",
                                  hint=did_you_mean(v, scope.vars) or _known(scope.vars))
-            return SpecError(f"{el.name}: '{e.arg}' cannot be '{v}'", span,
+            return SpecError(f"{what}: '{e.arg}' cannot be '{v}'", span,
                              hint=did_you_mean(v, words) or f"use one of: {', '.join(words)}")
         hint = None
         if isinstance(v, float) and v.is_integer() and kind == "count":
             src = _source_text(span)
             hint = f"wrap it in int() or round(): int({src})" if src else "wrap it in int() or round()"
-        return SpecError(f"{el.name}: '{e.arg}' {e.msg}", span, hint=hint)
+        return SpecError(f"{what}: '{e.arg}' {e.msg}", span, hint=hint)
 
     # -- names and nodes -------------------------------------------------------------------
     def _fresh(self, path: tuple, base: str) -> int:

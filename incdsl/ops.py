@@ -207,7 +207,7 @@ def _spatial(attrs, shape, filters=None, kernel=None, dilation=(1, 1)):
     why = why_h if why_h == why_w else f"height {why_h}; width {why_w}"
     if oh < 1 or ow < 1:
         window = f"{dh * (kh - 1) + 1}x{dw * (kw - 1) + 1}"
-        raise ShapeError(f"output would be {oh}x{ow}: the {window} window does not fit the {h}x{w} input",
+        raise ShapeError(f"output would be {max(oh, 0)}x{max(ow, 0)}: the {window} window does not fit the {h}x{w} input",
                          hint="use pad=same, a smaller kernel, or a larger input", detail=why)
     return (oh, ow, c if filters is None else filters), why
 

@@ -472,12 +472,15 @@ def _hint_for(tok: Token, expected: list[str], line_text: str, col: int, opened)
     if "'network'" in expected and "'module'" in expected and (word or tok.type in _STATEMENT_STARTS):
         return "this is outside any network or module body: does a '}' above it close the body too early?"
     before = re.search(r"([A-Za-z_]\w*)\s*$", line_text[: col - 1])
+    call = re.search(r"(?:^|->|=|[;{])\s*([A-Za-z_]\w*)\s*$", line_text[: col - 1])  # a call starts here
     if tok.type == "NAME" and "'->'" in expected:
         return "join the layers of a chain with '->', or start a new line"
-    if word and "'('" in expected and "')'" not in expected and before:
-        # `conv 64, 3`: show the line with parentheses
+    if word and "'('" in expected and "')'" not in expected and call:
+        # `conv 64, 3`: show the call with parentheses, when the rest of it looks like arguments
         rest = line_text[col - 1:].split("#")[0].split("->")[0].strip()
-        return f"arguments go in parentheses: {before.group(1)}({rest})"
+        if re.fullmatch(r"[\w\s.,=*+\-/()\"]*", rest):
+            return f"arguments go in parentheses: {call.group(1)}({rest})"
+        return "arguments go in parentheses, for example conv(64, 3)"
     if word and "'='" in expected and "')'" in expected and before:
         return f"keyword arguments are written name=value: {before.group(1)}={tok.value}"
     if word and "','" in expected:
