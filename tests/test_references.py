@@ -377,6 +377,28 @@ def test_inception_resnet_v1_matches_the_figures():
 
 
 
+
+# --- every reference spec, across its parameters ------------------------------------------------------
+
+# the smallest input each architecture takes (keras.applications' min_size where it has one)
+MIN_SIZE = {"googlenet": 64, "googlenet_tv": 64, "bn_inception": 64, "inception_v3": 75, "inception_v3_tv": 75,
+            "inception_v4": 75, "inception_resnet_v1": 75, "inception_resnet_v2": 75, "xception": 71}
+
+
+@pytest.mark.parametrize("spec", sorted(MIN_SIZE))
+def test_reference_specs_build_across_widths_and_sizes(spec):
+    """Odd widths round each branch on its own (int(c * width)); the residual blocks must still add
+    up, and every spec must take its parameters classes, width and size (and aux where it has one)."""
+    s = incdsl.Spec(SPECS / f"{spec}.inc")
+    assert {"classes", "width", "size"} <= set(s.params)
+    no_aux = {"aux": False} if "aux" in s.params else {}  # an aux head needs a larger input
+    for width in (0.3, 0.55, 0.77, 1.3):
+        net = s.build(width=width, size=MIN_SIZE[spec], classes=7, **no_aux)
+        assert net.heads[0].shape == (7,)
+    if "aux" in s.params:  # the aux heads need the default input size
+        net = s.build(aux=True, width=0.3)
+        assert any(h.train_only for h in net.heads) and len(net.heads) >= 2
+
 # --- tools/spec_table.py ----------------------------------------------------------------------------
 
 def test_spec_table_check_spots_a_stale_readme(tmp_path, capsys):
