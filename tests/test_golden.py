@@ -24,6 +24,9 @@ CASES = {
     "googlenet_tv_small.expand": ["expand", "specs/googlenet_tv.inc", "--set", "width=0.25", "--set", "size=64",
                                   "--set", "classes=3", "--set", "aux=false"],
     "googlenet.summary_depth1": ["summary", "specs/googlenet.inc", "--depth", "1"],
+    # the JSON others build on (compare, sweeps): its keys and figures for a tiny variant
+    "googlenet_tv_small.summary.json": ["summary", "specs/googlenet_tv.inc", "--json", "--set", "width=0.25",
+                                        "--set", "size=64", "--set", "classes=3"],
 }
 
 
@@ -67,3 +70,14 @@ def test_expand_through_the_real_command():
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout == (GOLDEN / "googlenet_tv.expand").read_text()
+
+
+def test_summary_json_keys_are_stable():
+    import json
+    s = json.loads((GOLDEN / "googlenet_tv_small.summary.json").read_text())
+    assert list(s) == ["network", "spec", "set", "input", "params", "macs", "flops", "inference", "outputs", "heads",
+                       "depth", "blocks", "layers"]
+    assert s["set"] == {"classes": 3, "aux": True, "width": 0.25, "size": 64}
+    assert s["flops"] == 2 * s["macs"]
+    assert s["params"]["total"] == sum(l["params"] for l in s["layers"])
+    assert s["inference"]["params"]["total"] == sum(l["params"] for l in s["layers"] if not l["train_only"])

@@ -338,3 +338,16 @@ def test_counts_and_depth(spec_file):
                             " -> gap -> dense(3)")
     assert net.counts["conv_1"].trainable == 3 * 3 * 3 * 4 + 8 and net.counts["conv_1"].non_trainable == 8
     assert net.depth == 3  # convs on the longest path: conv_1, then branch 2's two; dense is not counted
+
+
+def test_set_on_the_command_line(spec_file, capsys):
+    import json
+    from incdsl import cli
+    path = spec_file("network n(width=1.0, aux=true, k=3) {\n  input 8x8x3\n  conv(int(8 * width), k)\n"
+                     "  if aux { relu }\n}\n")
+    assert cli.main(["summary", str(path), "--json", "--set", "width=0.5", "--set", "aux=no", "--set", "k = 1"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["set"] == {"width": 0.5, "aux": False, "k": 1}
+    assert [(l["name"], l["shape"]) for l in s["layers"]] == [("input", [8, 8, 3]), ("conv_1", [8, 8, 4])]
+    assert cli.main(["check", str(path), "--set", "k=3.5"]) == 2
+    assert "k is an integer" in capsys.readouterr().err
