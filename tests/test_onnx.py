@@ -330,3 +330,26 @@ def _zoo_path(tmp_path) -> Path:
     p = tmp_path / "zoo.inc"
     p.write_text(ZOO)
     return p
+
+
+@pytest.mark.slow
+def test_trained_model_file_gives_raw_pixel_onnx(zoo, tmp_path):
+    """A model saved by `incdsl train` wraps the network in a `preprocess` layer (and names its
+    outputs after the heads, like the heads' own layers): the ONNX export reads the network's
+    weights past both and scales raw pixels itself, agreeing with the saved Keras model."""
+    import onnxruntime as ort
+    from incdsl.backends.keras import build_model
+    from incdsl.backends.keras_train import with_preprocessing
+    net, w = zoo
+    heads = [h.name for h in net.heads if not h.train_only]
+    saved = with_preprocessing(build_model(net, inference=True, weights=w), net.input_shape, "imagenet", heads)
+    saved.save(tmp_path / "trained.keras")
+    r = export(net, tmp_path / "trained.onnx", tmp_path / "trained.keras", layout="nhwc")
+    assert "Normalization preprocess" in r.lines()[0] and "onnxruntime vs Keras" in r.checked
+    raw = np.random.default_rng(7).uniform(0, 255, (3, *net.input_shape)).astype(np.float32)
+    ref = saved(raw)
+    sess = ort.InferenceSession(str(tmp_path / "trained.onnx"), providers=["CPUExecutionProvider"])
+    got = dict(zip(heads, sess.run(None, {"input": raw})))
+    for h in heads:
+        want = np.asarray(ref[h])
+        assert np.abs(got[h] - want).max() <= 1e-4 * np.abs(want).max(), h

@@ -51,11 +51,13 @@ class Result:
     bn_nodes: int  # BatchNormalization nodes left in the model
     size: int
     checked: str | None = None  # the verification line
+    preprocess: str | None = None  # the trained model's pixel scaling, carried over
 
     def lines(self) -> list[str]:
         b = "dynamic" if self.batch is None else self.batch
         bn = [f"{self.folded} batch norms folded"] if self.folded else []
         bn += [f"{self.bn_nodes} BatchNormalization nodes"] if self.bn_nodes else []
+        bn += [f"raw pixels in (its {self.preprocess} preprocess layer)"] if self.preprocess else []
         return [f"wrote {self.path} ({self.size / 1e6:.1f} MB): {self.via}, opset {self.opset}, "
                 f"{self.layout.upper()} input, batch {b}" + "".join(", " + x for x in bn),
                 self.checked or "not verified (--no-verify)"]
@@ -66,7 +68,7 @@ def export(net: Network, path: str | Path, weights=None, *, opset: int = DEFAULT
            seed: int = 0) -> Result:
     """Export `net`'s inference graph to `path`. `weights`: a dict in the interchange format, a
     weights file, or None for the Keras backend's seeded initialisation."""
-    from .onnx_weights import load_weights
+    from .onnx_weights import load_weights, read_preprocess
 
     if layout not in ("nchw", "nhwc"):
         raise UsageError(f"--layout must be nchw or nhwc, got {layout}")
@@ -83,6 +85,8 @@ def export(net: Network, path: str | Path, weights=None, *, opset: int = DEFAULT
     if batch is not None and batch < 1:
         raise UsageError(f"--batch must be 'dynamic' or a positive integer, got {batch}")
     w = weights if isinstance(weights, dict) else load_weights(net, weights, seed)
+    # a model saved by `incdsl train` scales raw pixels itself: the ONNX model does the same
+    pre = None if isinstance(weights, dict) else read_preprocess(weights, net.input_shape[-1])
 
     path = Path(path)
     if path.is_dir():
@@ -91,23 +95,24 @@ def export(net: Network, path: str | Path, weights=None, *, opset: int = DEFAULT
         with atomic_path(path) as tmp:
             if via == "direct":
                 from .onnx_direct import emit
-                em = emit(net, w, opset=opset, layout=layout, batch=batch, fold_bn=fold_bn)
+                em = emit(net, w, opset=opset, layout=layout, batch=batch, fold_bn=fold_bn, preprocess=pre)
                 Path(tmp).write_bytes(em.model.SerializeToString())
                 tensors, folded, model = em.layer_tensors, em.folded, em.model
             else:
                 from .onnx_tf2onnx import convert
-                model = convert(net, w, tmp, opset=opset, layout=layout, batch=batch)
+                model = convert(net, w, tmp, opset=opset, layout=layout, batch=batch, preprocess=pre)
                 tensors, folded = None, 0
             bn_nodes = sum(n.op_type == "BatchNormalization" for n in model.graph.node)
-            result = Result(path, via, opset, layout, batch, folded, bn_nodes, Path(tmp).stat().st_size)
+            result = Result(path, via, opset, layout, batch, folded, bn_nodes, Path(tmp).stat().st_size,
+                            preprocess=pre.kind if pre else None)
             if verify:
-                result.checked = _verify(str(tmp), net, w, tensors, layout, batch)
+                result.checked = _verify(str(tmp), net, w, tensors, layout, batch, pre)
     except OSError as e:
         raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
     return result
 
 
-def _verify(tmp: str, net: Network, w: dict, tensors, layout: str, batch: int | None) -> str:
+def _verify(tmp: str, net: Network, w: dict, tensors, layout: str, batch: int | None, pre) -> str:
     from . import onnx_verify as v
     if tensors is not None:
         compared, total = v.check_structure(tmp, net, tensors, layout, batch)
@@ -115,7 +120,7 @@ def _verify(tmp: str, net: Network, w: dict, tensors, layout: str, batch: int | 
     else:
         compared, total = v.check_io_shapes(tmp, net, layout, batch)
         shapes = f"the input and {compared - 1} output(s) (tf2onnx names tensors its own way)"
-    rel, absd, scale, n, on = v.compare_runtime(tmp, net, w, layout, batch)
+    rel, absd, scale, n, on = v.compare_runtime(tmp, net, w, layout, batch, preprocess=pre)
     return (f"checked: onnx checker (full); ONNX shape inference agrees with incdsl summary on {shapes}; "
             f"onnxruntime vs Keras on a random batch of {n}: max |diff| {absd:.2g} on {on} "
             f"(scale {scale:.3g}, {rel:.1e} of it; allowed {v.RTOL:g})")

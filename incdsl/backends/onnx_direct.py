@@ -44,11 +44,13 @@ class Emitted:
 
 
 def emit(net: Network, weights: dict, opset: int = 18, layout: str = "nchw", batch: int | None = None,
-         fold_bn: bool = True) -> Emitted:
-    """Build the inference graph of `net` (training-only heads and dropout left out)."""
+         fold_bn: bool = True, preprocess=None) -> Emitted:
+    """Build the inference graph of `net` (training-only heads and dropout left out). With
+    `preprocess` (an onnx_weights.Preprocess), the model takes raw pixels as the trained Keras
+    model it came from does, and scales them first."""
     sets = ", ".join(f"{k}={v}" for k, v in net.params.items())
     doc = f"incdsl: network {net.name} from {net.path}" + (f" ({sets})" if sets else "")
-    return _Emitter(net, weights, opset, layout, batch, fold_bn).build(doc)
+    return _Emitter(net, weights, opset, layout, batch, fold_bn, preprocess).build(doc)
 
 
 def _dims(shape, batch):
@@ -122,8 +124,10 @@ def bn_affine(p: dict, eps: float, channels: int) -> tuple[np.ndarray, np.ndarra
 
 
 class _Emitter:
-    def __init__(self, net: Network, weights: dict, opset: int, layout: str, batch: int | None, fold_bn: bool):
+    def __init__(self, net: Network, weights: dict, opset: int, layout: str, batch: int | None, fold_bn: bool,
+                 preprocess=None):
         self.net, self.w, self.opset, self.layout, self.batch, self.fold_bn = net, weights, opset, layout, batch, fold_bn
+        self.preprocess = preprocess
         self.nodes: list[onnx.NodeProto] = []
         # initializers go straight into the model: copying ~100 MB of weights through
         # make_graph/make_model costs more than emitting the whole graph
@@ -219,6 +223,12 @@ class _Emitter:
         else:
             vi = helper.make_tensor_value_info(layer.name, TensorProto.FLOAT, dims)
             self.tensor[layer.name] = layer.name
+        if self.preprocess is not None:  # raw pixels -> the network's input, per channel
+            c = dims[1]
+            x = self.node("Mul", [self.tensor[layer.name], self.const("preprocess/scale", self.preprocess.scale.reshape(1, c, 1, 1))],
+                          "preprocess/scaled")
+            self.tensor[layer.name] = self.node("Add", [x, self.const("preprocess/offset", self.preprocess.offset.reshape(1, c, 1, 1))],
+                                                "preprocess")
         return vi
 
     def finish(self, layer, x: str) -> str:

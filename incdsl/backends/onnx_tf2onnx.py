@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..errors import SpecError
 from ..network import Network
 
 
-def convert(net: Network, weights: dict, path: str | Path, *, opset: int, layout: str, batch: int | None):
+def convert(net: Network, weights: dict, path: str | Path, *, opset: int, layout: str, batch: int | None,
+            preprocess=None):
     """Write the converted model to `path`; returns it (an onnx.ModelProto)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import onnx
     import tensorflow as tf
     import tf2onnx
 
@@ -29,12 +32,19 @@ def convert(net: Network, weights: dict, path: str | Path, *, opset: int, layout
 
     @tf.function(input_signature=spec)
     def infer(x):
+        if preprocess is not None:  # raw pixels in, as the trained model took them
+            x = x * preprocess.scale + preprocess.offset
         y = model(x, training=False)
         ys = y if isinstance(y, (list, tuple)) else [y]
         return dict(zip(heads, ys))
 
     proto, _ = tf2onnx.convert.from_function(infer, input_signature=spec, opset=opset,
                                              inputs_as_nchw=["input"] if layout == "nchw" else None)
+    unknown = sorted({n.op_type for n in proto.graph.node
+                      if n.domain in ("", "ai.onnx") and not onnx.defs.has(n.op_type)})
+    if unknown:  # tf2onnx leaves TensorFlow ops it cannot translate in the graph, as they are
+        raise SpecError(f"tf2onnx cannot translate the TensorFlow op(s) {', '.join(unknown)} of network {net.name}",
+                        hint="--via direct translates every op")
     _name_batch_dim(proto)
     Path(path).write_bytes(proto.SerializeToString())
     return proto

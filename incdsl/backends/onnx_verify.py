@@ -78,17 +78,24 @@ def check_io_shapes(path: str, net: Network, layout: str, batch: int | None) -> 
 
 
 def compare_runtime(path: str, net: Network, weights: dict, layout: str, batch: int | None,
-                    seed: int = 0) -> tuple[float, float, float, int, str]:
+                    seed: int = 0, preprocess=None) -> tuple[float, float, float, int, str]:
     """onnxruntime vs Keras on one random batch. Returns (max diff / scale, max |diff|, scale,
-    batch, what was compared)."""
+    batch, what was compared). With `preprocess`, the ONNX model takes raw pixels (a random
+    image in [0, 255]) and Keras gets them scaled."""
     import keras
     import onnxruntime as ort
 
     from .keras import build_model
 
     n = batch or 2
-    x = np.random.default_rng(seed).standard_normal((n, *net.input_shape)).astype(np.float32)
-    feed = x if layout == "nhwc" else x.transpose(0, 3, 1, 2)
+    rng = np.random.default_rng(seed)
+    if preprocess is None:
+        x = rng.standard_normal((n, *net.input_shape)).astype(np.float32)
+        raw = x
+    else:
+        raw = rng.uniform(0, 255, (n, *net.input_shape)).astype(np.float32)
+        x = raw * preprocess.scale + preprocess.offset
+    feed = raw if layout == "nhwc" else raw.transpose(0, 3, 1, 2)
 
     model = onnx.load(path)
     heads = [h for h in net.heads if not h.train_only]

@@ -10,7 +10,9 @@ contract: node `a/b/conv_1` -> `a.b.conv_1`, its batch norm `a.b.conv_1.bn`.
 from __future__ import annotations
 
 import io
+import json
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,39 @@ def load_weights(net: Network, path: str | Path | None, seed: int = 0) -> dict:
     return _via_keras(net, path)
 
 
+@dataclass(frozen=True)
+class Preprocess:
+    """What a trained model does to raw pixels before the network: x * scale + offset per channel
+    (`incdsl train` saves its models with a Rescaling or Normalization layer named `preprocess`)."""
+    kind: str  # the Keras layer class
+    scale: np.ndarray  # (channels,) float32
+    offset: np.ndarray
+
+
+def read_preprocess(path: str | Path | None, channels: int) -> Preprocess | None:
+    """The `preprocess` layer of a .keras archive, read from its config.json (no Keras)."""
+    if path is None or Path(path).suffix != ".keras" or not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as z:
+        if "config.json" not in z.namelist():
+            return None
+        config = json.loads(z.read("config.json"))
+    layer = next((l for l in config.get("config", {}).get("layers", []) if l.get("name") == "preprocess"), None)
+    if layer is None:
+        return None
+    c = layer["config"]
+    if layer["class_name"] == "Rescaling":
+        scale = np.broadcast_to(np.asarray(c["scale"], np.float64), (channels,))
+        offset = np.broadcast_to(np.asarray(c["offset"], np.float64), (channels,))
+    elif layer["class_name"] == "Normalization" and c.get("mean") is not None and not c.get("invert"):
+        # Keras: (x - mean) / max(sqrt(variance), epsilon), epsilon = 1e-7
+        scale = 1.0 / np.maximum(np.sqrt(np.broadcast_to(np.asarray(c["variance"], np.float64), (channels,))), 1e-7)
+        offset = -np.broadcast_to(np.asarray(c["mean"], np.float64), (channels,)) * scale
+    else:
+        raise SpecError(f"{path}: its preprocess layer ({layer['class_name']}) has no ONNX translation here")
+    return Preprocess(layer["class_name"], scale.astype(np.float32), offset.astype(np.float32))
+
+
 def read_keras_file(net: Network, path: Path) -> dict:
     """Read a Keras 3 `.keras` archive's weights with h5py alone (no TensorFlow)."""
     import h5py
@@ -57,12 +92,14 @@ def read_keras_file(net: Network, path: Path) -> dict:
         if "model.weights.h5" not in z.namelist():
             raise SpecError(f"{path} is not a Keras 3 model archive (no model.weights.h5 inside)")
         data = z.read("model.weights.h5")
-    stored: dict[str, list[np.ndarray]] = {}
+    # layer name -> the variable lists of every layer so named: a trained model's wrapper names
+    # its output layers after the heads, the same names as the heads' own (nested) layers
+    stored: dict[str, list[list[np.ndarray]]] = {}
     with h5py.File(io.BytesIO(data), "r") as f:
         def visit(group_name, obj):
             if isinstance(obj, h5py.Group) and group_name.split("/")[-1] == "vars" and "name" in obj.attrs:
                 keys = sorted(obj.keys(), key=int)
-                stored[str(obj.attrs["name"])] = [np.asarray(obj[k]) for k in keys]
+                stored.setdefault(str(obj.attrs["name"]), []).append([np.asarray(obj[k]) for k in keys])
         f.visititems(visit)
 
     weights: dict[str, dict[str, np.ndarray]] = {}
@@ -73,9 +110,9 @@ def read_keras_file(net: Network, path: Path) -> dict:
             if kname not in stored:
                 raise SpecError(f"{path} has no layer '{kname}' for node '{name}': was it compiled from this spec "
                                 f"with the same --set values?", net.layers[name].span)
-            got = stored[kname]
-            if len(got) != len(want) or any(g.shape != s for g, s in zip(got, want.values())):
-                have = ", ".join(str(g.shape) for g in got)
+            got = next((g for g in stored[kname] if [a.shape for a in g] == list(want.values())), None)
+            if got is None:
+                have = "; ".join(", ".join(str(a.shape) for a in g) or "nothing" for g in stored[kname])
                 need = ", ".join(f"{k} {s}" for k, s in want.items())
                 raise SpecError(f"{path}: layer '{kname}' holds {have}, but node '{name}' needs {need}",
                                 net.layers[name].span, hint="compile the .keras file from the same spec and --set values")
