@@ -218,6 +218,19 @@ def scan_image_folder(path: str | Path) -> tuple[list[str], list[list[Path]]]:
     return classes, files
 
 
+def check_predict_files(model_path: str | Path, images) -> None:
+    """What `incdsl predict` can check before Keras loads: the files are there, the model is a zip."""
+    import zipfile
+    path = Path(model_path)
+    if not path.is_file():
+        raise SpecError(f"no such model file: {path}")
+    if not zipfile.is_zipfile(path):
+        raise SpecError(f"{path} is not a Keras model (.keras files are zip archives)")
+    for p in images:
+        if not Path(p).is_file():
+            raise SpecError(f"no such image: {p}")
+
+
 def _reason(e: Exception) -> str:
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
@@ -267,4 +280,4 @@ def _check_config(c: TrainConfig) -> None:
 
 
 __all__ = ["TrainConfig", "TrainResult", "RunPaths", "HeadLoss", "head_losses", "main_head", "check_classes",
-           "scan_image_folder", "train", "OPTIMIZERS", "PRECISIONS", "STRATEGIES", "PREPROCESS", "RECIPES"]
+           "scan_image_folder", "check_predict_files", "train", "OPTIMIZERS", "PRECISIONS", "STRATEGIES", "PREPROCESS", "RECIPES"]

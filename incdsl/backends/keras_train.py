@@ -34,7 +34,8 @@ import keras
 
 from ..errors import SpecError, UsageError
 from ..io import atomic_path
-from ..train import RECIPES, HeadLoss, TrainConfig, TrainResult, head_losses, main_head, scan_image_folder
+from ..train import (RECIPES, HeadLoss, TrainConfig, TrainResult, check_predict_files, head_losses, main_head,
+                     scan_image_folder)
 from .keras import build_model
 
 META_ENTRY = "incdsl.json"  # the extra file inside a saved .keras zip
@@ -166,7 +167,7 @@ def _color_mode(channels: int) -> str:
 
 
 def folder_datasets(folder: str, classes: list[str], counts: list[int], input_shape, heads: list[str] | None,
-                    config: TrainConfig, val_split: float):
+                    config: TrainConfig, val_split: float, replicas: int = 1):
     """tf.data pipelines from an image folder: resized to the input, shuffled, flipped at random,
     prefetched. Labels are repeated for every head."""
     if not has_tensorflow():
@@ -197,10 +198,27 @@ def folder_datasets(folder: str, classes: list[str], counts: list[int], input_sh
         return (flip(x, training=True) if flip is not None else x), labels(y)
 
     auto = tf.data.AUTOTUNE
+    n_val = int(total * val_split)  # as Keras splits
+    train = _even_batches(train, total - n_val, config.batch_size, replicas)
+    if train is None:
+        return None, None
     train = train.map(train_map, num_parallel_calls=auto).prefetch(auto)
+    if val is not None:
+        val = _even_batches(val, n_val, config.batch_size, replicas)
     if val is not None:
         val = val.map(lambda x, y: (x, labels(y)), num_parallel_calls=auto).prefetch(auto)
     return train, val
+
+
+def _even_batches(ds, n: int, batch: int, replicas: int):
+    """Keras (3.x, TF backend) builds its metrics from the first batch reduced across replicas, which
+    fails when that batch does not split evenly (and, in our tests, when it gives one image per
+    replica): with several replicas, a set smaller than one batch is left out (None)."""
+    if replicas == 1 or n >= batch:
+        return ds
+    print(f"note: {n} image(s), less than a batch of {batch}: left out under {replicas} replicas "
+          f"(use a smaller --batch-size)", file=sys.stderr)
+    return None
 
 
 # --- distribution ----------------------------------------------------------------------------
@@ -250,8 +268,9 @@ class StepAndRate(keras.callbacks.Callback):
         if logs is None:
             return
         opt = self.model.optimizer
-        logs["step"] = int(opt.iterations)
-        logs["lr"] = float(opt.learning_rate)
+        logs["step"] = int(opt.iterations.numpy())
+        rate = opt.learning_rate
+        logs["lr"] = float(rate.numpy() if hasattr(rate, "numpy") else rate)
 
 
 class Throughput(keras.callbacks.Callback):
@@ -442,7 +461,10 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
                 counts = [len(f) for f in files]
                 val_split = 0.1 if config.val_split is None else config.val_split
                 train_data, val_data = folder_datasets(config.data, classes, counts, net.input_shape, head_names,
-                                                       config, val_split)
+                                                       config, val_split, placement.replicas)
+                if train_data is None:
+                    raise SpecError(f"{config.data} has fewer training images than one batch of {config.batch_size}, "
+                                    f"which {placement.replicas} replicas cannot share", hint="use a smaller --batch-size")
                 steps = int(train_data.cardinality())
                 if config.steps_per_epoch:  # epochs of a fixed length, cut from an endless stream
                     steps = config.steps_per_epoch
@@ -568,9 +590,7 @@ def load_images(paths: list[str], shape) -> np.ndarray:
 
 
 def predict(model_path: str, images: list[str], top: int = 5) -> list[list[tuple[str, float]]]:
-    for p in images:  # before the slow part
-        if not Path(p).is_file():
-            raise SpecError(f"no such image: {p}")
+    check_predict_files(model_path, images)
     model, meta = load_model(model_path)
     shape = tuple(model.input_shape[1:])
     if len(shape) != 3 or None in shape:
