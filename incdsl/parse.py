@@ -436,7 +436,7 @@ def _syntax_error(e: UnexpectedInput, file: str, text: str) -> SpecError:
     if hint is None and isinstance(e, UnexpectedToken) and tok.type != "$END":
         hint = _match_example(e)
     if hint is None:
-        hint = _hint_for(tok, expected, lines[line - 1] if line <= len(lines) else "", col, opened)
+        hint = _hint_for(tok, expected, lines[line - 1] if line <= len(lines) else "", col, opened, lines)
     return SpecError(f"unexpected {_describe_token(tok)}", span, notes=notes, hint=hint)
 
 
@@ -467,7 +467,7 @@ def _match_example(e: UnexpectedToken) -> str | None:
     return _example_states().get((e.state.position, e.token.type))
 
 
-def _hint_for(tok: Token, expected: list[str], line_text: str, col: int, opened) -> str | None:
+def _hint_for(tok: Token, expected: list[str], line_text: str, col: int, opened, lines) -> str | None:
     word = tok.type in ("INT", "FLOAT", "DIMS", "NAME", "STRING")
     if "'network'" in expected and "'module'" in expected and (word or tok.type in _STATEMENT_STARTS):
         return "this is outside any network or module body: does a '}' above it close the body too early?"
@@ -475,6 +475,8 @@ def _hint_for(tok: Token, expected: list[str], line_text: str, col: int, opened)
     call = re.search(r"(?:^|->|=|[;{])\s*([A-Za-z_]\w*)\s*$", line_text[: col - 1])  # a call starts here
     if tok.type == "NAME" and "'->'" in expected:
         return "join the layers of a chain with '->', or start a new line"
+    if call and call.group(1) in ("concat", "add") and "'{'" in expected:
+        return f"the branches of {call.group(1)} go in braces, one per line: {call.group(1)} {{ ... }}"
     if word and "'('" in expected and "')'" not in expected and call:
         # `conv 64, 3`: show the call with parentheses, when the rest of it looks like arguments
         rest = line_text[col - 1:].split("#")[0].split("->")[0].strip()
@@ -489,7 +491,8 @@ def _hint_for(tok: Token, expected: list[str], line_text: str, col: int, opened)
         return "a layer is missing between the two '->'"
     if expected == ["'{'"]:
         return "a body goes in braces: { ... }"
-    if tok.value == "," and "'->'" in expected and opened and opened[-1][0] == "{":
+    if tok.value == "," and "'->'" in expected and opened and opened[-1][0] == "{" and re.search(
+            r"\b(concat|add)\s*(\(.*\))?\s*$", lines[opened[-1][1] - 1][: opened[-1][2] - 1]):
         return "branches go one per line (or separated by ';'), not by ','"
     return None
 

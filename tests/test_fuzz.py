@@ -165,3 +165,19 @@ def test_harness_notices_a_crash(spec_dir, monkeypatch):
 ])
 def test_hand_picked_edge_cases(spec_dir, text):
     check_one(spec_dir, "edge.inc", text)
+
+
+# Token soup: random sequences of the language's own words and symbols, mostly rejected by the
+# parser, which exercises the syntax-error path (expected sets, bracket notes, hints) everywhere.
+SOUP = TOKENS + ["network n()", "module m(a, b=2)", "{", "}", "conv(8, 3)", "x =", "output o =", "1x1", "3.5",
+                 "stride=2", "pad=same", "act=relu", "-> relu", "if a", "elif b", "repeat 2 as i", "\"s\"", "use"]
+
+
+@settings(max_examples=FUZZ or 150, deadline=2000, derandomize=not FUZZ, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(st.tuples(st.sampled_from(SOUP), st.sampled_from([" ", "\n", "", "\n\n  ", ";"])),
+                      min_size=1, max_size=40))
+def test_token_soup_fails_cleanly(spec_dir, parts):
+    text = "".join(tok + sep for tok, sep in parts)
+    check_one(spec_dir, "soup.inc", text)
+    check_one(spec_dir, "soup.inc", "network n() {\n  input 8x8x3\n" + text + "\n}\n")
