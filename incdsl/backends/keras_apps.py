@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpecError
-from ..weights import to_keras, weight_shapes
+from ..weights import from_keras, to_keras, weight_shapes
 
 # network name of our spec -> keras.applications constructor
 APPLICATIONS = {
@@ -64,7 +64,8 @@ def _build_reference(app: str, input_shape: tuple, classes: int):
 
 
 def load_applications_weights(model, net, path) -> None:
-    """Load a keras.applications weights file for `net` into `model` (built from `net`)."""
+    """Load a keras.applications weights file for `net` into `model` (built from `net`, training
+    or inference model). Training-only heads, which keras.applications lacks, keep their weights."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"weights file {path} not found")
@@ -79,7 +80,10 @@ def load_applications_weights(model, net, path) -> None:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise SpecError(f"cannot read {path} as keras.applications.{APPLICATIONS[net.name]} weights: {first}",
                         hint="the file must hold that model's weights for the same classes (and width=1.0)") from None
-    to_keras(model, net, applications_weights(ref, net))
+    # keras.applications has no auxiliary heads: ours keep whatever weights they hold
+    weights = from_keras(model, net)
+    weights.update(applications_weights(ref, net))
+    to_keras(model, net, weights)
 
 
 def applications_weights(ref, net) -> dict[str, dict[str, np.ndarray]]:
