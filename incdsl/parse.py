@@ -363,7 +363,7 @@ def _expected(terms) -> list[str]:
 
 def _join(items: list[str]) -> str:
     if len(items) > 8:
-        items = items[:8] + ["..."]
+        items = items[:7] + [f"{len(items) - 7} more"]
     if len(items) > 1:
         return ", ".join(items[:-1]) + " or " + items[-1]
     return items[0]
@@ -497,7 +497,7 @@ def _hint_for(tok: Token, expected: list[str], line_text: str, col: int, opened,
     return None
 
 
-_QUOTES = {"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"}
+_QUOTES = frozenset("\u201c\u201d\u2018\u2019")  # what word processors put for " and '
 
 
 def _bad_character(file: str, lines: list[str], line: int, col: int) -> SpecError:
@@ -518,9 +518,11 @@ def _bad_character(file: str, lines: list[str], line: int, col: int) -> SpecErro
         hint = "replace it with a plain space"
     elif ch == "'":
         hint = 'strings use double quotes: "..."'
-    shown = repr(ch) if ch.isprintable() and not ch.isspace() else f"U+{ord(ch):04X} ({unicodedata.name(ch, 'unnamed')})"
-    if ch.isprintable() and not ch.isspace() and ord(ch) > 127:
-        shown = f"'{ch}' (U+{ord(ch):04X})"
+    if ch.isprintable() and not ch.isspace():
+        shown = repr(ch) if ord(ch) < 128 else f"'{ch}' (U+{ord(ch):04X})"
+    else:  # invisible: name it
+        name = "a control character" if unicodedata.category(ch) == "Cc" else unicodedata.name(ch, "unnamed")
+        shown = f"U+{ord(ch):04X} ({name})"
     return SpecError(f"unexpected character {shown}", span, hint=hint)
 
 
