@@ -2,7 +2,8 @@
 """ONNX export and inference speed: the direct emitter against tf2onnx, on Inception v3.
 
 1. Whole-process export time: `incdsl compile SPEC --to onnx --no-verify` with --via direct and
-   with --via tf2onnx, each run --repeat times in a fresh process (best reported), and their ratio
+   with --via tf2onnx, each run --repeat times in a fresh process: best wall time and best CPU
+   time (user + system of the child; the steadier figure on a shared machine), and their ratios
    (the aim: direct at least 20x faster).
 2. Inference latency at batch 1 and 8 (best and median of --runs after warm-up) of the direct
    NCHW model and the tf2onnx model in onnxruntime, and of the Keras model (`predict_on_batch`),

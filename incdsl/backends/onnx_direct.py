@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
+from ..errors import SpecError
 from ..network import Network
 
-MIN_OPSET = 13
 NEG_INF = float("-inf")  # what max pooling pads with (Keras and ONNX MaxPool alike)
 
 # Keras 3's activation defaults (keras.activations), which the Keras backend uses by name.
@@ -144,12 +144,12 @@ class _Emitter:
         return name
 
     def const(self, name: str, value, dtype=np.float32) -> str:
-        arr = np.asarray(value, dtype)
+        arr = np.asarray(value, np.dtype(dtype).newbyteorder("<"))  # ONNX raw data is little-endian
         t = self.model.graph.initializer.add()
         t.name = name
         t.data_type = helper.np_dtype_to_tensor_dtype(arr.dtype)
         t.dims.extend(arr.shape)
-        t.raw_data = arr.tobytes()  # little-endian, C order (a transposed view is copied in order)
+        t.raw_data = arr.tobytes()  # C order: a transposed view is copied in its logical order
         return name
 
     def params(self, layer_name: str, key: str) -> np.ndarray:
@@ -193,7 +193,11 @@ class _Emitter:
             t = self.tensor[head.node]
             shape = net.shapes[head.node]
             if len(shape) == 3 and self.layout == "nhwc":
-                t = self.node("Transpose", [t], f"{head.name}/nhwc", perm=[0, 2, 3, 1])
+                if t == head.name:  # the output's name goes to the NHWC tensor: rename the NCHW one
+                    t = self._rename_tensor(t, f"{t}/nchw")
+                self.nodes.append(helper.make_node("Transpose", [t], [head.name], name=f"{head.name}/nhwc",
+                                                   perm=[0, 2, 3, 1]))
+                t = head.name
             if t != head.name:
                 t = self.node("Identity", [t], head.name)
             dims = _dims(shape, self.batch)
@@ -248,6 +252,13 @@ class _Emitter:
             last.name = name
             return name
         return self.node("Identity", [x], name)
+
+    def _rename_tensor(self, old: str, new: str) -> str:
+        for n in self.nodes:
+            n.input[:] = [new if i == old else i for i in n.input]
+            n.output[:] = [new if o == old else o for o in n.output]
+        self.tensor = {k: new if v == old else v for k, v in self.tensor.items()}
+        return new
 
     def activation(self, act: str, x: str, layer_name: str) -> str:
         """The activation node; its output is the layer's tensor."""
@@ -400,7 +411,9 @@ class _Emitter:
                 x = self.pad(x, rb, re, f"{layer.name}/pad", 0.0)
                 begin, end = [0, 0], [e - r for e, r in zip(end, re)]
         if any(p >= k for p, k in zip(begin + end, list(a["kernel"]) * 2)):
-            raise AssertionError(f"{layer.name}: padding as large as the pooling window")
+            # some window would hold padding only: onnxruntime refuses such pads
+            raise SpecError("ONNX cannot average-pool with padding as large as the window", layer.span,
+                            hint="use less padding than the pooling window")
         return self.node("AveragePool", [x], layer.name, kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
                          pads=begin + end, count_include_pad=0)
 

@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 
 from ..errors import SpecError
-from ..graph import Graph, OutputSpec
+from ..graph import Graph
 from ..network import Network
 
 RTOL = 1e-4  # max |diff| allowed, as a fraction of the reference output's largest magnitude
