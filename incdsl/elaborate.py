@@ -450,7 +450,7 @@ class _Elaborator:
             return SpecError(f"{what}: '{e.arg}' cannot be '{v}'", span,
                              hint=did_you_mean(v, words) or f"use one of: {', '.join(words)}")
         hint = None
-        if isinstance(v, float) and v.is_integer() and kind == "count":
+        if isinstance(v, float) and kind == "count":
             src = _source_text(span)
             hint = f"wrap it in int() or round(): int({src})" if src else "wrap it in int() or round()"
         return SpecError(f"{what}: '{e.arg}' {e.msg}", span, hint=hint)
