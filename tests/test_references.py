@@ -80,6 +80,7 @@ def test_keras_application(spec, tmp_path):
     import keras
     from incdsl.backends.keras import build_model
     from incdsl.backends.keras_apps import load_applications_weights, reference_model
+    from incdsl.errors import SpecError
 
     net = incdsl.load(SPECS / f"{spec}.inc")
     ref = reference_model(net)  # keras.applications.X(weights=None, include_top=True, classes=1000)
@@ -111,6 +112,11 @@ def test_keras_application(spec, tmp_path):
     # both end in softmax: compare log-probabilities, i.e. the logits up to a constant per image
     assert np.log(expected).std(axis=1).min() > 1e-3  # the logits differ between classes
     np.testing.assert_allclose(np.log(got), np.log(expected), atol=1e-5, rtol=0)
+
+    bad = tmp_path / "bad.h5"
+    bad.write_text("not weights")
+    with pytest.raises(SpecError, match="cannot read"):
+        load_applications_weights(ours, net, bad)
 
 
 def test_keras_applications_importer_refuses_other_networks(tmp_path):
