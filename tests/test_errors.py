@@ -111,3 +111,14 @@ def test_no_grammar_terminal_name_can_leak():
     for term in [t.name for t in parser().terminals] + ["$END"]:
         d = _describe(term)
         assert d != term and "__" not in d and not d.isupper(), (term, d)
+
+
+def test_oversized_file_is_refused_before_parsing(tmp_path, capsys):
+    from incdsl.parse import MAX_FILE_BYTES
+    big = tmp_path / "big.inc"
+    big.write_bytes(b"#" * (MAX_FILE_BYTES + 1))
+    t = time.process_time()
+    assert cli.main(["check", str(big)]) == 1
+    assert time.process_time() - t < 1.0
+    err = capsys.readouterr().err
+    assert err == f"error: {big} is {MAX_FILE_BYTES + 1:,} bytes; specs are limited to {MAX_FILE_BYTES:,}\n"
