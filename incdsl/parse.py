@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, v_args
-from lark.visitors import Transformer_NonRecursive
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Lark, Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import ast
 from .errors import SOURCES, Note, Span, SpecError
@@ -62,9 +61,9 @@ def parser() -> Lark:
         parser="lalr",
         lexer="basic",
         postlex=_LineJoiner(),
-        propagate_positions=True,
+        transformer=_TRANSFORMER,
+        keep_all_tokens=True,  # spans come from tokens; see _rule
         maybe_placeholders=True,
-        cache=False,
     )
 
 
@@ -86,86 +85,128 @@ def _dims(tok: Token, file: str) -> tuple[int, ...]:
     return tuple(int(d) for d in parts)
 
 
-def _span(file: str, meta) -> Span:
-    return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
-
-
 def _tok_span(file: str, tok: Token) -> Span:
     return Span(file, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1)
 
 
-class _ToAst(Transformer_NonRecursive):  # no recursion: `- - - ... 1` cannot overflow the stack
-    def __init__(self, file: str):
-        super().__init__()
-        self.file = file
+# The AST is built while the LALR parser reduces (an inline transformer: no parse tree), which
+# makes parsing about twice as fast as tree + transform. Lark then gives no positions, so each rule
+# takes its span from its first and last token or AST node; for that the parser keeps every
+# token (`keep_all_tokens`), and `_rule` drops the punctuation and keywords before the rule sees
+# its children.
+_KEEP = frozenset({"NAME", "INT", "FLOAT", "STRING", "DIMS", "COMP_OP", "ADD_OP", "MUL_OP"})
 
-    def s(self, meta) -> Span:
-        return _span(self.file, meta)
+
+class _Seq(tuple):
+    """A block's statements (or branches, or parameters) with the span of the braces around them."""
+    span: Span | None = None
+
+
+def _seq(items, span) -> _Seq:
+    s = _Seq(items)
+    s.span = span
+    return s
+
+
+def _bounds(c):
+    """(line, col) of the start of `c` and (line, col) of its end, or None."""
+    if isinstance(c, Token):
+        return c.line, c.column, c.end_line, c.end_column
+    span = getattr(c, "span", None)
+    if span is not None:
+        return span.line, span.col, span.end_line, span.end_col
+    return None
+
+
+def _rule(fn):
+    def callback(self, children):
+        first = last = None
+        for c in children:
+            if c is not None and (first := _bounds(c)) is not None:
+                break
+        for c in reversed(children):
+            if c is not None and (last := _bounds(c)) is not None:
+                break
+        span = Span(self.file, first[0], first[1], last[2], last[3]) if first and last else None
+        kept = [c for c in children if not isinstance(c, Token) or c.type in _KEEP]
+        return fn(self, span, kept, children)
+    callback.__name__ = fn.__name__
+    return callback
+
+
+class _ToAst:
+    """Callbacks named after the grammar's rules; Lark calls them as it reduces."""
+
+    file = "<string>"  # set before each parse
 
     # -- expressions
-    @v_args(meta=True)
-    def int_(self, meta, c):
-        return ast.Const(_number(c[0], self.file), self.s(meta))
+    @_rule
+    def int_(self, s, c, raw):
+        return ast.Const(_number(c[0], self.file), s)
 
-    @v_args(meta=True)
-    def float_(self, meta, c):
+    @_rule
+    def float_(self, s, c, raw):
         v = float(c[0])
         if not math.isfinite(v) or abs(v) > MAX_LITERAL:
             raise SpecError(f"number too large: {c[0]}", _tok_span(self.file, c[0]))
-        return ast.Const(v, self.s(meta))
+        return ast.Const(v, s)
 
-    @v_args(meta=True)
-    def string(self, meta, c):
-        return ast.Const(str(c[0])[1:-1], self.s(meta))
+    @_rule
+    def string(self, s, c, raw):
+        return ast.Const(str(c[0])[1:-1], s)
 
-    @v_args(meta=True)
-    def dims(self, meta, c):
-        return ast.Const(_dims(c[0], self.file), self.s(meta))
+    @_rule
+    def dims(self, s, c, raw):
+        return ast.Const(_dims(c[0], self.file), s)
 
-    @v_args(meta=True)
-    def name(self, meta, c):
+    @_rule
+    def name(self, s, c, raw):
         n = str(c[0])
         if n in ("true", "false"):
-            return ast.Const(n == "true", self.s(meta))
-        return ast.Name(n, self.s(meta))
+            return ast.Const(n == "true", s)
+        return ast.Name(n, s)
 
-    @v_args(meta=True)
-    def func(self, meta, c):
-        return ast.Func(str(c[0]), tuple(a for a in c[1:] if a is not None), self.s(meta))
+    @_rule
+    def func(self, s, c, raw):
+        return ast.Func(str(c[0]), tuple(a for a in c[1:] if a is not None), s)
 
-    @v_args(meta=True)
-    def tuple_(self, meta, c):
-        return ast.Tuple(tuple(a for a in c if a is not None), self.s(meta))
+    @_rule
+    def tuple_(self, s, c, raw):
+        return ast.Tuple(tuple(a for a in c if a is not None), s)
 
-    @v_args(meta=True)
-    def sign(self, meta, c):
-        return ast.UnaryOp(str(c[0]), c[1], self.s(meta))
+    @_rule
+    def atom(self, s, c, raw):  # "(" expr ")": the parentheses only group
+        return c[0]
 
-    @v_args(meta=True)
-    def not_(self, meta, c):
-        return ast.UnaryOp("not", c[0], self.s(meta))
+    @_rule
+    def sign(self, s, c, raw):
+        return ast.UnaryOp(str(c[0]), c[1], s)
 
-    @v_args(meta=True)
-    def or_(self, meta, c):
-        return ast.BoolOp("or", tuple(c), self.s(meta))
+    @_rule
+    def not_(self, s, c, raw):
+        return ast.UnaryOp("not", c[0], s)
 
-    @v_args(meta=True)
-    def and_(self, meta, c):
-        return ast.BoolOp("and", tuple(c), self.s(meta))
+    @_rule
+    def or_(self, s, c, raw):
+        return ast.BoolOp("or", tuple(c), s)
 
-    @v_args(meta=True)
-    def comparison(self, meta, c):
-        return ast.BinOp(str(c[1]), c[0], c[2], self.s(meta))
+    @_rule
+    def and_(self, s, c, raw):
+        return ast.BoolOp("and", tuple(c), s)
 
-    @v_args(meta=True)
-    def sum(self, meta, c):
-        return self._left_assoc(meta, c)
+    @_rule
+    def comparison(self, s, c, raw):
+        return ast.BinOp(str(c[1]), c[0], c[2], s)
 
-    @v_args(meta=True)
-    def product(self, meta, c):
-        return self._left_assoc(meta, c)
+    @_rule
+    def sum(self, s, c, raw):
+        return self._left_assoc(c)
 
-    def _left_assoc(self, meta, c):
+    @_rule
+    def product(self, s, c, raw):
+        return self._left_assoc(c)
+
+    def _left_assoc(self, c):
         node = c[0]
         for op, right in zip(c[1::2], c[2::2]):
             node = ast.BinOp(str(op), node, right, Span(self.file, node.span.line, node.span.col,
@@ -173,134 +214,135 @@ class _ToAst(Transformer_NonRecursive):  # no recursion: `- - - ... 1` cannot ov
         return node
 
     # -- statements
-    @v_args(meta=True)
-    def kwarg(self, meta, c):
-        return ast.Kwarg(str(c[0]), c[1], self.s(meta))
+    @_rule
+    def kwarg(self, s, c, raw):
+        return ast.Kwarg(str(c[0]), c[1], s)
 
-    def _split_args(self, items):
-        args = tuple(a for a in items if a is not None and not isinstance(a, ast.Kwarg))
-        kwargs = tuple(a for a in items if isinstance(a, ast.Kwarg))
-        return args, kwargs
-
-    @v_args(meta=True)
-    def call(self, meta, c):
+    @_rule
+    def call(self, s, c, raw):
         name = str(c[0])
-        bare = len(c) == 1 or (len(c) == 2 and c[1] is None and not self._had_parens(meta, name))
-        args, kwargs = self._split_args(c[1:])
-        for i, a in enumerate(c[1:]):
+        bare = not any(isinstance(t, Token) and t.value == "(" for t in raw)
+        items = [a for a in c[1:] if a is not None]
+        seen_kw = False
+        for a in items:
             if isinstance(a, ast.Kwarg):
-                if any(not isinstance(b, ast.Kwarg) for b in c[1 + i + 1:] if b is not None):
-                    later = next(b for b in c[1 + i + 1:] if b is not None and not isinstance(b, ast.Kwarg))
-                    raise SpecError("positional argument after a keyword argument", later.span)
-                break
-        return ast.Call(name, args, kwargs, bare, self.s(meta))
+                seen_kw = True
+            elif seen_kw:
+                raise SpecError("positional argument after a keyword argument", a.span)
+        args = tuple(a for a in items if not isinstance(a, ast.Kwarg))
+        kwargs = tuple(a for a in items if isinstance(a, ast.Kwarg))
+        return ast.Call(name, args, kwargs, bare, s)
 
-    def _had_parens(self, meta, name: str) -> bool:
-        return meta.end_column - meta.column > len(name) or meta.end_line != meta.line
+    @_rule
+    def chain(self, s, c, raw):
+        return ast.Chain(tuple(c), s)
 
-    @v_args(meta=True)
-    def chain(self, meta, c):
-        return ast.Chain(tuple(c), self.s(meta))
+    @_rule
+    def branches(self, s, c, raw):
+        return _seq(c, s)
 
-    @v_args(meta=True)
-    def branches(self, meta, c):
-        return tuple(c)
-
-    def _branch_block(self, kind, meta, c):
+    def _branch_block(self, kind, s, c):
         kwargs = tuple(a for a in c[:-1] if isinstance(a, ast.Kwarg))
-        return ast.Branches(kind, kwargs, c[-1], self.s(meta))
+        return ast.Branches(kind, kwargs, tuple(c[-1]), s)
 
-    @v_args(meta=True)
-    def concat(self, meta, c):
-        return self._branch_block("concat", meta, c)
+    @_rule
+    def concat(self, s, c, raw):
+        return self._branch_block("concat", s, c)
 
-    @v_args(meta=True)
-    def add(self, meta, c):
-        return self._branch_block("add", meta, c)
+    @_rule
+    def add(self, s, c, raw):
+        return self._branch_block("add", s, c)
 
-    @v_args(meta=True)
-    def defaults_entry(self, meta, c):
-        return ast.DefaultsEntry(str(c[0]), tuple(a for a in c[1:] if a is not None), self.s(meta))
+    @_rule
+    def defaults_entry(self, s, c, raw):
+        return ast.DefaultsEntry(str(c[0]), tuple(a for a in c[1:] if a is not None), s)
 
-    @v_args(meta=True)
-    def defaults(self, meta, c):
-        return ast.Defaults(tuple(c), self.s(meta))
+    @_rule
+    def defaults(self, s, c, raw):
+        return ast.Defaults(tuple(c), s)
 
-    @v_args(meta=True)
-    def let(self, meta, c):
-        return ast.Let(str(c[0]), c[1], self.s(meta))
+    @_rule
+    def let(self, s, c, raw):
+        return ast.Let(str(c[0]), c[1], s)
 
-    @v_args(meta=True)
-    def input(self, meta, c):
+    @_rule
+    def input(self, s, c, raw):
         if len(c) == 1 and isinstance(c[0], Token):
             dims = _dims(c[0], self.file)
             if len(dims) != 3:
                 raise SpecError(f"input needs height x width x channels, got {len(dims)} numbers",
                                 _tok_span(self.file, c[0]), hint="write for example `input 224x224x3`")
             tspan = _tok_span(self.file, c[0])
-            return ast.Input(tuple(ast.Const(d, tspan) for d in dims), self.s(meta))
-        return ast.Input(tuple(c), self.s(meta))
+            return ast.Input(tuple(ast.Const(d, tspan) for d in dims), s)
+        return ast.Input(tuple(c), s)
 
-    @v_args(meta=True)
-    def output(self, meta, c):
-        return ast.Output(str(c[0]), c[1], False, (), self.s(meta))
+    @_rule
+    def output(self, s, c, raw):
+        return ast.Output(str(c[0]), c[1], False, (), s)
 
-    @v_args(meta=True)
-    def train_output(self, meta, c):
+    @_rule
+    def train_output(self, s, c, raw):
         kwargs = tuple(a for a in c[1:-1] if isinstance(a, ast.Kwarg))
-        return ast.Output(str(c[0]), c[-1], True, kwargs, self.s(meta))
+        return ast.Output(str(c[0]), c[-1], True, kwargs, s)
 
-    @v_args(meta=True)
-    def block(self, meta, c):
-        return tuple(c)
+    @_rule
+    def block(self, s, c, raw):
+        return _seq(c, s)
 
-    @v_args(meta=True)
-    def elif_clause(self, meta, c):
-        return (c[0], c[1], self.s(meta))
+    @_rule
+    def elif_clause(self, s, c, raw):
+        return (c[0], tuple(c[1]), s)
 
-    @v_args(meta=True)
-    def if_stmt(self, meta, c):
-        cond, then, *elifs, orelse = c
-        orelse = orelse or ()
+    @_rule
+    def if_stmt(self, s, c, raw):
+        # an absent `else block` leaves placeholders (None) for both the keyword and the block
+        cond, then, rest = c[0], c[1], [r for r in c[2:] if r is not None]
+        elifs = [r for r in rest if not isinstance(r, _Seq)]
+        orelse = tuple(rest[-1]) if rest and isinstance(rest[-1], _Seq) else ()
         for econd, ebody, espan in reversed(elifs):
             orelse = (ast.If(econd, ebody, orelse, espan),)
-        return ast.If(cond, then, orelse, self.s(meta))
+        return ast.If(cond, tuple(then), orelse, s)
 
-    @v_args(meta=True)
-    def repeat(self, meta, c):
-        var = str(c[1]) if c[1] is not None else None
-        return ast.Repeat(c[0], var, c[2], self.s(meta))
+    @_rule
+    def repeat(self, s, c, raw):
+        var = next((str(t) for t in c[1:-1] if isinstance(t, Token)), None)
+        return ast.Repeat(c[0], var, tuple(c[-1]), s)
 
-    @v_args(meta=True)
-    def assign(self, meta, c):
-        return ast.Assign(str(c[0]), c[1], self.s(meta), _tok_span(self.file, c[0]))
+    @_rule
+    def assign(self, s, c, raw):
+        return ast.Assign(str(c[0]), c[1], s, _tok_span(self.file, c[0]))
 
-    @v_args(meta=True)
-    def variant(self, meta, c):
-        return ast.Variant(str(c[0]), tuple(a for a in c[1:] if a is not None), self.s(meta))
+    @_rule
+    def variant(self, s, c, raw):
+        return ast.Variant(str(c[0]), tuple(a for a in c[1:] if a is not None), s)
 
     # -- top level
-    @v_args(meta=True)
-    def param(self, meta, c):
-        return ast.Param(str(c[0]), c[1], self.s(meta))
+    @_rule
+    def param(self, s, c, raw):
+        return ast.Param(str(c[0]), c[1], s)
 
-    def params(self, c):
-        return tuple(p for p in c if p is not None)
+    @_rule
+    def params(self, s, c, raw):
+        return _seq((p for p in c if p is not None), s)
 
-    @v_args(meta=True)
-    def module(self, meta, c):
-        return ast.Definition("module", str(c[0]), c[1] or (), c[2], self.s(meta))
+    @_rule
+    def module(self, s, c, raw):
+        return ast.Definition("module", str(c[0]), tuple(c[1] or ()), tuple(c[2]), s)
 
-    @v_args(meta=True)
-    def network(self, meta, c):
-        return ast.Definition("network", str(c[0]), c[1] or (), c[2], self.s(meta))
+    @_rule
+    def network(self, s, c, raw):
+        return ast.Definition("network", str(c[0]), tuple(c[1] or ()), tuple(c[2]), s)
 
-    @v_args(meta=True)
-    def use(self, meta, c):
-        return ast.Use(str(c[0])[1:-1], self.s(meta))
+    @_rule
+    def use(self, s, c, raw):
+        return ast.Use(str(c[0])[1:-1], s)
 
-    def start(self, c):
+    @_rule
+    def start(self, s, c, raw):
         return tuple(c)
+
+
+_TRANSFORMER = _ToAst()
 
 
 # --- syntax errors -----------------------------------------------------------------------
@@ -561,15 +603,11 @@ def read_source(path: Path, span: Span | None = None, shown: str | None = None) 
 
 def parse_text(text: str, file: str) -> ast.File:
     SOURCES[file] = text
+    _TRANSFORMER.file = file
     try:
-        tree = parser().parse(text)
-        items = _ToAst(file).transform(tree)
+        items = parser().parse(text)
     except UnexpectedInput as e:
         raise _syntax_error(e, file, text) from None
-    except VisitError as e:
-        if isinstance(e.orig_exc, SpecError):
-            raise e.orig_exc from None
-        raise
     return ast.File(file, items)
 
 
