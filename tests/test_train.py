@@ -243,13 +243,16 @@ class _Interrupt:
 
 @pytest.mark.slow
 def test_resume_continues_after_an_interruption(tiny, tmp_path, capsys):
+    # Inception v3's recipe (RMSProp, its learning-rate decay, label smoothing) in bfloat16, with the
+    # auxiliary head's weight overridden: the other training paths, exercised on the way.
     from incdsl.train import train
     out = tmp_path / "r.keras"
     net = load(tiny)
+    recipe = dict(optimizer="rmsprop", label_smoothing=0.1, aux_weight=0.5, precision="mixed_bfloat16")
     common = ["--data", "synthetic", "-o", out, "--epochs", 3, "--steps-per-epoch", 3, "--batch-size", 4,
-              "--verbose", 0, "--no-tensorboard"]
+              "--verbose", 0, "--no-tensorboard"] + [f"--{k.replace('_', '-')}={v}" for k, v in recipe.items()]
     config = TrainConfig(output=out, epochs=3, steps_per_epoch=3, batch_size=4, verbose=0, tensorboard=False,
-                         callbacks=[_Interrupt(1)])
+                         callbacks=[_Interrupt(1)], **recipe)
     with pytest.raises(RuntimeError, match="interrupted for the test"):
         train(net, config)
     capsys.readouterr()
@@ -262,16 +265,30 @@ def test_resume_continues_after_an_interruption(tiny, tmp_path, capsys):
 
     code, stdout, err = run_cli(capsys, "train", tiny, *common, "--resume")
     assert code == 0, err
-    assert "resuming after epoch 1 of 3" in stdout
+    assert "resuming after epoch 1 of 3" in stdout and "rmsprop lr 0.045, mixed_bfloat16" in stdout
     rows = read_csv(tmp_path / "r.log.csv")
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
-    # The optimizer's step count carried on: its state came back with the weights.
+    # The optimizer's step count carried on (its state came back with the weights), and with it the
+    # paper's schedule: x0.94 every two epochs (here 6 steps).
     assert [int(r["step"]) for r in rows] == [3, 6, 9]
+    assert [round(float(r["lr"]), 5) for r in rows] == [0.045, round(0.045 * 0.94, 5), round(0.045 * 0.94, 5)]
     assert out.exists() and not (tmp_path / "r.backup").exists()
 
     # Resuming a finished run does nothing.
     code, stdout, _ = run_cli(capsys, "train", tiny, *common, "--resume")
     assert code == 0 and "nothing to resume" in stdout
+
+
+@pytest.mark.slow
+def test_an_image_that_does_not_decode_is_named(tiny, tmp_path, capsys):
+    data = colour_folder(tmp_path / "data", 4, seed=2)
+    png = data / "green" / "1.png"
+    png.write_bytes(png.read_bytes()[:-200])  # the header still reads; the pixels do not
+    out = tmp_path / "m.keras"
+    code, _, err = run_cli(capsys, "train", tiny, "--data", data, "-o", out, "--epochs", 1, "--verbose", 0,
+                           "--batch-size", 4)
+    assert code == 1 and f"{png} is a damaged image" in err and "Traceback" not in err
+    assert not out.exists() and not (tmp_path / "m.log.csv").exists()
 
 
 MIRRORED = """

@@ -514,9 +514,21 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
         if start:
             print(f"resuming after epoch {start} of {config.epochs}")
         with placement.scope():
-            history = model.fit(train_data, validation_data=val_data, epochs=config.epochs,
-                                steps_per_epoch=steps if config.data != "synthetic" and config.steps_per_epoch else None,
-                                callbacks=callbacks, verbose=config.verbose, shuffle=False)
+            try:
+                history = model.fit(train_data, validation_data=val_data, epochs=config.epochs,
+                                    steps_per_epoch=steps if config.data != "synthetic" and config.steps_per_epoch
+                                    else None, callbacks=callbacks, verbose=config.verbose, shuffle=False)
+            except KeyboardInterrupt:
+                if paths.backup.exists():
+                    print(f"\nthe finished epochs are kept in {paths.backup}: rerun with --resume to continue",
+                          file=sys.stderr)
+                raise
+            except Exception as e:
+                if not paths.backup.exists():  # no epoch finished: its empty logs are of no use
+                    paths.csv.unlink(missing_ok=True)
+                    shutil.rmtree(paths.tensorboard, ignore_errors=True)
+                _data_error(e, config.data)
+                raise
         logs = {k: float(v[-1]) for k, v in history.history.items() if v}
         ran = len(next(iter(history.history.values()), []))
         metrics = {k: v for k, v in logs.items() if k.endswith(("accuracy", "loss"))}
@@ -536,6 +548,32 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
         if math.isfinite(ips):
             print(f"{ips:.1f} images/s")
     return TrainResult(paths.output, best, ran, start, history.history, ips, placement.replicas, classes)
+
+
+def _data_error(e: Exception, data: str) -> None:
+    """An image that passed the header check but does not decode fails inside tf.data: find it."""
+    text = str(e)
+    if type(e).__name__ != "InvalidArgumentError" or "DecodeImage" not in text and "decode" not in text:
+        return
+    skip = ("Graph execution", "Detected at", "<stack", "[[")
+    detail = next((ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(skip)), "")
+    culprit = _find_damaged(data)
+    if culprit is not None:
+        raise SpecError(f"{culprit[0]} is a damaged image ({culprit[1]})", hint="remove or replace the file") from None
+    raise SpecError(f"an image in {data} could not be decoded ({detail[:200]})") from None
+
+
+def _find_damaged(folder: str) -> tuple[Path, str] | None:
+    """The first image under `folder` that PIL cannot decode in full (slow: only after a failure)."""
+    from PIL import Image
+    _, files = scan_image_folder(folder)
+    for path in (p for group in files for p in group):
+        try:
+            with Image.open(path) as im:
+                im.load()
+        except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, ... for bad data
+            return path, str(err).splitlines()[0] if str(err) else type(err).__name__
+    return None
 
 
 @contextlib.contextmanager

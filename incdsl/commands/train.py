@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from ..cli import add_spec_args, load_net
@@ -55,6 +56,13 @@ def run(args) -> int:
         optimizer=args.optimizer, lr=args.lr, label_smoothing=args.label_smoothing, aux_weight=args.aux_weight,
         precision=args.precision, jit=args.jit, strategy=args.strategy, val_split=args.val_split,
         preprocess=args.preprocess, augment=args.augment, steps_per_epoch=args.steps_per_epoch, seed=args.seed,
-        resume=args.resume, verbose="auto" if args.verbose is None else args.verbose, tensorboard=args.tensorboard)
+        resume=args.resume, verbose=_verbosity(args.verbose), tensorboard=args.tensorboard)
     train(net, config)
     return 0
+
+
+def _verbosity(asked: int | None) -> int:
+    """Keras' progress bar on a terminal; one line per epoch in a log file."""
+    if asked is not None:
+        return asked
+    return 1 if sys.stdout.isatty() else 2
