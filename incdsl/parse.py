@@ -64,6 +64,7 @@ def parser() -> Lark:
         transformer=_TRANSFORMER,
         keep_all_tokens=True,  # spans come from tokens; see _rule
         maybe_placeholders=True,
+        cache=True,  # Lark keeps the LALR tables in the temp dir: 55 ms off every command's start
     )
 
 

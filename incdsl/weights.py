@@ -59,8 +59,12 @@ def _glorot_uniform(rng: np.random.Generator, shape: tuple) -> np.ndarray:
     # Keras' compute_fans: the last two axes are (in, out), the others the receptive field.
     receptive = math.prod(shape[:-2]) if len(shape) > 2 else 1
     fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
-    limit = math.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-limit, limit, size=shape).astype(np.float32)
+    limit = np.float32(math.sqrt(6.0 / (fan_in + fan_out)))
+    # drawn in float32 directly: half the time of float64-then-cast on Inception v3's 24M weights
+    w = rng.random(shape, dtype=np.float32)
+    w *= 2 * limit
+    w -= limit
+    return w
 
 
 def init_weights(net, seed: int = 0) -> Weights:

@@ -18,3 +18,13 @@ def test_googlenet_paper_block_shapes():
     assert shapes["inception3a"] == (28, 28, 256)
     assert shapes["inception4e"] == (14, 14, 832)
     assert shapes["inception5b"] == (7, 7, 1024)
+
+
+def test_networkx_view_keeps_concat_input_order():
+    net = incdsl.load(SPECS / "googlenet.inc")
+    g = net.nx
+    assert g.number_of_nodes() == len(net.layers)
+    concat = "inception3a/concat_1"
+    ports = sorted((d["port"], src) for src, _, d in g.in_edges(concat, data=True))
+    assert [src for _, src in ports] == list(net.layers[concat].inputs)
+    assert [src.split("/")[1] for _, src in ports] == ["b1", "b2", "b3", "b4"]
