@@ -21,6 +21,17 @@ import numpy as np
 from .errors import SpecError
 
 Weights = dict[str, dict[str, np.ndarray]]
+
+# Keras forbids '/' in layer names and its PyTorch backend '.' in variable paths; IR names never
+# contain '-', so it maps back unambiguously and the same .keras file loads on every backend.
+SEP = "-"
+
+
+def keras_name(node, part: str = "") -> str:
+    """The Keras layer name of an IR node (a `Layer` or its name), or of one of its parts
+    ("bn", "act", "pad"): `keras_name("a/b/conv_1", "bn") == "a-b-conv_1-bn"`."""
+    name = (node if isinstance(node, str) else node.name).replace("/", SEP)
+    return f"{name}{SEP}{part}" if part else name
 _BN_KEYS = ("gamma", "beta", "moving_mean", "moving_variance")
 
 
@@ -115,7 +126,6 @@ def _layer_variables(layer) -> dict:
 def _node_variables(layers: dict, node: str) -> dict | None:
     """The variables of a node's Keras layers (its main layer and its batch norm), or None if the
     model has no layer for the node."""
-    from .backends.keras import keras_name
     main = layers.get(keras_name(node))
     if main is None:
         return None

@@ -4,11 +4,11 @@ Pure Keras 3 (`keras.layers`, `keras.ops`), so the model builds on the TensorFlo
 backends. It only translates: shapes come from `net.shapes`, and every Keras output shape is
 checked against them as the model is built.
 
-Naming (`keras_name`): node `a/b/conv_1` becomes layer `a.b.conv_1`; its batch norm
-`a.b.conv_1.bn`, its activation `a.b.conv_1.act`, and explicit zero padding in front of it
-`a.b.conv_1.pad`. Keras' PyTorch backend cannot hold a variable whose layer name has a '.'
-(torch parameter names forbid it), so on that backend the separator is '-' (`a-b-conv_1-bn`);
-IR names never contain '-'. A dense layer keeps its activation inside (`Dense(..., activation=)`,
+Naming (`keras_name`, in weights.py): node `a/b/conv_1` becomes layer `a-b-conv_1`; its batch
+norm `a-b-conv_1-bn`, its activation `a-b-conv_1-act`, and explicit zero padding in front of it
+`a-b-conv_1-pad`. Keras forbids '/' in layer names and Keras' PyTorch backend cannot hold a
+variable whose layer name has a '.', so '-' (which IR names never contain) is the one separator
+that makes a .keras file load on every backend. A dense layer keeps its activation inside (`Dense(..., activation=)`,
 as keras.applications does). Each output is a layer named after its head (an `Identity` is added
 when the head's node has another name; when that name is taken by the node's own conv, as in an
 unnamed output ending in conv -> bn -> act, the output keeps its last layer's name). The training
@@ -32,21 +32,12 @@ from pathlib import Path
 import keras
 
 from ..errors import SpecError, UsageError
-from ..weights import from_keras, init_weights, to_keras
+from ..weights import from_keras, init_weights, keras_name, to_keras
 from .keras_layers import CUSTOM_OBJECTS, LRN, AdaptiveAvgPool2D, AvgPool2D, MaxPool2D
 
 L = keras.layers
 
 
-# Keras forbids '/' in layer names; torch (Keras' PyTorch backend) forbids '.' in parameter names.
-SEP = "-" if keras.backend.backend() == "torch" else "."
-
-
-def keras_name(node, part: str = "") -> str:
-    """The Keras layer name of an IR node (a `Layer` or its name), or of one of its parts
-    ("bn", "act", "pad"): `keras_name("a/b/conv_1", "bn") == "a.b.conv_1.bn"`."""
-    name = (node if isinstance(node, str) else node.name).replace("/", SEP)
-    return f"{name}{SEP}{part}" if part else name
 
 
 def custom_objects() -> dict:
@@ -203,7 +194,7 @@ def _named_output(net, head, x, tensors):
     if x._keras_history[0].name == head.name:
         return x
     taken = {keras_name(n, part) for n in tensors for part in ("", "bn", "act", "pad")}
-    if head.name in taken:  # e.g. an unnamed output `conv_1` ending in conv_1.act
+    if head.name in taken:  # e.g. an unnamed output `conv_1` ending in conv_1-act
         return x
     return L.Identity(name=head.name)(x)
 

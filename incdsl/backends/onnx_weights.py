@@ -5,7 +5,7 @@ a `.keras` file compiled from the same spec, read with h5py from the zip's `mode
 without importing TensorFlow. Keras 3 stores each layer's variables under a group whose `vars`
 carries the layer's name, numbered in the layer's own order (Conv2D: kernel, bias; BatchNorm:
 gamma, beta, moving mean, moving variance; ...). Layer names follow the Keras backend's naming
-contract: node `a/b/conv_1` -> `a.b.conv_1`, its batch norm `a.b.conv_1.bn`.
+contract (weights.keras_name): node `a/b/conv_1` -> `a-b-conv_1`, its batch norm `a-b-conv_1-bn`.
 """
 from __future__ import annotations
 
@@ -24,13 +24,12 @@ from ..network import Network
 def expected(net: Network, name: str) -> dict[str, dict[str, tuple]]:
     """The Keras layers one IR node owns, each with its variables in Keras' order and their shapes:
     {keras layer name: {interchange key: shape}}."""
-    from ..weights import weight_shapes
+    from ..weights import keras_name, weight_shapes
 
-    kname = name.replace("/", ".")
     own_bn = net.layers[name].op != "bn"  # a conv's batch norm is a layer of its own in Keras
     out: dict[str, dict[str, tuple]] = {}
     for key, shape in weight_shapes(net, name).items():
-        layer = kname + ".bn" if own_bn and key in _BN_KEYS else kname
+        layer = keras_name(name, "bn") if own_bn and key in _BN_KEYS else keras_name(name)
         out.setdefault(layer, {})[key] = shape
     return out
 
