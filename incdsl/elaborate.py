@@ -415,17 +415,13 @@ class _Elaborator:
                                 notes=[Note("first given here",
                                             explicit[kw.name][1])])
             explicit[kw.name] = (self._eval(kw.value, scope.vars), kw.value.span)
-        raw = dict(preset)
-        for arg in op.args:
-            if arg.name in raw:
-                continue
-            if arg.name in explicit:
-                raw[arg.name] = explicit[arg.name]
-                continue
-            for dop, values, dspan in reversed(scope.defaults):
-                if dop == op.name and arg.name in values:
-                    raw[arg.name] = (values[arg.name], dspan)
-                    break
+        raw = {}
+        for dop, values, dspan in scope.defaults:  # outermost first: inner defaults overwrite
+            if dop == op.name:
+                for k, v in values.items():
+                    raw[k] = (v, dspan)
+        raw.update(explicit)  # an explicit argument always wins
+        raw.update(preset)
         for arg in op.args:
             if arg.name not in raw and arg.default is REQUIRED:
                 raise SpecError(f"{el.name} needs '{arg.name}'", el.span, hint=_signature(op))

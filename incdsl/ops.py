@@ -397,12 +397,26 @@ OPS: dict[str, Op] = {op.name: op for op in (
 ALIASES: dict[str, tuple[str, dict]] = {name: ("act", {"fn": name}) for name in ACTIVATIONS}
 
 
+def _normalized_defaults(op: Op) -> dict:
+    return {a.name: (a.default if a.default is None or a.default is REQUIRED else KINDS[a.kind](a.default))
+            for a in op.args}
+
+
+# Every op's built-in defaults, checked once: elaboration then only normalizes what a spec set.
+_DEFAULTS = {name: _normalized_defaults(op) for name, op in OPS.items()}
+_ARGS = {name: {a.name: a for a in op.args} for name, op in OPS.items()}
+
+
 def normalize(op: Op, raw: dict) -> dict:
     """Check and canonicalize an op's arguments (raw values already evaluated)."""
-    attrs = {}
-    for arg in op.args:
-        v = raw.get(arg.name, arg.default)
-        attrs[arg.name] = v if v is None and arg.default is None else KINDS[arg.kind](v)
+    attrs = dict(_DEFAULTS[op.name])
+    args = _ARGS[op.name]
+    for name, v in raw.items():
+        arg = args[name]
+        attrs[name] = v if v is None and arg.default is None else KINDS[arg.kind](v)
+    for name, v in attrs.items():
+        if v is REQUIRED:
+            raise ValueError(f"{op.name} needs '{name}'")
     if "stride" in attrs and attrs["stride"] is None:
         attrs["stride"] = attrs["kernel"]
     return attrs
