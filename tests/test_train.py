@@ -317,6 +317,22 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny, tmp_path):
 
 
 @pytest.mark.slow
+def test_multiworker_strategy_from_tf_config(tiny, tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    tf_config = {"cluster": {"worker": [f"localhost:{port}"]}, "task": {"type": "worker", "index": 0}}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CONFIG": json.dumps(tf_config)}
+    out = tmp_path / "w.keras"
+    r = subprocess.run([sys.executable, "-m", "incdsl", "train", str(tiny), "--data", "synthetic", "-o", str(out),
+                        "--strategy", "multiworker", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4",
+                        "--verbose", "0", "--no-tensorboard"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "CollectiveAllReduceStrategy, 1 replica" in r.stdout and out.exists()
+
+
+@pytest.mark.slow
 def test_bench_train_runs_tiny(capsys):
     sys.path.insert(0, str(ROOT / "tools"))
     try:

@@ -238,6 +238,15 @@ class Placement:
             else:  # TF_CONFIG names the cluster and this worker
                 self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
                 resolver = self.strategy.cluster_resolver
+                spec = resolver.cluster_spec()
+                tasks = sum(spec.num_tasks(job) for job in spec.jobs)
+                if tasks > 1:
+                    # Checked with Keras 3.15: fit reduces each batch and the scalar logs across workers
+                    # with calls that CollectiveAllReduceStrategy rejects ("Attempt to convert a value
+                    # (PerReplica...)", "Invalid reduction dimension 0 for input with 0 dimensions").
+                    raise UsageError(f"--strategy multiworker: Keras {keras.__version__} cannot train across "
+                                     f"{tasks} workers with tf.distribute (its fit fails reducing across them); "
+                                     "use --strategy mirrored on each machine's GPUs")
                 self.worker = resolver.task_id or 0
                 self.chief = resolver.task_type in (None, "chief") or (resolver.task_type == "worker"
                                                                         and self.worker == 0)
