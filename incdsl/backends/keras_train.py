@@ -4,7 +4,9 @@ optimizer, callbacks, and the saved model with its class names.
 Pure Keras 3 wherever it can be, so that training on synthetic data (and tools/bench_train.py)
 runs on the JAX backend with no TensorFlow installed. TensorFlow is used only where it is the
 tool for the job: tf.data for image folders (through keras.utils.image_dataset_from_directory),
-tf.distribute for `--strategy mirrored|multiworker`, and the TensorBoard callback.
+tf.distribute for `--strategy mirrored|multiworker`, and the TensorBoard callback. (With Keras 3.15,
+fit cannot reduce across several tf.distribute workers, so a multiworker cluster of more than one
+task is refused with a clear error; MirroredStrategy over local devices works.)
 
 What a run writes (RunPaths in incdsl/train.py), next to `model.keras`:
 - model.keras: the inference model (training-only heads left out) of the last epoch. It takes

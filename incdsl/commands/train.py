@@ -29,9 +29,10 @@ def add_parser(sub) -> None:
     p.add_argument("--aux-weight", type=float, metavar="X",
                    help="loss weight of the training-only heads (default: each head's loss_weight in the spec)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32")
-    p.add_argument("--jit", action="store_true", help="compile the training step with XLA")
+    p.add_argument("--jit", action="store_true", help="compile the training step with XLA (default: Keras decides; XLA on GPUs, always on JAX)")
     p.add_argument("--strategy", choices=STRATEGIES, default="default",
-                   help="tf.distribute: mirrored (all local GPUs), multiworker (cluster from TF_CONFIG)")
+                   help="tf.distribute: mirrored (all local GPUs; on JAX keras.distribution.DataParallel), "
+                   "multiworker (cluster from TF_CONFIG; Keras 3.15 trains on one worker only)")
     p.add_argument("--val-split", type=float, metavar="X",
                    help="fraction of the images held out for validation (default 0.1; none for synthetic data)")
     p.add_argument("--preprocess", choices=PREPROCESS, default="inception",
