@@ -9,7 +9,7 @@ and wherever a node has batch norm (bn=true, or op bn): gamma (only if it scales
 moving_mean, moving_variance.
 
 `init_weights` needs numpy alone, so the ONNX emitter reproduces a seeded Keras model exactly
-without TensorFlow. `from_keras`/`to_keras` import Keras lazily.
+without TensorFlow. Reading and writing Keras models: incdsl/backends/keras_weights.py.
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import zlib
 
 import numpy as np
 
-from .errors import SpecError
 
 Weights = dict[str, dict[str, np.ndarray]]
 
@@ -101,87 +100,3 @@ def init_weights(net, seed: int = 0) -> Weights:
                 arrays[key] = np.zeros(shape, np.float32)
         out[name] = arrays
     return out
-
-
-# --- Keras side ---------------------------------------------------------------------------------
-def _layer_variables(layer) -> dict:
-    """A Keras layer's variables under the weights dict's keys (absent ones left out)."""
-    import keras
-    L = keras.layers
-    if isinstance(layer, L.DepthwiseConv2D):  # Keras 3 calls its depthwise kernel plain "kernel"
-        found = {"depthwise_kernel": layer.kernel, "bias": layer.bias}
-    elif isinstance(layer, L.SeparableConv2D):
-        found = {"depthwise_kernel": layer.depthwise_kernel, "pointwise_kernel": layer.pointwise_kernel,
-                 "bias": layer.bias}
-    elif isinstance(layer, (L.Conv2D, L.Dense)):
-        found = {"kernel": layer.kernel, "bias": layer.bias}
-    elif isinstance(layer, L.BatchNormalization):
-        found = {"gamma": layer.gamma, "beta": layer.beta, "moving_mean": layer.moving_mean,
-                 "moving_variance": layer.moving_variance}
-    else:
-        found = {}
-    return {k: v for k, v in found.items() if v is not None}
-
-
-def _node_variables(layers: dict, node: str) -> dict | None:
-    """The variables of a node's Keras layers (its main layer and its batch norm), or None if the
-    model has no layer for the node."""
-    main = layers.get(keras_name(node))
-    if main is None:
-        return None
-    found = _layer_variables(main)
-    bn = layers.get(keras_name(node, "bn"))
-    if bn is not None:
-        found.update(_layer_variables(bn))
-    return found
-
-
-def from_keras(model, net) -> Weights:
-    """The weights dict of every weighted node of `net` that `model` has a layer for, read from
-    the model as it is (so `to_keras` can tell a model of another spec or variant)."""
-    import keras
-    layers = {layer.name: layer for layer in model.layers}
-    out: Weights = {}
-    for name in net.layers:
-        if not weight_shapes(net, name):
-            continue
-        found = _node_variables(layers, name)
-        if found:
-            out[name] = {k: np.asarray(keras.ops.convert_to_numpy(v)) for k, v in found.items()}
-    return out
-
-
-def to_keras(model, net, weights: Weights) -> None:
-    """Set every weighted layer of `model` from `weights`; a missing, extra or misshapen array is a
-    SpecError. Nodes of `net` the model leaves out (training heads of an inference model) are skipped."""
-    unknown = [n for n in weights if n not in net.layers]
-    if unknown:
-        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
-        raise SpecError(f"the weights name layers that network {net.name} does not have: "
-                        f"{', '.join(unknown[:3])}{more}", hint="were they saved from another spec?")
-    layers = {layer.name: layer for layer in model.layers}
-    for name in net.layers:
-        shapes = weight_shapes(net, name)
-        variables = _node_variables(layers, name) if shapes else None
-        if variables is None:
-            continue
-        span = net.layers[name].span
-        if set(variables) != set(shapes):
-            raise SpecError(f"the Keras layers of '{name}' hold {', '.join(sorted(variables))}; the spec says "
-                            f"{', '.join(sorted(shapes))}", span, hint="was the model built from another spec?")
-        given = weights.get(name)
-        if given is None:
-            raise SpecError(f"the weights have nothing for layer '{name}'", span)
-        if set(given) != set(shapes):
-            raise SpecError(f"the weights of '{name}' hold {', '.join(sorted(given))}; "
-                            f"it needs {', '.join(sorted(shapes))}", span)
-        for key, shape in shapes.items():
-            arr = np.asarray(given[key])
-            if arr.shape != shape:
-                raise SpecError(f"the weights' {key} of '{name}' is {_fmt(arr.shape)}; the layer needs {_fmt(shape)}",
-                                span, hint="were they saved from another variant (width, classes)?")
-            variables[key].assign(arr.astype(np.float32))
-
-
-def _fmt(shape) -> str:
-    return "x".join(str(d) for d in shape) or "a scalar"

@@ -249,7 +249,7 @@ def _dw(kernel):  # (kh, kw, cin, mult) -> torch grouped weight (cin*mult, 1, kh
 
 @pytest.mark.slow
 def test_seeded_model_holds_init_weights_and_weights_round_trip():
-    from incdsl.weights import from_keras, to_keras
+    from incdsl.backends.keras_weights import from_keras, to_keras
     net = incdsl.load(SPECS / "googlenet_tv.inc", width=0.25, size=64, classes=3)
     want = init_weights(net, 3)
     model = net.to_keras(seed=3)
@@ -376,7 +376,7 @@ def tiny(tmp_path):
 @pytest.mark.slow
 def test_compile_cli_writes_a_loadable_file(tiny, tmp_path, capsys, monkeypatch):
     import keras
-    from incdsl.weights import from_keras
+    from incdsl.backends.keras_weights import from_keras
     out = tmp_path / "g.keras"
     assert tiny("-o", str(out)) == 0
     printed = capsys.readouterr().out

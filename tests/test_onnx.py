@@ -306,7 +306,7 @@ def test_unwritable_and_bad_weights_leave_nothing(zoo, tmp_path):
 def test_keras_file_weights_read_with_h5py(zoo, tmp_path):
     from incdsl.backends.keras import build_model
     from incdsl.backends.onnx_weights import read_keras_file
-    from incdsl.weights import from_keras
+    from incdsl.backends.keras_weights import from_keras
     net, w = zoo
     model = build_model(net, weights=w)
     model.save(tmp_path / "zoo.keras")

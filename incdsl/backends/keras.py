@@ -32,7 +32,8 @@ from pathlib import Path
 import keras
 
 from ..errors import SpecError, UsageError
-from ..weights import from_keras, init_weights, keras_name, to_keras
+from ..weights import init_weights, keras_name
+from .keras_weights import from_keras, to_keras
 from .keras_layers import CUSTOM_OBJECTS, LRN, AdaptiveAvgPool2D, AvgPool2D, MaxPool2D
 
 L = keras.layers

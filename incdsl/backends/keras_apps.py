@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpecError
-from ..weights import from_keras, to_keras, weight_shapes
+from ..weights import weight_shapes
+from .keras_weights import from_keras, to_keras
 
 # network name of our spec -> keras.applications constructor
 APPLICATIONS = {

@@ -122,7 +122,7 @@ def read_keras_file(net: Network, path: Path) -> dict:
 def _via_keras(net: Network, path: Path) -> dict:
     """Any other file Keras can load into this network (e.g. a keras.applications .h5): load it
     into the Keras model and read the weights back (this path imports TensorFlow)."""
-    from ..weights import from_keras
+    from .keras_weights import from_keras
     from .keras import build_model, load_weights_file
 
     model = build_model(net, inference=False)
