@@ -148,23 +148,12 @@ BUILDERS = {
 }
 
 
-def _needed(net, nodes) -> set[str]:
-    keep: set[str] = set()
-    stack = list(nodes)
-    while stack:
-        n = stack.pop()
-        if n not in keep:
-            keep.add(n)
-            stack.extend(net.layers[n].inputs)
-    return keep
-
-
 def build_model(net, inference: bool = False, seed: int | None = None, weights=None) -> keras.Model:
     """The Keras model of `net`. `seed` sets the weights from `incdsl.weights.init_weights(net, seed)`
     (reproducible without Keras); `weights` (a weights dict) sets them explicitly; with neither,
     Keras' own random initializers are left in place."""
     heads = [h for h in net.heads if not (inference and h.train_only)]
-    keep = _needed(net, [h.node for h in heads])
+    keep = net.inference if inference else net.layers  # elaboration already dropped dead ends
     tensors = {}
     for name, layer in net.layers.items():
         if name not in keep:
