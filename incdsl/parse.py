@@ -657,6 +657,11 @@ def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], sp
                 raise SpecError(f"module '{item.name}' is defined twice", item.span,
                                 notes=[Note("first defined here", first.span)])
             prog.modules[item.name] = (item, file)
+        elif isinstance(item, ast.Defaults) and not is_root:
+            # defaults are dynamic: at the top of a library they would reach no layer at all
+            raise SpecError("defaults at the top of an imported file apply to nothing", item.span,
+                            notes=[Note("imported here", span)] if span else [],
+                            hint="put them in the body of the module that needs them, or in the network")
         elif is_root:
             if isinstance(item, ast.Definition):
                 prog.networks.append(item)
