@@ -109,6 +109,10 @@ def summary_table(net, depth: int | None = None) -> str:
                 rows.append(row)
             continue
         c = net.counts[name]
+        if name in seen:  # `mixed = concat {...}`: the folded branches and the concat are one row
+            _, _, _, params, macs, _ = rows[seen[name]]
+            rows[seen[name]] = (name, describe(layer), fmt(net.shapes[name]), params + c.params, macs + c.macs, train)
+            continue
         rows.append((name, describe(layer), fmt(net.shapes[name]), c.params, c.macs, train))
 
     head = ("layer" if depth is None else "layer / module", "op", "output", "params", "MACs")
