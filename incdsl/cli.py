@@ -94,6 +94,8 @@ def cmd_expand(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # TensorFlow, when a backend loads it, greets with INFO lines on stderr; keep the CLI's quiet
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     ap = build_parser()
     args = ap.parse_args(argv)
     try:
