@@ -14,6 +14,8 @@ Weight decay is left out (Keras' optimizers apply it decoupled, unlike the paper
 """
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -251,6 +253,64 @@ def train(net, config: TrainConfig) -> TrainResult:
     return keras_train.train(net, config, folder)
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """This process's place in a multi-worker cluster, as TF_CONFIG says (checked here, before
+    TensorFlow reads it, so that a mistake is a clear error rather than a hang or a traceback)."""
+    tasks: int  # chief and workers together: the processes that train in lockstep
+    task_type: str  # "chief" or "worker"
+    index: int
+    chief: bool  # writes the outputs: the chief task, or worker 0 when there is no chief
+
+    @property
+    def name(self) -> str:
+        return f"{self.task_type} {self.index}"
+
+
+def read_tf_config(text: str | None) -> Cluster | None:
+    """TF_CONFIG, e.g. {"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}};
+    None when unset (one worker on its own)."""
+    from .errors import UsageError
+    if text is None or not text.strip():
+        return None
+    where = "TF_CONFIG (the cluster for --strategy multiworker)"
+    try:
+        config = json.loads(text)
+    except ValueError as e:
+        raise UsageError(f"{where} is not JSON: {e}") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"{where} must be a JSON object with 'cluster' and 'task'")
+    for key in ("cluster", "task"):
+        if not isinstance(config.get(key), dict):
+            raise UsageError(f"{where} has no '{key}' object")
+    cluster, task = config["cluster"], config["task"]
+    for job, addresses in cluster.items():
+        if job not in ("chief", "worker", "evaluator", "ps"):
+            raise UsageError(f"{where}: unknown job '{job}' in 'cluster' (chief, worker)")
+        if not isinstance(addresses, list) or not addresses or not all(isinstance(a, str) and ":" in a
+                                                                         for a in addresses):
+            raise UsageError(f"{where}: cluster '{job}' must be a list of \"host:port\" addresses")
+    if "ps" in cluster:
+        raise UsageError(f"{where} names parameter servers ('ps'); --strategy multiworker is all-reduce "
+                         "between a chief and workers")
+    if len(cluster.get("chief", [])) > 1:
+        raise UsageError(f"{where}: a cluster has at most one chief")
+    kind, index = task.get("type"), task.get("index", 0)
+    if kind not in ("chief", "worker"):
+        raise UsageError(f"{where}: task type must be 'chief' or 'worker', got {json.dumps(kind)}")
+    if kind not in cluster:
+        raise UsageError(f"{where}: task type '{kind}' has no entry in 'cluster'")
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise UsageError(f"{where}: task index must be an integer, got {json.dumps(index)}")
+    if not 0 <= index < len(cluster[kind]):
+        raise UsageError(f"{where}: task index {json.dumps(index)} is out of range: cluster '{kind}' has "
+                         f"{len(cluster[kind])} address{'es' * (len(cluster[kind]) != 1)} (index 0 to "
+                         f"{len(cluster[kind]) - 1})")
+    tasks = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+    chief = kind == "chief" or ("chief" not in cluster and index == 0)
+    return Cluster(tasks, kind, index, chief)
+
+
 def _check_config(c: TrainConfig) -> None:
     from .errors import UsageError
     if c.epochs < 1:
@@ -275,9 +335,11 @@ def _check_config(c: TrainConfig) -> None:
         raise UsageError("--val-split must be in [0, 1)")
     if c.steps_per_epoch is not None and c.steps_per_epoch < 1:
         raise UsageError("--steps-per-epoch must be at least 1")
+    if c.strategy == "multiworker":
+        read_tf_config(os.environ.get("TF_CONFIG"))
     if Path(c.output).suffix != ".keras":
         raise UsageError(f"the output must end in .keras (Keras' format), got {c.output}")
 
 
 __all__ = ["TrainConfig", "TrainResult", "RunPaths", "HeadLoss", "head_losses", "main_head", "check_classes",
-           "scan_image_folder", "check_predict_files", "train", "OPTIMIZERS", "PRECISIONS", "STRATEGIES", "PREPROCESS", "RECIPES"]
+           "scan_image_folder", "check_predict_files", "train", "Cluster", "read_tf_config", "OPTIMIZERS", "PRECISIONS", "STRATEGIES", "PREPROCESS", "RECIPES"]

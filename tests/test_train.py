@@ -3,7 +3,8 @@
 The training tests use a tiny network built from GoogLeNet's own inception module (two modules at
 32x32, an auxiliary head on the first), on a generated folder of mostly-red, mostly-green and
 mostly-blue images: it must classify freshly generated images, resume after an interruption with
-its optimizer state, and run under tf.distribute's MirroredStrategy on two logical CPUs.
+its optimizer state, and run under tf.distribute's MirroredStrategy on two logical CPUs and
+MultiWorkerMirroredStrategy with two worker processes on 127.0.0.1 (checked against one process).
 The bad-input tests need no Keras: the data is checked before it loads.
 """
 from __future__ import annotations
@@ -316,13 +317,23 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny, tmp_path):
     assert out.exists() and (tmp_path / "m.best.keras").exists()
 
 
+def free_ports(n: int) -> list[int]:
+    """Ports free on the loopback interface now (all bound at once, so they differ)."""
+    import socket
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 @pytest.mark.slow
 def test_multiworker_strategy_from_tf_config(tiny, tmp_path):
-    import socket
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        port = s.getsockname()[1]
-    tf_config = {"cluster": {"worker": [f"localhost:{port}"]}, "task": {"type": "worker", "index": 0}}
+    port, = free_ports(1)
+    tf_config = {"cluster": {"worker": [f"127.0.0.1:{port}"]}, "task": {"type": "worker", "index": 0}}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CONFIG": json.dumps(tf_config)}
     out = tmp_path / "w.keras"
     r = subprocess.run([sys.executable, "-m", "incdsl", "train", str(tiny), "--data", "synthetic", "-o", str(out),
@@ -330,6 +341,117 @@ def test_multiworker_strategy_from_tf_config(tiny, tmp_path):
                         "--verbose", "0", "--no-tensorboard"], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "CollectiveAllReduceStrategy, 1 replica" in r.stdout and out.exists()
+
+
+# One worker of a cluster (or, with strategy "default", one process on its own): trains the spec on
+# synthetic data through the Python API, and saves the weights it ends with for the test to compare.
+WORKER = """
+import json, sys
+from pathlib import Path
+import numpy as np
+import keras
+from incdsl import load
+from incdsl.train import TrainConfig, train
+
+spec, out, weights, strategy = sys.argv[1:5]
+
+class SaveWeights(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        np.savez(weights.replace(".npz", ".initial.npz"), *self.model.get_weights())
+
+    def on_train_end(self, logs=None):
+        np.savez(weights, *self.model.get_weights())
+
+config = TrainConfig(output=Path(out), strategy=strategy, epochs=2, steps_per_epoch=3, batch_size=4, val_split=0.5,
+                     verbose=0, tensorboard=False, callbacks=[SaveWeights()])
+result = train(load(spec), config)
+print("history:", json.dumps(result.history))
+"""
+
+
+def _history(stdout: str) -> dict:
+    return json.loads(next(line for line in stdout.splitlines() if line.startswith("history:")).split(":", 1)[1])
+
+
+@pytest.mark.slow
+def test_two_workers_train_in_lockstep(tiny, tmp_path):
+    # Two worker processes on 127.0.0.1 under MultiWorkerMirroredStrategy, and for reference one
+    # process training alone on the same synthetic batches (global batch 4: 2 images per worker).
+    # Averaging the gradients over the workers is the same computation, so all three must end with
+    # the same weights, and the logged metrics must be the means over both workers' images.
+    ports = free_ports(2)
+    run = tmp_path / "run"
+    out, weights = run / "m.keras", tmp_path / "weights"
+    weights.mkdir()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("TF_CONFIG", None)
+    procs = []
+    for i in range(2):
+        tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": i}}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(tiny), str(out), str(weights / f"worker{i}.npz"), "multiworker"],
+            env={**env, "TF_CONFIG": json.dumps(tf_config)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    procs.append(subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(tiny), str(tmp_path / "alone" / "m.keras"), str(weights / "alone.npz"),
+         "default"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = []
+    try:
+        for p in procs:  # a worker whose peer died waits for it: the timeout ends that
+            results.append(p.communicate(timeout=120))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (stdout, stderr) in zip(procs, results):
+        assert p.returncode == 0, stderr[-3000:]
+    (chief, _), (other, _), (alone, _) = results
+    assert "CollectiveAllReduceStrategy, 2 replicas on 2 workers (this one worker 0)" in chief
+    assert "(this one worker 1)" in other and f"worker 1 done: the chief writes {out}" in other
+
+    # Lockstep: the same steps, and the same logs, reduced over both workers.
+    h0, h1, ref = _history(chief), _history(other), _history(alone)
+    assert h0 == h1
+    assert h0["step"] == [3, 6] and set(h0) == set(ref) and "val_fc_accuracy" in h0
+    for key in ref:
+        np.testing.assert_allclose(h0[key], ref[key], rtol=1e-5, err_msg=key)
+
+    w0, w1, w = (np.load(weights / f"{n}.npz") for n in ("worker0", "worker1", "alone"))
+    assert len(w0.files) == len(w.files) > 20
+    for k in w0.files:
+        assert np.array_equal(w0[k], w1[k]), k
+        np.testing.assert_allclose(w0[k], w[k], atol=1e-5, err_msg=k)
+    # Both workers started from the same weights, and training moved them: the check above is not vacuous.
+    i0, i1 = np.load(weights / "worker0.initial.npz"), np.load(weights / "worker1.initial.npz")
+    assert all(np.array_equal(i0[k], i1[k]) for k in i0.files)
+    assert max(np.abs(w0[k] - i0[k]).max() for k in w0.files) > 1e-3
+
+    # Only the chief wrote, and the other worker's scratch folder is gone.
+    assert sorted(p.name for p in run.iterdir()) == ["m.best.keras", "m.keras", "m.log.csv"]
+    rows = read_csv(run / "m.log.csv")
+    assert [int(r["step"]) for r in rows] == [3, 6]
+    np.testing.assert_allclose([float(r["loss"]) for r in rows], ref["loss"], rtol=1e-5)
+    from incdsl.backends.keras_train import read_meta
+    assert read_meta(out)["epoch"] == 2
+
+
+@pytest.mark.parametrize("tf_config, message", [
+    ("{not json", "TF_CONFIG (the cluster for --strategy multiworker) is not JSON"),
+    ('{"task": {"type": "worker", "index": 0}}', "has no 'cluster' object"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}}', "has no 'task' object"),
+    ('{"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 2}}',
+     "task index 2 is out of range: cluster 'worker' has 2 addresses (index 0 to 1)"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "chief", "index": 0}}',
+     "task type 'chief' has no entry in 'cluster'"),
+    ('{"cluster": {"worker": "127.0.0.1:1"}, "task": {"type": "worker", "index": 0}}',
+     'must be a list of "host:port" addresses'),
+])
+def test_a_bad_tf_config_is_a_usage_error(tiny, tmp_path, capsys, monkeypatch, tf_config, message):
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    out = tmp_path / "m.keras"
+    code, _, err = run_cli(capsys, "train", tiny, "--data", "synthetic", "-o", out, "--strategy", "multiworker")
+    assert code == 2 and message in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == [tiny]
 
 
 @pytest.mark.slow

@@ -4,9 +4,10 @@ optimizer, callbacks, and the saved model with its class names.
 Pure Keras 3 wherever it can be, so that training on synthetic data (and tools/bench_train.py)
 runs on the JAX backend with no TensorFlow installed. TensorFlow is used only where it is the
 tool for the job: tf.data for image folders (through keras.utils.image_dataset_from_directory),
-tf.distribute for `--strategy mirrored|multiworker`, and the TensorBoard callback. (With Keras 3.15,
-fit cannot reduce across several tf.distribute workers, so a multiworker cluster of more than one
-task is refused with a clear error; MirroredStrategy over local devices works.)
+tf.distribute for `--strategy mirrored|multiworker`, and the TensorBoard callback. Keras 3.15's fit
+fails under MultiWorkerMirroredStrategy with several workers; Placement.prepare works around it
+(keras-team/keras#20585). With several workers, the chief (task "chief", or worker 0 without one)
+writes the files below; the others write theirs to MODEL.workertemp_N/, removed when they finish.
 
 What a run writes (RunPaths in incdsl/train.py), next to `model.keras`:
 - model.keras: the inference model (training-only heads left out) of the last epoch. It takes
@@ -25,6 +26,7 @@ import csv
 import importlib.util
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -36,8 +38,8 @@ import keras
 
 from ..errors import SpecError, UsageError
 from ..io import atomic_path
-from ..train import (RECIPES, HeadLoss, TrainConfig, TrainResult, check_predict_files, head_losses, main_head,
-                     scan_image_folder)
+from ..train import (RECIPES, Cluster, HeadLoss, RunPaths, TrainConfig, TrainResult, check_predict_files, head_losses,
+                     main_head, read_tf_config, scan_image_folder)
 from .keras import build_model
 
 META_ENTRY = "incdsl.json"  # the extra file inside a saved .keras zip
@@ -158,7 +160,11 @@ class SyntheticImages(keras.utils.PyDataset):
         return self.batches
 
     def __getitem__(self, i):
-        return self.pool[i % len(self.pool)]
+        # Fresh copies: under MultiWorkerMirroredStrategy (TF 2.21) the input pipeline writes into the
+        # arrays it is handed (seen: after one epoch, half of a pooled batch was overwritten, so the
+        # second epoch trained on other pixels). One process leaves them alone.
+        x, y = self.pool[i % len(self.pool)]
+        return x.copy(), (y.copy() if not isinstance(y, dict) else {h: v.copy() for h, v in y.items()})
 
 
 def _color_mode(channels: int) -> str:
@@ -230,6 +236,7 @@ class Placement:
 
     def __init__(self, kind: str):
         self.kind, self.strategy, self.replicas, self.chief, self.worker = kind, None, 1, True, 0
+        self.cluster: Cluster | None = None
         backend = keras.backend.backend()
         if kind == "default":
             return
@@ -238,20 +245,10 @@ class Placement:
             if kind == "mirrored":
                 self.strategy = tf.distribute.MirroredStrategy()
             else:  # TF_CONFIG names the cluster and this worker
+                self.cluster = read_tf_config(os.environ.get("TF_CONFIG"))
                 self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
-                resolver = self.strategy.cluster_resolver
-                spec = resolver.cluster_spec()
-                tasks = sum(spec.num_tasks(job) for job in spec.jobs)
-                if tasks > 1:
-                    # Checked with Keras 3.15: fit reduces each batch and the scalar logs across workers
-                    # with calls that CollectiveAllReduceStrategy rejects ("Attempt to convert a value
-                    # (PerReplica...)", "Invalid reduction dimension 0 for input with 0 dimensions").
-                    raise UsageError(f"--strategy multiworker: Keras {keras.__version__} cannot train across "
-                                     f"{tasks} workers with tf.distribute (its fit fails reducing across them); "
-                                     "use --strategy mirrored on each machine's GPUs")
-                self.worker = resolver.task_id or 0
-                self.chief = resolver.task_type in (None, "chief") or (resolver.task_type == "worker"
-                                                                        and self.worker == 0)
+                if self.cluster is not None:
+                    self.chief, self.worker = self.cluster.chief, self.cluster.index
             self.replicas = self.strategy.num_replicas_in_sync
         elif backend == "jax" and kind == "mirrored":
             devices = keras.distribution.list_devices()
@@ -261,12 +258,61 @@ class Placement:
             raise UsageError(f"--strategy {kind} is not available on the {backend} backend "
                              f"(mirrored: TensorFlow or JAX; multiworker: TensorFlow)")
 
+    @property
+    def workers(self) -> int:
+        return self.cluster.tasks if self.cluster is not None else 1
+
     def scope(self):
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
+    def prepare(self, model) -> None:
+        """Work around Keras 3's fit under MultiWorkerMirroredStrategy with several workers, which
+        fails at two points of keras/src/backend/tensorflow/trainer.py (Keras 3.15; upstream
+        https://github.com/keras-team/keras/issues/20585 and
+        https://github.com/tensorflow/tensorflow/issues/72388):
+
+        1. `_maybe_symbolic_build` (trainer.py:731) reduces the whole first batch, a nested structure,
+           with one `strategy.reduce("MEAN", batch, axis=None)`; the collective strategy accepts one
+           tensor at a time: "Attempt to convert a value (PerReplica:{...}) with an unsupported type
+           to a Tensor". That batch only gives the shapes to build with, so we build from this
+           worker's local part of it.
+        2. `reduce_per_replica` (trainer.py:841) reduces each logged value with
+           `strategy.reduce("MEAN", v, axis=0)`, and the values are scalars: "Invalid reduction
+           dimension 0 for input with 0 dimensions". Our train and test steps return each value as a
+           1-vector, which the same call then averages over all replicas to a scalar.
+        The weights themselves are never in question: the optimizer all-reduces the gradients."""
+        if self.workers < 2:
+            return  # one worker: Keras takes its single-process path, which works
+        import tensorflow as tf
+        from keras import tree
+
+        strategy = self.strategy
+        train_step, test_step = model.train_step, model.test_step
+
+        def vectors(logs):
+            return {k: tf.reshape(v, (1,)) for k, v in logs.items()}
+
+        def local(value):
+            if isinstance(value, tf.distribute.DistributedValues):
+                return strategy.experimental_local_results(value)[0]
+            return value
+
+        def symbolic_build(iterator=None, data_batch=None):
+            if iterator is not None:
+                for _, _, batches in iterator:
+                    data_batch = tree.map_structure(local, next(batches))
+                    break
+            with strategy.scope():
+                model._symbolic_build(data_batch=data_batch)
+
+        model.train_step = lambda data: vectors(train_step(data))
+        model.test_step = lambda data: vectors(test_step(data))
+        model._maybe_symbolic_build = symbolic_build
+
     def describe(self) -> str:
         name = type(self.strategy).__name__ if self.strategy else ("DataParallel" if self.replicas > 1 else "one device")
-        return f"{name}, {self.replicas} replica{'s' * (self.replicas != 1)}"
+        where = f" on {self.workers} workers (this one {self.cluster.name})" if self.workers > 1 else ""
+        return f"{name}, {self.replicas} replica{'s' * (self.replicas != 1)}{where}"
 
 
 # --- callbacks -----------------------------------------------------------------------------------
@@ -392,8 +438,9 @@ def _first_line(e: Exception) -> str:
 
 # --- the run --------------------------------------------------------------------------------
 
-def _start_epoch(paths, config: TrainConfig) -> int | None:
-    """The epoch to start from (0 for a fresh run), or None when a resumed run had already finished."""
+def _start_epoch(paths, config: TrainConfig, done: Path) -> int | None:
+    """The epoch to start from (0 for a fresh run), or None when a resumed run had already finished
+    (its model `done` written: the chief's, which a non-chief worker looks at too)."""
     if paths.backup.exists():
         if not config.resume:
             raise UsageError(f"an interrupted run left its state in {paths.backup}: pass --resume to continue it, "
@@ -402,7 +449,7 @@ def _start_epoch(paths, config: TrainConfig) -> int | None:
         epoch = json.loads(meta.read_text())["epoch"] if meta.exists() else 0
         _truncate_csv(paths.csv, epoch)
         return epoch
-    if config.resume and paths.output.exists():
+    if config.resume and done.exists():
         return None
     if config.resume:
         print(f"note: no interrupted run in {paths.backup}; starting afresh", file=sys.stderr)
@@ -440,20 +487,30 @@ def _best_so_far(rows: list[dict], monitor: str, fallback: str) -> float | None:
 
 def train(net, config: TrainConfig, folder=None) -> TrainResult:
     """`folder`: scan_image_folder's (classes, files) for an image folder, already checked."""
+    placement = Placement(config.strategy)
     paths = config.paths()
+    scratch = None
+    if not placement.chief:
+        # TensorFlow's pattern for multi-worker training: the chief writes the outputs; each other
+        # worker writes what it must (its BackupAndRestore state) to a folder of its own, removed at
+        # the end, kept after an interruption for --resume.
+        scratch = paths.output.parent / f"{paths.output.stem}.workertemp_{placement.worker}"
+        paths = RunPaths.beside(scratch / paths.output.name)
     paths.output.parent.mkdir(parents=True, exist_ok=True)
-    start = _start_epoch(paths, config)
+    start = _start_epoch(paths, config, done=config.paths().output)
     classes: list[str]
     if start is None:
-        meta = read_meta(paths.output) or {}
-        print(f"{paths.output} is complete: nothing to resume")
-        return TrainResult(paths.output, paths.best if paths.best.exists() else None, 0, config.epochs, {},
+        final = config.paths()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        meta = read_meta(final.output) or {}
+        print(f"{final.output} is complete: nothing to resume")
+        return TrainResult(final.output, final.best if final.best.exists() else None, 0, config.epochs, {},
                            float("nan"), 1, meta.get("classes", []))
 
     heads = head_losses(net, config.aux_weight)
     main = main_head(net)
     head_names = [h.name for h in heads] if len(heads) > 1 else None
-    placement = Placement(config.strategy)
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.precision)
     try:
@@ -486,6 +543,7 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
             core = build_model(net, inference=False, seed=config.seed)
             model = with_preprocessing(core, net.input_shape, config.preprocess, [h.name for h in heads])
             compile_for_training(model, heads, config, steps)
+            placement.prepare(model)
 
         with _policy("float32"):  # the saved model computes in float32, whatever training used
             export_core = build_model(net, inference=True)
@@ -506,8 +564,8 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
         prior = _truncate_csv(paths.csv, start) if start else []
         keep_best = KeepBest(export, monitor, "loss", _best_so_far(prior, monitor, "loss"))
         throughput = Throughput(config.batch_size)
-        backup = paths.backup if placement.chief else paths.backup.with_name(f"{paths.backup.name}.worker{placement.worker}")
-        callbacks = [keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True), StepAndRate(), throughput]
+        callbacks = [keras.callbacks.BackupAndRestore(str(paths.backup), double_checkpoint=True), StepAndRate(),
+                     throughput]
         if placement.chief:
             callbacks += [keep_best, keras.callbacks.CSVLogger(str(paths.csv), append=True)]
             if config.tensorboard:
@@ -549,6 +607,9 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
         if placement.strategy is None and placement.replicas > 1:
             keras.distribution.set_distribution(None)
 
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+        print(f"{placement.cluster.name} done: the chief writes {config.output}")
     best = paths.best if paths.best.exists() else None
     ips = throughput.images_per_second
     if placement.chief:
@@ -558,7 +619,9 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
             print(f"best: {best} ({keep_best.key(logs)} {keep_best.best:.4f}); log: {paths.csv}")
         if math.isfinite(ips):
             print(f"{ips:.1f} images/s")
-    return TrainResult(paths.output, best, ran, start, history.history, ips, placement.replicas, classes)
+    if scratch is not None:  # what this worker trained is what the chief wrote
+        best = config.paths().best if config.paths().best.exists() else None
+    return TrainResult(config.paths().output, best, ran, start, history.history, ips, placement.replicas, classes)
 
 
 def _data_error(e: Exception, data: str) -> None:

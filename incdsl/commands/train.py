@@ -32,7 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--jit", action="store_true", help="compile the training step with XLA (default: Keras decides; XLA on GPUs, always on JAX)")
     p.add_argument("--strategy", choices=STRATEGIES, default="default",
                    help="tf.distribute: mirrored (all local GPUs; on JAX keras.distribution.DataParallel), "
-                   "multiworker (cluster from TF_CONFIG; Keras 3.15 trains on one worker only)")
+                   "multiworker (MultiWorkerMirroredStrategy, the cluster from TF_CONFIG; every worker runs the same "
+                   "command, the chief writes the outputs)")
     p.add_argument("--val-split", type=float, metavar="X",
                    help="fraction of the images held out for validation (default 0.1; none for synthetic data)")
     p.add_argument("--preprocess", choices=PREPROCESS, default="inception",
