@@ -26,7 +26,8 @@ SIZES = (75, 96, 128, 160, 224, 299)
 # stride 2), explicit asymmetric pads, dilation, ceil-mode pools whose last window hangs past the
 # padding, count_pad, uneven adaptive bins, odd and even LRN windows, a standalone bn that folds
 # into the conv before it and one that cannot, every activation, a feature map flattened into a
-# dense layer, three inference heads (softmax, log_softmax, logits) and a training-only head.
+# dense layer, four inference heads (softmax, log_softmax, logits, softmax under a dropout) and a
+# training-only head.
 ZOO = """
 network zoo(classes=5, size=24) {
   input(size, size, 3)
@@ -52,6 +53,7 @@ network zoo(classes=5, size=24) {
   output probs = feat -> gap -> dense(classes, act=softmax)
   output logp = feat -> gmp -> dense(classes, act=log_softmax)
   output flat = feat -> conv(4, 1) -> flatten -> dense(classes)
+  output late = feat -> gap -> dense(classes, act=softmax) -> dropout(0.1)   # softmax before dropout
   train_output aux(loss_weight=0.3) = mid -> gap -> dense(classes)
 }
 """
@@ -371,3 +373,18 @@ def test_maxpool_padding_as_wide_as_the_window(spec_file, tmp_path, layout):
     got = run_ort(tmp_path / "t.onnx", x if layout == "nhwc" else x.transpose(0, 3, 1, 2))
     y = next(iter(got.values()))
     np.testing.assert_array_equal(y if layout == "nhwc" else y.transpose(0, 2, 3, 1), want)
+
+
+def test_a_bn_does_not_fold_into_a_conv_that_an_output_reads(tmp_path):
+    p = tmp_path / "h.inc"
+    p.write_text("""
+network h() {
+  input 8x8x3
+  feat = conv(4, 3, bias=false)
+  output f = feat
+  output main = feat -> bn -> gap -> dense(3)
+}
+""")
+    net = incdsl.load(p)
+    r = export(net, tmp_path / "h.onnx", perturbed(net), verify=True)  # onnxruntime vs Keras on 'f' too
+    assert r.folded == 0 and "BatchNormalization" in ops(tmp_path / "h.onnx")

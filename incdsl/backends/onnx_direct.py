@@ -163,6 +163,9 @@ class _Emitter:
         for n in self.keep:
             for i in self.net.layers[n].inputs:
                 consumers[i] = consumers.get(i, 0) + 1
+        for h in self.net.heads:  # an output that reads the conv itself needs it before the bn
+            if h.node in self.keep:
+                consumers[h.node] = consumers.get(h.node, 0) + 1
         for n in self.keep:
             layer = self.net.layers[n]
             if layer.op != "bn":

@@ -157,10 +157,14 @@ def strip_final_softmax(net: Network, heads: set[str]) -> Network:
     for o in g.outputs:
         if o.name in heads:
             layer = layers[o.node]
-            if layer.op == "act":  # a separate softmax layer: the output is its input
+            while layer.op == "dropout":  # inference passes it through, like the ONNX graph does
+                layer = layers[layer.inputs[0]]
+            if layer.op != "act":
+                layers[layer.name] = dataclasses.replace(layer, attrs={**layer.attrs, "act": None})
+            elif layer.name == o.node:  # a separate softmax layer ends the head: read its input
                 o = dataclasses.replace(o, node=layer.inputs[0])
-            else:
-                layers[o.node] = dataclasses.replace(layer, attrs={**layer.attrs, "act": None})
+            else:  # a softmax layer inside the head: make it linear
+                layers[layer.name] = dataclasses.replace(layer, attrs={**layer.attrs, "fn": None})
         outputs.append(o)
     new = Graph(g.name, g.params, layers, outputs, list(g.blocks), dict(g.variants), list(g.unused))
     return Network(new, net.path)
