@@ -315,6 +315,8 @@ def _check_config(c: TrainConfig) -> None:
     from .errors import UsageError
     if c.epochs < 1:
         raise UsageError("--epochs must be at least 1")
+    if c.seed < 0:
+        raise UsageError("--seed must be 0 or more")
     if c.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     if c.optimizer not in OPTIMIZERS:

@@ -192,7 +192,7 @@ def test_learns_colours_and_predicts_fresh_images(tiny, tmp_path, capsys):
         print(f"\ntiny colour net: {accuracy:.1%} on {len(images)} fresh images after {seconds:.1f}s of training")
     assert accuracy >= 0.9
     top = result[str(images[0])]
-    assert [t["class"] for t in top] != [] and sorted(t["class"] for t in top) == CLASSES
+    assert sorted(t["class"] for t in top) == CLASSES
     assert abs(sum(t["probability"] for t in top) - 1) < 1e-4  # the logits head went through softmax
 
     # The text form: one block per image, the most likely class first.
@@ -212,6 +212,17 @@ def test_learns_colours_and_predicts_fresh_images(tiny, tmp_path, capsys):
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2] and "val_fc_accuracy" in rows[0] and "aux_loss" in rows[0]
     assert list((tmp_path / "run" / "colours.tb").rglob("events.out.tfevents.*"))
     assert not (tmp_path / "run" / "colours.backup").exists()
+
+    # The trained model is a weights file for `compile`: the network sits inside the wrapper that
+    # adds the preprocessing, and its weights come out unchanged.
+    from incdsl.backends.keras_weights import from_keras
+    compiled = tmp_path / "again.keras"
+    code, _, err = run_cli(capsys, "compile", tiny, "--to", "keras", "--inference", "--weights", out, "-o", compiled)
+    assert code == 0, err
+    net = load(tiny)
+    want, got = from_keras(model, net), from_keras(keras.saving.load_model(compiled, compile=False), net)
+    assert want and set(want) == set(got)
+    assert all(np.array_equal(want[n][k], got[n][k]) for n in want for k in want[n])
 
     # A corrupt image or model file is a clean error too.
     bad = tmp_path / "bad.png"

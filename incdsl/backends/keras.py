@@ -33,7 +33,7 @@ import keras
 
 from ..errors import SpecError, UsageError
 from ..weights import init_weights, keras_name
-from .keras_weights import from_keras, to_keras
+from .keras_weights import all_layers, from_keras, to_keras
 from .keras_layers import CUSTOM_OBJECTS, LRN, AdaptiveAvgPool2D, AvgPool2D, MaxPool2D
 
 L = keras.layers
@@ -204,7 +204,7 @@ def load_weights_file(model, net, path: str | Path) -> str:
             saved = keras.models.load_model(path, compile=False)
         except Exception as e:  # not a Keras archive, or one Keras cannot read
             raise SpecError(f"cannot read {path} as a Keras model: {_first_line(e)}") from None
-        names = {layer.name for layer in saved.layers}
+        names = set(all_layers(saved))
         if any(keras_name(n) in names for n in net.layers if n != "input"):
             to_keras(model, net, from_keras(saved, net))
             return "the same spec's layer names"

@@ -39,12 +39,13 @@ class LRN(keras.layers.Layer):
         self.size, self.alpha, self.beta, self.bias = int(size), float(alpha), float(beta), float(bias)
 
     def call(self, x):
-        c = x.shape[-1]
+        c, dtype = x.shape[-1], x.dtype
+        x = ops.cast(x, "float32")  # under mixed_float16, squares of activations above 255 overflow
         sq = ops.pad(ops.square(x), [[0, 0], [0, 0], [0, 0], [self.size // 2, (self.size - 1) // 2]])
         total = sq[..., 0:c]
         for i in range(1, self.size):
             total = total + sq[..., i:i + c]
-        return x / ops.power(self.bias + (self.alpha / self.size) * total, self.beta)
+        return ops.cast(x / ops.power(self.bias + (self.alpha / self.size) * total, self.beta), dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -113,7 +113,7 @@ def make_optimizer(name: str, lr: float, steps_per_epoch: int):
     if name == "sgd":
         return keras.optimizers.SGD(rate, momentum=0.9)
     if name == "rmsprop":
-        # Keras adds epsilon outside the square root (TF1's RMSProp, which the paper used, inside).
+        # Keras adds epsilon inside the square root, as TF1's RMSProp (the paper's) did: eps 1.0 as in v3.
         return keras.optimizers.RMSprop(rate, rho=0.9, epsilon=1.0, global_clipnorm=2.0)
     return keras.optimizers.Adam(rate)
 
@@ -325,9 +325,8 @@ class StepAndRate(keras.callbacks.Callback):
         if logs is None:
             return
         opt = self.model.optimizer
-        logs["step"] = int(opt.iterations.numpy())
-        rate = opt.learning_rate
-        logs["lr"] = float(rate.numpy() if hasattr(rate, "numpy") else rate)
+        logs["step"] = int(keras.ops.convert_to_numpy(opt.iterations))
+        logs["lr"] = float(keras.ops.convert_to_numpy(opt.learning_rate))  # works for a GPU tensor too
 
 
 class Throughput(keras.callbacks.Callback):

@@ -39,10 +39,21 @@ def _node_variables(layers: dict, node: str) -> dict | None:
     return found
 
 
+def all_layers(model) -> dict:
+    """Layers by name, looking inside nested models too: `incdsl train` saves the network inside a
+    wrapper that adds the pixel preprocessing."""
+    out = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            out.update(all_layers(layer))
+        out.setdefault(layer.name, layer)
+    return out
+
+
 def from_keras(model, net) -> Weights:
     """The weights dict of every weighted node of `net` that `model` has a layer for, read from
     the model as it is (so `to_keras` can tell a model of another spec or variant)."""
-    layers = {layer.name: layer for layer in model.layers}
+    layers = all_layers(model)
     out: Weights = {}
     for name in net.layers:
         if not weight_shapes(net, name):
@@ -61,7 +72,7 @@ def to_keras(model, net, weights: Weights) -> None:
         more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
         raise SpecError(f"the weights name layers that network {net.name} does not have: "
                         f"{', '.join(unknown[:3])}{more}", hint="were they saved from another spec?")
-    layers = {layer.name: layer for layer in model.layers}
+    layers = all_layers(model)
     for name in net.layers:
         shapes = weight_shapes(net, name)
         variables = _node_variables(layers, name) if shapes else None
