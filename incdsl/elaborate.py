@@ -127,12 +127,18 @@ class _Elaborator:
         return values
 
     def _variant(self, v: ast.Variant, params: dict):
+        if v.name in self.variants:
+            raise SpecError(f"variant '{v.name}' is declared twice", v.span)
         sets = {}
         for kw in v.kwargs:
             if kw.name not in params:
                 raise SpecError(f"variant '{v.name}' sets unknown parameter '{kw.name}'", kw.span,
                                 hint=did_you_mean(kw.name, params))
-            sets[kw.name] = self._eval(kw.value, {})
+            value = self._eval(kw.value, {})
+            if isinstance(value, Symbol) and not isinstance(params[kw.name], str):
+                raise SpecError(f"variant '{v.name}': '{value}' is not a value for {kw.name}", kw.value.span,
+                                hint=f"variants take plain values; {kw.name}'s default is {_show(params[kw.name])}")
+            sets[kw.name] = value
         self.variants[v.name] = sets
 
     # -- statements ----------------------------------------------------------------------
@@ -228,6 +234,7 @@ class _Elaborator:
     def _output(self, st: ast.Output, scope: Scope, cur, in_network: bool):
         if not in_network or self.calls:
             raise SpecError("outputs belong in the network body, not in a module", st.span)
+        self._reserved(st.name, st.span)
         loss_weight = 1.0
         for kw in st.kwargs:
             if kw.name != "loss_weight":
@@ -242,7 +249,16 @@ class _Elaborator:
         node = self._chain(st.chain, scope, cur, name=st.name)
         self.graph.outputs.append(OutputSpec(st.name, node, st.train_only, loss_weight, st.span))
 
+    def _reserved(self, name: str, span: Span):
+        """A value named after an op would hide the bare op (`gap`, `relu`) from every later chain.
+        (A module call may share its module's name: `reduction_a = reduction_a(...)`; the call with
+        parentheses still reaches the module.)"""
+        if name in OPS or name in ALIASES or name == "identity":
+            raise SpecError(f"'{name}' is an op; a value of that name would hide it", span,
+                            hint=f"call it something else, e.g. '{name}_out'")
+
     def _assign(self, st: ast.Assign, scope: Scope, cur):
+        self._reserved(st.name, st.name_span)
         node = "/".join(scope.path + (st.name,))
         if node in self.graph.layers or node in self.block_spans:
             first = self.graph.layers[node].span if node in self.graph.layers else self.block_spans[node]
@@ -354,15 +370,17 @@ class _Elaborator:
         if len(self.calls) >= MAX_CALL_DEPTH:
             raise SpecError(f"modules nested more than {MAX_CALL_DEPTH} deep", el.span)
         values = self._bind_module_args(mod, el, scope)
-        label = name or f"{el.name}_{self._fresh(scope.path, el.name)}"
-        path = scope.path + (label,)
-        self._check_free("/".join(path), el.span)
+        if name is None:
+            path = tuple(self._id(scope.path, None, el.name, el.span).split("/"))
+        else:
+            path = scope.path + (name,)
+            self._check_free("/".join(path), el.span)
+        self.block_spans["/".join(path)] = el.span  # taken from now on, before its body
         inner = Scope(path, values, {}, scope.defaults, mod.name)
         self.calls.append((el.name, el.span))
         out = self._body(mod.body, inner, cur)
         self.calls.pop()
         self.graph.blocks.append(Block("/".join(path), mod.name, out, el.span))
-        self.block_spans["/".join(path)] = el.span
         return out
 
     def _bind_module_args(self, mod: ast.Definition, el: ast.Call, scope: Scope) -> dict:
@@ -465,13 +483,16 @@ class _Elaborator:
             return node
         while True:
             node = "/".join(path + (f"{base}_{self._fresh(path, base)}",))
-            if node not in self.graph.layers:
+            if not self._taken(node):
                 return node
+
+    def _taken(self, node: str) -> bool:
+        return node in self.graph.layers or node in self.block_spans
 
     def _check_free(self, node: str, span: Span):
         g = self.graph
-        if node in g.layers or any(b.name == node for b in g.blocks[-1:]):
-            first = g.layers[node].span if node in g.layers else None
+        if self._taken(node):
+            first = g.layers[node].span if node in g.layers else self.block_spans[node]
             raise SpecError(f"the name '{node}' is already taken", span,
                             notes=[Note("first used here", first)] if first else [],
                             hint="give this one another name")
@@ -549,6 +570,9 @@ class _Elaborator:
     def _binop(self, e: ast.BinOp, a, b, env):
         op = e.op
         if op in ("==", "!="):
+            for word, other, expr in ((a, b, e.left), (b, a, e.right)):
+                if isinstance(word, Symbol) and not isinstance(other, str):  # `widht == 1.0`: a typo
+                    raise self._unknown(word, expr, env)
             return (a == b) == (op == "==")
         a, b = self._num(a, e.left, env), self._num(b, e.right, env)
         if op in ("<", "<=", ">", ">="):
@@ -658,7 +682,8 @@ def _coerce_override(name: str, text, default):
         if isinstance(default, float):
             return float(s)
         if isinstance(default, tuple):
-            return tuple(int(x) for x in s.replace(",", "x").split("x"))
+            sizes = tuple(int(x) for x in s.replace(",", "x").split("x"))
+            return sizes[0] if len(sizes) == 1 else sizes  # `--set k=5` is a square 5x5
     except ValueError:
         kind = {bool: "true or false", int: "an integer", float: "a number", tuple: "sizes like 3x3"}[type(default)]
         raise UsageError(f"--set {name}={text}: {name} is {kind} (its default is {_show(default)})") from None

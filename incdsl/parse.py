@@ -576,6 +576,11 @@ def read_source(path: Path, span: Span | None = None, shown: str | None = None) 
     try:
         if path.is_dir():
             raise SpecError(f"{shown} is a directory, not a spec file", span)
+        if path.exists() and not path.is_file():  # /dev/zero or a pipe would never end
+            raise SpecError(f"{shown} is not a regular file", span)
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SpecError(f"{shown} is {size:,} bytes; specs are limited to {MAX_FILE_BYTES:,}", span)
         data = path.read_bytes()
     except FileNotFoundError:
         hint = "a `use` path is relative to the directory of the file that uses it" if span else None
