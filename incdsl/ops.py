@@ -202,6 +202,9 @@ def _spatial(attrs, shape, filters=None, kernel=None, dilation=(1, 1)):
     ph = pad if isinstance(pad, str) else pad[0:2]
     pw = pad if isinstance(pad, str) else pad[2:4]
     ceil = attrs.get("ceil", False)
+    if ceil and pad == "same":
+        raise ShapeError("ceil mode means nothing with pad=same (its output is already ceil(in / stride))",
+                         hint="drop ceil=true, or give explicit padding")
     oh, why_h = _window(h, kh, sh, dh, ph, ceil)
     ow, why_w = _window(w, kw, sw, dw, pw, ceil)
     why = why_h if why_h == why_w else f"height {why_h}; width {why_w}"
