@@ -67,7 +67,7 @@ def _version() -> str:
 
 def cmd_check(args) -> int:
     net = load_net(args)
-    t, inf = net.total(), net.total(inference=True)
+    inf = net.total(inference=True)
     heads = len([h for h in net.heads if h.train_only])
     extra = f", {heads} training-only head{'s' * (heads != 1)}" if heads else ""
     print(f"{args.spec}: ok: network {net.name}, {len(net.layers)} layers, {inf.params:,} params, "

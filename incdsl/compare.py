@@ -658,7 +658,7 @@ def _bracket(f: _Fitter, lo, hi, default, kind, over):
                 if not f.fits(cur):
                     return lo, cur
             except SpecError as e:
-                e.hint = e.hint or f"searching upwards for the budget's edge; bound it with --max"
+                e.hint = e.hint or "searching upwards for the budget's edge; bound it with --max"
                 raise
             lo = cur
         raise UsageError(f"{name}={_num(lo)} still fits: the count does not grow with '{name}' "

@@ -11,7 +11,7 @@ Scoping rules (specs/README.md states them for users):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from . import ast
 from .errors import Note, Span, SpecError, UsageError, did_you_mean
@@ -90,7 +90,6 @@ class _Elaborator:
     def network(self, net: ast.Definition, overrides: dict) -> Graph:
         params = self._bind_network_params(net, overrides)
         self.graph = g = Graph(net.name, dict(params))
-        self.variants = g.variants
         for v in self.prog.variants:
             self._variant(v, params)
         scope = Scope((), dict(params), {}, (), None)
@@ -127,7 +126,7 @@ class _Elaborator:
         return values
 
     def _variant(self, v: ast.Variant, params: dict):
-        if v.name in self.variants:
+        if v.name in self.graph.variants:
             raise SpecError(f"variant '{v.name}' is declared twice", v.span)
         sets = {}
         for kw in v.kwargs:
@@ -139,7 +138,7 @@ class _Elaborator:
                 raise SpecError(f"variant '{v.name}': '{value}' is not a value for {kw.name}", kw.value.span,
                                 hint=f"variants take plain values; {kw.name}'s default is {_show(params[kw.name])}")
             sets[kw.name] = value
-        self.variants[v.name] = sets
+        self.graph.variants[v.name] = sets
 
     # -- statements ----------------------------------------------------------------------
     def _body(self, stmts, scope: Scope, cur: str | None, in_network=False) -> str | None:
@@ -281,6 +280,7 @@ class _Elaborator:
             raise SpecError(f"repeat {n:,} is absurd: a network is limited to {MAX_LAYERS:,} layers", st.count.span)
         single = len(st.body) == 1 and isinstance(st.body[0], ast.Chain)
         g = self.graph
+        layers_before, steps_before = len(g.layers), self.steps
         for i in range(1, n + 1):
             if i == 2:  # nested repeats multiply: project the first pass instead of running them all
                 per_pass = len(g.layers) - layers_before
@@ -291,8 +291,6 @@ class _Elaborator:
                 if self.steps + steps * (n - 1) > MAX_STEPS:
                     raise SpecError(f"repeat {n:,} would take about {steps * n:,} elaboration steps; the limit is "
                                     f"{MAX_STEPS:,}", st.count.span, hint="is a `repeat` count absurd?")
-            elif i == 1:
-                layers_before, steps_before = len(g.layers), self.steps
             self._step(st.span)
             if st.var:
                 scope.vars[st.var] = i

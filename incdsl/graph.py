@@ -21,10 +21,6 @@ class Layer:
     span: Span | None
     module: str | None = None  # the module whose body wrote it
 
-    @property
-    def path(self) -> tuple[str, ...]:
-        return tuple(self.name.split("/"))
-
 
 @dataclass(frozen=True, slots=True)
 class Block:

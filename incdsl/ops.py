@@ -135,7 +135,6 @@ KINDS: dict[str, Callable] = {
     "pad": _pad,
     "act": _act,
     "bool": _bool,
-    "float": _float,
     "positive": lambda v: _float(v, 1e-12, None),
     "rate": lambda v: _float(v, 0.0, 0.999999),
     "any_float": _float,
@@ -406,13 +405,13 @@ def _normalized_defaults(op: Op) -> dict:
 
 
 # Every op's built-in defaults, checked once: elaboration then only normalizes what a spec set.
-_DEFAULTS = {name: _normalized_defaults(op) for name, op in OPS.items()}
+DEFAULTS = {name: _normalized_defaults(op) for name, op in OPS.items()}
 _ARGS = {name: {a.name: a for a in op.args} for name, op in OPS.items()}
 
 
 def normalize(op: Op, raw: dict) -> dict:
     """Check and canonicalize an op's arguments (raw values already evaluated)."""
-    attrs = dict(_DEFAULTS[op.name])
+    attrs = dict(DEFAULTS[op.name])
     args = _ARGS[op.name]
     for name, v in raw.items():
         arg = args[name]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .graph import Layer
-from .ops import OPS, REQUIRED, Count
+from .ops import DEFAULTS, OPS, REQUIRED, Count
 from .passes.shapes import fmt
 
 
@@ -170,16 +170,9 @@ def call_text(layer: Layer) -> str:
         elif arg.name == "stride" and arg.default is None:
             if v != layer.attrs.get("kernel"):
                 args.append(f"stride={_value(v)}")
-        elif v != _default(arg):
+        elif v != DEFAULTS[layer.op][arg.name]:
             args.append(f"{arg.name}={_value(v)}")
     return f"{layer.op}({', '.join(args)})" if args else layer.op
-
-
-def _default(arg):
-    from .ops import KINDS
-    if arg.default is None:
-        return None
-    return KINDS[arg.kind](arg.default)
 
 
 def expand_text(net) -> str:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from incdsl.ops import OPS, Count, ShapeError, infer, normalize
+from incdsl.ops import KINDS, OPS, Count, ShapeError, infer, normalize
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -183,6 +183,8 @@ def test_spatial_op_on_flat_vector_and_dense_on_map_are_errors():
 def test_argument_kinds_reject_bad_values(op, raw, bad):
     with pytest.raises(ValueError):
         normalize(OPS[op], raw)
+    with pytest.raises(ValueError):  # and it is `bad` that is refused
+        KINDS[OPS[op].arg(bad).kind](raw[bad])
 
 
 def test_every_op_has_a_worked_example_here():

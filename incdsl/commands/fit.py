@@ -54,7 +54,7 @@ def run(args) -> int:
     same = f"  ({r.name}={r.short!r} gives the same network)" if r.short != r.best.value else ""
     print(f"  {r.name} = {r.best.value!r}{same}: {_line(r.best)}")
     if r.next is None:
-        print(f"  it is the --max you gave; larger values were not tried")
+        print("  it is the --max you gave; larger values were not tried")
     else:
         print(f"  next step: {r.name} = {r.next.value!r}: {_line(r.next)}  <- over budget")
     return 0
