@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 from . import ast
-from .errors import Note, Span, SpecError, UsageError, did_you_mean
+from .errors import ArgumentError, Note, Span, SpecError, UsageError, did_you_mean
 from .graph import Block, Graph, Layer, OutputSpec
 from .ops import ACTIVATIONS, ALIASES, KINDS, OPS, REQUIRED, Op, Symbol, normalize
 from .parse import Program
@@ -118,7 +118,7 @@ class _Elaborator:
                 values[p.name] = v = _coerce_override(p.name, overrides[p.name],
                                                       self._eval(p.default, values) if p.default else None)
                 if isinstance(v, float) and not math.isfinite(v):
-                    raise UsageError(f"{p.name}={v}: a parameter must be a finite number")
+                    raise ArgumentError(p.name, overrides[p.name], "a parameter must be a finite number")
             elif p.default is None:
                 raise SpecError(f"network parameter '{p.name}' needs a default value", p.span)
             else:
@@ -684,7 +684,7 @@ def _coerce_override(name: str, text, default):
             return sizes[0] if len(sizes) == 1 else sizes  # `--set k=5` is a square 5x5
     except ValueError:
         kind = {bool: "true or false", int: "an integer", float: "a number", tuple: "sizes like 3x3"}[type(default)]
-        raise UsageError(f"--set {name}={text}: {name} is {kind} (its default is {_show(default)})") from None
+        raise ArgumentError(name, text, f"{name} is {kind} (its default is {_show(default)})") from None
     for conv in (int, float):
         try:
             return conv(s)

@@ -65,7 +65,23 @@ class SpecError(Exception):
 
 
 class UsageError(Exception):
-    """Bad command-line usage (exit code 2), e.g. an unknown `--set` name."""
+    """A bad request rather than a bad spec: an unknown network argument, a value of the wrong kind,
+    an option out of range. The command line reports it with exit code 2."""
+
+
+class ArgumentError(UsageError):
+    """A network argument whose value is not of its parameter's kind (`width='wide'`).
+
+    `str()` says it in Python's words (`width='wide': width is a number ...`); the command line
+    says it in its own (`--set width=wide: ...`) through `cli_message()`.
+    """
+
+    def __init__(self, name: str, value, problem: str):
+        super().__init__(f"{name}={value!r}: {problem}")
+        self.name, self.value, self.problem = name, value, problem
+
+    def cli_message(self) -> str:
+        return f"--set {self.name}={self.value}: {self.problem}"
 
 
 MAX_EXCERPT = 100  # characters of the source line shown; an error must fit one screen

@@ -15,7 +15,7 @@ from pathlib import Path
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
-from . import ast
+from . import ast, library
 from .errors import SOURCES, Note, Span, SpecError
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -628,9 +628,17 @@ class Program:
 
 
 def load_program(path: str | Path) -> Program:
-    root = Path(path)
+    """Read a spec and everything it `use`s. `path` may name a shipped spec (`inception_v3`, `v3`)."""
+    root = library.resolve(path)
     prog = Program(str(root))
     _load_file(root, prog, stack=[], seen=set(), span=None, is_root=True)
+    return prog
+
+
+def load_program_text(text: str, name: str = "<string>") -> Program:
+    """A program from spec text in memory; its `use` paths are relative to the working directory."""
+    prog = Program(name)
+    _load_file(Path(name), prog, stack=[], seen=set(), span=None, is_root=True, text=text)
     return prog
 
 
@@ -641,7 +649,8 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], span: Span | None, is_root: bool):
+def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], span: Span | None, is_root: bool,
+               text: str | None = None):
     real = path.resolve()
     if real in stack:
         cycle = " -> ".join(_display(p) for p in stack[stack.index(real):] + [real])
@@ -650,11 +659,13 @@ def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], sp
         return
     seen.add(real)
     file = str(path) if is_root else _display(path)
-    f = parse_text(read_source(path, span, file), file)
+    f = parse_text(read_source(path, span, file) if text is None else text, file)
     stack.append(real)
     for item in f.items:
         if isinstance(item, ast.Use):
             target = (path.parent / item.path)
+            if not target.exists():  # a shipped library file: `use "lib/inception_v3.inc"` anywhere
+                target = library.shipped_import(item.path) or target
             _load_file(target, prog, stack, seen, item.span, is_root=False)
         elif isinstance(item, ast.Definition) and item.kind == "module":
             if item.name in prog.modules:

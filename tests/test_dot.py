@@ -151,7 +151,7 @@ def test_googlenet_depth1_boxes_carry_the_summary_block_totals(googlenet):
     g = parse(to_dot(googlenet, depth=1))
     assert clusters(g) == {}
     ns = nodes(g)
-    blocks = googlenet.summary()["blocks"]
+    blocks = googlenet.report()["blocks"]
     assert len(blocks) == 11
     for b in blocks:
         node = ns[b["name"]]

@@ -26,7 +26,7 @@ for argv in {argvs!r}:
         code = cli.main(argv)
     steps[" ".join(argv)] = [code, loaded()]
 net = incdsl.Spec("specs/googlenet_tv.inc").build(width="0.5")
-net.summary(); net.expand(); net.table(1); net.nx
+net.report(); net.expand(); net.table(1); net.nx
 steps["Spec.build + reports + nx"] = loaded()
 print(json.dumps(steps))
 """

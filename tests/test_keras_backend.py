@@ -92,7 +92,7 @@ def test_import_incdsl_does_not_import_keras():
 @pytest.mark.parametrize("path", sorted(SPECS.glob("*.inc")), ids=lambda p: p.stem)
 def test_counts_and_shapes_match_the_front_end(path):
     net = small_variant(path)
-    summary = net.summary()
+    summary = net.report()
     models = {}
     for inference, want in ((False, summary["params"]), (True, summary["inference"]["params"])):
         model = models[inference] = net.to_keras(inference=inference)

@@ -7,14 +7,19 @@ py="${PYTHON:-python3}"
 if [[ ! -x .venv/bin/python ]]; then
   echo "setting up .venv (first run takes a few minutes)" >&2
   "$py" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 fi
 stamp=.venv/.incdsl-installed
 if [[ ! -f $stamp || pyproject.toml -nt $stamp || tools/_setup.sh -nt $stamp ]]; then
   # torch/torchvision pinned to the CPU-usable builds this machine family has on disk; they are only
   # needed by the reference tests (torchvision and timm models).
-  .venv/bin/python -m pip install -q -e ".[all,dev,refs]" "torch==2.14.1" "torchvision==0.29.1" 2>&1 \
-    | grep -v -e "^WARNING: Location" -e "is ignored: it is neither" >&2 || true
+  # pip's own chatter (index warnings, setuptools' editable-install banner) goes to a log that is
+  # shown only when the install fails
+  if ! .venv/bin/python -m pip install -q -e ".[all,dev,refs]" "torch==2.14.1" "torchvision==0.29.1" \
+      >.venv/pip-install.log 2>&1; then
+    grep -v -e "^WARNING: Location" -e "is ignored: it is neither" .venv/pip-install.log >&2
+    echo "tools/_setup.sh: pip install failed (log: .venv/pip-install.log)" >&2; exit 1
+  fi
   .venv/bin/python -c "import torchvision, timm, incdsl, lark, networkx, keras, onnx, onnxruntime, hypothesis" \
     || { echo "tools/_setup.sh: installing dependencies failed" >&2; exit 1; }
   if ! command -v dot >/dev/null 2>&1; then
