@@ -527,7 +527,8 @@ class _Elaborator:
                 return env[e.name]
             if e.name == "none":
                 return None
-            return Symbol(e.name)
+            size = named_size(e.name, env)
+            return Symbol(e.name) if size is None else size
         if t is ast.BinOp:
             return self._binop(e, self._eval(e.left, env), self._eval(e.right, env), env)
         if t is ast.UnaryOp:
@@ -601,6 +602,28 @@ class _Elaborator:
             return fn(*args)
         except (ValueError, OverflowError):  # int(nan), round(inf): only reachable from Python overrides
             raise SpecError(f"{name}() cannot take {', '.join(_show(a) for a in args)}", e.span) from None
+
+
+def named_size(word: str, env: dict) -> tuple[int, ...] | None:
+    """`1xn`, `nx1`, `kxk`: a size written with sides that are numbers or names bound to integers
+    (module parameters, `let`s). None when the word is not one, or reads as a size more than one way."""
+    def side(part: str):
+        if part.isdigit():
+            return int(part)
+        v = env.get(part)
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+    def readings(rest: str) -> list[tuple[int, ...]]:
+        out = [(v,)] if (v := side(rest)) is not None else []
+        for i, ch in enumerate(rest):
+            if ch == "x" and 0 < i < len(rest) - 1 and (head := side(rest[:i])) is not None:
+                out += [(head,) + tail for tail in readings(rest[i + 1:])]
+        return out
+
+    if "x" not in word:
+        return None
+    sizes = [r for r in readings(word) if len(r) > 1]
+    return sizes[0] if len(sizes) == 1 else None
 
 
 class _BadArg(Exception):

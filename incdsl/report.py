@@ -60,8 +60,12 @@ def describe(layer: Layer) -> str:
         parts.append(f"dil {_size(a['dilation'])}")
     if a.get("ceil"):
         parts.append("ceil")
-    if op in ("dropout",):
+    if op in ("dropout", "drop_path"):
         parts.append(f"{a['rate']:g}")
+    if a.get("groups", 1) != 1:
+        parts.append(f"groups {a['groups']}")
+    if op == "act" and a.get("slope") is not None:
+        parts.append(f"slope {a['slope']:g}")
     if op == "scale":
         parts.append(f"{a['factor']:g}")
     if op == "lrn":

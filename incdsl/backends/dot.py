@@ -43,7 +43,7 @@ FAMILY_COLOURS = {
 FAMILIES = {
     "conv": "conv", "dwconv": "conv", "sepconv": "conv",
     "maxpool": "pool", "avgpool": "pool", "adaptive_avgpool": "pool", "gap": "pool", "gmp": "pool",
-    "dense": "dense", "concat": "merge", "add": "merge", "scale": "merge",
+    "dense": "dense", "concat": "merge", "add": "merge", "multiply": "merge", "scale": "merge",
     "bn": "norm", "lrn": "norm", "input": "io",
 }
 BOX_COLOUR = "#b7cbe8"                                  # a collapsed module call
@@ -142,8 +142,12 @@ def op_text(layer) -> str:
         parts.append(f"dil {_size(a['dilation'])}")
     if a.get("ceil"):
         parts.append("ceil")
-    if op == "dropout":
+    if op in ("dropout", "drop_path"):
         parts.append(f"{a['rate']:g}")
+    if a.get("groups", 1) != 1:
+        parts.append(f"g{a['groups']}" if op == "conv" else str(a["groups"]))
+    if op == "act" and a.get("slope") is not None:
+        parts.append(f"{a['slope']:g}")
     if op == "scale":
         parts.append(f"×{a['factor']:g}")
     if op == "lrn":
@@ -236,7 +240,7 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
     same_rank: list[list[str]] = []
     for layer in layers:
         lay = net.layers[layer]
-        if lay.op not in ("concat", "add") or len(lay.inputs) < 2 or layer in plan.box_of:
+        if lay.op not in ("concat", "add", "multiply") or len(lay.inputs) < 2 or layer in plan.box_of:
             continue
         firsts = [_branch_head(net, plan, layer, src) for src in lay.inputs]
         firsts = [f for f in firsts if f is not None]
