@@ -18,6 +18,7 @@ from .errors import ArgumentError, Note, Span, SpecError, UsageError, did_you_me
 from .graph import Block, Graph, Layer, OutputSpec
 from .ops import ACTIVATIONS, ALIASES, KINDS, OPS, REQUIRED, Op, Symbol, normalize
 from .parse import Program
+from .rounding import make_divisible, slim_depth
 
 MAX_LAYERS = 100_000
 MAX_STEPS = 1_000_000  # statements and expressions evaluated; stops runaway nested repeats
@@ -590,11 +591,15 @@ class _Elaborator:
             "int": (1, lambda x: int(x)), "float": (1, float), "round": (1, lambda x: int(round(x))),
             "floor": (1, lambda x: int(math.floor(x))), "ceil": (1, lambda x: int(math.ceil(x))),
             "abs": (1, abs), "min": (None, min), "max": (None, max),
+            "depth": ((2, 3), slim_depth), "make_divisible": ((1, 3), make_divisible),
         }
         if name not in fns:
             raise SpecError(f"unknown function '{name}'", e.span, hint=did_you_mean(name, fns) or f"functions: {', '.join(fns)}")
         arity, fn = fns[name]
-        if (arity is not None and len(args) != arity) or (arity is None and not args):
+        if isinstance(arity, tuple):
+            if not arity[0] <= len(args) <= arity[1]:
+                raise SpecError(f"{name}() takes {arity[0]} to {arity[1]} arguments, got {len(args)}", e.span)
+        elif (arity is not None and len(args) != arity) or (arity is None and not args):
             raise SpecError(f"{name}() takes {arity or 'one or more'} argument{'s' if arity != 1 else ''}, got {len(args)}", e.span)
         for a, x in zip(args, e.args):
             self._num(a, x, env)
