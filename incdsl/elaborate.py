@@ -18,6 +18,7 @@ from .errors import ArgumentError, Note, Span, SpecError, UsageError, did_you_me
 from .graph import Block, Graph, Layer, OutputSpec
 from .ops import ACTIVATIONS, ALIASES, KINDS, OPS, REQUIRED, Op, Symbol, normalize
 from .parse import Program
+from .foreign_names import argument_hint
 from .rounding import make_divisible, slim_depth
 
 MAX_LAYERS = 100_000
@@ -197,7 +198,7 @@ class _Elaborator:
                 arg = op.arg(kw.name)
                 if arg is None:
                     raise SpecError(f"{op.name} has no argument '{kw.name}'", kw.span,
-                                    hint=did_you_mean(kw.name, [a.name for a in op.args]))
+                                    hint=argument_hint(kw.name, [a.name for a in op.args]))
                 v = self._eval(kw.value, scope.vars)
                 try:
                     if not (v is None and arg.default is None):
@@ -426,7 +427,7 @@ class _Elaborator:
             arg = op.arg(kw.name)
             if arg is None or kw.name in preset:
                 raise SpecError(f"{el.name} has no argument '{kw.name}'", kw.span,
-                                hint=did_you_mean(kw.name, [a.name for a in settable]) or _signature(op))
+                                hint=argument_hint(kw.name, [a.name for a in settable]) or _signature(op))
             if kw.name in explicit:
                 raise SpecError(f"argument '{kw.name}' is given twice", kw.span,
                                 notes=[Note("first given here",

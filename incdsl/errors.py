@@ -109,9 +109,16 @@ def _excerpt(span: Span | None, label: str | None) -> list[str]:
     return [f" {num} | {line}", f" {pad} | {caret}"]
 
 
+CLOSE = 0.75  # difflib similarity for "did you mean": `stddev` vs `stride` (0.67) is not close
+
+
 def did_you_mean(name: str, known) -> str | None:
+    """A suggestion for a misspelt name, or None when nothing is close: only near spellings, and a
+    known name the word starts with or begins (`convolution` -> `conv`, `max` -> `maxpool`), not one
+    that is only the first part of a compound (`kernel_regularizer` is not a `kernel`)."""
     known = sorted(set(known))
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    if not close and len(name) >= 3:  # `convolution` for `conv`, `max` for `maxpool`
-        close = [k for k in known if len(k) >= 3 and (name.startswith(k) or k.startswith(name))][:1]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=CLOSE)
+    if not close and len(name) >= 3:
+        close = [k for k in known if len(k) >= 3 and ((name.startswith(k) and name[len(k)] != "_") or
+                                                     (k.startswith(name) and k[len(name)] != "_"))][:1]
     return f"did you mean '{close[0]}'?" if close else None

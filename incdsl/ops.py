@@ -47,9 +47,11 @@ ZERO = Count()
 class ShapeError(Exception):
     """Raised by a shape rule; the shape pass adds the node's span and notes."""
 
-    def __init__(self, message: str, hint: str | None = None, culprit: int | None = None, detail: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, culprit: int | None = None, detail: str | None = None,
+                 too_small: bool = False):
         super().__init__(message)
         self.message, self.hint, self.culprit, self.detail = message, hint, culprit, detail
+        self.too_small = too_small  # the input is too small for a window: a larger one would fit
 
 
 class Symbol(str):
@@ -217,7 +219,7 @@ def _spatial(attrs, shape, filters=None, kernel=None, dilation=(1, 1)):
     if oh < 1 or ow < 1:
         window = f"{dh * (kh - 1) + 1}x{dw * (kw - 1) + 1}"
         raise ShapeError(f"output would be {max(oh, 0)}x{max(ow, 0)}: the {window} window does not fit the {h}x{w} input",
-                         hint="use pad=same, a smaller kernel, or a larger input", detail=why)
+                         hint="use pad=same, a smaller kernel, or a larger input", detail=why, too_small=True)
     return (oh, ow, c if filters is None else filters), why
 
 
@@ -281,7 +283,7 @@ def _adaptive_shape(attrs, shapes):
     h, w, c = _feature_map(shapes[0])
     oh, ow = attrs["size"]
     if oh > h or ow > w:
-        raise ShapeError(f"cannot pool a {h}x{w} map up to {oh}x{ow}")
+        raise ShapeError(f"cannot pool a {h}x{w} map up to {oh}x{ow}", too_small=True)
     return (oh, ow, c), None
 
 
