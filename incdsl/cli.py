@@ -79,6 +79,9 @@ def cmd_check(args) -> int:
           f"{inf.macs:,} MACs (inference){extra}")
     for name in net.graph.unused:
         print(f"{args.spec}: warning: '{name}' reaches no output and is left out", file=sys.stderr)
+    from .targets import target_notes
+    for note in target_notes(net):
+        print(f"{note.span or args.spec}: note: {note.message}", file=sys.stderr)
     return 0
 
 

@@ -458,6 +458,12 @@ class _Elaborator:
         kind = op.arg(e.arg).kind if op.arg(e.arg) else None
         if isinstance(v, Symbol):
             words = {"pad": ("same", "valid"), "act": ("none",) + ACTIVATIONS}.get(kind)
+            if words is None and kind in ("size", "size0") and "x" in v.strip("x"):
+                ints = sorted(k for k, x in scope.vars.items() if isinstance(x, int) and not isinstance(x, bool))
+                return SpecError(f"'{v}' is not a size here: its sides must be numbers or names of integers",
+                                 span, label=f"{what}'s '{e.arg}' needs a size",
+                                 hint=f"integers known here: {', '.join(ints)}" if ints else
+                                 "bind the side first, e.g. a module parameter n for 1xn, or write (1, 7)")
             if words is None:  # a number or true/false was wanted: the word is a misspelt name
                 return SpecError(f"unknown name '{v}'", span, label=f"{what}'s '{e.arg}' needs a value",
                                  hint=did_you_mean(v, scope.vars) or _known(scope.vars))

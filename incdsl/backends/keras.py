@@ -39,6 +39,7 @@ from ..errors import SpecError, UsageError
 from ..weights import init_weights, keras_name
 from .keras_weights import all_layers, from_keras, to_keras
 from ..ops import LEAKY_RELU_SLOPE
+from ..targets import strided_dilation
 from .keras_layers import (CUSTOM_OBJECTS, LRN, AdaptiveAvgPool2D, AvgPool2D, ChannelShuffle, DropPath, GroupedConv2D,
                            MaxPool2D,
                            Subsample)
@@ -72,11 +73,6 @@ def _bn_act(a: dict, node, x):
     if a["act"]:
         x = L.Activation(a["act"], name=keras_name(node, "act"))(x)
     return x
-
-
-def strided_dilation(a: dict) -> bool:
-    """Keras' convolutions refuse strides > 1 together with dilation_rate > 1 (on every backend)."""
-    return a.get("stride", (1, 1)) != (1, 1) and a.get("dilation", (1, 1)) != (1, 1)
 
 
 def _conv(layer, xs, net):
