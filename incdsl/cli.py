@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_spec_args(p)
     p.add_argument("--depth", type=int, metavar="N", help="fold modules below depth N")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--rf", action="store_true", help="add each row's receptive field and effective stride")
     p.set_defaults(run=cmd_summary)
 
     p = sub.add_parser("expand", help="the flat, macro-expanded network, one layer per line")
@@ -92,7 +93,7 @@ def cmd_summary(args) -> int:
     else:
         if args.depth is not None and args.depth < 1:
             raise UsageError("--depth must be at least 1")
-        print(net.table(args.depth))
+        print(net.table(args.depth, rf=args.rf))
     return 0
 
 

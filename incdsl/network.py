@@ -170,6 +170,13 @@ class Network:
             best[name] = d + (layer.op in convs)
         return max(best[o.node] for o in self.graph.outputs)
 
+    @cached_property
+    def fields(self) -> dict:
+        """Receptive field and effective stride of every layer, in input pixels
+        (passes/receptive_field.py): {layer: Field(size=(h, w), stride=(h, w))}."""
+        from .passes.receptive_field import receptive_fields
+        return receptive_fields(self)
+
     # -- reports -------------------------------------------------------------------------
     def summary(self, depth: int | None = None, print_fn=print) -> None:
         """Print the summary table, as Keras' `Model.summary()` does: one row per layer (or per
@@ -191,12 +198,12 @@ class Network:
         from .report import expand_text
         return expand_text(self)
 
-    def table(self, depth: int | None = None) -> str:
-        """The summary table as text (what `summary()` prints)."""
+    def table(self, depth: int | None = None, rf: bool = False) -> str:
+        """The summary table as text (what `summary()` prints); `rf` adds receptive fields."""
         if depth is not None and depth < 1:
             raise UsageError("depth must be at least 1")
         from .report import summary_table
-        return summary_table(self, depth)
+        return summary_table(self, depth, rf=rf)
 
     # -- backends (imported lazily: the front end never loads TensorFlow, Keras or onnx) ---
     def to_keras(self, inference: bool = False, weights=None, seed: int | None = 0):

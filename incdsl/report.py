@@ -10,6 +10,11 @@ def _counts(c: Count) -> dict:
     return {"total": c.params, "trainable": c.trainable, "non_trainable": c.non_trainable}
 
 
+def _rf(net, node: str) -> dict:
+    f = net.fields[node]
+    return {"rf": list(f.size), "rf_stride": list(f.stride)}
+
+
 def summary_dict(net) -> dict:
     full, inf = net.total(), net.total(inference=True)
     blocks = net.group_counts()
@@ -28,10 +33,11 @@ def summary_dict(net) -> dict:
         "depth": net.depth,
         "blocks": [{"name": b.name, "module": b.module, "shape": list(net.shapes[b.output]),
                     "params": _counts(blocks.get(b.name, Count())), "macs": blocks.get(b.name, Count()).macs,
-                    "train_only": net.is_train_only(b.output)} for b in net.graph.blocks],
+                    "train_only": net.is_train_only(b.output), **_rf(net, b.output)} for b in net.graph.blocks],
         "layers": [{"name": n, "op": l.op, "shape": list(net.shapes[n]), "params": net.counts[n].params,
                     "trainable": net.counts[n].trainable, "non_trainable": net.counts[n].non_trainable,
-                    "macs": net.counts[n].macs, "inputs": list(l.inputs), "train_only": net.is_train_only(n)}
+                    "macs": net.counts[n].macs, "inputs": list(l.inputs), "train_only": net.is_train_only(n),
+                    **_rf(net, n)}
                    for n, l in net.layers.items()],
     }
 
@@ -92,10 +98,11 @@ def _pad(p) -> str:
     return f"pad ({t}, {b}, {l}, {r})"
 
 
-def summary_table(net, depth: int | None = None) -> str:
+def summary_table(net, depth: int | None = None, rf: bool = False) -> str:
+    """The layer table; `rf` adds each row's receptive field and effective stride (input pixels)."""
     groups = net.group_counts(depth)
     block_modules = {b.name: b for b in net.graph.blocks}
-    rows: list[tuple[str, str, str, int, int, bool]] = []
+    rows: list[tuple[str, str, str, int, int, bool, str]] = []  # ..., the node whose output the row shows
     seen: dict[str, int] = {}
     for name, layer in net.layers.items():
         path = name.split("/")
@@ -103,9 +110,9 @@ def summary_table(net, depth: int | None = None) -> str:
         if depth is not None and len(path) > depth:
             key = "/".join(path[:depth])
             block = block_modules.get(key)
-            shape = net.shapes[block.output] if block else net.shapes[name]
+            node = block.output if block else name
             c = groups[key]
-            row = (key, block.module if block else "(group)", fmt(shape), c.params, c.macs, train)
+            row = (key, block.module if block else "(group)", fmt(net.shapes[node]), c.params, c.macs, train, node)
             if key in seen:  # a plain group (a branch) shows its last layer's shape
                 rows[seen[key]] = row
             else:
@@ -114,15 +121,20 @@ def summary_table(net, depth: int | None = None) -> str:
             continue
         c = net.counts[name]
         if name in seen:  # `mixed = concat {...}`: the folded branches and the concat are one row
-            _, _, _, params, macs, _ = rows[seen[name]]
-            rows[seen[name]] = (name, describe(layer), fmt(net.shapes[name]), params + c.params, macs + c.macs, train)
+            _, _, _, params, macs, _, _ = rows[seen[name]]
+            rows[seen[name]] = (name, describe(layer), fmt(net.shapes[name]), params + c.params, macs + c.macs, train,
+                                name)
             continue
-        rows.append((name, describe(layer), fmt(net.shapes[name]), c.params, c.macs, train))
+        rows.append((name, describe(layer), fmt(net.shapes[name]), c.params, c.macs, train, name))
 
     head = ("layer" if depth is None else "layer / module", "op", "output", "params", "MACs")
-    body = [(n + (" *" if t else ""), o, s, f"{p:,}", f"{m:,}") for n, o, s, p, m, t in rows]
-    widths = [max(len(r[i]) for r in [head] + body) for i in range(5)]
-    line = lambda r: "  ".join(r[i].ljust(widths[i]) if i < 3 else r[i].rjust(widths[i]) for i in range(5)).rstrip()
+    body = [(n + (" *" if t else ""), o, s, f"{p:,}", f"{m:,}") for n, o, s, p, m, t, _ in rows]
+    if rf:
+        head += ("RF", "stride")
+        body = [r + (_size(net.fields[row[6]].size), _size(net.fields[row[6]].stride)) for r, row in zip(body, rows)]
+    cols = len(head)
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(cols)]
+    line = lambda r: "  ".join(r[i].ljust(widths[i]) if i < 3 else r[i].rjust(widths[i]) for i in range(cols)).rstrip()
     rule = "-" * len(line(tuple("-" * w for w in widths)))
     out = [f"network {net.name}  ({net.path})", rule, line(head), rule] + [line(r) for r in body] + [rule]
     full, inf = net.total(), net.total(inference=True)
@@ -132,6 +144,8 @@ def summary_table(net, depth: int | None = None) -> str:
     for h in net.heads:
         extra = f", training only, loss weight {h.loss_weight:g}" if h.train_only else ""
         out.append(f"output {h.name}: {fmt(h.shape)}{extra}")
+    if rf:
+        out.append("RF: receptive field, stride: effective stride, in input pixels (height x width)")
     return "\n".join(out)
 
 
