@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 from . import ast
-from .errors import ArgumentError, Note, Span, SpecError, UsageError, did_you_mean
+from .errors import ArgumentError, Note, Span, SpecError, UsageError, call_note, did_you_mean
 from .graph import Block, Graph, Layer, OutputSpec
 from .ops import ACTIVATIONS, ALIASES, KINDS, OPS, REQUIRED, Op, Symbol, normalize
 from .parse import Program
@@ -378,7 +378,12 @@ class _Elaborator:
         self.block_spans["/".join(path)] = el.span  # taken from now on, before its body
         inner = Scope(path, values, {}, scope.defaults, mod.name)
         self.calls.append((el.name, el.span))
-        out = self._body(mod.body, inner, cur)
+        try:
+            out = self._body(mod.body, inner, cur)
+        except SpecError as err:
+            if not err.message.startswith("module recursion"):  # that one lists the calls already
+                err.notes.append(call_note(mod.name, "/".join(path), el.span))  # innermost first, like rustc
+            raise
         self.calls.pop()
         self.graph.blocks.append(Block("/".join(path), mod.name, out, el.span))
         return out

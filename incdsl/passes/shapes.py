@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import Note, SpecError
+from ..errors import Note, SpecError, call_note
 from ..graph import Graph
 from ..ops import MAX_DIM, OPS, Count, Shape, ShapeError, infer
 from .min_input import smallest_input
@@ -101,7 +101,7 @@ def call_chain(g: Graph, node: str) -> list[Note]:
     for i in range(len(parts), 0, -1):
         b = calls.get("/".join(parts[:i]))
         if b is not None:
-            notes.append(Note(f"in module {b.module}, called as '{b.name}'", b.span))
+            notes.append(call_note(b.module, b.name, b.span))
     return notes
 
 
