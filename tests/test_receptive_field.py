@@ -50,6 +50,7 @@ def test_dilation_and_rectangular_kernels(spec_file):
     # a squeeze-and-excitation gate (gap: one window over the 16x16 map) makes the field global:
     # 6 + 15*2 = 36 by 12 + 15*2 = 42
     assert net.fields["multiply_1"].size == (36, 42)
+    assert net.fields["multiply_1"].stride == (2, 2)  # the map's, not the gate's
 
 
 def test_summary_rf_and_json(capsys):

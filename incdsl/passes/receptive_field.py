@@ -10,8 +10,8 @@ Networks" (Distill, 2019), Eq. 1-2, per spatial axis, from the input (field 1, s
 - adaptive_avgpool: windows of ceil(in / out) at stride floor(in / out), PyTorch's widest bin;
 - gap, gmp, flatten: one window over the whole map (the field then covers every input pixel that
   reaches the layer);
-- concat, add, multiply: the largest field and stride among the inputs (a squeeze-and-excitation
-  gate, a vector, makes the field global);
+- concat, add, multiply: the largest field among the inputs (a squeeze-and-excitation gate, a
+  vector, makes the field global) and the largest stride among the feature maps;
 - everything else (activations, batch norm, dense, dropout, zeropad, ...): unchanged. Padding does
   not change the field: a field may reach past the image into the padding.
 """
@@ -38,9 +38,10 @@ def receptive_fields(net) -> dict[str, Field]:
             out[name] = Field((1, 1), (1, 1))
             continue
         ins = [out[i] for i in layer.inputs]
-        if len(ins) > 1:
+        if len(ins) > 1:  # the stride is the feature maps' (a gate vector's says nothing of positions)
+            maps = [f for f, i in zip(ins, layer.inputs) if len(net.shapes[i]) == 3] or ins
             out[name] = Field(tuple(max(f.size[a] for f in ins) for a in (0, 1)),
-                              tuple(max(f.stride[a] for f in ins) for a in (0, 1)))
+                              tuple(max(f.stride[a] for f in maps) for a in (0, 1)))
             continue
         f, a, op = ins[0], layer.attrs, layer.op
         in_shape = net.shapes[layer.inputs[0]]
