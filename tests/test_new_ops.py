@@ -53,6 +53,7 @@ def nhwc(t):
 X = np.random.default_rng(0).standard_normal((2, 9, 10, 16)).astype("float32")
 
 
+@pytest.mark.slow  # builds Keras models (TensorFlow's import alone is over 5 s)
 def test_grouped_conv_matches_torch(spec_file):
     import torch
     net = net_of(spec_file, "conv(32, 3, pad=1, groups=4)")
@@ -66,12 +67,14 @@ def test_grouped_conv_matches_torch(spec_file):
     np.testing.assert_allclose(run_keras(net, w, X), nhwc(ref(nchw(X))), atol=1e-5)
 
 
+@pytest.mark.slow  # builds Keras models (TensorFlow's import alone is over 5 s)
 def test_channel_shuffle_matches_torch(spec_file):
     import torch
     net = net_of(spec_file, "channel_shuffle(4)")
     np.testing.assert_array_equal(run_keras(net, None, X), nhwc(torch.nn.ChannelShuffle(4)(nchw(X))))
 
 
+@pytest.mark.slow  # builds Keras models (TensorFlow's import alone is over 5 s)
 def test_squeeze_and_excitation_matches_torchvision(spec_file):
     import torch
     from torchvision.ops import SqueezeExcitation
@@ -86,6 +89,7 @@ def test_squeeze_and_excitation_matches_torchvision(spec_file):
     np.testing.assert_allclose(run_keras(net, w, X), nhwc(ref(nchw(X))), atol=1e-5)
 
 
+@pytest.mark.slow  # builds Keras models (TensorFlow's import alone is over 5 s)
 def test_drop_path_matches_timm(spec_file):
     import torch
     from timm.layers import DropPath
@@ -111,6 +115,7 @@ def test_drop_path_matches_timm(spec_file):
         assert 4 <= sum(dropped) <= 32  # 64 samples at rate 0.25: 16 expected
 
 
+@pytest.mark.slow  # builds Keras models (TensorFlow's import alone is over 5 s)
 def test_swish_leaky_relu_slopes_and_named_sizes_match_torch(spec_file):
     import torch
     import torch.nn.functional as F
@@ -128,6 +133,7 @@ def test_swish_leaky_relu_slopes_and_named_sizes_match_torch(spec_file):
     np.testing.assert_allclose(run_keras(net, w, X), nhwc(want), atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pad, torch_pad", [
     ("same", (1, 2, 2, 2)),  # TF same on 9x10, k_eff 5, stride 2: out 5x5; rows (4*2 + 5 - 9) = 4 -> 2+2,
                              # columns (4*2 + 5 - 10) = 3 -> 1 left, 2 right (the odd one at the end)
