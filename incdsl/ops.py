@@ -266,7 +266,7 @@ def _shuffle_shape(attrs, shapes):
 
 def _act_shape(attrs, shapes):
     if attrs["slope"] is not None and attrs["fn"] != "leaky_relu":
-        raise ShapeError(f"takes no slope: only leaky_relu has one", hint=f"drop the slope, or use leaky_relu({attrs['slope']:g})")
+        raise ShapeError("takes no slope: only leaky_relu has one", hint=f"drop the slope, or use leaky_relu({attrs['slope']:g})")
     return shapes[0], None
 
 

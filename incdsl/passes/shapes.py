@@ -39,7 +39,8 @@ def _explain(g: Graph, layer, e: ShapeError, shapes, whys) -> SpecError:
         notes += call_chain(g, layer.name)
         if e.too_small:
             notes += _smallest_input_note(g)
-        return SpecError(f"{layer.op} {e.message}", layer.span, hint=e.hint,
+        what = layer.attrs["fn"] if layer.op == "act" else layer.op  # `relu(0.1)`: say relu, not act
+        return SpecError(f"{what} {e.message}", layer.span, hint=e.hint,
                          label=f"input is {ins}" if ins else None, notes=notes)
     bad, first = layer.inputs[e.culprit], layer.inputs[0]
     if len(shapes[bad]) == len(shapes[first]) == 3 and shapes[bad][:2] == shapes[first][:2]:
