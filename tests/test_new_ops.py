@@ -218,3 +218,28 @@ def test_other_keras_backends_give_the_same_outputs(spec_file, backend, tmp_path
     want = np.asarray(net.to_keras(weights=w)(x, training=False))
     assert np.abs(want - 0.2).max() > 1e-3  # not a uniform softmax: the ops did something
     np.testing.assert_allclose(np.load(tmp_path / "w.npz.out.npy"), want, atol=1e-5)
+
+
+def test_summary_expand_and_drawing_name_the_new_ops(spec_file):
+    from incdsl.backends.dot import op_text
+    from incdsl.report import describe
+    net = incdsl.load(spec_file(ALL_NEW))
+    expand = net.expand()
+    for text in ("fac_1/conv_1      = conv(8, kernel=1x7)", "conv(16, kernel=5x5, bn=true, act=silu, groups=4)",
+                 "channel_shuffle(2) <- conv_1", "act(leaky_relu, slope=0.1)", "drop_path(0.2) <- b2/conv_1",
+                 "multiply <- add_1, b4/dense_2"):
+        assert text in expand, text
+    layers = net.layers
+    assert describe(layers["conv_1"]) == "conv 5x5 groups 4 bn silu"
+    assert describe(layers["leaky_relu_1"]) == "leaky_relu slope 0.1"
+    assert describe(layers["conv_2"]) == "conv 3x3/2 dil 2x2 bn relu"
+    assert [op_text(layers[n]) for n in ("conv_1", "channel_shuffle_1", "b2/drop_path_1", "multiply_1")] == [
+        "conv 5x5 g4 silu", "channel_shuffle 2", "drop_path 0.2", "multiply"]
+
+
+def test_add_stays_strict_where_multiply_broadcasts(spec_file):
+    from incdsl.errors import SpecError
+    body = "{ identity; gap -> dense(16, act=sigmoid) }"
+    assert net_of(spec_file, f"multiply {body}").shapes["multiply_1"] == (9, 10, 16)
+    with pytest.raises(SpecError, match="add inputs disagree on shape: 9x10x16 vs 16"):
+        net_of(spec_file, f"add {body}")
