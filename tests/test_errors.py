@@ -64,10 +64,16 @@ def write_expected(name: str, err: str) -> None:
     """UPDATE_GOLDEN: replace the case's CHECK lines (at the end) with `err`."""
     path = ERRORS / f"{name}.inc"
     data = path.read_bytes()
+    block = ("\n".join([MARK] + [f"{CHECK} {line}" if line else CHECK for line in err.split("\n")[:-1]])
+             + "\n").encode()
+    if data.startswith(MARK.encode()):  # a case about the end of the file keeps its lines on top
+        lines = data.split(b"\n")
+        rest = next(i for i, line in enumerate(lines[1:], 1) if not line.startswith(CHECK.encode()))
+        path.write_bytes(block + b"\n".join(lines[rest:]))
+        return
     cut = data.find(MARK.encode())
     body = data[:cut] if cut >= 0 else data + (b"" if data.endswith(b"\n") else b"\n")
-    lines = [MARK] + [f"{CHECK} {line}" if line else CHECK for line in err.split("\n")[:-1]]
-    path.write_bytes(body + ("\n".join(lines) + "\n").encode())
+    path.write_bytes(body + block)
 
 
 def run_case(name: str, capsys) -> tuple[int, str, str]:
