@@ -162,8 +162,10 @@ class Network:
 
     @cached_property
     def depth(self) -> int:
-        """Conv layers (any kind) on the longest path from the input to an output."""
-        convs = {"conv", "dwconv", "sepconv"}
+        """Layers with weights (conv of any kind, and dense) on the longest path from the input to
+        an output: GoogLeNet's "22 layers deep when counting only layers with parameters" (Szegedy
+        et al. 2014, Section 5). Batch norm is not counted: it belongs to its conv."""
+        convs = {"conv", "dwconv", "sepconv", "dense"}
         best: dict[str, int] = {}
         for name, layer in self.layers.items():
             d = max((best[i] for i in layer.inputs), default=0)

@@ -94,7 +94,8 @@ def _place_labels(fig, ax, labels) -> None:
 def _delta_bars(fig, grid, rows, blocks) -> None:
     """Two panels: per-block delta of params and of MACs, second variant minus first. The x axis is
     symmetric about zero and each bar's note sits on the other side of zero, clear of the bars."""
-    from .compare import REST, pct_text
+    from .compare_out import pct_text
+    from .compare import REST
 
     names = [("other layers" if b.name == REST else b.name)
              + (" (train)" if any(c and c.train_only for c in b.cells) else "") for b in blocks]

@@ -338,7 +338,7 @@ def test_counts_and_depth(spec_file):
     net = net_of(spec_file, "conv(4, 3, bias=false, bn=true) -> concat { conv(2, 1); conv(2, 1) -> conv(2, 1) }"
                             " -> gap -> dense(3)")
     assert net.counts["conv_1"].trainable == 3 * 3 * 3 * 4 + 8 and net.counts["conv_1"].non_trainable == 8
-    assert net.depth == 3  # convs on the longest path: conv_1, then branch 2's two; dense is not counted
+    assert net.depth == 4  # layers with weights on the longest path: conv_1, branch 2's two convs, dense
 
 
 def test_set_on_the_command_line(spec_file, capsys):

@@ -46,6 +46,7 @@ def main() -> int:
     rel = str(spec.relative_to(ROOT)) if spec.is_relative_to(ROOT) else str(spec)
 
     from incdsl import compare as cmp
+    from incdsl.compare_out import to_json
     from incdsl.network import Spec
 
     def in_process():
@@ -53,7 +54,7 @@ def main() -> int:
         plan = cmp.plan(specs, {}, [cmp.parse_sweep(s) for s in SWEEPS])
         assert len(plan) == 1000, len(plan)
         rows = cmp.measure_all(plan, progress=False)
-        json.dumps(cmp.to_json(rows, cmp.align_blocks(rows)))
+        json.dumps(to_json(rows, cmp.align_blocks(rows)))
 
     exe = [sys.executable, "-m", "incdsl"]
     sweep_cmd = exe + ["compare", rel] + [x for s in SWEEPS for x in ("--sweep", s)] + ["--json"]

@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..compare import fit, fit_json, parse_budget
+    from ..fit import fit, fit_json, parse_budget
     from ..network import Spec
 
     metric, text = ("params", args.params) if args.params is not None else ("macs", args.macs)
@@ -51,13 +51,17 @@ def run(args) -> int:
     else:
         scope = ""
     print(f"{args.spec}: largest {r.name} with {what} <= {budget:,}{scope}")
-    same = f"  ({r.name}={r.short!r} gives the same network)" if r.short != r.best.value else ""
-    print(f"  {r.name} = {r.best.value!r}{same}: {_line(r.best)}")
+    # the shortest decimals that build each network: 0.634 fits, 0.635 is over (not 0.6343749999999999)
+    print(f"  {r.name} = {_num(r.short)}: {_line(r.best)}  <- fits")
     if r.next is None:
         print("  it is the --max you gave; larger values were not tried")
     else:
-        print(f"  next step: {r.name} = {r.next.value!r}: {_line(r.next)}  <- over budget")
+        print(f"  next step: {r.name} = {_num(r.next_short)}: {_line(r.next)}  <- over budget")
     return 0
+
+
+def _num(v) -> str:
+    return repr(v) if isinstance(v, float) else str(v)
 
 
 def _line(p) -> str:
