@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 
 from .errors import ArgumentError, SpecError, UsageError
 
 # Commands with their own module under incdsl/commands (each has add_parser and run).
-COMMANDS = ("compile", "train", "predict", "compare", "fit")
+COMMANDS = ("summary", "compile", "train", "predict", "compare", "fit", "diff")
 
 
 def parse_sets(items: list[str] | None) -> dict[str, str]:
@@ -47,13 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_spec_args(p)
     p.set_defaults(run=cmd_check)
 
-    p = sub.add_parser("summary", help="layers, shapes, params and MACs")
-    add_spec_args(p)
-    p.add_argument("--depth", type=int, metavar="N", help="fold modules below depth N")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--rf", action="store_true", help="add each row's receptive field and effective stride")
-    p.set_defaults(run=cmd_summary)
-
     p = sub.add_parser("expand", help="the flat, macro-expanded network, one layer per line")
     add_spec_args(p)
     p.set_defaults(run=cmd_expand)
@@ -83,17 +75,6 @@ def cmd_check(args) -> int:
     from .targets import target_notes
     for note in target_notes(net):
         print(f"{note.span or args.spec}: note: {note.message}", file=sys.stderr)
-    return 0
-
-
-def cmd_summary(args) -> int:
-    net = load_net(args)
-    if args.json:
-        print(json.dumps(net.report(), indent=1))
-    else:
-        if args.depth is not None and args.depth < 1:
-            raise UsageError("--depth must be at least 1")
-        print(net.table(args.depth, rf=args.rf))
     return 0
 
 

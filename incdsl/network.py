@@ -200,12 +200,13 @@ class Network:
         from .report import expand_text
         return expand_text(self)
 
-    def table(self, depth: int | None = None, rf: bool = False) -> str:
-        """The summary table as text (what `summary()` prints); `rf` adds receptive fields."""
+    def table(self, depth: int | None = None, rf: bool = False, **extras) -> str:
+        """The summary table as text (what `summary()` prints); `rf` adds receptive fields;
+        `extras` go to report.summary_table (columns, footer, ops, ops_label)."""
         if depth is not None and depth < 1:
             raise UsageError("depth must be at least 1")
         from .report import summary_table
-        return summary_table(self, depth, rf=rf)
+        return summary_table(self, depth, rf=rf, **extras)
 
     # -- backends (imported lazily: the front end never loads TensorFlow, Keras or onnx) ---
     def to_keras(self, inference: bool = False, weights=None, seed: int | None = 0):
