@@ -373,12 +373,14 @@ def test_fit_usage_errors(tiny, capsys, args, words):
 
 
 def test_fit_needs_a_budget_and_a_name(tiny, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["fit", str(tiny), "--vary", "c"])
-    assert e.value.code == 2
-    with pytest.raises(SystemExit) as e:
-        main(["fit", str(tiny), "--params", "1M", "--macs", "1G", "--vary", "c"])
-    assert e.value.code == 2
+    assert main(["fit", str(tiny), "--vary", "c"]) == 2
+    assert "give a budget" in capsys.readouterr().err
+    assert main(["fit", str(tiny), "--params", "1M"]) == 2
+    assert "give one --vary NAME" in capsys.readouterr().err
+    # two budgets at once: both must hold; params 52c + 10 <= 1M binds (c = 19,230), MACs 1940c do not
+    assert as_json(capsys, "fit", tiny, "--params", "1M", "--macs", "1G", "--vary", "c")["value"] == 19_230
+    # MACs 1940c <= 10,000 binds first: c = 5
+    assert as_json(capsys, "fit", tiny, "--params", "<=", "1M", "--macs", "<=", "10K", "--vary", "c")["value"] == 5
 
 
 def test_front_end_imports_no_plotting_or_backends():
