@@ -192,6 +192,10 @@ def fit(spec: Spec, name: str, metric: str, budget, *, lo=None, hi=None, sets: d
     lo, hi = (_bound(x, kind, name, flag) for x, flag in ((lo, "--min"), (hi, "--max")))
     if lo is not None and hi is not None and lo >= hi:
         raise UsageError(f"--min {_num(lo)} must be below --max {_num(hi)}")
+    if name == BATCH:
+        lo = max(lo or 1, 1)  # no step has fewer than one image
+        if hi is not None and hi <= lo:
+            raise UsageError(f"--max {_num(hi)} must be above 1 for batch")
     f = _Fitter(spec, name, metric, budget, trainable, inference, sets, budgets, measure)
     over = lambda v: f"{name}={_num(v)} " + over_text(f.probe(v), budgets, trainable)
 

@@ -119,7 +119,8 @@ def test_budget_usage_errors(capsys):
                         (["--params", "5M", "--scale", "width=1"], "bases > 0 and not 1"),
                         (["--params", "5M", "--scale", "widht=1.1"], "has no parameter 'widht'"),
                         (["--latency", "5ms", "--vary", "batch", "--device", "fast"], "give a profile"),
-                        (["--params", "<=", "5M", "6M", "--vary", "width"], "expects one limit")):
+                        (["--params", "<=", "5M", "6M", "--vary", "width"], "expects one limit"),
+                        (["--memory", "1KiB", "--vary", "batch"], "nothing fits: batch=1 gives 190.11 MiB")):
         assert main(["fit", spec] + argv) == 2, argv
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err, (argv, err)
