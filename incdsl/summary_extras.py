@@ -74,11 +74,16 @@ def memory_json(net, batch: int, precision: str, optimizer: str) -> dict:
 
 
 def add_layer_memory(data: dict, net, precision: str) -> None:
-    """Each layer of a summary dict gains "memory": {param_bytes, outputs, kept} (one image, bytes)."""
+    """Each layer and each module call of a summary dict gains "memory": {param_bytes, outputs,
+    kept} (one image, bytes; a call sums its layers)."""
     per = layer_memory(net, precision)
     for entry in data["layers"]:
         m = per[entry["name"]]
         entry["memory"] = {"param_bytes": m.params, "outputs": m.outputs, "kept": m.kept}
+    for entry in data["blocks"]:
+        ms = [m for n, m in per.items() if n.startswith(entry["name"] + "/")]
+        entry["memory"] = {"param_bytes": sum(m.params for m in ms), "outputs": sum(m.outputs for m in ms),
+                           "kept": sum(m.kept for m in ms)}
 
 
 def memory_columns(net, batch: int, precision: str, optimizer: str):

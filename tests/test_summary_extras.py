@@ -59,6 +59,16 @@ def test_percent_of_total_and_memory_by_hand(spec_file, capsys):
     assert "param bytes" in text and "kept x8" in text and "training step at batch 8 (adam)" in text
 
 
+def test_block_memory_sums_its_layers(capsys):
+    data = json.loads(run(capsys, "summary", SPECS / "googlenet.inc", "--json"))
+    layers = {l["name"]: l["memory"] for l in data["layers"]}
+    b = next(b for b in data["blocks"] if b["name"] == "inception3a")
+    inside = [m for n, m in layers.items() if n.startswith("inception3a/")]
+    # float32: the params' bytes are 4 x the block's params (163,696 in the paper's Table 1 row)
+    assert b["memory"]["param_bytes"] == 4 * 163_696 == sum(m["param_bytes"] for m in inside)
+    assert b["memory"]["kept"] == sum(m["kept"] for m in inside) > 0
+
+
 def test_roofline_by_hand(spec_file, capsys):
     net = incdsl.load(spec_file(TINY))
     dev = parse_device("1T,1G")
