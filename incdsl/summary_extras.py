@@ -7,17 +7,9 @@ from .passes.memory import PRECISIONS, fmt_bytes, forward_peak, layer_memory, pa
 
 
 def strides(net) -> dict[str, int]:
-    """Each feature map's stride against the input (product of the strides on its first input's
-    path); flat vectors get none."""
-    out: dict[str, int] = {}
-    for name, layer in net.layers.items():
-        s = out.get(layer.inputs[0], 1) if layer.inputs else 1
-        st = layer.attrs.get("stride")
-        if st and layer.op != "input":
-            s *= st[0]
-        if len(net.shapes[name]) == 3:
-            out[name] = s
-    return out
+    """Each feature map's effective stride against the input, from the receptive-field pass
+    (passes/receptive_field.py: the one copy of that arithmetic); flat vectors get none."""
+    return {n: net.fields[n].stride[0] for n in net.layers if len(net.shapes[n]) == 3}
 
 
 def trunk(net) -> list[str]:
