@@ -80,8 +80,8 @@ class _Reader:
 
     def run(self) -> Flat:
         g = self.g
-        name = g.name if g.name and g.name.isidentifier() else Path(self.source).stem
-        flat = self.flat = Flat(_identifier(name), self.source)
+        # exporters name the graph after themselves (torch's main_graph, tf2onnx): the file says more
+        flat = self.flat = Flat(_identifier(Path(self.source).stem), self.source)
         inputs = [i for i in g.input if i.name not in self.consts]
         if len(inputs) != 1:
             raise SpecError(f"{self.source}: the model has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
