@@ -10,7 +10,7 @@ import sys
 from .errors import ArgumentError, SpecError, UsageError
 
 # Commands with their own module under incdsl/commands (each has add_parser and run).
-COMMANDS = ("compile", "train", "predict", "compare", "fit")
+COMMANDS = ("compile", "train", "predict", "compare", "fit", "import_")
 
 
 def parse_sets(items: list[str] | None) -> dict[str, str]:

@@ -130,7 +130,8 @@ def check(flat: Flat, written: Written, net) -> dict[str, str]:
 
 def save_weights(imported: Imported, path: str | Path) -> str:
     """Write the weights as a .keras model of the written spec, which both `--weights` paths read
-    (the Keras backend by layer name, the ONNX backend with h5py). Returns what was written."""
+    (the Keras backend by layer name, the ONNX backend with h5py). Returns what was written. The
+    caller makes it atomic (commands/import_.py)."""
     path = Path(path)
     if path.suffix != ".keras":
         raise UsageError(f"--weights-out writes a .keras file (which `--weights` reads); got {path}")
@@ -138,9 +139,6 @@ def save_weights(imported: Imported, path: str | Path) -> str:
         from ..backends.keras import build_model
     except ImportError as e:
         raise UsageError(f"--weights-out needs Keras ({e.name} is not installed): pip install 'incdsl[keras]'") from None
-    from ..io import atomic_path
-
     model = build_model(imported.net, weights=imported.weights)
-    with atomic_path(path) as tmp:
-        model.save(tmp)
+    model.save(path)
     return f"{model.count_params():,} params"

@@ -158,7 +158,9 @@ class Renderer:
         base = path + (name,) if name else path
         lines = [f"{blk.kind} {{"]
         for br in blk.branches:
-            label = self._fresh(base, "b").split("/")[-1]
+            n = self.counters.get((base, "b"), 0) + 1  # elaborate._branches: b1, b2, ... (no taken-name check)
+            self.counters[(base, "b")] = n
+            label = f"b{n}"
             lines += ["  " + line for line in self.branch(br, base + (label,))]
         if name:
             self.taken.add("/".join(base))
