@@ -38,6 +38,11 @@ def read_spec_meta(path: Path) -> dict | None:
 
 def load(path: Path):
     """The Keras model in `path`; any failure is a SpecError naming the file."""
+    with open(path, "rb") as f:  # before Keras takes its seconds to load
+        magic = f.read(8)
+    if not (magic.startswith(b"PK") or magic.startswith(b"\x89HDF")):
+        raise SpecError(f"{path}: not a Keras model (a .keras file is a zip archive, an .h5 file HDF5)",
+                        hint="incdsl import reads .keras and whole-model .h5 files (model.save), and ONNX files")
     import keras
 
     from ..backends.keras_layers import CUSTOM_OBJECTS

@@ -257,7 +257,8 @@ def write_spec(flat: Flat, chain: list, taps: list[Tap], header: str, use_names:
             for it in g.items if not g.call else []:
                 if isinstance(it, Layer) and flat.nodes[it.node].path:
                     nm = identifier("_".join(flat.nodes[it.node].path))
-                    if nm and nm not in taken and nm != head.name:
+                    automatic = nm and re.fullmatch(r"[a-z_0-9]+_\d+", nm) and nm.rsplit("_", 1)[0] in {**OPS, **ALIASES}
+                    if nm and not automatic and nm not in taken and nm != head.name:
                         named[it.node] = nm
                         taken.add(nm)
     pending = list(groups)
