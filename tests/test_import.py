@@ -347,7 +347,7 @@ def test_onnx_torchvision_inception_v3_round_trip(tmp_path_factory, capsys):
 # --- item 3: expand, then re-fold -----------------------------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.parametrize("spec", ["inception_v3.inc"])
+@pytest.mark.parametrize("spec", ["inception_v3.inc", "xception.inc"])
 def test_import_of_a_compiled_spec_expands_the_same(spec, tmp_path, capsys):
     model, back = tmp_path / "model.keras", tmp_path / "back.inc"
     code, _, err = run(capsys, "compile", SPECS / spec, "--to", "keras", "-o", model)

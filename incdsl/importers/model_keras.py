@@ -274,12 +274,27 @@ class _Reader:
             t, b, l, r = c["padding"]
             eb, er = c.get("extra", (0, 0))
             attrs = {"kernel": tuple(c["pool_size"]), "stride": tuple(c["strides"]), "pad": (t, b + eb, l, r + er)}
+            if cls == "MaxPool2D":
+                attrs = _ceil_mode(attrs, tuple(layer.input.shape[1:3]), tuple(layer.output.shape[1:3]))
             if cls == "AvgPool2D":
                 if eb or er:
                     raise bad("ceil-mode average pooling cannot be imported yet")
                 attrs["count_pad"] = c["count_pad"]
             return ("maxpool" if cls == "MaxPool2D" else "avgpool"), attrs, {}, None
         raise unsupported
+
+
+def _ceil_mode(attrs: dict, size: tuple, out: tuple) -> dict:
+    """incdsl's Keras backend writes a ceil-mode max pool as extra bottom/right padding
+    (backends/keras.py `_pool`): read it back as `ceil=true` where that is what it was."""
+    (kh, kw), (sh, sw) = attrs["kernel"], attrs["stride"]
+    t, b, l, r = attrs["pad"]
+    (h, w), (oh, ow) = size, out
+    eb, er = max((oh - 1) * sh + kh - (h + 2 * t), 0), max((ow - 1) * sw + kw - (w + 2 * l), 0)
+    if (eb or er) and b - eb == t and r - er == l:
+        pad = (t, t, l, l) if (t or l) else "valid"
+        return {**attrs, "pad": pad, "ceil": True}
+    return attrs
 
 
 def _dims(shape) -> str:

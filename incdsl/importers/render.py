@@ -195,8 +195,51 @@ class Renderer:
                 name, text = self.layer(item.node, path, True, names.get(item.node))
                 out.append(([f"{name} = {text}" if name else text], item.node))
             else:
+                hoisted = self._hoistable(item, path)
+                if hoisted is not None:
+                    out += self._tap_block(item, path, *hoisted)
+                    continue
                 name, lines = self.block(item, path, True, names.get(item.node))
                 if name:
                     lines[0] = f"{name} = {lines[0]}"
                 out.append((lines, item.node))
+        return out
+
+    def _hoistable(self, blk: Block, path: tuple):
+        """(branch, layers) when a branch starts with layers the source names outside the block (a
+        model incdsl compiled from `x = identity; relu; add { x -> ...; ... }`, as Xception's
+        entry flow is written): those layers come first, the other branches tap the block's input."""
+        if not self.use_names:
+            return None
+        for k, br in enumerate(blk.branches):
+            run = []
+            for it in br:
+                want = self._want(it.node) if isinstance(it, Layer) else None
+                if want is None or tuple(want.split("/"))[:-1] != path:
+                    break
+                run.append(it)
+            if run and len(run) < len(br) + 1:
+                return k, len(run)
+        return None
+
+    def _tap_block(self, blk: Block, path: tuple, k: int, n: int) -> list[tuple[list[str], str | None]]:
+        tap = "x"
+        out: list[tuple[list[str], str | None]] = [([f"{tap} = identity"], None)]
+        for it in blk.branches[k][:n]:
+            name, text = self.layer(it.node, path, True)
+            out.append(([f"{name} = {text}" if name else text], it.node))
+        rest = [br if j != k else br[n:] for j, br in enumerate(blk.branches)]  # [] reads `identity`
+        shifted = Block(blk.kind, rest, blk.node)
+        _, lines = self.block(shifted, path, False)
+        # the tapped branches start from the block's input, not from the hoisted layers
+        fixed, branch_no = [lines[0]], -1
+        for line in lines[1:-1]:
+            if line.startswith("  ") and not line.startswith("   ") and not line[2:].startswith("}"):
+                branch_no += 1
+                if branch_no != k:
+                    body = line[2:]
+                    line = "  " + (tap if body == "identity" else f"{tap} -> {body}")
+            fixed.append(line)
+        fixed.append(lines[-1])
+        out.append((fixed, blk.node))
         return out

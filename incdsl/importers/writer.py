@@ -237,7 +237,13 @@ def write_spec(flat: Flat, chain: list, taps: list[Tap], header: str, use_names:
             g.name = name if name and name not in taken else None
             if g.name:
                 taken.add(g.name)
-    calls = [_render_call(flat, g, defaults, want_mode, {}) for g in groups if g.call]
+    # a head that is one module call of a model incdsl compiled (`train_output aux1 = x -> aux(...)`)
+    tap_groups = {}
+    for tap in taps:
+        wants = [flat.nodes[n].want or "" for it in tap.chain for n in _nodes(it)]
+        if want_mode and wants and all(w.startswith(tap.head + "/") for w in wants):
+            tap_groups[tap.head] = Group(tap.chain, (tap.head,), True, tap.head)
+    calls = [_render_call(flat, g, defaults, want_mode, {}) for g in groups + list(tap_groups.values()) if g.call]
     modules = assign_modules(calls)
     counts = Counter(c.module for c in calls)
     numbered = Counter()
@@ -299,7 +305,11 @@ def write_spec(flat: Flat, chain: list, taps: list[Tap], header: str, use_names:
         before, slots_before = len(top.order), len(top.slots)
         h = next(x for x in flat.heads if x.name == tap.head)
         parts = [src]
-        for j, it in enumerate(tap.chain):
+        if tap.head in tap_groups:
+            c = call_of[id(tap_groups[tap.head])]
+            parts.append(f"{c.module}({', '.join(c.args)})")
+            order += c.order
+        for j, it in enumerate(tap.chain if tap.head not in tap_groups else []):
             if j == len(tap.chain) - 1 and isinstance(it, Layer):
                 parts.append(top.layer(it.node, (), True, force=h.name)[1])
             elif isinstance(it, Layer):
