@@ -359,3 +359,22 @@ def test_import_of_a_compiled_spec_expands_the_same(spec, tmp_path, capsys):
     code2, again, _ = run(capsys, "expand", back)
     assert code == code2 == 0
     assert again == original
+
+
+@pytest.mark.slow
+def test_bad_keras_input_unsupported_layer_dynamic_size_several_inputs(tmp_path, capsys):
+    import keras
+    L = keras.layers
+    x = keras.Input((8, 8, 3))
+    y = L.Conv2D(4, 3, name="stem_conv")(x)
+    y = L.UpSampling2D(name="grow")(y)
+    cases = {"upsample.keras": (keras.Model(x, y), ("grow (UpSampling2D)", "no incdsl op"))}
+    free = keras.Input((None, None, 3), name="pixels")
+    cases["dynamic.keras"] = (keras.Model(free, L.Conv2D(4, 3)(free)), ("input 'pixels' has a dynamic size", "fixed"))
+    a, b = keras.Input((8, 8, 3), name="left"), keras.Input((8, 8, 3), name="right")
+    cases["two.keras"] = (keras.Model([a, b], L.Add()([a, b])), ("2 inputs (left, right)", "one image"))
+    for name, (model, words) in cases.items():
+        path = tmp_path / name
+        model.save(path)
+        code, _, err = run(capsys, "import", path, "-o", tmp_path / "out.inc", "--weights-out", tmp_path / "w.keras")
+        _assert_clean_failure(code, err, tmp_path, *words)

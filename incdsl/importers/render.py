@@ -10,7 +10,7 @@ slots, so calls of one structure with other widths become one module with argume
 """
 from __future__ import annotations
 
-from ..ops import ALIASES, DEFAULTS, OPS, REQUIRED
+from ..ops import DEFAULTS, OPS, REQUIRED
 from .flat import Flat
 from .structure import Block, Layer
 
