@@ -9,7 +9,8 @@ import sys
 from .errors import ArgumentError, SpecError, UsageError
 
 # Commands with their own module under incdsl/commands (each has add_parser and run).
-COMMANDS = ("summary", "compile", "train", "predict", "compare", "fit", "diff")
+# Commands with their own module under incdsl/commands (each has add_parser and run).
+COMMANDS = ("summary", "compile", "train", "predict", "compare", "fit", "diff", "import_")
 
 
 def parse_sets(items: list[str] | None) -> dict[str, str]:

@@ -277,6 +277,20 @@ def load_weights_file(model, net, path: str | Path) -> str:
                     hint="pass a .keras or .weights.h5 file saved from this spec with the same parameters")
 
 
+def write_spec_meta(path, net, inference: bool) -> None:
+    """Add incdsl_spec.json to a saved .keras zip: the network's name, parameters and heads, which
+    Keras' own config cannot hold, so that `incdsl import` gives back the spec's own header and
+    training-only heads (incdsl/importers/model_keras.py reads it)."""
+    import json
+    import zipfile
+
+    heads = [{"name": h.name, "train_only": h.train_only, "loss_weight": h.loss_weight}
+             for h in net.heads if not (inference and h.train_only)]
+    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in net.params.items()}
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("incdsl_spec.json", json.dumps({"network": net.name, "params": params, "heads": heads}, indent=1))
+
+
 def _first_line(e: Exception) -> str:
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
@@ -297,6 +311,7 @@ def compile_cli(net, args) -> int:
     how = load_weights_file(model, net, weights_file) if weights_file else None
     with atomic_path(out) as tmp:
         model.save(tmp)
+        write_spec_meta(tmp, net, inference)
     kind = "inference" if inference else "training"
     heads = ", ".join(model.output_names)
     src = f", weights from {weights_file} ({how})" if how else ", weights seeded (init_weights seed 0)"
