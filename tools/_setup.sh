@@ -20,11 +20,16 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp || tools/_setup.sh -nt $stamp ]];
     grep -v -e "^WARNING: Location" -e "is ignored: it is neither" .venv/pip-install.log >&2
     echo "tools/_setup.sh: pip install failed (log: .venv/pip-install.log)" >&2; exit 1
   fi
-  .venv/bin/python -c "import torchvision, timm, incdsl, lark, networkx, keras, onnx, onnxruntime, hypothesis" \
+  .venv/bin/python -c "import torchvision, timm, incdsl, lark, networkx, keras, onnx, onnxruntime, hypothesis, selenium, pygls, pytest_lsp" \
     || { echo "tools/_setup.sh: installing dependencies failed" >&2; exit 1; }
   if ! command -v dot >/dev/null 2>&1; then
     (apt-get install -y -q graphviz >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q graphviz >/dev/null 2>&1; }) \
       || echo "note: could not install graphviz (Debian package); --to svg/png will say so" >&2
+  fi
+  # headless Chromium and its driver for the browser tests of `--to html` (tests/test_html.py)
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; }) \
+      || echo "note: could not install chromium and chromium-driver (Debian packages); tests/test_html.py will fail" >&2
   fi
   touch "$stamp"
 fi

@@ -1,4 +1,4 @@
-"""`incdsl compile SPEC --to keras|onnx|dot|svg|png`: hand the checked network to a backend."""
+"""`incdsl compile SPEC --to keras|onnx|dot|svg|png|html`: hand the checked network to a backend."""
 from __future__ import annotations
 
 import importlib
@@ -7,11 +7,11 @@ from ..cli import add_spec_args, load_net
 from ..errors import UsageError
 
 # --to value -> backend module (imported only when chosen) exposing `compile_cli(net, args)`.
-TARGETS = {"keras": "keras", "onnx": "onnx", "dot": "dot", "svg": "dot", "png": "dot"}
+TARGETS = {"keras": "keras", "onnx": "onnx", "dot": "dot", "svg": "dot", "png": "dot", "html": "html"}
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("compile", help="compile a spec to Keras, ONNX or a drawing")
+    p = sub.add_parser("compile", help="compile a spec to Keras, ONNX, a drawing or an interactive page")
     add_spec_args(p)
     p.add_argument("--to", required=True, choices=sorted(TARGETS), help="what to emit")
     p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: named after the network)")
