@@ -9,7 +9,7 @@ import sys
 from .errors import ArgumentError, SpecError, UsageError
 
 # Commands with their own module under incdsl/commands (each has add_parser and run).
-COMMANDS = ("summary", "compile", "train", "predict", "compare", "fit", "diff", "import_", "fmt")
+COMMANDS = ("summary", "compile", "train", "predict", "compare", "fit", "diff", "import_", "fmt", "lsp")
 
 
 def parse_sets(items: list[str] | None) -> dict[str, str]:
