@@ -200,7 +200,7 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
             if src not in drawn:
                 drawn.add(src)
                 out.append("  " + _q(src) + " " + _attrs(
-                    label=f"from {_top(plan, src_layer)}\n{fmt(net.shapes[src_layer])}", shape="plaintext",
+                    label=f"from {_top(plan, src_layer)}", shape="plaintext",  # its shape is on the edges
                     style="", fontsize="10"))
             if dst != layer and (src, dst) in seen:
                 continue  # one edge per producer into a box, however many layers inside use it
