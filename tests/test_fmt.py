@@ -83,8 +83,9 @@ def test_check_exits_1_and_writes_nothing(tmp_path, capsys):
     assert cli.main(["fmt", "--check", str(p)]) == 1
     assert "would reformat" in capsys.readouterr().err
     assert p.read_text() == MESSY
+    p.chmod(0o644)
     assert cli.main(["fmt", str(p)]) == 0
-    assert p.read_text() == CANONICAL
+    assert p.read_text() == CANONICAL and p.stat().st_mode & 0o777 == 0o644
     assert cli.main(["fmt", "--check", str(p)]) == 0
 
 

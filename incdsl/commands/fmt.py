@@ -1,6 +1,8 @@
 """`incdsl fmt SPEC... [--check]`: rewrite specs in the canonical layout (see incdsl/fmt.py)."""
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -20,7 +22,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..fmt import format_text
-    from ..io import write_atomic
+    from ..io import atomic_path
     from ..parse import read_source
 
     status = 0
@@ -38,6 +40,9 @@ def run(args) -> int:
             print(f"{name}: would reformat", file=sys.stderr)
             status = 1
         else:
-            write_atomic(name, new)
+            mode = stat.S_IMODE(os.stat(name).st_mode)
+            with atomic_path(name) as tmp:  # the old file stays whole until the new one is complete
+                tmp.write_bytes(new.encode())
+                os.chmod(tmp, mode)  # keep the file's permissions (the temporary file has 0600)
             print(f"{name}: reformatted", file=sys.stderr)
     return status
