@@ -189,7 +189,7 @@ def test_script_in_the_spec_stays_text(browser, spec_file, tmp_path):
 
 def test_names_are_the_summary_names():
     net = incdsl.load(ROOT / "specs" / "googlenet.inc")
-    data, summary = page_data(net), net.summary()
+    data, summary = page_data(net), net.report()  # what `incdsl summary --json` prints
     assert [l["id"] for l in data["layers"]] == [l["name"] for l in summary["layers"]]
     assert [(b["id"], b["params"], b["macs"]) for b in data["blocks"]] == \
         [(b["name"], b["params"]["total"], b["macs"]) for b in summary["blocks"]]
