@@ -233,8 +233,11 @@ def test_summary_expand_and_drawing_name_the_new_ops(spec_file):
     assert describe(layers["conv_1"]) == "conv 5x5 groups 4 bn silu"
     assert describe(layers["leaky_relu_1"]) == "leaky_relu slope 0.1"
     assert describe(layers["conv_2"]) == "conv 3x3/2 dil 2x2 bn relu"
-    assert [op_text(layers[n]) for n in ("conv_1", "channel_shuffle_1", "b2/drop_path_1", "multiply_1")] == [
-        "conv 5x5 g4 silu", "channel_shuffle 2", "drop_path 0.2", "multiply"]
+    # drawings name ops as the summary does (issue 15: batch norm and activation shown)
+    names = ("conv_1", "channel_shuffle_1", "b2/drop_path_1", "multiply_1")
+    assert [op_text(layers[n]) for n in names] == [describe(layers[n]) for n in names]
+    assert op_text(layers["conv_1"]) == "conv 5x5 groups 4 bn silu"
+    assert op_text(layers["b2/drop_path_1"]) == "drop_path 0.2"
 
 
 def test_add_stays_strict_where_multiply_broadcasts(spec_file):
