@@ -24,11 +24,15 @@ MAX_WIDTH = 100
 INDENT = "  "
 CONTINUATION = INDENT * 2
 
+# The grammar's named terminals that _TOKEN below reads (tests/test_fmt.py checks the grammar has no others).
+TERMINALS = frozenset({"DIMS", "NAMED_DIMS", "FLOAT", "INT", "NAME", "STRING", "COMP_OP", "ADD_OP", "MUL_OP",
+                       "_SEP", "COMMENT", "WS"})
 # The grammar's terminals, in the order Lark's basic lexer tries them (priority, then length).
 _TOKEN = re.compile(r"""
     (?P<comment>\#[^\n]*)
   | (?P<string>"[^"\n]*")
   | (?P<dims>\d+(?:x\d+)+(?![\w.]))
+  | (?P<named_dims>\d+(?:x\d+)*x[A-Za-z_]\w*)
   | (?P<float>\d+\.\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+)
   | (?P<int>\d+)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)

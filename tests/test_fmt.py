@@ -69,6 +69,13 @@ def test_canonical_layout_keeps_every_comment():
         all(c in out for c in ("# a messy spec", "# a block", "# one", "# two", "#  a comment alone", "# logits"))
 
 
+def test_fmt_reads_every_terminal_of_the_grammar():
+    import re
+    grammar = (ROOT / "incdsl" / "grammar.lark").read_text()
+    terminals = set(re.findall(r"^([A-Z_][A-Z0-9_]*)(?:\.\d+)?\s*:", grammar, re.M))
+    assert terminals and terminals <= fmt.TERMINALS, terminals - fmt.TERMINALS
+
+
 def test_long_chain_breaks_before_arrows():
     chain = " -> ".join(f"conv({64 + i}, 3)" for i in range(12))
     out = fmt.format_text(f"network n() {{\n  input 8x8x3\n  {chain}\n}}\n", "c.inc")
