@@ -20,8 +20,10 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp || tools/_setup.sh -nt $stamp ]];
     grep -v -e "^WARNING: Location" -e "is ignored: it is neither" .venv/pip-install.log >&2
     echo "tools/_setup.sh: pip install failed (log: .venv/pip-install.log)" >&2; exit 1
   fi
+  # TensorFlow greets on stderr while keras imports: keep it in the log unless the check fails
   .venv/bin/python -c "import torchvision, timm, incdsl, lark, networkx, keras, onnx, onnxruntime, hypothesis, selenium, pygls, pytest_lsp" \
-    || { echo "tools/_setup.sh: installing dependencies failed" >&2; exit 1; }
+    >>.venv/pip-install.log 2>&1 \
+    || { tail -20 .venv/pip-install.log >&2; echo "tools/_setup.sh: installing dependencies failed" >&2; exit 1; }
   if ! command -v dot >/dev/null 2>&1; then
     (apt-get install -y -q graphviz >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q graphviz >/dev/null 2>&1; }) \
       || echo "note: could not install graphviz (Debian package); --to svg/png will say so" >&2
