@@ -186,12 +186,20 @@ class Network:
         `print_fn` receives the whole table as one string."""
         print_fn(self.table(depth))
 
-    def report(self) -> dict:
-        """The summary as plain data (what `incdsl summary --json` prints): network, input,
+    def report(self, batch: int = 1, precision: str = "float32", optimizer: str = "momentum") -> dict:
+        """The summary as plain data, what `incdsl summary --json` prints: network, input,
         params {total, trainable, non_trainable}, macs, flops, inference, outputs, heads, depth,
-        blocks and layers."""
+        blocks and layers (each with its receptive field and memory), taps (backbone feature maps
+        with stride and channels, as timm's feature_info) and memory (bytes: parameters by dtype,
+        one image's forward pass, what a training step of `batch` images keeps, with the
+        `optimizer`'s state at `precision`; passes/memory.py says how it is counted)."""
+        from . import summary_extras as extras
         from .report import summary_dict
-        return summary_dict(self)
+        data = summary_dict(self)
+        data["taps"] = extras.taps(self)
+        data["memory"] = extras.memory_json(self, batch, precision, optimizer)
+        extras.add_layer_memory(data, self, precision)
+        return data
 
     to_dict = report
 

@@ -49,6 +49,17 @@ def test_summary_prints_the_table_and_report_is_the_json(tmp_path):
     assert rep == net.to_dict()
     assert rep["params"]["total"] == MAIN + AUX and rep["inference"]["params"]["total"] == MAIN
     json.dumps(rep)  # plain data
+    assert {"taps", "memory"} <= set(rep) and "memory" in rep["layers"][1]
+    path = tmp_path / "t.inc"
+    path.write_text(TEXT)
+    from incdsl.cli import main
+    import contextlib
+    import io
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["summary", str(path), "--json"]) == 0
+    cli = json.loads(out.getvalue())
+    assert cli == {**incdsl.load(path).report(), "spec": str(path)}  # the CLI prints exactly the API's report
     with pytest.raises(incdsl.UsageError):
         net.summary(depth=0)
 

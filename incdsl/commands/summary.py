@@ -53,10 +53,7 @@ def run(args) -> int:
     if args.convention:
         conv = totals(net, args.convention)
     if args.json:
-        data = net.report()
-        data["taps"] = extras.taps(net)
-        data["memory"] = extras.memory_json(net, args.batch, args.precision, args.optimizer)
-        extras.add_layer_memory(data, net, args.precision)
+        data = net.report(args.batch, args.precision, args.optimizer)
         if conv:
             data["convention"] = conv
         if device:
