@@ -2,7 +2,7 @@
 
 `incdsl summary inception_v3`, `incdsl.load("v3")` and `use "lib/inception_v3.inc"` (in a spec of
 your own, when no file of that name sits beside it) all read the specs installed with incdsl, so a
-`pip install incdsl` without a checkout has the nine reference networks. In a checkout the package's
+`pip install incdsl` without a checkout has the ten reference networks. In a checkout the package's
 `specs` entry is a link to the repository's `specs/` folder: one copy of each file.
 """
 from __future__ import annotations
@@ -39,6 +39,8 @@ REFERENCES: tuple[Reference, ...] = (
               ("v2", "inception_v2", "inception-v2", "bn-inception", "bninception")),
     Reference("inception_v3.inc", "keras.applications `InceptionV3` (exact; aux head from the paper)",
               ("v3", "inception-v3", "inceptionv3")),
+    Reference("inception_v3_slim.inc",
+              "keras.applications `InceptionV3` under TF-slim's `inception_v3_arg_scope` (same counts)", ("v3_slim",)),
     Reference("inception_v3_tv.inc", "torchvision `inception_v3` (exact)", ("v3_tv",)),
     Reference("inception_v4.inc", "timm `inception_v4` (exact; aux head from TF-slim)",
               ("v4", "inception-v4", "inceptionv4")),
