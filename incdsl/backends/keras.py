@@ -36,6 +36,7 @@ from pathlib import Path
 import keras
 
 from ..errors import SpecError, UsageError
+from ..ops import affine_of
 from ..weights import init_weights, keras_name
 from .keras_weights import all_layers, from_keras, to_keras
 from ..ops import LEAKY_RELU_SLOPE
@@ -188,6 +189,8 @@ BUILDERS = {
     "drop_path": _one(lambda a: (DropPath, {"rate": a["rate"]})),
     "lrn": _one(lambda a: (LRN, {"size": a["size"], "alpha": a["alpha"], "beta": a["beta"], "bias": a["bias"]})),
     "scale": _one(lambda a: (L.Rescaling, {"scale": a["factor"], "offset": 0.0})),
+    "affine": _one(lambda a: (L.Rescaling, dict(zip(("scale", "offset"), map(list, affine_of(a)))))),
+    "normalize": _one(lambda a: (L.Rescaling, dict(zip(("scale", "offset"), map(list, affine_of(a)))))),
     "zeropad": _one(lambda a: (L.ZeroPadding2D, {"padding": ((a["pad"][0], a["pad"][1]), (a["pad"][2], a["pad"][3]))})),
     "concat": _merge(L.Concatenate),
     "add": _merge(L.Add),
