@@ -36,6 +36,7 @@ from pathlib import Path
 import keras
 
 from ..errors import SpecError, UsageError
+from ..importers.torch import is_torch_file, load_torch_weights
 from ..ops import affine_of
 from ..weights import init_weights, keras_name
 from .keras_weights import all_layers, from_keras, to_keras
@@ -249,6 +250,9 @@ def load_weights_file(model, net, path: str | Path) -> str:
     if not path.is_file():
         raise SpecError(f"weights file {path} not found")
     why = None
+    if is_torch_file(path):
+        to_keras(model, net, load_torch_weights(net, path))
+        return "the PyTorch importer"
     if path.suffix == ".keras":
         try:
             saved = keras.models.load_model(path, compile=False)

@@ -45,6 +45,9 @@ def load_weights(net: Network, path: str | Path | None, seed: int = 0) -> dict:
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"weights file {path} does not exist")
+    from ..importers.torch import is_torch_file, load_torch_weights
+    if is_torch_file(path):  # no Keras needed
+        return load_torch_weights(net, path)
     if path.suffix == ".keras" and zipfile.is_zipfile(path):
         return read_keras_file(net, path)
     return _via_keras(net, path)
