@@ -122,10 +122,10 @@ def test_torch_files_that_do_not_fit_name_the_first_mismatch(small, tmp_path):
     sd = model.state_dict()
     cases = {
         "missing": ({k: v for k, v in sd.items() if not k.startswith("side.")},
-                    "has no weights for layer 'side' (dense)"),
+                    "fits layer 'side' (dense: kernel 4x2, bias 2, Keras layout); the file has nothing left for it"),
         "extra": ({**sd, "extra.weight": torch.zeros(5, 5)}, "network small has no layer for: extra"),
         "other classes": ({**sd, "out.weight": torch.zeros(7, 128), "out.bias": torch.zeros(7)},
-                          "torch module 'out' gives kernel 128x7 in Keras layout; layer 'out' needs 128x3"),
+                          "fits layer 'out' (dense: kernel 128x3, bias 3, Keras layout); the next unused is 'out' (weight 7x128, bias 7)"),
     }
     for what, (state, message) in cases.items():
         path = tmp_path / f"{what}.pth"
@@ -138,6 +138,7 @@ def test_torch_files_that_do_not_fit_name_the_first_mismatch(small, tmp_path):
         load_weights_file(build_model(net), net, tmp_path / "pickled.pt")
 
 
+@pytest.mark.slow
 def test_cli_torch_weights_wrong_spec_is_one_screen(small, tmp_path):
     _net, _model, pth, _x, _want = small
     out = tmp_path / "g.keras"
@@ -146,3 +147,80 @@ def test_cli_torch_weights_wrong_spec_is_one_screen(small, tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "googlenet_tv.inc:" in proc.stderr and "error:" in proc.stderr and not out.exists()
     assert len(proc.stderr.splitlines()) < 12, proc.stderr
+
+
+# --- the references at full size ---------------------------------------------------------------
+
+def _torch_heads(model, x, aux: dict[str, tuple[str, str]]) -> dict[str, np.ndarray]:
+    """Every head of a torch model in eval mode: the main output, and each aux head (which torch
+    runs in training only) applied in eval mode to the block output a hook caught."""
+    caught = {}
+    hooks = [getattr(model, block).register_forward_hook(lambda m, i, o, b=block: caught.__setitem__(b, o))
+             for block, _ in aux.values()]
+    with torch.no_grad():
+        out = model(torch.from_numpy(x))
+        heads = {"main": out.numpy()}
+        for name, (block, module) in aux.items():
+            heads[name] = getattr(model, module)(caught[block]).numpy()
+    for h in hooks:
+        h.remove()
+    return heads
+
+
+REFERENCES = {  # name: (spec, overrides, builder, file suffix, {aux head: (block it reads, module)}, main head)
+    "googlenet": ("googlenet_tv", {"aux": True, "transform_input": True},
+                  lambda: __import__("torchvision").models.googlenet(weights=None, aux_logits=True, transform_input=True,
+                                                                     init_weights=False),
+                  ".pth", {"aux1": ("inception4a", "aux1"), "aux2": ("inception4d", "aux2")}, "fc"),
+    "inception_v3": ("inception_v3_tv", {"aux": True},
+                     lambda: __import__("torchvision").models.inception_v3(weights=None, aux_logits=True,
+                                                                           init_weights=False),
+                     ".safetensors", {"AuxLogits": ("Mixed_6e", "AuxLogits")}, "fc"),
+    "inception_v4": ("inception_v4", {}, lambda: __import__("timm").create_model("inception_v4", pretrained=False),
+                     ".pt", {}, None),
+}
+
+
+def _save(model, path):
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+        save_file(model.state_dict(), str(path))
+    else:
+        torch.save(model.state_dict(), path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_full_size_torch_weights_give_torch_outputs_on_every_head(name, tmp_path):
+    spec, overrides, build, suffix, aux, main = REFERENCES[name]
+    torch.manual_seed(0)
+    model = randomize_bn(build())
+    net = incdsl.load(SPECS / f"{spec}.inc", **overrides)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, *net.input_shape[:2])).astype(np.float32)
+    want = _torch_heads(model, x, aux)
+    main = main or net.heads[0].name
+    want[main] = want.pop("main")
+    path = tmp_path / f"{name}{suffix}"
+    _save(model, path)
+    del model
+    got = keras_heads(net, path, x)
+    assert set(got) == set(want)
+    diff = ours_vs_torch(got, want)
+    assert max(diff.values()) < 1e-5, diff
+    assert min(float(np.std(v)) for v in want.values()) > 1e-3  # not a degenerate comparison
+
+
+@pytest.mark.slow
+def test_googlenet_tv_with_aux_runs_at_32_to_56_like_torchvision(tmp_path):
+    """Item 8's consequence: the aux heads pool 2x2 .. 4x4 maps up to 4x4, as torchvision does."""
+    import torchvision
+    torch.manual_seed(0)
+    model = randomize_bn(torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False))
+    path = tmp_path / "g.pth"
+    torch.save(model.state_dict(), path)
+    for size in (32, 56):
+        x = np.random.default_rng(size).uniform(-1, 1, (1, 3, size, size)).astype(np.float32)
+        want = _torch_heads(model, x, {"aux1": ("inception4a", "aux1"), "aux2": ("inception4d", "aux2")})
+        want["fc"] = want.pop("main")
+        diff = ours_vs_torch(keras_heads(incdsl.load(SPECS / "googlenet_tv.inc", size=size), path, x), want)
+        assert max(diff.values()) < 1e-5, (size, diff)

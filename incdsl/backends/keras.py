@@ -300,8 +300,12 @@ def compile_cli(net, args) -> int:
     weights_file = getattr(args, "weights", None)
     if weights_file and not Path(weights_file).is_file():
         raise SpecError(f"weights file {weights_file} not found")
-    model = build_model(net, inference=inference, seed=None if weights_file else 0)
-    how = load_weights_file(model, net, weights_file) if weights_file else None
+    if weights_file and is_torch_file(weights_file):  # read and matched before the slow Keras build
+        model = build_model(net, inference=inference, weights=load_torch_weights(net, weights_file))
+        how = "the PyTorch importer"
+    else:
+        model = build_model(net, inference=inference, seed=None if weights_file else 0)
+        how = load_weights_file(model, net, weights_file) if weights_file else None
     with atomic_path(out) as tmp:
         model.save(tmp)
     kind = "inference" if inference else "training"

@@ -5,13 +5,16 @@ weights dict of incdsl/weights.py, for torchvision googlenet and inception_v3, t
 Reading: `torch.load(weights_only=True)` (no pickled code runs), or the `safetensors` package's
 numpy reader, which needs no torch at all.
 
-Matching modules to layers: a state_dict lists each module's tensors in registration order, which
-for these models is our definition order within each top-level block. So both sides are grouped by
-their first name component (torch `inception3a.branch2.0.conv.weight` -> `inception3a`, ours
-`inception3a/b2/conv_1` -> `inception3a`); groups with the same name pair up (this absorbs
-blocks that torch registers elsewhere, like torchvision's aux heads before the last blocks), the
-rest pair in order, and inside a pair the weighted modules pair one by one (a conv with batch norm
-of ours takes a Conv2d and the BatchNorm2d after it). Kinds and every shape must agree.
+Matching modules to layers: a .pth state_dict lists each module's tensors in registration order,
+which for these models is our definition order within each top-level block (safetensors stores
+names sorted: they are read in natural name order, `features.10` after `features.9`). Both sides
+are grouped by their first name component (torch `inception3a.branch2.0.conv.weight` ->
+`inception3a`, ours `inception3a/b2/conv_1` -> `inception3a`); groups with the same name pair up
+(this absorbs blocks that torch registers elsewhere, like torchvision's aux heads before the last
+blocks), the rest pair in order. In each, a layer of ours takes the first unused torch unit (a
+Conv2d with the BatchNorm2d beside it for a conv with bn=true) whose kind and every shape fit: the
+very next one in registration order; in name order, the first that fits (torchvision's branch names
+sort in their concat order wherever two branches hold the same shapes).
 
 Layouts (torch -> Keras, incdsl/weights.py): conv OIHW -> HWIO; depthwise (C*M, 1, kh, kw) ->
 (kh, kw, C, M); linear (out, in) -> (in, out), and a linear that reads a `flatten` of an HxWxC map
@@ -21,6 +24,7 @@ moving_variance.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -73,42 +77,59 @@ def read_state_dict(path) -> dict[str, np.ndarray]:
     return out
 
 
-def _torch_modules(state: dict) -> list[tuple[str, str, dict]]:
-    """(module prefix, kind, {param: array}) in state_dict order; kind conv, dense or bn."""
+def _natural(key: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", key)]
+
+
+def _torch_units(state: dict, ordered: bool) -> list[tuple[str, str, list]]:
+    """(top-level name, kind, [(module prefix, params)]) in registration order (`ordered`) or, for
+    safetensors, which stores names sorted, in natural name order. A conv and the batch norm
+    beside it under one parent (`conv1.conv`, `conv1.bn`) make one unit, kind "conv+bn"."""
     modules: dict[str, dict] = {}
-    for key, arr in state.items():
+    for key in state if ordered else sorted(state, key=_natural):
         prefix, _, param = key.rpartition(".")
-        if param in _SKIP:
-            continue
-        modules.setdefault(prefix, {})[param] = arr
-    out = []
+        if param not in _SKIP:
+            modules.setdefault(prefix, {})[param] = state[key]
+    kinds = {}
     for prefix, params in modules.items():
         w = params.get("weight")
         if "running_mean" in params:
-            kind = "bn"
-        elif w is not None and w.ndim == 4:
-            kind = "conv"
-        elif w is not None and w.ndim == 2:
-            kind = "dense"
+            kinds[prefix] = "bn"
+        elif w is not None and w.ndim in (2, 4):
+            kinds[prefix] = "conv" if w.ndim == 4 else "dense"
         else:
             have = ", ".join(f"{p} {_fmt(a.shape)}" for p, a in params.items())
             raise SpecError(f"torch module '{prefix}' ({have}) is neither a conv, a linear nor a batch norm")
-        out.append((prefix, kind, params))
-    return out
+    siblings: dict[str, list[str]] = {}
+    for prefix in modules:
+        siblings.setdefault(prefix.rpartition(".")[0], []).append(prefix)
+    units, done = [], set()
+    for prefix in modules:
+        if prefix in done:
+            continue
+        family = siblings[prefix.rpartition(".")[0]]
+        pair = sorted((p for p in family if kinds[p] in ("conv", "bn")), key=lambda p: kinds[p] != "conv")
+        if len(family) == 2 and [kinds[p] for p in pair] == ["conv", "bn"]:
+            members = pair
+        else:
+            members = [prefix]
+        done.update(members)
+        kind = "+".join(kinds[m] for m in members)
+        units.append((prefix.split(".")[0], kind, [(m, modules[m]) for m in members]))
+    return units
 
 
-def _our_entries(net) -> list[tuple[str, str]]:
-    """(node, kind) for every weighted layer, training heads included; a conv with batch norm gives two."""
+def _our_units(net) -> list[tuple[str, str]]:
+    """(node, kind) for every weighted layer, training heads included: conv, conv+bn, dense or bn."""
     out = []
     for name, layer in net.layers.items():
         if not weight_shapes(net, name):
             continue
         if layer.op == "sepconv":
             raise SpecError(f"layer '{name}' is a separable conv, which torch has no single module for",
-                            layer.span, hint="write it as dwconv -> conv(…, 1) to import torch weights")
-        out.append((name, {"conv": "conv", "dwconv": "conv", "dense": "dense", "bn": "bn"}[layer.op]))
-        if layer.op != "bn" and layer.attrs.get("bn"):
-            out.append((name, "bn"))
+                            layer.span, hint="write it as dwconv -> conv(c, 1) to import torch weights")
+        kind = {"conv": "conv", "dwconv": "conv", "dense": "dense", "bn": "bn"}[layer.op]
+        out.append((name, kind + ("+bn" if layer.op != "bn" and layer.attrs.get("bn") else "")))
     return out
 
 
@@ -119,31 +140,50 @@ def _grouped(items, top) -> dict[str, list]:
     return groups
 
 
-def _pairs(net, mods, ours, source):
-    """Pair our entries with torch modules: same-named top-level groups, then the rest in order."""
-    theirs = _grouped(mods, lambda m: m[0].split(".")[0])
-    mine = _grouped(ours, lambda e: e[0].split("/")[0])
-    both = set(theirs) & set(mine)
-    seqs = [(mine[g], theirs[g]) for g in mine if g in both]
+def _describe(unit) -> str:
+    return " + ".join(f"'{p}' ({', '.join(f'{k} {_fmt(a.shape)}' for k, a in params.items() if k != 'num_batches_tracked')})"
+                      for p, params in unit[2])
+
+
+def torch_weights(net, state: dict[str, np.ndarray], source: str = "the torch file", ordered: bool = True) -> Weights:
+    """The weights dict of `net` (every head) from a torch state_dict (numpy arrays, in the
+    file's order when `ordered`). Same-named top-level blocks pair up, the others in order; in
+    each, every layer of ours takes the first unused torch unit whose kind and shapes fit (in
+    registration order that is the very next one). Raises SpecError naming the first layer that
+    no unit fits, or the torch modules left over."""
+    theirs = _grouped(_torch_units(state, ordered), lambda u: u[0])
+    mine = _grouped(_our_units(net), lambda e: e[0].split("/")[0])
+    both = [g for g in mine if g in theirs]
+    seqs = [(mine[g], theirs[g]) for g in both]
     seqs.append(([e for g in mine if g not in both for e in mine[g]],
-                 [m for g in theirs if g not in both for m in theirs[g]]))
-    pairs = []
-    for a, b in seqs:
-        for i in range(max(len(a), len(b))):
-            if i >= len(b):
-                node, kind = a[i]
-                raise SpecError(f"{source} has no weights for layer '{node}' ({kind}): the file has "
-                                f"{len(b)} modules where this part of network {net.name} needs {len(a)}",
+                 [u for g in theirs if g not in both for u in theirs[g]]))
+    weights: Weights = {}
+    for ours, units in seqs:
+        free = list(units)
+        for node, kind in ours:
+            want = weight_shapes(net, node)
+            fit = None
+            for unit in free:
+                if unit[1] == kind:
+                    arrays = _convert(net, node, kind, unit[2])
+                    if set(arrays) == set(want) and all(tuple(a.shape) == tuple(want[k]) for k, a in arrays.items()):
+                        fit = unit
+                        break
+            if fit is None:
+                need = ", ".join(f"{k} {_fmt(v)}" for k, v in want.items())
+                nxt = f"; the next unused is {_describe(free[0])}" if free else "; the file has nothing left for it"
+                raise SpecError(f"no module in {source} fits layer '{node}' ({kind}: {need}, Keras layout){nxt}",
                                 net.layers[node].span,
-                                hint="was the torch model built with other options (aux_logits, classes)? "
-                                     "set the spec's parameters to match (--set aux=false)")
-            if i >= len(a):
-                extra = [m[0] for m in b[i:]]
-                raise SpecError(f"{source} has weights that network {net.name} has no layer for: "
-                                f"{', '.join(extra[:3])}" + (f" and {len(extra) - 3} more" if len(extra) > 3 else ""),
-                                hint="were they saved from another model or variant (aux heads, width)?")
-            pairs.append((a[i], b[i]))
-    return pairs
+                                hint="were the weights saved from another model or variant (aux_logits, classes, width)? "
+                                     "set the spec's parameters to match")
+            free.remove(fit)
+            weights[node] = {k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}
+        if free:
+            extra = [p for u in free for p, _ in u[2]]
+            raise SpecError(f"{source} has weights that network {net.name} has no layer for: "
+                            f"{', '.join(extra[:3])}" + (f" and {len(extra) - 3} more" if len(extra) > 3 else ""),
+                            hint="were they saved from another model or variant (aux heads, width)?")
+    return weights
 
 
 def _dense_input_map(net, node) -> tuple | None:
@@ -158,63 +198,37 @@ def _dense_input_map(net, node) -> tuple | None:
     return None
 
 
-def _convert(net, node, kind, params) -> dict[str, np.ndarray]:
-    layer = net.layers[node]
-    if kind == "bn":
-        out = {"beta": params.get("bias"), "moving_mean": params["running_mean"],
-               "moving_variance": params["running_var"]}
-        if params.get("weight") is not None:
-            out["gamma"] = params["weight"]
-        return {k: v for k, v in out.items() if v is not None}
-    w = params["weight"]
-    if kind == "dense":
-        fm = _dense_input_map(net, node)
-        if fm is not None and w.shape[1] == fm[0] * fm[1] * fm[2]:  # torch flattens C,H,W; we H,W,C
-            h, wd, c = fm
-            w = w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
-        out = {"kernel": w.T}
-    elif layer.op == "dwconv":
-        cm, _, kh, kw = w.shape
-        cin = net.shapes[layer.inputs[0]][-1]
-        out = {"depthwise_kernel": w.reshape(cin, cm // cin, kh, kw).transpose(2, 3, 0, 1) if cm % cin == 0 else w}
-    else:
-        out = {"kernel": w.transpose(2, 3, 1, 0)}
-    if params.get("bias") is not None:
-        out["bias"] = params["bias"]
-    return out
-
-
-def torch_weights(net, state: dict[str, np.ndarray], source: str = "the torch file") -> Weights:
-    """The weights dict of `net` (every head) from a torch state_dict (numpy arrays). Raises
-    SpecError naming the first layer whose module is missing, extra, of another kind or shape."""
-    pairs = _pairs(net, _torch_modules(state), _our_entries(net), source)
-    weights: Weights = {}
-    for (node, kind), (prefix, their_kind, params) in pairs:
-        span = net.layers[node].span
-        if kind != their_kind:
-            raise SpecError(f"layer '{node}' ({kind}) meets torch module '{prefix}' ({their_kind}) in {source}",
-                            span, hint="the spec and the torch model differ here: same model, same options?")
-        arrays = _convert(net, node, kind, params)
-        want = weight_shapes(net, node)
-        for key, arr in arrays.items():
-            if key not in want:
-                raise SpecError(f"torch module '{prefix}' has a {key} that layer '{node}' does not "
-                                f"(the spec says {', '.join(want)})", span)
-            if tuple(arr.shape) != tuple(want[key]):
-                raise SpecError(f"torch module '{prefix}' gives {key} {_fmt(arr.shape)} in Keras layout; "
-                                f"layer '{node}' needs {_fmt(want[key])}", span,
-                                hint="were they saved from another variant (width, classes, size)?")
-        weights.setdefault(node, {}).update({k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()})
-    for node, arrays in weights.items():
-        missing = set(weight_shapes(net, node)) - set(arrays)
-        if missing:
-            raise SpecError(f"{source} has no {', '.join(sorted(missing))} for layer '{node}'", net.layers[node].span)
-    return weights
+def _convert(net, node, kind, members) -> dict[str, np.ndarray]:
+    """A torch unit's arrays under our keys, in Keras layouts."""
+    out = {}
+    for _prefix, params in members:
+        if "running_mean" in params:
+            out.update(beta=params.get("bias"), moving_mean=params["running_mean"], moving_variance=params["running_var"])
+            if params.get("weight") is not None:
+                out["gamma"] = params["weight"]
+            continue
+        w = params["weight"]
+        layer = net.layers[node]
+        if w.ndim == 2:
+            fm = _dense_input_map(net, node) if layer.op == "dense" else None
+            if fm is not None and w.shape[1] == fm[0] * fm[1] * fm[2]:  # torch flattens C,H,W; we H,W,C
+                h, wd, c = fm
+                w = w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+            out["kernel"] = w.T
+        elif layer.op == "dwconv":
+            cm, _, kh, kw = w.shape
+            cin = net.shapes[layer.inputs[0]][-1]
+            out["depthwise_kernel"] = w.reshape(cin, cm // cin, kh, kw).transpose(2, 3, 0, 1) if cm % cin == 0 else w
+        else:
+            out["kernel"] = w.transpose(2, 3, 1, 0)
+        if params.get("bias") is not None:
+            out["bias"] = params["bias"]
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def load_torch_weights(net, path) -> Weights:
     """`torch_weights` of the state_dict in `path` (.pth, .pt or .safetensors)."""
-    return torch_weights(net, read_state_dict(path), str(path))
+    return torch_weights(net, read_state_dict(path), str(path), ordered=Path(path).suffix != ".safetensors")
 
 
 def _fmt(shape) -> str:
