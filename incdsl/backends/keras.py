@@ -263,7 +263,7 @@ def load_weights_file(model, net, path: str | Path) -> str:
             to_keras(model, net, from_keras(saved, net))
             return "the same spec's layer names"
         why = "its layer names are not this spec's"
-    elif path.name.endswith(".weights.h5"):
+    elif path.name.endswith(".weights.h5") and not _foreign_weights_h5(path, net):
         try:
             model.load_weights(path)
             return "a weights file of the same model"
@@ -282,6 +282,20 @@ def load_weights_file(model, net, path: str | Path) -> str:
         return "the keras.applications importer"
     raise SpecError(f"cannot load weights from {path} into network {net.name}: {why}",
                     hint="pass a .keras or .weights.h5 file saved from this spec with the same parameters")
+
+
+def _foreign_weights_h5(path: Path, net) -> bool:
+    """Is this Keras 3 `.weights.h5` file from another model (keras.applications' own layer names)
+    rather than from this spec? Its top-level layer groups tell (read with h5py)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            saved = set(f["layers"].keys()) if "layers" in f else set()
+    except OSError:
+        return False  # not HDF5: Keras' own loader says so
+    ours = {keras_name(n) for n in net.layers} | {keras_name(n, "bn") for n in net.layers}
+    return bool(saved) and not saved & ours
 
 
 def _first_line(e: Exception) -> str:
