@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from . import ast
+from . import ast, initializers
 from .errors import ArgumentError, Note, Span, SpecError, UsageError, call_note, did_you_mean
 from .graph import Block, Graph, Layer, OutputSpec
-from .ops import ACTIVATIONS, ALIASES, KINDS, OPS, REQUIRED, Op, Symbol, normalize
+from .ops import ACTIVATIONS, ALIASES, KEYWORD_ONLY, KINDS, OPS, REQUIRED, Op, Symbol, normalize
 from .parse import Program
 from .foreign_names import argument_hint
 from .rounding import make_divisible, slim_depth
@@ -422,11 +422,12 @@ class _Elaborator:
             hint = "write `input HxWxC`" if op.name == "input" else f"write `{op.name} {{ ... }}` with one branch per line"
             raise SpecError(f"'{op.name}' cannot be called like a layer", el.span, hint=hint)
         settable = [a for a in op.args if a.name not in preset]
-        if len(el.args) > len(settable):
-            raise SpecError(f"{el.name} takes at most {len(settable)} positional argument{'s' * (len(settable) != 1)}",
-                            el.args[len(settable)].span, hint=_signature(op))
+        positional = [a for a in settable if a.name not in KEYWORD_ONLY]
+        if len(el.args) > len(positional):
+            raise SpecError(f"{el.name} takes at most {len(positional)} positional argument{'s' * (len(positional) != 1)}",
+                            el.args[len(positional)].span, hint=_signature(op))
         explicit: dict[str, tuple[object, Span]] = {}
-        for arg, expr in zip(settable, el.args):
+        for arg, expr in zip(positional, el.args):
             explicit[arg.name] = (self._eval(expr, scope.vars), expr.span)
         for kw in el.kwargs:
             arg = op.arg(kw.name)
@@ -462,7 +463,9 @@ class _Elaborator:
         v = v[0] if isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], Span) else v
         kind = op.arg(e.arg).kind if op.arg(e.arg) else None
         if isinstance(v, Symbol):
-            words = {"pad": ("same", "valid"), "act": ("none",) + ACTIVATIONS}.get(kind)
+            words = {"pad": ("same", "valid"), "act": ("none",) + ACTIVATIONS, "init": initializers.NAMES}.get(kind)
+            if kind == "init" and v in words:  # a known initializer used wrongly (truncated_normal without stddev)
+                return SpecError(f"{what}: 'init' {e.msg}", span)
             if words is None and kind in ("size", "size0") and "x" in v.strip("x"):
                 ints = sorted(k for k, x in scope.vars.items() if isinstance(x, int) and not isinstance(x, bool))
                 return SpecError(f"'{v}' is not a size here: its sides must be numbers or names of integers",
@@ -606,8 +609,14 @@ class _Elaborator:
             "abs": (1, abs), "min": (None, min), "max": (None, max),
             "depth": ((2, 3), slim_depth), "make_divisible": ((1, 3), make_divisible),
         }
+        if name in initializers.NAMES:  # init=truncated_normal(0.1): a value for `init=`
+            try:
+                return initializers.make(name, args)
+            except ValueError as err:
+                raise SpecError(str(err), e.span) from None
         if name not in fns:
-            raise SpecError(f"unknown function '{name}'", e.span, hint=did_you_mean(name, fns) or f"functions: {', '.join(fns)}")
+            known = list(fns) + list(initializers.CALLS)
+            raise SpecError(f"unknown function '{name}'", e.span, hint=did_you_mean(name, known) or f"functions: {', '.join(known)}")
         arity, fn = fns[name]
         if isinstance(arity, tuple):
             if not arity[0] <= len(args) <= arity[1]:
@@ -687,7 +696,8 @@ def _name_span(el) -> Span:
 
 
 def _signature(op: Op) -> str:
-    parts = [a.name if a.default is REQUIRED else f"{a.name}={_show(a.default).strip(chr(39))}" for a in op.args]
+    parts = [a.name if a.default is REQUIRED else f"{a.name}={_show(a.default).strip(chr(39))}" for a in op.args
+             if a.name not in KEYWORD_ONLY]
     return f"{op.name}({', '.join(parts)})"
 
 
