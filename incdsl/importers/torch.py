@@ -145,12 +145,14 @@ def _describe(unit) -> str:
                       for p, params in unit[2])
 
 
-def torch_weights(net, state: dict[str, np.ndarray], source: str = "the torch file", ordered: bool = True) -> Weights:
+def torch_weights(net, state: dict[str, np.ndarray], source: str = "the torch file", ordered: bool = True,
+                  partial: bool = False) -> Weights:
     """The weights dict of `net` (every head) from a torch state_dict (numpy arrays, in the
     file's order when `ordered`). Same-named top-level blocks pair up, the others in order; in
     each, every layer of ours takes the first unused torch unit whose kind and shapes fit (in
     registration order that is the very next one). Raises SpecError naming the first layer that
-    no unit fits, or the torch modules left over."""
+    no unit fits, or the torch modules left over; with `partial` (fine-tuning: a new classifier),
+    such layers are left out of the result instead and leftovers are ignored."""
     theirs = _grouped(_torch_units(state, ordered), lambda u: u[0])
     mine = _grouped(_our_units(net), lambda e: e[0].split("/")[0])
     both = [g for g in mine if g in theirs]
@@ -169,6 +171,8 @@ def torch_weights(net, state: dict[str, np.ndarray], source: str = "the torch fi
                     if set(arrays) == set(want) and all(tuple(a.shape) == tuple(want[k]) for k, a in arrays.items()):
                         fit = unit
                         break
+            if fit is None and partial:
+                continue
             if fit is None:
                 need = ", ".join(f"{k} {_fmt(v)}" for k, v in want.items())
                 nxt = f"; the next unused is {_describe(free[0])}" if free else "; the file has nothing left for it"
@@ -178,7 +182,7 @@ def torch_weights(net, state: dict[str, np.ndarray], source: str = "the torch fi
                                      "set the spec's parameters to match")
             free.remove(fit)
             weights[node] = {k: np.ascontiguousarray(v, np.float32) for k, v in arrays.items()}
-        if free:
+        if free and not partial:
             extra = [p for u in free for p, _ in u[2]]
             raise SpecError(f"{source} has weights that network {net.name} has no layer for: "
                             f"{', '.join(extra[:3])}" + (f" and {len(extra) - 3} more" if len(extra) > 3 else ""),
