@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..ops import affine_of
+from ..ops import LEAKY_RELU_SLOPE, affine_of
 from .onnx_direct import adaptive_bins, real_pads, window_pads
 
 
@@ -21,7 +21,7 @@ class Unsupported(Exception):
     """The graph has an op this interpreter does not know."""
 
 
-def _act(fn, x):
+def _act(fn, x, slope=None):
     if fn is None:
         return x
     if fn == "relu":
@@ -45,7 +45,7 @@ def _act(fn, x):
     if fn == "elu":
         return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
     if fn == "leaky_relu":
-        return np.where(x > 0, x, 0.2 * x)
+        return np.where(x > 0, x, (LEAKY_RELU_SLOPE if slope is None else slope) * x)
     raise Unsupported(f"activation {fn}")
 
 
@@ -74,7 +74,11 @@ def _conv(layer, x, w, shapes):
     win = _windows(x, layer, shapes[layer.inputs[0]], shapes[name], 0.0)
     p = {k: np.asarray(v, np.float64) for k, v in w[name].items()}
     if layer.op == "conv":
-        y = np.einsum("nhwcij,ijco->nhwo", win, p["kernel"], optimize=True)
+        g = a.get("groups", 1)  # Keras Conv2D(groups=): kernel (kh, kw, cin / g, cout), filters in g blocks
+        k = p["kernel"]
+        cin, cout = k.shape[2], k.shape[3] // g
+        y = np.concatenate([np.einsum("nhwcij,ijco->nhwo", win[:, :, :, i * cin:(i + 1) * cin], k[..., i * cout:(i + 1) * cout],
+                                      optimize=True) for i in range(g)], axis=-1)
     else:
         y = np.einsum("nhwcij,ijcm->nhwcm", win, p["depthwise_kernel"], optimize=True)
         y = y.reshape(*y.shape[:3], -1)
@@ -143,7 +147,18 @@ def run(net, weights: dict, x: np.ndarray) -> list[np.ndarray]:
         elif op == "bn":
             y = _bn(ins[0], {k: np.asarray(v, np.float64) for k, v in weights[name].items()}, a["eps"])
         elif op == "act":
-            y = _act(a["fn"], ins[0])
+            y = _act(a["fn"], ins[0], a.get("slope"))
+        elif op == "channel_shuffle":
+            *lead, c = ins[0].shape
+            g = a["groups"]
+            y = ins[0].reshape(*lead, g, c // g).swapaxes(-1, -2).reshape(*lead, c)
+        elif op == "drop_path":
+            y = ins[0]
+        elif op == "multiply":  # a vector (N, C) scales a map's channels
+            y = ins[0]
+            for t in ins[1:]:
+                y, t = (y[:, None, None, :] if y.ndim < t.ndim else y), (t[:, None, None, :] if t.ndim < y.ndim else t)
+                y = y * t
         elif op == "lrn":
             y = _lrn(a, ins[0])
         elif op == "scale":
