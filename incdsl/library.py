@@ -39,6 +39,8 @@ REFERENCES: tuple[Reference, ...] = (
               ("v2", "inception_v2", "inception-v2", "bn-inception", "bninception")),
     Reference("inception_v3.inc", "keras.applications `InceptionV3` (exact; aux head from the paper)",
               ("v3", "inception-v3", "inceptionv3")),
+    Reference("inception_v3_slim.inc",
+              "keras.applications `InceptionV3` under TF-slim's `inception_v3_arg_scope` (same counts)", ("v3_slim",)),
     Reference("inception_v3_tv.inc", "torchvision `inception_v3` (exact)", ("v3_tv",)),
     Reference("inception_v4.inc", "timm `inception_v4` (exact; aux head from TF-slim)",
               ("v4", "inception-v4", "inceptionv4")),
