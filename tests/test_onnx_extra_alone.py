@@ -1,5 +1,6 @@
-"""Issue 13, item 6: `pip install incdsl[onnx]` alone (no Keras, no TensorFlow) exports and verifies
-Inception v3, in a real fresh virtual environment (pip's wheel cache keeps it quick)."""
+"""Issue 13, item 6: `pip install incdsl[onnx]` alone (no Keras, no TensorFlow, no torch) exports and
+verifies Inception v3, and googlenet_tv with PyTorch weights from a .safetensors file (item 3's
+"without torch installed"), in a real fresh virtual environment (pip's wheel cache keeps it quick)."""
 from __future__ import annotations
 
 import shutil
@@ -36,6 +37,17 @@ def test_compile_to_onnx_with_the_onnx_extra_alone(tmp_path):
     assert "onnx checker (full)" in proc.stdout and "125 of 125 layer tensors" in proc.stdout
     assert "onnxruntime vs incdsl's numpy reference" in proc.stdout
     assert "not checked: onnxruntime vs Keras (needs incdsl[keras]" in proc.stdout
+    # PyTorch weights in safetensors, read where torch is not installed either
+    import torch
+    import torchvision
+    from safetensors.torch import save_file
+    torch.manual_seed(0)
+    st = tmp_path / "googlenet.safetensors"
+    save_file(torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False).state_dict(), str(st))
+    g = subprocess.run([str(venv / "bin" / "incdsl"), "compile", str(SPECS / "googlenet_tv.inc"), "--to", "onnx",
+                        "--set", "aux=false", "--weights", str(st), "-o", str(tmp_path / "g.onnx")],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert g.returncode == 0 and "onnxruntime vs incdsl's numpy reference" in g.stdout, g.stdout + g.stderr
     tf = subprocess.run([str(venv / "bin" / "incdsl"), "compile", str(SPECS / "inception_v3.inc"), "--to", "onnx",
                          "--via", "tf2onnx", "-o", str(tmp_path / "t.onnx")], capture_output=True, text=True, env=env)
     assert tf.returncode == 2 and "incdsl[keras]" in tf.stderr and "Traceback" not in tf.stderr, tf.stderr
