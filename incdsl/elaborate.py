@@ -586,7 +586,8 @@ class _Elaborator:
         op = e.op
         if op in ("==", "!="):
             for word, other, expr in ((a, b, e.left), (b, a, e.right)):
-                if isinstance(word, Symbol) and not isinstance(other, str):  # `widht == 1.0`: a typo
+                # `widht == 1.0`: a typo; `pooling == avg` with pooling=none compares two words
+                if isinstance(word, Symbol) and not isinstance(other, str) and other is not None:
                     raise self._unknown(word, expr, env)
             return (a == b) == (op == "==")
         a, b = self._num(a, e.left, env), self._num(b, e.right, env)

@@ -150,7 +150,13 @@ def _show(v) -> str:
     return repr(v)
 
 
+def _floats(v, lo=None):
+    return tuple(_float(x, lo) for x in (v if isinstance(v, tuple) else (v,)))
+
+
 KINDS: dict[str, Callable] = {
+    "floats": _floats,  # one number, or a tuple: one per channel
+    "positives": lambda v: _floats(v, 1e-12),
     "count": _int,
     "size": _pair,
     "size0": lambda v: _pair(v, 0),
@@ -297,10 +303,28 @@ def _pool_shape(attrs, shapes):
 
 def _adaptive_shape(attrs, shapes):
     h, w, c = _feature_map(shapes[0])
-    oh, ow = attrs["size"]
-    if oh > h or ow > w:
-        raise ShapeError(f"cannot pool a {h}x{w} map up to {oh}x{ow}", too_small=True)
+    oh, ow = attrs["size"]  # larger than the input too: PyTorch's bins then overlap
     return (oh, ow, c), None
+
+
+def _affine_shape(attrs, shapes):
+    c = shapes[0][-1]
+    for key in ("mean", "std", "scale", "shift"):
+        if key in attrs and len(attrs[key]) not in (1, c):
+            raise ShapeError(f"{key} gives {len(attrs[key])} values for {c} channels",
+                             hint="give one value, or one per channel")
+    return shapes[0], None
+
+
+def affine_of(attrs) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(scale, shift) per channel of an `affine` or `normalize` layer: y = x * scale + shift
+    (normalize: scale = 1 / std, shift = -mean / std). Tuples of one value apply to every channel."""
+    if "mean" in attrs:
+        n = max(len(attrs["mean"]), len(attrs["std"]))
+        std = attrs["std"] * (n // len(attrs["std"]))
+        mean = attrs["mean"] * (n // len(attrs["mean"]))
+        return tuple(1.0 / s for s in std), tuple(-m / s for m, s in zip(mean, std))
+    return attrs["scale"], attrs["shift"]
 
 
 def _zeropad_shape(attrs, shapes):
@@ -458,6 +482,10 @@ OPS: dict[str, Op] = {op.name: op for op in (
                Arg("bias", "any_float", 1.0)), _same, _none,
        doc="local response normalization across channels, Caffe/PyTorch convention (alpha / size)"),
     Op("scale", (Arg("factor", "any_float"),), _same, _none, doc="multiply by a constant (Inception-ResNet)"),
+    Op("normalize", (Arg("mean", "floats", 0.0), Arg("std", "positives", 1.0)), _affine_shape, _none,
+       doc="(x - mean) / std per channel (torchvision's Normalize; ImageNet mean and std)"),
+    Op("affine", (Arg("scale", "floats", 1.0), Arg("shift", "floats", 0.0)), _affine_shape, _none,
+       doc="x * scale + shift per channel (torchvision's transform_input)"),
     Op("zeropad", (Arg("pad", "pad"),), _zeropad_shape, _none, doc="explicit zero padding"),
     Op("channel_shuffle", (Arg("groups", "count"),), _shuffle_shape, _none,
        doc="ShuffleNet's channel shuffle: (g, c/g) channels transposed to (c/g, g) (torch.nn.ChannelShuffle)"),

@@ -196,6 +196,8 @@ def _value(v) -> str:
     if v is None:
         return "none"
     if isinstance(v, tuple):
+        if any(isinstance(x, float) for x in v):  # per-channel values (affine, normalize)
+            return "(" + ", ".join(f"{x:g}" for x in v) + ")"
         if len(v) == 4:
             return _pad(v).replace("pad ", "")
         return "x".join(str(x) for x in v)

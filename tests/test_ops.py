@@ -141,8 +141,7 @@ def test_window_larger_than_input_is_an_error():
 def test_adaptive_pool_gap_flatten_zeropad():
     assert run("adaptive_avgpool", (14, 14, 512), size=4) == ((4, 4, 512), Count())
     assert run("adaptive_avgpool", (14, 14, 512), size=(2, 7))[0] == (2, 7, 512)
-    with pytest.raises(ShapeError):
-        run("adaptive_avgpool", (3, 3, 1), size=4)
+    assert run("adaptive_avgpool", (3, 3, 1), size=4)[0] == (4, 4, 1)  # up: PyTorch's bins overlap
     assert run("gap", (7, 7, 1024))[0] == (1024,)
     assert run("gmp", (7, 7, 1024))[0] == (1024,)
     assert run("flatten", (4, 4, 128))[0] == (2048,)
@@ -187,6 +186,15 @@ def test_argument_kinds_reject_bad_values(op, raw, bad):
         KINDS[OPS[op].arg(bad).kind](raw[bad])
 
 
+def test_normalize_and_affine_per_channel():
+    from incdsl.ops import affine_of
+    assert run("normalize", (4, 4, 3), mean=(1, 2, 3), std=2) == ((4, 4, 3), Count())
+    assert affine_of(normalize(OPS["normalize"], {"mean": (1, 2, 3), "std": 2})) == ((0.5,) * 3, (-0.5, -1.0, -1.5))
+    assert run("affine", (5,), scale=(1, 2, 3, 4, 5))[0] == (5,)
+    with pytest.raises(ShapeError, match="scale gives 2 values for 3 channels"):
+        run("affine", (4, 4, 3), scale=(1, 2))
+
+
 def test_grouped_conv_channel_shuffle_drop_path_and_multiply():
     # groups=4 on 16 -> 32 channels, 3x3: each filter sees 16 / 4 = 4 channels: 3*3*4*32 + 32 = 1,184
     # params; MACs 8*8 outputs * 32 filters * 3*3*4 = 73,728 (a quarter of the ungrouped conv)
@@ -207,7 +215,7 @@ def test_grouped_conv_channel_shuffle_drop_path_and_multiply():
 def test_every_op_has_a_worked_example_here():
     tested = {"input", "conv", "dwconv", "sepconv", "maxpool", "avgpool", "adaptive_avgpool", "gap", "gmp", "flatten",
               "dense", "dropout", "bn", "act", "lrn", "scale", "zeropad", "concat", "add",
-              "channel_shuffle", "drop_path", "multiply"}
+              "channel_shuffle", "drop_path", "multiply", "normalize", "affine"}
     assert set(OPS) <= tested, f"new ops without tests: {set(OPS) - tested}"
 
 

@@ -36,6 +36,8 @@ from pathlib import Path
 import keras
 
 from ..errors import SpecError, UsageError
+from ..importers.torch import is_torch_file, load_torch_weights
+from ..ops import affine_of
 from ..weights import init_weights, keras_name
 from .keras_weights import all_layers, from_keras, to_keras
 from ..ops import LEAKY_RELU_SLOPE
@@ -218,6 +220,8 @@ BUILDERS = {
     "drop_path": _one(lambda a: (DropPath, {"rate": a["rate"]})),
     "lrn": _one(lambda a: (LRN, {"size": a["size"], "alpha": a["alpha"], "beta": a["beta"], "bias": a["bias"]})),
     "scale": _one(lambda a: (L.Rescaling, {"scale": a["factor"], "offset": 0.0})),
+    "affine": _one(lambda a: (L.Rescaling, dict(zip(("scale", "offset"), map(list, affine_of(a)))))),
+    "normalize": _one(lambda a: (L.Rescaling, dict(zip(("scale", "offset"), map(list, affine_of(a)))))),
     "zeropad": _one(lambda a: (L.ZeroPadding2D, {"padding": ((a["pad"][0], a["pad"][1]), (a["pad"][2], a["pad"][3]))})),
     "concat": _merge(L.Concatenate),
     "add": _merge(L.Add),
@@ -276,6 +280,9 @@ def load_weights_file(model, net, path: str | Path) -> str:
     if not path.is_file():
         raise SpecError(f"weights file {path} not found")
     why = None
+    if is_torch_file(path):
+        to_keras(model, net, load_torch_weights(net, path))
+        return "the PyTorch importer"
     if path.suffix == ".keras":
         try:
             saved = keras.models.load_model(path, compile=False)
@@ -286,7 +293,7 @@ def load_weights_file(model, net, path: str | Path) -> str:
             to_keras(model, net, from_keras(saved, net))
             return "the same spec's layer names"
         why = "its layer names are not this spec's"
-    elif path.name.endswith(".weights.h5"):
+    elif path.name.endswith(".weights.h5") and not _foreign_weights_h5(path, net):
         try:
             model.load_weights(path)
             return "a weights file of the same model"
@@ -321,6 +328,20 @@ def write_spec_meta(path, net, inference: bool) -> None:
         z.writestr("incdsl_spec.json", json.dumps({"network": net.name, "params": params, "heads": heads}, indent=1))
 
 
+def _foreign_weights_h5(path: Path, net) -> bool:
+    """Is this Keras 3 `.weights.h5` file from another model (keras.applications' own layer names)
+    rather than from this spec? Its top-level layer groups tell (read with h5py)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            saved = set(f["layers"].keys()) if "layers" in f else set()
+    except OSError:
+        return False  # not HDF5: Keras' own loader says so
+    ours = {keras_name(n) for n in net.layers} | {keras_name(n, "bn") for n in net.layers}
+    return bool(saved) and not saved & ours
+
+
 def _first_line(e: Exception) -> str:
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
@@ -337,8 +358,12 @@ def compile_cli(net, args) -> int:
     weights_file = getattr(args, "weights", None)
     if weights_file and not Path(weights_file).is_file():
         raise SpecError(f"weights file {weights_file} not found")
-    model = build_model(net, inference=inference, seed=None if weights_file else 0)
-    how = load_weights_file(model, net, weights_file) if weights_file else None
+    if weights_file and is_torch_file(weights_file):  # read and matched before the slow Keras build
+        model = build_model(net, inference=inference, weights=load_torch_weights(net, weights_file))
+        how = "the PyTorch importer"
+    else:
+        model = build_model(net, inference=inference, seed=None if weights_file else 0)
+        how = load_weights_file(model, net, weights_file) if weights_file else None
     with atomic_path(out) as tmp:
         model.save(tmp)
         write_spec_meta(tmp, net, inference)

@@ -45,28 +45,35 @@ _VARS = {
 }
 
 
-def reference_model(net):
-    """The keras.applications model that `net` reproduces (weights=None, softmax top), built once
-    per process for each input shape and class count: building Inception-ResNet-v2 takes seconds,
-    and loading a weights file replaces every weight it holds."""
+def reference_model(net, top: bool | None = None):
+    """The keras.applications model that `net` reproduces (weights=None), built once per process for
+    each input shape, class count, top and pooling: building Inception-ResNet-v2 takes seconds, and
+    loading a weights file replaces every weight it holds. The spec's `top` and `pooling` are
+    keras' `include_top` and `pooling`; `top` overrides the spec's (to diagnose a file)."""
     app = APPLICATIONS.get(net.name)
     if app is None:
         raise SpecError(f"network {net.name} has no keras.applications counterpart",
                         hint=f"keras.applications weights fit the specs of {', '.join(sorted(APPLICATIONS))}")
-    return _build_reference(app, tuple(net.input_shape), int(net.params.get("classes", 1000)))
+    if top is None:
+        top = bool(net.params.get("top", True))
+    pooling = net.params.get("pooling")
+    return _build_reference(app, tuple(net.input_shape), int(net.params.get("classes", 1000)), top,
+                            None if pooling is None else str(pooling))
 
 
 @lru_cache(maxsize=4)
-def _build_reference(app: str, input_shape: tuple, classes: int):
+def _build_reference(app: str, input_shape: tuple, classes: int, top: bool = True, pooling: str | None = None):
     import keras
 
-    return getattr(keras.applications, app)(weights=None, include_top=True, input_shape=input_shape,
-                                            classes=classes)
+    return getattr(keras.applications, app)(weights=None, include_top=top, input_shape=input_shape,
+                                            classes=classes, pooling=None if top else pooling)
 
 
 def load_applications_weights(model, net, path) -> None:
     """Load a keras.applications weights file for `net` into `model` (built from `net`, training
-    or inference model). Training-only heads, which keras.applications lacks, keep their weights."""
+    or inference model): the legacy `.h5` files keras.applications ships (`*_notop.h5` into a spec
+    with top=false), or Keras 3's `.weights.h5` saved from such a model. Training-only heads,
+    which keras.applications lacks, keep their weights."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"weights file {path} not found")
@@ -78,6 +85,7 @@ def load_applications_weights(model, net, path) -> None:
     try:
         ref.load_weights(path)
     except Exception as e:  # not an h5 file, or the weights of another model or variant
+        _explain_top(net, path)
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise SpecError(f"cannot read {path} as keras.applications.{APPLICATIONS[net.name]} weights: {first}",
                         hint="the file must hold that model's weights for the same classes (and width=1.0)") from None
@@ -85,6 +93,26 @@ def load_applications_weights(model, net, path) -> None:
     weights = from_keras(model, net)
     weights.update(applications_weights(ref, net))
     to_keras(model, net, weights)
+
+
+def _explain_top(net, path) -> None:
+    """A file that fails to load: if it loads into the reference with the other include_top, say
+    so, naming the first layer that differs (the classifier)."""
+    top = bool(net.params.get("top", True))
+    try:
+        reference_model(net, top=not top).load_weights(path)
+    except Exception:
+        return
+    if top:
+        dense = next(h.node for h in net.heads if not h.train_only)  # the classifier, `predictions`
+        want = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in weight_shapes(net, dense).items())
+        raise SpecError(f"{path} holds keras.applications.{APPLICATIONS[net.name]} without its top (a *_notop "
+                        f"file): it has no weights for layer '{dense}', which expects {want}",
+                        net.layers[dense].span, hint="load it into the headless network: --set top=false "
+                                                     "(and pooling=avg, max or none)")
+    raise SpecError(f"{path} holds keras.applications.{APPLICATIONS[net.name]} with its top (layer 'predictions'), "
+                    f"which network {net.name} with top=false does not have",
+                    hint="use the *_notop weights file, or --set top=true")
 
 
 def applications_weights(ref, net) -> dict[str, dict[str, np.ndarray]]:

@@ -77,6 +77,11 @@ def export(net: Network, path: str | Path, weights=None, *, opset: int = DEFAULT
     # up to DEFAULT_OPSET every onnxruntime we accept (>= 1.18) runs: ask the installed one only
     # above it (importing onnxruntime costs a fifth of a direct export)
     if via == "tf2onnx":
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:
+            raise UsageError("--via tf2onnx converts the Keras model, which needs TensorFlow: "
+                             "pip install 'incdsl[keras]' (or use --via direct)") from None
         top = max_opset_tf2onnx()
     else:
         top = DEFAULT_OPSET if MIN_OPSET <= opset <= DEFAULT_OPSET else max_opset()
@@ -120,10 +125,19 @@ def _verify(tmp: str, net: Network, w: dict, tensors, layout: str, batch: int | 
     else:
         compared, total = v.check_io_shapes(tmp, net, layout, batch)
         shapes = f"the input and {compared - 1} output(s) (tf2onnx names tensors its own way)"
-    rel, absd, scale, n, on = v.compare_runtime(tmp, net, w, layout, batch, preprocess=pre)
-    return (f"checked: onnx checker (full); ONNX shape inference agrees with incdsl summary on {shapes}; "
-            f"onnxruntime vs Keras on a random batch of {n}: max |diff| {absd:.2g} on {on} "
-            f"(scale {scale:.3g}, {rel:.1e} of it; allowed {v.RTOL:g})")
+    from .numpy_ref import Unsupported
+    first = (f"checked: onnx checker (full); ONNX shape inference agrees with incdsl summary on {shapes}; ")
+    keras = v.keras_installed()
+    try:
+        rel, absd, scale, n, on = v.compare_runtime(tmp, net, w, layout, batch, preprocess=pre,
+                                                    reference="keras" if keras else "numpy")
+    except Unsupported as e:
+        return first + f"onnxruntime not compared: Keras is not installed and the numpy reference lacks {e} " \
+                       "(that check needs incdsl[keras])"
+    against = "Keras" if keras else "incdsl's numpy reference"
+    tail = "" if keras else "\nnot checked: onnxruntime vs Keras (needs incdsl[keras]; Keras is not installed)"
+    return (first + f"onnxruntime vs {against} on a random batch of {n}: max |diff| {absd:.2g} on {on} "
+            f"(scale {scale:.3g}, {rel:.1e} of it; allowed {v.RTOL:g})" + tail)
 
 
 def compile_cli(net: Network, args) -> int:

@@ -27,7 +27,7 @@ from onnx import TensorProto, helper
 
 from ..errors import SpecError
 from ..network import Network
-from ..ops import LEAKY_RELU_SLOPE
+from ..ops import LEAKY_RELU_SLOPE, affine_of
 
 NEG_INF = float("-inf")  # what max pooling pads with (Keras and ONNX MaxPool alike)
 
@@ -522,6 +522,16 @@ class _Emitter:
 
     def op_scale(self, layer, ins):
         return self.node("Mul", [ins[0], self.const(f"{layer.name}/factor", layer.attrs["factor"])], layer.name)
+
+    def op_affine(self, layer, ins):
+        scale, shift = affine_of(layer.attrs)
+        c = self.net.shapes[layer.name][-1]
+        dims = (1, c, 1, 1) if len(self.net.shapes[layer.name]) == 3 else (1, c)
+        per_channel = lambda v: np.broadcast_to(np.asarray(v, np.float32), (c,)).reshape(dims)  # noqa: E731
+        x = self.node("Mul", [ins[0], self.const(f"{layer.name}/scale", per_channel(scale))], f"{layer.name}/scaled")
+        return self.node("Add", [x, self.const(f"{layer.name}/shift", per_channel(shift))], layer.name)
+
+    op_normalize = op_affine
 
     def op_zeropad(self, layer, ins):
         t, b, l, r = layer.attrs["pad"]

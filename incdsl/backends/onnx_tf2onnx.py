@@ -36,6 +36,8 @@ def convert(net: Network, weights: dict, path: str | Path, *, opset: int, layout
             x = x * preprocess.scale + preprocess.offset
         y = model(x, training=False)
         ys = y if isinstance(y, (list, tuple)) else [y]
+        if layout == "nchw":  # feature-map outputs in the input's layout, as the direct emitter gives them
+            ys = [tf.transpose(t, [0, 3, 1, 2]) if len(t.shape) == 4 else t for t in ys]
         return dict(zip(heads, ys))
 
     proto, _ = tf2onnx.convert.from_function(infer, input_signature=spec, opset=opset,
@@ -51,12 +53,18 @@ def convert(net: Network, weights: dict, path: str | Path, *, opset: int, layout
 
 
 def _name_batch_dim(proto) -> None:
-    """tf2onnx calls the free batch dimension `unk__N`; call it `batch`, as the direct model does."""
+    """tf2onnx calls the free batch dimension `unk__N` (another N on each output, or none at all);
+    call it `batch` on the input and every output, as the direct model does."""
     first = proto.graph.input[0].type.tensor_type.shape.dim[0]
     if not first.dim_param:
         return
-    old = first.dim_param
+    old = {first.dim_param}
+    for vi in proto.graph.output:
+        dims = vi.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            old.add(dims[0].dim_param)
+            dims[0].dim_param = "batch"
     for vi in list(proto.graph.input) + list(proto.graph.output) + list(proto.graph.value_info):
         for d in vi.type.tensor_type.shape.dim:
-            if d.dim_param == old:
+            if d.dim_param in old:
                 d.dim_param = "batch"

@@ -4,7 +4,8 @@
    strict shape inference too);
 2. ONNX's shape inference agrees with the front end's shapes (`incdsl summary`) for every tensor
    named after an IR layer whose shape it inferred (NHWC in the IR, NCHW in the model);
-3. onnxruntime on a random batch agrees with the Keras model holding the same weights.
+3. onnxruntime on a random batch agrees with the Keras model holding the same weights, or, where
+   Keras is not installed (`incdsl[onnx]` alone), with incdsl's numpy interpreter of the graph.
 
 Outputs are compared as logits, not probabilities: a softmax squashes differences (two sets of
 logits that disagree by 1e-2 give probabilities that agree to 1e-5 when one class dominates, and
@@ -26,6 +27,7 @@ from ..errors import SpecError
 from ..graph import Graph
 from ..network import Network
 
+_REFERENCE = {"keras": "Keras", "numpy": "incdsl's numpy reference"}
 RTOL = 1e-4  # max |diff| allowed, as a fraction of the reference output's largest magnitude
 
 
@@ -77,15 +79,24 @@ def check_io_shapes(path: str, net: Network, layout: str, batch: int | None) -> 
     return compared, compared
 
 
-def compare_runtime(path: str, net: Network, weights: dict, layout: str, batch: int | None,
-                    seed: int = 0, preprocess=None) -> tuple[float, float, float, int, str]:
-    """onnxruntime vs Keras on one random batch. Returns (max diff / scale, max |diff|, scale,
-    batch, what was compared). With `preprocess`, the ONNX model takes raw pixels (a random
-    image in [0, 255]) and Keras gets them scaled."""
-    import keras
-    import onnxruntime as ort
+def keras_installed() -> bool:
+    """Can the Keras backend run here (keras and a backend for it)? `incdsl[onnx]` alone has neither."""
+    try:
+        import keras  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-    from .keras import build_model
+
+def compare_runtime(path: str, net: Network, weights: dict, layout: str, batch: int | None,
+                    seed: int = 0, preprocess=None, reference: str = "keras") -> tuple[float, float, float, int, str]:
+    """onnxruntime vs a reference on one random batch: the Keras model holding the same weights
+    (`reference="keras"`), or incdsl's numpy interpreter of the graph (`"numpy"`, backends/numpy_ref.py,
+    when Keras is not installed). Returns (max diff / scale, max |diff|, scale, batch, what was
+    compared). With `preprocess`, the ONNX model takes raw pixels (a random image in [0, 255])
+    and the reference gets them scaled. Raises numpy_ref.Unsupported for an op the numpy
+    interpreter lacks."""
+    import onnxruntime as ort
 
     n = batch or 2
     rng = np.random.default_rng(seed)
@@ -112,14 +123,22 @@ def compare_runtime(path: str, net: Network, weights: dict, layout: str, batch: 
     got = dict(zip(names, sess.run(None, {sess.get_inputs()[0].name: feed})))
 
     ref_net = strip_final_softmax(net, set(extra))
-    keras_model = build_model(ref_net, inference=True, weights=weights)
-    # an eager call: predict_on_batch would first trace the whole model into a graph (4x slower)
-    ref = keras_model(x, training=False)
-    if isinstance(ref, dict):
-        ref = [ref[h.name] for h in heads]
-    if not isinstance(ref, (list, tuple)):
-        ref = [ref]
-    ref = {h.name: np.asarray(keras.ops.convert_to_numpy(r), np.float64) for h, r in zip(heads, ref)}
+    if reference == "numpy":
+        from .numpy_ref import run
+        ref = run(ref_net, weights, x)
+    else:
+        import keras
+
+        from .keras import build_model
+        keras_model = build_model(ref_net, inference=True, weights=weights)
+        # an eager call: predict_on_batch would first trace the whole model into a graph (4x slower)
+        ref = keras_model(x, training=False)
+        if isinstance(ref, dict):
+            ref = [ref[h.name] for h in heads]
+        if not isinstance(ref, (list, tuple)):
+            ref = [ref]
+        ref = [keras.ops.convert_to_numpy(r) for r in ref]
+    ref = {h.name: np.asarray(r, np.float64) for h, r in zip(heads, ref)}
 
     worst = worst_abs = 0.0
     scale_at = 1.0
@@ -136,11 +155,11 @@ def compare_runtime(path: str, net: Network, weights: dict, layout: str, batch: 
             if len(h.shape) == 3 and layout == "nchw":
                 o = o.transpose(0, 2, 3, 1)
             if o.shape != want.shape:
-                raise VerifyError(f"onnxruntime gives '{h.name}' as {o.shape}, Keras as {want.shape}")
+                raise VerifyError(f"onnxruntime gives '{h.name}' as {o.shape}, {_REFERENCE[reference]} as {want.shape}")
             scale = float(np.abs(want).max()) or 1.0
             d = float(np.abs(o.astype(np.float64) - want).max())
             if not np.isfinite(d) or d > RTOL * scale:
-                raise VerifyError(f"onnxruntime and Keras disagree on '{h.name}': max |diff| {d:.3g} is more than "
+                raise VerifyError(f"onnxruntime and {_REFERENCE[reference]} disagree on '{h.name}': max |diff| {d:.3g} is more than "
                                   f"{RTOL:g} of the output's scale {scale:.3g}")
             if d / scale >= worst:
                 worst, worst_abs, scale_at = d / scale, d, scale

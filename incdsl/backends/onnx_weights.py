@@ -45,6 +45,9 @@ def load_weights(net: Network, path: str | Path | None, seed: int = 0) -> dict:
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"weights file {path} does not exist")
+    from ..importers.torch import is_torch_file, load_torch_weights
+    if is_torch_file(path):  # no Keras needed
+        return load_torch_weights(net, path)
     if path.suffix == ".keras" and zipfile.is_zipfile(path):
         return read_keras_file(net, path)
     return _via_keras(net, path)
@@ -122,8 +125,13 @@ def read_keras_file(net: Network, path: Path) -> dict:
 def _via_keras(net: Network, path: Path) -> dict:
     """Any other file Keras can load into this network (e.g. a keras.applications .h5): load it
     into the Keras model and read the weights back (this path imports TensorFlow)."""
-    from .keras_weights import from_keras
-    from .keras import build_model, load_weights_file
+    try:
+        from .keras import build_model, load_weights_file
+        from .keras_weights import from_keras
+    except ImportError as e:
+        raise SpecError(f"reading {path} needs Keras ({e.name} is not installed): pip install 'incdsl[keras]'",
+                        hint="without Keras, --weights takes a .keras file compiled by incdsl, or PyTorch "
+                             ".pth/.pt/.safetensors weights") from None
 
     model = build_model(net, inference=False)
     load_weights_file(model, net, path)

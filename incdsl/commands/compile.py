@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--to", required=True, choices=sorted(TARGETS), help="what to emit")
     p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: named after the network)")
     p.add_argument("--inference", action="store_true", help="keras: leave out training-only heads")
-    p.add_argument("--weights", metavar="FILE", help="weights to load (.keras, or a keras.applications .h5)")
+    p.add_argument("--weights", metavar="FILE", help="weights to load: .keras, .weights.h5, a keras.applications .h5, or PyTorch .pth/.pt/.safetensors")
     p.add_argument("--opset", type=int, help="onnx: opset version")
     p.add_argument("--layout", choices=("nchw", "nhwc"), default="nchw", help="onnx: tensor layout")
     p.add_argument("--batch", default="dynamic", help="onnx: 'dynamic' or a fixed batch size")

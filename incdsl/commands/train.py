@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..cli import add_spec_args, load_net
+from ..errors import UsageError
 from ..train import OPTIMIZERS, PRECISIONS, PREPROCESS, STRATEGIES, TrainConfig
 
 
@@ -35,6 +36,12 @@ def add_parser(sub) -> None:
     p.add_argument("--bn-recalibrate", type=_bn_batches, default="auto", metavar="N|off",
                    help="at the end, set every batch norm's moving mean and variance to the average over N training "
                    "batches ('precise BN', fvcore's update_bn_stats); default: up to 100, one epoch at most")
+    p.add_argument("--weights", metavar="FILE", help="start from pretrained weights (.keras, PyTorch .pth/.pt/.safetensors, "
+                   "keras.applications .h5): every layer whose shapes fit; a new head keeps its initial values")
+    p.add_argument("--freeze", metavar="NAME|backbone", help="freeze a layer or module call and everything before it, "
+                   "or the backbone (all but the heads); frozen batch norms stay in inference mode")
+    p.add_argument("--unfreeze-after", type=int, metavar="N", help="with --freeze: after N epochs train every layer")
+    p.add_argument("--unfreeze-lr", type=float, metavar="X", help="the learning rate after unfreezing (default: a tenth of --lr)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32")
     p.add_argument("--jit", action="store_true", help="compile the training step with XLA (default: Keras decides; XLA on GPUs, always on JAX)")
     p.add_argument("--strategy", choices=STRATEGIES, default="default",
@@ -66,7 +73,10 @@ def run(args) -> int:
         precision=args.precision, jit=args.jit, strategy=args.strategy, val_split=args.val_split,
         preprocess=args.preprocess, augment=args.augment, steps_per_epoch=args.steps_per_epoch, seed=args.seed,
         resume=args.resume, verbose=_verbosity(args.verbose), tensorboard=args.tensorboard,
-        weight_decay=args.weight_decay, bn_recalibrate=args.bn_recalibrate)
+        weight_decay=args.weight_decay, bn_recalibrate=args.bn_recalibrate, weights=args.weights,
+        freeze=args.freeze, unfreeze_after=args.unfreeze_after, unfreeze_lr=args.unfreeze_lr)
+    if args.unfreeze_after is not None and not args.freeze:
+        raise UsageError("--unfreeze-after needs --freeze")
     train(net, config)
     return 0
 

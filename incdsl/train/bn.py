@@ -31,10 +31,11 @@ class Recalibrated:
 
 
 def bn_layers(model) -> list:
-    """Every BatchNormalization layer of `model`, looking inside nested models."""
+    """Every BatchNormalization layer of `model`, looking inside nested models; frozen ones
+    (trainable=False: `incdsl train --freeze`) keep their pretrained statistics and are left out."""
     out = []
     for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable:
             out.append(layer)
         elif isinstance(layer, keras.Model):
             out.extend(bn_layers(layer))

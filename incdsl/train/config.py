@@ -69,6 +69,10 @@ class TrainConfig:
     callbacks: list = field(default_factory=list)  # extra Keras callbacks (Python API)
     weight_decay: float = 0.0  # decoupled (the optimizer's weight_decay), on kernels only
     bn_recalibrate: int | str = "auto"  # precise BN batches at the end: "auto" (up to 100), N, or "off"
+    weights: str | None = None  # pretrained weights to start from (train/finetune.py)
+    freeze: str | None = None  # a layer or module call, or "backbone": it and what it depends on
+    unfreeze_after: int | None = None  # epochs before everything trains (second phase)
+    unfreeze_lr: float | None = None  # the second phase's rate (default: a tenth of the first's)
 
     @property
     def learning_rate(self) -> float:

@@ -38,6 +38,7 @@ from .config import RunPaths, TrainConfig, TrainResult
 from .data import SyntheticImages, folder_datasets, has_tensorflow
 from .diagnose import GAP, explain_gap
 from .finish import momenta, recalibrate_and_measure, recalibration_batches, refresh_best
+from . import finetune
 from .folders import scan_image_folder
 from .heads import head_losses, main_head
 from .model import accuracy_key, compile_for_training, with_preprocessing
@@ -148,12 +149,14 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
                              f"{', validating on ' + format(val_split, 'g') if val_data is not None else ''})")
 
             core = build_model(net, inference=False, seed=config.seed)
+            tuned = finetune.prepare(core, net, config)  # --weights, --freeze
             model = with_preprocessing(core, net.input_shape, config.preprocess, [h.name for h in heads])
             compile_for_training(model, heads, config, steps)
             placement.prepare(model)
 
         with _policy("float32"):  # the saved model computes in float32, whatever training used
             export_core = build_model(net, inference=True)
+            finetune.still_frozen(export_core, net, config)  # so precise BN leaves them be
             export_model = with_preprocessing(export_core, net.input_shape, config.preprocess, [main.name])
 
         def export(epoch: int, metrics: dict, best: bool = False, path: Path | None = None, copy: bool = True,
@@ -189,13 +192,18 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
         print(f"training {net.name} ({total:,} params) on {described}; batch {config.batch_size}, "
               f"{config.optimizer} lr {config.learning_rate:g}, {config.precision}, {placement.describe()}, "
               f"Keras {keras.backend.backend()}")
+        for line in tuned:
+            print(line)
         if start:
             print(f"resuming after epoch {start} of {config.epochs}")
         with placement.scope():
             try:
-                history = model.fit(train_data, validation_data=val_data, epochs=config.epochs,
-                                    steps_per_epoch=steps if config.data != "synthetic" and config.steps_per_epoch
-                                    else None, callbacks=callbacks, verbose=config.verbose, shuffle=False)
+                history = finetune.fit_in_phases(
+                    model, core, net, config,
+                    lambda lr: compile_for_training(model, heads, finetune.phase_config(config, lr), steps),
+                    x=train_data, validation_data=val_data,
+                    steps_per_epoch=steps if config.data != "synthetic" and config.steps_per_epoch else None,
+                    callbacks=callbacks, verbose=config.verbose, shuffle=False)
             except Diverged as d:
                 if not paths.backup.exists():  # no epoch finished: its empty logs are of no use
                     paths.csv.unlink(missing_ok=True)

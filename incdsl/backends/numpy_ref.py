@@ -1,0 +1,179 @@
+"""A plain numpy interpreter of the checked graph: the reference that `incdsl compile --to onnx`
+checks onnxruntime against when Keras is not installed (`pip install incdsl[onnx]` alone).
+
+It shares no code with the ONNX emitter but the pad arithmetic (window_pads, real_pads,
+adaptive_bins, which read the front end's shapes), and follows the ops' documented meaning:
+NHWC float64, TF 'same' padding, PyTorch ceil mode, count_pad, adaptive bins and LRN windows,
+Keras 3's activations. Slow but exact; inference only (dropout is the identity).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..ops import LEAKY_RELU_SLOPE, affine_of
+from .onnx_direct import adaptive_bins, real_pads, window_pads
+
+
+class Unsupported(Exception):
+    """The graph has an op this interpreter does not know."""
+
+
+def _act(fn, x, slope=None):
+    if fn is None:
+        return x
+    if fn == "relu":
+        return np.maximum(x, 0)
+    if fn == "relu6":
+        return np.clip(x, 0, 6)
+    if fn == "sigmoid":
+        return 1 / (1 + np.exp(-x))
+    if fn == "hard_sigmoid":
+        return np.clip(x + 3, 0, 6) / 6
+    if fn == "tanh":
+        return np.tanh(x)
+    if fn in ("softmax", "log_softmax"):
+        z = x - x.max(axis=-1, keepdims=True)
+        lse = np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        return np.exp(z - lse) if fn == "softmax" else z - lse
+    if fn == "silu":
+        return x / (1 + np.exp(-x))
+    if fn == "gelu":  # exact: x * Phi(x)
+        return 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+    if fn == "elu":
+        return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+    if fn == "leaky_relu":
+        return np.where(x > 0, x, (LEAKY_RELU_SLOPE if slope is None else slope) * x)
+    raise Unsupported(f"activation {fn}")
+
+
+def _windows(x, layer, in_shape, out_shape, value):
+    """(N, oh, ow, C, kh, kw) windows of x padded with `value` (ceil overhang included)."""
+    (b0, b1), (e0, e1) = window_pads(layer, in_shape, out_shape)
+    return _slide(np.pad(x, ((0, 0), (b0, e0), (b1, e1), (0, 0)), constant_values=value), layer, out_shape)
+
+
+def _slide(xp, layer, out_shape):
+    a = layer.attrs
+    kh, kw = a["kernel"]
+    dh, dw = a.get("dilation", (1, 1))
+    sh, sw = a["stride"]
+    v = sliding_window_view(xp, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(1, 2))
+    return v[:, ::sh, ::sw, :, ::dh, ::dw][:, :out_shape[0], :out_shape[1]]
+
+
+def _bn(x, p, eps):
+    gamma = p.get("gamma", 1.0)
+    return (x - p["moving_mean"]) / np.sqrt(p["moving_variance"] + eps) * gamma + p["beta"]
+
+
+def _conv(layer, x, w, shapes):
+    a, name = layer.attrs, layer.name
+    win = _windows(x, layer, shapes[layer.inputs[0]], shapes[name], 0.0)
+    p = {k: np.asarray(v, np.float64) for k, v in w[name].items()}
+    if layer.op == "conv":
+        g = a.get("groups", 1)  # Keras Conv2D(groups=): kernel (kh, kw, cin / g, cout), filters in g blocks
+        k = p["kernel"]
+        cin, cout = k.shape[2], k.shape[3] // g
+        y = np.concatenate([np.einsum("nhwcij,ijco->nhwo", win[:, :, :, i * cin:(i + 1) * cin], k[..., i * cout:(i + 1) * cout],
+                                      optimize=True) for i in range(g)], axis=-1)
+    else:
+        y = np.einsum("nhwcij,ijcm->nhwcm", win, p["depthwise_kernel"], optimize=True)
+        y = y.reshape(*y.shape[:3], -1)
+        if layer.op == "sepconv":
+            y = y @ p["pointwise_kernel"][0, 0]
+    if a["bias"]:
+        y = y + p["bias"]
+    if a["bn"]:
+        y = _bn(y, p, a["bn_eps"])
+    return _act(a["act"], y)
+
+
+def _avgpool(layer, x, shapes):
+    """Sum of the window over the number of its cells that count: the input's, plus the real
+    padding's with count_pad (never the ceil overhang), as torch's avg_pool2d divides."""
+    in_shape, out_shape = shapes[layer.inputs[0]], shapes[layer.name]
+    total = _windows(x, layer, in_shape, out_shape, 0.0).sum(axis=(-2, -1))
+    (b0, b1), (e0, e1) = window_pads(layer, in_shape, out_shape)
+    h, w = in_shape[:2]
+    mask = np.zeros((1, h + b0 + e0, w + b1 + e1, 1))
+    if layer.attrs["count_pad"]:
+        _, (r0, r1) = real_pads(layer, in_shape, out_shape)
+        mask[:, :b0 + h + r0, :b1 + w + r1] = 1.0
+    else:
+        mask[:, b0:b0 + h, b1:b1 + w] = 1.0
+    return total / np.maximum(_slide(mask, layer, out_shape).sum(axis=(-2, -1)), 1)
+
+
+def _lrn(a, x):
+    c = x.shape[-1]
+    sq = np.pad(x * x, ((0, 0), (0, 0), (0, 0), (a["size"] // 2, (a["size"] - 1) // 2)))
+    total = sum(sq[..., i:i + c] for i in range(a["size"]))
+    return x / (a["bias"] + a["alpha"] / a["size"] * total) ** a["beta"]
+
+
+def run(net, weights: dict, x: np.ndarray) -> list[np.ndarray]:
+    """The inference heads of `net` on an NHWC batch `x`, in `net.heads` order (training-only
+    heads left out). Raises Unsupported for an op it does not know."""
+    shapes, out = net.shapes, {}
+    for name, layer in net.layers.items():
+        if name not in net.inference:
+            continue
+        a, op = layer.attrs, layer.op
+        ins = [out[i] for i in layer.inputs]
+        if op == "input":
+            y = np.asarray(x, np.float64)
+        elif op in ("conv", "dwconv", "sepconv"):
+            y = _conv(layer, ins[0], weights, shapes)
+        elif op == "maxpool":
+            y = _windows(ins[0], layer, shapes[layer.inputs[0]], shapes[name], -np.inf).max(axis=(-2, -1))
+        elif op == "avgpool":
+            y = _avgpool(layer, ins[0], shapes)
+        elif op == "adaptive_avgpool":
+            (h, w, _), (oh, ow, _) = shapes[layer.inputs[0]], shapes[name]
+            y = np.einsum("ph,nhwc,qw->npqc", adaptive_bins(h, oh), ins[0], adaptive_bins(w, ow))
+        elif op in ("gap", "gmp"):
+            y = ins[0].mean(axis=(1, 2)) if op == "gap" else ins[0].max(axis=(1, 2))
+        elif op == "flatten":
+            y = ins[0].reshape(len(ins[0]), -1)
+        elif op == "dense":
+            p = weights[name]
+            y = ins[0] @ np.asarray(p["kernel"], np.float64) + (np.asarray(p["bias"], np.float64) if a["bias"] else 0)
+            y = _act(a["act"], y)
+        elif op == "dropout":
+            y = ins[0]
+        elif op == "bn":
+            y = _bn(ins[0], {k: np.asarray(v, np.float64) for k, v in weights[name].items()}, a["eps"])
+        elif op == "act":
+            y = _act(a["fn"], ins[0], a.get("slope"))
+        elif op == "channel_shuffle":
+            *lead, c = ins[0].shape
+            g = a["groups"]
+            y = ins[0].reshape(*lead, g, c // g).swapaxes(-1, -2).reshape(*lead, c)
+        elif op == "drop_path":
+            y = ins[0]
+        elif op == "multiply":  # a vector (N, C) scales a map's channels
+            y = ins[0]
+            for t in ins[1:]:
+                y, t = (y[:, None, None, :] if y.ndim < t.ndim else y), (t[:, None, None, :] if t.ndim < y.ndim else t)
+                y = y * t
+        elif op == "lrn":
+            y = _lrn(a, ins[0])
+        elif op == "scale":
+            y = ins[0] * a["factor"]
+        elif op == "zeropad":
+            t, b, l, r = a["pad"]
+            y = np.pad(ins[0], ((0, 0), (t, b), (l, r), (0, 0)))
+        elif op in ("affine", "normalize"):
+            scale, shift = affine_of(a)
+            y = ins[0] * np.asarray(scale) + np.asarray(shift)
+        elif op == "concat":
+            y = np.concatenate(ins, axis=-1)
+        elif op == "add":
+            y = sum(ins)
+        else:
+            raise Unsupported(f"op {op} ('{name}')")
+        out[name] = y
+    return [out[h.node] for h in net.heads if not h.train_only]
