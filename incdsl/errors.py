@@ -135,6 +135,18 @@ def _close(name: str, known: str) -> bool:
     return edit_distance(name, known) <= (1 if n <= 4 else 2 if n <= 12 else 3)
 
 
+MAX_ECHO = 60  # characters of a name or value quoted in a message
+
+
+def shorten(text: str, limit: int = MAX_ECHO) -> str:
+    """`text` as quoted in a message: whole if short, else its start, '...' and its length, so
+    that a 100,000-character name still gives a one-screen error."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 20]}...({len(text):,} characters)"
+
+
 def did_you_mean(name: str, known) -> str | None:
     """A suggestion for a misspelt name, or None when nothing is close: near spellings only, and a
     known name the word starts with or begins (`convolution` -> `conv`, `max` -> `maxpool`), not one

@@ -5,6 +5,7 @@ offending line, a caret and what the parser expected there.
 """
 from __future__ import annotations
 
+import errno
 import math
 import re
 import unicodedata
@@ -16,7 +17,9 @@ from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from . import ast, library
-from .errors import SOURCES, Note, Span, SpecError
+from .errors import SOURCES, Note, Span, SpecError, shorten
+from .grammar_cache import open_parser
+from .io import note_input
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
@@ -55,16 +58,15 @@ class _LineJoiner:
 
 @lru_cache(maxsize=1)
 def parser() -> Lark:
-    return Lark.open(
-        "grammar.lark",
-        rel_to=__file__,
-        parser="lalr",
+    # the LALR tables come from a private per-user cache as JSON, never from a pickle in the
+    # shared temp folder (Lark's cache=True): see grammar_cache
+    return open_parser(
+        Path(__file__).with_name("grammar.lark"),
         lexer="basic",
         postlex=_LineJoiner(),
         transformer=_TRANSFORMER,
         keep_all_tokens=True,  # spans come from tokens; see _rule
         maybe_placeholders=True,
-        cache=True,  # Lark keeps the LALR tables in the temp dir: 55 ms off every command's start
     )
 
 
@@ -582,6 +584,7 @@ def _bad_character(file: str, lines: list[str], line: int, col: int) -> SpecErro
 def read_source(path: Path, span: Span | None = None, shown: str | None = None) -> str:
     shown = shown or str(path)
     try:
+        path.stat()  # a symlink loop or a missing file, before any other question
         if path.is_dir():
             raise SpecError(f"{shown} is a directory, not a spec file", span)
         if path.exists() and not path.is_file():  # /dev/zero or a pipe would never end
@@ -596,7 +599,11 @@ def read_source(path: Path, span: Span | None = None, shown: str | None = None) 
     except PermissionError:
         raise SpecError(f"cannot read {shown}: permission denied", span) from None
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise SpecError(f"cannot read {shown}: it is a symbolic link that loops (to itself, or through "
+                            f"other links back to itself)", span) from None
         raise SpecError(f"cannot read {shown}: {e.strerror or e}", span) from None
+    note_input(path)
     if len(data) > MAX_FILE_BYTES:
         raise SpecError(f"{shown} is {len(data):,} bytes; specs are limited to {MAX_FILE_BYTES:,}", span)
     try:
@@ -610,8 +617,15 @@ def read_source(path: Path, span: Span | None = None, shown: str | None = None) 
                         notes=[Note("imported here", span)] if span else [],
                         hint="save the file as UTF-8") from None
     text = text.removeprefix("\ufeff")  # a byte-order mark some Windows editors write
-    if "\x00" in text:
-        raise SpecError(f"{shown} looks like a binary file, not a spec", span)
+    nul = text.find("\x00")
+    if nul != -1:
+        line = text.count("\n", 0, nul) + 1
+        col = nul - (text.rfind("\n", 0, nul) + 1) + 1
+        SOURCES[shown] = text.replace("\x00", "\ufffd")
+        raise SpecError(f"{shown} contains a NUL byte (U+0000): it looks like a binary file, not a spec",
+                        Span(shown, line, col, line, col + 1),
+                        notes=[Note("imported here", span)] if span else [],
+                        hint="a spec is UTF-8 text; remove the NUL byte")
     return text
 
 
@@ -653,13 +667,25 @@ def load_program_text(text: str, name: str = "<string>") -> Program:
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, RuntimeError, OSError):
         return str(path)
+
+
+# `use` chains deeper than this are refused (each level is a Python call; 1,000 overflowed).
+MAX_IMPORT_DEPTH = 200
 
 
 def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], span: Span | None, is_root: bool,
                text: str | None = None):
-    real = path.resolve()
+    if len(stack) >= MAX_IMPORT_DEPTH:
+        raise SpecError(f"`use` imports nest more than {MAX_IMPORT_DEPTH} files deep", span,
+                        hint="import the libraries from one file instead of each from the one before")
+    try:
+        real = path.resolve()
+    except (RuntimeError, OSError):  # Python 3.11: RuntimeError("Symlink loop ..."); later: OSError
+        shown = str(path) if is_root else _display(path)
+        raise SpecError(f"cannot read {shown}: it is a symbolic link that loops (to itself, or through "
+                        f"other links back to itself)", span) from None
     if real in stack:
         cycle = " -> ".join(_display(p) for p in stack[stack.index(real):] + [real])
         raise SpecError(f"import cycle: {cycle}", span, hint="move the shared modules into a file that both can `use`")
