@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import errno
 import importlib
 import os
 import signal
 import sys
-import threading
 
-from .errors import ArgumentError, SpecError, UsageError, shorten
+from .errors import ArgumentError, SpecError, UsageError, clip, shorten
+from .guard import StdoutError, Terminated, guarded
 from .io import forget_inputs
 
 # Commands with their own module under incdsl/commands (each has add_parser and run).
@@ -23,6 +21,8 @@ def parse_sets(items: list[str] | None) -> dict[str, str]:
         name, sep, value = item.partition("=")
         if not sep or not name.strip() or not value.strip():
             raise UsageError(f"--set expects NAME=VALUE, got '{item}'")
+        if name.strip() in out:  # the later one would silently win
+            raise UsageError(f"--set {name.strip()} is given twice ({out[name.strip()]} and {value.strip()})")
         out[name.strip()] = value.strip()
     return out
 
@@ -98,34 +98,6 @@ def cmd_expand(args) -> int:
     return 0
 
 
-class Terminated(BaseException):
-    """SIGTERM or SIGHUP: unwinds like Ctrl-C, so that `finally` blocks remove temp files."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _terminate(signum, frame):
-    raise Terminated(signum)
-
-
-@contextlib.contextmanager
-def _signals_unwind():
-    """SIGTERM and SIGHUP raise `Terminated` while a command runs (only where they still have
-    their default action: an embedding program's own handlers are left alone)."""
-    old = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            if signal.getsignal(sig) is signal.SIG_DFL:
-                old[sig] = signal.signal(sig, _terminate)
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one command; `argv` None means the process's own command line (the `incdsl` program).
 
@@ -136,14 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
     forget_inputs()
-    with _signals_unwind():
-        if argv is None and not args.verbose:
+    with guarded() as g:
+        if g.code is None and argv is None and not args.verbose:
             from .quiet import native_stderr_filtered  # the lines TF_CPP_MIN_LOG_LEVEL cannot reach
             with native_stderr_filtered():
-                code = _run(args)
-        else:
-            code = _run(args)
-    return _flush_stdout(code)
+                g.code = _run(args)
+        elif g.code is None:
+            g.code = _run(args)
+    return g.code
 
 
 def _run(args) -> int:
@@ -154,7 +126,7 @@ def _run(args) -> int:
         return 1
     except UsageError as e:
         message = e.cli_message() if isinstance(e, ArgumentError) else str(e)
-        print(f"incdsl {args.command}: error: {message}", file=sys.stderr)
+        print(f"incdsl {args.command}: error: {clip(message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -162,71 +134,14 @@ def _run(args) -> int:
     except Terminated as e:
         print(f"terminated ({signal.Signals(e.signum).name})", file=sys.stderr)
         return 128 + e.signum
-    except BrokenPipeError:
-        return _pipe_closed()
-    except OSError as e:
-        if e.errno in _STDOUT_ERRNOS and _stdout_broken():
-            return _stdout_failed(e)
-        return _internal(e)
+    except StdoutError:
+        raise  # guarded() reports it
     except Exception as e:  # a bug in incdsl, not in the spec: say so in one screen
-        return _internal(e)
-
-
-def _internal(e: Exception) -> int:
-    if os.environ.get("INCDSL_DEBUG"):
-        raise e
-    print(f"incdsl: internal error: {type(e).__name__}: {shorten(str(e), 300)}\n"
-          f"(this is a bug in incdsl; rerun with INCDSL_DEBUG=1 for the traceback)", file=sys.stderr)
-    return 3
-
-
-# --- standard output that cannot be written: a closed pipe ends quietly, a full disk is an error
-_STDOUT_ERRNOS = (errno.ENOSPC, errno.EIO, errno.EPIPE, errno.EBADF, errno.EDQUOT)
-
-
-def _stdout_broken() -> bool:
-    try:
-        sys.stdout.flush()
-    except (OSError, ValueError):
-        return True
-    return False
-
-
-def _pipe_closed() -> int:
-    """`incdsl expand x.inc | head -1`: the reader left; stop quietly, as Unix tools do."""
-    try:  # Python would otherwise complain again when it flushes stdout at exit
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
-    return 0  # like `yes | head -1` under Python's tools: quiet success, not a failed pipeline
-
-
-def _stdout_failed(e: OSError) -> int:
-    if e.errno == errno.EPIPE:
-        return _pipe_closed()
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
-    print(f"incdsl: error: cannot write to standard output: {e.strerror or e}", file=sys.stderr)
-    return 1
-
-
-def _flush_stdout(code: int) -> int:
-    """Flush now, while errors can still be reported (Python's flush at exit only warns)."""
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        return _pipe_closed()
-    except OSError as e:
-        return _stdout_failed(e)
-    except ValueError:  # stdout closed by the caller
-        pass
-    return code
+        if os.environ.get("INCDSL_DEBUG"):
+            raise
+        print(f"incdsl: internal error: {type(e).__name__}: {shorten(str(e), 300)}\n"
+              f"(this is a bug in incdsl; rerun with INCDSL_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -396,7 +396,7 @@ def _describe_token(tok: Token) -> str:
         return "end of file"
     if tok.type == "_SEP":
         return "end of line" if "\n" in tok.value else "';'"
-    return f"'{tok.value}'"
+    return f"'{shorten(tok.value)}'"
 
 
 # Where a statement may start, Lark lists every keyword and NAME; "a statement" says it better.
@@ -524,30 +524,58 @@ def _hint_for(tok: Token, expected: list[str], line_text: str, col: int, opened,
     word = tok.type in ("INT", "FLOAT", "DIMS", "NAMED_DIMS", "NAME", "STRING")
     if "'network'" in expected and "'module'" in expected and (word or tok.type in _STATEMENT_STARTS):
         return "this is outside any network or module body: does a '}' above it close the body too early?"
-    before = re.search(r"([A-Za-z_]\w*)\s*$", line_text[: col - 1])
-    call = re.search(r"(?:^|->|=|[;{])\s*([A-Za-z_]\w*)\s*$", line_text[: col - 1])  # a call starts here
+    # scanned from the end, never with a regex that tries every start (that was quadratic: issue 12)
+    before = _trailing_name(line_text[: col - 1])
+    call = before if before and _starts_call(line_text[: col - 1], before) else None  # a call starts here
     if tok.type == "NAME" and "'->'" in expected:
         return "join the layers of a chain with '->', or start a new line"
-    if call and call.group(1) in ("concat", "add", "multiply") and "'{'" in expected:
-        return f"the branches of {call.group(1)} go in braces, one per line: {call.group(1)} {{ ... }}"
+    if call in ("concat", "add", "multiply") and "'{'" in expected:
+        return f"the branches of {call} go in braces, one per line: {call} {{ ... }}"
     if word and "'('" in expected and "')'" not in expected and call:
         # `conv 64, 3`: show the call with parentheses, when the rest of it looks like arguments
         rest = line_text[col - 1:].split("#")[0].split("->")[0].strip()
         if re.fullmatch(r"[\w\s.,=*+\-/()\"]*", rest):
-            return f"arguments go in parentheses: {call.group(1)}({rest})"
+            return f"arguments go in parentheses: {call}({shorten(rest)})"
         return "arguments go in parentheses, for example conv(64, 3)"
     if word and "'='" in expected and "')'" in expected and before:
-        return f"keyword arguments are written name=value: {before.group(1)}={tok.value}"
+        return f"keyword arguments are written name=value: {shorten(before)}={shorten(tok.value)}"
     if word and "','" in expected:
         return "separate arguments with ','"
     if tok.value == "->" and "a name" in expected:
         return "a layer is missing between the two '->'"
     if expected == ["'{'"]:
         return "a body goes in braces: { ... }"
-    if tok.value == "," and "'->'" in expected and opened and opened[-1][0] == "{" and re.search(
-            r"\b(concat|add|multiply)\s*(\(.*\))?\s*$", lines[opened[-1][1] - 1][: opened[-1][2] - 1]):
+    if tok.value == "," and "'->'" in expected and opened and opened[-1][0] == "{" and _ends_branch_block(
+            lines[opened[-1][1] - 1][: opened[-1][2] - 1]):
         return "branches go one per line (or separated by ';'), not by ','"
     return None
+
+
+def _trailing_name(text: str) -> str | None:
+    """The identifier `text` ends with (trailing spaces allowed), or None. Linear time."""
+    end = len(text.rstrip())
+    start = end
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_") and text[start - 1].isascii():
+        start -= 1
+    word = text[start:end]
+    return word if word and (word[0].isalpha() or word[0] == "_") else None
+
+
+def _starts_call(text: str, word: str) -> bool:
+    """Whether the trailing `word` starts a call: at the line start or after '->', '=', ';', '{'."""
+    head = text.rstrip()[: -len(word)].rstrip()
+    return not head or head.endswith(("->", "=", ";", "{"))
+
+
+def _ends_branch_block(text: str) -> bool:
+    """A branch block (`concat`, `add`, `multiply`), bare or with its arguments, ends `text`."""
+    stripped = text.rstrip()
+    if _trailing_name(stripped) in BRANCH_BLOCKS:
+        return True
+    return stripped.endswith(")") and re.search(r"\b(concat|add|multiply)\s*\(", stripped) is not None
+
+
+BRANCH_BLOCKS = ("concat", "add", "multiply")
 
 
 _QUOTES = frozenset("\u201c\u201d\u2018\u2019")  # what word processors put for " and '

@@ -6,6 +6,7 @@ import importlib
 
 from ..cli import add_spec_args, load_net
 from ..errors import UsageError
+from ..inputs import check_weights_file
 from ..io import check_output, note_input
 
 # --to value -> backend module (imported only when chosen) exposing `compile_cli(net, args)`.
@@ -51,6 +52,8 @@ def run(args) -> int:
     # refuse a bad output before any work: it must not be an input, a device, a link, a folder...
     if args.output is not None and not (args.output == "-" and args.to in STDOUT_TARGETS):
         check_output(args.output)
+    if args.weights:
+        check_weights_file(args.weights)  # what the file is, before Keras or h5py sees it
     try:
         backend = importlib.import_module(f"..backends.{TARGETS[args.to]}", __package__)
     except ImportError as e:
