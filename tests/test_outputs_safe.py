@@ -272,3 +272,29 @@ def test_atomic_path_keeps_the_mode_of_the_file_it_replaces(tmp_path):
     with atomic_path(out) as tmp:
         tmp.write_text("new")
     assert out.read_text() == "new" and stat.S_IMODE(out.stat().st_mode) == 0o640
+
+
+# --- item 22: .keras output is byte-identical ------------------------------------------------------
+
+@pytest.mark.slow
+def test_two_keras_compiles_are_byte_identical(g, capsys):
+    """Two compiles of the same spec, seconds apart (zip times), each with its own objects
+    (shared_object_id came from id()), give the same bytes; the file still loads into Keras."""
+    import json
+    import zipfile
+    assert main(["compile", "g.inc", "--to", "keras", "-o", "a.keras"]) == 0
+    time.sleep(2.1)  # zip times have a 2 s resolution
+    assert main(["compile", "g.inc", "--to", "keras", "-o", "b.keras"]) == 0
+    a, b = (g.parent / "a.keras").read_bytes(), (g.parent / "b.keras").read_bytes()
+    assert a == b
+    with zipfile.ZipFile(g.parent / "a.keras") as z:
+        assert json.loads(z.read("metadata.json"))["date_saved"] == "1980-01-01@00:00:00"
+        assert all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in z.infolist())
+    import keras
+    import numpy as np
+    import incdsl
+    from incdsl.backends import keras_layers  # noqa: F401  (registers incdsl's layers)
+    loaded = keras.models.load_model(g.parent / "a.keras", compile=False)
+    built = incdsl.load(g).to_keras(seed=0)
+    x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), built.predict(x, verbose=0), rtol=1e-6)
