@@ -160,8 +160,12 @@ def atomic_path(path: str | Path):
     path = check_output(path)
     home = _existing_parent(path)
     clean_stale(home, path.name)
-    # not created here: some writers (Keras) refuse to overwrite an existing file
     tmp = home / f".incdsl-{os.getpid()}-{secrets.token_hex(4)}.{path.name}"
+    try:  # can we write here at all? (a writer's own error for a read-only folder may be anything)
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.unlink(tmp)  # some writers (Keras) refuse to overwrite an existing file: let them create it
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror or e} (in {home})") from None
     created: list[Path] = []
     try:
         yield tmp
