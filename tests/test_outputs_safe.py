@@ -298,3 +298,21 @@ def test_two_keras_compiles_are_byte_identical(g, capsys):
     built = incdsl.load(g).to_keras(seed=0)
     x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), built.predict(x, verbose=0), rtol=1e-6)
+
+
+# --- the other writers: train -o, compare --plot ----------------------------------------------------
+
+@pytest.mark.parametrize("target, says", [("g.inc", "it is an input of this command"),
+                                          ("x.keras/", "ends in '/'"), ("/dev/null", "device node")])
+def test_train_output_is_checked_before_training(g, capsys, target, says):
+    assert main(["train", "g.inc", "--data", "synthetic", "-o", target]) == 2
+    assert says in capsys.readouterr().err
+    assert g.read_text() == SPEC
+
+
+def test_compare_plot_onto_a_symlink_is_refused(g, capsys):
+    (g.parent / "real.png").write_bytes(b"keep")
+    (g.parent / "p.png").symlink_to("real.png")
+    assert main(["compare", "g.inc", "--plot", "p.png"]) == 2
+    assert "it is a symbolic link" in capsys.readouterr().err
+    assert (g.parent / "real.png").read_bytes() == b"keep" and (g.parent / "p.png").is_symlink()

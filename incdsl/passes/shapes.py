@@ -6,7 +6,7 @@ import re
 
 from ..errors import Note, SpecError, call_note
 from ..graph import Graph
-from ..ops import MAX_DIM, OPS, Count, Shape, ShapeError, infer
+from ..ops import OPS, Count, Shape, ShapeError, infer
 from .min_input import smallest_input
 
 # Absurd sizes, refused by `check` so that no backend tries to allocate them (issue 12: a
