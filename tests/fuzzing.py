@@ -143,9 +143,16 @@ def _alarm(signum, frame):
     raise Hang()
 
 
+# Diagnosis is linear in the input, at about 3 CPU seconds per MB of dense expressions (Lark's
+# per-token cost): a run may take `bound` plus this much per MB of input before it is a hang.
+SECONDS_PER_MB = 8.0
+
+
 def run(path: Path, bound: float, commands=(("check",), ("summary", "--json"), ("expand",))) -> Outcome:
-    """Run incdsl's `main` on `path` for each command; the first finding, else the last outcome."""
+    """Run incdsl's `main` on `path` for each command; the first finding, else the last outcome.
+    A command is a hang past `bound` CPU seconds plus SECONDS_PER_MB for each MB of the file."""
     from incdsl.cli import main
+    bound = bound + SECONDS_PER_MB * path.stat().st_size / 1e6
     last = Outcome(0, 0.0, "", "ok")
     for cmd in commands:
         err, out = io.StringIO(), io.StringIO()
@@ -166,7 +173,7 @@ def run(path: Path, bound: float, commands=(("check",), ("summary", "--json"), (
         seconds = time.process_time() - t
         text = err.getvalue()
         if seconds > bound or (code is None and not text):
-            return Outcome(code, seconds, f"{' '.join(cmd)}: over {bound} s", "hang")
+            return Outcome(code, seconds, f"{' '.join(cmd)}: {seconds:.1f} s, over the bound of {bound:.1f} s", "hang")
         if code not in (0, 1, 2) or "internal error" in text or "Traceback" in text:
             return Outcome(code, seconds, f"{' '.join(cmd)}: {text}", "internal")
         last = Outcome(code, seconds, text, "ok" if code == 0 else "error")
