@@ -699,6 +699,14 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+def _exists(path: Path) -> bool:
+    """Path.exists, but False for a name the system refuses (too long): read_source says why."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 # `use` chains deeper than this are refused (each level is a Python call; 1,000 overflowed).
 MAX_IMPORT_DEPTH = 200
 
@@ -710,8 +718,10 @@ def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], sp
                         hint="import the libraries from one file instead of each from the one before")
     try:
         real = path.resolve()
-    except (RuntimeError, OSError):  # Python 3.11: RuntimeError("Symlink loop ..."); later: OSError
-        shown = str(path) if is_root else _display(path)
+    except (RuntimeError, OSError) as e:  # Python 3.11: RuntimeError("Symlink loop ..."); later: OSError
+        shown = shorten(str(path) if is_root else _display(path), 200)
+        if isinstance(e, OSError) and e.errno != errno.ELOOP:  # a name too long, ...
+            raise SpecError(f"cannot read {shown}: {e.strerror or e}", span) from None
         raise SpecError(f"cannot read {shown}: it is a symbolic link that loops (to itself, or through "
                         f"other links back to itself)", span) from None
     if real in stack:
@@ -726,7 +736,7 @@ def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], sp
     for item in f.items:
         if isinstance(item, ast.Use):
             target = (path.parent / item.path)
-            if not target.exists():  # a shipped library file: `use "lib/inception_v3.inc"` anywhere
+            if not _exists(target):  # a shipped library file: `use "lib/inception_v3.inc"` anywhere
                 target = library.shipped_import(item.path) or target
             _load_file(target, prog, stack, seen, item.span, is_root=False)
         elif isinstance(item, ast.Definition) and item.kind == "module":

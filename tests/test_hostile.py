@@ -313,3 +313,19 @@ def test_a_3000_branch_concat_draws_to_png(tmp_path, capsys):  # the exact case:
     (tmp_path / "wide.inc").write_text(WIDE)
     assert main(["compile", str(tmp_path / "wide.inc"), "--to", "png", "-o", str(tmp_path / "wide.png")]) == 0
     assert (tmp_path / "wide.png").read_bytes().startswith(b"\x89PNG")
+
+
+# --- found by tools/fuzz.py -------------------------------------------------------------------------
+
+def test_use_of_a_name_too_long_for_the_system(tmp_path, capsys):
+    """A 5,000-character `use` path: OSError "File name too long" from Path.exists was an internal error."""
+    code, err = check(tmp_path, f'use "lib/{"q" * 5000}.inc"\n' + body("relu"), capsys)
+    assert code == 1 and "x.inc:1:1: error: cannot read " in err and "File name too long" in err
+
+
+def test_spec_and_output_names_too_long_for_the_system(tmp_path, capsys):
+    assert main(["check", str(tmp_path / ("q" * 5000 + ".inc"))]) == 1
+    assert "File name too long" in capsys.readouterr().err
+    (tmp_path / "x.inc").write_text(body("relu"))
+    assert main(["compile", str(tmp_path / "x.inc"), "--to", "dot", "-o", str(tmp_path / ("q" * 5000))]) == 2
+    assert "File name too long" in capsys.readouterr().err
