@@ -46,12 +46,14 @@ def forget_inputs() -> None:
     _INPUT_PATHS.clear()
 
 
-def check_output(target: str | Path) -> Path:
+def check_output(target: str | Path, rewrite: bool = False) -> Path:
     """The output path `target` as a Path, or a UsageError that says why it must not be written.
 
     Refused: a name ending in '/', a directory, a symbolic link, anything that is not a regular
     file (device node, FIFO, socket), a file without write permission (even for root), an input of
-    this command (compared through symlinks, `..` and hard links), and a path under a file."""
+    this command (compared through symlinks, `..` and hard links), and a path under a file.
+    `rewrite=True` is for a command whose job is to replace its input (`incdsl fmt`): the input
+    check is skipped, and a symbolic link is followed to the file it names (the link stays)."""
     text = str(target)
     if not text:
         raise UsageError("the output file name is empty")
@@ -59,6 +61,8 @@ def check_output(target: str | Path) -> Path:
         raise UsageError(f"cannot write {text}: the name ends in '/', so it names a directory; "
                          f"give a file name")
     path = Path(text)
+    if rewrite:
+        path = Path(os.path.realpath(path))
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -76,7 +80,7 @@ def check_output(target: str | Path) -> Path:
         if not stat.S_ISREG(st.st_mode):
             raise UsageError(f"cannot write {text}: it is {_kind(st.st_mode)}, not a regular file; "
                              f"incdsl writes only regular files")
-        same = _INPUTS.get((st.st_dev, st.st_ino))
+        same = None if rewrite else _INPUTS.get((st.st_dev, st.st_ino))
         if same is not None:
             raise UsageError(f"cannot write {text}: it is {_input_words(same, text)}; "
                              f"writing it would destroy it")
@@ -86,7 +90,7 @@ def check_output(target: str | Path) -> Path:
         real = path.resolve()
     except (OSError, RuntimeError) as e:  # a symlink loop in a parent
         raise UsageError(f"cannot write {text}: {getattr(e, 'strerror', None) or e}") from None
-    if real in _INPUT_PATHS:
+    if real in _INPUT_PATHS and not rewrite:
         raise UsageError(f"cannot write {text}: it is {_input_words(_INPUT_PATHS[real], text)}; "
                          f"writing it would destroy it")
     blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
@@ -153,11 +157,12 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path):
+def atomic_path(path: str | Path, rewrite: bool = False):
     """Yield a temporary path (ending in the target's own name, so writers that check the
     suffix, like Keras, accept it); on success it replaces `path`, on any failure, Ctrl-C or
-    SIGTERM it is removed. Raises UsageError for a target `check_output` refuses."""
-    path = check_output(path)
+    SIGTERM it is removed. Raises UsageError for a target `check_output` refuses (`rewrite`:
+    see there)."""
+    path = check_output(path, rewrite)
     home = _existing_parent(path)
     clean_stale(home, path.name)
     tmp = home / f".incdsl-{os.getpid()}-{secrets.token_hex(4)}.{path.name}"
@@ -171,7 +176,7 @@ def atomic_path(path: str | Path):
         yield tmp
         if not tmp.exists():
             raise UsageError(f"cannot write {path}: the writer produced no file")
-        check_output(path)  # the target may have changed while the writer ran
+        check_output(path, rewrite)  # the target may have changed while the writer ran
         with contextlib.suppress(OSError):
             os.chmod(tmp, _mode_for(path))
         for parent in reversed(path.parents):

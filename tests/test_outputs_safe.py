@@ -316,3 +316,13 @@ def test_compare_plot_onto_a_symlink_is_refused(g, capsys):
     assert main(["compare", "g.inc", "--plot", "p.png"]) == 2
     assert "it is a symbolic link" in capsys.readouterr().err
     assert (g.parent / "real.png").read_bytes() == b"keep" and (g.parent / "p.png").is_symlink()
+
+
+def test_fmt_rewrites_its_input_through_a_link_and_keeps_the_link(tmp_path, capsys):
+    """`incdsl fmt` is the one command whose output is its input: allowed, and a symlinked spec
+    is rewritten where it lives (the link stays a link)."""
+    real = tmp_path / "real.inc"
+    real.write_text("network n() {\n      input 8x8x3\n  relu\n}\n")
+    (tmp_path / "link.inc").symlink_to("real.inc")
+    assert main(["fmt", str(tmp_path / "link.inc")]) == 0
+    assert (tmp_path / "link.inc").is_symlink() and real.read_text() == "network n() {\n  input 8x8x3\n  relu\n}\n"
