@@ -163,8 +163,8 @@ def test_stdout_a_closed_pipe_ends_quietly():  # item 12: `incdsl expand x.inc |
     r = subprocess.run(f"{sys.executable} -m incdsl expand specs/inception_resnet_v2.inc | head -1; "
                        f"echo \"rc=${{PIPESTATUS[0]}}\"", shell=True, executable="/bin/bash", cwd=ROOT, env=ENV,
                        capture_output=True, text=True, timeout=60)
-    assert r.stdout.splitlines() == ["# network inception_resnet_v2 classes=1000 aux=false width=1 size=299",
-                                     "rc=0"]
+    first, rc = r.stdout.splitlines()
+    assert first.startswith("# network inception_resnet_v2 ") and rc == "rc=0"
     assert r.stderr == ""
 
 
