@@ -4,9 +4,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
-from .errors import ArgumentError, SpecError, UsageError
+from .errors import ArgumentError, SpecError, UsageError, clip, shorten
+from .guard import StdoutError, Terminated, guarded
+from .io import forget_inputs
 
 # Commands with their own module under incdsl/commands (each has add_parser and run).
 COMMANDS = ("summary", "compile", "train", "predict", "compare", "fit", "diff", "import_", "fmt", "lsp")
@@ -18,6 +21,8 @@ def parse_sets(items: list[str] | None) -> dict[str, str]:
         name, sep, value = item.partition("=")
         if not sep or not name.strip() or not value.strip():
             raise UsageError(f"--set expects NAME=VALUE, got '{item}'")
+        if name.strip() in out:  # the later one would silently win
+            raise UsageError(f"--set {name.strip()} is given twice ({out[name.strip()]} and {value.strip()})")
         out[name.strip()] = value.strip()
     return out
 
@@ -102,11 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     ap = build_parser()
     args = ap.parse_args(argv)
-    if argv is None and not args.verbose:
-        from .quiet import native_stderr_filtered  # the lines TF_CPP_MIN_LOG_LEVEL cannot reach
-        with native_stderr_filtered():
-            return _run(args)
-    return _run(args)
+    forget_inputs()
+    with guarded() as g:
+        if g.code is None and argv is None and not args.verbose:
+            from .quiet import native_stderr_filtered  # the lines TF_CPP_MIN_LOG_LEVEL cannot reach
+            with native_stderr_filtered():
+                g.code = _run(args)
+        elif g.code is None:
+            g.code = _run(args)
+    return g.code
 
 
 def _run(args) -> int:
@@ -117,17 +126,20 @@ def _run(args) -> int:
         return 1
     except UsageError as e:
         message = e.cli_message() if isinstance(e, ArgumentError) else str(e)
-        print(f"incdsl {args.command}: error: {message}", file=sys.stderr)
+        print(f"incdsl {args.command}: error: {clip(message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
+    except Terminated as e:
+        print(f"terminated ({signal.Signals(e.signum).name})", file=sys.stderr)
+        return 128 + e.signum
+    except StdoutError:
+        raise  # guarded() reports it
     except Exception as e:  # a bug in incdsl, not in the spec: say so in one screen
         if os.environ.get("INCDSL_DEBUG"):
             raise
-        print(f"incdsl: internal error: {type(e).__name__}: {e}\n"
+        print(f"incdsl: internal error: {type(e).__name__}: {shorten(str(e), 300)}\n"
               f"(this is a bug in incdsl; rerun with INCDSL_DEBUG=1 for the traceback)", file=sys.stderr)
         return 3
 

@@ -14,7 +14,8 @@ import math
 from dataclasses import dataclass
 
 from . import ast, initializers
-from .errors import ArgumentError, Note, Span, SpecError, UsageError, call_note, did_you_mean
+from .errors import ArgumentError, Note, Span, SpecError, UsageError, call_note, did_you_mean, shorten
+from .literals import read_int, read_number, read_sizes
 from .graph import Block, Graph, Layer, OutputSpec
 from .ops import ACTIVATIONS, ALIASES, KEYWORD_ONLY, KINDS, OPS, REQUIRED, Op, Symbol, normalize
 from .parse import Program
@@ -566,7 +567,7 @@ class _Elaborator:
 
     def _unknown(self, v, expr, env) -> SpecError:
         hint = did_you_mean(str(v), env)
-        return SpecError(f"unknown name '{v}'", expr.span, hint=hint or (f"known here: {', '.join(env)}" if env else None))
+        return SpecError(f"unknown name '{shorten(str(v))}'", expr.span, hint=hint or _known_list("known here", env))
 
     def _num(self, v, expr, env):
         if isinstance(v, Symbol):
@@ -621,8 +622,10 @@ class _Elaborator:
         if isinstance(arity, tuple):
             if not arity[0] <= len(args) <= arity[1]:
                 raise SpecError(f"{name}() takes {arity[0]} to {arity[1]} arguments, got {len(args)}", e.span)
-        elif (arity is not None and len(args) != arity) or (arity is None and not args):
-            raise SpecError(f"{name}() takes {arity or 'one or more'} argument{'s' if arity != 1 else ''}, got {len(args)}", e.span)
+        elif (arity is not None and len(args) != arity) or (arity is None and len(args) < 2):
+            # min(x) of one number is Python's TypeError (it wants an iterable): ask for two
+            raise SpecError(f"{name}() takes {arity or 'two or more'} argument{'s' if arity != 1 else ''}, "
+                            f"got {len(args)}", e.span)
         for a, x in zip(args, e.args):
             self._num(a, x, env)
         try:
@@ -679,7 +682,16 @@ def _normalize(op: Op, raw: dict) -> dict:
 
 
 def _known(env) -> str | None:
-    return f"names known here: {', '.join(sorted(env))}" if env else None
+    return _known_list("names known here", sorted(env))
+
+
+def _known_list(what: str, names) -> str | None:
+    """`what: a, b, c` with at most 20 names, each shortened: a hint stays on one screen."""
+    names = list(names)
+    if not names:
+        return None
+    shown = ", ".join(shorten(n) for n in names[:20])
+    return f"{what}: {shown}" + (f" and {len(names) - 20} more" if len(names) > 20 else "")
 
 
 def _source_text(span: Span) -> str | None:
@@ -714,7 +726,8 @@ def _show(v) -> str:
 
 
 def _coerce_override(name: str, text, default):
-    """`--set width=0.75`: read the value as the default's type."""
+    """`--set width=0.75`: read the value as the default's type, in the spec's own number syntax
+    (incdsl.literals: no `1_0`, no non-ASCII digits)."""
     if not isinstance(text, str):
         return text
     s = text.strip()
@@ -727,20 +740,19 @@ def _coerce_override(name: str, text, default):
                 return False
             raise ValueError
         if isinstance(default, int):
-            return int(s)
+            return read_int(s)
         if isinstance(default, float):
-            return float(s)
+            return float(read_number(s))
         if isinstance(default, tuple):
-            sizes = tuple(int(x) for x in s.replace(",", "x").split("x"))
+            sizes = read_sizes(s)
             return sizes[0] if len(sizes) == 1 else sizes  # `--set k=5` is a square 5x5
     except ValueError:
         kind = {bool: "true or false", int: "an integer", float: "a number", tuple: "sizes like 3x3"}[type(default)]
-        raise ArgumentError(name, text, f"{name} is {kind} (its default is {_show(default)})") from None
-    for conv in (int, float):
-        try:
-            return conv(s)
-        except ValueError:
-            pass
+        raise ArgumentError(name, shorten(text), f"{name} is {kind} (its default is {_show(default)})") from None
+    try:
+        return read_number(s)
+    except ValueError:
+        pass
     if low in ("true", "false"):
         return low == "true"
     return Symbol(s)

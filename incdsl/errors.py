@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import difflib
+import re
 
 SOURCES: dict[str, str] = {}
 
@@ -59,14 +60,18 @@ class SpecError(Exception):
         return self.render()
 
     def render(self) -> str:
+        """The error in one screen: every name or value it quotes is clipped (`clip`), and at
+        most MAX_NOTES notes are shown."""
         where = f"{self.span}: " if self.span else ""
-        out = [f"{where}error: {self.message}"]
-        out += _excerpt(self.span, self.label)
-        for note in self.notes:
+        out = [f"{where}error: {clip(self.message)}"]
+        out += _excerpt(self.span, clip(self.label) if self.label else None)
+        for note in self.notes[:MAX_NOTES]:
             at = f" ({note.span})" if note.span else ""
-            out.append(f"note: {note.message}{at}")
+            out.append(f"note: {clip(note.message)}{at}")
+        if len(self.notes) > MAX_NOTES:
+            out.append(f"note: ... and {len(self.notes) - MAX_NOTES} more")
         if self.hint:
-            out.append(f"hint: {self.hint}")
+            out.append(f"hint: {clip(self.hint)}")
         return "\n".join(out)
 
 
@@ -135,10 +140,45 @@ def _close(name: str, known: str) -> bool:
     return edit_distance(name, known) <= (1 if n <= 4 else 2 if n <= 12 else 3)
 
 
+MAX_ECHO = 60  # characters of a name or value quoted in a message
+MAX_WORD = 120  # a longer run of non-blanks in a message is clipped by `clip`
+MAX_LINE = 400  # characters of one message, note or hint line
+MAX_NOTES = 12
+_LONG_WORD = re.compile(r"\S{%d,}" % (MAX_WORD + 1))
+
+
+def shorten(text: str, limit: int = MAX_ECHO) -> str:
+    """`text` as quoted in a message: whole if short, else its start, '...' and its length, so
+    that a 100,000-character name still gives a one-screen error."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 20]}...({len(text):,} characters)"
+
+
+def _clip_word(m: re.Match) -> str:
+    word = m.group()
+    core = word.lstrip("'\"`(")
+    lead = word[: len(word) - len(core)]
+    core2 = core.rstrip("'\"`:,;.)")
+    return lead + shorten(core2, MAX_ECHO) + core[len(core2):]
+
+
+def clip(text: str) -> str:
+    """A message with every word over MAX_WORD characters shortened (a 100,000-character name is
+    echoed as its start and its length) and the whole capped at MAX_LINE: one screen, always."""
+    text = _LONG_WORD.sub(_clip_word, text)
+    if len(text) > MAX_LINE:
+        text = text[:MAX_LINE - 30] + f"... ({len(text):,} characters)"
+    return text
+
+
 def did_you_mean(name: str, known) -> str | None:
     """A suggestion for a misspelt name, or None when nothing is close: near spellings only, and a
     known name the word starts with or begins (`convolution` -> `conv`, `max` -> `maxpool`), not one
     that is only the first part of a compound (`kernel_regularizer` is not a `kernel`)."""
+    if len(name) > MAX_WORD:  # no one mistypes 100 letters; and edit distances would take their time
+        return None
     known = sorted(set(known))
     close = [k for k in difflib.get_close_matches(name, known, n=3, cutoff=0.5) if _close(name, k)][:1]
     if not close and len(name) >= 3:

@@ -219,10 +219,12 @@ def fit(spec: Spec, name: str, metric: str, budget, *, lo=None, hi=None, sets: d
 
 
 def _bound(x, kind, name, flag):
+    from .literals import read_int, read_number
     if x is None:
         return None
     try:
-        return kind(x) if kind is float else int(str(x))
+        # the spec's own number syntax (incdsl.literals): no `1_0`, no non-ASCII digits
+        return float(read_number(str(x))) if kind is float else read_int(str(x))
     except ValueError:
         what = "an integer" if kind is int else "a number"
         raise UsageError(f"{flag} {x}: '{name}' is {what}") from None

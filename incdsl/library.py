@@ -72,7 +72,10 @@ def resolve(spec: str | Path) -> Path:
     anything else is returned unchanged, so the loader reports it missing.
     """
     path = Path(spec)
-    if path.exists():
+    try:
+        if path.exists():
+            return path
+    except OSError:  # a name too long for the system: the loader says so
         return path
     ref = builtin(path.name)
     if ref is None:
@@ -84,12 +87,12 @@ def resolve(spec: str | Path) -> Path:
 
 def shipped_import(relative: str) -> Path | None:
     """`use "lib/inception_v3.inc"` with no such local file: the shipped file, if there is one."""
-    candidate = (LIBRARY / relative).resolve()
     try:
+        candidate = (LIBRARY / relative).resolve()
         candidate.relative_to(LIBRARY.resolve())  # never step outside the library with ../
-    except ValueError:
+        return candidate if candidate.is_file() else None
+    except (ValueError, OSError, RuntimeError):  # outside, a name too long, a symlink loop
         return None
-    return candidate if candidate.is_file() else None
 
 
 def _same_dir(a: Path, b: Path) -> bool:

@@ -113,12 +113,21 @@ def _bool(v):
     raise ValueError(f"must be true or false, got {_show(v)}")
 
 
+POSITIVE_MIN = 1e-12  # the smallest value a "positive" argument (an epsilon) may take
+
+
 def _float(v, lo=None, hi=None):
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ValueError(f"must be a number, got {_show(v)}")
     v = float(v)
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise ValueError(f"must be between {lo} and {hi}, got {v}")
+    if lo is not None and v < lo:
+        if hi is not None:
+            raise ValueError(f"must be between {lo:g} and {hi:g}, got {v:g}")
+        raise ValueError(f"must be greater than 0, got {v:g}" if lo == POSITIVE_MIN
+                         else f"must be at least {lo:g}, got {v:g}")
+    if hi is not None and v > hi:
+        raise ValueError(f"must be between {lo:g} and {hi:g}, got {v:g}" if lo is not None
+                         else f"must be at most {hi:g}, got {v:g}")
     return v
 
 
@@ -163,7 +172,7 @@ KINDS: dict[str, Callable] = {
     "pad": _pad,
     "act": _act,
     "bool": _bool,
-    "positive": lambda v: _float(v, 1e-12, None),
+    "positive": lambda v: _float(v, POSITIVE_MIN, None),
     "rate": lambda v: _float(v, 0.0, 0.999999),
     "any_float": _float,
     "slope": lambda v: _float(v, 0.0, 1.0),
@@ -298,6 +307,16 @@ def _dw_shape(attrs, shapes):
 
 
 def _pool_shape(attrs, shapes):
+    pad = attrs["pad"]
+    if not isinstance(pad, str):
+        # a pad as large as the window puts whole windows in the padding: max pooling would output
+        # -inf (-3.4e38 in float32), average pooling 0/0; onnxruntime refuses such pads, PyTorch too
+        kh, kw = attrs["kernel"]
+        for side, p, k in zip(("top", "bottom", "left", "right"), pad, (kh, kh, kw, kw)):
+            if p >= k:
+                raise ShapeError(f"{side} padding {p} is not smaller than the window ({k}): "
+                                 f"some windows would hold padding only",
+                                 hint=f"pool padding must be less than the window (at most {k - 1} here)")
     return _spatial(attrs, shapes[0])
 
 

@@ -5,6 +5,7 @@ offending line, a caret and what the parser expected there.
 """
 from __future__ import annotations
 
+import errno
 import math
 import re
 import unicodedata
@@ -16,7 +17,9 @@ from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from . import ast, library
-from .errors import SOURCES, Note, Span, SpecError
+from .errors import SOURCES, Note, Span, SpecError, shorten
+from .grammar_cache import open_parser
+from .io import note_input
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
@@ -55,16 +58,15 @@ class _LineJoiner:
 
 @lru_cache(maxsize=1)
 def parser() -> Lark:
-    return Lark.open(
-        "grammar.lark",
-        rel_to=__file__,
-        parser="lalr",
+    # the LALR tables come from a private per-user cache as JSON, never from a pickle in the
+    # shared temp folder (Lark's cache=True): see grammar_cache
+    return open_parser(
+        Path(__file__).with_name("grammar.lark"),
         lexer="basic",
         postlex=_LineJoiner(),
         transformer=_TRANSFORMER,
         keep_all_tokens=True,  # spans come from tokens; see _rule
         maybe_placeholders=True,
-        cache=True,  # Lark keeps the LALR tables in the temp dir: 55 ms off every command's start
     )
 
 
@@ -394,7 +396,7 @@ def _describe_token(tok: Token) -> str:
         return "end of file"
     if tok.type == "_SEP":
         return "end of line" if "\n" in tok.value else "';'"
-    return f"'{tok.value}'"
+    return f"'{shorten(tok.value)}'"
 
 
 # Where a statement may start, Lark lists every keyword and NAME; "a statement" says it better.
@@ -522,30 +524,58 @@ def _hint_for(tok: Token, expected: list[str], line_text: str, col: int, opened,
     word = tok.type in ("INT", "FLOAT", "DIMS", "NAMED_DIMS", "NAME", "STRING")
     if "'network'" in expected and "'module'" in expected and (word or tok.type in _STATEMENT_STARTS):
         return "this is outside any network or module body: does a '}' above it close the body too early?"
-    before = re.search(r"([A-Za-z_]\w*)\s*$", line_text[: col - 1])
-    call = re.search(r"(?:^|->|=|[;{])\s*([A-Za-z_]\w*)\s*$", line_text[: col - 1])  # a call starts here
+    # scanned from the end, never with a regex that tries every start (that was quadratic: issue 12)
+    before = _trailing_name(line_text[: col - 1])
+    call = before if before and _starts_call(line_text[: col - 1], before) else None  # a call starts here
     if tok.type == "NAME" and "'->'" in expected:
         return "join the layers of a chain with '->', or start a new line"
-    if call and call.group(1) in ("concat", "add", "multiply") and "'{'" in expected:
-        return f"the branches of {call.group(1)} go in braces, one per line: {call.group(1)} {{ ... }}"
+    if call in ("concat", "add", "multiply") and "'{'" in expected:
+        return f"the branches of {call} go in braces, one per line: {call} {{ ... }}"
     if word and "'('" in expected and "')'" not in expected and call:
         # `conv 64, 3`: show the call with parentheses, when the rest of it looks like arguments
         rest = line_text[col - 1:].split("#")[0].split("->")[0].strip()
         if re.fullmatch(r"[\w\s.,=*+\-/()\"]*", rest):
-            return f"arguments go in parentheses: {call.group(1)}({rest})"
+            return f"arguments go in parentheses: {call}({shorten(rest)})"
         return "arguments go in parentheses, for example conv(64, 3)"
     if word and "'='" in expected and "')'" in expected and before:
-        return f"keyword arguments are written name=value: {before.group(1)}={tok.value}"
+        return f"keyword arguments are written name=value: {shorten(before)}={shorten(tok.value)}"
     if word and "','" in expected:
         return "separate arguments with ','"
     if tok.value == "->" and "a name" in expected:
         return "a layer is missing between the two '->'"
     if expected == ["'{'"]:
         return "a body goes in braces: { ... }"
-    if tok.value == "," and "'->'" in expected and opened and opened[-1][0] == "{" and re.search(
-            r"\b(concat|add|multiply)\s*(\(.*\))?\s*$", lines[opened[-1][1] - 1][: opened[-1][2] - 1]):
+    if tok.value == "," and "'->'" in expected and opened and opened[-1][0] == "{" and _ends_branch_block(
+            lines[opened[-1][1] - 1][: opened[-1][2] - 1]):
         return "branches go one per line (or separated by ';'), not by ','"
     return None
+
+
+def _trailing_name(text: str) -> str | None:
+    """The identifier `text` ends with (trailing spaces allowed), or None. Linear time."""
+    end = len(text.rstrip())
+    start = end
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_") and text[start - 1].isascii():
+        start -= 1
+    word = text[start:end]
+    return word if word and (word[0].isalpha() or word[0] == "_") else None
+
+
+def _starts_call(text: str, word: str) -> bool:
+    """Whether the trailing `word` starts a call: at the line start or after '->', '=', ';', '{'."""
+    head = text.rstrip()[: -len(word)].rstrip()
+    return not head or head.endswith(("->", "=", ";", "{"))
+
+
+def _ends_branch_block(text: str) -> bool:
+    """A branch block (`concat`, `add`, `multiply`), bare or with its arguments, ends `text`."""
+    stripped = text.rstrip()
+    if _trailing_name(stripped) in BRANCH_BLOCKS:
+        return True
+    return stripped.endswith(")") and re.search(r"\b(concat|add|multiply)\s*\(", stripped) is not None
+
+
+BRANCH_BLOCKS = ("concat", "add", "multiply")
 
 
 _QUOTES = frozenset("\u201c\u201d\u2018\u2019")  # what word processors put for " and '
@@ -582,6 +612,7 @@ def _bad_character(file: str, lines: list[str], line: int, col: int) -> SpecErro
 def read_source(path: Path, span: Span | None = None, shown: str | None = None) -> str:
     shown = shown or str(path)
     try:
+        path.stat()  # a symlink loop or a missing file, before any other question
         if path.is_dir():
             raise SpecError(f"{shown} is a directory, not a spec file", span)
         if path.exists() and not path.is_file():  # /dev/zero or a pipe would never end
@@ -596,7 +627,11 @@ def read_source(path: Path, span: Span | None = None, shown: str | None = None) 
     except PermissionError:
         raise SpecError(f"cannot read {shown}: permission denied", span) from None
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise SpecError(f"cannot read {shown}: it is a symbolic link that loops (to itself, or through "
+                            f"other links back to itself)", span) from None
         raise SpecError(f"cannot read {shown}: {e.strerror or e}", span) from None
+    note_input(path)
     if len(data) > MAX_FILE_BYTES:
         raise SpecError(f"{shown} is {len(data):,} bytes; specs are limited to {MAX_FILE_BYTES:,}", span)
     try:
@@ -610,8 +645,15 @@ def read_source(path: Path, span: Span | None = None, shown: str | None = None) 
                         notes=[Note("imported here", span)] if span else [],
                         hint="save the file as UTF-8") from None
     text = text.removeprefix("\ufeff")  # a byte-order mark some Windows editors write
-    if "\x00" in text:
-        raise SpecError(f"{shown} looks like a binary file, not a spec", span)
+    nul = text.find("\x00")
+    if nul != -1:
+        line = text.count("\n", 0, nul) + 1
+        col = nul - (text.rfind("\n", 0, nul) + 1) + 1
+        SOURCES[shown] = text.replace("\x00", "\ufffd")
+        raise SpecError(f"{shown} contains a NUL byte (U+0000): it looks like a binary file, not a spec",
+                        Span(shown, line, col, line, col + 1),
+                        notes=[Note("imported here", span)] if span else [],
+                        hint="a spec is UTF-8 text; remove the NUL byte")
     return text
 
 
@@ -653,13 +695,35 @@ def load_program_text(text: str, name: str = "<string>") -> Program:
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (ValueError, RuntimeError, OSError):
         return str(path)
+
+
+def _exists(path: Path) -> bool:
+    """Path.exists, but False for a name the system refuses (too long): read_source says why."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
+# `use` chains deeper than this are refused (each level is a Python call; 1,000 overflowed).
+MAX_IMPORT_DEPTH = 200
 
 
 def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], span: Span | None, is_root: bool,
                text: str | None = None):
-    real = path.resolve()
+    if len(stack) >= MAX_IMPORT_DEPTH:
+        raise SpecError(f"`use` imports nest more than {MAX_IMPORT_DEPTH} files deep", span,
+                        hint="import the libraries from one file instead of each from the one before")
+    try:
+        real = path.resolve()
+    except (RuntimeError, OSError) as e:  # Python 3.11: RuntimeError("Symlink loop ..."); later: OSError
+        shown = shorten(str(path) if is_root else _display(path), 200)
+        if isinstance(e, OSError) and e.errno != errno.ELOOP:  # a name too long, ...
+            raise SpecError(f"cannot read {shown}: {e.strerror or e}", span) from None
+        raise SpecError(f"cannot read {shown}: it is a symbolic link that loops (to itself, or through "
+                        f"other links back to itself)", span) from None
     if real in stack:
         cycle = " -> ".join(_display(p) for p in stack[stack.index(real):] + [real])
         raise SpecError(f"import cycle: {cycle}", span, hint="move the shared modules into a file that both can `use`")
@@ -672,7 +736,7 @@ def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], sp
     for item in f.items:
         if isinstance(item, ast.Use):
             target = (path.parent / item.path)
-            if not target.exists():  # a shipped library file: `use "lib/inception_v3.inc"` anywhere
+            if not _exists(target):  # a shipped library file: `use "lib/inception_v3.inc"` anywhere
                 target = library.shipped_import(item.path) or target
             _load_file(target, prog, stack, seen, item.span, is_root=False)
         elif isinstance(item, ast.Definition) and item.kind == "module":

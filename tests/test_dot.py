@@ -196,8 +196,9 @@ def test_concat_edges_and_branch_heads_follow_input_order(nested, googlenet):
     # branch heads of m1's outer concat share a rank, chained left to right in input order, the
     # second one inside the nested call m1/b2/unit_1
     text = to_dot(nested)
-    assert ('{ rank=same; "m1/b1/conv_1" -> "m1/b2/unit_1/conv_1" -> "m1/b3/conv_1" -> '
-            '"m1/b4/avgpool_1" [style=invis]; }') in text
+    assert ('  { rank=same;\n    "m1/b1/conv_1" -> "m1/b2/unit_1/conv_1" [style=invis];\n'
+            '    "m1/b2/unit_1/conv_1" -> "m1/b3/conv_1" [style=invis];\n'
+            '    "m1/b3/conv_1" -> "m1/b4/avgpool_1" [style=invis];\n  }') in text
 
 
 def test_node_labels_are_compact(spec_file):

@@ -422,6 +422,6 @@ def test_compile_cli_failure_leaves_no_file(tiny, tmp_path, capsys):
     assert "cannot load weights" in capsys.readouterr().err
     other.unlink()
     assert tiny("--weights", str(tmp_path / "nope.keras"), "-o", str(tmp_path / "y.keras")) == 1
-    assert "not found" in capsys.readouterr().err
+    assert "no such weights file" in capsys.readouterr().err
     assert tiny("-o", str(tmp_path / "z.h5")) == 2
     assert set(tmp_path.iterdir()) == before  # no output, no temporary left behind

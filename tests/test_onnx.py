@@ -255,7 +255,7 @@ def test_opset_and_batch_bounds(tmp_path):
             export(net, tmp_path / "x.onnx", opset=bad, verify=False)
     p = subprocess.run([sys.executable, "-m", "incdsl", "compile", str(SPECS / "googlenet_tv.inc"), "--to", "onnx",
                         "--batch", "two"], cwd=tmp_path, env=ENV, capture_output=True, text=True)
-    assert p.returncode == 2 and "--batch must be 'dynamic' or a positive integer" in p.stderr
+    assert p.returncode == 2 and "--batch must be 'dynamic' or an integer from 1 to" in p.stderr
     assert list(tmp_path.iterdir()) == []
 
 
@@ -357,22 +357,12 @@ def test_trained_model_file_gives_raw_pixel_onnx(zoo, tmp_path):
         assert np.abs(got[h] - want).max() <= 1e-4 * np.abs(want).max(), h
 
 
-@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
-def test_maxpool_padding_as_wide_as_the_window(spec_file, tmp_path, layout):
-    """Pool pads onnxruntime refuses (as wide as the window) become a -inf Pad node, as Keras pads;
-    a feature-map output comes back in the input's layout."""
-    net = incdsl.load(spec_file("network t() {\n  input 4x4x2\n  maxpool(2, stride=2, pad=(0, 2, 0, 2))\n}\n"))
-    assert net.shapes[net.heads[0].node] == (3, 3, 2)
-    export(net, tmp_path / "t.onnx", {}, layout=layout, verify=False)
-    assert "Pad" in ops(tmp_path / "t.onnx")
-    tensors = onnx_direct.emit(net, {}, layout=layout).layer_tensors
-    assert onnx_verify.check_structure(str(tmp_path / "t.onnx"), net, tensors, layout, None) == (2, 2)
-    x = np.random.default_rng(0).standard_normal((1, 4, 4, 2)).astype(np.float32)
-    padded = np.pad(x, ((0, 0), (0, 2), (0, 2), (0, 0)), constant_values=-np.inf)
-    want = padded.reshape(1, 3, 2, 3, 2, 2).max(axis=(2, 4))  # 2x2 windows, stride 2
-    got = run_ort(tmp_path / "t.onnx", x if layout == "nhwc" else x.transpose(0, 3, 1, 2))
-    y = next(iter(got.values()))
-    np.testing.assert_array_equal(y if layout == "nhwc" else y.transpose(0, 2, 3, 1), want)
+def test_maxpool_padding_as_wide_as_the_window(spec_file):
+    """A pool pad as wide as the window puts whole windows in the padding (their max is -inf,
+    -3.4e38 once exported): `check` refuses it for every backend (issue 12, item 19), so no
+    exporter has to invent a translation for it."""
+    with pytest.raises(SpecError, match=r"bottom padding 2 is not smaller than the window \(2\)"):
+        incdsl.load(spec_file("network t() {\n  input 4x4x2\n  maxpool(2, stride=2, pad=(0, 2, 0, 2))\n}\n"))
 
 
 def test_a_bn_does_not_fold_into_a_conv_that_an_output_reads(tmp_path):

@@ -162,8 +162,8 @@ def test_predict_missing_files_are_clean_errors(tmp_path, capsys):
     code, _, err = run_cli(capsys, "predict", not_a_model, img)
     assert code == 1 and "is not a Keras model" in err
     import zipfile
-    with zipfile.ZipFile(tmp_path / "empty.keras", "w"):
-        pass
+    with zipfile.ZipFile(tmp_path / "empty.keras", "w") as z:
+        z.writestr("config.json", "{}")
     code, _, err = run_cli(capsys, "predict", tmp_path / "empty.keras", tmp_path / "none.png")
     assert code == 1 and "no such image" in err and "Traceback" not in err
 
@@ -234,8 +234,8 @@ def test_learns_colours_and_predicts_fresh_images(tiny, tmp_path, capsys):
     code, _, err = run_cli(capsys, "predict", broken, images[0])
     assert code == 1 and "broken.keras" in err and "Traceback" not in err
     import zipfile
-    with zipfile.ZipFile(tmp_path / "empty.keras", "w"):
-        pass
+    with zipfile.ZipFile(tmp_path / "empty.keras", "w") as z:
+        z.writestr("config.json", "{}")
     code, _, err = run_cli(capsys, "predict", tmp_path / "empty.keras", images[0])  # a zip, but not a model
     assert code == 1 and "cannot load the model" in err and "Traceback" not in err
 

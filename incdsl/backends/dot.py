@@ -184,7 +184,11 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
 
     emit(clusters[None], "  ", 0)
     for ids in same_rank:
-        out.append("  { rank=same; " + " -> ".join(_q(i) for i in ids) + " [style=invis]; }")
+        # one short edge per line: Graphviz's parser fails on a chain of thousands of `->` in one
+        # statement ("syntax error in line 3007" for a 3,000-branch concat)
+        out.append("  { rank=same;")
+        out += [f"    {_q(a)} -> {_q(b)} [style=invis];" for a, b in zip(ids, ids[1:])]
+        out.append("  }")
     for head, names in titles.items():  # a title on the row of its first layer, wherever it fits
         out.append("  { rank=same; " + "; ".join(_q(i) for i in names + [head]) + "; }")
 

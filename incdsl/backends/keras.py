@@ -351,6 +351,7 @@ def _first_line(e: Exception) -> str:
 
 def compile_cli(net, args) -> int:
     from ..io import atomic_path
+    from .keras_file import make_reproducible
     out = Path(args.output or f"{net.name}.keras")
     if out.suffix != ".keras":
         raise UsageError(f"--to keras writes a .keras file; got -o {out}")
@@ -367,6 +368,7 @@ def compile_cli(net, args) -> int:
     with atomic_path(out) as tmp:
         model.save(tmp)
         write_spec_meta(tmp, net, inference)
+        make_reproducible(tmp)  # the same spec and weights give the same bytes (after every entry is in)
     kind = "inference" if inference else "training"
     heads = ", ".join(model.output_names)
     src = f", weights from {weights_file} ({how})" if how else ", weights seeded (init_weights seed 0)"

@@ -13,10 +13,11 @@ Keras model holding the same weights. A failed check leaves no file behind.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import UsageError, shorten
 from ..io import atomic_path
 from ..network import Network
 
@@ -87,8 +88,13 @@ def export(net: Network, path: str | Path, weights=None, *, opset: int = DEFAULT
         top = DEFAULT_OPSET if MIN_OPSET <= opset <= DEFAULT_OPSET else max_opset()
     if not MIN_OPSET <= opset <= top:
         raise UsageError(f"--opset {opset} is out of range: {via} supports opsets {MIN_OPSET} to {top} here")
-    if batch is not None and batch < 1:
-        raise UsageError(f"--batch must be 'dynamic' or a positive integer, got {batch}")
+    if batch is not None and not 1 <= batch <= MAX_BATCH:
+        raise UsageError(f"--batch must be 'dynamic' or an integer from 1 to {MAX_BATCH:,}, got {batch}")
+    if verify and batch is not None:
+        need = batch * sum(math.prod(net.shapes[n]) for n in net.inference) * 4 * 2  # Keras and onnxruntime
+        if need > VERIFY_BYTES:
+            raise UsageError(f"verifying with --batch {batch:,} would need about {need / 2**30:,.0f} GiB for the "
+                             f"activations; use a smaller --batch, or --no-verify")
     w = weights if isinstance(weights, dict) else load_weights(net, weights, seed)
     # a model saved by `incdsl train` scales raw pixels itself: the ONNX model does the same
     pre = None if isinstance(weights, dict) else read_preprocess(weights, net.input_shape[-1])
@@ -150,13 +156,14 @@ def compile_cli(net: Network, args) -> int:
     return 0
 
 
+VERIFY_BYTES = 4 << 30  # activations a verification run may take (float32, both runtimes)
+MAX_BATCH = (1 << 31) - 1  # ONNX stores dims as int64, but runtimes index batches with int32
+
+
 def _parse_batch(text: str) -> int | None:
     if text in (None, "dynamic"):
         return None
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise UsageError(f"--batch must be 'dynamic' or a positive integer, got '{text}'")
+    n = int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else 0
+    if not 1 <= n <= MAX_BATCH:
+        raise UsageError(f"--batch must be 'dynamic' or an integer from 1 to {MAX_BATCH:,}, got '{shorten(text)}'")
     return n

@@ -70,10 +70,14 @@ def read_preprocess(path: str | Path | None, channels: int) -> Preprocess | None
         if "config.json" not in z.namelist():
             return None
         config = json.loads(z.read("config.json"))
-    layer = next((l for l in config.get("config", {}).get("layers", []) if l.get("name") == "preprocess"), None)
+    try:
+        layers = config.get("config", {}).get("layers", [])
+        layer = next((l for l in layers if isinstance(l, dict) and l.get("name") == "preprocess"), None)
+        c = layer["config"] if layer is not None else None
+    except (AttributeError, TypeError, KeyError):
+        raise SpecError(f"{path}: its config.json is not a Keras model configuration") from None
     if layer is None:
         return None
-    c = layer["config"]
     if layer["class_name"] == "Rescaling":
         scale = np.broadcast_to(np.asarray(c["scale"], np.float64), (channels,))
         offset = np.broadcast_to(np.asarray(c["offset"], np.float64), (channels,))
@@ -97,12 +101,16 @@ def read_keras_file(net: Network, path: Path) -> dict:
     # layer name -> the variable lists of every layer so named: a trained model's wrapper names
     # its output layers after the heads, the same names as the heads' own (nested) layers
     stored: dict[str, list[list[np.ndarray]]] = {}
-    with h5py.File(io.BytesIO(data), "r") as f:
-        def visit(group_name, obj):
-            if isinstance(obj, h5py.Group) and group_name.split("/")[-1] == "vars" and "name" in obj.attrs:
-                keys = sorted(obj.keys(), key=int)
-                stored.setdefault(str(obj.attrs["name"]), []).append([np.asarray(obj[k]) for k in keys])
-        f.visititems(visit)
+    def visit(group_name, obj):
+        if isinstance(obj, h5py.Group) and group_name.split("/")[-1] == "vars" and "name" in obj.attrs:
+            keys = sorted(obj.keys(), key=int)
+            stored.setdefault(str(obj.attrs["name"]), []).append([np.asarray(obj[k]) for k in keys])
+    try:
+        with h5py.File(io.BytesIO(data), "r") as f:
+            f.visititems(visit)
+    except (OSError, ValueError, KeyError, TypeError) as e:  # h5py: "file signature not found", ...
+        raise SpecError(f"{path}: its model.weights.h5 is not a readable HDF5 weights file "
+                        f"({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
 
     weights: dict[str, dict[str, np.ndarray]] = {}
     for name in net.layers:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..cli import add_spec_args, parse_sets
 from ..errors import UsageError
+from ..io import check_output
 
 TEXT_BLOCKS_MAX = 8  # more variants than this make the per-block text table too wide to read
 
@@ -57,6 +58,8 @@ def run(args) -> int:
     sets = parse_sets(args.set)
     specs = [Spec(path, args.network) for path in args.specs]
     plan = cmp.plan(specs, sets, sweeps, variants, args.variants)
+    if args.plot:
+        check_output(args.plot)  # before the work: never a spec, a link, a device... (io.check_output)
     rows = cmp.measure_all(plan, args.depth, args.progress)
     blocks = cmp.align_blocks(rows, args.align)
 

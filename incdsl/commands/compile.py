@@ -6,6 +6,8 @@ import importlib
 
 from ..cli import add_spec_args, load_net
 from ..errors import UsageError
+from ..inputs import check_weights_file
+from ..io import check_output, note_input
 
 # --to value -> backend module (imported only when chosen) exposing `compile_cli(net, args)`.
 TARGETS = {"keras": "keras", "onnx": "onnx", "dot": "dot", "svg": "dot", "png": "dot", "html": "html"}
@@ -18,13 +20,16 @@ def _depth(text: str):
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number or 'all', got '{text}'") from None
+STDOUT_TARGETS = ("dot", "svg", "png", "html")  # `-o -` writes these to standard output
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("compile", help="compile a spec to Keras, ONNX, a drawing or an interactive page")
     add_spec_args(p)
     p.add_argument("--to", required=True, choices=sorted(TARGETS), help="what to emit")
-    p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: named after the network)")
+    p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: named after the network; "
+                   "'-' for standard output with dot, svg, png and html); never the spec, one of its imports or "
+                   "weights, a link, a device or a read-only file")
     p.add_argument("--inference", action="store_true", help="keras: leave out training-only heads")
     p.add_argument("--weights", metavar="FILE", help="weights to load: .keras, .weights.h5, a keras.applications .h5, or PyTorch .pth/.pt/.safetensors")
     p.add_argument("--opset", type=int, help="onnx: opset version")
@@ -41,7 +46,14 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    net = load_net(args)
+    net = load_net(args)  # notes the spec and its imports as inputs (io.note_input)
+    if args.weights:
+        note_input(args.weights)
+    # refuse a bad output before any work: it must not be an input, a device, a link, a folder...
+    if args.output is not None and not (args.output == "-" and args.to in STDOUT_TARGETS):
+        check_output(args.output)
+    if args.weights:
+        check_weights_file(args.weights)  # what the file is, before Keras or h5py sees it
     try:
         backend = importlib.import_module(f"..backends.{TARGETS[args.to]}", __package__)
     except ImportError as e:

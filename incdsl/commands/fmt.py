@@ -41,7 +41,7 @@ def run(args) -> int:
             status = 1
         else:
             mode = stat.S_IMODE(os.stat(name).st_mode)
-            with atomic_path(name) as tmp:  # the old file stays whole until the new one is complete
+            with atomic_path(name, rewrite=True) as tmp:  # the old file stays whole until the new one is complete
                 tmp.write_bytes(new.encode())
                 os.chmod(tmp, mode)  # keep the file's permissions (the temporary file has 0600)
             print(f"{name}: reformatted", file=sys.stderr)

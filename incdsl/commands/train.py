@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ..cli import add_spec_args, load_net
 from ..errors import UsageError
-from ..train import OPTIMIZERS, PRECISIONS, PREPROCESS, STRATEGIES, TrainConfig
+from ..io import check_output
+from ..train import OPTIMIZERS, PRECISIONS, PREPROCESS, STRATEGIES, RunPaths, TrainConfig
 
 
 def add_parser(sub) -> None:
@@ -67,6 +68,8 @@ def run(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     from ..train import train
     net = load_net(args)
+    for out in (args.output, *RunPaths.beside(args.output).files()):  # never the spec, a link, a device...
+        check_output(out)
     config = TrainConfig(
         output=Path(args.output), data=args.data, epochs=args.epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, label_smoothing=args.label_smoothing, aux_weight=args.aux_weight,

@@ -1,12 +1,19 @@
 """Shape inference: every layer's output shape, or a SpecError at the layer at fault."""
 from __future__ import annotations
 
+import math
 import re
 
 from ..errors import Note, SpecError, call_note
 from ..graph import Graph
-from ..ops import MAX_DIM, OPS, Count, Shape, ShapeError, infer
+from ..ops import OPS, Count, Shape, ShapeError, infer
 from .min_input import smallest_input
+
+# Absurd sizes, refused by `check` so that no backend tries to allocate them (issue 12: a
+# 67 G-param dense layer passed `check` and died in `compile` asking for 250 GiB). Far above every
+# Inception (the largest, Inception-ResNet-v2, has 56 M params and 1.1 M-element tensors).
+MAX_PARAMS = 1 << 31  # params of the whole network: 8 GiB of float32 weights
+MAX_ELEMENTS = 1 << 31  # elements of one layer's output for one image: 8 GiB of float32
 
 
 def infer_shapes(g: Graph) -> tuple[dict[str, Shape], dict[str, Count], dict[str, str]]:
@@ -14,14 +21,24 @@ def infer_shapes(g: Graph) -> tuple[dict[str, Shape], dict[str, Count], dict[str
     shapes: dict[str, Shape] = {}
     counts: dict[str, Count] = {}
     whys: dict[str, str] = {}
+    params = 0
     for name, layer in g.layers.items():
         ins = [shapes[i] for i in layer.inputs]
         try:
             out, why, cnt = infer(OPS[layer.op], layer.attrs, ins)
         except ShapeError as e:
             raise _explain(g, layer, e, shapes, whys) from None
-        if any(d > MAX_DIM * MAX_DIM for d in out):
-            raise SpecError(f"{layer.op} output {fmt(out)} is absurdly large", layer.span)
+        elements = math.prod(out)
+        if elements > MAX_ELEMENTS:
+            raise SpecError(f"{layer.op} output {fmt(out)} is absurdly large: {elements:,} elements per image "
+                            f"(the limit is {MAX_ELEMENTS:,})", layer.span)
+        params += cnt.params
+        if params > MAX_PARAMS:
+            own = f"this {layer.op} has {cnt.params:,} params" + (
+                f", {params:,} up to here" if params != cnt.params else "")
+            raise SpecError(f"the network is absurdly large: {own} "
+                            f"(the limit is {MAX_PARAMS:,})", layer.span,
+                            label=f"{cnt.params:,} params")
         shapes[name], counts[name] = out, cnt
         if why is not None:
             whys[name] = why

@@ -98,6 +98,10 @@ class RunPaths:
         return cls(out, Path(f"{stem}.best.keras"), Path(f"{stem}.log.csv"), Path(f"{stem}.tb"),
                    Path(f"{stem}.backup"))
 
+    def files(self) -> tuple[str, ...]:
+        """The single files a run writes (the model keeps the name as given: `out/` is refused)."""
+        return str(self.output), str(self.best), str(self.csv)
+
 
 @dataclass(frozen=True)
 class HeadLoss:

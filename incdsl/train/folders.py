@@ -26,7 +26,7 @@ def scan_image_folder(path: str | Path) -> tuple[list[str], list[list[Path]]]:
     if len(classes) < 2:
         found = f"only '{classes[0]}'" if classes else "none"
         raise SpecError(f"{root} must have one sub-folder of images per class, at least two; found {found}")
-    from PIL import Image, UnidentifiedImageError
+    from ..inputs import check_image
 
     files: list[list[Path]] = []
     for name in classes:
@@ -36,30 +36,16 @@ def scan_image_folder(path: str | Path) -> tuple[list[str], list[list[Path]]]:
             raise SpecError(f"class folder {root / name} has no images ({', '.join(IMAGE_SUFFIXES)})",
                             hint="remove the empty folder or add images to it")
         for p in images:
-            try:
-                with Image.open(p) as im:
-                    im.size  # noqa: B018 - parsing the header is the check
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-                raise SpecError(f"{p} is not a readable image ({_reason(e)})",
-                                hint="remove or replace the file") from None
+            check_image(p)  # the header only: not an image, or a decompression bomb, is named here
         files.append(images)
     return classes, files
 
 
 def check_predict_files(model_path: str | Path, images) -> None:
-    """What `incdsl predict` can check before Keras loads: the files are there, the model is a zip."""
-    import zipfile
-    path = Path(model_path)
-    if not path.is_file():
-        raise SpecError(f"no such model file: {path}")
-    if not zipfile.is_zipfile(path):
-        raise SpecError(f"{path} is not a Keras model (.keras files are zip archives)")
+    """What `incdsl predict` can check before Keras loads: the model is a Keras archive, every
+    image a readable image of sane size (see incdsl.inputs)."""
+    from ..inputs import check_image, check_model_file
+    check_model_file(model_path)
     for p in images:
-        if not Path(p).is_file():
-            raise SpecError(f"no such image: {p}")
-
-
-def _reason(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+        check_image(p)
 
