@@ -1,0 +1,153 @@
+"""The input pipeline of `incdsl train`: batches of uint8 pixels that keep the device busy.
+
+Pixels travel as uint8 (4x fewer bytes than float32) and become floats on the device, inside the
+model's own preprocessing layer. Nothing copies a whole batch on the host per step. The backends'
+machinery overlaps loading, transfer and compute:
+- image folders on TensorFlow: tf.data (tf.io decoding in a parallel map, prefetch);
+- image folders on JAX and PyTorch: Keras' PyDataset with worker threads running Pillow (it releases
+  the GIL while it decodes and resizes, so threads scale with cores without forking a process that
+  JAX's threads run in), then Keras' JAX trainer puts the next batch on the device while the current
+  step runs (JAXEpochIterator._one_batch_ahead_iterator; on GPUs) or lays it out over the devices
+  under keras.distribution;
+- synthetic data: a few uint8 batches made once and served as they are.
+Both folder readers follow one `incdsl.images.FolderPlan`: same split, order and flips.
+"""
+from __future__ import annotations
+
+import sys
+
+import keras
+import numpy as np
+
+from ..errors import SpecError
+from ..images import FolderPlan, read_batch
+
+
+def _labels(y, heads: list[str] | None):
+    return y if heads is None else {h: y for h in heads}
+
+
+class SyntheticImages(keras.utils.PyDataset):
+    """Random uint8 images (pixel values 0-255) and int32 labels, as (image batch, labels per head).
+
+    A few batches are made once and served in turn: the point is to exercise the model, not the
+    random number generator. `copy=True` hands out fresh copies (needed under TF's
+    MultiWorkerMirroredStrategy, whose input pipeline writes into the arrays it is handed: seen with
+    TF 2.21, half of a pooled batch overwritten after one epoch); otherwise no per-step copy."""
+
+    def __init__(self, batches: int, batch_size: int, shape, classes: int, heads: list[str] | None,
+                 seed: int = 0, pool: int = 4, copy: bool = False):
+        super().__init__()
+        rng = np.random.default_rng(seed)
+        self.batches, self.copy = batches, copy
+        self.pool = []
+        for _ in range(min(pool, batches)):
+            x = rng.integers(0, 256, size=(batch_size, *shape), dtype=np.uint8)
+            y = rng.integers(0, classes, size=(batch_size,)).astype("int32")
+            self.pool.append((x, _labels(y, heads)))
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __getitem__(self, i):
+        x, y = self.pool[i % len(self.pool)]
+        if not self.copy:
+            return x, y
+        return x.copy(), (y.copy() if not isinstance(y, dict) else {h: v.copy() for h, v in y.items()})
+
+
+class FolderBatches(keras.utils.PyDataset):
+    """The training images of a FolderPlan as an endless stream of uint8 batches (batch k is batch
+    k % steps of epoch start_epoch + k // steps), decoded by Pillow in `workers` threads. Endless so
+    that Keras keeps one iterator across epochs (fit is called with steps_per_epoch=plan.steps) and
+    the batch index alone says which epoch it belongs to, whatever the workers prefetch."""
+
+    def __init__(self, plan: FolderPlan, shape, heads: list[str] | None, start_epoch: int = 0, workers: int = 1):
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(4, 2 * workers))
+        self.plan, self.shape, self.heads, self.start_epoch = plan, tuple(shape), heads, start_epoch
+
+    @property
+    def num_batches(self):
+        return None
+
+    def __getitem__(self, k):
+        indices, flips = self.plan.train_batch(k, self.start_epoch)
+        return read_batch(self.plan, indices, flips, self.shape), _labels(self.plan.labels[indices], self.heads)
+
+
+class FolderValBatches(keras.utils.PyDataset):
+    """The validation images of a FolderPlan, in its fixed order, unflipped."""
+
+    def __init__(self, plan: FolderPlan, shape, heads: list[str] | None, batch_size: int, drop_remainder: bool,
+                 workers: int = 1):
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(4, 2 * workers))
+        self.plan, self.shape, self.heads = plan, tuple(shape), heads
+        self.batches = plan.val_batches(batch_size, drop_remainder)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i):
+        idx = self.batches[i]
+        return read_batch(self.plan, idx, None, self.shape), _labels(self.plan.labels[idx], self.heads)
+
+
+def tf_folder_datasets(plan: FolderPlan, shape, heads: list[str] | None, start_epoch: int, val_batch: int,
+                       drop_remainder: bool):
+    """The same stream and validation set as FolderBatches / FolderValBatches, as tf.data pipelines:
+    tf.io decodes and tf.image.resize (bilinear, antialiased: Pillow's filter) in a parallel,
+    deterministic map, then prefetch. The plan's order comes from a generator of index batches."""
+    import tensorflow as tf
+
+    h, w, c = shape
+    paths = tf.constant(plan.paths)
+    labels = tf.constant(plan.labels)
+
+    def load(i, flip):
+        img = tf.io.decode_image(tf.io.read_file(paths[i]), channels=c, expand_animations=False)
+        img.set_shape([None, None, c])
+        img = tf.image.resize(img, (h, w), method="bilinear", antialias=True)
+        img = tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8)
+        img = tf.cond(flip, lambda: tf.reverse(img, [1]), lambda: img)
+        return img, labels[i]
+
+    def stream():
+        k = 0
+        while True:
+            yield plan.train_batch(k, start_epoch)
+            k += 1
+
+    auto = tf.data.AUTOTUNE
+    train = tf.data.Dataset.from_generator(stream, output_signature=(tf.TensorSpec([None], tf.int64),
+                                                                     tf.TensorSpec([None], tf.bool)))
+    train = (train.unbatch().map(load, num_parallel_calls=auto, deterministic=True).batch(plan.batch)
+             .map(lambda x, y: (x, _labels(y, heads))).prefetch(auto))
+    val = None
+    batches = plan.val_batches(val_batch, drop_remainder)
+    if batches:
+        idx = np.concatenate(batches)
+        val = (tf.data.Dataset.from_tensor_slices(idx).map(lambda i: load(i, tf.constant(False)),
+                                                           num_parallel_calls=auto, deterministic=True)
+               .batch(val_batch).map(lambda x, y: (x, _labels(y, heads))).prefetch(auto))
+    return train, val
+
+
+def folder_data(plan: FolderPlan, shape, heads: list[str] | None, start_epoch: int, replicas: int, workers: int,
+                reader: str):
+    """(training stream, validation data or None) for `reader` "tf.data" or "pillow". With several
+    replicas every batch must split evenly, so a last partial validation batch is left out, and a
+    validation set smaller than one batch is left out altogether (with a note)."""
+    drop = replicas > 1
+    if drop and 0 < len(plan.val) < plan.batch:
+        print(f"note: {len(plan.val)} validation image(s), less than a batch of {plan.batch}: left out under "
+              f"{replicas} replicas (use a smaller --batch-size)", file=sys.stderr)
+    if drop and plan.batch % replicas:
+        raise SpecError(f"a training batch of {plan.batch} images does not split over {replicas} replicas",
+                        hint=f"use a --batch-size that is a multiple of {replicas}")
+    if reader == "tf.data":
+        return tf_folder_datasets(plan, shape, heads, start_epoch, plan.batch, drop)
+    val = FolderValBatches(plan, shape, heads, plan.batch, drop, workers)
+    return FolderBatches(plan, shape, heads, start_epoch, workers), (val if len(val) else None)
+
+
+__all__ = ["SyntheticImages", "FolderBatches", "FolderValBatches", "tf_folder_datasets", "folder_data"]
