@@ -58,10 +58,11 @@ class FolderPlan:
         flips = rng.random(len(order)) < 0.5 if self.augment else np.zeros(len(order), bool)
         return order, flips
 
-    def train_batch(self, k: int, start_epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Batch `k` of an endless stream that begins with epoch `start_epoch`: (indices, flips)."""
+    def train_batch(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Batch `k` of the endless stream of epochs 0, 1, ...: (indices, flips). A run resumed
+        after `e` epochs of `s` steps continues at batch e * s."""
         epoch, j = divmod(k, self.steps)
-        order, flips = self.epoch(start_epoch + epoch)
+        order, flips = self.epoch(epoch)
         s = slice(j * self.batch, (j + 1) * self.batch)
         return order[s], flips[s]
 

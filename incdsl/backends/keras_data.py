@@ -57,21 +57,21 @@ class SyntheticImages(keras.utils.PyDataset):
 
 
 class FolderBatches(keras.utils.PyDataset):
-    """The training images of a FolderPlan as an endless stream of uint8 batches (batch k is batch
-    k % steps of epoch start_epoch + k // steps), decoded by Pillow in `workers` threads. Endless so
+    """The training images of a FolderPlan as an endless stream of uint8 batches (item k is the plan's
+    batch first_batch + k), decoded by Pillow in `workers` threads. Endless so
     that Keras keeps one iterator across epochs (fit is called with steps_per_epoch=plan.steps) and
     the batch index alone says which epoch it belongs to, whatever the workers prefetch."""
 
-    def __init__(self, plan: FolderPlan, shape, heads: list[str] | None, start_epoch: int = 0, workers: int = 1):
+    def __init__(self, plan: FolderPlan, shape, heads: list[str] | None, first_batch: int = 0, workers: int = 1):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(4, 2 * workers))
-        self.plan, self.shape, self.heads, self.start_epoch = plan, tuple(shape), heads, start_epoch
+        self.plan, self.shape, self.heads, self.first_batch = plan, tuple(shape), heads, first_batch
 
     @property
     def num_batches(self):
         return None
 
     def __getitem__(self, k):
-        indices, flips = self.plan.train_batch(k, self.start_epoch)
+        indices, flips = self.plan.train_batch(self.first_batch + k)
         return read_batch(self.plan, indices, flips, self.shape), _labels(self.plan.labels[indices], self.heads)
 
 
@@ -92,7 +92,7 @@ class FolderValBatches(keras.utils.PyDataset):
         return read_batch(self.plan, idx, None, self.shape), _labels(self.plan.labels[idx], self.heads)
 
 
-def tf_folder_datasets(plan: FolderPlan, shape, heads: list[str] | None, start_epoch: int, val_batch: int,
+def tf_folder_datasets(plan: FolderPlan, shape, heads: list[str] | None, first_batch: int, val_batch: int,
                        drop_remainder: bool):
     """The same stream and validation set as FolderBatches / FolderValBatches, as tf.data pipelines:
     tf.io decodes and tf.image.resize (bilinear, antialiased: Pillow's filter) in a parallel,
@@ -112,9 +112,9 @@ def tf_folder_datasets(plan: FolderPlan, shape, heads: list[str] | None, start_e
         return img, labels[i]
 
     def stream():
-        k = 0
+        k = first_batch
         while True:
-            yield plan.train_batch(k, start_epoch)
+            yield plan.train_batch(k)
             k += 1
 
     auto = tf.data.AUTOTUNE
@@ -132,7 +132,7 @@ def tf_folder_datasets(plan: FolderPlan, shape, heads: list[str] | None, start_e
     return train, val
 
 
-def folder_data(plan: FolderPlan, shape, heads: list[str] | None, start_epoch: int, replicas: int, workers: int,
+def folder_data(plan: FolderPlan, shape, heads: list[str] | None, first_batch: int, replicas: int, workers: int,
                 reader: str):
     """(training stream, validation data or None) for `reader` "tf.data" or "pillow". With several
     replicas every batch must split evenly, so a last partial validation batch is left out, and a
@@ -145,9 +145,26 @@ def folder_data(plan: FolderPlan, shape, heads: list[str] | None, start_epoch: i
         raise SpecError(f"a training batch of {plan.batch} images does not split over {replicas} replicas",
                         hint=f"use a --batch-size that is a multiple of {replicas}")
     if reader == "tf.data":
-        return tf_folder_datasets(plan, shape, heads, start_epoch, plan.batch, drop)
+        return tf_folder_datasets(plan, shape, heads, first_batch, plan.batch, drop)
     val = FolderValBatches(plan, shape, heads, plan.batch, drop, workers)
-    return FolderBatches(plan, shape, heads, start_epoch, workers), (val if len(val) else None)
+    return FolderBatches(plan, shape, heads, first_batch, workers), (val if len(val) else None)
 
 
-__all__ = ["SyntheticImages", "FolderBatches", "FolderValBatches", "tf_folder_datasets", "folder_data"]
+
+
+def steps_per_execution(asked: int | None, steps: int, backend: str, distributed: bool) -> int:
+    """Training steps per call into the backend: `asked`, or up to 8 where the backend allows it.
+
+    Keras reads the logs back to the host (a device sync) after every call while a callback watches
+    batches (ours and BackupAndRestore do), so on a GPU one step per call leaves the device idle while
+    the host catches up; several steps per call keep it busy. PyTorch's trainer allows only 1; under a
+    tf.distribute strategy we keep 1 (Keras' multi-worker workaround, Placement.prepare, wraps one
+    step). The value divides `steps` so that every epoch ends on a call's last step."""
+    if backend == "torch" or distributed:
+        return 1
+    limit = min(asked or 8, steps)
+    return max(d for d in range(1, limit + 1) if steps % d == 0)
+
+
+__all__ = ["SyntheticImages", "FolderBatches", "FolderValBatches", "tf_folder_datasets", "folder_data",
+           "steps_per_execution"]
