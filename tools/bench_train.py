@@ -2,7 +2,7 @@
 """Training speed of a spec's Keras model against the matching keras.applications model.
 
 Both models train in this process on the same synthetic batch (random pixels 0-255), through the
-code `incdsl train` uses (incdsl/backends/keras_train.py: the preprocessing wrapper, the losses,
+code `incdsl train` uses (incdsl/train/: the preprocessing wrapper, the losses,
 the optimizer, Keras' fit with a PyDataset), so the ratio compares the models, not the pipelines.
 Prints images/second for each (best of --repeats, after --warmup steps) and ours / keras.
 
@@ -70,7 +70,9 @@ def main(argv=None) -> int:
     import keras
     import incdsl
     from incdsl.cli import parse_sets
-    from incdsl.backends import keras_train as kt
+    from incdsl.train.callbacks import Throughput
+    from incdsl.train.data import SyntheticImages
+    from incdsl.train.model import compile_for_training, with_preprocessing
     from incdsl.backends.keras import build_model
     from incdsl.train import HeadLoss, TrainConfig, head_losses
 
@@ -89,23 +91,23 @@ def main(argv=None) -> int:
 
     keras.config.set_dtype_policy(args.precision)
     ours_heads = head_losses(net)
-    ours = kt.with_preprocessing(build_model(net), net.input_shape, "inception", [h.name for h in ours_heads])
-    kt.compile_for_training(ours, ours_heads, config, steps)
+    ours = with_preprocessing(build_model(net), net.input_shape, "inception", [h.name for h in ours_heads])
+    compile_for_training(ours, ours_heads, config, steps)
     ref_fn = getattr(keras.applications, ref_name)
     ref_core = ref_fn(weights=None, input_shape=tuple(net.input_shape), classes=int(sets["classes"]))
     ref_heads = [HeadLoss("predictions", int(sets["classes"]), False, 1.0, False)]
-    ref = kt.with_preprocessing(ref_core, net.input_shape, "inception", ["predictions"])
-    kt.compile_for_training(ref, ref_heads, config, steps)
+    ref = with_preprocessing(ref_core, net.input_shape, "inception", ["predictions"])
+    compile_for_training(ref, ref_heads, config, steps)
     for m in (ours, ref):
         m.run_eagerly = args.eager
 
-    data = {id(ours): kt.SyntheticImages(steps, args.batch_size, net.input_shape, int(sets["classes"]),
-                                         [h.name for h in ours_heads] if len(ours_heads) > 1 else None, pool=1),
-            id(ref): kt.SyntheticImages(steps, args.batch_size, net.input_shape, int(sets["classes"]), None, pool=1)}
+    data = {id(ours): SyntheticImages(steps, args.batch_size, net.input_shape, int(sets["classes"]),
+                                      [h.name for h in ours_heads] if len(ours_heads) > 1 else None, pool=1),
+            id(ref): SyntheticImages(steps, args.batch_size, net.input_shape, int(sets["classes"]), None, pool=1)}
     best = {id(ours): 0.0, id(ref): 0.0}
     for _ in range(args.repeats):
         for m in (ours, ref):
-            timer = kt.Throughput(args.batch_size, skip=args.warmup)
+            timer = Throughput(args.batch_size, skip=args.warmup)
             m.fit(data[id(m)], epochs=1, verbose=0, shuffle=False, callbacks=[timer])
             best[id(m)] = max(best[id(m)], timer.images_per_second)
 

@@ -1,4 +1,4 @@
-"""`incdsl train SPEC --data DIR|synthetic -o model.keras`: train a spec with Keras (see incdsl/train.py)."""
+"""`incdsl train SPEC --data DIR|synthetic -o model.keras`: train a spec with Keras (see incdsl/train/)."""
 from __future__ import annotations
 
 import os
