@@ -341,7 +341,7 @@ def test_trained_model_file_gives_raw_pixel_onnx(zoo, tmp_path):
     weights past both and scales raw pixels itself, agreeing with the saved Keras model."""
     import onnxruntime as ort
     from incdsl.backends.keras import build_model
-    from incdsl.backends.keras_train import with_preprocessing
+    from incdsl.train.model import with_preprocessing
     net, w = zoo
     heads = [h.name for h in net.heads if not h.train_only]
     saved = with_preprocessing(build_model(net, inference=True, weights=w), net.input_shape, "imagenet", heads)

@@ -202,7 +202,7 @@ def test_learns_colours_and_predicts_fresh_images(tiny, tmp_path, capsys):
 
     # The saved model: inference only, raw pixels in, class names inside; best epoch and logs beside it.
     import keras
-    from incdsl.backends.keras_train import read_meta
+    from incdsl.train.saving import read_meta
     model = keras.saving.load_model(out, compile=False)
     assert model.output_names == ["fc"] and tuple(model.input_shape) == (None, 32, 32, 3)
     meta = read_meta(out)
@@ -442,7 +442,7 @@ def test_two_workers_train_in_lockstep(tiny, tmp_path):
     rows = read_csv(run / "m.log.csv")
     assert [int(r["step"]) for r in rows] == [3, 6]
     np.testing.assert_allclose([float(r["loss"]) for r in rows], ref["loss"], rtol=1e-5)
-    from incdsl.backends.keras_train import read_meta
+    from incdsl.train.saving import read_meta
     assert read_meta(out)["epoch"] == 2
 
 

@@ -100,7 +100,7 @@ def make_jpeg_folder(root: Path, images: int, size: tuple[int, int], classes: in
 
 
 def folder_plan(folder: Path, batch_size: int):
-    from incdsl.images import plan_folder
+    from incdsl.train.images import plan_folder
     from incdsl.train import scan_image_folder
     classes, files = scan_image_folder(folder)
     return plan_folder(folder, classes, files, batch_size, 0.0, seed=0, augment=True)
@@ -109,7 +109,7 @@ def folder_plan(folder: Path, batch_size: int):
 def reader_mode(args) -> int:
     import keras
     from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter  # what fit uses
-    from incdsl.backends.keras_data import FolderBatches
+    from incdsl.train.data import FolderBatches
 
     size = args.size or 299
     cores = os.cpu_count() or 1
@@ -191,10 +191,11 @@ def train_mode(args) -> int:
     import keras
     import incdsl
     from incdsl.cli import parse_sets
-    from incdsl.backends import keras_train as kt
-    from incdsl.backends.keras_data import FolderBatches, SyntheticImages, steps_per_execution
     from incdsl.backends.keras import build_model
-    from incdsl.images import default_workers
+    from incdsl.train.callbacks import Throughput
+    from incdsl.train.data import FolderBatches, SyntheticImages, steps_per_execution
+    from incdsl.train.images import default_workers
+    from incdsl.train.model import compile_for_training, with_preprocessing
     from incdsl.train import HeadLoss, TrainConfig, head_losses
 
     sets = parse_sets(args.set)
@@ -230,13 +231,13 @@ def train_mode(args) -> int:
         return SyntheticImages(steps, args.batch_size, shape, classes, heads, pool=1)
 
     ours_heads = head_losses(net)
-    ours = kt.with_preprocessing(build_model(net), shape, "inception", [h.name for h in ours_heads])
+    ours = with_preprocessing(build_model(net), shape, "inception", [h.name for h in ours_heads])
     ref_core = getattr(keras.applications, ref_name)(weights=None, input_shape=shape, classes=classes)
     ref_heads = [HeadLoss("predictions", classes, False, 1.0, False)]
-    ref = kt.with_preprocessing(ref_core, shape, "inception", ["predictions"])
+    ref = with_preprocessing(ref_core, shape, "inception", ["predictions"])
     models = {"ours": (ours, ours_heads), "ref": (ref, ref_heads)}
     for m, heads in models.values():
-        kt.compile_for_training(m, heads, config, steps)
+        compile_for_training(m, heads, config, steps)
         m.steps_per_execution = per_call  # what compile_for_training picks in `incdsl train`
         m.run_eagerly = args.eager
 
@@ -248,7 +249,7 @@ def train_mode(args) -> int:
     for _ in range(args.repeats):
         for key, (m, heads) in models.items():
             names = [h.name for h in heads] if len(heads) > 1 else None
-            timer = kt.Throughput(args.batch_size, skip=max(1, args.warmup // per_call))
+            timer = Throughput(args.batch_size, skip=max(1, args.warmup // per_call))
             m.fit(data_for(names), epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False, callbacks=[timer])
             path[key] = max(path[key], timer.images_per_second)
             yy = y if names is None else {n: y for n in names}

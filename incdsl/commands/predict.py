@@ -20,9 +20,9 @@ def run(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     if args.top < 1:
         raise UsageError("--top must be at least 1")
-    from ..train import check_predict_files
+    from ..train.folders import check_predict_files
     check_predict_files(args.model, args.images)  # before Keras takes its seconds to load
-    from ..backends.keras_train import predict
+    from ..train.predict import predict
     results = predict(args.model, args.images, args.top)
     if args.json:
         print(json.dumps({img: [{"class": c, "probability": p} for c, p in top]

@@ -1,8 +1,4 @@
-"""Training a checked network on an image folder or on synthetic data, and what it needs from the IR.
-
-This module stays light (no Keras, TensorFlow or PIL at import time): it holds the settings, reads
-from the IR what the losses need (does a head end in softmax or in logits?), and checks the data
-before anything heavy starts. The Keras work itself is in `incdsl/backends/keras_train.py`.
+"""Settings of a training run and their checks: no Keras, TensorFlow or PIL at import time.
 
 The recipe follows the papers where they say something:
 - GoogLeNet (arXiv:1409.4842, section 6): SGD with momentum 0.9, the learning rate decreased by 4%
@@ -19,10 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import SpecError
-
-# Image files that Keras' image_dataset_from_directory reads (tf.io.decode_image's formats).
-IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+from ..errors import UsageError
 
 OPTIMIZERS = ("sgd", "rmsprop", "adam")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -67,6 +60,8 @@ class TrainConfig:
     preprocess: str = "inception"
     augment: bool = True  # random horizontal flips of folder images
     steps_per_epoch: int | None = None  # synthetic data: batches per epoch (default 10)
+    workers: int | None = None  # Pillow reader threads (JAX, PyTorch); None: every core, at most 16
+    steps_per_execution: int | None = None  # None: up to 8 where the backend allows (data.steps_per_execution)
     seed: int = 0
     resume: bool = False
     verbose: str | int = "auto"  # Keras' fit(verbose=...)
@@ -120,139 +115,6 @@ class TrainResult:
     classes: list[str]
 
 
-# --- what the IR says ----------------------------------------------------------------------
-
-def _last_activation(net, node: str) -> tuple[str | None, str]:
-    """The activation a head ends in, looking through layers that keep values as they are."""
-    while True:
-        layer = net.layers[node]
-        if layer.op == "act":
-            return layer.attrs["fn"], node
-        if layer.op in ("dropout", "flatten") and layer.inputs:
-            node = layer.inputs[0]
-            continue
-        return layer.attrs.get("act"), node
-
-
-def head_losses(net, aux_weight: float | None = None) -> list[HeadLoss]:
-    """One entry per head, in net.heads order: units, logits or probabilities, loss weight."""
-    out = []
-    for head in net.heads:
-        if len(head.shape) != 1:
-            raise SpecError(f"output '{head.name}' gives a {'x'.join(map(str, head.shape))} map; "
-                            "training needs a flat vector of class scores per output", _head_span(net, head.name),
-                            hint="end the output in gap/flatten and dense(classes)")
-        act, node = _last_activation(net, head.node)
-        if act not in (None, "softmax", "log_softmax"):
-            raise SpecError(f"output '{head.name}' ends in {act}; a classifier's output must be logits "
-                            "(no activation) or softmax", net.layers[node].span)
-        # softmax(log_softmax(x)) == softmax(x), so log-probabilities count as logits.
-        weight = head.loss_weight
-        if head.train_only and aux_weight is not None:
-            weight = aux_weight
-        out.append(HeadLoss(head.name, head.shape[0], act != "softmax", float(weight), head.train_only))
-    return out
-
-
-def main_head(net):
-    heads = [h for h in net.heads if not h.train_only]
-    if len(heads) != 1:
-        names = ", ".join(h.name for h in heads) or "none"
-        raise SpecError(f"training needs exactly one main (inference) output; the network has {names}",
-                        hint="mark auxiliary outputs `train_output`")
-    return heads[0]
-
-
-def _head_span(net, name: str):
-    return next((o.span for o in net.graph.outputs if o.name == name), None)
-
-
-def check_classes(net, classes: list[str], source: str) -> None:
-    """Every head must score exactly as many classes as the data has."""
-    for head in net.heads:
-        units = head.shape[-1]
-        if units != len(classes):
-            node = _last_activation(net, head.node)[1]
-            span = net.layers[node].span or _head_span(net, head.name)
-            shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
-            raise SpecError(
-                f"output '{head.name}' scores {units} classes but {source} has {len(classes)} ({shown})", span,
-                label=f"{units} units",
-                hint=f"--set classes={len(classes)}" if "classes" in net.params else
-                f"give the network {len(classes)} outputs")
-
-
-# --- the data, checked before anything heavy starts ------------------------------------------
-
-def scan_image_folder(path: str | Path) -> tuple[list[str], list[list[Path]]]:
-    """Class names (sorted sub-folder names, as Keras orders them) and each class's image files.
-
-    Every file with an image suffix is opened (header only, fast) so that a file that is not an
-    image is reported by name here rather than as a decoder failure halfway through an epoch.
-    """
-    root = Path(path)
-    if not root.exists():
-        raise SpecError(f"no such data folder: {root}", hint="pass an image folder with one sub-folder per class, "
-                        "or --data synthetic")
-    if not root.is_dir():
-        raise SpecError(f"--data {root} is a file; it must be a folder with one sub-folder per class")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(classes) < 2:
-        found = f"only '{classes[0]}'" if classes else "none"
-        raise SpecError(f"{root} must have one sub-folder of images per class, at least two; found {found}")
-    from PIL import Image, UnidentifiedImageError
-
-    files: list[list[Path]] = []
-    for name in classes:
-        images = sorted(p for p in (root / name).rglob("*")
-                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not images:
-            raise SpecError(f"class folder {root / name} has no images ({', '.join(IMAGE_SUFFIXES)})",
-                            hint="remove the empty folder or add images to it")
-        for p in images:
-            try:
-                with Image.open(p) as im:
-                    im.size  # noqa: B018 - parsing the header is the check
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-                raise SpecError(f"{p} is not a readable image ({_reason(e)})",
-                                hint="remove or replace the file") from None
-        files.append(images)
-    return classes, files
-
-
-def check_predict_files(model_path: str | Path, images) -> None:
-    """What `incdsl predict` can check before Keras loads: the files are there, the model is a zip."""
-    import zipfile
-    path = Path(model_path)
-    if not path.is_file():
-        raise SpecError(f"no such model file: {path}")
-    if not zipfile.is_zipfile(path):
-        raise SpecError(f"{path} is not a Keras model (.keras files are zip archives)")
-    for p in images:
-        if not Path(p).is_file():
-            raise SpecError(f"no such image: {p}")
-
-
-def _reason(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
-
-
-# --- entry point -----------------------------------------------------------------------------
-
-def train(net, config: TrainConfig) -> TrainResult:
-    """Train `net` as `config` says; write the model, its best epoch, logs; return what happened."""
-    _check_config(config)
-    main_head(net)
-    head_losses(net, config.aux_weight)  # spec problems surface before Keras loads
-    folder = None
-    if config.data != "synthetic":
-        folder = scan_image_folder(config.data)
-        check_classes(net, folder[0], f"the data folder {config.data}")
-    from .backends import keras_train
-    return keras_train.train(net, config, folder)
-
-
 @dataclass(frozen=True)
 class Cluster:
     """This process's place in a multi-worker cluster, as TF_CONFIG says (checked here, before
@@ -270,7 +132,7 @@ class Cluster:
 def read_tf_config(text: str | None) -> Cluster | None:
     """TF_CONFIG, e.g. {"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}};
     None when unset (one worker on its own)."""
-    from .errors import UsageError
+
     if text is None or not text.strip():
         return None
     where = "TF_CONFIG (the cluster for --strategy multiworker)"
@@ -311,8 +173,8 @@ def read_tf_config(text: str | None) -> Cluster | None:
     return Cluster(tasks, kind, index, chief)
 
 
-def _check_config(c: TrainConfig) -> None:
-    from .errors import UsageError
+def check_config(c: TrainConfig) -> None:
+
     if c.epochs < 1:
         raise UsageError("--epochs must be at least 1")
     if c.seed < 0:
@@ -337,11 +199,16 @@ def _check_config(c: TrainConfig) -> None:
         raise UsageError("--val-split must be in [0, 1)")
     if c.steps_per_epoch is not None and c.steps_per_epoch < 1:
         raise UsageError("--steps-per-epoch must be at least 1")
+    if c.steps_per_execution is not None and c.steps_per_execution < 1:
+        raise UsageError("--steps-per-execution must be at least 1")
+    if c.workers is not None:
+        cores = os.cpu_count() or 1
+        if c.workers < 1:
+            raise UsageError("--workers must be at least 1")
+        if c.workers > cores:
+            raise UsageError(f"--workers {c.workers} is more than the {cores} core{'s' * (cores != 1)} of this machine: "
+                             f"the reader threads would only wait for each other (use --workers {cores} or fewer)")
     if c.strategy == "multiworker":
         read_tf_config(os.environ.get("TF_CONFIG"))
     if Path(c.output).suffix != ".keras":
         raise UsageError(f"the output must end in .keras (Keras' format), got {c.output}")
-
-
-__all__ = ["TrainConfig", "TrainResult", "RunPaths", "HeadLoss", "head_losses", "main_head", "check_classes",
-           "scan_image_folder", "check_predict_files", "train", "Cluster", "read_tf_config", "OPTIMIZERS", "PRECISIONS", "STRATEGIES", "PREPROCESS", "RECIPES"]

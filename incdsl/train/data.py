@@ -10,17 +10,22 @@ machinery overlaps loading, transfer and compute:
   step runs (JAXEpochIterator._one_batch_ahead_iterator; on GPUs) or lays it out over the devices
   under keras.distribution;
 - synthetic data: a few uint8 batches made once and served as they are.
-Both folder readers follow one `incdsl.images.FolderPlan`: same split, order and flips.
+Both folder readers follow one `incdsl.train.images.FolderPlan`: same split, order and flips.
 """
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 import keras
 import numpy as np
 
 from ..errors import SpecError
-from ..images import FolderPlan, read_batch
+from .images import FolderPlan, read_batch
+
+
+def has_tensorflow() -> bool:
+    return importlib.util.find_spec("tensorflow") is not None
 
 
 def _labels(y, heads: list[str] | None):
@@ -152,6 +157,33 @@ def folder_data(plan: FolderPlan, shape, heads: list[str] | None, first_batch: i
 
 
 
+def folder_input(folder, config, shape, heads: list[str] | None, replicas: int, start_epoch: int):
+    """The image folder `folder` (scan_image_folder's classes, files) as (training stream, validation
+    data or None, steps per epoch, a description): tf.data on TensorFlow, Pillow in PyDataset threads
+    on JAX and PyTorch, both following one FolderPlan. A resumed run starts the stream at the batch
+    where epoch `start_epoch` begins."""
+    from .images import MODES, default_workers, plan_folder
+
+    classes, files = folder
+    if shape[-1] not in MODES:
+        raise SpecError(f"the network's input has {shape[-1]} channels; image folders give 1, 3 or 4")
+    total = sum(len(f) for f in files)
+    val_split = 0.1 if config.val_split is None else config.val_split
+    if val_split and int(total * val_split) < 1:
+        print(f"note: {total} images are too few for --val-split {val_split}; training without validation",
+              file=sys.stderr)
+        val_split = 0.0
+    plan = plan_folder(config.data, classes, files, config.batch_size, val_split, config.seed, config.augment)
+    steps = config.steps_per_epoch or plan.steps
+    reader = "tf.data" if keras.backend.backend() == "tensorflow" else "pillow"
+    workers = config.workers or default_workers()
+    train, val = folder_data(plan, shape, heads, start_epoch * steps, replicas, workers, reader)
+    how = "tf.data" if reader == "tf.data" else f"Pillow, {workers} thread{'s' * (workers != 1)}"
+    described = (f"{config.data} ({total} images, {len(classes)} classes"
+                 f"{', validating on ' + format(val_split, 'g') if val is not None else ''}; read by {how})")
+    return train, val, steps, described
+
+
 def steps_per_execution(asked: int | None, steps: int, backend: str, distributed: bool) -> int:
     """Training steps per call into the backend: `asked`, or up to 8 where the backend allows it.
 
@@ -166,5 +198,5 @@ def steps_per_execution(asked: int | None, steps: int, backend: str, distributed
     return max(d for d in range(1, limit + 1) if steps % d == 0)
 
 
-__all__ = ["SyntheticImages", "FolderBatches", "FolderValBatches", "tf_folder_datasets", "folder_data",
+__all__ = ["has_tensorflow", "folder_input", "SyntheticImages", "FolderBatches", "FolderValBatches", "tf_folder_datasets", "folder_data",
            "steps_per_execution"]

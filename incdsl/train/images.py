@@ -2,9 +2,9 @@
 
 A `FolderPlan` fixes, from the folder and the seed alone, everything random about the data: the
 validation split, each epoch's order and each image's horizontal flip. Both readers follow it:
-- `incdsl.train_data.FolderBatches` (JAX, PyTorch; TensorFlow too when asked) decodes with Pillow in
-  Keras PyDataset worker threads;
-- `incdsl.train_data.tf_folder_datasets` (TensorFlow) decodes with tf.io in tf.data's map.
+- `incdsl.train.data.FolderBatches` (JAX, PyTorch) decodes with Pillow in Keras PyDataset worker
+  threads;
+- `incdsl.train.data.tf_folder_datasets` (TensorFlow) decodes with tf.io in tf.data's map.
 So a run on JAX and one on TensorFlow train on the same images in the same order; the pixels agree
 to within the two JPEG/PNG decoders' and resamplers' rounding (a level or two of 255).
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SpecError
+from ..errors import SpecError
 
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # channels -> Pillow mode (tf.io.decode_image's channels)
 

@@ -1,0 +1,42 @@
+"""Training a checked network on an image folder or on synthetic data (`incdsl train`, `incdsl predict`).
+
+Importing this package stays light (no Keras, TensorFlow or PIL): the settings (config), what the
+losses need from the IR (heads) and the checks of the data (folders) come first, so that mistakes
+surface before Keras takes its seconds to load. The Keras work is in the modules that `train` and
+`predict` import lazily:
+
+- config: Recipe, TrainConfig, RunPaths, HeadLoss, TrainResult, Cluster (TF_CONFIG), check_config
+- heads: head losses, the main head, the activation a head ends in
+- folders: an image folder scanned into classes and files; predict's file checks
+- data: synthetic images and image-folder datasets            (Keras, tf.data)
+- model: preprocessing inside the model, losses, optimizer   (Keras)
+- placement: distribution strategies                          (Keras, tf.distribute)
+- callbacks, saving, loop (the fit loop), predict             (Keras)
+"""
+from __future__ import annotations
+
+from .config import (OPTIMIZERS, PRECISIONS, PREPROCESS, RECIPES, STRATEGIES, Cluster, HeadLoss, Recipe, RunPaths,
+                     TrainConfig, TrainResult, check_config, read_tf_config)
+from .folders import IMAGE_SUFFIXES, check_predict_files, scan_image_folder
+from .heads import check_classes, head_losses, main_head
+
+
+def train(net, config: TrainConfig) -> TrainResult:
+    """Train `net` as `config` says; write the model, its best epoch, logs; return what happened.
+
+    Raises UsageError for bad settings and SpecError for a spec or data folder training cannot use,
+    both before Keras loads."""
+    check_config(config)
+    main_head(net)
+    head_losses(net, config.aux_weight)  # spec problems surface before Keras loads
+    folder = None
+    if config.data != "synthetic":
+        folder = scan_image_folder(config.data)
+        check_classes(net, folder[0], f"the data folder {config.data}")
+    from . import loop
+    return loop.train(net, config, folder)
+
+
+__all__ = ["TrainConfig", "TrainResult", "RunPaths", "HeadLoss", "Recipe", "head_losses", "main_head", "check_classes",
+           "scan_image_folder", "check_predict_files", "train", "Cluster", "read_tf_config", "check_config",
+           "OPTIMIZERS", "PRECISIONS", "STRATEGIES", "PREPROCESS", "RECIPES", "IMAGE_SUFFIXES"]

@@ -1,0 +1,264 @@
+"""The fit loop of `incdsl train`: the data, the model, its callbacks, fit, the saved models.
+
+Pure Keras 3 wherever it can be, so that training on synthetic data (and tools/bench_train.py)
+runs on the JAX backend with no TensorFlow installed. TensorFlow is used only where it is the
+tool for the job: tf.data for image folders (through keras.utils.image_dataset_from_directory),
+tf.distribute for `--strategy mirrored|multiworker`, and the TensorBoard callback. Keras 3.15's fit
+fails under MultiWorkerMirroredStrategy with several workers; Placement.prepare works around it
+(keras-team/keras#20585). With several workers, the chief (task "chief", or worker 0 without one)
+writes the files below; the others write theirs to MODEL.workertemp_N/, removed when they finish.
+
+What a run writes (RunPaths in incdsl/train/config.py), next to `model.keras`:
+- model.keras: the inference model (training-only heads left out) of the last epoch. It takes
+  raw images, pixel values 0-255 NHWC, and does its own preprocessing. Its class names and how
+  it was trained are in an extra entry of the .keras zip, `incdsl.json` (Keras ignores it).
+- model.best.keras: the same, for the best epoch (val accuracy, or training loss without
+  validation data).
+- model.log.csv (one row per finished epoch, with the optimizer's step count and learning rate),
+  model.tb/ (TensorBoard), model.backup/ (BackupAndRestore: weights, optimizer state and epoch,
+  present only while a run is unfinished; `--resume` continues from it).
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import importlib.util
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import keras
+
+from ..errors import SpecError, UsageError
+from ..backends.keras import build_model
+from .callbacks import KeepBest, StepAndRate, Throughput
+from .config import RunPaths, TrainConfig, TrainResult
+from .data import SyntheticImages, folder_input, has_tensorflow, steps_per_execution
+from .folders import scan_image_folder
+from .heads import head_losses, main_head
+from .model import accuracy_key, compile_for_training, with_preprocessing
+from .placement import Placement
+from .saving import META_FORMAT, copy_weights, read_meta, save_model
+
+
+def _start_epoch(paths, config: TrainConfig, done: Path) -> int | None:
+    """The epoch to start from (0 for a fresh run), or None when a resumed run had already finished
+    (its model `done` written: the chief's, which a non-chief worker looks at too)."""
+    if paths.backup.exists():
+        if not config.resume:
+            raise UsageError(f"an interrupted run left its state in {paths.backup}: pass --resume to continue it, "
+                             f"or delete that folder to start afresh")
+        meta = paths.backup / "training_metadata.json"
+        epoch = json.loads(meta.read_text())["epoch"] if meta.exists() else 0
+        _truncate_csv(paths.csv, epoch)
+        return epoch
+    if config.resume and done.exists():
+        return None
+    if config.resume:
+        print(f"note: no interrupted run in {paths.backup}; starting afresh", file=sys.stderr)
+    for stale in (paths.csv,):
+        stale.unlink(missing_ok=True)
+    if paths.tensorboard.is_dir():
+        shutil.rmtree(paths.tensorboard)
+    return 0
+
+
+def _truncate_csv(path: Path, epochs: int) -> list[dict]:
+    """Keep the rows of the first `epochs` epochs (a row written just before an interruption, whose
+    epoch the backup does not hold, would otherwise appear twice); return them."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+        fields = list(rows[0].keys()) if rows else None
+    kept = [r for r in rows if int(r["epoch"]) < epochs]
+    if fields is not None and len(kept) != len(rows):
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fields)
+            w.writeheader()
+            w.writerows(kept)
+    return kept
+
+
+def _best_so_far(rows: list[dict], monitor: str, fallback: str) -> float | None:
+    key = monitor if rows and monitor in rows[0] else fallback
+    values = [float(r[key]) for r in rows if r.get(key) not in (None, "")]
+    if not values:
+        return None
+    return max(values) if key.endswith("accuracy") else min(values)
+
+
+def train(net, config: TrainConfig, folder=None) -> TrainResult:
+    """`folder`: scan_image_folder's (classes, files) for an image folder, already checked."""
+    placement = Placement(config.strategy)
+    paths = config.paths()
+    scratch = None
+    if not placement.chief:
+        # TensorFlow's pattern for multi-worker training: the chief writes the outputs; each other
+        # worker writes what it must (its BackupAndRestore state) to a folder of its own, removed at
+        # the end, kept after an interruption for --resume.
+        scratch = paths.output.parent / f"{paths.output.stem}.workertemp_{placement.worker}"
+        paths = RunPaths.beside(scratch / paths.output.name)
+    paths.output.parent.mkdir(parents=True, exist_ok=True)
+    start = _start_epoch(paths, config, done=config.paths().output)
+    classes: list[str]
+    if start is None:
+        final = config.paths()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        meta = read_meta(final.output) or {}
+        print(f"{final.output} is complete: nothing to resume")
+        return TrainResult(final.output, final.best if final.best.exists() else None, 0, config.epochs, {},
+                           float("nan"), 1, meta.get("classes", []))
+
+    heads = head_losses(net, config.aux_weight)
+    main = main_head(net)
+    head_names = [h.name for h in heads] if len(heads) > 1 else None
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.precision)
+    try:
+        with placement.scope():
+            if config.data == "synthetic":
+                classes = [str(i) for i in range(main.shape[-1])]
+                steps = config.steps_per_epoch or 10
+                train_data = SyntheticImages(steps, config.batch_size, net.input_shape, len(classes), head_names,
+                                             seed=config.seed, copy=placement.workers > 1)
+                val_split = config.val_split or 0.0
+                val_data = (SyntheticImages(max(1, round(steps * val_split)), config.batch_size, net.input_shape,
+                                            len(classes), head_names, seed=config.seed + 1) if val_split else None)
+                described = f"synthetic data ({steps} batches of {config.batch_size} per epoch)"
+            else:
+                folder = folder or scan_image_folder(config.data)
+                classes = folder[0]
+                train_data, val_data, steps, described = folder_input(folder, config, net.input_shape, head_names,
+                                                                      placement.replicas, start)
+
+            core = build_model(net, inference=False, seed=config.seed)
+            model = with_preprocessing(core, net.input_shape, config.preprocess, [h.name for h in heads])
+            compile_for_training(model, heads, config, steps, steps_per_execution(
+                config.steps_per_execution, steps, keras.backend.backend(), placement.strategy is not None))
+            placement.prepare(model)
+
+        with _policy("float32"):  # the saved model computes in float32, whatever training used
+            export_core = build_model(net, inference=True)
+            export_model = with_preprocessing(export_core, net.input_shape, config.preprocess, [main.name])
+
+        def export(epoch: int, metrics: dict, best: bool = False, path: Path | None = None):
+            if not placement.chief:
+                return
+            copy_weights(core, export_core)
+            meta = {"format": META_FORMAT, "network": net.name, "spec": str(net.path), "params": _jsonable(net.params),
+                    "classes": classes, "head": main.name, "logits": next(h for h in heads if not h.train_only).from_logits,
+                    "preprocess": config.preprocess, "input_shape": list(net.input_shape), "epoch": epoch + 1,
+                    "metrics": metrics, "optimizer": config.optimizer, "precision": config.precision}
+            save_model(export_model, path or (paths.best if best else paths.output), meta)
+
+        acc = accuracy_key(heads)
+        monitor = f"val_{acc}" if val_data is not None else "loss"
+        prior = _truncate_csv(paths.csv, start) if start else []
+        keep_best = KeepBest(export, monitor, "loss", _best_so_far(prior, monitor, "loss"))
+        throughput = Throughput(config.batch_size)
+        callbacks = [keras.callbacks.BackupAndRestore(str(paths.backup), double_checkpoint=True), StepAndRate(),
+                     throughput]
+        if placement.chief:
+            callbacks += [keep_best, keras.callbacks.CSVLogger(str(paths.csv), append=True)]
+            if config.tensorboard:
+                if has_tensorflow() and importlib.util.find_spec("tensorboard") is not None:
+                    callbacks.append(keras.callbacks.TensorBoard(str(paths.tensorboard), write_graph=False))
+                else:
+                    print("note: no TensorBoard logs (they need the tensorflow and tensorboard packages)",
+                          file=sys.stderr)
+        callbacks += list(config.callbacks)
+
+        total = core.count_params()
+        print(f"training {net.name} ({total:,} params) on {described}; batch {config.batch_size}, "
+              f"{config.optimizer} lr {config.learning_rate:g}, {config.precision}, {placement.describe()}, "
+              f"Keras {keras.backend.backend()}")
+        if start:
+            print(f"resuming after epoch {start} of {config.epochs}")
+        with placement.scope():
+            try:
+                history = model.fit(train_data, validation_data=val_data, epochs=config.epochs,
+                                    steps_per_epoch=steps if config.data != "synthetic" else None, callbacks=callbacks, verbose=config.verbose, shuffle=False)
+            except KeyboardInterrupt:
+                if paths.backup.exists():
+                    print(f"\nthe finished epochs are kept in {paths.backup}: rerun with --resume to continue",
+                          file=sys.stderr)
+                raise
+            except Exception as e:
+                if not paths.backup.exists():  # no epoch finished: its empty logs are of no use
+                    paths.csv.unlink(missing_ok=True)
+                    shutil.rmtree(paths.tensorboard, ignore_errors=True)
+                _data_error(e, config.data)
+                raise
+        logs = {k: float(v[-1]) for k, v in history.history.items() if v}
+        ran = len(next(iter(history.history.values()), []))
+        metrics = {k: v for k, v in logs.items() if k.endswith(("accuracy", "loss"))}
+        export(config.epochs - 1, metrics)
+    finally:
+        keras.config.set_dtype_policy(policy)
+        if placement.strategy is None and placement.replicas > 1:
+            keras.distribution.set_distribution(None)
+
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+        print(f"{placement.cluster.name} done: the chief writes {config.output}")
+    best = paths.best if paths.best.exists() else None
+    ips = throughput.images_per_second
+    if placement.chief:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        print(f"wrote {paths.output} (epoch {config.epochs}{': ' + shown if shown else ''})")
+        if best is not None and keep_best.best is not None:
+            print(f"best: {best} ({keep_best.key(logs)} {keep_best.best:.4f}); log: {paths.csv}")
+        if math.isfinite(ips):
+            print(f"{ips:.1f} images/s")
+    if scratch is not None:  # what this worker trained is what the chief wrote
+        best = config.paths().best if config.paths().best.exists() else None
+    return TrainResult(config.paths().output, best, ran, start, history.history, ips, placement.replicas, classes)
+
+
+def _data_error(e: Exception, data: str) -> None:
+    """An image that passed the header check but does not decode fails inside tf.data: find it."""
+    text = str(e)
+    if type(e).__name__ == "NotFoundError" and data != "synthetic":  # tf.io.read_file of a file now gone
+        if not Path(data).is_dir():
+            raise SpecError(f"the data folder {data} vanished during training",
+                            hint="keep the folder in place until the run ends; then rerun with --resume") from None
+        gone = next((w.strip(";:,") for w in text.split() if w.startswith(str(data))), "an image")
+        raise SpecError(f"{gone} vanished during training", hint="rerun with --resume once the folder is whole") from None
+    if type(e).__name__ != "InvalidArgumentError" or "DecodeImage" not in text and "decode" not in text:
+        return
+    skip = ("Graph execution", "Detected at", "<stack", "[[")
+    detail = next((ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(skip)), "")
+    culprit = _find_damaged(data)
+    if culprit is not None:
+        raise SpecError(f"{culprit[0]} is a damaged image ({culprit[1]})", hint="remove or replace the file") from None
+    raise SpecError(f"an image in {data} could not be decoded ({detail[:200]})") from None
+
+
+def _find_damaged(folder: str) -> tuple[Path, str] | None:
+    """The first image under `folder` that PIL cannot decode in full (slow: only after a failure)."""
+    from PIL import Image
+    _, files = scan_image_folder(folder)
+    for path in (p for group in files for p in group):
+        try:
+            with Image.open(path) as im:
+                im.load()
+        except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, ... for bad data
+            return path, str(err).splitlines()[0] if str(err) else type(err).__name__
+    return None
+
+
+@contextlib.contextmanager
+def _policy(name: str):
+    old = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(old)
+
+def _jsonable(params: dict) -> dict:
+    return {k: v if isinstance(v, (bool, int, float, str)) or v is None else str(v) for k, v in params.items()}

@@ -1,0 +1,108 @@
+"""Where training runs: one device, tf.distribute (mirrored, multiworker) or keras.distribution."""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import keras
+
+from ..errors import UsageError
+from .config import Cluster, read_tf_config
+
+
+# What each Keras backend can do with --strategy (the README's table says the same).
+SUPPORTED = {"tensorflow": ("default", "mirrored", "multiworker"), "jax": ("default", "mirrored"),
+             "torch": ("default",)}
+
+
+def check_strategy(kind: str, backend: str) -> None:
+    """Raises UsageError when the Keras backend cannot run --strategy `kind`: mirrored is
+    tf.distribute.MirroredStrategy on TensorFlow and keras.distribution.DataParallel on JAX;
+    multiworker is TensorFlow's MultiWorkerMirroredStrategy; the PyTorch backend trains on one device."""
+    if kind in SUPPORTED.get(backend, ("default",)):
+        return
+    able = [b for b, kinds in SUPPORTED.items() if kind in kinds]
+    raise UsageError(f"--strategy {kind} is not available on the {backend} backend (KERAS_BACKEND={backend}); "
+                     f"it runs on {' or '.join(able)}")
+
+
+class Placement:
+    """Where training runs: a tf.distribute strategy, a keras.distribution, or one device."""
+
+    def __init__(self, kind: str):
+        self.kind, self.strategy, self.replicas, self.chief, self.worker = kind, None, 1, True, 0
+        self.cluster: Cluster | None = None
+        backend = keras.backend.backend()
+        check_strategy(kind, backend)
+        if kind == "default":
+            return
+        if backend == "tensorflow":
+            import tensorflow as tf
+            if kind == "mirrored":
+                self.strategy = tf.distribute.MirroredStrategy()
+            else:  # TF_CONFIG names the cluster and this worker
+                self.cluster = read_tf_config(os.environ.get("TF_CONFIG"))
+                self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
+                if self.cluster is not None:
+                    self.chief, self.worker = self.cluster.chief, self.cluster.index
+            self.replicas = self.strategy.num_replicas_in_sync
+        else:  # JAX, mirrored: Keras' own data parallelism over every local device (CPU, GPU or TPU)
+            devices = keras.distribution.list_devices()
+            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+            self.replicas = len(devices)
+
+    @property
+    def workers(self) -> int:
+        return self.cluster.tasks if self.cluster is not None else 1
+
+    def scope(self):
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    def prepare(self, model) -> None:
+        """Work around Keras 3's fit under MultiWorkerMirroredStrategy with several workers, which
+        fails at two points of keras/src/backend/tensorflow/trainer.py (Keras 3.15; upstream
+        https://github.com/keras-team/keras/issues/20585 and
+        https://github.com/tensorflow/tensorflow/issues/72388):
+
+        1. `_maybe_symbolic_build` (trainer.py:731) reduces the whole first batch, a nested structure,
+           with one `strategy.reduce("MEAN", batch, axis=None)`; the collective strategy accepts one
+           tensor at a time: "Attempt to convert a value (PerReplica:{...}) with an unsupported type
+           to a Tensor". That batch only gives the shapes to build with, so we build from this
+           worker's local part of it.
+        2. `reduce_per_replica` (trainer.py:841) reduces each logged value with
+           `strategy.reduce("MEAN", v, axis=0)`, and the values are scalars: "Invalid reduction
+           dimension 0 for input with 0 dimensions". Our train and test steps return each value as a
+           1-vector, which the same call then averages over all replicas to a scalar.
+        The weights themselves are never in question: the optimizer all-reduces the gradients."""
+        if self.workers < 2:
+            return  # one worker: Keras takes its single-process path, which works
+        import tensorflow as tf
+        from keras import tree
+
+        strategy = self.strategy
+        train_step, test_step = model.train_step, model.test_step
+
+        def vectors(logs):
+            return {k: tf.reshape(v, (1,)) for k, v in logs.items()}
+
+        def local(value):
+            if isinstance(value, tf.distribute.DistributedValues):
+                return strategy.experimental_local_results(value)[0]
+            return value
+
+        def symbolic_build(iterator=None, data_batch=None):
+            if iterator is not None:
+                for _, _, batches in iterator:
+                    data_batch = tree.map_structure(local, next(batches))
+                    break
+            with strategy.scope():
+                model._symbolic_build(data_batch=data_batch)
+
+        model.train_step = lambda data: vectors(train_step(data))
+        model.test_step = lambda data: vectors(test_step(data))
+        model._maybe_symbolic_build = symbolic_build
+
+    def describe(self) -> str:
+        name = type(self.strategy).__name__ if self.strategy else ("DataParallel" if self.replicas > 1 else "one device")
+        where = f" on {self.workers} workers (this one {self.cluster.name})" if self.workers > 1 else ""
+        return f"{name}, {self.replicas} replica{'s' * (self.replicas != 1)}{where}"
