@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from . import ast
+from . import ast, initializers
 from .errors import Note, Span, SpecError, UsageError, did_you_mean
 from .graph import Block, Graph, Layer, OutputSpec
-from .ops import ACTIVATIONS, ALIASES, KINDS, OPS, REQUIRED, Op, Symbol, normalize
+from .ops import ACTIVATIONS, ALIASES, KEYWORD_ONLY, KINDS, OPS, REQUIRED, Op, Symbol, normalize
 from .parse import Program
 
 MAX_LAYERS = 100_000
@@ -415,11 +415,12 @@ class _Elaborator:
             hint = "write `input HxWxC`" if op.name == "input" else f"write `{op.name} {{ ... }}` with one branch per line"
             raise SpecError(f"'{op.name}' cannot be called like a layer", el.span, hint=hint)
         settable = [a for a in op.args if a.name not in preset]
-        if len(el.args) > len(settable):
-            raise SpecError(f"{el.name} takes at most {len(settable)} positional argument{'s' * (len(settable) != 1)}",
-                            el.args[len(settable)].span, hint=_signature(op))
+        positional = [a for a in settable if a.name not in KEYWORD_ONLY]
+        if len(el.args) > len(positional):
+            raise SpecError(f"{el.name} takes at most {len(positional)} positional argument{'s' * (len(positional) != 1)}",
+                            el.args[len(positional)].span, hint=_signature(op))
         explicit: dict[str, tuple[object, Span]] = {}
-        for arg, expr in zip(settable, el.args):
+        for arg, expr in zip(positional, el.args):
             explicit[arg.name] = (self._eval(expr, scope.vars), expr.span)
         for kw in el.kwargs:
             arg = op.arg(kw.name)
@@ -455,7 +456,9 @@ class _Elaborator:
         v = v[0] if isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], Span) else v
         kind = op.arg(e.arg).kind if op.arg(e.arg) else None
         if isinstance(v, Symbol):
-            words = {"pad": ("same", "valid"), "act": ("none",) + ACTIVATIONS}.get(kind)
+            words = {"pad": ("same", "valid"), "act": ("none",) + ACTIVATIONS, "init": initializers.NAMES}.get(kind)
+            if kind == "init" and v in words:  # a known initializer used wrongly (truncated_normal without stddev)
+                return SpecError(f"{what}: 'init' {e.msg}", span)
             if words is None:  # a number or true/false was wanted: the word is a misspelt name
                 return SpecError(f"unknown name '{v}'", span, label=f"{what}'s '{e.arg}' needs a value",
                                  hint=did_you_mean(v, scope.vars) or _known(scope.vars))
@@ -590,8 +593,14 @@ class _Elaborator:
             "floor": (1, lambda x: int(math.floor(x))), "ceil": (1, lambda x: int(math.ceil(x))),
             "abs": (1, abs), "min": (None, min), "max": (None, max),
         }
+        if name in initializers.NAMES:  # init=truncated_normal(0.1): a value for `init=`
+            try:
+                return initializers.make(name, args)
+            except ValueError as err:
+                raise SpecError(str(err), e.span) from None
         if name not in fns:
-            raise SpecError(f"unknown function '{name}'", e.span, hint=did_you_mean(name, fns) or f"functions: {', '.join(fns)}")
+            known = list(fns) + list(initializers.CALLS)
+            raise SpecError(f"unknown function '{name}'", e.span, hint=did_you_mean(name, known) or f"functions: {', '.join(known)}")
         arity, fn = fns[name]
         if (arity is not None and len(args) != arity) or (arity is None and not args):
             raise SpecError(f"{name}() takes {arity or 'one or more'} argument{'s' if arity != 1 else ''}, got {len(args)}", e.span)
@@ -646,7 +655,8 @@ def _name_span(el) -> Span:
 
 
 def _signature(op: Op) -> str:
-    parts = [a.name if a.default is REQUIRED else f"{a.name}={_show(a.default).strip(chr(39))}" for a in op.args]
+    parts = [a.name if a.default is REQUIRED else f"{a.name}={_show(a.default).strip(chr(39))}" for a in op.args
+             if a.name not in KEYWORD_ONLY]
     return f"{op.name}({', '.join(parts)})"
 
 

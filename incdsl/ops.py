@@ -114,6 +114,20 @@ def _float(v, lo=None, hi=None):
     return v
 
 
+def _decay(v):
+    v = _float(v)
+    if not 0 <= v < float("inf"):
+        raise ValueError(f"must be a finite number, 0 or more, got {v}")
+    return v
+
+
+def _init(v):
+    from .initializers import NAMES, check
+    if isinstance(v, Symbol) and v not in NAMES:
+        raise ValueError(f"unknown initializer '{v}' (known: {', '.join(NAMES)})")
+    return check(v)
+
+
 def _show(v) -> str:
     if isinstance(v, Symbol):
         return f"the word '{v}'"
@@ -138,6 +152,8 @@ KINDS: dict[str, Callable] = {
     "positive": lambda v: _float(v, 1e-12, None),
     "rate": lambda v: _float(v, 0.0, 0.999999),
     "any_float": _float,
+    "decay": _decay,
+    "init": _init,
 }
 
 
@@ -351,10 +367,17 @@ _BN_ARGS = (
     Arg("bn_momentum", "rate", 0.99, "batch norm moving-average momentum (Keras convention)"),
     Arg("act", "act", None, "activation after batch norm"),
 )
+# Training-only: they change how a network trains, not what it computes (ONNX ignores them).
+_TRAIN_ARGS = (
+    Arg("weight_decay", "decay", 0.0, "L2 penalty on the kernels: TF-slim's l2_regularizer(s), adding "
+        "s * sum(w^2) / 2 to the loss (Keras L2(s / 2)); Caffe's and torch SGD's weight_decay"),
+    Arg("init", "init", None, "kernel initializer (incdsl/initializers.py); none: glorot_uniform, Keras' default"),
+)
+KEYWORD_ONLY = frozenset(a.name for a in _TRAIN_ARGS)  # never positional, left out of signature hints
 _CONV_TAIL = (
     Arg("stride", "size", 1), Arg("pad", "pad", "same", "same, valid, p, (ph, pw) or (top, bottom, left, right)"),
     Arg("dilation", "size", 1), Arg("bias", "bool", True),
-) + _BN_ARGS
+) + _BN_ARGS + _TRAIN_ARGS
 _POOL_ARGS = (
     Arg("kernel", "size", REQUIRED), Arg("stride", "size", None, "defaults to the kernel size"),
     Arg("pad", "pad", "valid"), Arg("ceil", "bool", False, "Caffe/PyTorch ceil mode"),
@@ -379,7 +402,7 @@ OPS: dict[str, Op] = {op.name: op for op in (
     Op("gap", (), _gap_shape, _none, doc="global average pooling to a flat vector"),
     Op("gmp", (), _gap_shape, _none, doc="global max pooling to a flat vector"),
     Op("flatten", (), _flatten_shape, _none),
-    Op("dense", (Arg("units", "count"), Arg("bias", "bool", True), Arg("act", "act", None)),
+    Op("dense", (Arg("units", "count"), Arg("bias", "bool", True), Arg("act", "act", None)) + _TRAIN_ARGS,
        _dense_shape, _dense_count, doc="fully connected layer on a flat vector"),
     Op("dropout", (Arg("rate", "rate"),), _same, _none),
     Op("bn", (Arg("eps", "positive", 1e-3), Arg("scale", "bool", True), Arg("momentum", "rate", 0.99)),

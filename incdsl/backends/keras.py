@@ -67,17 +67,46 @@ def _bn_act(a: dict, node, x):
     return x
 
 
+def _kernel_args(a: dict, *kernels: str) -> dict:
+    """Keras' initializer and L2 regularizer arguments for each kernel of a layer ("kernel",
+    "depthwise", "pointwise"). The spec's weight_decay s is TF-slim's l2_regularizer(s), which adds
+    s * sum(w^2) / 2 to the loss; Keras' L2(l) adds l * sum(w^2), so l = s / 2."""
+    out = {}
+    for k in kernels:
+        key = k if k == "kernel" else f"{k}_kernel"
+        if a.get("init"):
+            out[f"{key}_initializer"] = keras_initializer(a["init"])
+        if a.get("weight_decay"):
+            out[f"{k}_regularizer" if k != "kernel" else "kernel_regularizer"] = keras.regularizers.L2(a["weight_decay"] / 2)
+    return out
+
+
+def keras_initializer(init: str):
+    """Keras' initializer object for an `init=` value (incdsl/initializers.py), same meaning."""
+    from ..initializers import parse
+    name, param = parse(init)
+    I = keras.initializers
+    if name == "truncated_normal":
+        return I.TruncatedNormal(0.0, param)
+    if name == "random_normal":
+        return I.RandomNormal(0.0, param)
+    if name == "random_uniform":
+        return I.RandomUniform(-param, param)
+    return I.get(name)
+
+
 def _conv(layer, xs, net):
     a, name = layer.attrs, keras_name(layer)
     padding, x = _padding(a["pad"], layer, xs[0])
     common = dict(kernel_size=a["kernel"], strides=a["stride"], padding=padding, dilation_rate=a["dilation"],
                   use_bias=a["bias"], name=name)
     if layer.op == "conv":
-        x = L.Conv2D(a["filters"], **common)(x)
+        x = L.Conv2D(a["filters"], **common, **_kernel_args(a, "kernel"))(x)
     elif layer.op == "dwconv":
-        x = L.DepthwiseConv2D(depth_multiplier=a["multiplier"], **common)(x)
+        x = L.DepthwiseConv2D(depth_multiplier=a["multiplier"], **common, **_kernel_args(a, "depthwise"))(x)
     else:
-        x = L.SeparableConv2D(a["filters"], depth_multiplier=a["multiplier"], **common)(x)
+        x = L.SeparableConv2D(a["filters"], depth_multiplier=a["multiplier"], **common,
+                              **_kernel_args(a, "depthwise", "pointwise"))(x)
     return _bn_act(a, layer, x)
 
 
@@ -135,7 +164,8 @@ BUILDERS = {
     "gap": _one(lambda a: (L.GlobalAveragePooling2D, {})),
     "gmp": _one(lambda a: (L.GlobalMaxPooling2D, {})),
     "flatten": _one(lambda a: (L.Flatten, {})),
-    "dense": _one(lambda a: (L.Dense, {"units": a["units"], "use_bias": a["bias"], "activation": a["act"]})),
+    "dense": _one(lambda a: (L.Dense, {"units": a["units"], "use_bias": a["bias"], "activation": a["act"],
+                                       **_kernel_args(a, "kernel")})),
     "dropout": _one(lambda a: (L.Dropout, {"rate": a["rate"]})),
     "bn": _one(lambda a: (L.BatchNormalization, {"epsilon": a["eps"], "momentum": a["momentum"],
                                                   "scale": a["scale"]})),

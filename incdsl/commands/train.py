@@ -1,6 +1,7 @@
 """`incdsl train SPEC --data DIR|synthetic -o model.keras`: train a spec with Keras (see incdsl/train/)."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -28,6 +29,12 @@ def add_parser(sub) -> None:
     p.add_argument("--label-smoothing", type=float, default=0.0, metavar="X", help="e.g. 0.1 as in Inception v3")
     p.add_argument("--aux-weight", type=float, metavar="X",
                    help="loss weight of the training-only heads (default: each head's loss_weight in the spec)")
+    p.add_argument("--weight-decay", type=float, default=0.0, metavar="X",
+                   help="decoupled weight decay on the kernels (Keras optimizers' weight_decay: w -= lr * X * w each "
+                   "step); the papers' L2 penalty is weight_decay= in the spec (README, Training)")
+    p.add_argument("--bn-recalibrate", type=_bn_batches, default="auto", metavar="N|off",
+                   help="at the end, set every batch norm's moving mean and variance to the average over N training "
+                   "batches ('precise BN', fvcore's update_bn_stats); default: up to 100, one epoch at most")
     p.add_argument("--precision", choices=PRECISIONS, default="float32")
     p.add_argument("--jit", action="store_true", help="compile the training step with XLA (default: Keras decides; XLA on GPUs, always on JAX)")
     p.add_argument("--strategy", choices=STRATEGIES, default="default",
@@ -64,9 +71,22 @@ def run(args) -> int:
         precision=args.precision, jit=args.jit, strategy=args.strategy, val_split=args.val_split,
         preprocess=args.preprocess, augment=args.augment, steps_per_epoch=args.steps_per_epoch, seed=args.seed,
         workers=args.workers, steps_per_execution=args.steps_per_execution,
-        resume=args.resume, verbose=_verbosity(args.verbose), tensorboard=args.tensorboard)
+        resume=args.resume, verbose=_verbosity(args.verbose), tensorboard=args.tensorboard,
+        weight_decay=args.weight_decay, bn_recalibrate=args.bn_recalibrate)
     train(net, config)
     return 0
+
+
+def _bn_batches(text: str) -> int | str:
+    if text in ("off", "auto"):
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of batches or 'off', got '{text}'") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 batch (or 'off' to leave the moving averages), got {n}")
+    return n
 
 
 def _verbosity(asked: int | None) -> int:

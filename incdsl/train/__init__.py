@@ -15,6 +15,7 @@ surface before Keras takes its seconds to load. The Keras work is in the modules
 """
 from __future__ import annotations
 
+from ..errors import SpecError
 from .config import (OPTIMIZERS, PRECISIONS, PREPROCESS, RECIPES, STRATEGIES, Cluster, HeadLoss, Recipe, RunPaths,
                      TrainConfig, TrainResult, check_config, read_tf_config)
 from .folders import IMAGE_SUFFIXES, check_predict_files, scan_image_folder
@@ -33,10 +34,31 @@ def train(net, config: TrainConfig) -> TrainResult:
     if config.data != "synthetic":
         folder = scan_image_folder(config.data)
         check_classes(net, folder[0], f"the data folder {config.data}")
+    check_recalibration(config, folder)
     from . import loop
     return loop.train(net, config, folder)
 
 
+def check_recalibration(config: TrainConfig, folder) -> None:
+    """An explicit --bn-recalibrate N needs N training batches from one pass over the data (epochs
+    cut from an endless stream, --steps-per-epoch on a folder, always have them)."""
+    asked = config.bn_recalibrate
+    if not isinstance(asked, int) or (folder is not None and config.steps_per_epoch):
+        return
+    if folder is None:
+        batches, what = config.steps_per_epoch or 10, "synthetic data gives"
+    else:
+        total = sum(len(f) for f in folder[1])
+        split = 0.1 if config.val_split is None else config.val_split
+        train = total - int(total * split)  # as Keras' image_dataset_from_directory splits
+        batches = -(-train // config.batch_size)
+        what = f"{config.data} gives ({train} training images)"
+    if asked > batches:
+        raise SpecError(f"--bn-recalibrate {asked} needs {asked} training batches of {config.batch_size}, "
+                        f"and {what} {batches}",
+                        hint=f"--bn-recalibrate {batches} or less, a smaller --batch-size, or more images")
+
+
 __all__ = ["TrainConfig", "TrainResult", "RunPaths", "HeadLoss", "Recipe", "head_losses", "main_head", "check_classes",
-           "scan_image_folder", "check_predict_files", "train", "Cluster", "read_tf_config", "check_config",
+           "scan_image_folder", "check_predict_files", "train", "Cluster", "read_tf_config", "check_config", "check_recalibration",
            "OPTIMIZERS", "PRECISIONS", "STRATEGIES", "PREPROCESS", "RECIPES", "IMAGE_SUFFIXES"]

@@ -89,3 +89,29 @@ class KeepBest(keras.callbacks.Callback):
         if self.best is None or better(float(value), self.best):
             self.best, self.best_epoch = float(value), epoch
             self.export(epoch, {key: float(value)}, best=True)
+
+
+class Diverged(Exception):
+    """Training reached a non-finite loss at `step` (counted from 1 over the whole run)."""
+
+    def __init__(self, step: int, epoch: int, batch: int, loss: float):
+        super().__init__(f"non-finite loss {loss} at step {step}")
+        self.step, self.epoch, self.batch, self.loss = step, epoch, batch, loss
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops fit at the first step whose loss is NaN or infinite, raising Diverged (Keras'
+    TerminateOnNaN only sets stop_training, and fit then ends as if it had finished)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            raise Diverged(step, self.epoch + 1, batch + 1, float(loss))

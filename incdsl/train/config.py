@@ -6,11 +6,13 @@ The recipe follows the papers where they say something:
 - Inception v3 (arXiv:1512.00567, section 8): RMSProp with decay 0.9 and epsilon 1.0, learning rate
   0.045 decayed every two epochs by 0.94, gradient clipping at 2.0, label smoothing 0.1 (section 7;
   here only when asked with --label-smoothing).
-Weight decay is left out (Keras' optimizers apply it decoupled, unlike the papers' L2 term).
+Weight decay: the papers' L2 term is in the spec (`weight_decay=` on conv, sepconv, dwconv, dense);
+`--weight-decay` is Keras' optimizers' decoupled decay (README, Training).
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +69,8 @@ class TrainConfig:
     verbose: str | int = "auto"  # Keras' fit(verbose=...)
     tensorboard: bool = True
     callbacks: list = field(default_factory=list)  # extra Keras callbacks (Python API)
+    weight_decay: float = 0.0  # decoupled (the optimizer's weight_decay), on kernels only
+    bn_recalibrate: int | str = "auto"  # precise BN batches at the end: "auto" (up to 100), N, or "off"
 
     @property
     def learning_rate(self) -> float:
@@ -197,6 +201,11 @@ def check_config(c: TrainConfig) -> None:
         raise UsageError("--aux-weight must not be negative")
     if c.val_split is not None and not 0 <= c.val_split < 1:
         raise UsageError("--val-split must be in [0, 1)")
+    if not (math.isfinite(c.weight_decay) and c.weight_decay >= 0):
+        raise UsageError(f"--weight-decay must be a finite number, 0 or more, got {c.weight_decay}")
+    if c.bn_recalibrate not in ("auto", "off") and (isinstance(c.bn_recalibrate, bool)
+                                                   or not isinstance(c.bn_recalibrate, int) or c.bn_recalibrate < 1):
+        raise UsageError(f"--bn-recalibrate must be a number of batches (1 or more) or 'off', got {c.bn_recalibrate}")
     if c.steps_per_epoch is not None and c.steps_per_epoch < 1:
         raise UsageError("--steps-per-epoch must be at least 1")
     if c.steps_per_execution is not None and c.steps_per_execution < 1:

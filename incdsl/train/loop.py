@@ -33,9 +33,11 @@ import keras
 
 from ..errors import SpecError, UsageError
 from ..backends.keras import build_model
-from .callbacks import KeepBest, StepAndRate, Throughput
+from .callbacks import Diverged, KeepBest, StepAndRate, StopOnNonFinite, Throughput
 from .config import RunPaths, TrainConfig, TrainResult
 from .data import SyntheticImages, folder_input, has_tensorflow, steps_per_execution
+from .diagnose import explain_gap
+from .finish import momenta, recalibrate_and_measure, recalibration_batches, refresh_best
 from .folders import scan_image_folder
 from .heads import head_losses, main_head
 from .model import accuracy_key, compile_for_training, with_preprocessing
@@ -145,14 +147,16 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
             export_core = build_model(net, inference=True)
             export_model = with_preprocessing(export_core, net.input_shape, config.preprocess, [main.name])
 
-        def export(epoch: int, metrics: dict, best: bool = False, path: Path | None = None):
+        def export(epoch: int, metrics: dict, best: bool = False, path: Path | None = None, copy: bool = True,
+                   extra: dict | None = None):
             if not placement.chief:
                 return
-            copy_weights(core, export_core)
+            if copy:
+                copy_weights(core, export_core)
             meta = {"format": META_FORMAT, "network": net.name, "spec": str(net.path), "params": _jsonable(net.params),
                     "classes": classes, "head": main.name, "logits": next(h for h in heads if not h.train_only).from_logits,
                     "preprocess": config.preprocess, "input_shape": list(net.input_shape), "epoch": epoch + 1,
-                    "metrics": metrics, "optimizer": config.optimizer, "precision": config.precision}
+                    "metrics": metrics, "optimizer": config.optimizer, "precision": config.precision, **(extra or {})}
             save_model(export_model, path or (paths.best if best else paths.output), meta)
 
         acc = accuracy_key(heads)
@@ -160,8 +164,8 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
         prior = _truncate_csv(paths.csv, start) if start else []
         keep_best = KeepBest(export, monitor, "loss", _best_so_far(prior, monitor, "loss"))
         throughput = Throughput(config.batch_size)
-        callbacks = [keras.callbacks.BackupAndRestore(str(paths.backup), double_checkpoint=True), StepAndRate(),
-                     throughput]
+        callbacks = [keras.callbacks.BackupAndRestore(str(paths.backup), double_checkpoint=True), StopOnNonFinite(),
+                     StepAndRate(), throughput]
         if placement.chief:
             callbacks += [keep_best, keras.callbacks.CSVLogger(str(paths.csv), append=True)]
             if config.tensorboard:
@@ -181,7 +185,13 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
         with placement.scope():
             try:
                 history = model.fit(train_data, validation_data=val_data, epochs=config.epochs,
-                                    steps_per_epoch=steps if config.data != "synthetic" else None, callbacks=callbacks, verbose=config.verbose, shuffle=False)
+                                    steps_per_epoch=steps if config.data != "synthetic" else None, callbacks=callbacks,
+                                    verbose=config.verbose, shuffle=False)
+            except Diverged as d:
+                if not paths.backup.exists():  # no epoch finished: its empty logs are of no use
+                    paths.csv.unlink(missing_ok=True)
+                    shutil.rmtree(paths.tensorboard, ignore_errors=True)
+                raise _diverged(d, config, paths) from None
             except KeyboardInterrupt:
                 if paths.backup.exists():
                     print(f"\nthe finished epochs are kept in {paths.backup}: rerun with --resume to continue",
@@ -196,7 +206,24 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
         logs = {k: float(v[-1]) for k, v in history.history.items() if v}
         ran = len(next(iter(history.history.values()), []))
         metrics = {k: v for k, v in logs.items() if k.endswith(("accuracy", "loss"))}
-        export(config.epochs - 1, metrics)
+        bn = bn_best = None
+        if placement.chief:
+            copy_weights(core, export_core)
+            n_bn = recalibration_batches(config.bn_recalibrate, steps)
+            head = main.name if head_names else None
+
+            def recal(m):
+                return recalibrate_and_measure(m, train_data, val_data, head, n_bn)
+
+            bn = recal(export_model)
+            if bn is not None and bn.after is not None:
+                metrics[f"val_{acc}"] = bn.after
+                metrics = {k: v for k, v in metrics.items() if not k.startswith("val_") or k.endswith("accuracy")}
+            export(config.epochs - 1, metrics, copy=False, extra=bn.meta() if bn else None)
+            if bn is not None and paths.best.exists():
+                bn_best = refresh_best(export_model, paths.best, config.epochs, read_meta,
+                                       lambda path, meta: save_model(export_model, path, meta), recal)
+        val_images = _count(val_data)
     finally:
         keras.config.set_dtype_policy(policy)
         if placement.strategy is None and placement.replicas > 1:
@@ -208,15 +235,47 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
     best = paths.best if paths.best.exists() else None
     ips = throughput.images_per_second
     if placement.chief:
+        if bn is not None:
+            print(bn.describe(str(paths.output)))
+        if bn_best is not None:
+            print(bn_best.describe(str(paths.best)))
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         print(f"wrote {paths.output} (epoch {config.epochs}{': ' + shown if shown else ''})")
         if best is not None and keep_best.best is not None:
-            print(f"best: {best} ({keep_best.key(logs)} {keep_best.best:.4f}); log: {paths.csv}")
+            print(f"best: {best} ({keep_best.key(logs)} {keep_best.best:.4f}"
+                  f"{', before batch norm recalibration' if bn_best is not None else ''}); log: {paths.csv}")
+        steps_run = int(logs.get("step", 0)) or ran * steps
+        for line in explain_gap(logs.get(acc), metrics.get(f"val_{acc}"), steps=steps_run,
+                                bn_momenta=momenta(export_model), recalibrated=bn is not None,
+                                val_images=val_images, classes=len(classes)):
+            print(line, file=sys.stderr)
         if math.isfinite(ips):
             print(f"{ips:.1f} images/s")
     if scratch is not None:  # what this worker trained is what the chief wrote
         best = config.paths().best if config.paths().best.exists() else None
     return TrainResult(config.paths().output, best, ran, start, history.history, ips, placement.replicas, classes)
+
+
+def _count(data) -> int:
+    """Images in a validation set (0 without one)."""
+    if data is None:
+        return 0
+    if hasattr(data, "as_numpy_iterator"):
+        return sum(int(x.shape[0]) for x, _ in data)
+    return sum(int(data[i][0].shape[0]) for i in range(len(data)))
+
+
+def _diverged(d: Diverged, config: TrainConfig, paths: RunPaths) -> SpecError:
+    """The error of a run whose loss became NaN or infinite: where, what to try, what is kept."""
+    kept = []
+    if paths.backup.exists():
+        kept.append(f"the last finished epoch is kept in {paths.backup} (--resume continues from it)")
+    if paths.best.exists():
+        kept.append(f"the best model so far is {paths.best}")
+    where = "; ".join(kept) if kept else "no epoch had finished, so nothing was kept"
+    return SpecError(f"training diverged: the loss is {d.loss} at step {d.step} (epoch {d.epoch}, batch {d.batch}); "
+                     f"{config.output} was not written; {where}",
+                     hint=f"use a lower --lr (this run: {config.learning_rate:g}), e.g. --lr {config.learning_rate / 10:g}")
 
 
 def _data_error(e: Exception, data: str) -> None:

@@ -59,7 +59,17 @@ def make_loss(head: HeadLoss, label_smoothing: float):
     return keras.losses.SparseCategoricalCrossentropy(from_logits=head.from_logits)
 
 
-def make_optimizer(name: str, lr: float, steps_per_epoch: int):
+def make_optimizer(name: str, lr: float, steps_per_epoch: int, weight_decay: float = 0.0):
+    """Keras optimizer with the paper's schedule. `weight_decay` is decoupled (Keras' optimizers:
+    each step w -= lr * weight_decay * w, after the gradient step) and applies to kernels only, not
+    to biases or batch norm's gamma and beta."""
+    opt = _optimizer(name, lr, steps_per_epoch, weight_decay or None)
+    if weight_decay:
+        opt.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return opt
+
+
+def _optimizer(name: str, lr: float, steps_per_epoch: int, weight_decay: float | None):
     recipe = RECIPES[name]
     rate = lr
     if recipe.decay_rate != 1.0:
@@ -67,11 +77,12 @@ def make_optimizer(name: str, lr: float, steps_per_epoch: int):
             lr, decay_steps=max(1, steps_per_epoch * recipe.decay_epochs), decay_rate=recipe.decay_rate,
             staircase=True)
     if name == "sgd":
-        return keras.optimizers.SGD(rate, momentum=0.9)
+        return keras.optimizers.SGD(rate, momentum=0.9, weight_decay=weight_decay)
     if name == "rmsprop":
         # Keras adds epsilon inside the square root, as TF1's RMSProp (the paper's) did: eps 1.0 as in v3.
-        return keras.optimizers.RMSprop(rate, rho=0.9, epsilon=1.0, global_clipnorm=2.0)
-    return keras.optimizers.Adam(rate)
+        return keras.optimizers.RMSprop(rate, rho=0.9, epsilon=1.0, global_clipnorm=2.0,
+                                        weight_decay=weight_decay)
+    return keras.optimizers.Adam(rate, weight_decay=weight_decay)
 
 
 def compile_for_training(model, heads: list[HeadLoss], config: TrainConfig, steps_per_epoch: int,
@@ -80,7 +91,7 @@ def compile_for_training(model, heads: list[HeadLoss], config: TrainConfig, step
     single = len(heads) == 1
     loss = {h.name: make_loss(h, config.label_smoothing) for h in heads}
     model.compile(
-        optimizer=make_optimizer(config.optimizer, config.learning_rate, steps_per_epoch),
+        optimizer=make_optimizer(config.optimizer, config.learning_rate, steps_per_epoch, config.weight_decay),
         loss=loss[main.name] if single else loss,
         loss_weights=None if single else {h.name: h.weight for h in heads},
         metrics=({main.name: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]} if not single
