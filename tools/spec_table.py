@@ -32,6 +32,7 @@ REFERENCES = {
     "googlenet_tv.inc": "torchvision `googlenet` (exact)",
     "bn_inception.inc": "BN-Inception paper, Figure 5 (Ioffe & Szegedy 2015)",
     "inception_v3.inc": "keras.applications `InceptionV3` (exact; aux head from the paper)",
+    "inception_v3_slim.inc": "keras.applications `InceptionV3` under TF-slim's `inception_v3_arg_scope` (same counts)",
     "inception_v3_tv.inc": "torchvision `inception_v3` (exact)",
     "inception_v4.inc": "timm `inception_v4` (exact; aux head from TF-slim)",
     "inception_resnet_v1.inc": "Inception-ResNet-v1 paper, Figures 7, 10-15 (Szegedy et al. 2016)",

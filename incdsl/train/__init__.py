@@ -11,7 +11,10 @@ surface before Keras takes its seconds to load. The Keras work is in the modules
 - data: synthetic images and image-folder datasets            (Keras, tf.data)
 - model: preprocessing inside the model, losses, optimizer   (Keras)
 - placement: distribution strategies                          (Keras, tf.distribute)
-- callbacks, saving, loop (the fit loop), predict             (Keras)
+- callbacks (incl. StopOnNonFinite), saving, loop (the fit loop), predict   (Keras)
+- bn: precise batch norm (fvcore's update_bn_stats in Keras); finish: it, applied to the saved
+  models with validation accuracy before and after                 (Keras)
+- diagnose: why validation accuracy stays far below training accuracy (no Keras)
 """
 from __future__ import annotations
 

@@ -79,16 +79,19 @@ def recalibrate_and_measure(model, train_data, val_data, head: str | None, batch
     return BNResult(done, before, accuracy(model, val_data, head))
 
 
-def refresh_best(model, best: Path, final_epoch: int, read_meta, save, recal) -> BNResult | None:
+def refresh_best(model, best: Path, final_epoch: int, final: BNResult, read_meta, save, recal) -> BNResult | None:
     """Give the best checkpoint recalibrated statistics too: the final model's own when the best
-    epoch is the last one, else its weights loaded into `model` and recalibrated. `recal(model)`
+    epoch is the last one (`final`: what precise BN did there), else its weights loaded into `model`
+    and recalibrated. `recal(model)`
     recalibrates and measures; `save(path, meta)` writes."""
     meta = read_meta(best)
     if meta is None or "bn_recalibrated" in meta:
         return None
-    if meta.get("epoch") != final_epoch:
+    if meta.get("epoch") == final_epoch:
+        result = final
+    else:
         model.load_weights(best)
-    result = recal(model)
+        result = recal(model)
     if result is None:
         return None
     metrics = dict(meta.get("metrics") or {})

@@ -221,7 +221,7 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
                 metrics = {k: v for k, v in metrics.items() if not k.startswith("val_") or k.endswith("accuracy")}
             export(config.epochs - 1, metrics, copy=False, extra=bn.meta() if bn else None)
             if bn is not None and paths.best.exists():
-                bn_best = refresh_best(export_model, paths.best, config.epochs, read_meta,
+                bn_best = refresh_best(export_model, paths.best, config.epochs, bn, read_meta,
                                        lambda path, meta: save_model(export_model, path, meta), recal)
         val_images = _count(val_data)
     finally:
