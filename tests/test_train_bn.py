@@ -131,7 +131,9 @@ def test_small_bn_inception_learns_digits(digits, tmp_path, capsys):
     assert code == 0, stdout
     acc = saved_model_accuracy(out, test)
     print(f"small BN Inception on the digits: {acc:.4f}")
-    assert acc >= 0.95
+    # Seeds 0, 1, 2 gave 0.967, 0.947, 0.956 with the first input path and 0.942, 0.933, 0.958 with the
+    # folder plan's (issue 11: full batches, a fresh permutation per epoch): the order alone moves it by 2-3%.
+    assert acc >= 0.92
 
 
 @pytest.mark.slow
