@@ -483,5 +483,6 @@ def test_bench_train_runs_tiny(capsys):
     assert ours.split()[2] == theirs.split()[2]
     for line in (ours, theirs):
         ceiling, path, share = map(float, line.split()[-3:])
-        assert ceiling > 0 and path > 0 and share == pytest.approx(path / ceiling, abs=2e-3)
+        # the rates are printed to 0.1, the share to 0.001
+        assert ceiling > 0 and path > 0 and abs(share * ceiling - path) <= 0.05 * (1 + share) + 1e-9
     assert "ratio (incdsl / keras), ceiling" in out and float(out.splitlines()[-1].split()[-1]) > 0
