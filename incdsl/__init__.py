@@ -1,9 +1,20 @@
-"""incdsl: a graph DSL and compiler for Inception-family CNNs."""
-from .errors import SpecError, Span, UsageError
-from .network import Network, Spec, load
+"""incdsl: a graph DSL and compiler for Inception-family CNNs.
+
+    net = incdsl.load("inception_v3", width=0.5)   # a .inc file or a shipped reference name
+    net.summary()                                  # the table, as Keras prints it
+    net.count_params(), net.macs                   # params (Keras' count), MACs per image
+    model = net.to_keras()                         # keras.Model (Keras is imported only now)
+    net.to_onnx("v3.onnx"); net.draw("v3.svg", depth=1)
+
+Errors: `SpecError` (a bad spec, with file:line:col), `UsageError` (a bad request, such as an
+unknown argument; `ArgumentError` for a value of the wrong kind).
+"""
+from .errors import ArgumentError, SpecError, Span, UsageError
+from .network import Network, Spec, load, loads
 from .backends import keras_register as _keras_register
 
 _keras_register.install()  # custom Keras layers load after `import incdsl`; Keras itself is not imported
 
 __version__ = "0.1.0"
-__all__ = ["load", "Spec", "Network", "SpecError", "Span", "UsageError", "__version__"]
+__all__ = ["load", "loads", "Spec", "Network", "SpecError", "UsageError", "ArgumentError", "Span",
+           "__version__"]

@@ -81,7 +81,7 @@ class Call:
 @dataclass(frozen=True, slots=True)
 class Branches:
     """`concat { ... }` or `add { ... }`: parallel chains from the same input."""
-    kind: str  # 'concat' | 'add'
+    kind: str  # 'concat' | 'add' | 'multiply'
     kwargs: tuple[Kwarg, ...]
     chains: tuple["Chain", ...]
     span: Span

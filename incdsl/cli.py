@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 
-from .errors import SpecError, UsageError
+from .errors import ArgumentError, SpecError, UsageError
 
 # Commands with their own module under incdsl/commands (each has add_parser and run).
-COMMANDS = ("compile", "train", "predict", "compare", "fit")
+COMMANDS = ("summary", "compile", "train", "predict", "compare", "fit", "diff", "import_", "fmt", "lsp")
 
 
 def parse_sets(items: list[str] | None) -> dict[str, str]:
@@ -39,21 +38,20 @@ def load_net(args):
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="incdsl", description="A DSL and compiler for Inception-family CNNs.")
     ap.add_argument("--version", action="version", version=f"incdsl {_version()}")
+    ap.add_argument("--verbose", action="store_true",
+                    help="let TensorFlow's native start-up log lines through (hidden by default)")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("check", help="parse and shape-check a spec")
     add_spec_args(p)
     p.set_defaults(run=cmd_check)
 
-    p = sub.add_parser("summary", help="layers, shapes, params and MACs")
-    add_spec_args(p)
-    p.add_argument("--depth", type=int, metavar="N", help="fold modules below depth N")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(run=cmd_summary)
-
     p = sub.add_parser("expand", help="the flat, macro-expanded network, one layer per line")
     add_spec_args(p)
     p.set_defaults(run=cmd_expand)
+
+    p = sub.add_parser("list", help="the reference specs that ship with incdsl")
+    p.set_defaults(run=cmd_list)
 
     for name in COMMANDS:
         importlib.import_module(f".commands.{name}", __package__).add_parser(sub)
@@ -74,17 +72,19 @@ def cmd_check(args) -> int:
           f"{inf.macs:,} MACs (inference){extra}")
     for name in net.graph.unused:
         print(f"{args.spec}: warning: '{name}' reaches no output and is left out", file=sys.stderr)
+    from .targets import target_notes
+    for note in target_notes(net):
+        print(f"{note.span or args.spec}: note: {note.message}", file=sys.stderr)
     return 0
 
 
-def cmd_summary(args) -> int:
-    net = load_net(args)
-    if args.json:
-        print(json.dumps(net.summary(), indent=1))
-    else:
-        if args.depth is not None and args.depth < 1:
-            raise UsageError("--depth must be at least 1")
-        print(net.table(args.depth))
+def cmd_list(args) -> int:
+    from .library import LIBRARY, REFERENCES
+    width = max(len(r.name) for r in REFERENCES)
+    for r in REFERENCES:
+        also = f"  (also: {', '.join(r.aliases)})" if r.aliases else ""
+        print(f"{r.name:<{width}}  {r.matches}{also}")
+    print(f"\nfiles in {LIBRARY.resolve()}; use a name anywhere a spec path goes: incdsl summary v3")
     return 0
 
 
@@ -94,17 +94,30 @@ def cmd_expand(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; `argv` None means the process's own command line (the `incdsl` program).
+
+    Returns the exit code: 0 fine, 1 an error in the spec or its data, 2 bad usage, 3 a bug.
+    """
     # TensorFlow, when a backend loads it, greets with INFO lines on stderr; keep the CLI's quiet
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     ap = build_parser()
     args = ap.parse_args(argv)
+    if argv is None and not args.verbose:
+        from .quiet import native_stderr_filtered  # the lines TF_CPP_MIN_LOG_LEVEL cannot reach
+        with native_stderr_filtered():
+            return _run(args)
+    return _run(args)
+
+
+def _run(args) -> int:
     try:
         return args.run(args) or 0
     except SpecError as e:
         print(e.render(), file=sys.stderr)
         return 1
     except UsageError as e:
-        print(f"incdsl {args.command}: error: {e}", file=sys.stderr)
+        message = e.cli_message() if isinstance(e, ArgumentError) else str(e)
+        print(f"incdsl {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -14,10 +14,12 @@ import math
 from dataclasses import dataclass
 
 from . import ast, initializers
-from .errors import Note, Span, SpecError, UsageError, did_you_mean
+from .errors import ArgumentError, Note, Span, SpecError, UsageError, call_note, did_you_mean
 from .graph import Block, Graph, Layer, OutputSpec
 from .ops import ACTIVATIONS, ALIASES, KEYWORD_ONLY, KINDS, OPS, REQUIRED, Op, Symbol, normalize
 from .parse import Program
+from .foreign_names import argument_hint
+from .rounding import make_divisible, slim_depth
 
 MAX_LAYERS = 100_000
 MAX_STEPS = 1_000_000  # statements and expressions evaluated; stops runaway nested repeats
@@ -118,7 +120,7 @@ class _Elaborator:
                 values[p.name] = v = _coerce_override(p.name, overrides[p.name],
                                                       self._eval(p.default, values) if p.default else None)
                 if isinstance(v, float) and not math.isfinite(v):
-                    raise UsageError(f"{p.name}={v}: a parameter must be a finite number")
+                    raise ArgumentError(p.name, overrides[p.name], "a parameter must be a finite number")
             elif p.default is None:
                 raise SpecError(f"network parameter '{p.name}' needs a default value", p.span)
             else:
@@ -196,7 +198,7 @@ class _Elaborator:
                 arg = op.arg(kw.name)
                 if arg is None:
                     raise SpecError(f"{op.name} has no argument '{kw.name}'", kw.span,
-                                    hint=did_you_mean(kw.name, [a.name for a in op.args]))
+                                    hint=argument_hint(kw.name, [a.name for a in op.args]))
                 v = self._eval(kw.value, scope.vars)
                 try:
                     if not (v is None and arg.default is None):
@@ -376,7 +378,12 @@ class _Elaborator:
         self.block_spans["/".join(path)] = el.span  # taken from now on, before its body
         inner = Scope(path, values, {}, scope.defaults, mod.name)
         self.calls.append((el.name, el.span))
-        out = self._body(mod.body, inner, cur)
+        try:
+            out = self._body(mod.body, inner, cur)
+        except SpecError as err:
+            if not err.message.startswith("module recursion"):  # that one lists the calls already
+                err.notes.append(call_note(mod.name, "/".join(path), el.span))  # innermost first, like rustc
+            raise
         self.calls.pop()
         self.graph.blocks.append(Block("/".join(path), mod.name, out, el.span))
         return out
@@ -426,7 +433,7 @@ class _Elaborator:
             arg = op.arg(kw.name)
             if arg is None or kw.name in preset:
                 raise SpecError(f"{el.name} has no argument '{kw.name}'", kw.span,
-                                hint=did_you_mean(kw.name, [a.name for a in settable]) or _signature(op))
+                                hint=argument_hint(kw.name, [a.name for a in settable]) or _signature(op))
             if kw.name in explicit:
                 raise SpecError(f"argument '{kw.name}' is given twice", kw.span,
                                 notes=[Note("first given here",
@@ -459,6 +466,12 @@ class _Elaborator:
             words = {"pad": ("same", "valid"), "act": ("none",) + ACTIVATIONS, "init": initializers.NAMES}.get(kind)
             if kind == "init" and v in words:  # a known initializer used wrongly (truncated_normal without stddev)
                 return SpecError(f"{what}: 'init' {e.msg}", span)
+            if words is None and kind in ("size", "size0") and "x" in v.strip("x"):
+                ints = sorted(k for k, x in scope.vars.items() if isinstance(x, int) and not isinstance(x, bool))
+                return SpecError(f"'{v}' is not a size here: its sides must be numbers or names of integers",
+                                 span, label=f"{what}'s '{e.arg}' needs a size",
+                                 hint=f"integers known here: {', '.join(ints)}" if ints else
+                                 "bind the side first, e.g. a module parameter n for 1xn, or write (1, 7)")
             if words is None:  # a number or true/false was wanted: the word is a misspelt name
                 return SpecError(f"unknown name '{v}'", span, label=f"{what}'s '{e.arg}' needs a value",
                                  hint=did_you_mean(v, scope.vars) or _known(scope.vars))
@@ -530,7 +543,8 @@ class _Elaborator:
                 return env[e.name]
             if e.name == "none":
                 return None
-            return Symbol(e.name)
+            size = named_size(e.name, env)
+            return Symbol(e.name) if size is None else size
         if t is ast.BinOp:
             return self._binop(e, self._eval(e.left, env), self._eval(e.right, env), env)
         if t is ast.UnaryOp:
@@ -592,6 +606,7 @@ class _Elaborator:
             "int": (1, lambda x: int(x)), "float": (1, float), "round": (1, lambda x: int(round(x))),
             "floor": (1, lambda x: int(math.floor(x))), "ceil": (1, lambda x: int(math.ceil(x))),
             "abs": (1, abs), "min": (None, min), "max": (None, max),
+            "depth": ((2, 3), slim_depth), "make_divisible": ((1, 3), make_divisible),
         }
         if name in initializers.NAMES:  # init=truncated_normal(0.1): a value for `init=`
             try:
@@ -602,7 +617,10 @@ class _Elaborator:
             known = list(fns) + list(initializers.CALLS)
             raise SpecError(f"unknown function '{name}'", e.span, hint=did_you_mean(name, known) or f"functions: {', '.join(known)}")
         arity, fn = fns[name]
-        if (arity is not None and len(args) != arity) or (arity is None and not args):
+        if isinstance(arity, tuple):
+            if not arity[0] <= len(args) <= arity[1]:
+                raise SpecError(f"{name}() takes {arity[0]} to {arity[1]} arguments, got {len(args)}", e.span)
+        elif (arity is not None and len(args) != arity) or (arity is None and not args):
             raise SpecError(f"{name}() takes {arity or 'one or more'} argument{'s' if arity != 1 else ''}, got {len(args)}", e.span)
         for a, x in zip(args, e.args):
             self._num(a, x, env)
@@ -610,6 +628,28 @@ class _Elaborator:
             return fn(*args)
         except (ValueError, OverflowError):  # int(nan), round(inf): only reachable from Python overrides
             raise SpecError(f"{name}() cannot take {', '.join(_show(a) for a in args)}", e.span) from None
+
+
+def named_size(word: str, env: dict) -> tuple[int, ...] | None:
+    """`1xn`, `nx1`, `kxk`: a size written with sides that are numbers or names bound to integers
+    (module parameters, `let`s). None when the word is not one, or reads as a size more than one way."""
+    def side(part: str):
+        if part.isdigit():
+            return int(part)
+        v = env.get(part)
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+    def readings(rest: str) -> list[tuple[int, ...]]:
+        out = [(v,)] if (v := side(rest)) is not None else []
+        for i, ch in enumerate(rest):
+            if ch == "x" and 0 < i < len(rest) - 1 and (head := side(rest[:i])) is not None:
+                out += [(head,) + tail for tail in readings(rest[i + 1:])]
+        return out
+
+    if "x" not in word:
+        return None
+    sizes = [r for r in readings(word) if len(r) > 1]
+    return sizes[0] if len(sizes) == 1 else None
 
 
 class _BadArg(Exception):
@@ -694,7 +734,7 @@ def _coerce_override(name: str, text, default):
             return sizes[0] if len(sizes) == 1 else sizes  # `--set k=5` is a square 5x5
     except ValueError:
         kind = {bool: "true or false", int: "an integer", float: "a number", tuple: "sizes like 3x3"}[type(default)]
-        raise UsageError(f"--set {name}={text}: {name} is {kind} (its default is {_show(default)})") from None
+        raise ArgumentError(name, text, f"{name} is {kind} (its default is {_show(default)})") from None
     for conv in (int, float):
         try:
             return conv(s)

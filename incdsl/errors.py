@@ -36,6 +36,12 @@ class Note:
     span: Span | None = None
 
 
+def call_note(module: str, name: str, span: Span) -> Note:
+    """The note (rustc style, innermost call first) that says which module call an error inside a
+    module body came from: "in module v3_d, called as 'mixed8' (specs/inception_v3.inc:32:12)"."""
+    return Note(f"in module {module}, called as '{name}'", span)
+
+
 @dataclass
 class SpecError(Exception):
     """Anything wrong with a spec: syntax, names, shapes, sizes, files."""
@@ -65,7 +71,23 @@ class SpecError(Exception):
 
 
 class UsageError(Exception):
-    """Bad command-line usage (exit code 2), e.g. an unknown `--set` name."""
+    """A bad request rather than a bad spec: an unknown network argument, a value of the wrong kind,
+    an option out of range. The command line reports it with exit code 2."""
+
+
+class ArgumentError(UsageError):
+    """A network argument whose value is not of its parameter's kind (`width='wide'`).
+
+    `str()` says it in Python's words (`width='wide': width is a number ...`); the command line
+    says it in its own (`--set width=wide: ...`) through `cli_message()`.
+    """
+
+    def __init__(self, name: str, value, problem: str):
+        super().__init__(f"{name}={value!r}: {problem}")
+        self.name, self.value, self.problem = name, value, problem
+
+    def cli_message(self) -> str:
+        return f"--set {self.name}={self.value}: {self.problem}"
 
 
 MAX_EXCERPT = 100  # characters of the source line shown; an error must fit one screen
@@ -93,9 +115,33 @@ def _excerpt(span: Span | None, label: str | None) -> list[str]:
     return [f" {num} | {line}", f" {pad} | {caret}"]
 
 
+def edit_distance(a: str, b: str) -> int:
+    """Insertions, deletions, substitutions and swaps of neighbours (optimal string alignment)."""
+    prev2, prev = None, list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def _close(name: str, known: str) -> bool:
+    """A slip of the keyboard: at most one edit in a short name, two in a longer one, three past 12
+    characters. `stddev` is four edits from `stride`: not close."""
+    n = max(len(name), len(known))
+    return edit_distance(name, known) <= (1 if n <= 4 else 2 if n <= 12 else 3)
+
+
 def did_you_mean(name: str, known) -> str | None:
+    """A suggestion for a misspelt name, or None when nothing is close: near spellings only, and a
+    known name the word starts with or begins (`convolution` -> `conv`, `max` -> `maxpool`), not one
+    that is only the first part of a compound (`kernel_regularizer` is not a `kernel`)."""
     known = sorted(set(known))
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    if not close and len(name) >= 3:  # `convolution` for `conv`, `max` for `maxpool`
-        close = [k for k in known if len(k) >= 3 and (name.startswith(k) or k.startswith(name))][:1]
+    close = [k for k in difflib.get_close_matches(name, known, n=3, cutoff=0.5) if _close(name, k)][:1]
+    if not close and len(name) >= 3:
+        close = [k for k in known if len(k) >= 3 and ((name.startswith(k) and name[len(k)] != "_") or
+                                                     (k.startswith(name) and k[len(name)] != "_"))][:1]
     return f"did you mean '{close[0]}'?" if close else None

@@ -7,38 +7,64 @@ from pathlib import Path
 
 from .elaborate import elaborate, network_params
 from .graph import Graph, Layer
+from .errors import UsageError
 from .ops import Count, Shape
-from .parse import Program, load_program
+from .parse import Program, load_program, load_program_text
 from .passes import count as count_pass
 from .passes import inference_layers, infer_shapes
 from .passes.count import total
 
 
 class Spec:
-    """A parsed spec file. Parse once, then `build` as many variants as you like."""
+    """A parsed spec file. Parse once, then `build` as many variants as you like.
 
-    def __init__(self, path: str | Path, network: str | None = None):
+    `path` is a `.inc` file or the name of a shipped reference spec (`"inception_v3"`, `"v3"`,
+    `incdsl list` names them); `network` picks one network when the file defines several.
+    Raises `SpecError` (syntax, unknown names, missing files, with file:line:col).
+    """
+
+    def __init__(self, path: str | Path, network: str | None = None, *, _program: Program | None = None):
         self.path = str(path)
         self.network_name = network
-        self.program: Program = load_program(path)
+        self.program: Program = _program if _program is not None else load_program(path)
+
+    @classmethod
+    def from_text(cls, text: str, network: str | None = None, name: str = "<string>") -> "Spec":
+        """A spec from text in memory (`use` paths are relative to the working directory)."""
+        return cls(name, network, _program=load_program_text(text, name))
 
     @cached_property
     def params(self) -> dict:
-        """The network's parameters with their default values."""
+        """The network's parameters with their default values (`{"classes": 1000, "width": 1.0}`)."""
         return network_params(self.program, self.network_name)
 
     @cached_property
     def variants(self) -> dict[str, dict]:
+        """The spec's named variants: label -> the arguments it sets."""
         return self.build().graph.variants
 
     def build(self, **overrides) -> "Network":
+        """Elaborate and check one variant. Values may be Python values or command-line text
+        (`width="0.75"` is read as the default's type). Raises `SpecError` for a spec that does
+        not check at these values and `UsageError` (`ArgumentError`) for an unknown parameter or a
+        value of the wrong kind."""
         g = elaborate(self.program, self.network_name, overrides)
         return Network(g, self.path)
 
 
-def load(path: str | Path, network: str | None = None, **params) -> "Network":
-    """Parse, elaborate and check a spec: `incdsl.load("specs/googlenet.inc", width=0.5)`."""
-    return Spec(path, network).build(**params)
+def load(path: str | Path, network: str | None = None, **arguments) -> "Network":
+    """Parse, elaborate and check a spec: `incdsl.load("specs/googlenet.inc", width=0.5)`.
+
+    `path` is a `.inc` file or a shipped reference name (`"inception_v3"`, `"v3"`, `"irv2"`).
+    `arguments` override the network's parameters (see `Network.arguments`). Raises `SpecError`
+    for a bad spec (with file:line:col), `UsageError` for an unknown argument or a bad value.
+    """
+    return Spec(path, network).build(**arguments)
+
+
+def loads(text: str, network: str | None = None, **arguments) -> "Network":
+    """`load` for spec text in memory: `incdsl.loads("network n() { input 8x8x3 ... }")`."""
+    return Spec.from_text(text, network).build(**arguments)
 
 
 @dataclass(frozen=True)
@@ -51,6 +77,15 @@ class Head:
 
 
 class Network:
+    """A checked network: the graph IR plus the shapes and counts the passes computed.
+
+    Build one with `incdsl.load(...)` / `incdsl.loads(...)`. Shapes are NHWC with the batch left
+    out (`(299, 299, 3)`; flat vectors `(1000,)`). Counts follow the README's conventions: params
+    as Keras' `count_params()` (trainable plus batch-norm moving statistics), MACs of conv and
+    dense layers for one image. Training-only heads (auxiliary classifiers) are counted unless
+    `inference=True`.
+    """
+
     def __init__(self, graph: Graph, path: str = "<memory>"):
         self.graph = graph
         self.path = path
@@ -60,14 +95,22 @@ class Network:
     # -- what it is -----------------------------------------------------------------------
     @property
     def name(self) -> str:
+        """The network's name in the spec (`network inception_v3(...)`)."""
         return self.graph.name
 
     @property
+    def arguments(self) -> dict:
+        """The network's parameter values this build used, e.g. `{"classes": 1000, "width": 0.5}`."""
+        return self.graph.params
+
+    @property
     def params(self) -> dict:
+        """Deprecated name of `arguments` (it never was a parameter count: see `count_params`)."""
         return self.graph.params
 
     @property
     def layers(self) -> dict[str, Layer]:
+        """Every layer by hierarchical name (`mixed9/b2/conv_1`), in topological order."""
         return self.graph.layers
 
     @property
@@ -77,50 +120,154 @@ class Network:
 
     @property
     def input_shape(self) -> Shape:
+        """The image input, NHWC without the batch: `(299, 299, 3)`."""
         return self.shapes["input"]
 
     @property
     def heads(self) -> list[Head]:
+        """Every output with its node, shape, whether it is training-only, and its loss weight."""
         return [Head(o.name, o.node, self.shapes[o.node], o.train_only, o.loss_weight) for o in self.graph.outputs]
 
+    @property
+    def outputs(self) -> dict[str, Shape]:
+        """Output name -> shape, training-only heads included (`{"predictions": (1000,)}`)."""
+        return {h.name: h.shape for h in self.heads}
+
     def is_train_only(self, name: str) -> bool:
+        """True for a layer that only a training-only head reads."""
         return name not in self.inference
 
     # -- counts --------------------------------------------------------------------------
     def total(self, inference: bool = False) -> Count:
+        """Trainable and non-trainable params and MACs of the whole network (`inference=True`:
+        without training-only heads)."""
         return total(self.counts, self.inference if inference else None)
 
+    def count_params(self, inference: bool = False) -> int:
+        """Parameters as Keras' `Model.count_params()` counts them (trainable + non-trainable)."""
+        return self.total(inference).params
+
+    def count_macs(self, inference: bool = False) -> int:
+        """Multiply-accumulates of conv and dense layers for one image (FLOPs = 2 x MACs)."""
+        return self.total(inference).macs
+
+    @property
+    def macs(self) -> int:
+        """MACs of one inference forward pass (training-only heads left out), as `incdsl check`."""
+        return self.count_macs(inference=True)
+
     def group_counts(self, depth: int | None = None) -> dict[str, Count]:
+        """Counts per module call (and per nesting level down to `depth`), by call name."""
         return count_pass(self.counts, depth)
 
     @cached_property
     def depth(self) -> int:
-        """Conv layers (any kind) on the longest path from the input to an output."""
-        convs = {"conv", "dwconv", "sepconv"}
+        """Layers with weights (conv of any kind, and dense) on the longest path from the input to
+        an output: GoogLeNet's "22 layers deep when counting only layers with parameters" (Szegedy
+        et al. 2014, Section 5). Batch norm is not counted: it belongs to its conv."""
+        convs = {"conv", "dwconv", "sepconv", "dense"}
         best: dict[str, int] = {}
         for name, layer in self.layers.items():
             d = max((best[i] for i in layer.inputs), default=0)
             best[name] = d + (layer.op in convs)
         return max(best[o.node] for o in self.graph.outputs)
 
+    @cached_property
+    def fields(self) -> dict:
+        """Receptive field and effective stride of every layer, in input pixels
+        (passes/receptive_field.py): {layer: Field(size=(h, w), stride=(h, w))}."""
+        from .passes.receptive_field import receptive_fields
+        return receptive_fields(self)
+
     # -- reports -------------------------------------------------------------------------
-    def summary(self) -> dict:
+    def summary(self, depth: int | None = None, print_fn=print) -> None:
+        """Print the summary table, as Keras' `Model.summary()` does: one row per layer (or per
+        module call with `depth`), output shape, params and MACs, totals at the foot.
+        `print_fn` receives the whole table as one string."""
+        print_fn(self.table(depth))
+
+    def report(self, batch: int = 1, precision: str = "float32", optimizer: str = "momentum") -> dict:
+        """The summary as plain data, what `incdsl summary --json` prints: network, input,
+        params {total, trainable, non_trainable}, macs, flops, inference, outputs, heads, depth,
+        blocks and layers (each with its receptive field and memory), taps (backbone feature maps
+        with stride and channels, as timm's feature_info) and memory (bytes: parameters by dtype,
+        one image's forward pass, what a training step of `batch` images keeps, with the
+        `optimizer`'s state at `precision`; passes/memory.py says how it is counted)."""
+        from . import summary_extras as extras
         from .report import summary_dict
-        return summary_dict(self)
+        data = summary_dict(self)
+        data["taps"] = extras.taps(self)
+        data["memory"] = extras.memory_json(self, batch, precision, optimizer)
+        extras.add_layer_memory(data, self, precision)
+        return data
+
+    to_dict = report
 
     def expand(self) -> str:
+        """The flat network, one layer per line with its inputs and shape (`incdsl expand`)."""
         from .report import expand_text
         return expand_text(self)
 
-    def table(self, depth: int | None = None) -> str:
+    def table(self, depth: int | None = None, rf: bool = False, **extras) -> str:
+        """The summary table as text (what `summary()` prints); `rf` adds receptive fields;
+        `extras` go to report.summary_table (columns, footer, ops, ops_label)."""
+        if depth is not None and depth < 1:
+            raise UsageError("depth must be at least 1")
         from .report import summary_table
-        return summary_table(self, depth)
+        return summary_table(self, depth, rf=rf, **extras)
 
     # -- backends (imported lazily: the front end never loads TensorFlow, Keras or onnx) ---
-    def to_keras(self, inference: bool = False, **kwargs):
-        from .backends.keras import build_model
-        return build_model(self, inference=inference, **kwargs)
+    def to_keras(self, inference: bool = False, weights=None, seed: int | None = 0):
+        """The `keras.Model`, raw NHWC float input as the spec's `input`.
+
+        By default the *training* model: every head, auxiliary classifiers included (GoogLeNet:
+        three outputs); `inference=True` leaves the training-only heads out. `weights`: a
+        `.keras` / `.weights.h5` / keras.applications `.h5` file, or a weights dict; otherwise
+        `seed` draws reproducible initial weights (`None`: Keras' own initializers).
+        Needs `incdsl[keras]`; raises `SpecError` for weights that do not fit.
+        """
+        from .backends.keras import build_model, load_weights_file
+        if weights is None or isinstance(weights, dict):
+            return build_model(self, inference=inference, seed=None if weights else seed, weights=weights)
+        model = build_model(self, inference=inference, seed=seed)
+        load_weights_file(model, self, str(weights))
+        return model
+
+    def to_onnx(self, path: str | Path, weights=None, *, via: str = "direct", layout: str = "nchw",
+                batch: int | None = None, opset: int | None = None, fold_bn: bool = True,
+                verify: bool = True, seed: int = 0):
+        """Write the inference graph as an ONNX model and return what was written (a `Result`
+        with path, opset, layout, size in bytes and the verification line).
+
+        `via`: "direct" (onnx only) or "tf2onnx"; `layout`: "nchw" (PyTorch's) or "nhwc";
+        `batch`: None for a dynamic batch or a fixed size; `verify` runs the ONNX checker, shape
+        inference against this network's shapes and onnxruntime against Keras. Needs
+        `incdsl[onnx]`. Raises `UsageError` for options out of range, `SpecError` for weights
+        that do not fit.
+        """
+        from .backends.onnx import DEFAULT_OPSET, export
+        return export(self, path, weights, opset=DEFAULT_OPSET if opset is None else opset, layout=layout,
+                      batch=batch, fold_bn=fold_bn, via=via, verify=verify, seed=seed)
+
+    def draw(self, path: str | Path, depth: int | None = None, only: str | None = None) -> Path:
+        """Draw the network with Graphviz; the format follows the suffix (.dot, .svg, .png).
+
+        `depth` folds module calls below that depth into one box; `only` draws one module call
+        (e.g. "mixed9"). Returns the path written. Raises `UsageError` for another suffix or when
+        Graphviz' `dot` is missing (.svg/.png).
+        """
+        from .backends.dot import FORMATS, render, to_dot
+        from .io import write_atomic
+        path = Path(path)
+        fmt_ = path.suffix.lstrip(".").lower()
+        if fmt_ not in FORMATS:
+            raise UsageError(f"draw writes {', '.join('.' + f for f in FORMATS)} files, not {path.name}")
+        text = to_dot(self, depth=depth, only=only)
+        write_atomic(path, text if fmt_ == "dot" else render(text, fmt_))
+        return path
 
     def __repr__(self) -> str:
-        t = self.total()
-        return f"<Network {self.name}: {len(self.layers)} layers, {t.params:,} params, {t.macs:,} MACs>"
+        inf, full = self.total(inference=True), self.total()
+        extra = f" ({full.params:,} with training-only heads)" if full.params != inf.params else ""
+        return (f"<Network {self.name}: {len(self.layers)} layers, {inf.params:,} params{extra}, "
+                f"{inf.macs:,} MACs>")

@@ -19,6 +19,10 @@ MAX_DIM = 1 << 20  # any single size above this is treated as a mistake
 
 ACTIVATIONS = ("relu", "relu6", "sigmoid", "hard_sigmoid", "tanh", "softmax", "log_softmax",
                "silu", "gelu", "elu", "leaky_relu")
+ACTIVATION_NAMES = {"swish": "silu"}  # other names of the same function (Ramachandran et al. 2017)
+# leaky_relu's negative slope when none is given: Keras' default (keras.layers.LeakyReLU,
+# keras.activations.leaky_relu); torch.nn.LeakyReLU's is 0.01, TF-slim's tf.nn.leaky_relu 0.2.
+LEAKY_RELU_SLOPE = 0.2
 
 Shape = tuple[int, ...]
 
@@ -43,9 +47,11 @@ ZERO = Count()
 class ShapeError(Exception):
     """Raised by a shape rule; the shape pass adds the node's span and notes."""
 
-    def __init__(self, message: str, hint: str | None = None, culprit: int | None = None, detail: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, culprit: int | None = None, detail: str | None = None,
+                 too_small: bool = False):
         super().__init__(message)
         self.message, self.hint, self.culprit, self.detail = message, hint, culprit, detail
+        self.too_small = too_small  # the input is too small for a window: a larger one would fit
 
 
 class Symbol(str):
@@ -96,7 +102,9 @@ def _act(v):
         return None
     if isinstance(v, str) and v in ACTIVATIONS:
         return str(v)
-    raise ValueError(f"must be none or one of {', '.join(ACTIVATIONS)}, got {_show(v)}")
+    if isinstance(v, str) and v in ACTIVATION_NAMES:
+        return ACTIVATION_NAMES[str(v)]
+    raise ValueError(f"must be none or one of {', '.join(ACTIVATIONS + tuple(ACTIVATION_NAMES))}, got {_show(v)}")
 
 
 def _bool(v):
@@ -152,6 +160,7 @@ KINDS: dict[str, Callable] = {
     "positive": lambda v: _float(v, 1e-12, None),
     "rate": lambda v: _float(v, 0.0, 0.999999),
     "any_float": _float,
+    "slope": lambda v: _float(v, 0.0, 1.0),
     "decay": _decay,
     "init": _init,
 }
@@ -226,7 +235,7 @@ def _spatial(attrs, shape, filters=None, kernel=None, dilation=(1, 1)):
     if oh < 1 or ow < 1:
         window = f"{dh * (kh - 1) + 1}x{dw * (kw - 1) + 1}"
         raise ShapeError(f"output would be {max(oh, 0)}x{max(ow, 0)}: the {window} window does not fit the {h}x{w} input",
-                         hint="use pad=same, a smaller kernel, or a larger input", detail=why)
+                         hint="use pad=same, a smaller kernel, or a larger input", detail=why, too_small=True)
     return (oh, ow, c if filters is None else filters), why
 
 
@@ -253,7 +262,28 @@ def _same(attrs, shapes):
 
 
 def _conv_shape(attrs, shapes):
+    groups = attrs.get("groups", 1)
+    if groups > 1:
+        cin = _feature_map(shapes[0])[2]
+        for what, n in (("input channels", cin), ("filters", attrs["filters"])):
+            if n % groups:
+                raise ShapeError(f"groups={groups} does not divide the {n} {what}",
+                                 hint="both the input channels and the filters must be multiples of groups")
     return _spatial(attrs, shapes[0], attrs["filters"], dilation=attrs["dilation"])
+
+
+def _shuffle_shape(attrs, shapes):
+    c, g = _feature_map(shapes[0])[2], attrs["groups"]
+    if c % g:
+        raise ShapeError(f"{g} groups do not divide the {c} input channels",
+                         hint="channel_shuffle(g) needs a multiple of g channels")
+    return shapes[0], None
+
+
+def _act_shape(attrs, shapes):
+    if attrs["slope"] is not None and attrs["fn"] != "leaky_relu":
+        raise ShapeError("takes no slope: only leaky_relu has one", hint=f"drop the slope, or use leaky_relu({attrs['slope']:g})")
+    return shapes[0], None
 
 
 def _dw_shape(attrs, shapes):
@@ -269,7 +299,7 @@ def _adaptive_shape(attrs, shapes):
     h, w, c = _feature_map(shapes[0])
     oh, ow = attrs["size"]
     if oh > h or ow > w:
-        raise ShapeError(f"cannot pool a {h}x{w} map up to {oh}x{ow}")
+        raise ShapeError(f"cannot pool a {h}x{w} map up to {oh}x{ow}", too_small=True)
     return (oh, ow, c), None
 
 
@@ -305,6 +335,18 @@ def _concat_shape(attrs, shapes):
     return first[:-1] + (sum(s[-1] for s in shapes),), None
 
 
+def _multiply_shape(attrs, shapes):
+    """Elementwise product; a vector of C values scales the channels of an HxWxC map (the
+    squeeze-and-excitation gate, Hu et al. 2018), as torch broadcasts an (N, C, 1, 1) tensor."""
+    first = max(shapes, key=len)
+    for i, s in enumerate(shapes):
+        if s != first and not (len(s) == 1 and len(first) == 3 and s[0] == first[2]):
+            raise ShapeError(f"multiply inputs do not broadcast: {_fmt(first)} vs {_fmt(s)}",
+                             culprit=i if i else shapes.index(first),
+                             hint="a vector scales a feature map's channels: give it as many values as the map has channels")
+    return first, None
+
+
 def _add_shape(attrs, shapes):
     first = shapes[0]
     for i, s in enumerate(shapes[1:], 1):
@@ -329,7 +371,7 @@ def _bn(attrs, channels: int, prefix: str = "bn_") -> Count:
 
 def _conv_count(attrs, shapes, out):
     kh, kw = attrs["kernel"]
-    cin, (oh, ow, cout) = shapes[0][2], out
+    cin, (oh, ow, cout) = shapes[0][2] // attrs.get("groups", 1), out  # each filter sees cin / groups channels
     weights = kh * kw * cin * cout + (cout if attrs["bias"] else 0)
     return Count(weights, 0, oh * ow * cout * kh * kw * cin) + _bn(attrs, cout)
 
@@ -387,7 +429,9 @@ OPS: dict[str, Op] = {op.name: op for op in (
     Op("input", (Arg("height", "count"), Arg("width", "count"), Arg("channels", "count")),
        lambda a, s: ((a["height"], a["width"], a["channels"]), None), _none, inputs=0,
        doc="the network's image input (NHWC, batch left out)"),
-    Op("conv", (Arg("filters", "count"), Arg("kernel", "size", 1)) + _CONV_TAIL, _conv_shape, _conv_count,
+    Op("conv", (Arg("filters", "count"), Arg("kernel", "size", 1)) + _CONV_TAIL
+       + (Arg("groups", "count", 1, "grouped convolution: channels in `groups` independent groups (ResNeXt)"),),
+       _conv_shape, _conv_count,
        doc="2-D convolution, optionally followed by batch norm and an activation"),
     Op("dwconv", (Arg("kernel", "size", 3), Arg("multiplier", "count", 1)) + _CONV_TAIL, _dw_shape, _dw_count,
        doc="depthwise convolution"),
@@ -407,19 +451,28 @@ OPS: dict[str, Op] = {op.name: op for op in (
     Op("dropout", (Arg("rate", "rate"),), _same, _none),
     Op("bn", (Arg("eps", "positive", 1e-3), Arg("scale", "bool", True), Arg("momentum", "rate", 0.99)),
        _same, _bn_count, doc="batch normalization over channels"),
-    Op("act", (Arg("fn", "act"),), _same, _none,
+    Op("act", (Arg("fn", "act"), Arg("slope", "slope", None, "leaky_relu's negative slope (default 0.2, Keras')")),
+       _act_shape, _none,
        doc="activation; `relu`, `softmax`, ... alone are short for act(relu), act(softmax), ..."),
     Op("lrn", (Arg("size", "count", 5), Arg("alpha", "any_float", 1e-4), Arg("beta", "any_float", 0.75),
                Arg("bias", "any_float", 1.0)), _same, _none,
        doc="local response normalization across channels, Caffe/PyTorch convention (alpha / size)"),
     Op("scale", (Arg("factor", "any_float"),), _same, _none, doc="multiply by a constant (Inception-ResNet)"),
     Op("zeropad", (Arg("pad", "pad"),), _zeropad_shape, _none, doc="explicit zero padding"),
+    Op("channel_shuffle", (Arg("groups", "count"),), _shuffle_shape, _none,
+       doc="ShuffleNet's channel shuffle: (g, c/g) channels transposed to (c/g, g) (torch.nn.ChannelShuffle)"),
+    Op("drop_path", (Arg("rate", "rate"),), _same, _none,
+       doc="stochastic depth: in training, drops a sample's whole branch with probability rate and scales "
+           "the rest by 1/(1 - rate) (timm DropPath); the identity at inference"),
     Op("concat", (), _concat_shape, _none, inputs=None, doc="concatenate along channels"),
+    Op("multiply", (), _multiply_shape, _none, inputs=None,
+       doc="elementwise product; a vector scales the channels of a feature map (squeeze-and-excitation)"),
     Op("add", (), _add_shape, _none, inputs=None, doc="elementwise sum"),
 )}
 
 # Words that stand for an op with preset arguments.
 ALIASES: dict[str, tuple[str, dict]] = {name: ("act", {"fn": name}) for name in ACTIVATIONS}
+ALIASES.update({name: ("act", {"fn": fn}) for name, fn in ACTIVATION_NAMES.items()})
 
 
 def _normalized_defaults(op: Op) -> dict:

@@ -15,7 +15,7 @@ from pathlib import Path
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
-from . import ast
+from . import ast, library
 from .errors import SOURCES, Note, Span, SpecError
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -95,7 +95,7 @@ def _tok_span(file: str, tok: Token) -> Span:
 # takes its span from its first and last token or AST node; for that the parser keeps every
 # token (`keep_all_tokens`), and `_rule` drops the punctuation and keywords before the rule sees
 # its children.
-_KEEP = frozenset({"NAME", "INT", "FLOAT", "STRING", "DIMS", "COMP_OP", "ADD_OP", "MUL_OP"})
+_KEEP = frozenset({"NAME", "INT", "FLOAT", "STRING", "DIMS", "NAMED_DIMS", "COMP_OP", "ADD_OP", "MUL_OP"})
 
 
 class _Seq(tuple):
@@ -159,6 +159,10 @@ class _ToAst:
     @_rule
     def dims(self, s, c, raw):
         return ast.Const(_dims(c[0], self.file), s)
+
+    @_rule
+    def named_dims(self, s, c, raw):
+        return ast.Name(str(c[0]), s)  # elaboration splits it at an 'x' into numbers and bound names
 
     @_rule
     def name(self, s, c, raw):
@@ -253,6 +257,10 @@ class _ToAst:
     @_rule
     def add(self, s, c, raw):
         return self._branch_block("add", s, c)
+
+    @_rule
+    def multiply(self, s, c, raw):
+        return self._branch_block("multiply", s, c)
 
     @_rule
     def defaults_entry(self, s, c, raw):
@@ -351,7 +359,7 @@ _TRANSFORMER = _ToAst()
 
 _TOKEN_NAMES = {
     "_SEP": "end of line", "NAME": "a name", "INT": "an integer", "FLOAT": "a number",
-    "STRING": "a string", "DIMS": "sizes like 3x3", "$END": "end of file",
+    "STRING": "a string", "DIMS": "sizes like 3x3", "NAMED_DIMS": "sizes like 1xn", "$END": "end of file",
 }
 # Operators that could always continue an expression: listing them after `conv(64, 3` only
 # buries the ')' or ',' that is really missing.
@@ -390,7 +398,7 @@ def _describe_token(tok: Token) -> str:
 
 
 # Where a statement may start, Lark lists every keyword and NAME; "a statement" says it better.
-_STATEMENT_STARTS = frozenset({"ADD", "CONCAT", "DEFAULTS", "IF", "INPUT", "LET", "OUTPUT", "REPEAT",
+_STATEMENT_STARTS = frozenset({"ADD", "CONCAT", "MULTIPLY", "DEFAULTS", "IF", "INPUT", "LET", "OUTPUT", "REPEAT",
                                "TRAIN_OUTPUT", "VARIANT", "NAME"})
 
 
@@ -511,14 +519,14 @@ def _match_example(e: UnexpectedToken) -> str | None:
 
 
 def _hint_for(tok: Token, expected: list[str], line_text: str, col: int, opened, lines) -> str | None:
-    word = tok.type in ("INT", "FLOAT", "DIMS", "NAME", "STRING")
+    word = tok.type in ("INT", "FLOAT", "DIMS", "NAMED_DIMS", "NAME", "STRING")
     if "'network'" in expected and "'module'" in expected and (word or tok.type in _STATEMENT_STARTS):
         return "this is outside any network or module body: does a '}' above it close the body too early?"
     before = re.search(r"([A-Za-z_]\w*)\s*$", line_text[: col - 1])
     call = re.search(r"(?:^|->|=|[;{])\s*([A-Za-z_]\w*)\s*$", line_text[: col - 1])  # a call starts here
     if tok.type == "NAME" and "'->'" in expected:
         return "join the layers of a chain with '->', or start a new line"
-    if call and call.group(1) in ("concat", "add") and "'{'" in expected:
+    if call and call.group(1) in ("concat", "add", "multiply") and "'{'" in expected:
         return f"the branches of {call.group(1)} go in braces, one per line: {call.group(1)} {{ ... }}"
     if word and "'('" in expected and "')'" not in expected and call:
         # `conv 64, 3`: show the call with parentheses, when the rest of it looks like arguments
@@ -535,7 +543,7 @@ def _hint_for(tok: Token, expected: list[str], line_text: str, col: int, opened,
     if expected == ["'{'"]:
         return "a body goes in braces: { ... }"
     if tok.value == "," and "'->'" in expected and opened and opened[-1][0] == "{" and re.search(
-            r"\b(concat|add)\s*(\(.*\))?\s*$", lines[opened[-1][1] - 1][: opened[-1][2] - 1]):
+            r"\b(concat|add|multiply)\s*(\(.*\))?\s*$", lines[opened[-1][1] - 1][: opened[-1][2] - 1]):
         return "branches go one per line (or separated by ';'), not by ','"
     return None
 
@@ -628,9 +636,17 @@ class Program:
 
 
 def load_program(path: str | Path) -> Program:
-    root = Path(path)
+    """Read a spec and everything it `use`s. `path` may name a shipped spec (`inception_v3`, `v3`)."""
+    root = library.resolve(path)
     prog = Program(str(root))
     _load_file(root, prog, stack=[], seen=set(), span=None, is_root=True)
+    return prog
+
+
+def load_program_text(text: str, name: str = "<string>") -> Program:
+    """A program from spec text in memory; its `use` paths are relative to the working directory."""
+    prog = Program(name)
+    _load_file(Path(name), prog, stack=[], seen=set(), span=None, is_root=True, text=text)
     return prog
 
 
@@ -641,7 +657,8 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], span: Span | None, is_root: bool):
+def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], span: Span | None, is_root: bool,
+               text: str | None = None):
     real = path.resolve()
     if real in stack:
         cycle = " -> ".join(_display(p) for p in stack[stack.index(real):] + [real])
@@ -650,11 +667,13 @@ def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], sp
         return
     seen.add(real)
     file = str(path) if is_root else _display(path)
-    f = parse_text(read_source(path, span, file), file)
+    f = parse_text(read_source(path, span, file) if text is None else text, file)
     stack.append(real)
     for item in f.items:
         if isinstance(item, ast.Use):
             target = (path.parent / item.path)
+            if not target.exists():  # a shipped library file: `use "lib/inception_v3.inc"` anywhere
+                target = library.shipped_import(item.path) or target
             _load_file(target, prog, stack, seen, item.span, is_root=False)
         elif isinstance(item, ast.Definition) and item.kind == "module":
             if item.name in prog.modules:

@@ -20,7 +20,16 @@ def _unit(values, names=(("G", 1e9), ("M", 1e6), ("K", 1e3))) -> tuple[str, floa
 
 def plot_compare(rows, blocks, path: str | Path) -> None:
     """Params vs MACs for every variant, the Pareto front marked; for exactly two variants, also the
-    per-block deltas of the second against the first."""
+    per-block deltas of the second against the first. Written as .png or .svg, atomically."""
+    fig, _ = compare_figure(rows, blocks)
+    fmt = Path(path).suffix.lower().lstrip(".")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=120)
+
+
+def compare_figure(rows, blocks):
+    """The figure of `plot_compare` and the point labels placed on it (no two overlap: a label
+    with no free place is left out, and the title says how many)."""
     from matplotlib.figure import Figure
 
     from .compare import pareto
@@ -52,23 +61,26 @@ def plot_compare(rows, blocks, path: str | Path) -> None:
     labelled = range(len(rows)) if len(rows) <= LABELS_MAX else order
     ax.set_xlabel(f"{mu}MACs (inference)" if mu else "MACs (inference)")
     ax.set_ylabel(f"params ({pu})" if pu else "params")
-    ax.set_title(f"params vs MACs, {len(rows)} variant{'s' * (len(rows) != 1)}"
-                 + ("" if len(rows) <= LABELS_MAX else " (labels on the front only)"))
+    networks = ", ".join(dict.fromkeys(r.network for r in rows))
+    title = f"{networks}: params vs MACs, {len(rows)} variant{'s' * (len(rows) != 1)}"
+    ax.set_title(title + ("" if len(rows) <= LABELS_MAX else " (labels on the front only)"))
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     ax.margins(0.15)
 
     if two:
         _delta_bars(fig, grid, rows, blocks)
-    _place_labels(fig, ax, [(rows[i].label, xs[i], ys[i], i in on_front) for i in labelled])
-    fmt = Path(path).suffix.lower().lstrip(".")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=120)
+    placed = _place_labels(fig, ax, [(rows[i].label, xs[i], ys[i], i in on_front) for i in labelled])
+    if len(placed) < len(labelled):
+        ax.set_title(f"{ax.get_title()}\n({len(labelled) - len(placed)} labels left out where they would overlap)",
+                     fontsize=10)
+    return fig, placed
 
 
-def _place_labels(fig, ax, labels) -> None:
+def _place_labels(fig, ax, labels) -> list:
     """Put each label beside its point where it overlaps no label placed before it (greedy, in
-    MACs order); matplotlib has no label placement of its own."""
+    MACs order; Pareto-front labels first); a label with no free place is left out. matplotlib has
+    no label placement of its own. Returns the placed annotations."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     canvas = FigureCanvasAgg(fig)
@@ -76,25 +88,29 @@ def _place_labels(fig, ax, labels) -> None:
     renderer = canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
     legend = ax.get_legend()
-    placed = [legend.get_window_extent(renderer)] if legend else []
+    taken = [legend.get_window_extent(renderer)] if legend else []
     offsets = [((6, 5), "left"), ((6, -12), "left"), ((-6, 5), "right"), ((-6, -12), "right"),
-               ((6, 16), "left"), ((6, -23), "left")]
-    for text, x, y, front in sorted(labels, key=lambda t: (t[1], t[2])):
-        for k, (off, ha) in enumerate(offsets):
+               ((6, 16), "left"), ((6, -23), "left"), ((-6, 16), "right"), ((-6, -23), "right")]
+    placed = []
+    for text, x, y, front in sorted(labels, key=lambda t: (not t[3], t[1], t[2])):
+        for off, ha in offsets:
             ann = ax.annotate(text, (x, y), textcoords="offset points", xytext=off, ha=ha, fontsize=8,
                               color="tab:red" if front else "black")
             box = ann.get_window_extent(renderer)
             inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
-            if inside and not any(box.overlaps(b) for b in placed) or k == len(offsets) - 1:
-                placed.append(box)
+            if inside and not any(box.overlaps(b) for b in taken):
+                taken.append(box)
+                placed.append(ann)
                 break
             ann.remove()
+    return placed
 
 
 def _delta_bars(fig, grid, rows, blocks) -> None:
     """Two panels: per-block delta of params and of MACs, second variant minus first. The x axis is
     symmetric about zero and each bar's note sits on the other side of zero, clear of the bars."""
-    from .compare import REST, pct_text
+    from .compare_out import pct_text
+    from .compare import REST
 
     names = [("other layers" if b.name == REST else b.name)
              + (" (train)" if any(c and c.train_only for c in b.cells) else "") for b in blocks]

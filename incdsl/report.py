@@ -10,6 +10,11 @@ def _counts(c: Count) -> dict:
     return {"total": c.params, "trainable": c.trainable, "non_trainable": c.non_trainable}
 
 
+def _rf(net, node: str) -> dict:
+    f = net.fields[node]
+    return {"rf": list(f.size), "rf_stride": list(f.stride)}
+
+
 def summary_dict(net) -> dict:
     full, inf = net.total(), net.total(inference=True)
     blocks = net.group_counts()
@@ -28,10 +33,11 @@ def summary_dict(net) -> dict:
         "depth": net.depth,
         "blocks": [{"name": b.name, "module": b.module, "shape": list(net.shapes[b.output]),
                     "params": _counts(blocks.get(b.name, Count())), "macs": blocks.get(b.name, Count()).macs,
-                    "train_only": net.is_train_only(b.output)} for b in net.graph.blocks],
+                    "train_only": net.is_train_only(b.output), **_rf(net, b.output)} for b in net.graph.blocks],
         "layers": [{"name": n, "op": l.op, "shape": list(net.shapes[n]), "params": net.counts[n].params,
                     "trainable": net.counts[n].trainable, "non_trainable": net.counts[n].non_trainable,
-                    "macs": net.counts[n].macs, "inputs": list(l.inputs), "train_only": net.is_train_only(n)}
+                    "macs": net.counts[n].macs, "inputs": list(l.inputs), "train_only": net.is_train_only(n),
+                    **_rf(net, n)}
                    for n, l in net.layers.items()],
     }
 
@@ -60,8 +66,12 @@ def describe(layer: Layer) -> str:
         parts.append(f"dil {_size(a['dilation'])}")
     if a.get("ceil"):
         parts.append("ceil")
-    if op in ("dropout",):
+    if op in ("dropout", "drop_path"):
         parts.append(f"{a['rate']:g}")
+    if a.get("groups", 1) != 1:
+        parts.append(f"groups {a['groups']}")
+    if op == "act" and a.get("slope") is not None:
+        parts.append(f"slope {a['slope']:g}")
     if op == "scale":
         parts.append(f"{a['factor']:g}")
     if op == "lrn":
@@ -88,10 +98,15 @@ def _pad(p) -> str:
     return f"pad ({t}, {b}, {l}, {r})"
 
 
-def summary_table(net, depth: int | None = None) -> str:
-    groups = net.group_counts(depth)
+def summary_table(net, depth: int | None = None, rf: bool = False, columns=(), footer=(),
+                  ops: dict | None = None, ops_label: str = "MACs") -> str:
+    """The per-layer (or, with `depth`, per-module) table. `rf` adds each row's receptive field and
+    effective stride (input pixels); `columns`: extra (header, fn(layer names of the row) -> text)
+    columns; `footer`: extra lines; `ops`: per-layer figures for the MACs column under another
+    counting convention, headed `ops_label`. Consecutive calls of one module at `depth` fold into
+    one row ("block35 x10")."""
     block_modules = {b.name: b for b in net.graph.blocks}
-    rows: list[tuple[str, str, str, int, int, bool]] = []
+    rows: list[list] = []  # [name, op, shape, layer names, training only, the node whose output it shows]
     seen: dict[str, int] = {}
     for name, layer in net.layers.items():
         path = name.split("/")
@@ -99,36 +114,66 @@ def summary_table(net, depth: int | None = None) -> str:
         if depth is not None and len(path) > depth:
             key = "/".join(path[:depth])
             block = block_modules.get(key)
-            shape = net.shapes[block.output] if block else net.shapes[name]
-            c = groups[key]
-            row = (key, block.module if block else "(group)", fmt(shape), c.params, c.macs, train)
+            node = block.output if block else name
             if key in seen:  # a plain group (a branch) shows its last layer's shape
-                rows[seen[key]] = row
+                rows[seen[key]][2] = fmt(net.shapes[node])
+                rows[seen[key]][3].append(name)
+                rows[seen[key]][5] = node
             else:
                 seen[key] = len(rows)
-                rows.append(row)
+                rows.append([key, block.module if block else "(group)", fmt(net.shapes[node]), [name], train, node])
             continue
-        c = net.counts[name]
         if name in seen:  # `mixed = concat {...}`: the folded branches and the concat are one row
-            _, _, _, params, macs, _ = rows[seen[name]]
-            rows[seen[name]] = (name, describe(layer), fmt(net.shapes[name]), params + c.params, macs + c.macs, train)
+            rows[seen[name]][1:4] = [describe(layer), fmt(net.shapes[name]), rows[seen[name]][3] + [name]]
+            rows[seen[name]][5] = name
             continue
-        rows.append((name, describe(layer), fmt(net.shapes[name]), c.params, c.macs, train))
-
-    head = ("layer" if depth is None else "layer / module", "op", "output", "params", "MACs")
-    body = [(n + (" *" if t else ""), o, s, f"{p:,}", f"{m:,}") for n, o, s, p, m, t in rows]
-    widths = [max(len(r[i]) for r in [head] + body) for i in range(5)]
-    line = lambda r: "  ".join(r[i].ljust(widths[i]) if i < 3 else r[i].rjust(widths[i]) for i in range(5)).rstrip()
+        rows.append([name, describe(layer), fmt(net.shapes[name]), [name], train, name])
+    if depth is not None:
+        rows = fold_repeats(rows, set(block_modules))
+    macs = ops if ops is not None else {n: c.macs for n, c in net.counts.items()}
+    full = net.total()
+    tot_ops = sum(macs.values()) or 1
+    pct = lambda part, whole: f"{part * 100 / whole:.1f}" if whole else "-"
+    head = ("layer" if depth is None else "layer / module", "op", "output", "params", "% params", ops_label,
+            f"% {ops_label}") + (("RF", "stride") if rf else ()) + tuple(h for h, _ in columns)
+    body = []
+    for n, o, sh, members, t, node in rows:
+        p, m = sum(net.counts[x].params for x in members), sum(macs[x] for x in members)
+        field = (_size(net.fields[node].size), _size(net.fields[node].stride)) if rf else ()
+        body.append((n + (" *" if t else ""), o, sh, f"{p:,}", pct(p, full.params), f"{m:,}", pct(m, tot_ops))
+                    + field + tuple(fn(members) for _, fn in columns))
+    k = len(head)
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(k)]
+    line = lambda r: "  ".join(r[i].ljust(widths[i]) if i < 3 else r[i].rjust(widths[i]) for i in range(k)).rstrip()
     rule = "-" * len(line(tuple("-" * w for w in widths)))
     out = [f"network {net.name}  ({net.path})", rule, line(head), rule] + [line(r) for r in body] + [rule]
-    full, inf = net.total(), net.total(inference=True)
+    inf = net.total(inference=True)
     out.append(_total_line("total", full))
     if full != inf:
         out.append(_total_line("inference (without * training-only heads)", inf))
     for h in net.heads:
         extra = f", training only, loss weight {h.loss_weight:g}" if h.train_only else ""
         out.append(f"output {h.name}: {fmt(h.shape)}{extra}")
-    return "\n".join(out)
+    if rf:
+        out.append("RF: receptive field, stride: effective stride, in input pixels (height x width)")
+    return "\n".join(out + list(footer))
+
+
+def fold_repeats(rows: list[list], blocks: set[str]) -> list[list]:
+    """Consecutive module calls of one module with one output shape, named NAME_1, NAME_2, ...
+    (what `repeat` names them), become one row "NAME xN" holding all their layers."""
+    import re
+    out: list[list] = []
+    for row in rows:
+        prev = out[-1] if out else None
+        base = re.sub(r"_\d+$", "", row[0])
+        if (prev and row[0] in blocks and prev[1] == row[1] and prev[2] == row[2] and prev[4] == row[4]
+                and re.sub(r"_\d+$", "", prev[0]).split(" x")[0] == base and base != row[0]):
+            count = int(prev[0].split(" x")[1]) + 1 if " x" in prev[0] else 2
+            out[-1] = [f"{base} x{count}", prev[1], prev[2], prev[3] + row[3], prev[4], row[5]]
+        else:
+            out.append(list(row))
+    return out
 
 
 def _total_line(label: str, c: Count) -> str:

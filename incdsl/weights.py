@@ -47,7 +47,7 @@ def weight_shapes(net, layer: str) -> dict[str, tuple]:
     cout = net.shapes[layer][-1]
     cin = net.shapes[lay.inputs[0]][-1] if lay.inputs else 0
     if op == "conv":
-        out = {"kernel": (*a["kernel"], cin, cout)}
+        out = {"kernel": (*a["kernel"], cin // a["groups"], cout)}  # Keras Conv2D(groups=)'s layout
     elif op == "dwconv":
         out = {"depthwise_kernel": (*a["kernel"], cin, a["multiplier"])}
     elif op == "sepconv":

@@ -12,6 +12,8 @@ import pytest
 
 import incdsl
 from incdsl import compare as cmp
+from incdsl import compare_out
+from incdsl.fit import parse_budget
 from incdsl.cli import main
 from incdsl.errors import UsageError
 
@@ -35,12 +37,12 @@ network t(c=8, deep=false, width=1.0, classes=10) {
   gap -> dense(classes)
 }
 """
-# (c, deep) -> (params, MACs, depth), from the formulas above
+# (c, deep) -> (params, MACs, depth), from the formulas above; depth counts the dense layer too
 HAND = {
-    (4, False): (128 + 90, 7680 + 80, 1),                 # 218, 7,760
-    (4, True): (128 + 656 + 170, 7680 + 40960 + 160, 2),  # 954, 48,800
-    (8, False): (256 + 170, 15360 + 160, 1),              # 426, 15,520
-    (8, True): (256 + 2592 + 330, 15360 + 163840 + 320, 2),  # 3,178, 179,520
+    (4, False): (128 + 90, 7680 + 80, 2),                 # 218, 7,760
+    (4, True): (128 + 656 + 170, 7680 + 40960 + 160, 3),  # 954, 48,800
+    (8, False): (256 + 170, 15360 + 160, 2),              # 426, 15,520
+    (8, True): (256 + 2592 + 330, 15360 + 163840 + 320, 3),  # 3,178, 179,520
 }
 
 
@@ -171,7 +173,7 @@ def test_pareto_front(tiny):
     spec = incdsl.Spec(tiny)
     rows = cmp.measure_all(cmp.plan([spec], {}, [("c", ["4", "8"]), ("deep", ["false", "true"])]))
     assert cmp.pareto(rows) == [0]  # c=4, deep=false has fewer params and MACs than all the others
-    assert [r["pareto"] for r in cmp.to_json(rows, cmp.align_blocks(rows))["rows"]] == [True, False, False, False]
+    assert [r["pareto"] for r in compare_out.to_json(rows, cmp.align_blocks(rows))["rows"]] == [True, False, False, False]
     # two variants that trade params for MACs are both on the front
     a = cmp.row_of(spec.build(c=8), "a", {})
     b = cmp.row_of(spec.build(c=4, classes=100), "b", {})  # 128 + 900 params > 426, but 8,480 MACs < 15,520
@@ -214,7 +216,7 @@ def test_markdown_and_text_tables(tiny, capsys):
         cells = {line.count("|") - line.count("\\|") for line in lines}
         assert len(cells) == 1, t  # every line has the same number of columns
         assert set(lines[1]) <= set("|:-")
-    assert "| deep=false | 426 | 426 | 15,520 | 1 | -86.6% | -91.4% |" in out
+    assert "| deep=false | 426 | 426 | 15,520 | 2 | -86.6% | -91.4% |" in out
     code, out, _ = run_cli(capsys, "compare", tiny, "--sweep", "deep=true,false")
     assert code == 0
     assert any(line.split()[:4] == ["b", "blk", "2,592", "—"] for line in out.splitlines())
@@ -309,14 +311,14 @@ def test_fit_reports_non_monotonic(spec_file, capsys):
 
 
 def test_parse_budget():
-    assert cmp.parse_budget("10M", "--params") == 10_000_000
-    assert cmp.parse_budget("2G", "--macs") == 2_000_000_000
-    assert cmp.parse_budget("1.5k", "--params") == 1500
-    assert cmp.parse_budget("2.5e6", "--params") == 2_500_000
-    assert cmp.parse_budget("999.9", "--params") == 999
+    assert parse_budget("10M", "--params") == 10_000_000
+    assert parse_budget("2G", "--macs") == 2_000_000_000
+    assert parse_budget("1.5k", "--params") == 1500
+    assert parse_budget("2.5e6", "--params") == 2_500_000
+    assert parse_budget("999.9", "--params") == 999
     for bad in ("10X", "", "-1M", "0"):
         with pytest.raises(UsageError):
-            cmp.parse_budget(bad, "--params")
+            parse_budget(bad, "--params")
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -371,12 +373,14 @@ def test_fit_usage_errors(tiny, capsys, args, words):
 
 
 def test_fit_needs_a_budget_and_a_name(tiny, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["fit", str(tiny), "--vary", "c"])
-    assert e.value.code == 2
-    with pytest.raises(SystemExit) as e:
-        main(["fit", str(tiny), "--params", "1M", "--macs", "1G", "--vary", "c"])
-    assert e.value.code == 2
+    assert main(["fit", str(tiny), "--vary", "c"]) == 2
+    assert "give a budget" in capsys.readouterr().err
+    assert main(["fit", str(tiny), "--params", "1M"]) == 2
+    assert "give one --vary NAME" in capsys.readouterr().err
+    # two budgets at once: both must hold; params 52c + 10 <= 1M binds (c = 19,230), MACs 1940c do not
+    assert as_json(capsys, "fit", tiny, "--params", "1M", "--macs", "1G", "--vary", "c")["value"] == 19_230
+    # MACs 1940c <= 10,000 binds first: c = 5
+    assert as_json(capsys, "fit", tiny, "--params", "<=", "1M", "--macs", "<=", "10K", "--vary", "c")["value"] == 5
 
 
 def test_front_end_imports_no_plotting_or_backends():

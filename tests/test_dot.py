@@ -82,11 +82,13 @@ def clusters(g) -> dict[str, object]:
     return out
 
 
-def nodes(g) -> dict[str, object]:
-    """node name -> pydot node, all nesting levels (attribute defaults `node`/`graph`/`edge` left out)."""
-    out = {unq(n.get_name()): n for n in g.get_nodes() if unq(n.get_name()) not in ("node", "graph", "edge")}
+def nodes(g, titles=False) -> dict[str, object]:
+    """node name -> pydot node, all nesting levels (attribute defaults `node`/`graph`/`edge` left out;
+    the title nodes of module-call clusters only with titles=True)."""
+    out = {unq(n.get_name()): n for n in g.get_nodes() if unq(n.get_name()) not in ("node", "graph", "edge")
+           and titles == unq(n.get_name()).endswith(":title")}
     for sub in g.get_subgraphs():
-        for k, v in nodes(sub).items():
+        for k, v in nodes(sub, titles).items():
             out.setdefault(k, v)
     return out
 
@@ -151,7 +153,7 @@ def test_googlenet_depth1_boxes_carry_the_summary_block_totals(googlenet):
     g = parse(to_dot(googlenet, depth=1))
     assert clusters(g) == {}
     ns = nodes(g)
-    blocks = googlenet.summary()["blocks"]
+    blocks = googlenet.report()["blocks"]
     assert len(blocks) == 11
     for b in blocks:
         node = ns[b["name"]]
@@ -162,7 +164,11 @@ def test_googlenet_depth1_boxes_carry_the_summary_block_totals(googlenet):
         label = node.get_attributes()["label"]
         shape = "x".join(map(str, b["shape"]))
         assert f"{si(b['params']['total'])} params · {si(b['macs'])} MACs" in label
-        assert shape in label and b["module"] in label
+        assert b["module"] in label
+        # its output shape once: on the edges leaving the box (a box nothing reads says it itself)
+        out = [unq(a["label"]) for s, d, a in edges(g) if s == b["name"]]
+        assert (set(out) == {shape} and shape not in label) if out else shape in label
+    assert nodes(g)["aux1"].get_attributes()["label"].count("1000") == 1  # a training-only head: no edge leaves it
     # the figures printed by `incdsl summary --depth 1` for inception3a and aux1
     tip = unq(ns["inception3a"].get_attributes()["tooltip"])
     assert "params 163,696" in tip and "MACs 128,049,152" in tip and "output 28x28x256" in tip
@@ -172,8 +178,13 @@ def test_googlenet_depth1_boxes_carry_the_summary_block_totals(googlenet):
 def test_cluster_titles_have_name_module_and_totals(googlenet):
     g = parse(to_dot(googlenet))
     c = clusters(g)["inception4e"]
-    label = c.get_attributes()["label"]
-    assert "inception4e: inception" in label and "868K params · 170M MACs" in label
+    assert unq(c.get_attributes()["label"]) == ""  # the title is a node, which edges go around
+    title = nodes(c, titles=True)["inception4e:title"].get_attributes()
+    assert "inception4e: inception" in title["label"] and "868K params · 170M MACs" in title["label"]
+    assert unq(title["shape"]) == "plaintext"
+    # on the row of the module's first layers (branch heads), which Graphviz draws side by side
+    text = to_dot(googlenet)
+    assert '{ rank=same; "inception4e:title"; "inception4e/b1/conv_1"; }' in text
 
 
 def test_concat_edges_and_branch_heads_follow_input_order(nested, googlenet):
@@ -196,10 +207,17 @@ network t {
   conv(192, 3, stride=2, pad=valid, act=relu) -> maxpool(3, stride=2, ceil=true) -> conv(8, 1x7, act=softmax)
   flatten -> dropout(0.5) -> dense(3)
 }"""))
+    # as `incdsl summary` writes them: batch norm and activation shown, `conv 1x1` only with neither
     assert [op_text(l) for l in net.layers.values()] == [
-        "input", "conv 3x3/2 valid", "maxpool 3x3/2 ceil", "conv 1x7 softmax", "flatten", "dropout 0.5", "dense 3"]
-    label = nodes(parse(to_dot(net)))["conv_1"].get_attributes()["label"]
-    assert "conv 3x3/2 valid" in label and "17x17x192" in label
+        "input", "conv 3x3/2 valid relu", "maxpool 3x3/2 ceil", "conv 1x7 softmax", "flatten", "dropout 0.5", "dense"]
+    from incdsl.report import describe
+    assert [op_text(l) for l in net.layers.values()] == [describe(l) for l in net.layers.values()]
+    g = parse(to_dot(net))
+    label = nodes(g)["conv_1"].get_attributes()["label"]
+    assert "conv 3x3/2 valid relu" in label and "17x17x192" not in label  # the shape is on its edge
+    assert [unq(a["label"]) for s, d, a in edges(g) if s == "conv_1"] == ["17x17x192"]
+    assert "3</b>" not in nodes(g)["dense_1"].get_attributes()["label"] and \
+        "<br/>3>" in nodes(g)["dense_1"].get_attributes()["label"]  # the output: shape on the node
 
 
 def test_training_only_heads_are_dashed(nested, googlenet):
@@ -276,7 +294,8 @@ def svg_positions(path) -> dict[str, tuple[float, float]]:
 def assert_side_by_side(pos, heads):
     xs = [pos[h][0] for h in heads]
     assert xs == sorted(xs), f"branches out of order: {list(zip(heads, xs))}"
-    assert len({pos[h][1] for h in heads}) == 1, f"branch heads on different rows: {[pos[h] for h in heads]}"
+    ys = [pos[h][1] for h in heads]  # the first text line: bold and plain labels differ by a point
+    assert max(ys) - min(ys) <= 2, f"branch heads on different rows: {[pos[h] for h in heads]}"
 
 
 def test_svg_layout_puts_concat_branches_side_by_side_in_order(tmp_path, spec_file):

@@ -102,7 +102,7 @@ def check_one(spec_dir: Path, name: str, text: str) -> str:
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     try:
         net = incdsl.load(root)
-        net.summary()
+        net.report()
         net.expand()
         net.table()
         net.table(1)

@@ -76,7 +76,7 @@ def test_summary_json_keys_are_stable():
     import json
     s = json.loads((GOLDEN / "googlenet_tv_small.summary.json").read_text())
     assert list(s) == ["network", "spec", "set", "input", "params", "macs", "flops", "inference", "outputs", "heads",
-                       "depth", "blocks", "layers"]
+                       "depth", "blocks", "layers", "taps", "memory"]
     assert s["set"] == {"classes": 3, "aux": True, "width": 0.25, "size": 64}
     assert s["flops"] == 2 * s["macs"]
     assert s["params"]["total"] == sum(l["params"] for l in s["layers"])

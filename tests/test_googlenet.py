@@ -5,7 +5,7 @@ from conftest import SPECS
 
 def test_googlenet_tv_matches_torchvision_published_counts():
     net = incdsl.load(SPECS / "googlenet_tv.inc")
-    s = net.summary()
+    s = net.report()
     # torchvision.models.googlenet: sum(p.numel() for p in model.parameters())
     assert s["inference"]["params"]["trainable"] == 6_624_904
     assert s["params"]["trainable"] == 13_004_888
@@ -14,7 +14,7 @@ def test_googlenet_tv_matches_torchvision_published_counts():
 
 def test_googlenet_paper_block_shapes():
     net = incdsl.load(SPECS / "googlenet.inc")
-    shapes = {b["name"]: tuple(b["shape"]) for b in net.summary()["blocks"]}
+    shapes = {b["name"]: tuple(b["shape"]) for b in net.report()["blocks"]}
     assert shapes["inception3a"] == (28, 28, 256)
     assert shapes["inception4e"] == (14, 14, 832)
     assert shapes["inception5b"] == (7, 7, 1024)

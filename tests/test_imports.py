@@ -26,7 +26,7 @@ for argv in {argvs!r}:
         code = cli.main(argv)
     steps[" ".join(argv)] = [code, loaded()]
 net = incdsl.Spec("specs/googlenet_tv.inc").build(width="0.5")
-net.summary(); net.expand(); net.table(1); net.nx
+net.report(); net.expand(); net.table(1); net.nx
 steps["Spec.build + reports + nx"] = loaded()
 print(json.dumps(steps))
 """
@@ -39,6 +39,11 @@ ARGVS = [
     ["compare", "specs/googlenet.inc", "specs/googlenet_tv.inc"],
     ["compare", "specs/googlenet_tv.inc", "--sweep", "width=0.5,1.0", "--json"],
     ["check", "tests/errors/concat_spatial_mismatch.inc"],
+    ["summary", "specs/googlenet_tv.inc", "--json", "--memory", "--device", "h200", "--convention", "fvcore"],
+    ["summary", "specs/googlenet_tv.inc", "--depth", "1", "--memory", "--device", "cpu", "--convention", "thop"],
+    ["diff", "specs/googlenet.inc", "specs/googlenet_tv.inc", "--json"],
+    ["fit", "specs/googlenet.inc", "--params", "5M", "--scale", "width=1.1,size=1.15"],
+    ["fit", "specs/googlenet.inc", "--memory", "16GiB", "--latency", "50ms", "--vary", "batch"],
 ]
 
 

@@ -187,9 +187,27 @@ def test_argument_kinds_reject_bad_values(op, raw, bad):
         KINDS[OPS[op].arg(bad).kind](raw[bad])
 
 
+def test_grouped_conv_channel_shuffle_drop_path_and_multiply():
+    # groups=4 on 16 -> 32 channels, 3x3: each filter sees 16 / 4 = 4 channels: 3*3*4*32 + 32 = 1,184
+    # params; MACs 8*8 outputs * 32 filters * 3*3*4 = 73,728 (a quarter of the ungrouped conv)
+    out, c = run("conv", (8, 8, 16), filters=32, kernel=3, groups=4)
+    assert out == (8, 8, 32) and c == Count(1184, 0, 73728)
+    with pytest.raises(ShapeError, match="does not divide the 18 filters"):
+        run("conv", (8, 8, 16), filters=18, groups=4)
+    assert run("channel_shuffle", (8, 8, 12), groups=3) == ((8, 8, 12), Count())
+    with pytest.raises(ShapeError, match="5 groups do not divide the 12"):
+        run("channel_shuffle", (8, 8, 12), groups=5)
+    assert run("drop_path", (8, 8, 12), rate=0.2) == ((8, 8, 12), Count())
+    mul = lambda *shapes: infer(OPS["multiply"], {}, list(shapes))[0]
+    assert mul((8, 8, 12), (12,)) == mul((12,), (8, 8, 12)) == mul((8, 8, 12), (8, 8, 12)) == (8, 8, 12)
+    with pytest.raises(ShapeError, match="do not broadcast: 8x8x12 vs 6"):
+        mul((8, 8, 12), (6,))
+
+
 def test_every_op_has_a_worked_example_here():
     tested = {"input", "conv", "dwconv", "sepconv", "maxpool", "avgpool", "adaptive_avgpool", "gap", "gmp", "flatten",
-              "dense", "dropout", "bn", "act", "lrn", "scale", "zeropad", "concat", "add"}
+              "dense", "dropout", "bn", "act", "lrn", "scale", "zeropad", "concat", "add",
+              "channel_shuffle", "drop_path", "multiply"}
     assert set(OPS) <= tested, f"new ops without tests: {set(OPS) - tested}"
 
 

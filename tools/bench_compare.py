@@ -6,7 +6,9 @@ than a thousand summaries; the aim is a sweep under 20x one summary. Prints the 
   - the sweep in this process (plan, build and count 1,000 variants, align blocks, JSON),
   - the sweep as a whole process (`incdsl compare ... --json > /dev/null`),
   - one whole-process `incdsl summary SPEC`,
-and the ratios of the sweeps to the summary. Run: .venv/bin/python tools/bench_compare.py [--repeat N]
+and the ratios of the sweeps to the summary; then a compound-scaling fit (`incdsl fit SPEC --params
+10M --scale width=1.1,size=1.15`: bisection on phi to adjacent floats) in process and as a whole
+process, with its number of builds. Run: .venv/bin/python tools/bench_compare.py [--repeat N]
 """
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ def main() -> int:
     rel = str(spec.relative_to(ROOT)) if spec.is_relative_to(ROOT) else str(spec)
 
     from incdsl import compare as cmp
+    from incdsl.compare_out import to_json
     from incdsl.network import Spec
 
     def in_process():
@@ -53,7 +56,7 @@ def main() -> int:
         plan = cmp.plan(specs, {}, [cmp.parse_sweep(s) for s in SWEEPS])
         assert len(plan) == 1000, len(plan)
         rows = cmp.measure_all(plan, progress=False)
-        json.dumps(cmp.to_json(rows, cmp.align_blocks(rows)))
+        json.dumps(to_json(rows, cmp.align_blocks(rows)))
 
     exe = [sys.executable, "-m", "incdsl"]
     sweep_cmd = exe + ["compare", rel] + [x for s in SWEEPS for x in ("--sweep", s)] + ["--json"]
@@ -69,6 +72,22 @@ def main() -> int:
     print(f"  one summary, whole process: {t_summary:5.3f} s  (incdsl summary {rel})")
     print(f"ratio: whole-process sweep / one summary = {t_sweep / t_summary:.1f}x "
           f"(in-process sweep: {t_in / t_summary:.1f}x); aim: under 20x")
+
+    from incdsl.scaling import compound
+    builds = []
+
+    def scale_in_process():
+        r = compound(Spec(spec), {"width": 1.1, "size": 1.15}, {"params": 10_000_000})
+        builds.append(r)
+
+    fit_cmd = exe + ["fit", rel, "--params", "10M", "--scale", "width=1.1,size=1.15"]
+    t_scale = best_of(scale_in_process, args.repeat)
+    t_scale_proc = best_of(lambda: run(fit_cmd), args.repeat)
+    r = builds[-1]
+    print(f"compound scaling to 10M params (width=1.1, size=1.15): phi = {r.short!r}, "
+          f"{r.values}, next phi {r.next_short!r}")
+    print(f"  in process:    {t_scale:7.3f} s;  whole process: {t_scale_proc:7.3f} s  "
+          f"= {t_scale_proc / t_summary:.1f}x one summary")
     return 0
 
 

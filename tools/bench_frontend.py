@@ -29,7 +29,7 @@ def in_process(spec: Path, repeat: int) -> tuple[float, float, float]:
         prog = load_program(spec)
         t1 = time.perf_counter()
         net = Network(elaborate(prog), str(spec))
-        net.summary()
+        net.report()
         t2 = time.perf_counter()
         parse_t.append(t1 - t0)
         total_t.append(t2 - t0)

@@ -14,7 +14,6 @@ The drawing follows the IR, never recomputes it: shapes come from `net.shapes`, 
 """
 from __future__ import annotations
 
-import html
 import re
 import shutil
 import subprocess
@@ -23,33 +22,15 @@ from dataclasses import dataclass, field
 
 from ..errors import UsageError
 from ..io import atomic_path
-from ..ops import ALIASES, OPS, Count
+from ..ops import Count
 from ..passes.shapes import fmt
 from ..report import _value, describe
+from .dot_labels import (BOX_COLOUR, CLUSTER_COLOURS, FAMILIES, FAMILY_COLOURS, FONT, TRAIN_COLOUR,  # noqa: F401
+                         _attrs, _given_name, _html, _q, _stmts, op_text, si)
 
 FORMATS = ("dot", "svg", "png")
-FONT = "Helvetica"
-
-# Fill colours per op family (light, so black text stays readable; the families a reader scans for).
-FAMILY_COLOURS = {
-    "conv": "#cfe2f3",    # conv, dwconv, sepconv
-    "pool": "#fde3c3",    # maxpool, avgpool, adaptive_avgpool, gap, gmp
-    "dense": "#d5ecd0",
-    "merge": "#fff2a8",   # concat, add, scale
-    "norm": "#e6d8f0",    # bn, lrn
-    "io": "#d9d9d9",      # input
-    "other": "#ffffff",   # dropout, flatten, act, zeropad
-}
-FAMILIES = {
-    "conv": "conv", "dwconv": "conv", "sepconv": "conv",
-    "maxpool": "pool", "avgpool": "pool", "adaptive_avgpool": "pool", "gap": "pool", "gmp": "pool",
-    "dense": "dense", "concat": "merge", "add": "merge", "scale": "merge",
-    "bn": "norm", "lrn": "norm", "input": "io",
-}
-BOX_COLOUR = "#b7cbe8"                                  # a collapsed module call
-CLUSTER_COLOURS = ("#f3f6fb", "#e8eef7", "#dde6f2")     # by nesting level, so nested calls stand out
-TRAIN_COLOUR = "#8a8a8a"
-
+TITLE = ":title"  # suffix of the node that titles a module call's cluster
+FOLD_ABOVE = 100  # a whole drawing of more layers than this folds module calls unless --depth all
 
 # --- what is drawn ----------------------------------------------------------------------------
 
@@ -69,6 +50,7 @@ class _Plan:
             known = ", ".join(self.blocks) or "none"
             raise UsageError(f"--only {only}: no module call of that name (module calls: {known})")
         self.only = only
+        self.depth = depth
         self.groups = net.group_counts()
         self.box_of: dict[str, str] = {}   # layer -> collapsed module call that hides it
         for name in net.layers:
@@ -113,97 +95,6 @@ class _Plan:
         return self.net.is_train_only(b.output if b else node_id)
 
 
-# --- labels -----------------------------------------------------------------------------------
-
-def si(n: int) -> str:
-    """163696 -> '164K', 1591044096 -> '1.59G': three significant figures, for labels."""
-    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            v = n / size
-            return f"{v:.3g}{unit}" if v < 1000 else f"{v:.0f}{unit}"
-    return str(n)
-
-
-def op_text(layer) -> str:
-    """The op, compactly: 'conv 3x3/2 valid', 'maxpool 3x3/2 ceil', 'dense softmax', 'concat'.
-    Batch norm and relu are left out (nearly every conv has them; the tooltip has everything)."""
-    a, op = layer.attrs, layer.op
-    parts = [a["fn"] if op == "act" else op]
-    if "kernel" in a:
-        k, s = a["kernel"], a.get("stride") or (1, 1)
-        parts.append(_size(k) + ("" if s == (1, 1) else f"/{s[0] if s[0] == s[1] else _size(s)}"))
-    if op == "adaptive_avgpool":
-        parts.append(_size(a["size"]))
-    pad = OPS[op].arg("pad")
-    if pad is not None and a["pad"] != pad.default:
-        p = a["pad"]
-        parts.append(p if isinstance(p, str) else f"pad {p[0]}" if len(set(p)) == 1 else "pad " + ",".join(map(str, p)))
-    if a.get("dilation", (1, 1)) != (1, 1):
-        parts.append(f"dil {_size(a['dilation'])}")
-    if a.get("ceil"):
-        parts.append("ceil")
-    if op == "dropout":
-        parts.append(f"{a['rate']:g}")
-    if op == "scale":
-        parts.append(f"×{a['factor']:g}")
-    if op == "lrn":
-        parts.append(str(a["size"]))
-    if op == "dense":
-        parts.append(str(a["units"]))
-    if a.get("act") not in (None, "relu") and op != "act":
-        parts.append(a["act"])
-    return " ".join(parts)
-
-
-def _size(v) -> str:
-    return f"{v[0]}x{v[1]}"
-
-
-def _given_name(name: str) -> str | None:
-    """The layer's own name when the spec gave one (`conv1`), None for generated ones (`conv_2`, `b3`)."""
-    last = name.rsplit("/", 1)[-1]
-    m = re.fullmatch(r"(.+)_\d+", last)
-    if (m and (m.group(1) in OPS or m.group(1) in ALIASES)) or last in OPS:
-        return None
-    return last
-
-
-def _html(lines: list[tuple[str, str]]) -> str:
-    """An HTML-like label from (style, text) lines; style is 'b' (bold), 'small' or ''."""
-    out = []
-    for style, text in lines:
-        if not text:
-            continue  # Graphviz rejects an empty <font></font>
-        t = html.escape(text)
-        if style == "b":
-            t = f"<b>{t}</b>"
-        elif style == "small":
-            t = f'<font point-size="9" color="#555555">{t}</font>'
-        out.append(t)
-    return "<" + "<br/>".join(out) + ">"
-
-
-def _q(s: str) -> str:
-    """A DOT quoted string."""
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def _pairs(kw: dict) -> list[str]:
-    """`key="value"` items, HTML-like labels (`<...>`) unquoted; None values left out."""
-    return [f"{k}={v}" if isinstance(v, str) and v.startswith("<") else f"{k}={_q(str(v))}"
-            for k, v in kw.items() if v is not None]
-
-
-def _attrs(**kw) -> str:
-    """An attribute list, for a node or an edge."""
-    return "[" + ", ".join(_pairs(kw)) + "]"
-
-
-def _stmts(**kw) -> str:
-    """Attribute statements, for a cluster (so that parsers see them as the cluster's own)."""
-    return " ".join(p + ";" for p in _pairs(kw))
-
-
 # --- DOT --------------------------------------------------------------------------------------
 
 def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str = "TB") -> str:
@@ -236,7 +127,7 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
     same_rank: list[list[str]] = []
     for layer in layers:
         lay = net.layers[layer]
-        if lay.op not in ("concat", "add") or len(lay.inputs) < 2 or layer in plan.box_of:
+        if lay.op not in ("concat", "add", "multiply") or len(lay.inputs) < 2 or layer in plan.box_of:
             continue
         firsts = [_branch_head(net, plan, layer, src) for src in lay.inputs]
         firsts = [f for f in firsts if f is not None]
@@ -246,34 +137,56 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
     out = [f"digraph {_q(net.name)} {{"]
     title = _network_title(net, depth, only)
     out.append("  graph " + _attrs(rankdir=rankdir, fontname=FONT, fontsize="16", label=title, labelloc="t",
-                                   newrank="true", nodesep="0.25", ranksep="0.35", tooltip=net.name) + ";")
+                                   newrank="true", nodesep="0.25", ranksep="0.35", ordering="out",
+                                   tooltip=net.name) + ";")
     out.append("  node " + _attrs(shape="box", style="rounded,filled", fontname=FONT, fontsize="11",
                                   margin="0.10,0.04", height="0.3", penwidth="0.8") + ";")
     out.append("  edge " + _attrs(fontname=FONT, fontsize="8", fontcolor="#666666", color="#555555",
                                   arrowsize="0.6", penwidth="0.8") + ";")
 
+    # Shapes appear once: on the edges that carry them, and on a node only when no edge leaves it.
+    feeding = {plan.node_id(i) for n in layers for i in net.layers[n].inputs if plan.node_id(i) != plan.node_id(n)}
+    if only is not None:
+        feeding.add(plan.node_id(plan.blocks[only].output))
+    titles: dict[str, list[str]] = {}  # first node of a module call -> the titles left of it, outermost first
+    mid_row = {i for ids in same_rank for i in ids[1:]}
+
     def emit(c: _Cluster, indent: str, level: int) -> None:
         for child in c.items:
             if isinstance(child, str):
-                out.append(indent + _node(net, plan, child))
+                out.append(indent + _node(net, plan, child, child not in feeding))
                 continue
             b = plan.blocks[child.name]
             cnt = plan.block_count(child.name)
             train = plan.train_only(b.output)
             label = _html([("b", f"{child.name.rsplit('/', 1)[-1]}: {b.module}"),
                            ("small", f"{si(cnt.params)} params · {si(cnt.macs)} MACs")])
+            heads = _entries(net, plan, child.name, layers)
+            # The title is a node inside the cluster, left of the first layer its inputs enter:
+            # Graphviz routes edges around nodes, but straight through a cluster's own label. A call
+            # that starts mid-row (a nested call in a later branch) keeps a plain label: Graphviz
+            # does not keep a row's order when a title node joins it there.
+            as_node = bool(heads) and heads[0] not in mid_row
             out.append(f"{indent}subgraph {_q('cluster_' + child.name)} {{")
             out.append(indent + "  " + _stmts(
-                label=label, tooltip=_block_tooltip(net, plan, child.name), labeljust="l",
+                label="" if as_node else label, labeljust="l", tooltip=_block_tooltip(net, plan, child.name),
                 style="rounded,filled" + (",dashed" if train else ""),
                 fillcolor=CLUSTER_COLOURS[level % len(CLUSTER_COLOURS)],
                 color=TRAIN_COLOUR if train else "#7f95b5", fontname=FONT, fontsize="11"))
+            if as_node:
+                title = child.name + TITLE
+                out.append(indent + "  " + _q(title) + " " + _attrs(
+                    label=label, shape="plaintext", style="", margin="0.02",
+                    tooltip=_block_tooltip(net, plan, child.name)))
+                titles.setdefault(heads[0], []).append(title)
             emit(child, indent + "  ", level + 1)
             out.append(indent + "}")
 
     emit(clusters[None], "  ", 0)
     for ids in same_rank:
         out.append("  { rank=same; " + " -> ".join(_q(i) for i in ids) + " [style=invis]; }")
+    for head, names in titles.items():  # a title on the row of its first layer, wherever it fits
+        out.append("  { rank=same; " + "; ".join(_q(i) for i in names + [head]) + "; }")
 
     # One edge per layer input (external inputs of an `only` call come from stub nodes).
     edges: list[str] = []
@@ -287,7 +200,7 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
             if src not in drawn:
                 drawn.add(src)
                 out.append("  " + _q(src) + " " + _attrs(
-                    label=f"from {_top(plan, src_layer)}\n{fmt(net.shapes[src_layer])}", shape="plaintext",
+                    label=f"from {_top(plan, src_layer)}", shape="plaintext",  # its shape is on the edges
                     style="", fontsize="10"))
             if dst != layer and (src, dst) in seen:
                 continue  # one edge per producer into a box, however many layers inside use it
@@ -297,7 +210,7 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
             edges.append(f"  {_q(src)} -> {_q(dst)} " + _attrs(
                 label=fmt(net.shapes[src_layer]), style="dashed" if train else None,
                 color=TRAIN_COLOUR if train else None,
-                tooltip=f"{src_layer} -> {layer}" + (f" (input {port + 1})" if several else "")))
+                tooltip=f"{src_layer} -> {layer}: {fmt(net.shapes[src_layer])}" + (f" (input {port + 1})" if several else "")))
     if only is not None:  # where the focused call's output goes
         b = plan.blocks[only]
         users = [n for n, lay in net.layers.items() if b.output in lay.inputs and not plan.visible(n)]
@@ -317,6 +230,18 @@ def _top(plan: _Plan, layer: str) -> str:
     return calls[0] if calls else layer
 
 
+def _entries(net, plan: _Plan, call: str, layers: list[str]) -> list[str]:
+    """The drawn nodes inside module call `call` that take an input from outside it."""
+    inside = call + "/"
+    out = []
+    for name in layers:
+        if name.startswith(inside) and any(not i.startswith(inside) for i in net.layers[name].inputs):
+            nid = plan.node_id(name)
+            if nid not in out:
+                out.append(nid)
+    return out
+
+
 def _branch_head(net, plan: _Plan, merge: str, src: str) -> str | None:
     """The first drawn node of the branch of `merge` that ends in `src`, or None (an identity
     branch, or one whose layers are not drawn on their own)."""
@@ -331,13 +256,13 @@ def _branch_head(net, plan: _Plan, merge: str, src: str) -> str | None:
     return None
 
 
-def _node(net, plan: _Plan, nid: str) -> str:
+def _node(net, plan: _Plan, nid: str, sink: bool) -> str:
     if nid in plan.boxes:
         b = plan.blocks[nid]
         c = plan.block_count(nid)
         train = plan.train_only(nid)
         label = _html([("b", nid.rsplit("/", 1)[-1]), ("", b.module), ("small", f"{si(c.params)} params · {si(c.macs)} MACs"),
-                       ("", fmt(net.shapes[b.output]))])
+                       ("", fmt(net.shapes[b.output]) if sink else "")])
         return _q(nid) + " " + _attrs(label=label, fillcolor=BOX_COLOUR, shape="box",
                                       style="filled" + (",dashed" if train else ""), penwidth="1.2",
                                       color=TRAIN_COLOUR if train else "#34558b",
@@ -349,8 +274,11 @@ def _node(net, plan: _Plan, nid: str) -> str:
     if given:
         lines.append(("small", given))
     lines.append(("b" if layer.op in ("conv", "dwconv", "sepconv", "dense") else "", op_text(layer)))
-    lines.append(("", fmt(net.shapes[nid])))
+    if sink:
+        lines.append(("", fmt(net.shapes[nid])))
     c = net.counts[nid]
+    if plan.depth is not None and (c.params or c.macs):  # folded drawings: every node says what it costs
+        lines.append(("small", f"{si(c.params)} params · {si(c.macs)} MACs"))
     tip = [nid, describe(layer), f"output {fmt(net.shapes[nid])}"]
     if c.params or c.macs:
         tip.append(f"params {c.params:,} · MACs {c.macs:,}")
@@ -414,7 +342,15 @@ def compile_cli(net, args) -> int:
         raise UsageError(f"the dot backend draws {', '.join(FORMATS)}, not {fmt_}")
     if fmt_ != "dot":
         find_dot()  # fail before doing any work, and before touching the output
-    text = to_dot(net, depth=args.depth, only=getattr(args, "only", None))
+    depth, only = args.depth, getattr(args, "only", None)
+    if depth == "all":
+        depth = None
+    elif depth is None and only is None and len(net.layers) > FOLD_ABOVE:
+        # a whole big network, layer by layer, is a strip too long to read: fold its module calls
+        depth = 1
+        print(f"note: {len(net.layers)} layers: module calls drawn folded (--depth all draws every layer, "
+              f"--only NAME one module call)", file=sys.stderr)
+    text = to_dot(net, depth=depth, only=only)
     data = text.encode() if fmt_ == "dot" else render(text, fmt_)
     path = args.output or f"{net.name}.{fmt_}"
     if path == "-":

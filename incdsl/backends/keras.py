@@ -22,7 +22,11 @@ is imported, so `import incdsl, keras; keras.models.load_model(path)` works. `cu
 returns the same classes for an explicit `custom_objects=`.
 
 Activations are Keras' own with Keras' defaults: gelu is exact (erf, not tanh), leaky_relu has
-slope 0.2, elu alpha 1.0, hard_sigmoid is relu6(x + 3) / 6 (PyTorch's Hardsigmoid).
+slope 0.2 unless the spec gives one, elu alpha 1.0, hard_sigmoid is relu6(x + 3) / 6 (PyTorch's
+Hardsigmoid).
+
+A conv with both stride and dilation, which Keras' Conv2D refuses, is built as the same conv at
+stride 1 over the same (explicit) padding followed by `Subsample` (part `sub`): exact, at s^2 the work.
 """
 from __future__ import annotations
 
@@ -34,7 +38,11 @@ import keras
 from ..errors import SpecError, UsageError
 from ..weights import init_weights, keras_name
 from .keras_weights import all_layers, from_keras, to_keras
-from .keras_layers import CUSTOM_OBJECTS, LRN, AdaptiveAvgPool2D, AvgPool2D, MaxPool2D
+from ..ops import LEAKY_RELU_SLOPE
+from ..targets import strided_dilation
+from .keras_layers import (CUSTOM_OBJECTS, LRN, AdaptiveAvgPool2D, AvgPool2D, ChannelShuffle, DropPath, GroupedConv2D,
+                           MaxPool2D,
+                           Subsample)
 
 L = keras.layers
 
@@ -97,17 +105,53 @@ def keras_initializer(init: str):
 
 def _conv(layer, xs, net):
     a, name = layer.attrs, keras_name(layer)
-    padding, x = _padding(a["pad"], layer, xs[0])
-    common = dict(kernel_size=a["kernel"], strides=a["stride"], padding=padding, dilation_rate=a["dilation"],
+    pad, strides, x = a["pad"], a["stride"], xs[0]
+    if strided_dilation(a):
+        # the same conv at stride 1 over the same padding, then every s-th output: exact, at s^2
+        # times the work; the padding is written out (TF's 'same' split for the strided conv)
+        pad, strides = _explicit_pads(layer, net), (1, 1)
+    padding, x = _padding(pad, layer, x)
+    common = dict(kernel_size=a["kernel"], strides=strides, padding=padding, dilation_rate=a["dilation"],
                   use_bias=a["bias"], name=name)
     if layer.op == "conv":
-        x = L.Conv2D(a["filters"], **common, **_kernel_args(a, "kernel"))(x)
+        cls = GroupedConv2D if a["groups"] > 1 else L.Conv2D
+        x = cls(a["filters"], groups=a["groups"], **common, **_kernel_args(a, "kernel"))(x)
     elif layer.op == "dwconv":
         x = L.DepthwiseConv2D(depth_multiplier=a["multiplier"], **common, **_kernel_args(a, "depthwise"))(x)
     else:
         x = L.SeparableConv2D(a["filters"], depth_multiplier=a["multiplier"], **common,
                               **_kernel_args(a, "depthwise", "pointwise"))(x)
+    if strides != a["stride"]:
+        x = Subsample(a["stride"], name=keras_name(layer, "sub"))(x)
     return _bn_act(a, layer, x)
+
+
+def _explicit_pads(layer, net) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) that give the shape pass's output size, any odd pixel at the end."""
+    (h, w), (oh, ow) = net.shapes[layer.inputs[0]][:2], net.shapes[layer.name][:2]
+    a, out = layer.attrs, []
+    if a["pad"] != "same":
+        return (0, 0, 0, 0) if a["pad"] == "valid" else a["pad"]
+    for n, o, k, s, d in zip((h, w), (oh, ow), a["kernel"], a["stride"], a["dilation"]):
+        total = max((o - 1) * s + d * (k - 1) + 1 - n, 0)
+        out += [total // 2, total - total // 2]
+    return tuple(out)
+
+
+def _act(layer, xs, net):
+    a, name = layer.attrs, keras_name(layer)
+    if a["fn"] == "leaky_relu" and a["slope"] is not None and a["slope"] != LEAKY_RELU_SLOPE:
+        return L.LeakyReLU(negative_slope=a["slope"], name=name)(xs[0])
+    return L.Activation(a["fn"], name=name)(xs[0])
+
+
+def _multiply(layer, xs, net):
+    """A vector of C values scales the channels of an HxWxC map: reshaped to 1x1xC, then broadcast."""
+    if len(xs) == 1:
+        return L.Identity(name=keras_name(layer))(xs[0])
+    xs = [L.Reshape((1, 1, x.shape[-1]), name=keras_name(layer, f"expand{i + 1}"))(x) if len(x.shape) == 2
+          and len(net.shapes[layer.name]) == 3 else x for i, x in enumerate(xs)]
+    return L.Multiply(name=keras_name(layer))(xs)
 
 
 def _pool(layer, xs, net):
@@ -169,12 +213,15 @@ BUILDERS = {
     "dropout": _one(lambda a: (L.Dropout, {"rate": a["rate"]})),
     "bn": _one(lambda a: (L.BatchNormalization, {"epsilon": a["eps"], "momentum": a["momentum"],
                                                   "scale": a["scale"]})),
-    "act": _one(lambda a: (L.Activation, {"activation": a["fn"]})),
+    "act": _act,
+    "channel_shuffle": _one(lambda a: (ChannelShuffle, {"groups": a["groups"]})),
+    "drop_path": _one(lambda a: (DropPath, {"rate": a["rate"]})),
     "lrn": _one(lambda a: (LRN, {"size": a["size"], "alpha": a["alpha"], "beta": a["beta"], "bias": a["bias"]})),
     "scale": _one(lambda a: (L.Rescaling, {"scale": a["factor"], "offset": 0.0})),
     "zeropad": _one(lambda a: (L.ZeroPadding2D, {"padding": ((a["pad"][0], a["pad"][1]), (a["pad"][2], a["pad"][3]))})),
     "concat": _merge(L.Concatenate),
     "add": _merge(L.Add),
+    "multiply": _multiply,
 }
 
 
@@ -213,7 +260,7 @@ def build_model(net, inference: bool = False, seed: int | None = None, weights=N
 def _named_output(net, head, x, tensors):
     if x._keras_history[0].name == head.name:
         return x
-    taken = {keras_name(n, part) for n in tensors for part in ("", "bn", "act", "pad")}
+    taken = {keras_name(n, part) for n in tensors for part in ("", "bn", "act", "pad", "sub")}
     if head.name in taken:  # e.g. an unnamed output `conv_1` ending in conv_1-act
         return x
     return L.Identity(name=head.name)(x)
@@ -260,6 +307,20 @@ def load_weights_file(model, net, path: str | Path) -> str:
                     hint="pass a .keras or .weights.h5 file saved from this spec with the same parameters")
 
 
+def write_spec_meta(path, net, inference: bool) -> None:
+    """Add incdsl_spec.json to a saved .keras zip: the network's name, parameters and heads, which
+    Keras' own config cannot hold, so that `incdsl import` gives back the spec's own header and
+    training-only heads (incdsl/importers/model_keras.py reads it)."""
+    import json
+    import zipfile
+
+    heads = [{"name": h.name, "train_only": h.train_only, "loss_weight": h.loss_weight}
+             for h in net.heads if not (inference and h.train_only)]
+    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in net.params.items()}
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("incdsl_spec.json", json.dumps({"network": net.name, "params": params, "heads": heads}, indent=1))
+
+
 def _first_line(e: Exception) -> str:
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
@@ -280,6 +341,7 @@ def compile_cli(net, args) -> int:
     how = load_weights_file(model, net, weights_file) if weights_file else None
     with atomic_path(out) as tmp:
         model.save(tmp)
+        write_spec_meta(tmp, net, inference)
     kind = "inference" if inference else "training"
     heads = ", ".join(model.output_names)
     src = f", weights from {weights_file} ({how})" if how else ", weights seeded (init_weights seed 0)"

@@ -9,6 +9,10 @@ file names; `keras_register.py` makes sure this module is imported whenever Kera
   which also gives PyTorch's ceil mode (the caller adds the extra bottom/right padding).
 - `AvgPool2D`: average pooling with explicit padding and PyTorch's divisor rules (count_pad).
 - `AdaptiveAvgPool2D`: PyTorch's AdaptiveAvgPool2d bins.
+- `GroupedConv2D`: Conv2D(groups=) as one convolution per group (TensorFlow's CPU and tf2onnx).
+- `ChannelShuffle`: ShuffleNet's channel shuffle (torch.nn.ChannelShuffle).
+- `DropPath`: stochastic depth per sample (timm's DropPath), the identity at inference.
+- `Subsample`: every s-th row and column, for a strided dilated conv computed at stride 1.
 """
 from __future__ import annotations
 
@@ -152,4 +156,92 @@ class AdaptiveAvgPool2D(keras.layers.Layer):
         return {**super().get_config(), "output_size": self.output_size}
 
 
-CUSTOM_OBJECTS = {f"incdsl>{cls.__name__}": cls for cls in (LRN, MaxPool2D, AvgPool2D, AdaptiveAvgPool2D)}
+@register
+class GroupedConv2D(keras.layers.Conv2D):
+    """Keras' Conv2D(groups=) with the groups computed as one ordinary convolution each, then
+    concatenated: the same weights and outputs, but TensorFlow's CPU kernels (which cannot group
+    without XLA, so Keras compiles it, and tf2onnx cannot convert the compiled call) run it as is.
+    Group g reads input channels [g*C/G, (g+1)*C/G) and writes filters [g*F/G, (g+1)*F/G)."""
+
+    def convolution_op(self, inputs, kernel):
+        cin, cout = inputs.shape[-1] // self.groups, kernel.shape[-1] // self.groups
+        return ops.concatenate([
+            ops.conv(inputs[..., g * cin:(g + 1) * cin], kernel[..., g * cout:(g + 1) * cout],
+                     strides=list(self.strides), padding=self.padding, dilation_rate=self.dilation_rate,
+                     data_format=self.data_format)
+            for g in range(self.groups)], axis=-1)
+
+
+@register
+class ChannelShuffle(keras.layers.Layer):
+    """ShuffleNet's channel shuffle (Zhang et al. 2018, Section 3.1): the C channels, read as a
+    (groups, C/groups) grid, are transposed to (C/groups, groups); torch.nn.ChannelShuffle's order.
+    NHWC in and out."""
+
+    def __init__(self, groups, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = int(groups)
+
+    def call(self, x):
+        h, w, c = x.shape[1:]
+        x = ops.reshape(x, (-1, h, w, self.groups, c // self.groups))
+        return ops.reshape(ops.transpose(x, (0, 1, 2, 4, 3)), (-1, h, w, c))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups}
+
+
+@register
+class DropPath(keras.layers.Layer):
+    """Stochastic depth (Huang et al. 2016; timm.layers.DropPath): in training, each sample's input
+    is zeroed with probability `rate` and the others scaled by 1 / (1 - rate); the identity at
+    inference. Put on a residual branch, it drops the branch and keeps the shortcut."""
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = float(rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=False):
+        if not training or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+        mask = ops.floor(keep + keras.random.uniform(shape, seed=self.seed_generator, dtype=x.dtype))
+        return x * mask / keep
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+@register
+class Subsample(keras.layers.Layer):
+    """Keeps rows 0, s, 2s, ... and columns likewise: a stride-1 conv followed by this is the same
+    conv at stride s (Keras' Conv2D refuses strides > 1 with dilation_rate > 1)."""
+
+    def __init__(self, strides, **kwargs):
+        super().__init__(**kwargs)
+        self.strides = _pair(strides)
+
+    def call(self, x):
+        sh, sw = self.strides
+        return x[:, ::sh, ::sw, :]
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        sh, sw = self.strides
+        return (b, None if h is None else -(-h // sh), None if w is None else -(-w // sw), c)
+
+    def get_config(self):
+        return {**super().get_config(), "strides": self.strides}
+
+
+CUSTOM_OBJECTS = {f"incdsl>{cls.__name__}": cls for cls in (LRN, MaxPool2D, AvgPool2D, AdaptiveAvgPool2D,
+                                                           GroupedConv2D, ChannelShuffle, DropPath, Subsample)}

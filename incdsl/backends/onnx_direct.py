@@ -27,11 +27,12 @@ from onnx import TensorProto, helper
 
 from ..errors import SpecError
 from ..network import Network
+from ..ops import LEAKY_RELU_SLOPE
 
 NEG_INF = float("-inf")  # what max pooling pads with (Keras and ONNX MaxPool alike)
 
 # Keras 3's activation defaults (keras.activations), which the Keras backend uses by name.
-LEAKY_RELU_SLOPE = 0.2  # keras.activations.leaky_relu(negative_slope=0.2)
+# leaky_relu without a slope: ops.LEAKY_RELU_SLOPE, keras.activations.leaky_relu's 0.2
 ELU_ALPHA = 1.0
 
 
@@ -263,7 +264,7 @@ class _Emitter:
         self.tensor = {k: new if v == old else v for k, v in self.tensor.items()}
         return new
 
-    def activation(self, act: str, x: str, layer_name: str) -> str:
+    def activation(self, act: str, x: str, layer_name: str, slope: float | None = None) -> str:
         """The activation node; its output is the layer's tensor."""
         n = layer_name
         if act == "relu":
@@ -294,7 +295,7 @@ class _Emitter:
         if act == "elu":
             return self.node("Elu", [x], n, alpha=ELU_ALPHA)
         if act == "leaky_relu":
-            return self.node("LeakyRelu", [x], n, alpha=LEAKY_RELU_SLOPE)
+            return self.node("LeakyRelu", [x], n, alpha=LEAKY_RELU_SLOPE if slope is None else slope)
         raise AssertionError(f"activation {act} has no ONNX translation")
 
     # -- convolutions --------------------------------------------------------------------
@@ -349,7 +350,7 @@ class _Emitter:
     def op_conv(self, layer, ins):
         k = np.asarray(self.params(layer.name, "kernel"), np.float32)  # Keras (kh, kw, cin, cout)
         a = layer.attrs
-        y = self.conv_bn(layer, ins[0], k.transpose(3, 2, 0, 1), f"{layer.name}/kernel", self._bias(layer), 1,
+        y = self.conv_bn(layer, ins[0], k.transpose(3, 2, 0, 1), f"{layer.name}/kernel", self._bias(layer), a["groups"],
                          self._pads(layer), a["stride"], a["dilation"],
                          f"{layer.name}/conv" if self._more(layer) else layer.name)
         return self._after_conv(layer, y)
@@ -472,7 +473,32 @@ class _Emitter:
         return self.batchnorm(layer.name, ins[0], layer.attrs["eps"], c, layer.name)
 
     def op_act(self, layer, ins):
-        return self.activation(layer.attrs["fn"], ins[0], layer.name)
+        return self.activation(layer.attrs["fn"], ins[0], layer.name, layer.attrs["slope"])
+
+    def op_channel_shuffle(self, layer, ins):
+        # NCHW: (N, g, C/g, H, W) -> (N, C/g, g, H, W) -> (N, C, H, W); 0 keeps the batch dim
+        h, w, c = self.net.shapes[layer.name]
+        g = layer.attrs["groups"]
+        x = self.node("Reshape", [ins[0], self.const(f"{layer.name}/grid_shape", [0, g, c // g, h, w], np.int64)],
+                      f"{layer.name}/grid")
+        x = self.node("Transpose", [x], f"{layer.name}/swap", perm=[0, 2, 1, 3, 4])
+        return self.node("Reshape", [x, self.const(f"{layer.name}/out_shape", [0, c, h, w], np.int64)], layer.name)
+
+    def op_drop_path(self, layer, ins):
+        return ins[0]  # inference: identity
+
+    def op_multiply(self, layer, ins):
+        out = self.net.shapes[layer.name]
+        xs = []
+        for i, (src, x) in enumerate(zip(layer.inputs, ins)):
+            if len(self.net.shapes[src]) == 1 and len(out) == 3:  # (N, C) -> (N, C, 1, 1) broadcasts
+                x = self.node("Reshape", [x, self.const(f"{layer.name}/expand{i + 1}/shape", [0, -1, 1, 1], np.int64)],
+                              f"{layer.name}/expand{i + 1}")
+            xs.append(x)
+        y = xs[0]
+        for i, x in enumerate(xs[1:], 2):
+            y = self.node("Mul", [y, x], layer.name if i == len(xs) else f"{layer.name}/mul{i}")
+        return y if len(xs) > 1 else self.rename(y, layer.name)
 
     def op_lrn(self, layer, ins):
         a = layer.attrs

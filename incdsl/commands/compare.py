@@ -45,6 +45,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from .. import compare as cmp
+    from .. import compare_out as out
     from ..network import Spec
 
     if args.depth < 1:
@@ -64,12 +65,12 @@ def run(args) -> int:
         plot_compare(rows, blocks, args.plot)
     if args.json:
         # indented for reading; large sweeps compact (json's fast C encoder only runs without indent)
-        print(json.dumps(cmp.to_json(rows, blocks), indent=1 if len(rows) <= 100 else None))
+        print(json.dumps(out.to_json(rows, blocks), indent=1 if len(rows) <= 100 else None))
     elif args.csv:
-        cmp.write_csv(rows, blocks if args.blocks else None, sys.stdout)
+        out.write_csv(rows, blocks if args.blocks else None, sys.stdout)
     else:
         show = blocks if (args.blocks or len(rows) <= TEXT_BLOCKS_MAX) else None
-        render = cmp.to_markdown if args.markdown else cmp.to_text
+        render = out.to_markdown if args.markdown else out.to_text
         print(render(rows, show))
         if show is None:
             print(f"(per-block tables left out for {len(rows)} variants; --blocks shows them)")

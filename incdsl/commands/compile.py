@@ -1,17 +1,27 @@
-"""`incdsl compile SPEC --to keras|onnx|dot|svg|png`: hand the checked network to a backend."""
+"""`incdsl compile SPEC --to keras|onnx|dot|svg|png|html`: hand the checked network to a backend."""
 from __future__ import annotations
 
+import argparse
 import importlib
 
 from ..cli import add_spec_args, load_net
 from ..errors import UsageError
 
 # --to value -> backend module (imported only when chosen) exposing `compile_cli(net, args)`.
-TARGETS = {"keras": "keras", "onnx": "onnx", "dot": "dot", "svg": "dot", "png": "dot"}
+TARGETS = {"keras": "keras", "onnx": "onnx", "dot": "dot", "svg": "dot", "png": "dot", "html": "html"}
+
+
+def _depth(text: str):
+    if text == "all":
+        return "all"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', got '{text}'") from None
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("compile", help="compile a spec to Keras, ONNX or a drawing")
+    p = sub.add_parser("compile", help="compile a spec to Keras, ONNX, a drawing or an interactive page")
     add_spec_args(p)
     p.add_argument("--to", required=True, choices=sorted(TARGETS), help="what to emit")
     p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: named after the network)")
@@ -24,7 +34,8 @@ def add_parser(sub) -> None:
     p.add_argument("--no-fold-bn", dest="fold_bn", action="store_false")
     p.add_argument("--via", choices=("direct", "tf2onnx"), default="direct", help="onnx: how to emit")
     p.add_argument("--no-verify", dest="verify", action="store_false", default=True, help="onnx: skip verification")
-    p.add_argument("--depth", type=int, metavar="N", help="drawings: collapse modules below depth N")
+    p.add_argument("--depth", type=_depth, metavar="N|all", help="drawings: fold module calls at depth N "
+                   "(default: 1 for networks over 100 layers, else none); 'all' unfolds every call")
     p.add_argument("--only", metavar="NAME", help="drawings: draw just this module call (e.g. inception3a)")
     p.set_defaults(run=run)
 

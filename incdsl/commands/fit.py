@@ -1,40 +1,99 @@
-"""`incdsl fit SPEC (--params 10M | --macs 2G) --vary NAME`: the largest value that fits a budget."""
+"""`incdsl fit SPEC --params 10M --vary NAME`: the largest value that fits one or more budgets;
+`--scale` for compound scaling, several `--vary NAME=RANGE` for the Pareto set of a grid."""
 from __future__ import annotations
 
 import json
 import sys
 
 from ..cli import add_spec_args, parse_sets
+from ..errors import UsageError
+from .summary import add_budget_options
+
+BUDGETS = {"params": "params budget: 10M, 500K, 2.5e6 (K/M/G = 10^3/10^6/10^9)",
+           "macs": "MACs budget: 2G, 800M",
+           "memory": "training-step memory budget: 16GiB, 80GB (the summary's estimate at --batch, "
+                     "--precision, --optimizer)",
+           "latency": "roofline bound of one forward pass at --batch on --device (default h200): 10ms, 500us"}
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("fit", help="the largest value of a parameter whose network fits a budget",
                        description="Search the largest value of a numeric network parameter whose network "
-                       "fits a params or MACs budget, exactly under the spec's integer rounding: the answer "
-                       "fits, the next step does not. Assumes the count grows with the parameter, and says "
-                       "so if the probes show otherwise.")
+                       "fits every budget given, exactly under the spec's integer rounding: the answer "
+                       "fits, the next step does not. Assumes the measure grows with the parameter, and "
+                       "says so if the probes show otherwise. Each budget may be written `--params <= 10M`.")
     add_spec_args(p)
-    budget = p.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--params", metavar="N", help="params budget: 10M, 500K, 2.5e6 (K/M/G = 10^3/10^6/10^9)")
-    budget.add_argument("--macs", metavar="N", help="MACs budget: 2G, 800M")
-    p.add_argument("--vary", metavar="NAME", required=True, help="the numeric network parameter to search")
+    for name, help_text in BUDGETS.items():
+        p.add_argument(f"--{name}", nargs="+", metavar="[<=] N", help=help_text)
+    p.add_argument("--vary", metavar="NAME[=RANGE]", action="append", default=[],
+                   help="the numeric parameter to search (or batch, for --memory and --latency); "
+                        "repeat as NAME=V1,V2 or NAME=START:STOP:STEP for the Pareto set of a grid")
+    p.add_argument("--scale", metavar="NAME=BASE,...", help="compound scaling: the largest phi with "
+                   "NAME = default x BASE^phi for every NAME (EfficientNet), e.g. width=1.1,size=1.15")
     p.add_argument("--min", metavar="X", help="smallest value to consider (default: search down from the default)")
     p.add_argument("--max", metavar="Y", help="largest value to consider (default: search up from the default)")
     p.add_argument("--trainable", action="store_true", help="--params counts trainable params only")
     p.add_argument("--inference", action="store_true", help="count without the training-only heads")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_budget_options(p)
     p.set_defaults(run=run)
 
 
+def _budgets(args) -> dict:
+    from ..fit import parse_limit
+    out = {}
+    for metric in BUDGETS:
+        words = getattr(args, metric)
+        if words is None:
+            continue
+        if words[0] == "<=":
+            words = words[1:]
+        if len(words) != 1:
+            raise UsageError(f"--{metric} expects one limit, optionally after <=, e.g. --{metric} <= 10M")
+        out[metric] = parse_limit(metric, words[0])
+    if not out:
+        raise UsageError("give a budget: --params, --macs, --memory or --latency")
+    return out
+
+
 def run(args) -> int:
-    from ..compare import fit, fit_json, parse_budget
+    from ..fit import Measure
     from ..network import Spec
 
-    metric, text = ("params", args.params) if args.params is not None else ("macs", args.macs)
-    budget = parse_budget(text, f"--{metric}")
+    budgets = _budgets(args)
+    if args.batch < 1:
+        raise UsageError("--batch must be at least 1")
+    device = None
+    if args.device:
+        from ..roofline import parse_device
+        device = parse_device(args.device)
+    measure = Measure(args.batch, args.precision, args.optimizer, device)
+    grid = [v for v in args.vary if "=" in v]
+    plain = [v for v in args.vary if "=" not in v]
+    if args.scale and args.vary:
+        raise UsageError("--scale scales its own parameters; leave out --vary")
+    if not args.scale and (not args.vary or (plain and (len(args.vary) > 1))):
+        raise UsageError("give one --vary NAME, several --vary NAME=RANGE, or --scale NAME=BASE,...")
     spec = Spec(args.spec, args.network)
-    r = fit(spec, args.vary, metric, budget, lo=args.min, hi=args.max, sets=parse_sets(args.set),
-            trainable=args.trainable, inference=args.inference)
+    sets = parse_sets(args.set)
+    common = dict(sets=sets, measure=measure, trainable=args.trainable, inference=args.inference)
+    if args.scale:
+        from ..scaling import parse_scale
+        from .fit_show import show_compound
+        return show_compound(args, spec, parse_scale(args.scale), budgets, common)
+    if grid:
+        from ..compare import parse_sweep
+        from .fit_show import show_grid
+        return show_grid(args, spec, [parse_sweep(v) for v in grid], budgets, common)
+    return _single(args, spec, plain[0], budgets, common)
+
+
+def _single(args, spec, name: str, budgets: dict, common: dict) -> int:
+    from ..fit import fit, fit_json
+    from .fit_show import line, scope, what
+
+    metric = next(iter(budgets))
+    r = fit(spec, name, metric, budgets[metric], lo=args.min, hi=args.max, budgets=budgets, **common)
     if not r.monotonic:
         p, q = r.violations[0]
         m = lambda pr: pr.metric(r.metric, r.trainable)
@@ -43,23 +102,15 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(fit_json(r), indent=1))
         return 0
-    what = ("trainable " if r.trainable and metric == "params" else "") + metric
-    if r.inference:
-        scope = " (inference: without the training-only heads)"
-    elif r.best.train_heads:
-        scope = " (including the training-only heads; --inference leaves them out)"
-    else:
-        scope = ""
-    print(f"{args.spec}: largest {r.name} with {what} <= {budget:,}{scope}")
-    same = f"  ({r.name}={r.short!r} gives the same network)" if r.short != r.best.value else ""
-    print(f"  {r.name} = {r.best.value!r}{same}: {_line(r.best)}")
+    print(f"{args.spec}: largest {r.name} with {what(budgets, r.trainable)}{scope(r.best, r.inference)}")
+    # the shortest decimals that build each network: 0.634 fits, 0.635 is over (not 0.6343749999999999)
+    print(f"  {r.name} = {_num(r.short)}: {line(r.best, budgets)}  <- fits")
     if r.next is None:
         print("  it is the --max you gave; larger values were not tried")
     else:
-        print(f"  next step: {r.name} = {r.next.value!r}: {_line(r.next)}  <- over budget")
+        print(f"  next step: {r.name} = {_num(r.next_short)}: {line(r.next, budgets)}  <- over budget")
     return 0
 
 
-def _line(p) -> str:
-    c = p.count
-    return f"{c.params:,} params ({c.trainable:,} trainable), {c.macs:,} MACs"
+def _num(v) -> str:
+    return repr(v) if isinstance(v, float) else str(v)

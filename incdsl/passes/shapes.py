@@ -1,9 +1,12 @@
 """Shape inference: every layer's output shape, or a SpecError at the layer at fault."""
 from __future__ import annotations
 
-from ..errors import Note, SpecError
+import re
+
+from ..errors import Note, SpecError, call_note
 from ..graph import Graph
 from ..ops import MAX_DIM, OPS, Count, Shape, ShapeError, infer
+from .min_input import smallest_input
 
 
 def infer_shapes(g: Graph) -> tuple[dict[str, Shape], dict[str, Count], dict[str, str]]:
@@ -32,12 +35,17 @@ def fmt(shape: Shape) -> str:
 def _explain(g: Graph, layer, e: ShapeError, shapes, whys) -> SpecError:
     if e.culprit is None:
         ins = ", ".join(fmt(shapes[i]) if len(shapes[i]) > 1 else f"a vector of {shapes[i][0]}" for i in layer.inputs)
-        return SpecError(f"{layer.op} {e.message}", layer.span, hint=e.hint,
-                         label=f"input is {ins}" if ins else None,
-                         notes=[Note(e.detail)] if e.detail else [])
+        notes = [Note(e.detail)] if e.detail else []
+        notes += call_chain(g, layer.name)
+        if e.too_small:
+            notes += _smallest_input_note(g)
+        what = layer.attrs["fn"] if layer.op == "act" else layer.op  # `relu(0.1)`: say relu, not act
+        return SpecError(f"{what} {e.message}", layer.span, hint=e.hint,
+                         label=f"input is {ins}" if ins else None, notes=notes)
+    bad, first = layer.inputs[e.culprit], layer.inputs[0]
+    if len(shapes[bad]) == len(shapes[first]) == 3 and shapes[bad][:2] == shapes[first][:2]:
+        return _channel_mismatch(g, layer, e, shapes)
     # concat/add: point at the branch that disagrees, and show where each got its size
-    bad = layer.inputs[e.culprit]
-    first = layer.inputs[0]
     origin_bad, origin_first = _origin(g, bad, shapes, whys), _origin(g, first, shapes, whys)
     notes = [Note(f"branch 1 gives {fmt(shapes[first])}", g.layers[first].span)]
     for branch, origin in ((e.culprit + 1, origin_bad), (1, origin_first)):
@@ -45,8 +53,65 @@ def _explain(g: Graph, layer, e: ShapeError, shapes, whys) -> SpecError:
             notes.append(Note(f"branch {branch} gets {fmt(shapes[origin][:2])} from {whys[origin]}",
                               g.layers[origin].span))
     span = g.layers[origin_bad].span if origin_bad else g.layers[bad].span
+    notes += call_chain(g, layer.name)
     return SpecError(e.message, span, notes=notes, hint=e.hint,
                      label=f"branch {e.culprit + 1} gives {fmt(shapes[bad])}")
+
+
+# Ops whose output has as many channels as their (first) input: a channel count is set further up.
+_KEEPS_CHANNELS = frozenset({"act", "bn", "scale", "dropout", "drop_path", "lrn", "maxpool", "avgpool",
+                             "adaptive_avgpool", "zeropad", "channel_shuffle", "add", "multiply"})
+
+
+def _channel_mismatch(g: Graph, layer, e: ShapeError, shapes) -> SpecError:
+    """Branches at the same spatial size but with other channel counts (a residual add whose
+    branch ends with the wrong number of filters): the caret goes to the layer that set the
+    disagreeing branch's channels, the notes say where each side's channels come from."""
+    bad, first = layer.inputs[e.culprit], layer.inputs[0]
+    origin_bad, origin_first = _channel_origin(g, bad), _channel_origin(g, first)
+    c_bad, c_first = shapes[bad][-1], shapes[first][-1]
+    what = "the block's input (identity)" if _is_identity(layer, first) else fmt(shapes[first])
+    notes = [Note(f"branch 1 gives {c_first} channels: {what}, whose channels are set by '{origin_first}' here",
+                  g.layers[origin_first].span)]
+    notes += call_chain(g, layer.name)
+    return SpecError(f"{layer.op} inputs disagree on channels: {c_first} vs {c_bad}", g.layers[origin_bad].span,
+                     notes=notes, label=f"branch {e.culprit + 1} gives {fmt(shapes[bad])}",
+                     hint=f"every input of {layer.op} needs the same channels: end branch {e.culprit + 1} with "
+                          f"{c_first} filters, or change what feeds the block")
+
+
+def _channel_origin(g: Graph, node: str) -> str:
+    """The nearest layer up the chain that set the channel count (a conv, dense, concat or input)."""
+    while g.layers[node].op in _KEEPS_CHANNELS and g.layers[node].inputs:
+        node = g.layers[node].inputs[0]
+    return node
+
+
+def _is_identity(merge, node: str) -> bool:
+    """Is `node` the merge's input itself, not the end of one of its branches (`<scope>/bN/...`)?
+    Branch scopes are the merge's own name when it is named, else its parent's."""
+    parent = merge.name.rsplit("/", 1)[0] + "/" if "/" in merge.name else ""
+    return not any(re.match(re.escape(base) + r"b\d+/", node) for base in (merge.name + "/", parent))
+
+
+def call_chain(g: Graph, node: str) -> list[Note]:
+    """rustc-style notes, innermost first: the module calls whose bodies wrote `node`."""
+    calls = {b.name: b for b in g.blocks}
+    parts = node.split("/")[:-1]
+    notes = []
+    for i in range(len(parts), 0, -1):
+        b = calls.get("/".join(parts[:i]))
+        if b is not None:
+            notes.append(call_note(b.module, b.name, b.span))
+    return notes
+
+
+def _smallest_input_note(g: Graph) -> list[Note]:
+    side = smallest_input(g)
+    if side is None:
+        return []
+    a = g.layers["input"].attrs
+    return [Note(f"the smallest input this network accepts is {side}x{side} (this one is {a['height']}x{a['width']})")]
 
 
 def _origin(g: Graph, node: str, shapes, whys) -> str | None:

@@ -36,7 +36,7 @@ from ..backends.keras import build_model
 from .callbacks import Diverged, KeepBest, StepAndRate, StopOnNonFinite, Throughput
 from .config import RunPaths, TrainConfig, TrainResult
 from .data import SyntheticImages, folder_input, has_tensorflow, steps_per_execution
-from .diagnose import explain_gap
+from .diagnose import GAP, explain_gap
 from .finish import momenta, recalibrate_and_measure, recalibration_batches, refresh_best
 from .folders import scan_image_folder
 from .heads import head_losses, main_head
@@ -223,7 +223,6 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
             if bn is not None and paths.best.exists():
                 bn_best = refresh_best(export_model, paths.best, config.epochs, bn, read_meta,
                                        lambda path, meta: save_model(export_model, path, meta), recal)
-        val_images = _count(val_data)
     finally:
         keras.config.set_dtype_policy(policy)
         if placement.strategy is None and placement.replicas > 1:
@@ -245,9 +244,11 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
             print(f"best: {best} ({keep_best.key(logs)} {keep_best.best:.4f}"
                   f"{', before batch norm recalibration' if bn_best is not None else ''}); log: {paths.csv}")
         steps_run = int(logs.get("step", 0)) or ran * steps
-        for line in explain_gap(logs.get(acc), metrics.get(f"val_{acc}"), steps=steps_run,
-                                bn_momenta=momenta(export_model), recalibrated=bn is not None,
-                                val_images=val_images, classes=len(classes)):
+        train_acc, val_acc = logs.get(acc), metrics.get(f"val_{acc}")
+        far = train_acc is not None and val_acc is not None and train_acc - val_acc >= GAP
+        for line in explain_gap(train_acc, val_acc, steps=steps_run, bn_momenta=momenta(export_model),
+                                recalibrated=bn is not None, val_images=_count(val_data) if far else 0,
+                                classes=len(classes)):
             print(line, file=sys.stderr)
         if math.isfinite(ips):
             print(f"{ips:.1f} images/s")

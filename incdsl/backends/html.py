@@ -1,0 +1,117 @@
+"""`--to html`: one self-contained, offline page to explore a network in a browser.
+
+The page shows the checked graph with every module call as a box that folds and unfolds, pan and
+zoom, a panel with the op, arguments, output shape, params, MACs and spec line of the layer under
+the mouse, a search box and a sortable table of the module calls. Layout and interaction come from
+cytoscape.js (rendering, pan/zoom, compound nodes), cytoscape-dagre (layered layout) and
+cytoscape-expand-collapse (folding), vendored from npm by tools/fetch_html_assets.sh and inlined
+with their licenses: the page makes no request at all.
+
+Like every backend this one only reads the checked network: names are the ids `incdsl summary`
+prints, shapes come from `net.shapes`, counts from `net.counts` and `net.group_counts()`.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from importlib import resources
+
+from ..io import write_atomic
+from ..passes.shapes import fmt
+from ..report import call_text, describe
+
+VENDOR = ("cytoscape.min.js", "cytoscape-dagre.min.js", "cytoscape-expand-collapse.js")
+LICENSES = ("cytoscape.LICENSE", "cytoscape-dagre.LICENSE", "dagre.LICENSE", "cytoscape-expand-collapse.LICENSE")
+
+
+def page_data(net) -> dict:
+    """What the page shows, as plain JSON: network totals, module calls (`blocks`, with their
+    enclosing call as `parent`), layers (with op, arguments, NHWC output shape, params, MACs and
+    spec place) and edges (producer, consumer) in input order."""
+    blocks = {b.name: b for b in net.graph.blocks}
+    groups = net.group_counts()
+
+    def parent(name: str) -> str | None:
+        parts = name.split("/")
+        for k in range(len(parts) - 1, 0, -1):
+            if "/".join(parts[:k]) in blocks:
+                return "/".join(parts[:k])
+        return None
+
+    def place(span) -> dict | None:
+        if span is None:
+            return None
+        return {"at": str(span), "text": (span.source_line() or "").strip()}
+
+    full, inf = net.total(), net.total(inference=True)
+    out_blocks = []
+    for b in net.graph.blocks:
+        c = groups.get(b.name)
+        out_blocks.append({
+            "id": b.name, "module": b.module, "parent": parent(b.name), "shape": fmt(net.shapes[b.output]),
+            "params": c.params, "trainable": c.trainable, "macs": c.macs, "output": b.output,
+            "train_only": net.is_train_only(b.output), "place": place(b.span),
+            "layers": sum(1 for n in net.layers if n.startswith(b.name + "/")),
+        })
+    layers = []
+    for name, layer in net.layers.items():
+        c = net.counts[name]
+        layers.append({
+            "id": name, "op": layer.op, "desc": describe(layer), "call": call_text(layer),
+            "shape": fmt(net.shapes[name]), "params": c.params, "trainable": c.trainable,
+            "non_trainable": c.non_trainable, "macs": c.macs, "parent": parent(name),
+            "module": layer.module, "train_only": net.is_train_only(name), "place": place(layer.span),
+            "inputs": list(layer.inputs),
+        })
+    return {
+        "network": net.name, "spec": net.path,
+        "set": {k: (v if isinstance(v, (int, float, bool)) else str(v)) for k, v in net.params.items()},
+        "params": full.params, "macs": full.macs, "inference": {"params": inf.params, "macs": inf.macs},
+        "heads": [{"name": h.name, "node": h.node, "shape": fmt(h.shape), "train_only": h.train_only}
+                  for h in net.heads],
+        "blocks": out_blocks, "layers": layers,
+    }
+
+
+def _asset(name: str) -> str:
+    return resources.files(__package__).joinpath("html_assets", name).read_text(encoding="utf-8")
+
+
+def _vendor(name: str) -> str:
+    return resources.files(__package__).joinpath("html_assets", "vendor", name).read_text(encoding="utf-8")
+
+
+def _script(text: str) -> str:
+    # a literal "</script" would end the element early; "<\/" means the same to JavaScript
+    return text.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
+
+
+def to_html(net) -> str:
+    """The whole page as one string: data, styles, scripts and licenses inline."""
+    data = json.dumps(page_data(net), separators=(",", ":")).replace("</", "<\\/")
+    licenses = "\n\n".join(f"{n.removesuffix('.LICENSE')}:\n{_vendor(n)}" for n in LICENSES)
+    versions = _vendor("VERSIONS").strip()
+    page = _asset("page.html")
+    parts = {
+        "{{TITLE}}": f"{net.name}: incdsl",
+        "{{STYLE}}": _asset("viewer.css"),
+        "{{DATA}}": data,
+        "{{LIBS}}": "\n".join(f"<script>{_script(_vendor(n))}</script>" for n in VENDOR),
+        "{{VIEWER}}": f"<script>{_script(_asset('viewer.js'))}</script>",
+        "{{LICENSES}}": f"<!--\nBundled libraries ({versions.replace(chr(10), '; ')}):\n\n"
+                        f"{licenses.replace('--', '- -')}\n-->",
+    }
+    # one pass, so that text inside the data or the libraries is never taken for a placeholder
+    return re.sub(r"\{\{[A-Z]+\}\}", lambda m: parts.get(m.group(), m.group()), page)
+
+
+def compile_cli(net, args) -> int:
+    text = to_html(net)
+    path = args.output or f"{net.name}.html"
+    if path == "-":
+        sys.stdout.write(text)
+        return 0
+    write_atomic(path, text)
+    print(f"wrote {path} ({len(text.encode()):,} bytes)")
+    return 0

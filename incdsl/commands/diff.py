@@ -1,0 +1,34 @@
+"""`incdsl diff A B`: the layers and module calls two networks add, remove and change."""
+from __future__ import annotations
+
+import json
+
+from ..cli import parse_sets
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("diff", help="what changed between two networks: layers, module calls, totals",
+                       description="Align the layers of two specs by structure and hierarchical name and list "
+                       "the added, removed and changed layers and module calls with their params and MACs "
+                       "deltas. --set applies to both.")
+    p.add_argument("a", metavar="A", help="the first .inc file")
+    p.add_argument("b", metavar="B", help="the second .inc file")
+    p.add_argument("--set", metavar="NAME=VALUE", action="append", default=[],
+                   help="override a parameter of both networks (repeatable)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="one JSON object")
+    fmt.add_argument("--markdown", action="store_true", help="markdown tables")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from .. import diff
+    from ..network import load
+
+    sets = parse_sets(args.set)
+    na, nb = load(args.a, **sets), load(args.b, **sets)
+    if args.json:
+        print(json.dumps(diff.to_json(na, nb), indent=1))
+    else:
+        print((diff.to_markdown if args.markdown else diff.to_text)(na, nb))
+    return 0

@@ -1,0 +1,48 @@
+"""`incdsl fmt SPEC... [--check]`: rewrite specs in the canonical layout (see incdsl/fmt.py)."""
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+from ..errors import SpecError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("fmt", help="rewrite specs in the one canonical layout",
+                       description="Rewrite .inc files in the canonical layout (indentation, spacing, "
+                       "line breaks in long chains, aligned trailing comments), keeping every comment. "
+                       "A file that does not parse is refused; a file is only written when the new text "
+                       "parses back to the same program.")
+    p.add_argument("specs", nargs="+", metavar="SPEC", help=".inc files")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file would change")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..fmt import format_text
+    from ..io import atomic_path
+    from ..parse import read_source
+
+    status = 0
+    for name in args.specs:
+        try:
+            text = read_source(Path(name))
+            new = format_text(text, name)
+        except SpecError as e:
+            print(e.render(), file=sys.stderr)
+            status = 1
+            continue
+        if new == text:
+            continue
+        if args.check:
+            print(f"{name}: would reformat", file=sys.stderr)
+            status = 1
+        else:
+            mode = stat.S_IMODE(os.stat(name).st_mode)
+            with atomic_path(name) as tmp:  # the old file stays whole until the new one is complete
+                tmp.write_bytes(new.encode())
+                os.chmod(tmp, mode)  # keep the file's permissions (the temporary file has 0600)
+            print(f"{name}: reformatted", file=sys.stderr)
+    return status

@@ -1,0 +1,21 @@
+"""`incdsl lsp`: the language server over stdio (see incdsl/lsp.py); editors start it themselves."""
+from __future__ import annotations
+
+from ..errors import UsageError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("lsp", help="run the language server over stdio (for editors)",
+                       description="A Language Server Protocol server for .inc files on stdin/stdout: "
+                       "diagnostics, hover with shapes, params and MACs, go to definition, completion.")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    try:
+        from ..lsp import serve
+        import pygls  # noqa: F401
+    except ImportError as e:
+        raise UsageError(f"incdsl lsp needs pygls ({e.name} is not installed): pip install 'incdsl[lsp]'") from None
+    serve()
+    return 0

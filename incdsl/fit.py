@@ -1,0 +1,331 @@
+"""`incdsl fit`: the largest value of one parameter whose network fits a budget, exact under the
+spec's integer rounding."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+
+from .compare import Variant, _check_names, _value, build
+from .errors import SpecError, UsageError
+from .network import Spec
+from .ops import Count
+
+
+def _counts(c: Count) -> dict:
+    return {"total": c.params, "trainable": c.trainable, "non_trainable": c.non_trainable}
+
+# --- fit -----------------------------------------------------------------------------------
+
+UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def parse_budget(text: str, flag: str) -> int:
+    """'10M' -> 10_000_000 (K, M, G, T are powers of 1000; plain numbers and 1.5e6 work too)."""
+    s = text.strip().replace("_", "").replace(",", "")
+    unit = s[-1:].lower() if s[-1:].isalpha() and s[-1:].lower() in UNITS else ""
+    num = s[:-1] if unit else s
+    try:
+        value = Decimal(num.strip()) * UNITS[unit]
+    except InvalidOperation:
+        raise UsageError(f"{flag} {text}: expected a number with an optional K, M, G or T, e.g. 10M") from None
+    if not value.is_finite() or value <= 0:
+        raise UsageError(f"{flag} {text}: the budget must be a positive number")
+    return int(value.to_integral_value(ROUND_FLOOR))  # counts are integers: n <= 5.5 iff n <= 5
+
+
+METRICS = ("params", "macs", "memory", "latency")
+
+
+BYTES = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+         "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
+
+
+def _with_unit(text: str, flag: str, units: dict, example: str) -> float:
+    import re
+    m = re.fullmatch(r"\s*([0-9.eE+_-]+)\s*([A-Za-zµ]*)\s*", text)
+    unit = m.group(2).lower() if m else ""
+    if not m or unit not in units:
+        raise UsageError(f"{flag} {text}: expected a number and a unit ({', '.join(units)}), e.g. {example}")
+    try:
+        v = Decimal(m.group(1).replace("_", "")) * Decimal(str(units[unit]))
+    except InvalidOperation:
+        raise UsageError(f"{flag} {text}: expected a number and a unit, e.g. {example}") from None
+    if not v.is_finite() or v <= 0:
+        raise UsageError(f"{flag} {text}: the budget must be positive")
+    return v
+
+
+def parse_limit(metric: str, text: str):
+    """A budget's limit from the command line: counts (10M), bytes (16GiB, 16GB) or seconds (30ms)."""
+    flag = f"--{metric}"
+    if metric == "memory":
+        return int(_with_unit(text, flag, BYTES, "16GiB").to_integral_value(ROUND_FLOOR))
+    if metric == "latency":
+        return float(_with_unit(text, flag, SECONDS, "10ms"))
+    return parse_budget(text, flag)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """How a probe is measured beyond its counts: the training step's memory (bytes, at `batch`,
+    `precision`, `optimizer`; passes/memory.py) and the roofline bound of one forward pass
+    (seconds, on `device` at `batch`; roofline.py)."""
+    batch: int = 1
+    precision: str = "float32"
+    optimizer: str = "momentum"
+    device: object = None  # roofline.Device
+
+    def amounts(self, net, metrics, batch: int | None = None) -> dict:
+        b = batch or self.batch
+        out = {}
+        if "memory" in metrics:
+            from .passes.memory import training_step
+            out["memory"] = training_step(net, b, self.precision, self.optimizer).total
+        if "latency" in metrics:
+            from .roofline import DEVICES, network_bound
+            out["latency"] = network_bound(net, self.device or DEVICES["h200"], b, self.precision)
+        return out
+
+
+@dataclass(frozen=True)
+class Probe:
+    value: int | float
+    count: Count  # as the budget counts it (total or inference)
+    signature: tuple  # identifies the network: equal signatures, same network
+    train_heads: bool = False  # the network has training-only heads (total and inference differ)
+    amounts: tuple = ()  # (metric, amount) for memory (bytes) and latency (seconds)
+
+    def metric(self, what: str, trainable: bool):
+        if what == "macs":
+            return self.count.macs
+        if what in ("memory", "latency"):
+            return dict(self.amounts)[what]
+        return self.count.trainable if trainable else self.count.params
+
+
+@dataclass
+class FitResult:
+    name: str
+    best: Probe
+    short: int | float  # the shortest decimal giving the same network as `best`
+    next: Probe | None  # the smallest value giving the next network (over budget); None if --max fits
+    next_short: int | float | None  # the shortest decimal giving the same network as `next`
+    metric: str  # the first budget's metric: params, macs, memory (bytes) or latency (seconds)
+    budget: int | float
+    trainable: bool
+    inference: bool
+    probes: list[Probe]
+    violations: list[tuple[Probe, Probe]]  # pairs where a larger value measured less
+    budgets: dict = None  # every budget: metric -> limit
+
+    @property
+    def monotonic(self) -> bool:
+        return not self.violations
+
+
+BATCH = "batch"  # not a spec parameter: the images per step of the memory and latency budgets
+
+
+class _Fitter:
+    def __init__(self, spec: Spec, name: str, metric: str, budget, trainable: bool,
+                 inference: bool, sets: dict, budgets: dict | None = None, measure: Measure | None = None):
+        self.spec, self.name, self.what, self.budget = spec, name, metric, budget
+        self.trainable, self.inference, self.sets = trainable, inference, sets
+        self.budgets = budgets or {metric: budget}
+        self.measure = measure or Measure()
+        self.cache: dict = {}
+        self._base = None
+
+    def network(self, value):
+        if self.name == BATCH:  # one network, measured at each batch size
+            if self._base is None:
+                self._base = build(Variant("", self.spec, dict(self.sets)))
+            return self._base, value
+        sets = {**self.sets, **(value if isinstance(value, dict) else {self.name: value})}
+        return build(Variant(_sets_label(sets, self.sets), self.spec, sets)), None
+
+    def probe(self, value) -> Probe:
+        key = tuple(sorted(value.items())) if isinstance(value, dict) else value
+        if key not in self.cache:
+            net, batch = self.network(value)
+            sig = (batch,) if batch else (tuple(net.shapes.items()), tuple(net.counts.values()))
+            full, inf = net.total(), net.total(inference=True)
+            amounts = self.measure.amounts(net, self.budgets, batch)
+            self.cache[key] = Probe(value, inf if self.inference else full, sig, full != inf,
+                                    tuple(amounts.items()))
+        return self.cache[key]
+
+    def fits(self, value) -> bool:
+        p = self.probe(value)
+        return all(p.metric(m, self.trainable) <= limit for m, limit in self.budgets.items())
+
+
+def _sets_label(sets: dict, base: dict) -> str:
+    return ", ".join(f"{k}={_num(v)}" for k, v in sets.items() if k not in base)
+
+
+def _num(v) -> str:
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def fit(spec: Spec, name: str, metric: str, budget, *, lo=None, hi=None, sets: dict | None = None,
+        trainable: bool = False, inference: bool = False, budgets: dict | None = None,
+        measure: Measure | None = None) -> FitResult:
+    """The largest value of the numeric parameter `name` whose network fits the budget, assuming the
+    count grows with the value. Exact under the spec's rounding: for an int, bisection to adjacent
+    integers; for a float, bisection to adjacent floats, so `best` is the largest float that still
+    gives the fitting network and `next` the smallest that gives the next one. `budgets` (metric ->
+    limit) adds more budgets, all of which must hold; `name` may be "batch" for memory and latency.
+    Raises UsageError when nothing fits or the parameter is not numeric."""
+    sets = dict(sets or {})
+    budgets = dict(budgets or {metric: budget})
+    _check_names(spec, ([] if name == BATCH else [name]) + list(sets), "")
+    if name in sets:
+        raise UsageError(f"'{name}' is the parameter to vary; do not also --set it")
+    if name == BATCH and not {"memory", "latency"} & set(budgets):
+        raise UsageError("--vary batch needs a --memory or --latency budget (params and MACs do not grow with it)")
+    default = 1 if name == BATCH else spec.params[name]
+    if isinstance(default, bool) or not isinstance(default, (int, float)):
+        raise UsageError(f"fit varies a numeric parameter; '{name}' defaults to {_value(default)}")
+    kind = type(default)
+    lo, hi = (_bound(x, kind, name, flag) for x, flag in ((lo, "--min"), (hi, "--max")))
+    if lo is not None and hi is not None and lo >= hi:
+        raise UsageError(f"--min {_num(lo)} must be below --max {_num(hi)}")
+    if name == BATCH:
+        lo = max(lo or 1, 1)  # no step has fewer than one image
+        if hi is not None and hi <= lo:
+            raise UsageError(f"--max {_num(hi)} must be above 1 for batch")
+    f = _Fitter(spec, name, metric, budget, trainable, inference, sets, budgets, measure)
+    over = lambda v: f"{name}={_num(v)} " + over_text(f.probe(v), budgets, trainable)
+
+    if lo is not None and not f.fits(lo):
+        raise UsageError(f"nothing fits: {over(lo)}")
+    if hi is not None and f.fits(hi):
+        return _result(f, hi, None)
+    lo, hi = _bracket(f, lo, hi, default, kind, over)
+    # invariant: lo fits, hi does not
+    if kind is int:
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if f.fits(mid) else (lo, mid)
+    else:
+        while True:
+            mid = lo + (hi - lo) / 2
+            if mid <= lo or mid >= hi:  # lo and hi are adjacent floats
+                break
+            lo, hi = (mid, hi) if f.fits(mid) else (lo, mid)
+    return _result(f, lo, hi)
+
+
+def _bound(x, kind, name, flag):
+    if x is None:
+        return None
+    try:
+        return kind(x) if kind is float else int(str(x))
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise UsageError(f"{flag} {x}: '{name}' is {what}") from None
+
+
+def _bracket(f: _Fitter, lo, hi, default, kind, over):
+    """Find lo (fits) < hi (does not), doubling up or halving down from what is known."""
+    name = f.name
+    if lo is None and hi is None:
+        start = default if default > 0 else kind(1)
+        if f.fits(start):
+            lo = start
+        else:
+            hi = start
+    if hi is None:  # grow until the budget is exceeded
+        cur = lo
+        for _ in range(64):
+            cur = cur * 2 if cur > 0 else kind(1)
+            try:
+                if not f.fits(cur):
+                    return lo, cur
+            except SpecError as e:
+                e.hint = e.hint or "searching upwards for the budget's edge; bound it with --max"
+                raise
+            lo = cur
+        raise UsageError(f"{name}={_num(lo)} still fits: the count does not grow with '{name}' "
+                         f"enough to reach the budget; give --max")
+    if lo is None:  # shrink until it fits
+        cur = hi
+        for _ in range(64):
+            nxt = cur // 2 if kind is int else cur / 2
+            if nxt == cur or (kind is int and cur <= 0):
+                break
+            cur = nxt
+            try:
+                if f.fits(cur):
+                    return cur, hi
+            except (SpecError, UsageError) as e:
+                first = e.message if isinstance(e, SpecError) else str(e)
+                raise UsageError(f"nothing fits: {over(hi)}, and {name}={_num(cur)} does not build "
+                                 f"({first.splitlines()[0]})") from None
+            hi = cur
+        raise UsageError(f"nothing fits: {over(cur)}")
+    return lo, hi
+
+
+def shortest(f, value, rounding):
+    """The decimal with fewest digits that builds the same network as `value`: searched at or below
+    it (ROUND_FLOOR: 0.634 for 0.6343749999999999) or at or above it (ROUND_CEILING: 0.635 for
+    0.634375). `f` is a _Fitter (or anything with `probe(value).signature`)."""
+    if not isinstance(value, float):
+        return value
+    sig = f.probe(value).signature
+    d = Decimal(repr(value))
+    for digits in range(0, 18):
+        cand = float(d.quantize(Decimal(1).scaleb(-digits), rounding=rounding))
+        try:
+            if f.probe(cand).signature == sig:
+                return cand
+        except (SpecError, UsageError):  # e.g. 0 channels: not this network anyway
+            continue
+    return value
+
+
+def _result(f: _Fitter, best, nxt) -> FitResult:
+    b = f.probe(best)
+    short = shortest(f, best, ROUND_FLOOR)
+    next_short = shortest(f, nxt, ROUND_CEILING) if nxt is not None else None
+    probes = sorted(f.cache.values(), key=lambda p: p.value)
+    m = lambda p: p.metric(f.what, f.trainable)
+    violations = [(p, q) for p, q in zip(probes, probes[1:]) if m(q) < m(p)]
+    return FitResult(f.name, b, short, f.probe(nxt) if nxt is not None else None, next_short, f.what,
+                     f.budget, f.trainable, f.inference, probes, violations, f.budgets)
+
+
+def fmt_amount(metric: str, v) -> str:
+    """12,345 params; 1.50 GiB; 3.2 ms."""
+    if metric == "memory":
+        from .passes.memory import fmt_bytes
+        return fmt_bytes(v)
+    if metric == "latency":
+        from .roofline import fmt_seconds
+        return fmt_seconds(v)
+    return f"{v:,} {metric}"
+
+
+def over_text(p: Probe, budgets: dict, trainable: bool) -> str:
+    """'gives 10,004,274 params, over the budget of 10,000,000' for each budget it breaks."""
+    bad = [(m, lim) for m, lim in budgets.items() if p.metric(m, trainable) > lim]
+    return "gives " + "; ".join(f"{fmt_amount(m, p.metric(m, trainable))}, over the budget of {fmt_amount(m, lim)}"
+                                for m, lim in (bad or list(budgets.items())))
+
+
+def probe_json(pr: Probe) -> dict:
+    return {"value": pr.value, "params": _counts(pr.count), "macs": pr.count.macs, **dict(pr.amounts)}
+
+
+def fit_json(r: FitResult) -> dict:
+    p = probe_json
+    return {"name": r.name, **p(r.best), "short": r.short,
+            "next": {**p(r.next), "short": r.next_short} if r.next else None,
+            "budgets": dict(r.budgets or {r.metric: r.budget}),
+            "budget": {"metric": r.metric, "limit": r.budget,
+                       "counts": ("trainable " if r.trainable and r.metric == "params" else "")
+                       + ("inference" if r.inference else "total")},
+            "monotonic": r.monotonic, "builds": len(r.probes)}

@@ -1,0 +1,1 @@
+"""Bringing weights and models in from other tools: keras.applications, PyTorch, ONNX."""

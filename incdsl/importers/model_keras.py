@@ -1,0 +1,301 @@
+"""Read a Keras model (`.keras`, or a whole-model Keras `.h5`) into the flat imported graph.
+
+Keras is imported here, lazily, on the backend side: `incdsl import` of an ONNX file never loads
+it. The model is loaded with `keras.models.load_model` (keras.applications' own custom layer,
+Inception-ResNet-v2's CustomScaleLayer, and incdsl's custom layers are supplied), then read
+layer by layer from its functional config; weights come from the layers' variables, already in the
+interchange format's NHWC layouts.
+
+A `.keras` file that `incdsl compile --to keras` wrote carries `incdsl_spec.json` (network name,
+parameters, heads): its layer names are the IR names with '-' for '/' (weights.keras_name) and
+`-bn`, `-act`, `-pad` mark a node's parts, so the import gives every layer back its own name.
+"""
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SpecError
+from ..weights import SEP
+from .flat import Flat, Head, Node, fuse
+
+SPEC_ENTRY = "incdsl_spec.json"  # what `incdsl compile --to keras` adds to the .keras zip
+_PARTS = ("bn", "act", "pad")
+
+
+def read_spec_meta(path: Path) -> dict | None:
+    """The network name, parameters and heads a compiled .keras file carries (None elsewhere)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return json.loads(z.read(SPEC_ENTRY)) if SPEC_ENTRY in z.namelist() else None
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+
+
+def load(path: Path):
+    """The Keras model in `path`; any failure is a SpecError naming the file."""
+    with open(path, "rb") as f:  # before Keras takes its seconds to load
+        magic = f.read(8)
+    if not (magic.startswith(b"PK") or magic.startswith(b"\x89HDF")):
+        raise SpecError(f"{path}: not a Keras model (a .keras file is a zip archive, an .h5 file HDF5)",
+                        hint="incdsl import reads .keras and whole-model .h5 files (model.save), and ONNX files")
+    import keras
+
+    from ..backends.keras_layers import CUSTOM_OBJECTS
+    from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+
+    custom = dict(CUSTOM_OBJECTS, CustomScaleLayer=CustomScaleLayer)
+    try:
+        return keras.models.load_model(path, compile=False, custom_objects=custom)
+    except Exception as e:  # Keras raises many kinds for a file that is not a model
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise SpecError(f"{path}: not a Keras model Keras can load: {first}",
+                        hint="incdsl import reads .keras and whole-model .h5 files (model.save), and ONNX files") from None
+
+
+def read(path: Path) -> Flat:
+    """The flat graph of the Keras model in `path`, fused (conv + bn + act as one node)."""
+    meta = read_spec_meta(path) if path.suffix == ".keras" else None
+    model = load(path)
+    flat = from_model(model, str(path), meta)
+    fuse(flat)
+    return flat
+
+
+def from_model(model, source: str, meta: dict | None = None) -> Flat:
+    """The flat graph of a functional Keras model (not yet fused)."""
+    import keras
+
+    try:
+        config = model.get_config()
+        layers_cfg = config["layers"]
+    except (NotImplementedError, KeyError, TypeError):
+        raise SpecError(f"{source}: only functional Keras models can be imported (this is a "
+                        f"{type(model).__name__} without a layer graph)") from None
+    name = meta["network"] if meta else _identifier(model.name)
+    flat = Flat(name, source)
+    if meta:
+        flat.params = dict(meta.get("params", {}))
+    inputs = config["input_layers"]
+    if len(inputs) != 1 and not (len(inputs) == 3 and isinstance(inputs[0], str)):
+        raise SpecError(f"{source}: the model has {len(inputs)} inputs ({', '.join(i[0] for i in inputs)}); "
+                        f"incdsl networks take one image")
+    read = _Reader(flat, model, meta is not None, keras)
+    for lc in layers_cfg:
+        read.layer(lc)
+    outs = config["output_layers"]
+    outs = [outs] if outs and isinstance(outs[0], str) else outs
+    heads = (meta or {}).get("heads") or []
+    for i, (lname, _, _) in enumerate(outs):
+        node = read.alias.get(lname, lname)
+        h = heads[i] if i < len(heads) else {"name": _identifier(lname)}
+        flat.heads.append(Head(h["name"], node, bool(h.get("train_only", False)), float(h.get("loss_weight", 1.0))))
+    return flat
+
+
+def _identifier(name: str) -> str:
+    out = re.sub(r"\W", "_", name)
+    return out if out and not out[0].isdigit() else f"n_{out}"
+
+
+def to_snake_case(cls: str) -> str:
+    """Keras' automatic layer names: the class name in snake case (keras.src.utils.naming)."""
+    from keras.src.utils.naming import to_snake_case as snake
+    return snake(cls)
+
+
+class _Reader:
+    def __init__(self, flat: Flat, model, compiled: bool, keras):
+        self.flat, self.model, self.compiled, self.keras = flat, model, compiled, keras
+        self.alias: dict[str, str] = {}  # layer name -> node holding its value (pass-through layers)
+
+    def _inputs(self, lc) -> list[str]:
+        nodes = lc.get("inbound_nodes") or []
+        if len(nodes) > 1:
+            raise SpecError(f"{self.flat.source}: layer {lc['name']} ({lc['class_name']}) is used {len(nodes)} "
+                            f"times; incdsl layers are used once (shared layers cannot be imported)")
+        if not nodes:
+            return []
+        found: list[str] = []
+
+        def walk(x):
+            if isinstance(x, dict) and x.get("class_name") == "__keras_tensor__":
+                found.append(x["config"]["keras_history"][0])
+            elif isinstance(x, (list, tuple)):
+                for y in x:
+                    walk(y)
+        walk(nodes[0]["args"])
+        return [self.alias.get(n, n) for n in found]
+
+    def _names(self, lname: str) -> tuple[str | None, tuple[str, ...], str]:
+        """(want, path, what) for a layer: the IR name for a compiled model's layers."""
+        if self.compiled:
+            parts = lname.split(SEP)
+            if len(parts) > 1 and parts[-1] in _PARTS:
+                parts = parts[:-1]
+            want = "/".join(parts)
+            return want, tuple(parts), lname
+        return None, tuple(lname.split("_")), lname
+
+    def layer(self, lc: dict) -> None:
+        cls, c, lname = lc["class_name"], lc["config"], lc["name"]
+        ins = self._inputs(lc)
+        what = f"{lname} ({cls})"
+        want, path, _ = self._names(lname)
+        auto = re.fullmatch(re.escape(to_snake_case(cls)) + r"(_\d+)?", lname) is not None
+        if self.compiled:
+            auto = False
+        elif auto:
+            path = ()
+        layer = self.model.get_layer(lname)
+        shape = tuple(layer.output.shape[1:]) if cls != "InputLayer" else tuple(c["batch_shape"][1:])
+        spec = self._translate(cls, c, layer, ins, what)
+        if spec is None:  # a pass-through layer (Identity, a head's name)
+            self.alias[lname] = ins[0]
+            return
+        op, attrs, weights, extra = spec
+        if cls == "InputLayer":
+            if any(d is None for d in shape):
+                raise SpecError(f"{self.flat.source}: input '{lname}' has a dynamic size {_dims(shape)}; incdsl "
+                                f"needs a fixed height, width and channels",
+                                hint="rebuild the model with a fixed input_shape, e.g. (299, 299, 3)")
+            if len(shape) != 3:
+                raise SpecError(f"{self.flat.source}: input '{lname}' is {_dims(shape)}; incdsl networks take "
+                                f"an HxWxC image")
+            self.flat.add(Node("input", "input", dict(zip(("height", "width", "channels"), shape)), [], {},
+                               (), "input" if self.compiled else None, what))
+            self.alias[lname] = "input"
+            return
+        if extra is not None:  # CustomScaleLayer: x + r * scale as scale, then add
+            sname = f"{lname}{SEP}scale" if not self.compiled else lname + "_scale"
+            self.flat.add(Node(sname, "scale", {"factor": extra}, [ins[1]], {}, path, None, what))
+            ins = [ins[0], sname]
+        self.flat.add(Node(lname, op, attrs, ins, weights, path, want, what), shape)
+
+    def _translate(self, cls, c, layer, ins, what):
+        """(op, raw attrs, weights, scale-for-CustomScaleLayer) or None for a pass-through layer."""
+        unsupported = SpecError(f"{self.flat.source}: layer {what} has no incdsl op",
+                                hint="incdsl's ops are listed in specs/README.md; import a model built from them")
+
+        def bad(why):
+            return SpecError(f"{self.flat.source}: layer {what}: {why}")
+
+        def var(v):
+            return np.asarray(self.keras.ops.convert_to_numpy(v), np.float32)
+
+        if cls == "InputLayer":
+            return "input", {}, {}, None
+        if c.get("data_format", "channels_last") != "channels_last":
+            raise bad("channels_first layers cannot be imported (incdsl is NHWC)")
+        act = c.get("activation", "linear")
+        if act not in (None, "linear") and cls not in ("Activation", "Dense"):
+            if not isinstance(act, str):
+                raise bad(f"activation {act!r} has no incdsl equivalent")
+        if cls in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
+            if c.get("groups", 1) != 1:
+                raise bad(f"grouped convolution (groups={c['groups']}) has no incdsl op")
+            common = {"kernel": tuple(c["kernel_size"]), "stride": tuple(c["strides"]), "pad": c["padding"],
+                      "dilation": tuple(c["dilation_rate"]), "bias": c["use_bias"],
+                      "act": None if act in (None, "linear") else act}
+            if cls == "Conv2D":
+                w = {"kernel": var(layer.kernel)}
+                op, attrs = "conv", {"filters": c["filters"], **common}
+            elif cls == "DepthwiseConv2D":
+                w = {"depthwise_kernel": var(layer.kernel)}
+                op, attrs = "dwconv", {"multiplier": c["depth_multiplier"], **common}
+            else:
+                w = {"depthwise_kernel": var(layer.depthwise_kernel), "pointwise_kernel": var(layer.pointwise_kernel)}
+                op, attrs = "sepconv", {"filters": c["filters"], "multiplier": c["depth_multiplier"], **common}
+            if c["use_bias"]:
+                w["bias"] = var(layer.bias)
+            return op, attrs, w, None
+        if cls == "BatchNormalization":
+            if c["axis"] not in (-1, 3, [3], [-1]) or not c.get("center", True) or c.get("renorm"):
+                raise bad("only batch norm over channels with a beta (center=True) maps to incdsl's bn")
+            w = {"beta": var(layer.beta), "moving_mean": var(layer.moving_mean),
+                 "moving_variance": var(layer.moving_variance)}
+            if c["scale"]:
+                w["gamma"] = var(layer.gamma)
+            return "bn", {"eps": c["epsilon"], "scale": c["scale"], "momentum": c["momentum"]}, w, None
+        if cls == "Activation":
+            if not isinstance(act, str):
+                raise bad(f"activation {act!r} has no incdsl equivalent")
+            return "act", {"fn": act}, {}, None
+        if cls == "ReLU":
+            if c.get("negative_slope", 0) or c.get("threshold", 0) or c.get("max_value") not in (None, 6, 6.0):
+                raise bad("only plain relu and relu6 map to incdsl")
+            return "act", {"fn": "relu6" if c.get("max_value") else "relu"}, {}, None
+        if cls == "Softmax":
+            return "act", {"fn": "softmax"}, {}, None
+        if cls == "Dense":
+            w = {"kernel": var(layer.kernel)}
+            if c["use_bias"]:
+                w["bias"] = var(layer.bias)
+            return "dense", {"units": c["units"], "bias": c["use_bias"],
+                             "act": None if act in (None, "linear") else act}, w, None
+        if cls in ("MaxPooling2D", "AveragePooling2D"):
+            return ("maxpool" if cls.startswith("Max") else "avgpool",
+                    {"kernel": tuple(c["pool_size"]), "stride": tuple(c["strides"] or c["pool_size"]),
+                     "pad": c["padding"]}, {}, None)
+        if cls in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
+            if c.get("keepdims"):
+                raise bad("keepdims=True has no incdsl op (gap gives a flat vector)")
+            return ("gap" if "Average" in cls else "gmp"), {}, {}, None
+        if cls == "Flatten":
+            return "flatten", {}, {}, None
+        if cls == "Dropout":
+            return "dropout", {"rate": c["rate"]}, {}, None
+        if cls in ("Concatenate", "Add"):
+            if cls == "Concatenate" and c["axis"] not in (-1, 3):
+                raise bad(f"concatenation along axis {c['axis']}; incdsl concatenates channels")
+            if len(ins) == 1:
+                return None
+            return cls.lower().replace("concatenate", "concat"), {}, {}, None
+        if cls == "ZeroPadding2D":
+            (t, b), (l, r) = c["padding"]
+            return "zeropad", {"pad": (t, b, l, r)}, {}, None
+        if cls == "Rescaling":
+            if c.get("offset", 0) != 0 or not isinstance(c["scale"], (int, float)):
+                raise bad("rescaling with an offset or per-channel scale has no incdsl op")
+            return "scale", {"factor": float(c["scale"])}, {}, None
+        if cls == "Identity":
+            return None
+        if cls == "CustomScaleLayer":  # keras.applications Inception-ResNet-v2: x + r * scale
+            return "add", {}, {}, float(c["scale"])
+        if cls == "LRN":
+            return "lrn", {k: c[k] for k in ("size", "alpha", "beta", "bias")}, {}, None
+        if cls == "AdaptiveAvgPool2D":
+            return "adaptive_avgpool", {"size": tuple(c["output_size"])}, {}, None
+        if cls in ("MaxPool2D", "AvgPool2D"):  # incdsl's own: explicit padding (and PyTorch's divisor)
+            t, b, l, r = c["padding"]
+            eb, er = c.get("extra", (0, 0))
+            attrs = {"kernel": tuple(c["pool_size"]), "stride": tuple(c["strides"]), "pad": (t, b + eb, l, r + er)}
+            if cls == "MaxPool2D":
+                attrs = _ceil_mode(attrs, tuple(layer.input.shape[1:3]), tuple(layer.output.shape[1:3]))
+            if cls == "AvgPool2D":
+                if eb or er:
+                    raise bad("ceil-mode average pooling cannot be imported yet")
+                attrs["count_pad"] = c["count_pad"]
+            return ("maxpool" if cls == "MaxPool2D" else "avgpool"), attrs, {}, None
+        raise unsupported
+
+
+def _ceil_mode(attrs: dict, size: tuple, out: tuple) -> dict:
+    """incdsl's Keras backend writes a ceil-mode max pool as extra bottom/right padding
+    (backends/keras.py `_pool`): read it back as `ceil=true` where that is what it was."""
+    (kh, kw), (sh, sw) = attrs["kernel"], attrs["stride"]
+    t, b, l, r = attrs["pad"]
+    (h, w), (oh, ow) = size, out
+    eb, er = max((oh - 1) * sh + kh - (h + 2 * t), 0), max((ow - 1) * sw + kw - (w + 2 * l), 0)
+    if (eb or er) and b - eb == t and r - er == l:
+        pad = (t, t, l, l) if (t or l) else "valid"
+        return {**attrs, "pad": pad, "ceil": True}
+    return attrs
+
+
+def _dims(shape) -> str:
+    return "x".join("?" if d is None else str(d) for d in shape)

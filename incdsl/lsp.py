@@ -1,0 +1,305 @@
+"""`incdsl lsp`: a language server for .inc files (pygls, over stdio).
+
+- diagnostics as the buffer changes: the errors `incdsl check` gives, with the same spans; notes
+  become related information;
+- hover on a layer or a module call: output shape (NHWC), params, MACs; a layer inside a module
+  body shows each call's instance;
+- go to definition of a module call and of a `use` path;
+- completion of ops, activations, module names, keywords, and argument names inside a call's
+  parentheses, with the op table's docs.
+
+`analyze` does the work on a buffer's text and never raises: anything unexpected becomes a
+diagnostic, so a broken file can never stop the server.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from .errors import Span, SpecError, UsageError
+
+KEYWORDS = ("network", "module", "use", "defaults", "input", "output", "train_output", "let", "if", "elif",
+            "else", "repeat", "as", "concat", "add", "variant", "and", "or", "not", "true", "false")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One diagnostic: a message at a span (None: the top of the file), with related notes."""
+    message: str
+    span: Span | None
+    notes: tuple[tuple[str, Span | None], ...] = ()
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class Site:
+    """Something to show on hover at a span: a layer instance or a module call."""
+    span: Span
+    text: str
+
+
+@dataclass
+class Analysis:
+    path: str
+    problems: list[Problem] = field(default_factory=list)
+    program: object | None = None  # parse.Program when the file parsed
+    sites: list[Site] = field(default_factory=list)
+
+
+def analyze(text: str, path: str) -> Analysis:
+    """Parse, elaborate and check the buffer `text` of the file at `path` (its `use`s are read from
+    disk); every network in it is built with its default parameters."""
+    from .elaborate import elaborate
+    from .network import Network
+    from .parse import load_program_text
+
+    out = Analysis(path)
+    try:
+        out.program = prog = load_program_text(text, path)
+        for definition in prog.networks:
+            net = Network(elaborate(prog, definition.name, {}), path)
+            out.sites += _sites(net)
+            out.problems += [Problem(f"'{n}' reaches no output and is left out", definition.span, warning=True)
+                             for n in net.graph.unused]
+    except SpecError as e:
+        out.problems.append(Problem(e.message + (f" ({e.label})" if e.label else "") + (f"\nhint: {e.hint}" if e.hint else ""),
+                                    e.span, tuple((n.message, n.span) for n in e.notes)))
+    except UsageError as e:
+        out.problems.append(Problem(str(e), None))
+    except RecursionError:
+        out.problems.append(Problem("nested too deeply to check", None))
+    except Exception as e:  # a bug in incdsl: say so in the editor rather than stop the server
+        out.problems.append(Problem(f"internal error in incdsl: {type(e).__name__}: {e}", None))
+    return out
+
+
+def _sites(net) -> list[Site]:
+    from .passes.shapes import fmt
+    from .report import describe
+
+    sites = []
+    for name, layer in net.layers.items():
+        if layer.span is not None:
+            c = net.counts[name]
+            sites.append(Site(layer.span, f"`{name}` {describe(layer)}: output {fmt(net.shapes[name])}, "
+                                          f"{c.params:,} params, {c.macs:,} MACs"))
+    groups = net.group_counts()
+    for b in net.graph.blocks:
+        c = groups.get(b.name)
+        sites.append(Site(b.span, f"`{b.name}` = {b.module}(...): output {fmt(net.shapes[b.output])}, "
+                                  f"{c.params:,} params, {c.macs:,} MACs"))
+    return sites
+
+
+def same_file(span_file: str, path: str) -> bool:
+    return Path(span_file).resolve() == Path(path).resolve()
+
+
+def hover_text(a: Analysis, line: int, col: int) -> str | None:
+    """Markdown for the 1-based (line, col), from the innermost span holding it."""
+    mine = [s for s in a.sites if same_file(s.span.file, a.path)]
+    here = [s for s in mine if _contains(s.span, line, col)]
+    if not here:  # the name in `mixed9 = v3_e(...)`: what the line's first call gives
+        later = [s for s in mine if s.span.line == line and s.span.col > col]
+        first = min((s.span.col for s in later), default=None)
+        here = [s for s in later if s.span.col == first]
+    if not here:
+        return None
+    best = min(here, key=lambda s: (s.span.end_line - s.span.line, s.span.end_col - s.span.col if
+                                    s.span.end_line == s.span.line else 0))
+    texts = list(dict.fromkeys(s.text for s in here if s.span == best.span))
+    shown = texts[:8] + ([f"... and {len(texts) - 8} more"] if len(texts) > 8 else [])
+    head = f"{len(texts)} instances:\n\n" if len(texts) > 1 else ""
+    return head + "\n\n".join(shown)
+
+
+def _contains(span: Span, line: int, col: int) -> bool:
+    return (span.line, span.col) <= (line, col) <= (span.end_line, span.end_col)
+
+
+def word_at(text: str, line: int, col: int) -> tuple[str, str] | None:
+    """('name', word) or ('string', contents) at the 1-based (line, col)."""
+    lines = text.split("\n")
+    if not 0 < line <= len(lines):
+        return None
+    src = lines[line - 1]
+    for m in re.finditer(r'"[^"\n]*"|[A-Za-z_][A-Za-z0-9_]*', src):
+        if m.start() < col <= m.end() + 1:
+            w = m.group()
+            return ("string", w[1:-1]) if w.startswith('"') else ("name", w)
+    return None
+
+
+def definition(a: Analysis, text: str, line: int, col: int) -> tuple[str, Span | None] | None:
+    """(file, span) of what the word at (line, col) names: a module's definition or a `use`d file."""
+    hit = word_at(text, line, col)
+    if hit is None:
+        return None
+    kind, word = hit
+    lines = text.split("\n")
+    if kind == "string" and re.match(r"\s*use\b", lines[line - 1]):
+        target = Path(a.path).parent / word
+        return (str(target), None) if target.is_file() else None
+    if kind == "name" and a.program is not None and word in a.program.modules:
+        d, _ = a.program.modules[word]
+        return d.span.file, d.span
+    return None
+
+
+def completions(a: Analysis | None, text: str, line: int, col: int) -> list[tuple[str, str, str, str]]:
+    """(label, kind, detail, documentation) items for the 1-based (line, col): argument names inside
+    a call's parentheses, else ops, activations, modules and keywords."""
+    from .ops import ACTIVATIONS, OPS
+
+    lines = text.split("\n")
+    before = lines[line - 1][:col - 1] if 0 < line <= len(lines) else ""
+    modules = a.program.modules if a is not None and a.program is not None else {}
+    call = _open_call(before)
+    if call is not None:
+        if call in OPS:
+            return [(f"{arg.name}=", "argument", f"{call} argument ({arg.kind})", arg.doc) for arg in OPS[call].args]
+        if call in modules:
+            d, _ = modules[call]
+            return [(f"{p.name}=", "argument", f"{call} parameter", "") for p in d.params]
+    items = [(name, "op", f"op {name}({', '.join(x.name for x in op.args)})", op.doc) for name, op in OPS.items()]
+    items += [(name, "op", "activation", f"the {name} activation as a layer") for name in ACTIVATIONS]
+    items += [(name, "module", f"module {name}({', '.join(p.name for p in d.params)})", f"defined in {f}")
+              for name, (d, f) in modules.items()]
+    items += [(k, "keyword", "keyword", "") for k in KEYWORDS]
+    return items
+
+
+def _open_call(before: str) -> str | None:
+    """The name of the call whose '(' is still open at the end of `before`, if any."""
+    depth = 0
+    for i in range(len(before) - 1, -1, -1):
+        ch = before[i]
+        if ch == ")":
+            depth += 1
+        elif ch == "(":
+            if depth == 0:
+                m = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*$", before[:i])
+                return m.group(1) if m else None
+            depth -= 1
+    return None
+
+
+# --- the server -------------------------------------------------------------------------------
+
+def path_of(uri: str) -> str:
+    u = urlparse(uri)
+    return unquote(u.path) if u.scheme == "file" else uri
+
+
+def build_server():
+    """The pygls LanguageServer with incdsl's features (imported here: pygls is the lsp extra)."""
+    from lsprotocol import types as t
+    from pygls.lsp.server import LanguageServer
+
+    from . import __version__
+
+    server = LanguageServer("incdsl", __version__)
+    state: dict[str, Analysis] = {}
+
+    def rng(span: Span | None):
+        if span is None:
+            return t.Range(t.Position(0, 0), t.Position(0, 0))
+        end = (span.end_line - 1, span.end_col - 1) if (span.end_line, span.end_col) > (span.line, span.col) \
+            else (span.line - 1, span.col)
+        return t.Range(t.Position(span.line - 1, max(span.col - 1, 0)), t.Position(end[0], max(end[1], 0)))
+
+    def location(span: Span):
+        return t.Location(Path(span.file).resolve().as_uri(), rng(span))
+
+    def publish(uri: str) -> None:
+        doc = server.workspace.get_text_document(uri)
+        a = state[uri] = analyze(doc.source, path_of(uri))
+        diags = []
+        for p in a.problems:
+            inside = p.span is not None and same_file(p.span.file, a.path)
+            where = rng(p.span) if inside else rng(None)
+            related = [t.DiagnosticRelatedInformation(location(s), m) for m, s in p.notes if s is not None]
+            msg = p.message
+            if p.span is not None and not inside:  # an error in a `use`d file: say where
+                msg = f"{p.span}: {msg}"
+                related.insert(0, t.DiagnosticRelatedInformation(location(p.span), p.message.split("\n")[0]))
+            msg += "".join(f"\nnote: {m}" for m, s in p.notes if s is None)
+            diags.append(t.Diagnostic(where, msg, severity=t.DiagnosticSeverity.Warning if p.warning
+                                      else t.DiagnosticSeverity.Error, source="incdsl",
+                                      related_information=related or None))
+        server.text_document_publish_diagnostics(t.PublishDiagnosticsParams(uri=uri, diagnostics=diags))
+
+    def guarded(fn):
+        def run(ls, params):
+            try:
+                return fn(params)
+            except Exception as e:  # never let one request stop the server
+                ls.window_log_message(t.LogMessageParams(t.MessageType.Error, f"incdsl: {type(e).__name__}: {e}"))
+                return None
+        run.__name__ = fn.__name__
+        return run
+
+    @server.feature(t.TEXT_DOCUMENT_DID_OPEN)
+    @guarded
+    def did_open(params):
+        publish(params.text_document.uri)
+
+    @server.feature(t.TEXT_DOCUMENT_DID_CHANGE)
+    @guarded
+    def did_change(params):
+        publish(params.text_document.uri)
+
+    @server.feature(t.TEXT_DOCUMENT_DID_SAVE)
+    @guarded
+    def did_save(params):
+        publish(params.text_document.uri)
+
+    @server.feature(t.TEXT_DOCUMENT_DID_CLOSE)
+    @guarded
+    def did_close(params):
+        state.pop(params.text_document.uri, None)
+        server.text_document_publish_diagnostics(t.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
+
+    def current(uri: str) -> tuple[Analysis, str]:
+        text = server.workspace.get_text_document(uri).source
+        if uri not in state:
+            state[uri] = analyze(text, path_of(uri))
+        return state[uri], text
+
+    @server.feature(t.TEXT_DOCUMENT_HOVER)
+    @guarded
+    def hover(params):
+        a, _ = current(params.text_document.uri)
+        md = hover_text(a, params.position.line + 1, params.position.character + 1)
+        return t.Hover(t.MarkupContent(t.MarkupKind.Markdown, md)) if md else None
+
+    @server.feature(t.TEXT_DOCUMENT_DEFINITION)
+    @guarded
+    def goto(params):
+        a, text = current(params.text_document.uri)
+        hit = definition(a, text, params.position.line + 1, params.position.character + 1)
+        if hit is None:
+            return None
+        file, span = hit
+        return t.Location(Path(file).resolve().as_uri(), rng(span) if span else rng(None))
+
+    kinds = {"op": t.CompletionItemKind.Function, "module": t.CompletionItemKind.Module,
+             "keyword": t.CompletionItemKind.Keyword, "argument": t.CompletionItemKind.Property}
+
+    @server.feature(t.TEXT_DOCUMENT_COMPLETION, t.CompletionOptions(trigger_characters=["(", ",", " "]))
+    @guarded
+    def complete(params):
+        a, text = current(params.text_document.uri)
+        items = completions(a, text, params.position.line + 1, params.position.character + 1)
+        return t.CompletionList(is_incomplete=False, items=[
+            t.CompletionItem(label, kind=kinds[kind], detail=detail, documentation=doc or None)
+            for label, kind, detail, doc in items])
+
+    return server
+
+
+def serve() -> None:
+    """Run the server on stdin/stdout until the client exits."""
+    build_server().start_io()

@@ -1,0 +1,37 @@
+"""What each compile target does with a layer it cannot take as it is: said by `incdsl check`, so
+that nothing surprises at compile time. Front end only (no Keras or onnx imported here)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import Span
+
+
+@dataclass(frozen=True)
+class TargetNote:
+    layer: str
+    span: Span | None
+    message: str
+
+
+def strided_dilation(attrs: dict) -> bool:
+    """stride > 1 together with dilation > 1: Keras' Conv2D, DepthwiseConv2D and SeparableConv2D
+    refuse it on every Keras backend ("strides > 1 not supported in conjunction with
+    dilation_rate > 1"); ONNX's Conv and PyTorch's Conv2d take it."""
+    return attrs.get("stride", (1, 1)) != (1, 1) and attrs.get("dilation", (1, 1)) != (1, 1)
+
+
+def target_notes(net) -> list[TargetNote]:
+    """One note per layer that some target builds differently from the spec's one layer."""
+    notes = []
+    for name, layer in net.layers.items():
+        if layer.op in ("conv", "dwconv", "sepconv") and strided_dilation(layer.attrs):
+            (sh, sw), (dh, dw) = layer.attrs["stride"], layer.attrs["dilation"]
+            s = f"{sh}" if sh == sw else f"{sh}x{sw}"
+            d = f"{dh}" if dh == dw else f"{dh}x{dw}"
+            notes.append(TargetNote(name, layer.span,
+                f"{layer.op} '{name}' has stride {s} with dilation {d}, which Keras' layers refuse: "
+                f"--to keras and --to onnx --via tf2onnx compute it at stride 1 and keep one row in {sh} "
+                f"and one column in {sw} ({sh * sw}x this layer's MACs, the same outputs); --to onnx "
+                f"(direct) builds it as it is"))
+    return notes

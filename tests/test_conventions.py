@@ -1,0 +1,82 @@
+"""`summary --convention NAME` against the tools themselves: fvcore, ptflops, thop and torchvision's
+`_ops` metadata, each run on torchvision's googlenet and inception_v3 (weights=None, eval mode, one
+image), compared with our count of the matching spec. The tools are test-only (`incdsl[refs]`)."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import incdsl
+from incdsl.cli import main
+from incdsl.conventions import COUNTS, totals
+
+from conftest import SPECS
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+NETS = {"googlenet": ("googlenet_tv.inc", 224, "GoogLeNet_Weights"),
+        "inception_v3": ("inception_v3_tv.inc", 299, "Inception_V3_Weights")}
+
+
+def _tools(name: str) -> dict:
+    import fvcore.nn
+    import ptflops
+    import thop
+    import torch
+    import torchvision
+
+    spec, size, weights = NETS[name]
+    model = getattr(torchvision.models, name)(weights=None, aux_logits=False, init_weights=False).eval()
+    x = torch.zeros(1, 3, size, size)
+    fa = fvcore.nn.FlopCountAnalysis(model, x)
+    fa.unsupported_ops_warnings(False)
+    fa.uncalled_modules_warnings(False)
+    with contextlib.redirect_stdout(io.StringIO()):
+        pt, _ = ptflops.get_model_complexity_info(model, (3, size, size), as_strings=False,
+                                                  print_per_layer_stat=False, backend="pytorch")
+        th, _ = thop.profile(model, inputs=(x,), verbose=False)
+    return {"fvcore": fa.total(), "ptflops": pt, "thop": int(th),
+            "torchvision": getattr(torchvision.models, weights).IMAGENET1K_V1.meta["_ops"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_conventions_reproduce_the_tools(name, capsys):
+    ref = _tools(name)
+    spec = SPECS / NETS[name][0]
+    net = incdsl.load(spec, aux=False)
+    assert totals(net, "fvcore")["inference"] == ref["fvcore"]
+    assert totals(net, "thop")["inference"] == ref["thop"]
+    assert totals(net, "torchvision")["printed"] == ref["torchvision"]
+    ours = totals(net, "ptflops")["inference"]
+    if name == "googlenet":
+        assert ours == ref["ptflops"]
+    else:  # torchvision pools inside Inception v3's Mixed blocks with functionals, which ptflops counts once
+        inner = sum(net.shapes[l.inputs[0]][0] * net.shapes[l.inputs[0]][1] * net.shapes[l.inputs[0]][2]
+                    for n, l in net.layers.items() if l.op in ("maxpool", "avgpool") and n.startswith("Mixed_"))
+        assert ours - ref["ptflops"] == inner > 0
+    # the command prints the same figure (with aux heads on by default: --set aux=false matches)
+    for conv in ("fvcore", "thop"):
+        assert main(["summary", str(spec), "--set", "aux=false", "--convention", conv, "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert data["convention"]["name"] == conv and data["convention"]["inference"] == ref[conv]
+    assert main(["summary", str(spec), "--set", "aux=false", "--convention", "fvcore"]) == 0
+    assert f"fvcore: {ref['fvcore']:,}" in capsys.readouterr().out
+
+
+def test_readme_table_says_what_each_convention_counts():
+    text = README.read_text()
+    rows = {m.group(1): [c.strip() for c in m.group(2).split("|")]
+            for m in re.finditer(r"^\| `(\w+)` \|(.*)\|$", text, re.M) if m.group(1) in COUNTS}
+    assert set(rows) == set(COUNTS)
+    for name, cells in rows.items():
+        assert tuple(cells[:7]) == COUNTS[name], name
+
+
+def test_unknown_convention_is_usage_error(capsys):
+    assert main(["summary", str(SPECS / "googlenet.inc"), "--convention", "flopz"]) == 2
+    assert "unknown convention 'flopz'" in capsys.readouterr().err
