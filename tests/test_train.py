@@ -478,7 +478,11 @@ def test_bench_train_runs_tiny(capsys):
     assert "keras.applications.InceptionV3" in out
     ours = next(line for line in out.splitlines() if line.startswith("incdsl inception_v3"))
     theirs = next(line for line in out.splitlines() if line.startswith("keras InceptionV3"))
-    # Same architecture, so the same parameter count; both trained (finite, positive speeds).
+    # Same architecture, so the same parameter count; both trained on both paths (positive speeds:
+    # ceiling, path, path / ceiling), and the ratio lines are there.
     assert ours.split()[2] == theirs.split()[2]
-    assert float(ours.split()[-1]) > 0 and float(theirs.split()[-1]) > 0
-    assert float(out.splitlines()[-1].split()[-1]) > 0
+    for line in (ours, theirs):
+        ceiling, path, share = map(float, line.split()[-3:])
+        # the rates are printed to 0.1, the share to 0.001
+        assert ceiling > 0 and path > 0 and abs(share * ceiling - path) <= 0.05 * (1 + share) + 1e-9
+    assert "ratio (incdsl / keras), ceiling" in out and float(out.splitlines()[-1].split()[-1]) > 0

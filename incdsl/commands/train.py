@@ -46,9 +46,10 @@ def add_parser(sub) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="float32")
     p.add_argument("--jit", action="store_true", help="compile the training step with XLA (default: Keras decides; XLA on GPUs, always on JAX)")
     p.add_argument("--strategy", choices=STRATEGIES, default="default",
-                   help="tf.distribute: mirrored (all local GPUs; on JAX keras.distribution.DataParallel), "
-                   "multiworker (MultiWorkerMirroredStrategy, the cluster from TF_CONFIG; every worker runs the same "
-                   "command, the chief writes the outputs)")
+                   help="mirrored: every local device (TensorFlow: tf.distribute.MirroredStrategy; JAX: "
+                   "keras.distribution.DataParallel); multiworker (TensorFlow only: MultiWorkerMirroredStrategy, the "
+                   "cluster from TF_CONFIG; every worker runs the same command, the chief writes the outputs); "
+                   "PyTorch: default only")
     p.add_argument("--val-split", type=float, metavar="X",
                    help="fraction of the images held out for validation (default 0.1; none for synthetic data)")
     p.add_argument("--preprocess", choices=PREPROCESS, default="inception",
@@ -56,6 +57,10 @@ def add_parser(sub) -> None:
                    "imagenet (torchvision's mean/std), none")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no random flips")
     p.add_argument("--steps-per-epoch", type=int, metavar="N", help="batches per epoch (synthetic data: default 10)")
+    p.add_argument("--workers", type=int, metavar="N", help="threads that decode an image folder with Pillow on "
+                   "the JAX and PyTorch backends (default: every core, at most 16; TensorFlow: tf.data decides)")
+    p.add_argument("--steps-per-execution", type=int, metavar="N", help="training steps per call into the backend "
+                   "(default: up to 8, a divisor of the steps per epoch; 1 on PyTorch and under tf.distribute)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last finished epoch")
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
@@ -75,6 +80,7 @@ def run(args) -> int:
         optimizer=args.optimizer, lr=args.lr, label_smoothing=args.label_smoothing, aux_weight=args.aux_weight,
         precision=args.precision, jit=args.jit, strategy=args.strategy, val_split=args.val_split,
         preprocess=args.preprocess, augment=args.augment, steps_per_epoch=args.steps_per_epoch, seed=args.seed,
+        workers=args.workers, steps_per_execution=args.steps_per_execution,
         resume=args.resume, verbose=_verbosity(args.verbose), tensorboard=args.tensorboard,
         weight_decay=args.weight_decay, bn_recalibrate=args.bn_recalibrate, weights=args.weights,
         freeze=args.freeze, unfreeze_after=args.unfreeze_after, unfreeze_lr=args.unfreeze_lr)

@@ -8,7 +8,8 @@ surface before Keras takes its seconds to load. The Keras work is in the modules
 - config: Recipe, TrainConfig, RunPaths, HeadLoss, TrainResult, Cluster (TF_CONFIG), check_config
 - heads: head losses, the main head, the activation a head ends in
 - folders: an image folder scanned into classes and files; predict's file checks
-- data: synthetic images and image-folder datasets            (Keras, tf.data)
+- images: an image folder's split, per-epoch order and flips (FolderPlan), Pillow reading  (numpy, Pillow)
+- data: uint8 input: synthetic batches, the folder as a PyDataset (Pillow threads) or tf.data  (Keras)
 - model: preprocessing inside the model, losses, optimizer   (Keras)
 - placement: distribution strategies                          (Keras, tf.distribute)
 - callbacks (incl. StopOnNonFinite), saving, loop (the fit loop), predict   (Keras)

@@ -20,23 +20,28 @@ class StepAndRate(keras.callbacks.Callback):
 
 
 class Throughput(keras.callbacks.Callback):
-    """Training images per second, from the end of step `skip` (the first step compiles) to the end of
-    the last one, leaving out validation. Reading a step's loss waits for asynchronous backends (JAX)."""
+    """Training images per second, from the end of call `skip` (the first call compiles) to the end of
+    the last one (a call runs the model's steps_per_execution steps), leaving out validation. Reading a step's loss waits for asynchronous backends (JAX)."""
 
     def __init__(self, batch_size: int, skip: int = 1):
         super().__init__()
         self.batch_size, self.skip = batch_size, skip
-        self.seen, self.steps, self.paused, self._pending = 0, 0, 0.0, 0.0
+        self.seen, self.steps, self.paused, self._pending, self._done_in_epoch = 0, 0, 0.0, 0.0, 0
         self.start = self.end = self._test_start = None
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._done_in_epoch = 0
+
     def on_train_batch_end(self, batch, logs=None):
+        # `batch` is the last step of the call: with several steps per execution, one call per N steps.
         _wait(logs)
         now = time.perf_counter()
+        ran, self._done_in_epoch = batch + 1 - self._done_in_epoch, batch + 1
         self.seen += 1
         if self.seen == self.skip:
             self.start = now
         elif self.seen > self.skip:
-            self.steps += 1
+            self.steps += ran
             self.end = now
             self.paused += self._pending  # validation between two timed steps
         self._pending = 0.0

@@ -62,6 +62,8 @@ class TrainConfig:
     preprocess: str = "inception"
     augment: bool = True  # random horizontal flips of folder images
     steps_per_epoch: int | None = None  # synthetic data: batches per epoch (default 10)
+    workers: int | None = None  # Pillow reader threads (JAX, PyTorch); None: every core, at most 16
+    steps_per_execution: int | None = None  # None: up to 8 where the backend allows (data.steps_per_execution)
     seed: int = 0
     resume: bool = False
     verbose: str | int = "auto"  # Keras' fit(verbose=...)
@@ -214,6 +216,15 @@ def check_config(c: TrainConfig) -> None:
         raise UsageError(f"--bn-recalibrate must be a number of batches (1 or more) or 'off', got {c.bn_recalibrate}")
     if c.steps_per_epoch is not None and c.steps_per_epoch < 1:
         raise UsageError("--steps-per-epoch must be at least 1")
+    if c.steps_per_execution is not None and c.steps_per_execution < 1:
+        raise UsageError("--steps-per-execution must be at least 1")
+    if c.workers is not None:
+        cores = os.cpu_count() or 1
+        if c.workers < 1:
+            raise UsageError("--workers must be at least 1")
+        if c.workers > cores:
+            raise UsageError(f"--workers {c.workers} is more than the {cores} core{'s' * (cores != 1)} of this machine: "
+                             f"the reader threads would only wait for each other (use --workers {cores} or fewer)")
     if c.strategy == "multiworker":
         read_tf_config(os.environ.get("TF_CONFIG"))
     if Path(c.output).suffix != ".keras":

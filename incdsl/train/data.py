@@ -1,105 +1,202 @@
-"""The training data: synthetic images (any Keras backend) and image folders (tf.data)."""
+"""The input pipeline of `incdsl train`: batches of uint8 pixels that keep the device busy.
+
+Pixels travel as uint8 (4x fewer bytes than float32) and become floats on the device, inside the
+model's own preprocessing layer. Nothing copies a whole batch on the host per step. The backends'
+machinery overlaps loading, transfer and compute:
+- image folders on TensorFlow: tf.data (tf.io decoding in a parallel map, prefetch);
+- image folders on JAX and PyTorch: Keras' PyDataset with worker threads running Pillow (it releases
+  the GIL while it decodes and resizes, so threads scale with cores without forking a process that
+  JAX's threads run in), then Keras' JAX trainer puts the next batch on the device while the current
+  step runs (JAXEpochIterator._one_batch_ahead_iterator; on GPUs) or lays it out over the devices
+  under keras.distribution;
+- synthetic data: a few uint8 batches made once and served as they are.
+Both folder readers follow one `incdsl.train.images.FolderPlan`: same split, order and flips.
+"""
 from __future__ import annotations
 
 import importlib.util
 import sys
 
-import numpy as np
 import keras
+import numpy as np
 
-from ..errors import SpecError, UsageError
-from .config import TrainConfig
+from ..errors import SpecError
+from .images import FolderPlan, read_batch
 
 
 def has_tensorflow() -> bool:
     return importlib.util.find_spec("tensorflow") is not None
 
 
+def _labels(y, heads: list[str] | None):
+    return y if heads is None else {h: y for h in heads}
+
+
 class SyntheticImages(keras.utils.PyDataset):
-    """Random images (pixel values 0-255) and labels, as (image batch, labels per head).
+    """Random uint8 images (pixel values 0-255) and int32 labels, as (image batch, labels per head).
 
     A few batches are made once and served in turn: the point is to exercise the model, not the
-    random number generator. Works on every Keras backend (no tf.data)."""
+    random number generator. `copy=True` hands out fresh copies (needed under TF's
+    MultiWorkerMirroredStrategy, whose input pipeline writes into the arrays it is handed: seen with
+    TF 2.21, half of a pooled batch overwritten after one epoch); otherwise no per-step copy."""
 
     def __init__(self, batches: int, batch_size: int, shape, classes: int, heads: list[str] | None,
-                 seed: int = 0, pool: int = 4):
+                 seed: int = 0, pool: int = 4, copy: bool = False):
         super().__init__()
         rng = np.random.default_rng(seed)
-        self.batches = batches
+        self.batches, self.copy = batches, copy
         self.pool = []
         for _ in range(min(pool, batches)):
-            x = rng.uniform(0, 255, size=(batch_size, *shape)).astype("float32")
+            x = rng.integers(0, 256, size=(batch_size, *shape), dtype=np.uint8)
             y = rng.integers(0, classes, size=(batch_size,)).astype("int32")
-            self.pool.append((x, y if heads is None else {h: y for h in heads}))
+            self.pool.append((x, _labels(y, heads)))
 
     def __len__(self) -> int:
         return self.batches
 
     def __getitem__(self, i):
-        # Fresh copies: under MultiWorkerMirroredStrategy (TF 2.21) the input pipeline writes into the
-        # arrays it is handed (seen: after one epoch, half of a pooled batch was overwritten, so the
-        # second epoch trained on other pixels). One process leaves them alone.
         x, y = self.pool[i % len(self.pool)]
+        if not self.copy:
+            return x, y
         return x.copy(), (y.copy() if not isinstance(y, dict) else {h: v.copy() for h, v in y.items()})
 
 
-def _color_mode(channels: int) -> str:
-    modes = {1: "grayscale", 3: "rgb", 4: "rgba"}
-    if channels not in modes:
-        raise SpecError(f"the network's input has {channels} channels; image folders give 1, 3 or 4")
-    return modes[channels]
+class FolderBatches(keras.utils.PyDataset):
+    """The training images of a FolderPlan as an endless stream of uint8 batches (item k is the plan's
+    batch first_batch + k), decoded by Pillow in `workers` threads. Endless so
+    that Keras keeps one iterator across epochs (fit is called with steps_per_epoch=plan.steps) and
+    the batch index alone says which epoch it belongs to, whatever the workers prefetch."""
+
+    def __init__(self, plan: FolderPlan, shape, heads: list[str] | None, first_batch: int = 0, workers: int = 1):
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(4, 2 * workers))
+        self.plan, self.shape, self.heads, self.first_batch = plan, tuple(shape), heads, first_batch
+
+    @property
+    def num_batches(self):
+        return None
+
+    def __getitem__(self, k):
+        indices, flips = self.plan.train_batch(self.first_batch + k)
+        return read_batch(self.plan, indices, flips, self.shape), _labels(self.plan.labels[indices], self.heads)
 
 
-def folder_datasets(folder: str, classes: list[str], counts: list[int], input_shape, heads: list[str] | None,
-                    config: TrainConfig, val_split: float, replicas: int = 1):
-    """tf.data pipelines from an image folder: resized to the input, shuffled, flipped at random,
-    prefetched. Labels are repeated for every head."""
-    if not has_tensorflow():
-        raise UsageError("training on an image folder reads it with tf.data, which needs TensorFlow "
-                         "(pip install tensorflow-cpu); use --data synthetic without it")
+class FolderValBatches(keras.utils.PyDataset):
+    """The validation images of a FolderPlan, in its fixed order, unflipped."""
+
+    def __init__(self, plan: FolderPlan, shape, heads: list[str] | None, batch_size: int, drop_remainder: bool,
+                 workers: int = 1):
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(4, 2 * workers))
+        self.plan, self.shape, self.heads = plan, tuple(shape), heads
+        self.batches = plan.val_batches(batch_size, drop_remainder)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i):
+        idx = self.batches[i]
+        return read_batch(self.plan, idx, None, self.shape), _labels(self.plan.labels[idx], self.heads)
+
+
+def tf_folder_datasets(plan: FolderPlan, shape, heads: list[str] | None, first_batch: int, val_batch: int,
+                       drop_remainder: bool):
+    """The same stream and validation set as FolderBatches / FolderValBatches, as tf.data pipelines:
+    tf.io decodes and tf.image.resize (bilinear, antialiased: Pillow's filter) in a parallel,
+    deterministic map, then prefetch. The plan's order comes from a generator of index batches."""
     import tensorflow as tf
 
-    h, w, c = input_shape
-    total = sum(counts)
+    h, w, c = shape
+    paths = tf.constant(plan.paths)
+    labels = tf.constant(plan.labels)
+
+    def load(i, flip):
+        img = tf.io.decode_image(tf.io.read_file(paths[i]), channels=c, expand_animations=False)
+        img.set_shape([None, None, c])
+        img = tf.image.resize(img, (h, w), method="bilinear", antialias=True)
+        img = tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8)
+        img = tf.cond(flip, lambda: tf.reverse(img, [1]), lambda: img)
+        return img, labels[i]
+
+    def stream():
+        k = first_batch
+        while True:
+            yield plan.train_batch(k)
+            k += 1
+
+    auto = tf.data.AUTOTUNE
+    train = tf.data.Dataset.from_generator(stream, output_signature=(tf.TensorSpec([None], tf.int64),
+                                                                     tf.TensorSpec([None], tf.bool)))
+    train = (train.unbatch().map(load, num_parallel_calls=auto, deterministic=True).batch(plan.batch)
+             .map(lambda x, y: (x, _labels(y, heads))).prefetch(auto))
+    val = None
+    batches = plan.val_batches(val_batch, drop_remainder)
+    if batches:
+        idx = np.concatenate(batches)
+        val = (tf.data.Dataset.from_tensor_slices(idx).map(lambda i: load(i, tf.constant(False)),
+                                                           num_parallel_calls=auto, deterministic=True)
+               .batch(val_batch).map(lambda x, y: (x, _labels(y, heads))).prefetch(auto))
+    return train, val
+
+
+def folder_data(plan: FolderPlan, shape, heads: list[str] | None, first_batch: int, replicas: int, workers: int,
+                reader: str):
+    """(training stream, validation data or None) for `reader` "tf.data" or "pillow". With several
+    replicas every batch must split evenly, so a last partial validation batch is left out, and a
+    validation set smaller than one batch is left out altogether (with a note)."""
+    drop = replicas > 1
+    if drop and 0 < len(plan.val) < plan.batch:
+        print(f"note: {len(plan.val)} validation image(s), less than a batch of {plan.batch}: left out under "
+              f"{replicas} replicas (use a smaller --batch-size)", file=sys.stderr)
+    if drop and plan.batch % replicas:
+        raise SpecError(f"a training batch of {plan.batch} images does not split over {replicas} replicas",
+                        hint=f"use a --batch-size that is a multiple of {replicas}")
+    if reader == "tf.data":
+        return tf_folder_datasets(plan, shape, heads, first_batch, plan.batch, drop)
+    val = FolderValBatches(plan, shape, heads, plan.batch, drop, workers)
+    return FolderBatches(plan, shape, heads, first_batch, workers), (val if len(val) else None)
+
+
+
+
+def folder_input(folder, config, shape, heads: list[str] | None, replicas: int, start_epoch: int):
+    """The image folder `folder` (scan_image_folder's classes, files) as (training stream, validation
+    data or None, steps per epoch, a description): tf.data on TensorFlow, Pillow in PyDataset threads
+    on JAX and PyTorch, both following one FolderPlan. A resumed run starts the stream at the batch
+    where epoch `start_epoch` begins."""
+    from .images import MODES, default_workers, plan_folder
+
+    classes, files = folder
+    if shape[-1] not in MODES:
+        raise SpecError(f"the network's input has {shape[-1]} channels; image folders give 1, 3 or 4")
+    total = sum(len(f) for f in files)
+    val_split = 0.1 if config.val_split is None else config.val_split
     if val_split and int(total * val_split) < 1:
         print(f"note: {total} images are too few for --val-split {val_split}; training without validation",
               file=sys.stderr)
         val_split = 0.0
-    common = dict(labels="inferred", label_mode="int", class_names=classes, color_mode=_color_mode(c),
-                  batch_size=config.batch_size, image_size=(h, w), shuffle=True, seed=config.seed,
-                  interpolation="bilinear", verbose=False)
-    if val_split:
-        train, val = keras.utils.image_dataset_from_directory(folder, validation_split=val_split, subset="both",
-                                                              **common)
-    else:
-        train, val = keras.utils.image_dataset_from_directory(folder, **common), None
-    flip = keras.layers.RandomFlip("horizontal", seed=config.seed) if config.augment and c in (1, 3, 4) else None
-
-    def labels(y):
-        return y if heads is None else {n: y for n in heads}
-
-    def train_map(x, y):
-        return (flip(x, training=True) if flip is not None else x), labels(y)
-
-    auto = tf.data.AUTOTUNE
-    n_val = int(total * val_split)  # as Keras splits
-    train = _even_batches(train, total - n_val, config.batch_size, replicas)
-    if train is None:
-        return None, None
-    train = train.map(train_map, num_parallel_calls=auto).prefetch(auto)
-    if val is not None:
-        val = _even_batches(val, n_val, config.batch_size, replicas)
-    if val is not None:
-        val = val.map(lambda x, y: (x, labels(y)), num_parallel_calls=auto).prefetch(auto)
-    return train, val
+    plan = plan_folder(config.data, classes, files, config.batch_size, val_split, config.seed, config.augment)
+    steps = config.steps_per_epoch or plan.steps
+    reader = "tf.data" if keras.backend.backend() == "tensorflow" else "pillow"
+    workers = config.workers or default_workers()
+    train, val = folder_data(plan, shape, heads, start_epoch * steps, replicas, workers, reader)
+    how = "tf.data" if reader == "tf.data" else f"Pillow, {workers} thread{'s' * (workers != 1)}"
+    described = (f"{config.data} ({total} images, {len(classes)} classes"
+                 f"{', validating on ' + format(val_split, 'g') if val is not None else ''}; read by {how})")
+    return train, val, steps, described
 
 
-def _even_batches(ds, n: int, batch: int, replicas: int):
-    """Keras (3.x, TF backend) builds its metrics from the first batch reduced across replicas, which
-    fails when that batch does not split evenly (and, in our tests, when it gives one image per
-    replica): with several replicas, a set smaller than one batch is left out (None)."""
-    if replicas == 1 or n >= batch:
-        return ds
-    print(f"note: {n} image(s), less than a batch of {batch}: left out under {replicas} replicas "
-          f"(use a smaller --batch-size)", file=sys.stderr)
-    return None
+def steps_per_execution(asked: int | None, steps: int, backend: str, distributed: bool) -> int:
+    """Training steps per call into the backend: `asked`, or up to 8 where the backend allows it.
+
+    Keras reads the logs back to the host (a device sync) after every call while a callback watches
+    batches (ours and BackupAndRestore do), so on a GPU one step per call leaves the device idle while
+    the host catches up; several steps per call keep it busy. PyTorch's trainer allows only 1; under a
+    tf.distribute strategy we keep 1 (Keras' multi-worker workaround, Placement.prepare, wraps one
+    step). The value divides `steps` so that every epoch ends on a call's last step."""
+    if backend == "torch" or distributed:
+        return 1
+    limit = min(asked or 8, steps)
+    return max(d for d in range(1, limit + 1) if steps % d == 0)
+
+
+__all__ = ["has_tensorflow", "folder_input", "SyntheticImages", "FolderBatches", "FolderValBatches", "tf_folder_datasets", "folder_data",
+           "steps_per_execution"]

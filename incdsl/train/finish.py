@@ -29,12 +29,12 @@ def recalibration_batches(asked: int | str | None, batches_per_epoch: int) -> in
 
 
 def _batches(data):
-    """Numpy (x, y) batches of a tf.data dataset or a keras.utils.PyDataset, once through."""
+    """Numpy (x, y) batches of a tf.data dataset or a keras.utils.PyDataset, once through (an endless
+    training stream, data.FolderBatches: as many as the caller takes)."""
     if hasattr(data, "as_numpy_iterator"):
         yield from data.as_numpy_iterator()
     else:
-        for i in range(len(data)):
-            yield data[i]
+        yield from iter(data)  # PyDataset.__iter__: range(num_batches), or endless when that is None
 
 
 def accuracy(model, data, head: str | None) -> float | None:

@@ -35,7 +35,7 @@ from ..errors import SpecError, UsageError
 from ..backends.keras import build_model
 from .callbacks import Diverged, KeepBest, StepAndRate, StopOnNonFinite, Throughput
 from .config import RunPaths, TrainConfig, TrainResult
-from .data import SyntheticImages, folder_datasets, has_tensorflow
+from .data import SyntheticImages, folder_input, has_tensorflow, steps_per_execution
 from .diagnose import GAP, explain_gap
 from .finish import momenta, recalibrate_and_measure, recalibration_batches, refresh_best
 from . import finetune
@@ -127,31 +127,23 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
                 classes = [str(i) for i in range(main.shape[-1])]
                 steps = config.steps_per_epoch or 10
                 train_data = SyntheticImages(steps, config.batch_size, net.input_shape, len(classes), head_names,
-                                             seed=config.seed)
+                                             seed=config.seed, copy=placement.workers > 1)
                 val_split = config.val_split or 0.0
                 val_data = (SyntheticImages(max(1, round(steps * val_split)), config.batch_size, net.input_shape,
                                             len(classes), head_names, seed=config.seed + 1) if val_split else None)
                 described = f"synthetic data ({steps} batches of {config.batch_size} per epoch)"
             else:
-                classes, files = folder or scan_image_folder(config.data)
-                counts = [len(f) for f in files]
-                val_split = 0.1 if config.val_split is None else config.val_split
-                train_data, val_data = folder_datasets(config.data, classes, counts, net.input_shape, head_names,
-                                                       config, val_split, placement.replicas)
-                if train_data is None:
-                    raise SpecError(f"{config.data} has fewer training images than one batch of {config.batch_size}, "
-                                    f"which {placement.replicas} replicas cannot share", hint="use a smaller --batch-size")
-                steps = int(train_data.cardinality())
-                if config.steps_per_epoch:  # epochs of a fixed length, cut from an endless stream
-                    steps = config.steps_per_epoch
-                    train_data = train_data.repeat()
-                described = (f"{config.data} ({sum(counts)} images, {len(classes)} classes"
-                             f"{', validating on ' + format(val_split, 'g') if val_data is not None else ''})")
+                folder = folder or scan_image_folder(config.data)
+                classes = folder[0]
+                train_data, val_data, steps, described = folder_input(folder, config, net.input_shape, head_names,
+                                                                      placement.replicas, start)
 
             core = build_model(net, inference=False, seed=config.seed)
             tuned = finetune.prepare(core, net, config)  # --weights, --freeze
             model = with_preprocessing(core, net.input_shape, config.preprocess, [h.name for h in heads])
-            compile_for_training(model, heads, config, steps)
+            per_call = steps_per_execution(config.steps_per_execution, steps, keras.backend.backend(),
+                                           placement.strategy is not None)
+            compile_for_training(model, heads, config, steps, per_call)
             placement.prepare(model)
 
         with _policy("float32"):  # the saved model computes in float32, whatever training used
@@ -200,9 +192,9 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
             try:
                 history = finetune.fit_in_phases(
                     model, core, net, config,
-                    lambda lr: compile_for_training(model, heads, finetune.phase_config(config, lr), steps),
+                    lambda lr: compile_for_training(model, heads, finetune.phase_config(config, lr), steps, per_call),
                     x=train_data, validation_data=val_data,
-                    steps_per_epoch=steps if config.data != "synthetic" and config.steps_per_epoch else None,
+                    steps_per_epoch=steps if config.data != "synthetic" else None,
                     callbacks=callbacks, verbose=config.verbose, shuffle=False)
             except Diverged as d:
                 if not paths.backup.exists():  # no epoch finished: its empty logs are of no use
@@ -299,6 +291,12 @@ def _diverged(d: Diverged, config: TrainConfig, paths: RunPaths) -> SpecError:
 def _data_error(e: Exception, data: str) -> None:
     """An image that passed the header check but does not decode fails inside tf.data: find it."""
     text = str(e)
+    if type(e).__name__ == "NotFoundError" and data != "synthetic":  # tf.io.read_file of a file now gone
+        if not Path(data).is_dir():
+            raise SpecError(f"the data folder {data} vanished during training",
+                            hint="keep the folder in place until the run ends; then rerun with --resume") from None
+        gone = next((w.strip(";:,") for w in text.split() if w.startswith(str(data))), "an image")
+        raise SpecError(f"{gone} vanished during training", hint="rerun with --resume once the folder is whole") from None
     if type(e).__name__ != "InvalidArgumentError" or "DecodeImage" not in text and "decode" not in text:
         return
     skip = ("Graph execution", "Detected at", "<stack", "[[")

@@ -85,7 +85,8 @@ def _optimizer(name: str, lr: float, steps_per_epoch: int, weight_decay: float |
     return keras.optimizers.Adam(rate, weight_decay=weight_decay)
 
 
-def compile_for_training(model, heads: list[HeadLoss], config: TrainConfig, steps_per_epoch: int) -> None:
+def compile_for_training(model, heads: list[HeadLoss], config: TrainConfig, steps_per_epoch: int,
+                         steps_per_execution: int = 1) -> None:
     main = next(h for h in heads if not h.train_only)
     single = len(heads) == 1
     loss = {h.name: make_loss(h, config.label_smoothing) for h in heads}
@@ -96,6 +97,7 @@ def compile_for_training(model, heads: list[HeadLoss], config: TrainConfig, step
         metrics=({main.name: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]} if not single
                  else [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]),
         jit_compile=True if config.jit else "auto",
+        steps_per_execution=steps_per_execution,
     )
 
 

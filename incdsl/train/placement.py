@@ -10,6 +10,22 @@ from ..errors import UsageError
 from .config import Cluster, read_tf_config
 
 
+# What each Keras backend can do with --strategy (the README's table says the same).
+SUPPORTED = {"tensorflow": ("default", "mirrored", "multiworker"), "jax": ("default", "mirrored"),
+             "torch": ("default",)}
+
+
+def check_strategy(kind: str, backend: str) -> None:
+    """Raises UsageError when the Keras backend cannot run --strategy `kind`: mirrored is
+    tf.distribute.MirroredStrategy on TensorFlow and keras.distribution.DataParallel on JAX;
+    multiworker is TensorFlow's MultiWorkerMirroredStrategy; the PyTorch backend trains on one device."""
+    if kind in SUPPORTED.get(backend, ("default",)):
+        return
+    able = [b for b, kinds in SUPPORTED.items() if kind in kinds]
+    raise UsageError(f"--strategy {kind} is not available on the {backend} backend (KERAS_BACKEND={backend}); "
+                     f"it runs on {' or '.join(able)}")
+
+
 class Placement:
     """Where training runs: a tf.distribute strategy, a keras.distribution, or one device."""
 
@@ -17,6 +33,7 @@ class Placement:
         self.kind, self.strategy, self.replicas, self.chief, self.worker = kind, None, 1, True, 0
         self.cluster: Cluster | None = None
         backend = keras.backend.backend()
+        check_strategy(kind, backend)
         if kind == "default":
             return
         if backend == "tensorflow":
@@ -29,13 +46,10 @@ class Placement:
                 if self.cluster is not None:
                     self.chief, self.worker = self.cluster.chief, self.cluster.index
             self.replicas = self.strategy.num_replicas_in_sync
-        elif backend == "jax" and kind == "mirrored":
+        else:  # JAX, mirrored: Keras' own data parallelism over every local device (CPU, GPU or TPU)
             devices = keras.distribution.list_devices()
             keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
             self.replicas = len(devices)
-        else:
-            raise UsageError(f"--strategy {kind} is not available on the {backend} backend "
-                             f"(mirrored: TensorFlow or JAX; multiworker: TensorFlow)")
 
     @property
     def workers(self) -> int:

@@ -32,8 +32,11 @@ def _first_line(e: Exception) -> str:
 
 
 def load_images(paths: list[str], shape) -> np.ndarray:
-    """Raw images resized as in training (bilinear, no antialiasing: tf.image.resize's default)."""
+    """Raw images (float32 pixels 0-255) read and resized as in training, by images.read_image (Pillow,
+    bilinear, antialiased when shrinking: what both training readers do)."""
     from PIL import Image, UnidentifiedImageError
+
+    from .images import read_image
 
     h, w, c = shape
     mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(c)
@@ -47,15 +50,9 @@ def load_images(paths: list[str], shape) -> np.ndarray:
         try:
             with Image.open(path) as im:
                 im.load()
-                arr = np.asarray(im.convert(mode), dtype="float32")
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise SpecError(f"{p} is not a readable image ({_first_line(e) or type(e).__name__})") from None
-        if arr.ndim == 2:
-            arr = arr[..., None]
-        if arr.shape[:2] != (h, w):
-            arr = keras.ops.convert_to_numpy(
-                keras.ops.image.resize(arr, (h, w), interpolation="bilinear", antialias=False))
-        out.append(arr)
+        out.append(read_image(path, (h, w), c).astype("float32"))
     return np.stack(out)
 
 
