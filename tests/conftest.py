@@ -24,3 +24,11 @@ def spec_file(tmp_path):
         p.write_text(text)
         return p
     return make
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Drop Hypothesis' garbage-collector timing callback when the session ends: pytest-xdist
+    (execnet) stops a worker with a KeyboardInterrupt delivered to its main thread, and when that
+    lands inside the callback Python reports it as an unraisable exception after the summary."""
+    import gc
+    gc.callbacks[:] = [cb for cb in gc.callbacks if not getattr(cb, "__module__", "").startswith("hypothesis")]
