@@ -103,9 +103,9 @@ def network_bound(net, device: Device, batch: int = 1, precision: str = "float32
     return 3 * t if training else t
 
 
-def fmt_seconds(s: float) -> str:
-    if s >= 1:
-        return f"{s:.3g} s"
-    if s >= 1e-3:
-        return f"{s * 1e3:.3g} ms"
-    return f"{s * 1e6:.3g} µs"
+def fmt_seconds(s: float, digits: int = 3) -> str:
+    """0.0123 -> '12.3 ms' (`digits` significant digits)."""
+    for unit, size in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if s >= size:
+            return f"{s / size:.{digits}g} {unit}"
+    return f"{s * 1e9:.{digits}g} ns"
