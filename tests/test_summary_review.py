@@ -51,3 +51,17 @@ def test_memory_beyond_gib_prints_tib(capsys):
     data = json.loads(cli(capsys, "summary", V3, "--json", "--batch", "1000000")[1])
     tib = data["memory"]["training_step"]["total"] / 2**40
     assert f"{tib:.2f} TiB" in step
+
+
+def test_diff_sets_each_side(capsys):
+    code, out, err = cli(capsys, "diff", V3, V3, "--set-b", "width=0.5", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    a, b = incdsl.load(V3).total(), incdsl.load(V3, width=0.5).total()
+    text = json.dumps(data)
+    assert str(a.params) in text and str(b.params) in text and a.params != b.params
+    code, out, err = cli(capsys, "diff", V3, V3, "--set-b", "width=0.5")
+    assert f"params: {a.params:,} -> {b.params:,}" in out
+    # --set applies to both, a side's own setting wins over it
+    code, out, err = cli(capsys, "diff", V3, V3, "--set", "width=0.5", "--set-a", "width=1.0")
+    assert f"params: {a.params:,} -> {b.params:,}" in out
