@@ -183,7 +183,8 @@ def fit(spec: Spec, name: str, metric: str, budget, *, lo=None, hi=None, sets: d
     integers; for a float, bisection to adjacent floats, so `best` is the largest float that still
     gives the fitting network and `next` the smallest that gives the next one. `budgets` (metric ->
     limit) adds more budgets, all of which must hold; `name` may be "batch" for memory and latency.
-    Raises UsageError when nothing fits or the parameter is not numeric."""
+    Raises NothingFits (a UsageError; the command line exits 1) when nothing fits, UsageError when
+    the parameter is not numeric."""
     sets = dict(sets or {})
     budgets = dict(budgets or {metric: budget})
     _check_names(spec, ([] if name == BATCH else [name]) + list(sets), "")

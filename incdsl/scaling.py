@@ -107,7 +107,8 @@ def repeats(net) -> dict[str, int]:
 def compound(spec: Spec, bases: dict[str, float], budgets: dict, *, sets: dict | None = None,
              measure: Measure | None = None, trainable: bool = False, inference: bool = False) -> CompoundResult:
     """The largest phi whose compound-scaled network fits every budget (module docstring).
-    Raises UsageError when the names are unknown or not numeric, or nothing fits."""
+    Raises UsageError when the names are unknown or not numeric or a base is not above 1,
+    NothingFits when even the smallest network that builds is over budget."""
     sets = dict(sets or {})
     _check_names(spec, list(bases) + list(sets), "")
     for name in bases:
@@ -198,7 +199,9 @@ def pareto_grid(spec: Spec, ranges: list[tuple[str, list[str]]], budgets: dict, 
                 measure: Measure | None = None, trainable: bool = False,
                 inference: bool = False) -> tuple[list[GridPoint], list[GridPoint]]:
     """Every grid point measured, and the Pareto set of those that fit every budget: no other
-    fitting point has every varied parameter at least as large and one larger."""
+    fitting point has every varied parameter at least as large and one larger. `batch` may be one
+    of the parameters (images per step, for --memory and --latency). A point whose network does
+    not build fits nothing (GridPoint.error says why). NothingFits when the Pareto set is empty."""
     sets = dict(sets or {})
     names = [n for n, _ in ranges]
     seen = set()
