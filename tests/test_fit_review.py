@@ -98,11 +98,15 @@ def test_memory_and_latency_units(capsys):
     assert code == 1 and "over the budget of 1 ns" in err  # accepted; nothing is that fast
 
 
-@pytest.mark.slow  # ~11 s: googlenet at 8,142 px for the 1T budget
+@pytest.mark.slow  # ~11 s: googlenet at 1,288 px for the 2G budget
 def test_compound_scaling_review(capsys):
     code, out, err = cli(capsys, "fit", SPECS / "googlenet.inc", "--params", "1k", "--scale", "width=1.1,size=1.15")
     assert code == 1 and "below the smallest network that builds" in err
+    # 1T: since main's limit of 2^31 params a network, none that big builds: the budget cannot bind
     code, out, err = cli(capsys, "fit", SPECS / "googlenet.inc", "--params", "1T", "--scale", "width=1.1,size=1.15")
+    assert code == 2 and "every phi whose network builds fits" in err
+    # 2G: width 3.2966 fits, 3.2969 is over (4 significant digits, 3.297, would print both the same)
+    code, out, err = cli(capsys, "fit", SPECS / "googlenet.inc", "--params", "2G", "--scale", "width=1.1,size=1.15")
     assert code == 0, err
     fit_w = out.split("<- fits")[0].split("width=")[1].split()[0]
     next_w = out.split("next step:")[1].split("width=")[1].split()[0]
