@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from .errors import ArgumentError, SpecError, UsageError, clip, shorten
+from .errors import ArgumentError, NothingFits, SpecError, UsageError, clip, shorten
 from .guard import StdoutError, Terminated, guarded
 from .io import forget_inputs
 
@@ -101,7 +101,8 @@ def cmd_expand(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; `argv` None means the process's own command line (the `incdsl` program).
 
-    Returns the exit code: 0 fine, 1 an error in the spec or its data, 2 bad usage, 3 a bug.
+    Returns the exit code: 0 fine, 1 an error in the spec or its data (or `fit`: nothing fits the
+    budgets), 2 bad usage, 3 a bug.
     """
     # TensorFlow, when a backend loads it, greets with INFO lines on stderr; keep the CLI's quiet
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -123,6 +124,9 @@ def _run(args) -> int:
         return args.run(args) or 0
     except SpecError as e:
         print(e.render(), file=sys.stderr)
+        return 1
+    except NothingFits as e:  # an answer (no variant meets the budgets), not bad usage
+        print(f"incdsl {args.command}: {clip(str(e))}", file=sys.stderr)
         return 1
     except UsageError as e:
         message = e.cli_message() if isinstance(e, ArgumentError) else str(e)

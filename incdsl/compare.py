@@ -27,33 +27,34 @@ class Variant:
     sets: dict  # overrides: strings from the command line or values from a spec's `variant`
 
 
-def parse_sweep(text: str) -> tuple[str, list[str]]:
-    """`width=0.5,0.75,1` or `size=96:224:32` (start:stop:step, stop included)."""
+def parse_sweep(text: str, flag: str = "--sweep") -> tuple[str, list[str]]:
+    """`width=0.5,0.75,1` or `size=96:224:32` (start:stop:step, stop included). `flag` names the
+    option in errors (`--sweep` for compare, `--vary` for fit)."""
     name, sep, values = text.partition("=")
     name, values = name.strip(), values.strip()
     if not sep or not name or not values:
-        raise UsageError(f"--sweep expects NAME=V1,V2,... or NAME=START:STOP:STEP, got '{text}'")
+        raise UsageError(f"{flag} expects NAME=V1,V2,... or NAME=START:STOP:STEP, got '{text}'")
     if ":" in values:
-        return name, _range(name, values, text)
+        return name, _range(name, values, text, flag)
     items = [v.strip() for v in values.split(",")]
     if any(not v for v in items):
-        raise UsageError(f"--sweep {text}: empty value in the list")
+        raise UsageError(f"{flag} {text}: empty value in the list")
     return name, items
 
 
-def _range(name: str, values: str, text: str) -> list[str]:
+def _range(name: str, values: str, text: str, flag: str = "--sweep") -> list[str]:
     parts = values.split(":")
     try:
         if len(parts) != 3:
             raise InvalidOperation
         start, stop, step = (Decimal(p.strip()) for p in parts)
     except InvalidOperation:
-        raise UsageError(f"--sweep {text}: a range is START:STOP:STEP with numbers, e.g. {name}=0.5:1:0.25") from None
+        raise UsageError(f"{flag} {text}: a range is START:STOP:STEP with numbers, e.g. {name}=0.5:1:0.25") from None
     if step <= 0 or stop < start:
-        raise UsageError(f"--sweep {text}: a range needs START <= STOP and a positive STEP")
+        raise UsageError(f"{flag} {text}: a range needs START <= STOP and a positive STEP")
     n = int((stop - start) / step) + 1
     if n > 100_000:
-        raise UsageError(f"--sweep {text}: {n:,} values is too many")
+        raise UsageError(f"{flag} {text}: {n:,} values is too many")
     # Decimal keeps 0.1 steps exact, so the values print as the user would write them.
     return [str(start + i * step) for i in range(n)]
 

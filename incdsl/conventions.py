@@ -15,7 +15,8 @@ tool on torchvision's googlenet and inception_v3 and compare (tests/test_convent
   other activations 1 per output element, pooling 2 per input element: a `torch.nn` pooling module
   counts once by its module hook and once more by the patched functional it calls (torchvision's
   googlenet pools with modules throughout; its inception_v3 pools inside the Inception blocks with
-  functionals, which ptflops counts once: there it prints less by those pools' input elements).
+  functionals, which ptflops counts once). Which pools the torch model calls as functionals is a
+  fact the spec states: `functional=true` on the pool (specs/inception_v3_tv.inc).
 - thop (`thop.profile`, thop/vision/basic_hooks.py): conv and linear MACs without biases, batch
   norm 4 per element (2, doubled when affine), adaptive average pooling (kh*kw + 1) per output
   element; relu and max pooling zero. thop hooks only `torch.nn` modules, and torchvision's
@@ -34,7 +35,7 @@ COUNTS = {
     "incdsl": ("MACs", "MACs", "-", "-", "-", "-", "-"),
     "torchvision": ("MACs", "MACs", "-", "-", "-", "-", "-"),
     "fvcore": ("MACs", "MACs", "-", "2/elem", "-", "adaptive avg: 1/input elem", "-"),
-    "ptflops": ("MACs", "MACs", "1/output elem", "2/elem", "1/elem", "2/input elem (max, avg, adaptive)", "-"),
+    "ptflops": ("MACs", "MACs", "1/output elem", "2/elem", "1/elem", "2/input elem (max, avg, adaptive); 1 if `functional=true`", "-"),
     "thop": ("MACs", "MACs", "-", "4/elem", "-", "adaptive avg: (kh*kw+1)/output elem", "-"),
 }
 
@@ -71,12 +72,12 @@ def layer_ops(net, name: str, convention: str) -> int:
     elif op == "act":
         total += out if convention == "ptflops" else 0
     elif op in ("maxpool", "avgpool"):
-        total += 2 * inp if convention == "ptflops" else 0
+        total += _ptflops_pool(a, inp) if convention == "ptflops" else 0
     elif op in ("gap", "adaptive_avgpool"):
         if convention == "fvcore":
             total += inp
         elif convention == "ptflops":
-            total += 2 * inp
+            total += _ptflops_pool(a, inp)
         else:  # thop: (kh*kw + 1) per output element, the kernel being input over output size
             h, w, _ = net.shapes[layer.inputs[0]]
             oh, ow = (1, 1) if op == "gap" else a["size"]
@@ -84,6 +85,13 @@ def layer_ops(net, name: str, convention: str) -> int:
     elif op == "gmp":
         total += inp if convention == "ptflops" else 0
     return total
+
+
+def _ptflops_pool(attrs, inp: int) -> int:
+    """ptflops counts a pool's input elements once per hook that sees it: a torch.nn pooling module
+    by its module hook and once more by the patched functional its forward calls; a bare
+    torch.nn.functional call (the spec says `functional=true`) by the patched functional only."""
+    return inp if attrs.get("functional") else 2 * inp
 
 
 def check(convention: str) -> str:

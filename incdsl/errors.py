@@ -80,6 +80,12 @@ class UsageError(Exception):
     an option out of range. The command line reports it with exit code 2."""
 
 
+class NothingFits(UsageError):
+    """No value meets the budgets (`incdsl fit`): a well-formed request whose answer is empty, not
+    bad usage. The command line says "nothing fits: ..." and exits 1 (`fit --vary`, `--scale` and
+    the Pareto set of a grid alike)."""
+
+
 class ArgumentError(UsageError):
     """A network argument whose value is not of its parameter's kind (`width='wide'`).
 

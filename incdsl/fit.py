@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
 from .compare import Variant, _check_names, _value, build
-from .errors import SpecError, UsageError
+from .errors import NothingFits, SpecError, UsageError
 from .network import Spec
 from .ops import Count
 
@@ -36,9 +36,9 @@ def parse_budget(text: str, flag: str) -> int:
 METRICS = ("params", "macs", "memory", "latency")
 
 
-BYTES = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-         "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
-SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
+BYTES = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15,
+         "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40, "pib": 1 << 50}
+SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
 def _with_unit(text: str, flag: str, units: dict, example: str) -> float:
@@ -48,7 +48,8 @@ def _with_unit(text: str, flag: str, units: dict, example: str) -> float:
     if not m or unit not in units:
         raise UsageError(f"{flag} {text}: expected a number and a unit ({', '.join(units)}), e.g. {example}")
     try:
-        v = Decimal(m.group(1).replace("_", "")) * Decimal(str(units[unit]))
+        v = Decimal(m.group(1).replace("_", "")) * Decimal(units[unit] if isinstance(units[unit], int)
+                                                            else repr(units[unit]))
     except InvalidOperation:
         raise UsageError(f"{flag} {text}: expected a number and a unit, e.g. {example}") from None
     if not v.is_finite() or v <= 0:
@@ -135,21 +136,26 @@ class _Fitter:
         self.budgets = budgets or {metric: budget}
         self.measure = measure or Measure()
         self.cache: dict = {}
-        self._base = None
+        self._nets: dict = {}  # the network of each setting (a batch size needs no new one)
 
     def network(self, value):
+        """(network, batch or None) for a value of the varied parameter, or for a dict of values
+        (compound scaling, a grid), where "batch" is the images per step, not a spec parameter."""
         if self.name == BATCH:  # one network, measured at each batch size
-            if self._base is None:
-                self._base = build(Variant("", self.spec, dict(self.sets)))
-            return self._base, value
-        sets = {**self.sets, **(value if isinstance(value, dict) else {self.name: value})}
-        return build(Variant(_sets_label(sets, self.sets), self.spec, sets)), None
+            value = {BATCH: value}
+        values = dict(value) if isinstance(value, dict) else {self.name: value}
+        batch = values.pop(BATCH, None)
+        sets = {**self.sets, **values}
+        key = tuple(sorted((k, repr(v)) for k, v in values.items()))
+        if key not in self._nets:
+            self._nets[key] = build(Variant(_sets_label(sets, self.sets), self.spec, sets))
+        return self._nets[key], (int(batch) if batch is not None else None)
 
     def probe(self, value) -> Probe:
         key = tuple(sorted(value.items())) if isinstance(value, dict) else value
         if key not in self.cache:
             net, batch = self.network(value)
-            sig = (batch,) if batch else (tuple(net.shapes.items()), tuple(net.counts.values()))
+            sig = (tuple(net.shapes.items()), tuple(net.counts.values())) + ((batch,) if batch else ())
             full, inf = net.total(), net.total(inference=True)
             amounts = self.measure.amounts(net, self.budgets, batch)
             self.cache[key] = Probe(value, inf if self.inference else full, sig, full != inf,
@@ -177,7 +183,8 @@ def fit(spec: Spec, name: str, metric: str, budget, *, lo=None, hi=None, sets: d
     integers; for a float, bisection to adjacent floats, so `best` is the largest float that still
     gives the fitting network and `next` the smallest that gives the next one. `budgets` (metric ->
     limit) adds more budgets, all of which must hold; `name` may be "batch" for memory and latency.
-    Raises UsageError when nothing fits or the parameter is not numeric."""
+    Raises NothingFits (a UsageError; the command line exits 1) when nothing fits, UsageError when
+    the parameter is not numeric."""
     sets = dict(sets or {})
     budgets = dict(budgets or {metric: budget})
     _check_names(spec, ([] if name == BATCH else [name]) + list(sets), "")
@@ -200,7 +207,7 @@ def fit(spec: Spec, name: str, metric: str, budget, *, lo=None, hi=None, sets: d
     over = lambda v: f"{name}={_num(v)} " + over_text(f.probe(v), budgets, trainable)
 
     if lo is not None and not f.fits(lo):
-        raise UsageError(f"nothing fits: {over(lo)}")
+        raise NothingFits(f"nothing fits: {over(lo)}")
     if hi is not None and f.fits(hi):
         return _result(f, hi, None)
     lo, hi = _bracket(f, lo, hi, default, kind, over)
@@ -264,10 +271,10 @@ def _bracket(f: _Fitter, lo, hi, default, kind, over):
                     return cur, hi
             except (SpecError, UsageError) as e:
                 first = e.message if isinstance(e, SpecError) else str(e)
-                raise UsageError(f"nothing fits: {over(hi)}, and {name}={_num(cur)} does not build "
+                raise NothingFits(f"nothing fits: {over(hi)}, and {name}={_num(cur)} does not build "
                                  f"({first.splitlines()[0]})") from None
             hi = cur
-        raise UsageError(f"nothing fits: {over(cur)}")
+        raise NothingFits(f"nothing fits: {over(cur)}")
     return lo, hi
 
 
@@ -300,21 +307,25 @@ def _result(f: _Fitter, best, nxt) -> FitResult:
                      f.budget, f.trainable, f.inference, probes, violations, f.budgets)
 
 
-def fmt_amount(metric: str, v) -> str:
-    """12,345 params; 1.50 GiB; 3.2 ms."""
-    if metric == "memory":
-        from .passes.memory import fmt_bytes
-        return fmt_bytes(v)
-    if metric == "latency":
-        from .roofline import fmt_seconds
-        return fmt_seconds(v)
-    return f"{v:,} {metric}"
+def fmt_amount(metric: str, v, against=None) -> str:
+    """12,345 params; 1.50 GiB; 3.2 ms. With `against` (a budget's limit), as many more digits as
+    it takes for an amount that differs from the limit to print differently (16.0000001 GiB is
+    over a 16 GiB budget, and shows it: not "16.00 GiB <- over budget")."""
+    if metric not in ("memory", "latency"):
+        return f"{v:,} {metric}"
+    from .passes.memory import fmt_bytes
+    from .roofline import fmt_seconds
+    show = (lambda x, d: fmt_bytes(x, d)) if metric == "memory" else (lambda x, d: fmt_seconds(x, d + 1))
+    digits = 2
+    while against is not None and v != against and show(v, digits) == show(against, digits) and digits < 15:
+        digits += 1
+    return show(v, digits)
 
 
 def over_text(p: Probe, budgets: dict, trainable: bool) -> str:
     """'gives 10,004,274 params, over the budget of 10,000,000' for each budget it breaks."""
     bad = [(m, lim) for m, lim in budgets.items() if p.metric(m, trainable) > lim]
-    return "gives " + "; ".join(f"{fmt_amount(m, p.metric(m, trainable))}, over the budget of {fmt_amount(m, lim)}"
+    return "gives " + "; ".join(f"{fmt_amount(m, p.metric(m, trainable), lim)}, over the budget of {fmt_amount(m, lim)}"
                                 for m, lim in (bad or list(budgets.items())))
 
 

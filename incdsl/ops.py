@@ -467,6 +467,12 @@ _POOL_ARGS = (
     Arg("kernel", "size", REQUIRED), Arg("stride", "size", None, "defaults to the kernel size"),
     Arg("pad", "pad", "valid"), Arg("ceil", "bool", False, "Caffe/PyTorch ceil mode"),
 )
+# A fact about the PyTorch model a spec reproduces, read only by `--convention ptflops` (ptflops
+# counts a torch.nn pooling module by its hook and again by the functional it calls; a bare
+# torch.nn.functional call once): torchvision's Inception v3 blocks pool with F.avg_pool2d.
+_FUNCTIONAL = Arg("functional", "bool", False,
+                  "the PyTorch model pools here with torch.nn.functional, not a torch.nn module "
+                  "(only --convention ptflops reads it)")
 
 OPS: dict[str, Op] = {op.name: op for op in (
     Op("input", (Arg("height", "count"), Arg("width", "count"), Arg("channels", "count")),
@@ -481,12 +487,13 @@ OPS: dict[str, Op] = {op.name: op for op in (
     Op("sepconv", (Arg("filters", "count"), Arg("kernel", "size", 3), Arg("multiplier", "count", 1)) + _CONV_TAIL,
        lambda a, s: _spatial(a, s[0], a["filters"], dilation=a["dilation"]), _sep_count,
        doc="separable convolution: depthwise then pointwise (Keras SeparableConv2D)"),
-    Op("maxpool", _POOL_ARGS, _pool_shape, _none, doc="max pooling; padding never wins the max"),
-    Op("avgpool", _POOL_ARGS + (Arg("count_pad", "bool", False, "padding counts in the average (PyTorch's default)"),),
+    Op("maxpool", _POOL_ARGS + (_FUNCTIONAL,), _pool_shape, _none, doc="max pooling; padding never wins the max"),
+    Op("avgpool", _POOL_ARGS + (Arg("count_pad", "bool", False, "padding counts in the average (PyTorch's default)"),
+                         _FUNCTIONAL),
        _pool_shape, _none, doc="average pooling"),
-    Op("adaptive_avgpool", (Arg("size", "size"),), _adaptive_shape, _none,
+    Op("adaptive_avgpool", (Arg("size", "size"), _FUNCTIONAL), _adaptive_shape, _none,
        doc="average pooling to a fixed output size (PyTorch AdaptiveAvgPool2d)"),
-    Op("gap", (), _gap_shape, _none, doc="global average pooling to a flat vector"),
+    Op("gap", (_FUNCTIONAL,), _gap_shape, _none, doc="global average pooling to a flat vector"),
     Op("gmp", (), _gap_shape, _none, doc="global max pooling to a flat vector"),
     Op("flatten", (), _flatten_shape, _none),
     Op("dense", (Arg("units", "count"), Arg("bias", "bool", True), Arg("act", "act", None)) + _TRAIN_ARGS,

@@ -103,8 +103,8 @@ def summary_table(net, depth: int | None = None, rf: bool = False, columns=(), f
     """The per-layer (or, with `depth`, per-module) table. `rf` adds each row's receptive field and
     effective stride (input pixels); `columns`: extra (header, fn(layer names of the row) -> text)
     columns; `footer`: extra lines; `ops`: per-layer figures for the MACs column under another
-    counting convention, headed `ops_label`. Consecutive calls of one module at `depth` fold into
-    one row ("block35 x10")."""
+    counting convention, headed `ops_label`. Consecutive calls of one module with the same arguments
+    fold into one row at `depth` ("block35 x10"; fold_repeats)."""
     block_modules = {b.name: b for b in net.graph.blocks}
     rows: list[list] = []  # [name, op, shape, layer names, training only, the node whose output it shows]
     seen: dict[str, int] = {}
@@ -129,7 +129,7 @@ def summary_table(net, depth: int | None = None, rf: bool = False, columns=(), f
             continue
         rows.append([name, describe(layer), fmt(net.shapes[name]), [name], train, name])
     if depth is not None:
-        rows = fold_repeats(rows, set(block_modules))
+        rows = fold_repeats(rows, set(block_modules), net)
     macs = ops if ops is not None else {n: c.macs for n, c in net.counts.items()}
     full = net.total()
     tot_ops = sum(macs.values()) or 1
@@ -159,21 +159,39 @@ def summary_table(net, depth: int | None = None, rf: bool = False, columns=(), f
     return "\n".join(out + list(footer))
 
 
-def fold_repeats(rows: list[list], blocks: set[str]) -> list[list]:
-    """Consecutive module calls of one module with one output shape, named NAME_1, NAME_2, ...
-    (what `repeat` names them), become one row "NAME xN" holding all their layers."""
+def fold_repeats(rows: list[list], blocks: set[str], net=None) -> list[list]:
+    """Consecutive calls of one module with the same arguments become one row holding all their
+    layers, whatever the calls are named: "NAME xN" for `repeat`'s NAME_1 .. NAME_N, "FIRST..LAST
+    xN" otherwise (mixed5..mixed6 x2). Same arguments is read off what the calls built: the same
+    layers (named relative to the call) with the same ops, arguments and shapes. A call with other
+    arguments (Inception-ResNet's last block8: scale 1.0, no activation) is its own row."""
     import re
     out: list[list] = []
+    last_sig = None
     for row in rows:
         prev = out[-1] if out else None
-        base = re.sub(r"_\d+$", "", row[0])
-        if (prev and row[0] in blocks and prev[1] == row[1] and prev[2] == row[2] and prev[4] == row[4]
-                and re.sub(r"_\d+$", "", prev[0]).split(" x")[0] == base and base != row[0]):
-            count = int(prev[0].split(" x")[1]) + 1 if " x" in prev[0] else 2
-            out[-1] = [f"{base} x{count}", prev[1], prev[2], prev[3] + row[3], prev[4], row[5]]
+        sig = _call_signature(net, row) if row[0] in blocks else None
+        if prev is not None and sig is not None and sig == last_sig and prev[4] == row[4]:
+            start, n = prev[6] or (prev[0], 1)  # the first call's name, calls folded so far
+            a, b = re.fullmatch(r"(.+)_1", start), re.fullmatch(r"(.+)_(\d+)", row[0])
+            label = (f"{a.group(1)} x{n + 1}" if a and b and b.group(1) == a.group(1) and int(b.group(2)) == n + 1
+                     else f"{start}..{row[0]} x{n + 1}")
+            out[-1] = [label, prev[1], prev[2], prev[3] + row[3], prev[4], row[5], (start, n + 1)]
         else:
-            out.append(list(row))
-    return out
+            out.append(list(row) + [None])
+        last_sig = sig
+    return [r[:6] for r in out]
+
+
+def _call_signature(net, row) -> tuple | None:
+    """What a module call built, independent of its name: (module, [(layer name relative to the call,
+    op, arguments, shape)]); equal for two calls of one module with the same arguments."""
+    if net is None:
+        return None
+    key = row[0] + "/"
+    return (row[1], tuple((n[len(key):] if n.startswith(key) else "", net.layers[n].op,
+                           tuple(sorted((k, repr(v)) for k, v in net.layers[n].attrs.items())), net.shapes[n])
+                          for n in row[3]))
 
 
 def _total_line(label: str, c: Count) -> str:

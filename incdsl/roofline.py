@@ -1,39 +1,64 @@
 """A roofline bound: the least time a layer can take on a device, from its FLOPs and the bytes it
 must move (Williams, Waterman and Patterson 2009, "Roofline: an insightful visual performance model").
 
-A bound, not a prediction: real layers reach a fraction of peak (kernel launch, occupancy, the
-memory hierarchy), so measured times are longer. Counting, per layer and for `batch` images:
+The model the bound holds under (the README states it too): every layer runs as its own kernel
+(unfused), which reads each of its inputs and its weights from device memory once and writes its
+output once, and computes at the device's peak for the precision's compute dtype. Under that model
+the time is at least max(FLOPs / peak, bytes / bandwidth) per layer, summed; real layers reach a
+fraction of peak (kernel launch, occupancy, the memory hierarchy), so measured times are longer. A
+compiler that fuses layers (XLA, torch.compile) moves fewer bytes than this model counts, so a
+memory-bound layer can beat its bound there; compute-bound layers cannot. Counting, per layer, for
+`batch` images:
 - FLOPs: 2 x MACs (conv and dense; what incdsl counts), so elementwise work is left out;
 - bytes: the weights once (variable dtype), plus every input read and the output written once
-  (activation dtype) -- the least traffic if nothing stays in cache between layers;
+  (activation dtype);
 - time: max(FLOPs / peak FLOP/s, bytes / bandwidth). A training step is bounded by 3x the forward
   pass (backward computes the gradients of inputs and of weights: twice the forward MACs).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from .errors import UsageError
 from .passes.memory import PRECISIONS
 
+COMPUTE_DTYPE = {  # --precision -> the dtype the convolutions and matmuls compute in
+    "float32": "float32", "mixed_bfloat16": "bfloat16", "bfloat16": "bfloat16",
+    "mixed_float16": "float16", "float16": "float16",
+}
+
 
 @dataclass(frozen=True)
 class Device:
-    """Peak FLOP/s and memory bandwidth (bytes/s) of a device, with where the figures come from."""
+    """Peak FLOP/s per compute dtype and memory bandwidth (bytes/s) of a device, with where the
+    figures come from. `flops` is the peak for any dtype `peaks` does not name (float32)."""
     name: str
     flops: float
     bandwidth: float
     source: str = ""
+    peaks: dict = field(default_factory=dict)  # compute dtype -> peak FLOP/s
+
+    def peak(self, precision: str) -> float:
+        """Peak FLOP/s at a --precision (its compute dtype: bfloat16 for mixed_bfloat16)."""
+        return self.peaks.get(COMPUTE_DTYPE.get(precision, precision), self.flops)
 
 
+# NVIDIA's datasheets give tensor-core figures "with sparsity" (2:4 structured); dense is half.
+# float32 uses the TF32 tensor-core peak: cuDNN runs float32 convolutions on TF32 by default
+# (torch.backends.cudnn.allow_tf32 is True) and so does XLA's default precision, and full-fp32
+# math (67 TFLOP/s on the CUDA cores) is slower still, so the TF32 figure keeps the bound a bound.
+_HOPPER = {"float32": 494.5e12, "bfloat16": 989.5e12, "float16": 989.5e12}
 DEVICES = {
-    "h200": Device("NVIDIA H200 SXM, dense bf16", 989e12, 4.8e12,
-                   "NVIDIA H200 datasheet: 989 TFLOPS bf16 tensor core (dense), 4.8 TB/s HBM3e"),
-    "h100": Device("NVIDIA H100 SXM, dense bf16", 989e12, 3.35e12,
-                   "NVIDIA H100 datasheet: 989 TFLOPS bf16 (dense), 3.35 TB/s HBM3"),
-    "cpu": Device("typical 16-core AVX2 server CPU, fp32", 1.0e12, 100e9,
-                  "16 cores x 2 GHz x 32 fp32 FLOP/cycle (two 8-wide FMAs); 8 DDR4-3200 channels ~ 100 GB/s"),
+    "h200": Device("NVIDIA H200 SXM", 494.5e12, 4.8e12,
+                   "NVIDIA H200 Tensor Core GPU datasheet (nvidia.com/h200): TF32 989 and BF16/FP16 1,979 "
+                   "TFLOPS with sparsity (494.5 and 989.5 dense), FP32 67 TFLOPS; 4.8 TB/s HBM3e", _HOPPER),
+    "h100": Device("NVIDIA H100 SXM", 494.5e12, 3.35e12,
+                   "NVIDIA H100 Tensor Core GPU datasheet (nvidia.com/h100), SXM5: TF32 989 and BF16/FP16 "
+                   "1,979 TFLOPS with sparsity (494.5 and 989.5 dense), FP32 67 TFLOPS; 3.35 TB/s HBM3", _HOPPER),
+    "cpu": Device("typical 16-core AVX2 server CPU", 1.0e12, 100e9,
+                  "16 cores x 2 GHz x 32 fp32 FLOP/cycle (two 8-wide FMAs); AVX2 has no bf16/fp16 FMA, so "
+                  "every precision computes at that rate; 8 DDR4-3200 channels ~ 100 GB/s"),
 }
 
 _SI = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "p": 1e15}
@@ -61,7 +86,7 @@ def parse_device(text: str) -> Device:
     if len(parts) != 2:
         raise UsageError(f"--device {text}: give a profile ({', '.join(DEVICES)}) or FLOPS,BYTES_PER_S")
     flops, bw = _number(parts[0], "peak FLOP/s"), _number(parts[1], "bandwidth")
-    return Device(f"{flops:.4g} FLOP/s, {bw:.4g} B/s", flops, bw, "--device")
+    return Device("your --device", flops, bw, "--device (one peak for every precision)")
 
 
 @dataclass(frozen=True)
@@ -89,7 +114,7 @@ def layer_bounds(net, device: Device, batch: int = 1, precision: str = "float32"
         flops = 2 * c.macs * batch
         moved = c.params * var_b + batch * act_b * (
             sum(_elems(net.shapes[i]) for i in layer.inputs) + (_elems(net.shapes[name]) if layer.inputs else 0))
-        t_c, t_m = flops / device.flops, moved / device.bandwidth
+        t_c, t_m = flops / device.peak(precision), moved / device.bandwidth
         out[name] = LayerBound(flops, moved, max(t_c, t_m), t_c >= t_m)
     return out
 
@@ -103,9 +128,9 @@ def network_bound(net, device: Device, batch: int = 1, precision: str = "float32
     return 3 * t if training else t
 
 
-def fmt_seconds(s: float) -> str:
-    if s >= 1:
-        return f"{s:.3g} s"
-    if s >= 1e-3:
-        return f"{s * 1e3:.3g} ms"
-    return f"{s * 1e6:.3g} µs"
+def fmt_seconds(s: float, digits: int = 3) -> str:
+    """0.0123 -> '12.3 ms' (`digits` significant digits)."""
+    for unit, size in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if s >= size:
+            return f"{s / size:.{digits}g} {unit}"
+    return f"{s * 1e9:.{digits}g} ns"

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR
 
 from .compare import _check_names
-from .errors import SpecError, UsageError
-from .fit import Measure, Probe, _Fitter, shortest
+from .errors import NothingFits, SpecError, UsageError
+from .fit import BATCH, Measure, Probe, _Fitter, over_text, shortest
 from .network import Spec
 
 
@@ -30,8 +30,11 @@ def parse_scale(text: str) -> dict[str, float]:
             base = float(v)
         except ValueError:
             base = None
-        if not eq or not k.strip() or base is None or base <= 0 or base == 1:
-            raise UsageError(f"--scale {text}: expected NAME=BASE,... with bases > 0 and not 1, e.g. width=1.1,size=1.15")
+        if not eq or not k.strip() or base is None:
+            raise UsageError(f"--scale {text}: expected NAME=BASE,..., e.g. width=1.1,size=1.15")
+        if not base > 1:  # phi grows every parameter; a smaller network is a negative phi, not a base < 1
+            raise UsageError(f"--scale {text}: the base of '{k.strip()}' must be above 1 (each parameter "
+                             f"grows with phi; the search goes to negative phi for smaller networks)")
         if k.strip() in out:
             raise UsageError(f"--scale {text}: '{k.strip()}' is given twice")
         out[k.strip()] = base
@@ -78,12 +81,34 @@ class CompoundResult:
     next_values: dict | None
     next: Probe | None
     budgets: dict
+    repeats: dict = None  # the chosen network's repeat counts (block35 -> 11), from its module calls
+    next_repeats: dict = None
+
+
+def repeats(net) -> dict[str, int]:
+    """How many times each `b = repeat N { ... }` of the network ran, from the calls it made: b_1 ..
+    b_N, all made by the one call statement inside the repeat (the same span; a separate
+    `b_10 = ...` after it is not counted), e.g. {"block35": 11}: the repeat counts a depth gives."""
+    import re
+    first: dict[str, object] = {}
+    out: dict[str, int] = {}
+    for b in net.graph.blocks:
+        m = re.fullmatch(r"([^/]+)_(\d+)", b.name)
+        if not m:
+            continue
+        prefix = m.group(1)
+        if m.group(2) == "1":
+            first[prefix] = b.span
+        if prefix in first and b.span == first[prefix]:
+            out[prefix] = out.get(prefix, 0) + 1
+    return out
 
 
 def compound(spec: Spec, bases: dict[str, float], budgets: dict, *, sets: dict | None = None,
              measure: Measure | None = None, trainable: bool = False, inference: bool = False) -> CompoundResult:
     """The largest phi whose compound-scaled network fits every budget (module docstring).
-    Raises UsageError when the names are unknown or not numeric, or nothing fits."""
+    Raises UsageError when the names are unknown or not numeric or a base is not above 1,
+    NothingFits when even the smallest network that builds is over budget."""
     sets = dict(sets or {})
     _check_names(spec, list(bases) + list(sets), "")
     for name in bases:
@@ -110,46 +135,104 @@ def compound(spec: Spec, bases: dict[str, float], budgets: dict, *, sets: dict |
             try:
                 ok = f.fits(hi - step)
             except SpecError as e:
-                raise UsageError(f"nothing fits: phi={hi - step:g} does not build ({e.message.splitlines()[0]})") from None
+                small = _smallest(f, hi - step, hi)
+                raise NothingFits(f"nothing fits: the budget is below the smallest network that builds: phi={small:.6g} "
+                                  f"{over_text(f.probe(small), budgets, trainable)} (phi={hi - step:g} does not "
+                                  f"build: {e.message.splitlines()[0]})") from None
             if ok:
                 lo = hi - step
                 break
             hi, step = hi - step, step * 2
         if lo is None:
-            raise UsageError("nothing fits")
+            raise NothingFits("nothing fits")
     while True:  # lo fits, hi does not: bisect to adjacent floats
         mid = lo + (hi - lo) / 2
         if mid <= lo or mid >= hi:
             break
         lo, hi = (mid, hi) if f.fits(mid) else (lo, mid)
+    try:
+        f.probe(hi)
+    except SpecError as e:  # the scaled network stopped building before it outgrew the budget
+        raise UsageError(f"every phi whose network builds fits: phi={lo!r} gives {scaled(spec, bases, lo)}, "
+                         f"phi={hi!r} does not build ({e.message.splitlines()[0]}); the budgets do not bind") from None
     short = shortest(f, lo, ROUND_FLOOR)
     next_short = shortest(f, hi, ROUND_CEILING)
+    reps = lambda phi: repeats(inner.network(scaled(spec, bases, phi))[0])
     return CompoundResult(bases, lo, short, scaled(spec, bases, short), f.probe(lo), hi, next_short,
-                          scaled(spec, bases, next_short), f.probe(hi), budgets)
+                          scaled(spec, bases, next_short), f.probe(hi), budgets, reps(lo), reps(hi))
+
+
+def _smallest(f: "_PhiFitter", bad: float, good: float) -> float:
+    """The smallest phi in (bad, good] whose network builds (bisection; `bad` does not build)."""
+    for _ in range(60):
+        mid = bad + (good - bad) / 2
+        if mid <= bad or mid >= good:
+            break
+        try:
+            f.probe(mid)
+            good = mid
+        except SpecError:
+            bad = mid
+    return good
 
 
 @dataclass
 class GridPoint:
-    values: dict  # parameter -> value as given
-    probe: Probe
+    values: dict  # parameter -> value (a number)
+    probe: Probe | None  # None when the network does not build
     fits: bool
+    error: str | None = None  # why it does not build (first line of the spec error)
+
+
+def _number(text: str):
+    """A grid value as a number: "64" -> 64, "0.6" -> 0.6 (JSON and the table show numbers)."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
 
 
 def pareto_grid(spec: Spec, ranges: list[tuple[str, list[str]]], budgets: dict, *, sets: dict | None = None,
                 measure: Measure | None = None, trainable: bool = False,
                 inference: bool = False) -> tuple[list[GridPoint], list[GridPoint]]:
     """Every grid point measured, and the Pareto set of those that fit every budget: no other
-    fitting point has every varied parameter at least as large and one larger."""
+    fitting point has every varied parameter at least as large and one larger. `batch` may be one
+    of the parameters (images per step, for --memory and --latency). A point whose network does
+    not build fits nothing (GridPoint.error says why). NothingFits when the Pareto set is empty."""
     sets = dict(sets or {})
     names = [n for n, _ in ranges]
-    _check_names(spec, names + list(sets), "")
+    seen = set()
+    for n in names:
+        if n in seen:
+            raise UsageError(f"--vary {n} is given twice; list all its values in one --vary {n}=V1,V2")
+        seen.add(n)
+    _check_names(spec, [n for n in names if n != BATCH] + list(sets), "")
+    if BATCH in names:
+        if not {"memory", "latency"} & set(budgets):
+            raise UsageError("--vary batch needs a --memory or --latency budget (params and MACs do not grow with it)")
+        bad = [v for n, vals in ranges if n == BATCH for v in vals if not (isinstance(_number(v), int) and _number(v) >= 1)]
+        if bad:
+            raise UsageError(f"--vary batch={bad[0]}: a batch is a whole number of images, at least 1")
     metric = next(iter(budgets))
     inner = _Fitter(spec, "grid", metric, budgets[metric], trainable, inference, sets, budgets, measure)
     points = []
     for combo in itertools.product(*[vals for _, vals in ranges]):
         values = dict(zip(names, combo))
-        points.append(GridPoint(values, inner.probe(values), inner.fits(values)))
+        shown = {n: _number(v) for n, v in values.items()}
+        try:
+            points.append(GridPoint(shown, inner.probe(values), inner.fits(values)))
+        except SpecError as e:  # a variant that does not build fits no budget
+            points.append(GridPoint(shown, None, False, e.message.splitlines()[0]))
     num = lambda p: [float(p.values[n]) for n in names]
     ok = [p for p in points if p.fits]
     front = [p for p in ok if not any(all(a >= b for a, b in zip(num(q), num(p))) and num(q) != num(p) for q in ok)]
+    if not front:
+        broken = [p for p in points if p.error]
+        why = "; ".join(f"{', '.join(f'{k}={v}' for k, v in p.values.items())} does not build: {p.error}"
+                        for p in broken[:3])
+        raise NothingFits(f"nothing fits: none of the {len(points)} variants meets the budgets"
+                          + (f" ({len(broken)} do not build: {why})" if broken else ""))
     return points, front

@@ -102,16 +102,19 @@ def roofline_columns(net, device, batch: int, precision: str):
     cols = [("bytes moved", lambda ns: fmt_bytes(sum(per[n].bytes for n in ns))),
             ("bound", lambda ns: fmt_seconds(sum(per[n].seconds for n in ns)))]
     fwd = network_bound(net, device, batch, precision)
-    foot = [f"roofline bound on {device.name} ({device.flops:.3g} FLOP/s, {device.bandwidth:.3g} B/s), "
-            f"batch {batch}, {precision}: forward >= {fmt_seconds(fwd)}, training step >= "
-            f"{fmt_seconds(3 * fwd)} (a lower bound, not a prediction)"]
+    foot = [f"roofline bound on {device.name} ({device.peak(precision):.3g} FLOP/s at {precision}, "
+            f"{device.bandwidth:.3g} B/s), batch {batch}: forward >= {fmt_seconds(fwd)}, training step >= "
+            f"{fmt_seconds(3 * fwd)}",
+            "  (a lower bound, not a prediction, if each layer is its own kernel reading its inputs and weights "
+            "and writing its output once: unfused)"]
     return cols, foot
 
 
 def roofline_json(net, device, batch: int, precision: str) -> dict:
     from .roofline import layer_bounds, network_bound
     per = layer_bounds(net, device, batch, precision)
-    return {"device": {"name": device.name, "flops": device.flops, "bandwidth": device.bandwidth},
+    return {"device": {"name": device.name, "flops": device.peak(precision), "bandwidth": device.bandwidth,
+                       "source": device.source},
             "batch": batch, "precision": precision,
             "forward_seconds": network_bound(net, device, batch, precision),
             "training_step_seconds": network_bound(net, device, batch, precision, training=True),

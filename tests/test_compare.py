@@ -360,16 +360,24 @@ def test_plot_failure_leaves_no_file(tiny, tmp_path, capsys):
     (["--params", "10X", "--vary", "c"], "--params 10X"),
     (["--params", "1M", "--vary", "deep"], "numeric parameter"),
     (["--params", "1M", "--vary", "cc"], "no parameter 'cc'"),
-    (["--params", "50", "--vary", "c"], "nothing fits"),  # c=1 gives 62; c=0 does not build
     (["--params", "1M", "--vary", "c", "--min", "1.5"], "'c' is an integer"),
     (["--params", "1M", "--vary", "c", "--min", "5", "--max", "5"], "must be below"),
     (["--params", "1M", "--vary", "c", "--set", "c=3"], "do not also --set"),
-    (["--params", "10", "--vary", "width", "--min", "1"], "nothing fits"),
 ])
 def test_fit_usage_errors(tiny, capsys, args, words):
     code, out, err = run_cli(capsys, "fit", tiny, *args)
     assert code == 2, err
     assert words in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args", [
+    ["--params", "50", "--vary", "c"],  # c=1 gives 62; c=0 does not build
+    ["--params", "10", "--vary", "width", "--min", "1"],
+])
+def test_fit_nothing_fits_is_an_answer_exit_1(tiny, capsys, args):
+    code, out, err = run_cli(capsys, "fit", tiny, *args)
+    assert code == 1 and out == ""
+    assert err.startswith("incdsl fit: nothing fits") and "Traceback" not in err
 
 
 def test_fit_needs_a_budget_and_a_name(tiny, capsys):

@@ -30,7 +30,7 @@ def test_compound_scaling_googlenet_5M(capsys):
     assert data["next"]["phi"] == math.nextafter(data["phi"], 0)  # adjacent floats: exact under rounding
     # the short phi builds the same network as the exact edge, the next short one the next network
     assert build(data["short"]) == build(data["phi"]) and build(data["next"]["short"]) == build(data["next"]["phi"])
-    assert data["values"]["size"] == round(224 * 1.15 ** data["short"]) == 126
+    assert data["parameters"]["size"] == round(224 * 1.15 ** data["short"]) == 126
     text = run(capsys, *argv)
     assert f"phi = {data['short']!r}: width=0.6772 size=126: 4,976,037 params" in text and "<- fits" in text
     assert f"next step: phi = {data['next']['short']!r}: width=0.6773 size=127: 5,333,625 params" in text
@@ -116,11 +116,12 @@ def test_budget_usage_errors(capsys):
     spec = str(SPECS / "googlenet.inc")
     for argv, words in ((["--memory", "16", "--vary", "batch"], "a number and a unit"),
                         (["--params", "5M", "--vary", "batch"], "--vary batch needs a --memory or --latency"),
-                        (["--params", "5M", "--scale", "width=1"], "bases > 0 and not 1"),
+                        (["--params", "5M", "--scale", "width=1"], "must be above 1"),
                         (["--params", "5M", "--scale", "widht=1.1"], "has no parameter 'widht'"),
                         (["--latency", "5ms", "--vary", "batch", "--device", "fast"], "give a profile"),
-                        (["--params", "<=", "5M", "6M", "--vary", "width"], "expects one limit"),
-                        (["--memory", "1KiB", "--vary", "batch"], "nothing fits: batch=1 gives 190.11 MiB")):
+                        (["--params", "<=", "5M", "6M", "--vary", "width"], "expects one limit")):
         assert main(["fit", spec] + argv) == 2, argv
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err, (argv, err)
+    assert main(["fit", spec, "--memory", "1KiB", "--vary", "batch"]) == 1  # an answer, not bad usage
+    assert "nothing fits: batch=1 gives 190.11 MiB" in capsys.readouterr().err

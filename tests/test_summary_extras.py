@@ -82,11 +82,22 @@ def test_roofline_by_hand(spec_file, capsys):
 
 def test_repeated_calls_fold_into_one_row(capsys):
     rows = [l.split() for l in run(capsys, "summary", SPECS / "inception_resnet_v2.inc", "--depth", "1").splitlines()]
-    folded = {r[0]: r for r in rows if len(r) > 2 and r[1] == "x10" or len(r) > 2 and r[1] == "x20"}
-    # keras' InceptionResNetV2: block35_1..10, block17_1..20, block8_1..10 (the last without relu)
-    assert set(folded) == {"block35", "block17", "block8"}
+    folded = {r[0]: r for r in rows if len(r) > 2 and r[1].startswith("x") and r[1][1:].isdigit()}
+    # keras' InceptionResNetV2: block35_1..10, block17_1..20, block8_1..9 the same call, then block8_10
+    # with other arguments (scale 1.0, no relu): its own row
+    assert {k: v[1] for k, v in folded.items()} == {"block35": "x10", "block17": "x20", "block8": "x9"}
     assert folded["block35"][2:5] == ["resnet_a", "35x35x320", f"{10 * 123_408:,}"]
     assert not any(r and r[0].startswith("block35_") for r in rows)
+    assert [r[1] for r in rows if r and r[0] == "block8_10"] == ["resnet_c"]
+    # same module, same arguments, different names: Inception v3's mixed5 and mixed6 (v3_c(160)) fold;
+    # mixed4 (v3_c(128)) and mixed7 (v3_c(192)) have other arguments and stay rows of their own
+    rows = [l.split() for l in run(capsys, "summary", SPECS / "inception_v3.inc", "--depth", "1").splitlines()]
+    names = [r[0] for r in rows if r and r[0].startswith("mixed")]
+    assert names[3:7] == ["mixed3", "mixed4", "mixed5..mixed6", "mixed7"]
+    net = incdsl.load(SPECS / "inception_v3.inc")
+    pair = sum(c.params for n, c in net.counts.items() if n.split("/")[0] in ("mixed5", "mixed6"))
+    assert [r for r in rows if r and r[0] == "mixed5..mixed6"][0][1:4] == ["x2", "v3_c", "17x17x768"]
+    assert f"{pair:,}" in [r for r in rows if r and r[0] == "mixed5..mixed6"][0]
 
 
 @pytest.mark.slow

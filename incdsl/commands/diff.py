@@ -10,11 +10,15 @@ def add_parser(sub) -> None:
     p = sub.add_parser("diff", help="what changed between two networks: layers, module calls, totals",
                        description="Align the layers of two specs by structure and hierarchical name and list "
                        "the added, removed and changed layers and module calls with their params and MACs "
-                       "deltas. --set applies to both.")
+                       "deltas. --set applies to both, --set-a and --set-b to one side (and win over --set).")
     p.add_argument("a", metavar="A", help="the first .inc file")
     p.add_argument("b", metavar="B", help="the second .inc file")
     p.add_argument("--set", metavar="NAME=VALUE", action="append", default=[],
                    help="override a parameter of both networks (repeatable)")
+    p.add_argument("--set-a", metavar="NAME=VALUE", action="append", default=[],
+                   help="override a parameter of A only (repeatable)")
+    p.add_argument("--set-b", metavar="NAME=VALUE", action="append", default=[],
+                   help="override a parameter of B only (repeatable)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="one JSON object")
     fmt.add_argument("--markdown", action="store_true", help="markdown tables")
@@ -26,7 +30,8 @@ def run(args) -> int:
     from ..network import load
 
     sets = parse_sets(args.set)
-    na, nb = load(args.a, **sets), load(args.b, **sets)
+    na = load(args.a, **{**sets, **parse_sets(args.set_a)})
+    nb = load(args.b, **{**sets, **parse_sets(args.set_b)})
     if args.json:
         print(json.dumps(diff.to_json(na, nb), indent=1))
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 from ..cli import add_spec_args, parse_sets
@@ -36,7 +37,9 @@ def add_parser(sub) -> None:
     p.add_argument("--inference", action="store_true", help="count without the training-only heads")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_budget_options(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, batch=None)  # None: not given (1 image), so `--vary batch` can refuse it
+    # `--memory -1GiB` is a (bad) limit, not an unknown option: let argparse hand it to parse_limit
+    p._negative_number_matcher = re.compile(r"^-[0-9.][0-9.eE_+-]*[A-Za-zµ]*$")
 
 
 def _budgets(args) -> dict:
@@ -61,6 +64,14 @@ def run(args) -> int:
     from ..network import Spec
 
     budgets = _budgets(args)
+    names = [v.partition("=")[0].strip() for v in args.vary]
+    if args.batch is not None and "batch" in names:
+        raise UsageError(f"--batch {args.batch} and --vary batch: the batch is what is varied; leave out --batch")
+    if args.scale and (args.min is not None or args.max is not None):
+        raise UsageError("--min and --max bound one --vary NAME; --scale searches phi (leave them out)")
+    if [v for v in args.vary if "=" in v] and (args.min is not None or args.max is not None):
+        raise UsageError("--min and --max bound one --vary NAME; a grid's --vary NAME=RANGE gives its own values")
+    args.batch = 1 if args.batch is None else args.batch
     if args.batch < 1:
         raise UsageError("--batch must be at least 1")
     device = None
@@ -84,13 +95,13 @@ def run(args) -> int:
     if grid:
         from ..compare import parse_sweep
         from .fit_show import show_grid
-        return show_grid(args, spec, [parse_sweep(v) for v in grid], budgets, common)
+        return show_grid(args, spec, [parse_sweep(v, "--vary") for v in grid], budgets, common)
     return _single(args, spec, plain[0], budgets, common)
 
 
 def _single(args, spec, name: str, budgets: dict, common: dict) -> int:
     from ..fit import fit, fit_json
-    from .fit_show import line, scope, what
+    from .fit_show import given, line, scope, what
 
     metric = next(iter(budgets))
     r = fit(spec, name, metric, budgets[metric], lo=args.min, hi=args.max, budgets=budgets, **common)
@@ -102,7 +113,7 @@ def _single(args, spec, name: str, budgets: dict, common: dict) -> int:
     if args.json:
         print(json.dumps(fit_json(r), indent=1))
         return 0
-    print(f"{args.spec}: largest {r.name} with {what(budgets, r.trainable)}{scope(r.best, r.inference)}")
+    print(f"{args.spec}{given(args)}: largest {r.name} with {what(budgets, r.trainable)}{scope(r.best, r.inference)}")
     # the shortest decimals that build each network: 0.634 fits, 0.635 is over (not 0.6343749999999999)
     print(f"  {r.name} = {_num(r.short)}: {line(r.best, budgets)}  <- fits")
     if r.next is None:

@@ -147,9 +147,10 @@ def param_bytes_by_dtype(net, precision: str = "float32") -> dict[str, int]:
     return {("float32" if var_b == 4 else precision.replace("mixed_", "")): net.total().params * var_b}
 
 
-def fmt_bytes(n: float) -> str:
-    """1,536 -> '1.50 KiB' (binary units, as device memory is sold and torchinfo's MB are not)."""
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+def fmt_bytes(n: float, digits: int = 2) -> str:
+    """1,536 -> '1.50 KiB' (binary units, as device memory is sold and torchinfo's MB are not), up
+    to PiB; `digits` after the decimal point."""
+    for unit, size in (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if abs(n) >= size:
-            return f"{n / size:.2f} {unit}"
+            return f"{n / size:.{digits}f} {unit}"
     return f"{int(n)} B"
