@@ -13,14 +13,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from . import ast, initializers
+from . import ast, functions, initializers
 from .errors import ArgumentError, Note, Span, SpecError, UsageError, call_note, did_you_mean, shorten
 from .literals import read_int, read_number, read_sizes
 from .graph import Block, Graph, Layer, OutputSpec
 from .ops import ACTIVATIONS, ALIASES, KEYWORD_ONLY, KINDS, OPS, REQUIRED, Op, Symbol, normalize
 from .parse import Program
 from .foreign_names import argument_hint
-from .rounding import make_divisible, slim_depth
 
 MAX_LAYERS = 100_000
 MAX_STEPS = 1_000_000  # statements and expressions evaluated; stops runaway nested repeats
@@ -603,36 +602,35 @@ class _Elaborator:
         return r
 
     def _func(self, e: ast.Func, args: list, env):
-        name = e.name
-        fns = {
-            "int": (1, lambda x: int(x)), "float": (1, float), "round": (1, lambda x: int(round(x))),
-            "floor": (1, lambda x: int(math.floor(x))), "ceil": (1, lambda x: int(math.ceil(x))),
-            "abs": (1, abs), "min": (None, min), "max": (None, max),
-            "depth": ((2, 3), slim_depth), "make_divisible": ((1, 3), make_divisible),
-        }
-        if name in initializers.NAMES:  # init=truncated_normal(0.1): a value for `init=`
-            try:
-                return initializers.make(name, args)
-            except ValueError as err:
-                raise SpecError(str(err), e.span) from None
-        if name not in fns:
-            known = list(fns) + list(initializers.CALLS)
-            raise SpecError(f"unknown function '{name}'", e.span, hint=did_you_mean(name, known) or f"functions: {', '.join(known)}")
-        arity, fn = fns[name]
-        if isinstance(arity, tuple):
-            if not arity[0] <= len(args) <= arity[1]:
-                raise SpecError(f"{name}() takes {arity[0]} to {arity[1]} arguments, got {len(args)}", e.span)
-        elif (arity is not None and len(args) != arity) or (arity is None and len(args) < 2):
-            # min(x) of one number is Python's TypeError (it wants an iterable): ask for two
-            raise SpecError(f"{name}() takes {arity or 'two or more'} argument{'s' if arity != 1 else ''}, "
-                            f"got {len(args)}", e.span)
-        for a, x in zip(args, e.args):
-            self._num(a, x, env)
+        if e.name in initializers.NAMES:  # init=truncated_normal(0.1): a value for `init=`
+            return self._initializer(e, args, env)
+        b = functions.BUILTINS.get(e.name)
+        if b is None:
+            known = list(functions.BUILTINS) + list(initializers.CALLS)
+            raise SpecError(f"unknown function '{e.name}'", e.span,
+                            hint=did_you_mean(e.name, known) or f"functions: {', '.join(known)}")
+        bound = functions.bind(b, e, args, {kw.name: self._eval(kw.value, env) for kw in e.kwargs})
+        for v, x in bound.values():
+            self._num(v, x, env)
+        functions.check(b, bound)
         try:
-            return fn(*args)
+            return functions.call(b, bound)
         except (ValueError, OverflowError):  # int(nan), round(inf): only reachable from Python overrides
-            raise SpecError(f"{name}() cannot take {', '.join(_show(a) for a in args)}", e.span) from None
+            shown = ', '.join(_show(v) for v, _ in bound.values())
+            raise SpecError(f"{e.name}() cannot take {shown}", e.span) from None
 
+    def _initializer(self, e: ast.Func, args: list, env) -> str:
+        """`truncated_normal(0.1)` or `truncated_normal(stddev=0.1)`, TF-slim's keyword."""
+        param = initializers.CALLS.get(e.name)
+        for kw in e.kwargs:
+            if kw.name != param or args:
+                why = f"{e.name}() takes {f'one argument, {param}' if param else 'no arguments'}"
+                raise SpecError(why, kw.span)
+            args = [self._eval(kw.value, env)]
+        try:
+            return initializers.make(e.name, args)
+        except ValueError as err:
+            raise SpecError(str(err), e.span) from None
 
 def named_size(word: str, env: dict) -> tuple[int, ...] | None:
     """`1xn`, `nx1`, `kxk`: a size written with sides that are numbers or names bound to integers
