@@ -468,6 +468,13 @@ class _Elaborator:
                 return SpecError(f"{what}: 'init' {e.msg}", span)
             if words is None and kind in ("size", "size0") and "x" in v.strip("x"):
                 ints = sorted(k for k, x in scope.vars.items() if isinstance(x, int) and not isinstance(x, bool))
+                wrong = [(p, scope.vars[p]) for p in v.split("x") if p in scope.vars and p not in ints]
+                if wrong:  # `m(8, 2.0)` for `1xn`: the side is bound, to something that is not an integer
+                    p, x = wrong[0]
+                    return SpecError(f"'{v}' is not a size here: {p} is {_show(x)}, not an integer", span,
+                                     label=f"{what}'s '{e.arg}' needs a size",
+                                     hint=f"pass a whole number for {p}, or write the size as a tuple with "
+                                     f"int(): ({', '.join(f'int({q})' if q == p else q for q in v.split('x'))})")
                 return SpecError(f"'{v}' is not a size here: its sides must be numbers or names of integers",
                                  span, label=f"{what}'s '{e.arg}' needs a size",
                                  hint=f"integers known here: {', '.join(ints)}" if ints else

@@ -20,6 +20,7 @@ from . import ast, library
 from .errors import SOURCES, Note, Span, SpecError, shorten
 from .grammar_cache import open_parser
 from .io import note_input
+from .size_syntax import size_hint
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
@@ -484,6 +485,8 @@ def _syntax_error(e: UnexpectedInput, file: str, text: str) -> SpecError:
         ch, oline, ocol = opened[-1]
         notes.append(Note(f"the '{ch}' opened here is never closed", Span(file, oline, ocol, oline, ocol + 1)))
         hint = f"is a '{_closer(ch)}' missing?"
+    if hint is None and tok.type == "NAME":
+        hint = size_hint(lines[line - 1] if line <= len(lines) else "", col, tok.value)
     if hint is None and isinstance(e, UnexpectedToken) and tok.type != "$END":
         hint = _match_example(e)
     if hint is None:
