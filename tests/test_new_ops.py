@@ -90,6 +90,26 @@ def test_squeeze_and_excitation_matches_torchvision(spec_file):
 
 
 @pytest.mark.slow  # builds Keras models (TensorFlow's import alone is over 5 s)
+def test_squeeze_and_excitation_with_a_1x1_map_matches_torchvision(spec_file):
+    # the review's spec, torchvision's own form: adaptive_avg_pool2d(1) -> 1x1 conv -> relu -> 1x1
+    # conv -> sigmoid gives (N, C, 1, 1), broadcast over HxW (it once said "do not broadcast")
+    import torch
+    from torchvision.ops import SqueezeExcitation
+    net = incdsl.load(spec_file("network se {\n  input 8x8x24\n  multiply { identity; adaptive_avgpool(1) -> "
+                                "conv(6,1,act=relu) -> conv(24,1,act=sigmoid) }\n}\n"))
+    assert net.shapes["b2/conv_2"] == (1, 1, 24) and net.shapes["multiply_1"] == (8, 8, 24)
+    w = perturbed(net)
+    ref = SqueezeExcitation(24, 6)
+    with torch.no_grad():
+        for fc, node in ((ref.fc1, "b2/conv_1"), (ref.fc2, "b2/conv_2")):
+            fc.weight.copy_(torch.from_numpy(w[node]["kernel"].transpose(3, 2, 0, 1).copy()))
+            fc.bias.copy_(torch.from_numpy(w[node]["bias"]))
+    assert sum(p.numel() for p in ref.parameters()) == net.total().params == 24 * 6 + 6 + 6 * 24 + 24
+    x = np.random.default_rng(2).standard_normal((2, 8, 8, 24)).astype("float32")
+    np.testing.assert_allclose(run_keras(net, w, x), nhwc(ref(nchw(x))), atol=1e-5)
+
+
+@pytest.mark.slow  # builds Keras models (TensorFlow's import alone is over 5 s)
 def test_drop_path_matches_timm(spec_file):
     import torch
     from timm.layers import DropPath
@@ -175,6 +195,7 @@ network t(k=5) {
   conv(16, 3, stride=2, dilation=2, bn=true, act=relu)
   add { identity; conv(16, 3) -> drop_path(0.2) }
   multiply { identity; gap -> dense(4, act=relu) -> dense(16, act=sigmoid) }
+  multiply { identity; adaptive_avgpool(1) -> conv(4, 1, act=relu) -> conv(16, 1, act=sigmoid) }
   gap -> dense(5, act=softmax)
 }
 """
@@ -228,7 +249,7 @@ def test_summary_expand_and_drawing_name_the_new_ops(spec_file):
     for text in ("fac_1/conv_1      = conv(8, kernel=1x7)", "conv(16, kernel=5x5, bn=true, act=silu, groups=4)",
                  "channel_shuffle(2) <- conv_1", "act(leaky_relu, slope=0.1)", "drop_path(0.2) <- b2/conv_1",
                  "multiply <- add_1, b4/dense_2"):
-        assert text in expand, text
+        assert " ".join(text.split()) in " ".join(expand.split()), text  # columns align to the longest name
     layers = net.layers
     assert describe(layers["conv_1"]) == "conv 5x5 groups 4 bn silu"
     assert describe(layers["leaky_relu_1"]) == "leaky_relu slope 0.1"
@@ -246,3 +267,10 @@ def test_add_stays_strict_where_multiply_broadcasts(spec_file):
     assert net_of(spec_file, f"multiply {body}").shapes["multiply_1"] == (9, 10, 16)
     with pytest.raises(SpecError, match="add inputs disagree on shape: 9x10x16 vs 16"):
         net_of(spec_file, f"add {body}")
+    gate = "{ identity; adaptive_avgpool(1) -> conv(16, 1, act=sigmoid) }"  # a 1x1x16 map broadcasts too
+    assert net_of(spec_file, f"multiply {gate}").shapes["multiply_1"] == (9, 10, 16)
+    with pytest.raises(SpecError, match="add inputs disagree on shape: 9x10x16 vs 1x1x16"):
+        net_of(spec_file, f"add {gate}")
+    with pytest.raises(SpecError, match="do not broadcast: 9x10x16 vs 1x1x8") as e:
+        net_of(spec_file, "multiply { identity; adaptive_avgpool(1) -> conv(8, 1) }")
+    assert "gap -> dense(16)" in e.value.hint
