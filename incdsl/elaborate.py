@@ -17,7 +17,7 @@ from . import ast, functions, initializers
 from .errors import ArgumentError, Note, Span, SpecError, UsageError, call_note, did_you_mean, shorten
 from .literals import read_int, read_number, read_sizes
 from .graph import Block, Graph, Layer, OutputSpec
-from .ops import ACTIVATIONS, ALIASES, KEYWORD_ONLY, KINDS, OPS, REQUIRED, Op, Symbol, normalize
+from .ops import ACTIVATION_NAMES, ACTIVATIONS, ALIASES, KEYWORD_ONLY, KINDS, OPS, REQUIRED, Op, Symbol, normalize
 from .parse import Program
 from .foreign_names import argument_hint
 
@@ -189,16 +189,23 @@ class _Elaborator:
     def _defaults(self, st: ast.Defaults, scope: Scope):
         added = []
         for entry in st.entries:
-            op = OPS.get(entry.op)
+            # an activation word (`defaults leaky_relu(slope=0.05)`) sets defaults for the act
+            # layers of that function only
+            opname, preset = ALIASES.get(entry.op, (entry.op, {}))
+            op = OPS.get(opname)
             if op is None:
                 raise SpecError(f"defaults for unknown op '{entry.op}'", entry.span,
-                                hint=did_you_mean(entry.op, OPS))
+                                hint=did_you_mean(entry.op, list(OPS) + list(ALIASES)))
             values = {}
+            settable = [a.name for a in op.args if a.name not in preset]
             for kw in entry.kwargs:
                 arg = op.arg(kw.name)
-                if arg is None:
-                    raise SpecError(f"{op.name} has no argument '{kw.name}'", kw.span,
-                                    hint=argument_hint(kw.name, [a.name for a in op.args]))
+                if arg is None or kw.name in preset:
+                    raise SpecError(f"{entry.op} has no argument '{kw.name}'", kw.span,
+                                    hint=argument_hint(kw.name, settable) or f"it takes: {', '.join(settable) or 'nothing'}")
+                if kw.name == "slope" and preset and preset["fn"] != "leaky_relu":
+                    raise SpecError(f"{entry.op} takes no slope: only leaky_relu has one", kw.span,
+                                    hint="write defaults leaky_relu(slope=...)")
                 v = self._eval(kw.value, scope.vars)
                 try:
                     if not (v is None and arg.default is None):
@@ -207,7 +214,7 @@ class _Elaborator:
                     raise self._bad_arg(f"defaults {op.name}", entry.span, op, _BadArg(kw.name, str(e), kw.value.span),
                                         {kw.name: v}, scope) from None
                 values[kw.name] = v
-            added.append((op.name, values, entry.span))
+            added.append((f"act:{preset['fn']}" if preset else op.name, values, entry.span))
         scope.defaults = scope.defaults + tuple(added)
 
     def _input(self, st: ast.Input, scope: Scope, in_network: bool) -> str:
@@ -440,9 +447,13 @@ class _Elaborator:
                                             explicit[kw.name][1])])
             explicit[kw.name] = (self._eval(kw.value, scope.vars), kw.value.span)
         raw = {}
+        fn = preset.get("fn", explicit.get("fn", (None,))[0])  # an act layer's function
+        fn = ACTIVATION_NAMES.get(fn, fn) if isinstance(fn, str) else fn
         for dop, values, dspan in scope.defaults:  # outermost first: inner defaults overwrite
-            if dop == op.name:
+            if dop == op.name or (op.name == "act" and dop == f"act:{fn}"):
                 for k, v in values.items():
+                    if k == "slope" and op.name == "act" and fn != "leaky_relu":
+                        continue  # `defaults act(slope=...)` sets leaky_relu's slope; relu has none
                     raw[k] = (v, dspan)
         raw.update(explicit)  # an explicit argument always wins
         raw.update(preset)
@@ -463,7 +474,7 @@ class _Elaborator:
         v = v[0] if isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], Span) else v
         kind = op.arg(e.arg).kind if op.arg(e.arg) else None
         if isinstance(v, Symbol):
-            words = {"pad": ("same", "valid"), "act": ("none",) + ACTIVATIONS, "init": initializers.NAMES}.get(kind)
+            words = {"pad": ("same", "valid"), "act": ("none",) + ACTIVATIONS + tuple(ACTIVATION_NAMES), "init": initializers.NAMES}.get(kind)
             if kind == "init" and v in words:  # a known initializer used wrongly (truncated_normal without stddev)
                 return SpecError(f"{what}: 'init' {e.msg}", span)
             if words is None and kind in ("size", "size0") and "x" in v.strip("x"):

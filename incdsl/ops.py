@@ -147,6 +147,15 @@ def _init(v):
     return check(v)
 
 
+def _slope(v) -> float:
+    """leaky_relu's negative slope: any number >= 0, as keras.layers.LeakyReLU accepts (it refuses
+    a negative one; torch.nn.LeakyReLU takes any). A slope above 1 is unusual but well defined."""
+    v = _float(v)
+    if v < 0:
+        raise ValueError(f"must be at least 0 (Keras' LeakyReLU refuses a negative slope), got {v:g}")
+    return v
+
+
 def _show(v) -> str:
     if isinstance(v, Symbol):
         return f"the word '{v}'"
@@ -177,7 +186,7 @@ KINDS: dict[str, Callable] = {
     "positive": lambda v: _float(v, POSITIVE_MIN, None),
     "rate": lambda v: _float(v, 0.0, 0.999999),
     "any_float": _float,
-    "slope": lambda v: _float(v, 0.0, 1.0),
+    "slope": lambda v: _slope(v),
     "decay": _decay,
     "init": _init,
 }

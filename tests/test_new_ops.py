@@ -139,7 +139,9 @@ def test_drop_path_matches_timm(spec_file):
 def test_swish_leaky_relu_slopes_and_named_sizes_match_torch(spec_file):
     import torch
     import torch.nn.functional as F
-    net = net_of(spec_file, "concat { swish; leaky_relu(0.01); leaky_relu; fac(8, 3); conv(4, kxk, act=swish) }")
+    import keras
+    net = net_of(spec_file, "concat { swish; leaky_relu(0.01); leaky_relu; fac(8, 3); conv(4, kxk, act=swish); "
+                 "leaky_relu(2) }")
     w = perturbed(net)
     k1, k2, k3 = (torch.from_numpy(w[n]["kernel"].transpose(3, 2, 0, 1).copy()) for n in
                   ("b4/fac_1/conv_1", "b4/fac_1/conv_2", "b5/conv_1"))
@@ -149,8 +151,15 @@ def test_swish_leaky_relu_slopes_and_named_sizes_match_torch(spec_file):
     fac = F.conv2d(F.conv2d(t, k1, b1, padding=(0, 1)), k2, b2, padding=(1, 0))
     want = torch.cat([torch.nn.SiLU()(t), torch.nn.LeakyReLU(0.01)(t),
                       torch.nn.LeakyReLU(0.2)(t),  # no slope: Keras' default 0.2 (torch's is 0.01)
-                      fac, F.silu(F.conv2d(t, k3, b3, padding=1))], 1)
-    np.testing.assert_allclose(run_keras(net, w, X), nhwc(want), atol=1e-5)
+                      fac, F.silu(F.conv2d(t, k3, b3, padding=1)), torch.nn.LeakyReLU(2)(t)], 1)
+    got = run_keras(net, w, X)
+    np.testing.assert_allclose(got, nhwc(want), atol=1e-5)
+    # a slope above 1 is Keras' too (its LeakyReLU takes any slope >= 0 and refuses a negative one)
+    np.testing.assert_allclose(got[..., -16:], np.asarray(keras.layers.LeakyReLU(negative_slope=2)(X)), atol=1e-6)
+    with pytest.raises(ValueError):
+        keras.layers.LeakyReLU(negative_slope=-0.1)
+    with pytest.raises(incdsl.SpecError, match="must be at least 0"):
+        net_of(spec_file, "leaky_relu(-0.1)")
 
 
 @pytest.mark.slow
@@ -259,6 +268,19 @@ def test_summary_expand_and_drawing_name_the_new_ops(spec_file):
     assert [op_text(layers[n]) for n in names] == [describe(layers[n]) for n in names]
     assert op_text(layers["conv_1"]) == "conv 5x5 groups 4 bn silu"
     assert op_text(layers["b2/drop_path_1"]) == "drop_path 0.2"
+
+
+def test_slope_defaults_reach_leaky_relu_only(spec_file):
+    # the review's case: `defaults act(slope=0.05)` then a bare relu once failed ("relu takes no
+    # slope"); the slope is leaky_relu's, so relu is left alone. Activation words take defaults too.
+    def body(defaults):
+        return incdsl.load(spec_file(f"network s {{\n  {defaults}\n  input 8x8x3\n  conv(8, 3) -> relu -> "
+                                     "leaky_relu -> act(leaky_relu) -> leaky_relu(0.3) -> swish\n}\n")).layers
+    for defaults in ("defaults act(slope=0.05)", "defaults leaky_relu(slope=0.05)"):
+        layers = body(defaults)
+        assert layers["relu_1"].attrs["slope"] is None and layers["swish_1"].attrs["slope"] is None
+        assert [layers[n].attrs["slope"] for n in ("leaky_relu_1", "act_1", "leaky_relu_2")] == [0.05, 0.05, 0.3]
+    assert body("").get("leaky_relu_1").attrs["slope"] is None  # none given: Keras' 0.2 in the backends
 
 
 def test_add_stays_strict_where_multiply_broadcasts(spec_file):
