@@ -19,7 +19,7 @@ from .literals import read_int, read_number, read_sizes
 from .graph import Block, Graph, Layer, OutputSpec
 from .ops import ACTIVATION_NAMES, ACTIVATIONS, ALIASES, KEYWORD_ONLY, KINDS, OPS, REQUIRED, Op, Symbol, normalize
 from .parse import Program
-from .foreign_names import argument_hint
+from .foreign_names import argument_hint, op_hint
 
 MAX_LAYERS = 100_000
 MAX_STEPS = 1_000_000  # statements and expressions evaluated; stops runaway nested repeats
@@ -103,7 +103,7 @@ class _Elaborator:
             if end is None:
                 raise SpecError(f"network '{net.name}' has no layers", net.span,
                                 hint="start the body with `input HxWxC`")
-            g.outputs.insert(0, OutputSpec(end, end, False, 1.0, g.layers[end].span))
+            g.outputs.insert(0, OutputSpec(_output_name(end, g), end, False, 1.0, g.layers[end].span))
         self._prune(g)
         return g
 
@@ -195,7 +195,7 @@ class _Elaborator:
             op = OPS.get(opname)
             if op is None:
                 raise SpecError(f"defaults for unknown op '{entry.op}'", entry.span,
-                                hint=did_you_mean(entry.op, list(OPS) + list(ALIASES)))
+                                hint=op_hint(entry.op, list(OPS) + list(ALIASES)))
             values = {}
             settable = [a.name for a in op.args if a.name not in preset]
             for kw in entry.kwargs:
@@ -342,7 +342,7 @@ class _Elaborator:
                 cur = self._layer(el, scope, (cur,), nm)
             else:
                 known = list(scope.nodes) + list(self.prog.modules) + list(OPS) + list(ALIASES) + ["identity"]
-                hint = did_you_mean(el.name, known)
+                hint = op_hint(el.name, known)
                 what = "op, module or named value" if not el.bare or i == 0 else "op or module"
                 raise SpecError(f"unknown name '{el.name}': no {what} is called that", _name_span(el), hint=hint)
         return cur
@@ -649,6 +649,15 @@ class _Elaborator:
             return initializers.make(e.name, args)
         except ValueError as err:
             raise SpecError(str(err), e.span) from None
+
+
+def _output_name(end: str, g: Graph) -> str:
+    """The implicit output's name: its node, or, when the last statement is a module call
+    (`r2 = blk(8)`, node `r2/relu_1`), the call's name `r2`: Keras and ONNX names cannot hold '/'
+    (keras.layers.Layer refuses it), and the call is what the spec names."""
+    name = end.split("/", 1)[0]
+    return name if name not in {o.name for o in g.outputs} else end.replace("/", "_")
+
 
 def named_size(word: str, env: dict) -> tuple[int, ...] | None:
     """`1xn`, `nx1`, `kxk`: a size written with sides that are numbers or names bound to integers

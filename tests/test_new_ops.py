@@ -197,6 +197,9 @@ ALL_NEW = """
 module fac(c, n) {
   conv(c, 1xn) -> conv(c, nx1)
 }
+module head(n) {
+  gap -> dense(n, act=softmax)
+}
 network t(k=5) {
   input 17x17x8
   fac(8, 7)
@@ -205,7 +208,7 @@ network t(k=5) {
   add { identity; conv(16, 3) -> drop_path(0.2) }
   multiply { identity; gap -> dense(4, act=relu) -> dense(16, act=sigmoid) }
   multiply { identity; adaptive_avgpool(1) -> conv(4, 1, act=relu) -> conv(16, 1, act=sigmoid) }
-  gap -> dense(5, act=softmax)
+  out = head(5)
 }
 """
 
@@ -248,6 +251,35 @@ def test_other_keras_backends_give_the_same_outputs(spec_file, backend, tmp_path
     want = np.asarray(net.to_keras(weights=w)(x, training=False))
     assert np.abs(want - 0.2).max() > 1e-3  # not a uniform softmax: the ops did something
     np.testing.assert_allclose(np.load(tmp_path / "w.npz.out.npy"), want, atol=1e-5)
+
+
+OUTMOD = """
+module blk(c) {
+  conv(c, 3) -> relu
+}
+network o {
+  input 8x8x3
+  r1 = blk(8)
+  r2 = blk(8)
+}
+"""
+
+
+@pytest.mark.slow  # builds Keras models
+def test_a_network_ending_in_a_named_module_call_compiles(spec_file, tmp_path, capsys):
+    # the review's outmod.inc: the last statement `r2 = blk(8)` once gave the output Keras' name
+    # `r2/relu_1` ("cannot contain character '/'") under --to keras and --to onnx. The output keeps
+    # the call's name. (ALL_NEW ends in `out = head(5)`: direct ONNX, tf2onnx, JAX and torch.)
+    import keras
+    import onnx
+    path = spec_file(OUTMOD, "outmod.inc")
+    net = incdsl.load(path)
+    assert [(h.name, h.node) for h in net.heads] == [("r2", "r2/relu_1")]
+    assert cli.main(["compile", str(path), "--to", "keras", "-o", str(tmp_path / "o.keras")]) == 0
+    assert keras.models.load_model(tmp_path / "o.keras").output_names == ["r2"]
+    assert cli.main(["compile", str(path), "--to", "onnx", "-o", str(tmp_path / "o.onnx")]) == 0
+    assert "onnxruntime vs Keras" in capsys.readouterr().out  # verified, not only written
+    assert [o.name for o in onnx.load(tmp_path / "o.onnx").graph.output] == ["r2"]
 
 
 def test_summary_expand_and_drawing_name_the_new_ops(spec_file):
