@@ -75,3 +75,12 @@ def test_rounding_functions_refuse_values_outside_their_domain(spec_file, call):
     path = spec_file(f"network t {{\n  input 8x8x3\n  conv({call}, 1)\n}}\n")
     with pytest.raises(incdsl.SpecError, match=r"must be (greater than zero|a positive)"):
         incdsl.load(path)
+
+
+def test_initializers_take_their_keyword(spec_file):
+    # TF-slim writes trunc_normal(stddev=0.01); the keyword names the one parameter
+    net = incdsl.load(spec_file("network t {\n  input 8x8x3\n  conv(8, 1, init=truncated_normal(stddev=0.01))\n"
+                                "  conv(8, 1, init=truncated_normal(0.01))\n}\n"))
+    assert net.layers["conv_1"].attrs["init"] == net.layers["conv_2"].attrs["init"]
+    with pytest.raises(incdsl.SpecError, match="takes one argument, stddev"):
+        incdsl.load(spec_file("network t {\n  input 8x8x3\n  conv(8, 1, init=truncated_normal(std=0.01))\n}\n"))
