@@ -280,8 +280,7 @@ def test_a_network_ending_in_a_named_module_call_compiles(spec_file, tmp_path, c
     assert cli.main(["compile", str(path), "--to", "onnx", "-o", str(tmp_path / "o.onnx")]) == 0
     assert "onnxruntime vs Keras" in capsys.readouterr().out  # verified, not only written
     assert [o.name for o in onnx.load(tmp_path / "o.onnx").graph.output] == ["r2"]
-    # tf2onnx too: a feature-map output comes out NCHW, as the direct model gives it (it once came
-    # out NHWC and failed the check against Keras)
+    # tf2onnx too (a feature-map output, NCHW as the direct model gives it)
     assert cli.main(["compile", str(path), "--to", "onnx", "--via", "tf2onnx", "-o", str(tmp_path / "t.onnx")]) == 0
     assert "onnxruntime vs Keras" in capsys.readouterr().out
 
