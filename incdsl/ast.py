@@ -48,6 +48,7 @@ class Func:
     name: str
     args: tuple["Expr", ...]
     span: Span
+    kwargs: tuple["Kwarg", ...] = ()  # `depth(64, 0.5, min_depth=8)`
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,14 +13,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from . import ast, initializers
+from . import ast, functions, initializers
 from .errors import ArgumentError, Note, Span, SpecError, UsageError, call_note, did_you_mean, shorten
 from .literals import read_int, read_number, read_sizes
 from .graph import Block, Graph, Layer, OutputSpec
-from .ops import ACTIVATIONS, ALIASES, KEYWORD_ONLY, KINDS, OPS, REQUIRED, Op, Symbol, normalize
+from .ops import ACTIVATION_NAMES, ACTIVATIONS, ALIASES, KEYWORD_ONLY, KINDS, OPS, REQUIRED, Op, Symbol, normalize
 from .parse import Program
-from .foreign_names import argument_hint
-from .rounding import make_divisible, slim_depth
+from .foreign_names import argument_hint, op_hint
 
 MAX_LAYERS = 100_000
 MAX_STEPS = 1_000_000  # statements and expressions evaluated; stops runaway nested repeats
@@ -104,7 +103,7 @@ class _Elaborator:
             if end is None:
                 raise SpecError(f"network '{net.name}' has no layers", net.span,
                                 hint="start the body with `input HxWxC`")
-            g.outputs.insert(0, OutputSpec(end, end, False, 1.0, g.layers[end].span))
+            g.outputs.insert(0, OutputSpec(_output_name(end, g), end, False, 1.0, g.layers[end].span))
         self._prune(g)
         return g
 
@@ -190,16 +189,23 @@ class _Elaborator:
     def _defaults(self, st: ast.Defaults, scope: Scope):
         added = []
         for entry in st.entries:
-            op = OPS.get(entry.op)
+            # an activation word (`defaults leaky_relu(slope=0.05)`) sets defaults for the act
+            # layers of that function only
+            opname, preset = ALIASES.get(entry.op, (entry.op, {}))
+            op = OPS.get(opname)
             if op is None:
                 raise SpecError(f"defaults for unknown op '{entry.op}'", entry.span,
-                                hint=did_you_mean(entry.op, OPS))
+                                hint=op_hint(entry.op, list(OPS) + list(ALIASES)))
             values = {}
+            settable = [a.name for a in op.args if a.name not in preset]
             for kw in entry.kwargs:
                 arg = op.arg(kw.name)
-                if arg is None:
-                    raise SpecError(f"{op.name} has no argument '{kw.name}'", kw.span,
-                                    hint=argument_hint(kw.name, [a.name for a in op.args]))
+                if arg is None or kw.name in preset:
+                    raise SpecError(f"{entry.op} has no argument '{kw.name}'", kw.span,
+                                    hint=argument_hint(kw.name, settable) or f"it takes: {', '.join(settable) or 'nothing'}")
+                if kw.name == "slope" and preset and preset["fn"] != "leaky_relu":
+                    raise SpecError(f"{entry.op} takes no slope: only leaky_relu has one", kw.span,
+                                    hint="write defaults leaky_relu(slope=...)")
                 v = self._eval(kw.value, scope.vars)
                 try:
                     if not (v is None and arg.default is None):
@@ -208,7 +214,7 @@ class _Elaborator:
                     raise self._bad_arg(f"defaults {op.name}", entry.span, op, _BadArg(kw.name, str(e), kw.value.span),
                                         {kw.name: v}, scope) from None
                 values[kw.name] = v
-            added.append((op.name, values, entry.span))
+            added.append((f"act:{preset['fn']}" if preset else op.name, values, entry.span))
         scope.defaults = scope.defaults + tuple(added)
 
     def _input(self, st: ast.Input, scope: Scope, in_network: bool) -> str:
@@ -336,7 +342,7 @@ class _Elaborator:
                 cur = self._layer(el, scope, (cur,), nm)
             else:
                 known = list(scope.nodes) + list(self.prog.modules) + list(OPS) + list(ALIASES) + ["identity"]
-                hint = did_you_mean(el.name, known)
+                hint = op_hint(el.name, known)
                 what = "op, module or named value" if not el.bare or i == 0 else "op or module"
                 raise SpecError(f"unknown name '{el.name}': no {what} is called that", _name_span(el), hint=hint)
         return cur
@@ -441,9 +447,13 @@ class _Elaborator:
                                             explicit[kw.name][1])])
             explicit[kw.name] = (self._eval(kw.value, scope.vars), kw.value.span)
         raw = {}
+        fn = preset.get("fn", explicit.get("fn", (None,))[0])  # an act layer's function
+        fn = ACTIVATION_NAMES.get(fn, fn) if isinstance(fn, str) else fn
         for dop, values, dspan in scope.defaults:  # outermost first: inner defaults overwrite
-            if dop == op.name:
+            if dop == op.name or (op.name == "act" and dop == f"act:{fn}"):
                 for k, v in values.items():
+                    if k == "slope" and op.name == "act" and fn != "leaky_relu":
+                        continue  # `defaults act(slope=...)` sets leaky_relu's slope; relu has none
                     raw[k] = (v, dspan)
         raw.update(explicit)  # an explicit argument always wins
         raw.update(preset)
@@ -464,11 +474,18 @@ class _Elaborator:
         v = v[0] if isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], Span) else v
         kind = op.arg(e.arg).kind if op.arg(e.arg) else None
         if isinstance(v, Symbol):
-            words = {"pad": ("same", "valid"), "act": ("none",) + ACTIVATIONS, "init": initializers.NAMES}.get(kind)
+            words = {"pad": ("same", "valid"), "act": ("none",) + ACTIVATIONS + tuple(ACTIVATION_NAMES), "init": initializers.NAMES}.get(kind)
             if kind == "init" and v in words:  # a known initializer used wrongly (truncated_normal without stddev)
                 return SpecError(f"{what}: 'init' {e.msg}", span)
             if words is None and kind in ("size", "size0") and "x" in v.strip("x"):
                 ints = sorted(k for k, x in scope.vars.items() if isinstance(x, int) and not isinstance(x, bool))
+                wrong = [(p, scope.vars[p]) for p in v.split("x") if p in scope.vars and p not in ints]
+                if wrong:  # `m(8, 2.0)` for `1xn`: the side is bound, to something that is not an integer
+                    p, x = wrong[0]
+                    return SpecError(f"'{v}' is not a size here: {p} is {_show(x)}, not an integer", span,
+                                     label=f"{what}'s '{e.arg}' needs a size",
+                                     hint=f"pass a whole number for {p}, or write the size as a tuple with "
+                                     f"int(): ({', '.join(f'int({q})' if q == p else q for q in v.split('x'))})")
                 return SpecError(f"'{v}' is not a size here: its sides must be numbers or names of integers",
                                  span, label=f"{what}'s '{e.arg}' needs a size",
                                  hint=f"integers known here: {', '.join(ints)}" if ints else
@@ -603,35 +620,43 @@ class _Elaborator:
         return r
 
     def _func(self, e: ast.Func, args: list, env):
-        name = e.name
-        fns = {
-            "int": (1, lambda x: int(x)), "float": (1, float), "round": (1, lambda x: int(round(x))),
-            "floor": (1, lambda x: int(math.floor(x))), "ceil": (1, lambda x: int(math.ceil(x))),
-            "abs": (1, abs), "min": (None, min), "max": (None, max),
-            "depth": ((2, 3), slim_depth), "make_divisible": ((1, 3), make_divisible),
-        }
-        if name in initializers.NAMES:  # init=truncated_normal(0.1): a value for `init=`
-            try:
-                return initializers.make(name, args)
-            except ValueError as err:
-                raise SpecError(str(err), e.span) from None
-        if name not in fns:
-            known = list(fns) + list(initializers.CALLS)
-            raise SpecError(f"unknown function '{name}'", e.span, hint=did_you_mean(name, known) or f"functions: {', '.join(known)}")
-        arity, fn = fns[name]
-        if isinstance(arity, tuple):
-            if not arity[0] <= len(args) <= arity[1]:
-                raise SpecError(f"{name}() takes {arity[0]} to {arity[1]} arguments, got {len(args)}", e.span)
-        elif (arity is not None and len(args) != arity) or (arity is None and len(args) < 2):
-            # min(x) of one number is Python's TypeError (it wants an iterable): ask for two
-            raise SpecError(f"{name}() takes {arity or 'two or more'} argument{'s' if arity != 1 else ''}, "
-                            f"got {len(args)}", e.span)
-        for a, x in zip(args, e.args):
-            self._num(a, x, env)
+        if e.name in initializers.NAMES:  # init=truncated_normal(0.1): a value for `init=`
+            return self._initializer(e, args, env)
+        b = functions.BUILTINS.get(e.name)
+        if b is None:
+            known = list(functions.BUILTINS) + list(initializers.CALLS)
+            raise SpecError(f"unknown function '{e.name}'", e.span,
+                            hint=did_you_mean(e.name, known) or f"functions: {', '.join(known)}")
+        bound = functions.bind(b, e, args, {kw.name: self._eval(kw.value, env) for kw in e.kwargs})
+        for v, x in bound.values():
+            self._num(v, x, env)
+        functions.check(b, bound)
         try:
-            return fn(*args)
+            return functions.call(b, bound)
         except (ValueError, OverflowError):  # int(nan), round(inf): only reachable from Python overrides
-            raise SpecError(f"{name}() cannot take {', '.join(_show(a) for a in args)}", e.span) from None
+            shown = ', '.join(_show(v) for v, _ in bound.values())
+            raise SpecError(f"{e.name}() cannot take {shown}", e.span) from None
+
+    def _initializer(self, e: ast.Func, args: list, env) -> str:
+        """`truncated_normal(0.1)` or `truncated_normal(stddev=0.1)`, TF-slim's keyword."""
+        param = initializers.CALLS.get(e.name)
+        for kw in e.kwargs:
+            if kw.name != param or args:
+                why = f"{e.name}() takes {f'one argument, {param}' if param else 'no arguments'}"
+                raise SpecError(why, kw.span)
+            args = [self._eval(kw.value, env)]
+        try:
+            return initializers.make(e.name, args)
+        except ValueError as err:
+            raise SpecError(str(err), e.span) from None
+
+
+def _output_name(end: str, g: Graph) -> str:
+    """The implicit output's name: its node, or, when the last statement is a module call
+    (`r2 = blk(8)`, node `r2/relu_1`), the call's name `r2`: Keras and ONNX names cannot hold '/'
+    (keras.layers.Layer refuses it), and the call is what the spec names."""
+    name = end.split("/", 1)[0]
+    return name if name not in {o.name for o in g.outputs} else end.replace("/", "_")
 
 
 def named_size(word: str, env: dict) -> tuple[int, ...] | None:

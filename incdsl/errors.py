@@ -182,12 +182,18 @@ def clip(text: str) -> str:
 def did_you_mean(name: str, known) -> str | None:
     """A suggestion for a misspelt name, or None when nothing is close: near spellings only, and a
     known name the word starts with or begins (`convolution` -> `conv`, `max` -> `maxpool`), not one
-    that is only the first part of a compound (`kernel_regularizer` is not a `kernel`)."""
+    that is only the first part of a compound (`kernel_regularizer` is not a `kernel`). Case does
+    not count (`Dense` -> `dense`, `MaxPool` -> `maxpool`)."""
     if len(name) > MAX_WORD:  # no one mistypes 100 letters; and edit distances would take their time
         return None
     known = sorted(set(known))
-    close = [k for k in difflib.get_close_matches(name, known, n=3, cutoff=0.5) if _close(name, k)][:1]
+    same = [k for k in known if k.lower() == name.lower()]  # `Dense`, `ReLU`: Keras' and torch's capitals
+    if same:
+        return f"did you mean '{same[0]}'?"
+    lower = {k.lower(): k for k in reversed(known)}
+    name, keys = name.lower(), sorted(lower)
+    close = [k for k in difflib.get_close_matches(name, keys, n=3, cutoff=0.5) if _close(name, k)][:1]
     if not close and len(name) >= 3:
-        close = [k for k in known if len(k) >= 3 and ((name.startswith(k) and name[len(k)] != "_") or
-                                                     (k.startswith(name) and k[len(name)] != "_"))][:1]
-    return f"did you mean '{close[0]}'?" if close else None
+        close = [k for k in keys if len(k) >= 3 and ((name.startswith(k) and name[len(k)] != "_") or
+                                                    (k.startswith(name) and k[len(name)] != "_"))][:1]
+    return f"did you mean '{lower[close[0]]}'?" if close else None

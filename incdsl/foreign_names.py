@@ -56,3 +56,46 @@ def argument_hint(name: str, known) -> str | None:
     """The hint for an unknown argument: another library's name first, else a close spelling."""
     from .errors import did_you_mean
     return foreign_hint(name, known) or did_you_mean(name, known)
+
+
+# Layer names people bring from Keras and PyTorch (lower-cased: `Conv2D`, `Conv2d` and `conv2d`
+# are one entry) -> (how it is written here, where the other name comes from)
+FOREIGN_OPS: dict[str, tuple[str, str]] = {
+    "conv2d": ("conv(filters, kernel)", "Keras' Conv2D and PyTorch's Conv2d"),
+    "separableconv2d": ("sepconv(filters, kernel)", "Keras' SeparableConv2D"),
+    "depthwiseconv2d": ("dwconv(kernel)", "Keras' DepthwiseConv2D"),
+    "maxpooling2d": ("maxpool(kernel, stride)", "Keras' MaxPooling2D"),
+    "maxpool2d": ("maxpool(kernel, stride)", "PyTorch's MaxPool2d"),
+    "averagepooling2d": ("avgpool(kernel, stride)", "Keras' AveragePooling2D"),
+    "avgpool2d": ("avgpool(kernel, stride)", "PyTorch's AvgPool2d"),
+    "adaptiveavgpool2d": ("adaptive_avgpool(size)", "PyTorch's AdaptiveAvgPool2d"),
+    "globalaveragepooling2d": ("gap", "Keras' GlobalAveragePooling2D"),
+    "globalmaxpooling2d": ("gmp", "Keras' GlobalMaxPooling2D"),
+    "batchnormalization": ("bn", "Keras' BatchNormalization"),
+    "batchnorm2d": ("bn", "PyTorch's BatchNorm2d"),
+    "linear": ("dense(units)", "PyTorch's Linear"),
+    "zeropadding2d": ("zeropad(pad)", "Keras' ZeroPadding2D"),
+    "concatenate": ("a block: concat { ... }, one branch per line", "Keras' Concatenate"),
+    "cat": ("a block: concat { ... }, one branch per line", "torch.cat"),
+    "stochastic_depth": ("drop_path(rate)", "torchvision's stochastic_depth"),
+    "stochasticdepth": ("drop_path(rate)", "torchvision's StochasticDepth"),
+    "droppath": ("drop_path(rate)", "timm's DropPath"),
+    "channelshuffle": ("channel_shuffle(groups)", "PyTorch's ChannelShuffle"),
+    "shuffle": ("channel_shuffle(groups)", "ShuffleNet's channel shuffle"),
+    "leakyrelu": ("leaky_relu(slope)", "Keras' LeakyReLU and PyTorch's LeakyReLU"),
+    "activation": ("act(fn)", "Keras' Activation"),
+}
+# Keras' and PyTorch's names that differ from ours only in case (`Dense`, `Dropout`, `ReLU`,
+# `Add`, `Multiply`) are found by did_you_mean's case-insensitive match.
+
+
+def op_hint(name: str, known) -> str | None:
+    """The hint for an unknown layer name: another library's name for one of our ops (`Conv2D`,
+    `stochastic_depth`, `shuffle`), else a close spelling, case-insensitive. `known`: the names
+    visible there (ops, modules, named values)."""
+    from .errors import did_you_mean
+    hit = FOREIGN_OPS.get(name.lower())
+    if hit is not None:
+        ours, source = hit
+        return f"'{name}' is {source}; here it is {ours}"
+    return did_you_mean(name, known)

@@ -11,6 +11,8 @@ Counting conventions (the README states them too):
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -145,6 +147,15 @@ def _init(v):
     return check(v)
 
 
+def _slope(v) -> float:
+    """leaky_relu's negative slope: any number >= 0, as keras.layers.LeakyReLU accepts (it refuses
+    a negative one; torch.nn.LeakyReLU takes any). A slope above 1 is unusual but well defined."""
+    v = _float(v)
+    if v < 0:
+        raise ValueError(f"must be at least 0 (Keras' LeakyReLU refuses a negative slope), got {v:g}")
+    return v
+
+
 def _show(v) -> str:
     if isinstance(v, Symbol):
         return f"the word '{v}'"
@@ -175,7 +186,7 @@ KINDS: dict[str, Callable] = {
     "positive": lambda v: _float(v, POSITIVE_MIN, None),
     "rate": lambda v: _float(v, 0.0, 0.999999),
     "any_float": _float,
-    "slope": lambda v: _float(v, 0.0, 1.0),
+    "slope": lambda v: _slope(v),
     "decay": _decay,
     "init": _init,
 }
@@ -379,14 +390,19 @@ def _concat_shape(attrs, shapes):
 
 
 def _multiply_shape(attrs, shapes):
-    """Elementwise product; a vector of C values scales the channels of an HxWxC map (the
-    squeeze-and-excitation gate, Hu et al. 2018), as torch broadcasts an (N, C, 1, 1) tensor."""
-    first = max(shapes, key=len)
+    """Elementwise product; a gate of C values scales the channels of an HxWxC map (the
+    squeeze-and-excitation gate, Hu et al. 2018), given as a vector of C (`gap -> dense(C)`) or as a
+    1x1xC map (`adaptive_avgpool(1) -> conv(C, 1)`, torchvision.ops.SqueezeExcitation's form), as
+    Keras' Multiply, torch and ONNX's Mul broadcast an (N, C, 1, 1) tensor."""
+    first = max(shapes, key=lambda s: (len(s), math.prod(s)))  # the map the gates scale
     for i, s in enumerate(shapes):
-        if s != first and not (len(s) == 1 and len(first) == 3 and s[0] == first[2]):
+        gate = len(first) == 3 and s[-1] == first[-1] and (len(s) == 1 or (len(s) == 3 and s[:2] == (1, 1)))
+        if s != first and not gate:
             raise ShapeError(f"multiply inputs do not broadcast: {_fmt(first)} vs {_fmt(s)}",
                              culprit=i if i else shapes.index(first),
-                             hint="a vector scales a feature map's channels: give it as many values as the map has channels")
+                             hint=f"a gate scales a map's channels: give it the map's {first[-1]} channels, "
+                             f"as {first[-1]} values (gap -> dense({first[-1]})) or as a 1x1x{first[-1]} map "
+                             f"(adaptive_avgpool(1) -> conv({first[-1]}, 1))")
     return first, None
 
 

@@ -20,6 +20,7 @@ from . import ast, library
 from .errors import SOURCES, Note, Span, SpecError, shorten
 from .grammar_cache import open_parser
 from .io import note_input
+from .size_syntax import size_hint
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
@@ -175,7 +176,10 @@ class _ToAst:
 
     @_rule
     def func(self, s, c, raw):
-        return ast.Func(str(c[0]), tuple(a for a in c[1:] if a is not None), s)
+        items = [a for a in c[1:] if a is not None]
+        _positional_first(items)
+        return ast.Func(str(c[0]), tuple(a for a in items if not isinstance(a, ast.Kwarg)), s,
+                        tuple(a for a in items if isinstance(a, ast.Kwarg)))
 
     @_rule
     def tuple_(self, s, c, raw):
@@ -230,12 +234,7 @@ class _ToAst:
         name = str(c[0])
         bare = not any(isinstance(t, Token) and t.value == "(" for t in raw)
         items = [a for a in c[1:] if a is not None]
-        seen_kw = False
-        for a in items:
-            if isinstance(a, ast.Kwarg):
-                seen_kw = True
-            elif seen_kw:
-                raise SpecError("positional argument after a keyword argument", a.span)
+        _positional_first(items)
         args = tuple(a for a in items if not isinstance(a, ast.Kwarg))
         kwargs = tuple(a for a in items if isinstance(a, ast.Kwarg))
         return ast.Call(name, args, kwargs, bare, s)
@@ -486,6 +485,8 @@ def _syntax_error(e: UnexpectedInput, file: str, text: str) -> SpecError:
         ch, oline, ocol = opened[-1]
         notes.append(Note(f"the '{ch}' opened here is never closed", Span(file, oline, ocol, oline, ocol + 1)))
         hint = f"is a '{_closer(ch)}' missing?"
+    if hint is None and tok.type == "NAME":
+        hint = size_hint(lines[line - 1] if line <= len(lines) else "", col, tok.value)
     if hint is None and isinstance(e, UnexpectedToken) and tok.type != "$END":
         hint = _match_example(e)
     if hint is None:
@@ -605,6 +606,15 @@ def _bad_character(file: str, lines: list[str], line: int, col: int) -> SpecErro
         name = "a control character" if unicodedata.category(ch) == "Cc" else unicodedata.name(ch, "unnamed")
         shown = f"U+{ord(ch):04X} ({name})"
     return SpecError(f"unexpected character {shown}", span, hint=hint)
+
+
+def _positional_first(items: list):
+    seen_kw = False
+    for a in items:
+        if isinstance(a, ast.Kwarg):
+            seen_kw = True
+        elif seen_kw:
+            raise SpecError("positional argument after a keyword argument", a.span)
 
 
 # --- files and imports -------------------------------------------------------------------

@@ -159,3 +159,24 @@ def test_oversized_file_is_refused_before_parsing(tmp_path, capsys):
     assert time.process_time() - t < 1.0
     err = capsys.readouterr().err
     assert err == f"error: {big} is {MAX_FILE_BYTES + 1:,} bytes; specs are limited to {MAX_FILE_BYTES:,}\n"
+
+
+# The names the review listed (Keras and PyTorch layers), each with the op it should point at.
+FOREIGN_LAYERS = {
+    "Conv2D": "conv(", "SeparableConv2D": "sepconv(", "DepthwiseConv2D": "dwconv(", "MaxPooling2D": "maxpool(",
+    "AveragePooling2D": "avgpool(", "GlobalAveragePooling2D": "gap", "BatchNormalization": "bn",
+    "Dense": "'dense'", "Dropout": "'dropout'", "Concatenate": "concat {", "Add": "'add'", "Multiply": "'multiply'",
+    "Conv2d": "conv(", "MaxPool2d": "maxpool(", "AvgPool2d": "avgpool(", "AdaptiveAvgPool2d": "adaptive_avgpool(",
+    "BatchNorm2d": "bn", "Linear": "dense(", "ReLU": "'relu'", "stochastic_depth": "drop_path(",
+    "ChannelShuffle": "channel_shuffle(", "shuffle": "channel_shuffle(",
+}
+
+
+@pytest.mark.parametrize("name", FOREIGN_LAYERS)
+def test_foreign_layer_names_get_our_op(name, tmp_path):
+    from incdsl import SpecError, load
+    spec = tmp_path / "t.inc"
+    spec.write_text(f"network n {{\n  input 8x8x8\n  {name}(2)\n}}\n")
+    with pytest.raises(SpecError) as e:
+        load(spec)
+    assert e.value.hint and FOREIGN_LAYERS[name] in e.value.hint, e.value.hint

@@ -90,6 +90,26 @@ def test_squeeze_and_excitation_matches_torchvision(spec_file):
 
 
 @pytest.mark.slow  # builds Keras models (TensorFlow's import alone is over 5 s)
+def test_squeeze_and_excitation_with_a_1x1_map_matches_torchvision(spec_file):
+    # the review's spec, torchvision's own form: adaptive_avg_pool2d(1) -> 1x1 conv -> relu -> 1x1
+    # conv -> sigmoid gives (N, C, 1, 1), broadcast over HxW (it once said "do not broadcast")
+    import torch
+    from torchvision.ops import SqueezeExcitation
+    net = incdsl.load(spec_file("network se {\n  input 8x8x24\n  multiply { identity; adaptive_avgpool(1) -> "
+                                "conv(6,1,act=relu) -> conv(24,1,act=sigmoid) }\n}\n"))
+    assert net.shapes["b2/conv_2"] == (1, 1, 24) and net.shapes["multiply_1"] == (8, 8, 24)
+    w = perturbed(net)
+    ref = SqueezeExcitation(24, 6)
+    with torch.no_grad():
+        for fc, node in ((ref.fc1, "b2/conv_1"), (ref.fc2, "b2/conv_2")):
+            fc.weight.copy_(torch.from_numpy(w[node]["kernel"].transpose(3, 2, 0, 1).copy()))
+            fc.bias.copy_(torch.from_numpy(w[node]["bias"]))
+    assert sum(p.numel() for p in ref.parameters()) == net.total().params == 24 * 6 + 6 + 6 * 24 + 24
+    x = np.random.default_rng(2).standard_normal((2, 8, 8, 24)).astype("float32")
+    np.testing.assert_allclose(run_keras(net, w, x), nhwc(ref(nchw(x))), atol=1e-5)
+
+
+@pytest.mark.slow  # builds Keras models (TensorFlow's import alone is over 5 s)
 def test_drop_path_matches_timm(spec_file):
     import torch
     from timm.layers import DropPath
@@ -119,7 +139,9 @@ def test_drop_path_matches_timm(spec_file):
 def test_swish_leaky_relu_slopes_and_named_sizes_match_torch(spec_file):
     import torch
     import torch.nn.functional as F
-    net = net_of(spec_file, "concat { swish; leaky_relu(0.01); leaky_relu; fac(8, 3); conv(4, kxk, act=swish) }")
+    import keras
+    net = net_of(spec_file, "concat { swish; leaky_relu(0.01); leaky_relu; fac(8, 3); conv(4, kxk, act=swish); "
+                 "leaky_relu(2) }")
     w = perturbed(net)
     k1, k2, k3 = (torch.from_numpy(w[n]["kernel"].transpose(3, 2, 0, 1).copy()) for n in
                   ("b4/fac_1/conv_1", "b4/fac_1/conv_2", "b5/conv_1"))
@@ -129,8 +151,15 @@ def test_swish_leaky_relu_slopes_and_named_sizes_match_torch(spec_file):
     fac = F.conv2d(F.conv2d(t, k1, b1, padding=(0, 1)), k2, b2, padding=(1, 0))
     want = torch.cat([torch.nn.SiLU()(t), torch.nn.LeakyReLU(0.01)(t),
                       torch.nn.LeakyReLU(0.2)(t),  # no slope: Keras' default 0.2 (torch's is 0.01)
-                      fac, F.silu(F.conv2d(t, k3, b3, padding=1))], 1)
-    np.testing.assert_allclose(run_keras(net, w, X), nhwc(want), atol=1e-5)
+                      fac, F.silu(F.conv2d(t, k3, b3, padding=1)), torch.nn.LeakyReLU(2)(t)], 1)
+    got = run_keras(net, w, X)
+    np.testing.assert_allclose(got, nhwc(want), atol=1e-5)
+    # a slope above 1 is Keras' too (its LeakyReLU takes any slope >= 0 and refuses a negative one)
+    np.testing.assert_allclose(got[..., -16:], np.asarray(keras.layers.LeakyReLU(negative_slope=2)(X)), atol=1e-6)
+    with pytest.raises(ValueError):
+        keras.layers.LeakyReLU(negative_slope=-0.1)
+    with pytest.raises(incdsl.SpecError, match="must be at least 0"):
+        net_of(spec_file, "leaky_relu(-0.1)")
 
 
 @pytest.mark.slow
@@ -168,6 +197,9 @@ ALL_NEW = """
 module fac(c, n) {
   conv(c, 1xn) -> conv(c, nx1)
 }
+module head(n) {
+  gap -> dense(n, act=softmax)
+}
 network t(k=5) {
   input 17x17x8
   fac(8, 7)
@@ -175,7 +207,8 @@ network t(k=5) {
   conv(16, 3, stride=2, dilation=2, bn=true, act=relu)
   add { identity; conv(16, 3) -> drop_path(0.2) }
   multiply { identity; gap -> dense(4, act=relu) -> dense(16, act=sigmoid) }
-  gap -> dense(5, act=softmax)
+  multiply { identity; adaptive_avgpool(1) -> conv(4, 1, act=relu) -> conv(16, 1, act=sigmoid) }
+  out = head(5)
 }
 """
 
@@ -220,6 +253,38 @@ def test_other_keras_backends_give_the_same_outputs(spec_file, backend, tmp_path
     np.testing.assert_allclose(np.load(tmp_path / "w.npz.out.npy"), want, atol=1e-5)
 
 
+OUTMOD = """
+module blk(c) {
+  conv(c, 3) -> relu
+}
+network o {
+  input 8x8x3
+  r1 = blk(8)
+  r2 = blk(8)
+}
+"""
+
+
+@pytest.mark.slow  # builds Keras models
+def test_a_network_ending_in_a_named_module_call_compiles(spec_file, tmp_path, capsys):
+    # the review's outmod.inc: the last statement `r2 = blk(8)` once gave the output Keras' name
+    # `r2/relu_1` ("cannot contain character '/'") under --to keras and --to onnx. The output keeps
+    # the call's name. (ALL_NEW ends in `out = head(5)`: direct ONNX, tf2onnx, JAX and torch.)
+    import keras
+    import onnx
+    path = spec_file(OUTMOD, "outmod.inc")
+    net = incdsl.load(path)
+    assert [(h.name, h.node) for h in net.heads] == [("r2", "r2/relu_1")]
+    assert cli.main(["compile", str(path), "--to", "keras", "-o", str(tmp_path / "o.keras")]) == 0
+    assert keras.models.load_model(tmp_path / "o.keras").output_names == ["r2"]
+    assert cli.main(["compile", str(path), "--to", "onnx", "-o", str(tmp_path / "o.onnx")]) == 0
+    assert "onnxruntime vs Keras" in capsys.readouterr().out  # verified, not only written
+    assert [o.name for o in onnx.load(tmp_path / "o.onnx").graph.output] == ["r2"]
+    # tf2onnx too (a feature-map output, NCHW as the direct model gives it)
+    assert cli.main(["compile", str(path), "--to", "onnx", "--via", "tf2onnx", "-o", str(tmp_path / "t.onnx")]) == 0
+    assert "onnxruntime vs Keras" in capsys.readouterr().out
+
+
 def test_summary_expand_and_drawing_name_the_new_ops(spec_file):
     from incdsl.backends.dot import op_text
     from incdsl.report import describe
@@ -228,7 +293,7 @@ def test_summary_expand_and_drawing_name_the_new_ops(spec_file):
     for text in ("fac_1/conv_1      = conv(8, kernel=1x7)", "conv(16, kernel=5x5, bn=true, act=silu, groups=4)",
                  "channel_shuffle(2) <- conv_1", "act(leaky_relu, slope=0.1)", "drop_path(0.2) <- b2/conv_1",
                  "multiply <- add_1, b4/dense_2"):
-        assert text in expand, text
+        assert " ".join(text.split()) in " ".join(expand.split()), text  # columns align to the longest name
     layers = net.layers
     assert describe(layers["conv_1"]) == "conv 5x5 groups 4 bn silu"
     assert describe(layers["leaky_relu_1"]) == "leaky_relu slope 0.1"
@@ -240,9 +305,29 @@ def test_summary_expand_and_drawing_name_the_new_ops(spec_file):
     assert op_text(layers["b2/drop_path_1"]) == "drop_path 0.2"
 
 
+def test_slope_defaults_reach_leaky_relu_only(spec_file):
+    # the review's case: `defaults act(slope=0.05)` then a bare relu once failed ("relu takes no
+    # slope"); the slope is leaky_relu's, so relu is left alone. Activation words take defaults too.
+    def body(defaults):
+        return incdsl.load(spec_file(f"network s {{\n  {defaults}\n  input 8x8x3\n  conv(8, 3) -> relu -> "
+                                     "leaky_relu -> act(leaky_relu) -> leaky_relu(0.3) -> swish\n}\n")).layers
+    for defaults in ("defaults act(slope=0.05)", "defaults leaky_relu(slope=0.05)"):
+        layers = body(defaults)
+        assert layers["relu_1"].attrs["slope"] is None and layers["swish_1"].attrs["slope"] is None
+        assert [layers[n].attrs["slope"] for n in ("leaky_relu_1", "act_1", "leaky_relu_2")] == [0.05, 0.05, 0.3]
+    assert body("").get("leaky_relu_1").attrs["slope"] is None  # none given: Keras' 0.2 in the backends
+
+
 def test_add_stays_strict_where_multiply_broadcasts(spec_file):
     from incdsl.errors import SpecError
     body = "{ identity; gap -> dense(16, act=sigmoid) }"
     assert net_of(spec_file, f"multiply {body}").shapes["multiply_1"] == (9, 10, 16)
     with pytest.raises(SpecError, match="add inputs disagree on shape: 9x10x16 vs 16"):
         net_of(spec_file, f"add {body}")
+    gate = "{ identity; adaptive_avgpool(1) -> conv(16, 1, act=sigmoid) }"  # a 1x1x16 map broadcasts too
+    assert net_of(spec_file, f"multiply {gate}").shapes["multiply_1"] == (9, 10, 16)
+    with pytest.raises(SpecError, match="add inputs disagree on shape: 9x10x16 vs 1x1x16"):
+        net_of(spec_file, f"add {gate}")
+    with pytest.raises(SpecError, match="do not broadcast: 9x10x16 vs 1x1x8") as e:
+        net_of(spec_file, "multiply { identity; adaptive_avgpool(1) -> conv(8, 1) }")
+    assert "gap -> dense(16)" in e.value.hint

@@ -54,3 +54,33 @@ def test_readme_spec_table_is_unchanged():
     out = subprocess.run([sys.executable, "tools/spec_table.py", "--check", "README.md"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_functions_take_keyword_arguments_as_documented(spec_file):
+    # the review's exact calls: specs/README.md writes depth(d, multiplier, min_depth=16) and
+    # make_divisible(v, divisor=8, min_value=divisor); both once failed with "unexpected '='"
+    from torchvision.models._utils import _make_divisible
+    path = spec_file("network t {\n  input 8x8x3\n  conv(depth(64, 0.5, min_depth=8), 1)\n"
+                     "  conv(make_divisible(v=10), 1)\n  conv(depth(d=8, multiplier=0.5, min_depth=8), 1)\n"
+                     "  conv(make_divisible(37.5, min_value=48, divisor=16), 1)\n}\n")
+    net = incdsl.load(path)
+    assert [net.shapes[n][-1] for n in ("conv_1", "conv_2", "conv_3", "conv_4")] == [
+        slim_depth(64, 0.5, 8), _make_divisible(10, 8), 8, _make_divisible(37.5, 16, 48)] == [32, 16, 8, 48]
+
+
+@pytest.mark.parametrize("call", ["depth(64, -1)", "depth(64, 0)", "make_divisible(-5)",
+                                  "make_divisible(10, 2.5)", "make_divisible(10, 0)"])
+def test_rounding_functions_refuse_values_outside_their_domain(spec_file, call):
+    # depth(64, -1) once gave 16, make_divisible(-5) gave 8, make_divisible(10, 2.5) gave 10
+    path = spec_file(f"network t {{\n  input 8x8x3\n  conv({call}, 1)\n}}\n")
+    with pytest.raises(incdsl.SpecError, match=r"must be (greater than zero|a positive)"):
+        incdsl.load(path)
+
+
+def test_initializers_take_their_keyword(spec_file):
+    # TF-slim writes trunc_normal(stddev=0.01); the keyword names the one parameter
+    net = incdsl.load(spec_file("network t {\n  input 8x8x3\n  conv(8, 1, init=truncated_normal(stddev=0.01))\n"
+                                "  conv(8, 1, init=truncated_normal(0.01))\n}\n"))
+    assert net.layers["conv_1"].attrs["init"] == net.layers["conv_2"].attrs["init"]
+    with pytest.raises(incdsl.SpecError, match="takes one argument, stddev"):
+        incdsl.load(spec_file("network t {\n  input 8x8x3\n  conv(8, 1, init=truncated_normal(std=0.01))\n}\n"))

@@ -267,7 +267,7 @@ def _named_output(net, head, x, tensors):
     taken = {keras_name(n, part) for n in tensors for part in ("", "bn", "act", "pad", "sub")}
     if head.name in taken:  # e.g. an unnamed output `conv_1` ending in conv_1-act
         return x
-    return L.Identity(name=head.name)(x)
+    return L.Identity(name=keras_name(head.name))(x)
 
 
 # --- weights files ----------------------------------------------------------------------------
