@@ -5,16 +5,19 @@
     net.count_params(), net.macs                   # params (Keras' count), MACs per image
     model = net.to_keras()                         # keras.Model (Keras is imported only now)
     net.to_onnx("v3.onnx"); net.draw("v3.svg", depth=1)
+    incdsl.compare("inception_v3", sweep={"width": [0.5, 1.0]})   # rows of counts per variant
+    incdsl.fit("inception_v3", "width", params=10_000_000)      # the widest v3 under 10 M params
 
 Errors: `SpecError` (a bad spec, with file:line:col), `UsageError` (a bad request, such as an
 unknown argument; `ArgumentError` for a value of the wrong kind).
 """
 from .errors import ArgumentError, SpecError, Span, UsageError
 from .network import Network, Spec, load, loads
+from .explore import compare, fit
 from .backends import keras_register as _keras_register
 
 _keras_register.install()  # custom Keras layers load after `import incdsl`; Keras itself is not imported
 
 __version__ = "0.1.0"
-__all__ = ["load", "loads", "Spec", "Network", "SpecError", "UsageError", "ArgumentError", "Span",
-           "__version__"]
+__all__ = ["load", "loads", "compare", "fit", "Spec", "Network", "SpecError", "UsageError", "ArgumentError",
+           "Span", "__version__"]

@@ -1,7 +1,7 @@
 """The outputs of `incdsl compare`: JSON, CSV, text and Markdown tables of measured variants."""
 from __future__ import annotations
 
-from .compare import REST, BlockRow, Row, _sets_text, _value, pareto
+from .sweep import REST, BlockRow, Row, _sets_text, _value, pareto
 from .ops import Count
 
 # --- outputs -------------------------------------------------------------------------------

@@ -1,18 +1,18 @@
 """Budgets from Python: compare variants of specs and fit a parameter to a budget.
 
 `incdsl.compare(...)` and `incdsl.fit(...)` are what `incdsl compare` and `incdsl fit` do, with
-Python values instead of flags; the commands are thin layers over the same code (compare.py,
-fit.py). Counts follow the README's conventions: params as Keras' `count_params()`, MACs of conv
+Python values instead of flags; the commands are thin layers over the same code (sweep.py,
+fitting.py). Counts follow the README's conventions: params as Keras' `count_params()`, MACs of conv
 and dense layers for one image, memory in bytes, latency in seconds.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from .compare import Row, measure_all, plan
+from .sweep import Row, measure_all, plan
 from .errors import UsageError
-from .fit import FitResult, Measure
-from .fit import fit as _fit
+from .fitting import FitResult, Measure
+from .fitting import fit as _fit
 from .network import Spec
 
 METRICS = ("params", "macs", "memory", "latency")

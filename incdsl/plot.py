@@ -32,7 +32,7 @@ def compare_figure(rows, blocks):
     with no free place is left out, and the title says how many)."""
     from matplotlib.figure import Figure
 
-    from .compare import pareto
+    from .sweep import pareto
 
     # deployed cost: without training-only heads, which the inference model drops
     params = [r.inference.params for r in rows]
@@ -110,7 +110,7 @@ def _delta_bars(fig, grid, rows, blocks) -> None:
     """Two panels: per-block delta of params and of MACs, second variant minus first. The x axis is
     symmetric about zero and each bar's note sits on the other side of zero, clear of the bars."""
     from .compare_out import pct_text
-    from .compare import REST
+    from .sweep import REST
 
     names = [("other layers" if b.name == REST else b.name)
              + (" (train)" if any(c and c.train_only for c in b.cells) else "") for b in blocks]

@@ -15,9 +15,9 @@ import itertools
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR
 
-from .compare import _check_names
+from .sweep import _check_names
 from .errors import NothingFits, SpecError, UsageError
-from .fit import BATCH, Measure, Probe, _Fitter, over_text, shortest
+from .fitting import BATCH, Measure, Probe, _Fitter, over_text, shortest
 from .network import Spec
 
 

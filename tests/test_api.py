@@ -124,3 +124,20 @@ def test_to_keras_and_to_onnx_agree(tmp_path):
     sess = ort.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
     got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_compare_and_fit_from_python():
+    rows = incdsl.compare(incdsl.Spec.from_text(TEXT), sweep={"width": [0.5, 1.0]}, aux=False)
+    assert [r.label for r in rows] == ["width=0.5", "width=1.0"]
+    # width 0.5: conv(2, 3) = 56, dense(2) on 2 = 6; width 1.0: the hand count above without aux
+    assert [r.total.params for r in rows] == [56 + 6, MAIN]
+    assert rows[1].inference.macs == MAIN_MACS
+    # the widest network under 100 params: conv(c, 3) + dense(2) = 28c + (2c + 2) <= 100 -> c = 3
+    result = incdsl.fit(incdsl.Spec.from_text(TEXT), "width", params=100, aux=False)
+    assert int(4 * result.best.value) == 3 and result.best.count.params == 28 * 3 + 3 * 2 + 2
+    assert result.next is not None and int(4 * result.next.value) == 4
+    assert callable(incdsl.compare) and callable(incdsl.fit)
+    with pytest.raises(incdsl.UsageError, match="needs a budget"):
+        incdsl.fit("googlenet", "width")
+    with pytest.raises(incdsl.UsageError, match="nothing fits"):
+        incdsl.fit("googlenet", "width", params=10)

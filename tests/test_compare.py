@@ -11,9 +11,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import incdsl
-from incdsl import compare as cmp
+from incdsl import sweep as cmp
 from incdsl import compare_out
-from incdsl.fit import parse_budget
+from incdsl.fitting import parse_budget
 from incdsl.cli import main
 from incdsl.errors import UsageError
 
@@ -394,7 +394,7 @@ def test_fit_needs_a_budget_and_a_name(tiny, capsys):
 def test_front_end_imports_no_plotting_or_backends():
     import subprocess
     import sys
-    code = ("import sys, incdsl.cli, incdsl.compare, incdsl.commands.compare, incdsl.commands.fit, incdsl.plot; "
+    code = ("import sys, incdsl.cli, incdsl.sweep, incdsl.commands.compare, incdsl.commands.fit, incdsl.plot; "
             "bad = [m for m in ('matplotlib', 'keras', 'tensorflow', 'onnx', 'torch') if m in sys.modules]; "
             "print(bad); sys.exit(bool(bad))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -91,7 +91,7 @@ def test_edges_do_not_cross_module_titles(tmp_path):
 
 
 def test_compare_plot_title_names_the_network_and_labels_do_not_overlap(tmp_path):
-    from incdsl.compare import align_blocks, measure_all, plan
+    from incdsl.sweep import align_blocks, measure_all, plan
     from incdsl.plot import compare_figure
 
     spec = incdsl.network.Spec(SPECS / "inception_v3.inc")

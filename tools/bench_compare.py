@@ -47,7 +47,7 @@ def main() -> int:
         spec = ROOT / "specs" / "googlenet.inc"
     rel = str(spec.relative_to(ROOT)) if spec.is_relative_to(ROOT) else str(spec)
 
-    from incdsl import compare as cmp
+    from incdsl import sweep as cmp
     from incdsl.compare_out import to_json
     from incdsl.network import Spec
 

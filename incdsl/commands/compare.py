@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from .. import compare as cmp
+    from .. import sweep as cmp
     from .. import compare_out as out
     from ..network import Spec
 

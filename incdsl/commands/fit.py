@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
 
 
 def _budgets(args) -> dict:
-    from ..fit import parse_limit
+    from ..fitting import parse_limit
     out = {}
     for metric in BUDGETS:
         words = getattr(args, metric)
@@ -60,7 +60,7 @@ def _budgets(args) -> dict:
 
 
 def run(args) -> int:
-    from ..fit import Measure
+    from ..fitting import Measure
     from ..network import Spec
 
     budgets = _budgets(args)
@@ -93,14 +93,14 @@ def run(args) -> int:
         from .fit_show import show_compound
         return show_compound(args, spec, parse_scale(args.scale), budgets, common)
     if grid:
-        from ..compare import parse_sweep
+        from ..sweep import parse_sweep
         from .fit_show import show_grid
         return show_grid(args, spec, [parse_sweep(v, "--vary") for v in grid], budgets, common)
     return _single(args, spec, plain[0], budgets, common)
 
 
 def _single(args, spec, name: str, budgets: dict, common: dict) -> int:
-    from ..fit import fit, fit_json
+    from ..fitting import fit, fit_json
     from .fit_show import given, line, scope, what
 
     metric = next(iter(budgets))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from ..fit import fmt_amount, probe_json
+from ..fitting import fmt_amount, probe_json
 
 
 def what(budgets: dict, trainable: bool) -> str:

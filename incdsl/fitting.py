@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
-from .compare import Variant, _check_names, _value, build
+from .sweep import Variant, _check_names, _value, build
 from .errors import NothingFits, SpecError, UsageError
 from .network import Spec
 from .ops import Count
