@@ -218,6 +218,7 @@ def test_vendored_libraries_carry_their_licenses():
 REFERENCE_NETS = sorted(p.stem for p in (ROOT / "specs").glob("*.inc"))
 
 
+@pytest.mark.slow  # nine pages: about 7 s
 def test_first_view_is_readable_for_every_reference_net(browser, tmp_path):
     """Every reference net opens top to bottom at a zoom where a node label is at least 10 px on
     screen, with the network's input in view (the rest by scrolling)."""
