@@ -76,7 +76,8 @@ def cmd_check(args) -> int:
     print(f"{args.spec}: ok: network {net.name}, {len(net.layers)} layers, {inf.params:,} params, "
           f"{inf.macs:,} MACs (inference){extra}")
     for name in net.graph.unused:
-        print(f"{args.spec}: warning: '{name}' reaches no output and is left out", file=sys.stderr)
+        where = net.graph.unused_spans.get(name) or args.spec
+        print(f"{where}: warning: '{name}' reaches no output and is left out", file=sys.stderr)
     from .targets import target_notes
     for note in target_notes(net):
         print(f"{note.span or args.spec}: note: {note.message}", file=sys.stderr)

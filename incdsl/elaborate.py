@@ -547,6 +547,10 @@ class _Elaborator:
                 stack.extend(g.layers[n].inputs)
         if len(needed) != len(g.layers):
             g.unused = [n for n in g.layers if n not in needed]
+            calls = sorted(g.blocks, key=lambda b: -len(b.name))  # the outermost call wins below
+            for n in g.unused:
+                outer = [b for b in calls if n.startswith(b.name + "/")]
+                g.unused_spans[n] = outer[-1].span if outer else g.layers[n].span
             g.layers = {n: l for n, l in g.layers.items() if n in needed}
             g.blocks = [b for b in g.blocks if b.output in needed]
 

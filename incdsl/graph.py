@@ -50,6 +50,8 @@ class Graph:
     blocks: list[Block] = field(default_factory=list)
     variants: dict[str, dict] = field(default_factory=dict)
     unused: list[str] = field(default_factory=list)  # named layers that reach no output
+    # where each unused layer is written in the network's file: its own span, or its module call's
+    unused_spans: dict[str, Span | None] = field(default_factory=dict)
 
     @cached_property
     def g(self):

@@ -48,24 +48,29 @@ class Analysis:
     sites: list[Site] = field(default_factory=list)
 
 
-def analyze(text: str, path: str) -> Analysis:
+def analyze(text: str, path: str, roots: tuple[Path, ...] = ()) -> Analysis:
     """Parse, elaborate and check the buffer `text` of the file at `path` (its `use`s are read from
-    disk); every network in it is built with its default parameters."""
+    disk); every network in it is built with its default parameters. A file with modules and no
+    network (a library) is checked on its own and through the networks under `roots` that use it
+    (see lsp_library). A leading byte-order mark is dropped, as the file reader drops it."""
     from .elaborate import elaborate
     from .network import Network
     from .parse import load_program_text
 
+    text = text.removeprefix("\ufeff")
     out = Analysis(path)
     try:
         out.program = prog = load_program_text(text, path)
+        if not prog.networks and any(same_file(d.span.file, path) for d, _ in prog.modules.values()):
+            _check_library(out, prog, text, roots)
         for definition in prog.networks:
             net = Network(elaborate(prog, definition.name, {}), path)
             out.sites += _sites(net)
-            out.problems += [Problem(f"'{n}' reaches no output and is left out", definition.span, warning=True)
+            out.problems += [Problem(f"'{n}' reaches no output and is left out",
+                                     net.graph.unused_spans.get(n) or definition.span, warning=True)
                              for n in net.graph.unused]
     except SpecError as e:
-        out.problems.append(Problem(e.message + (f" ({e.label})" if e.label else "") + (f"\nhint: {e.hint}" if e.hint else ""),
-                                    e.span, tuple((n.message, n.span) for n in e.notes)))
+        out.problems.append(_problem(e))
     except UsageError as e:
         out.problems.append(Problem(str(e), None))
     except RecursionError:
@@ -73,6 +78,39 @@ def analyze(text: str, path: str) -> Analysis:
     except Exception as e:  # a bug in incdsl: say so in the editor rather than stop the server
         out.problems.append(Problem(f"internal error in incdsl: {type(e).__name__}: {e}", None))
     return out
+
+
+def _problem(e: SpecError, extra: tuple = ()) -> Problem:
+    return Problem(e.message + (f" ({e.label})" if e.label else "") + (f"\nhint: {e.hint}" if e.hint else ""),
+                   e.span, tuple((n.message, n.span) for n in e.notes) + extra)
+
+
+def _check_library(out: Analysis, prog, text: str, roots: tuple[Path, ...]) -> None:
+    """A library's own errors, then those the workspace's networks that use it meet inside it."""
+    from .elaborate import elaborate
+    from .lsp_library import static_problems, workspace_users
+    from .network import Network
+    from .parse import load_program
+
+    out.problems += [_problem(e) for e in static_problems(prog, out.path)]
+    seen = {(p.message.split("\n")[0], p.span): i for i, p in enumerate(out.problems)}
+    for user in workspace_users(out.path, list(roots) or [Path(out.path).parent])[:8]:
+        try:
+            uprog = load_program(user, overlays={Path(out.path).resolve(): text})
+            for d in uprog.networks:
+                net = Network(elaborate(uprog, d.name, {}), str(user))
+                out.sites += [s for s in _sites(net) if same_file(s.span.file, out.path)]
+        except SpecError as e:
+            if e.span is not None and same_file(e.span.file, out.path):
+                p = _problem(e, ((f"met while building {user.name}", None),))
+                key = (p.message.split("\n")[0], p.span)
+                if key not in seen:
+                    seen[key] = len(out.problems)
+                    out.problems.append(p)
+                elif not out.problems[seen[key]].notes:  # the elaborated one says more (hint, call site)
+                    out.problems[seen[key]] = p
+        except Exception:  # a user's own trouble is shown in its own buffer, not here
+            continue
 
 
 def _sites(net) -> list[Site]:
@@ -159,16 +197,28 @@ def completions(a: Analysis | None, text: str, line: int, col: int) -> list[tupl
     call = _open_call(before)
     if call is not None:
         if call in OPS:
-            return [(f"{arg.name}=", "argument", f"{call} argument ({arg.kind})", arg.doc) for arg in OPS[call].args]
+            return [(f"{arg.name}=", "argument", f"{call} argument: {arg.kind}, " + _default(arg), arg.doc)
+                    for arg in OPS[call].args]
         if call in modules:
             d, _ = modules[call]
-            return [(f"{p.name}=", "argument", f"{call} parameter", "") for p in d.params]
+            return [(f"{p.name}=", "argument", f"{call} parameter" + ("" if p.default else ", required"),
+                     f"parameter of module {call}") for p in d.params]
     items = [(name, "op", f"op {name}({', '.join(x.name for x in op.args)})", op.doc) for name, op in OPS.items()]
     items += [(name, "op", "activation", f"the {name} activation as a layer") for name in ACTIVATIONS]
     items += [(name, "module", f"module {name}({', '.join(p.name for p in d.params)})", f"defined in {f}")
               for name, (d, f) in modules.items()]
     items += [(k, "keyword", "keyword", "") for k in KEYWORDS]
     return items
+
+
+def _default(arg) -> str:
+    from .ops import REQUIRED
+
+    if arg.default is REQUIRED:
+        return "required"
+    shown = {None: "none", True: "true", False: "false"}.get(arg.default, arg.default) \
+        if not isinstance(arg.default, (int, float)) or isinstance(arg.default, bool) else arg.default
+    return f"default {shown}"
 
 
 def _open_call(before: str) -> str | None:
@@ -184,6 +234,23 @@ def _open_call(before: str) -> str | None:
                 return m.group(1) if m else None
             depth -= 1
     return None
+
+
+def _anchor(p: Problem, text: str, path: str) -> Span | None:
+    """Where, in the buffer at `path`, to show a problem that lies in another file: the innermost
+    note in this file (the module call that led there), else the `use` line of that file (or the
+    first `use`), else the top of the file."""
+    mine = [s for _, s in p.notes if s is not None and same_file(s.file, path)]
+    if mine:
+        return mine[0]
+    uses = [(m.start(), m.group(1)) for m in re.finditer(r'^[ \t]*use\s+"([^"\n]*)"', text, re.M)]
+    if not uses:
+        return None
+    target = Path(p.span.file).resolve() if p.span is not None else None
+    pos = next((at for at, rel in uses if (Path(path).parent / rel).resolve() == target), uses[0][0])
+    line = text.count("\n", 0, pos) + 1
+    width = len(text[pos:].split("\n", 1)[0])
+    return Span(path, line, 1, line, width + 1)
 
 
 # --- the server -------------------------------------------------------------------------------
@@ -203,26 +270,58 @@ def build_server():
     server = LanguageServer("incdsl", __version__)
     state: dict[str, Analysis] = {}
 
+    def lines_of(file: str) -> list[str]:
+        """The text of `file` as the client sees it: its open buffer, else the file on disk."""
+        doc = server.workspace.text_documents.get(Path(file).resolve().as_uri())
+        if doc is None:
+            try:
+                return Path(file).read_text(encoding="utf-8", errors="replace").split("\n")
+            except OSError:
+                return []
+        return doc.source.split("\n")
+
+    def client_pos(lines: list[str], line: int, col: int):
+        """0-based line and code-point column (a BOM dropped) -> the client's position units."""
+        if line == 0 and lines and lines[0].startswith("\ufeff"):
+            col += 1
+        return server.workspace.position_codec.position_to_client_units(lines, t.Position(line, col))
+
     def rng(span: Span | None):
         if span is None:
             return t.Range(t.Position(0, 0), t.Position(0, 0))
         end = (span.end_line - 1, span.end_col - 1) if (span.end_line, span.end_col) > (span.line, span.col) \
             else (span.line - 1, span.col)
-        return t.Range(t.Position(span.line - 1, max(span.col - 1, 0)), t.Position(end[0], max(end[1], 0)))
+        lines = lines_of(span.file)
+        return t.Range(client_pos(lines, span.line - 1, max(span.col - 1, 0)),
+                       client_pos(lines, end[0], max(end[1], 0)))
+
+    def server_pos(uri: str, pos) -> tuple[int, int]:
+        """The client's position -> 1-based (line, code-point column) of the analysed text."""
+        lines = server.workspace.get_text_document(uri).source.split("\n")
+        p = server.workspace.position_codec.position_from_client_units(lines, t.Position(pos.line, pos.character))
+        bom = p.line == 0 and lines and lines[0].startswith("\ufeff")
+        return p.line + 1, max(p.character - bom, 0) + 1
 
     def location(span: Span):
         return t.Location(Path(span.file).resolve().as_uri(), rng(span))
 
+    def roots() -> tuple[Path, ...]:
+        folders = [path_of(f.uri) for f in server.workspace.folders.values()]
+        if not folders and server.workspace.root_uri:
+            folders = [path_of(server.workspace.root_uri)]
+        return tuple(Path(f) for f in folders if Path(f).is_dir())
+
     def publish(uri: str) -> None:
         doc = server.workspace.get_text_document(uri)
-        a = state[uri] = analyze(doc.source, path_of(uri))
+        a = state[uri] = analyze(doc.source, path_of(uri), roots())
         diags = []
         for p in a.problems:
             inside = p.span is not None and same_file(p.span.file, a.path)
-            where = rng(p.span) if inside else rng(None)
+            # an error in another file: on the call site that led there, else the `use` line
+            where = rng(p.span if inside else _anchor(p, doc.source.removeprefix("\ufeff"), a.path))
             related = [t.DiagnosticRelatedInformation(location(s), m) for m, s in p.notes if s is not None]
             msg = p.message
-            if p.span is not None and not inside:  # an error in a `use`d file: say where
+            if p.span is not None and not inside:
                 msg = f"{p.span}: {msg}"
                 related.insert(0, t.DiagnosticRelatedInformation(location(p.span), p.message.split("\n")[0]))
             msg += "".join(f"\nnote: {m}" for m, s in p.notes if s is None)
@@ -265,21 +364,21 @@ def build_server():
     def current(uri: str) -> tuple[Analysis, str]:
         text = server.workspace.get_text_document(uri).source
         if uri not in state:
-            state[uri] = analyze(text, path_of(uri))
-        return state[uri], text
+            state[uri] = analyze(text, path_of(uri), roots())
+        return state[uri], text.removeprefix("\ufeff")
 
     @server.feature(t.TEXT_DOCUMENT_HOVER)
     @guarded
     def hover(params):
         a, _ = current(params.text_document.uri)
-        md = hover_text(a, params.position.line + 1, params.position.character + 1)
+        md = hover_text(a, *server_pos(params.text_document.uri, params.position))
         return t.Hover(t.MarkupContent(t.MarkupKind.Markdown, md)) if md else None
 
     @server.feature(t.TEXT_DOCUMENT_DEFINITION)
     @guarded
     def goto(params):
         a, text = current(params.text_document.uri)
-        hit = definition(a, text, params.position.line + 1, params.position.character + 1)
+        hit = definition(a, text, *server_pos(params.text_document.uri, params.position))
         if hit is None:
             return None
         file, span = hit
@@ -292,7 +391,7 @@ def build_server():
     @guarded
     def complete(params):
         a, text = current(params.text_document.uri)
-        items = completions(a, text, params.position.line + 1, params.position.character + 1)
+        items = completions(a, text, *server_pos(params.text_document.uri, params.position))
         return t.CompletionList(is_incomplete=False, items=[
             t.CompletionItem(label, kind=kinds[kind], detail=detail, documentation=doc or None)
             for label, kind, detail, doc in items])

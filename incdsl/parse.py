@@ -687,11 +687,12 @@ class Program:
     variants: list[ast.Variant] = field(default_factory=list)
 
 
-def load_program(path: str | Path) -> Program:
-    """Read a spec and everything it `use`s. `path` may name a shipped spec (`inception_v3`, `v3`)."""
+def load_program(path: str | Path, overlays: dict[Path, str] | None = None) -> Program:
+    """Read a spec and everything it `use`s. `path` may name a shipped spec (`inception_v3`, `v3`).
+    `overlays` maps resolved paths to text read instead of the file (an editor's unsaved buffer)."""
     root = library.resolve(path)
     prog = Program(str(root))
-    _load_file(root, prog, stack=[], seen=set(), span=None, is_root=True)
+    _load_file(root, prog, stack=[], seen=set(), span=None, is_root=True, overlays=overlays or {})
     return prog
 
 
@@ -722,7 +723,7 @@ MAX_IMPORT_DEPTH = 200
 
 
 def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], span: Span | None, is_root: bool,
-               text: str | None = None):
+               text: str | None = None, overlays: dict[Path, str] | None = None):
     if len(stack) >= MAX_IMPORT_DEPTH:
         raise SpecError(f"`use` imports nest more than {MAX_IMPORT_DEPTH} files deep", span,
                         hint="import the libraries from one file instead of each from the one before")
@@ -741,6 +742,7 @@ def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], sp
         return
     seen.add(real)
     file = str(path) if is_root else _display(path)
+    text = text if text is not None else (overlays or {}).get(real)
     f = parse_text(read_source(path, span, file) if text is None else text, file)
     stack.append(real)
     for item in f.items:
@@ -748,7 +750,7 @@ def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], sp
             target = (path.parent / item.path)
             if not _exists(target):  # a shipped library file: `use "lib/inception_v3.inc"` anywhere
                 target = library.shipped_import(item.path) or target
-            _load_file(target, prog, stack, seen, item.span, is_root=False)
+            _load_file(target, prog, stack, seen, item.span, is_root=False, overlays=overlays)
         elif isinstance(item, ast.Definition) and item.kind == "module":
             if item.name in prog.modules:
                 first = prog.modules[item.name][0]

@@ -2,6 +2,8 @@
 its object API with the Agg canvas is used (no pyplot): no window, no global state."""
 from __future__ import annotations
 
+import math
+import textwrap
 from pathlib import Path
 
 from .io import atomic_path
@@ -63,43 +65,66 @@ def compare_figure(rows, blocks):
     ax.set_ylabel(f"params ({pu})" if pu else "params")
     networks = ", ".join(dict.fromkeys(r.network for r in rows))
     title = f"{networks}: params vs MACs, {len(rows)} variant{'s' * (len(rows) != 1)}"
-    ax.set_title(title + ("" if len(rows) <= LABELS_MAX else " (labels on the front only)"))
+    title += "" if len(rows) <= LABELS_MAX else " (labels on the front only)"
+    # wrapped to the axes' width (about 0.55 em per character at 12 pt): never cut at the figure's edge
+    ax.set_title(textwrap.fill(title, max(30, int(fig.get_figwidth() * (0.4 if two else 1) * 72 * 0.8 / 6.6))),
+                 fontsize=11)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     ax.margins(0.15)
 
     if two:
         _delta_bars(fig, grid, rows, blocks)
-    placed = _place_labels(fig, ax, [(rows[i].label, xs[i], ys[i], i in on_front) for i in labelled])
+    placed = _place_labels(fig, ax, [(rows[i].label, xs[i], ys[i], i in on_front) for i in labelled],
+                           list(zip(xs, ys)))
     if len(placed) < len(labelled):
         ax.set_title(f"{ax.get_title()}\n({len(labelled) - len(placed)} labels left out where they would overlap)",
                      fontsize=10)
     return fig, placed
 
 
-def _place_labels(fig, ax, labels) -> list:
-    """Put each label beside its point where it overlaps no label placed before it (greedy, in
-    MACs order; Pareto-front labels first); a label with no free place is left out. matplotlib has
-    no label placement of its own. Returns the placed annotations."""
+def _place_labels(fig, ax, labels, points) -> list:
+    """Put each label beside its own point, overlapping no other label, no point's marker and not
+    the legend: candidate places in eight directions at growing distances, nearest first, greedy in
+    MACs order (Pareto-front labels first). A label further than a few points from its point gets a
+    leader line to it. A label with no free place is left out. matplotlib has no label placement of
+    its own. Returns the placed annotations."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
 
     canvas = FigureCanvasAgg(fig)
     fig.draw_without_rendering()  # run the layout, so data -> pixel transforms are final
     renderer = canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
     legend = ax.get_legend()
-    taken = [legend.get_window_extent(renderer)] if legend else []
-    offsets = [((6, 5), "left"), ((6, -12), "left"), ((-6, 5), "right"), ((-6, -12), "right"),
-               ((6, 16), "left"), ((6, -23), "left"), ((-6, 16), "right"), ((-6, -23), "right")]
+    taken = [legend.get_window_extent(renderer) if legend else Bbox.null()]
+    dots = [ax.transData.transform(p) for p in points]
+    r = 5 * fig.dpi / 72  # a marker's half size, in pixels
+    taken += [Bbox([[x - r, y - r], [x + r, y + r]]) for x, y in dots]
+    boxes = []  # placed labels with their leader lines
+    candidates = [(dist, ang) for dist in (7, 16, 28, 42, 60) for ang in range(0, 360, 45)]
     placed = []
     for text, x, y, front in sorted(labels, key=lambda t: (not t[3], t[1], t[2])):
-        for off, ha in offsets:
-            ann = ax.annotate(text, (x, y), textcoords="offset points", xytext=off, ha=ha, fontsize=8,
-                              color="tab:red" if front else "black")
-            box = ann.get_window_extent(renderer)
+        own = ax.transData.transform((x, y))
+        for dist, ang in candidates:
+            dx, dy = dist * math.cos(math.radians(ang)), dist * math.sin(math.radians(ang))
+            ha = "left" if dx > 1 else "right" if dx < -1 else "center"
+            va = "bottom" if dy > 1 else "top" if dy < -1 else "center"
+            leader = {"arrowstyle": "-", "color": "gray", "lw": 0.6, "shrinkA": 1, "shrinkB": 4} if dist > 10 else None
+            ann = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), ha=ha, va=va, fontsize=8,
+                              color="tab:red" if front else "black", arrowprops=leader)
+            box = ann.get_window_extent(renderer)  # the text and its leader line
+            words = Text.get_window_extent(ann, renderer)
             inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
-            if inside and not any(box.overlaps(b) for b in taken):
-                taken.append(box)
+            # its own point must be the nearest to the text, or the leader line says which it is
+            centre = ((words.x0 + words.x1) / 2, (words.y0 + words.y1) / 2)
+            near = min(range(len(dots)), key=lambda i: math.dist(dots[i], centre))
+            mine = math.dist(dots[near], own) < 1e-6 or leader is not None
+            clear = not any(words.overlaps(b) for b in taken) and not any(box.overlaps(b) for b in taken[:1])
+            if inside and mine and clear and not any(box.overlaps(b) for b in boxes):
+                taken.append(words)
+                boxes.append(box)
                 placed.append(ann)
                 break
             ann.remove()

@@ -108,3 +108,35 @@ def test_compare_plot_title_names_the_network_and_labels_do_not_overlap(tmp_path
     out = tmp_path / "p.png"
     assert main(["compare", str(SPECS / "inception_v3.inc"), "--sweep", "width=0.5,0.75,1.0", "--plot", str(out)]) == 0
     assert png_size(out)[0] > 500
+
+
+def test_compare_plot_of_five_reference_nets_fits_its_title_and_labels_its_own_points(tmp_path):
+    """`incdsl compare googlenet googlenet_tv inception_v3 inception_v3_tv bn_inception --plot`:
+    the title fits the figure (wrapped), every label is nearest its own point or tied to it by a
+    leader line, and no label covers a point."""
+    import math
+
+    from incdsl.compare import align_blocks, measure_all, plan
+    from incdsl.plot import compare_figure
+
+    names = ["googlenet", "googlenet_tv", "inception_v3", "inception_v3_tv", "bn_inception"]
+    out = tmp_path / "cmp.png"
+    assert main(["compare", *[str(SPECS / f"{n}.inc") for n in names], "--plot", str(out)]) == 0
+    rows = measure_all(plan([incdsl.network.Spec(SPECS / f"{n}.inc") for n in names]), 1, False)
+    fig, labels = compare_figure(rows, align_blocks(rows))
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    title = ax.title.get_window_extent(renderer)
+    assert 0 <= title.x0 and title.x1 <= fig.bbox.x1 and title.y1 <= fig.bbox.y1
+    assert all(n in ax.get_title().replace("\n", " ") for n in names)
+    assert sorted(t.get_text() for t in labels) == sorted(r.label for r in rows) == sorted(names)
+    dots = {t.get_text(): ax.transData.transform(t.xy) for t in labels}  # every point is labelled
+    r = 5 * fig.dpi / 72
+    for t in labels:
+        box = t.get_window_extent(renderer)
+        centre = ((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2)
+        nearest = min(dots, key=lambda n: math.dist(dots[n], centre))
+        assert nearest == t.get_text() or t.arrow_patch is not None, t.get_text()
+        for n, (x, y) in dots.items():
+            assert not (box.x0 < x + r and x - r < box.x1 and box.y0 < y + r and y - r < box.y1), (t.get_text(), n)
+    assert png_size(out)[0] > 500

@@ -135,3 +135,30 @@ def test_error_corpus_refused_or_formatted_to_the_same_program(path):
         assert "a bug in incdsl fmt" not in e.message, e.message
         return
     assert fmt.format_text(out, path.name) == out
+
+
+def test_fmt_of_a_symlink_formats_its_target_and_keeps_the_link(tmp_path, capsys):
+    tgt = tmp_path / "tgt.inc"
+    tgt.write_text(MESSY)
+    lnk = tmp_path / "lnk.inc"
+    lnk.symlink_to(tgt.name)
+    assert cli.main(["fmt", str(lnk)]) == 0
+    assert lnk.is_symlink() and lnk.readlink() == Path("tgt.inc")
+    assert tgt.read_text() == CANONICAL
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lnk.inc", "tgt.inc"]
+
+
+def test_fmt_refuses_a_read_only_file(tmp_path, capsys):
+    p = tmp_path / "ro.inc"
+    p.write_text(MESSY)
+    p.chmod(0o444)
+    other = tmp_path / "other.inc"
+    other.write_text(MESSY)
+    assert cli.main(["fmt", str(p), str(other)]) == 1
+    assert other.read_text() == CANONICAL  # the next file is still formatted
+    other.unlink()
+    err = capsys.readouterr().err
+    assert f"error: cannot write {p}: the file is read-only; nothing was written" in err
+    assert "Traceback" not in err
+    assert p.read_text() == MESSY and p.stat().st_mode & 0o777 == 0o444
+    assert list(tmp_path.iterdir()) == [p]

@@ -33,6 +33,11 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp || tools/_setup.sh -nt $stamp ]];
     (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; }) \
       || echo "note: could not install chromium and chromium-driver (Debian packages); tests/test_html.py will fail" >&2
   fi
+  # node runs editors/vscode/detect.js in tests/test_editors.py
+  if ! command -v node >/dev/null 2>&1; then
+    (apt-get install -y -q nodejs >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q nodejs >/dev/null 2>&1; }) \
+      || echo "note: could not install nodejs (Debian package); tests/test_editors.py will fail" >&2
+  fi
   touch "$stamp"
 fi
 export PATH="$root/.venv/bin:$PATH"

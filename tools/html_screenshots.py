@@ -46,8 +46,8 @@ def shot(spec: str, out: str, size: tuple[int, int], script: str) -> None:
 if __name__ == "__main__":
     import os
     os.chdir(ROOT)
-    shot("googlenet.inc", "googlenet_html.png", (2400, 820),
-         "incdsl.cy.fit(undefined, 10); incdsl.show('inception4a');")
+    # the page as it opens (top to bottom, labels at 10 px or more), scrolled to inception4a
+    shot("googlenet.inc", "googlenet_html.png", (1400, 900), "incdsl.reveal('inception4a');")
     shot("inception_v3.inc", "inception_v3_mixed9_html.png", (1700, 950),
          "incdsl.unfold('mixed9'); incdsl.cy.fit(incdsl.cy.getElementById('mixed9'), 15);"
          "incdsl.show('mixed9/b2/concat_1');")

@@ -3,9 +3,9 @@
 The page shows the checked graph with every module call as a box that folds and unfolds, pan and
 zoom, a panel with the op, arguments, output shape, params, MACs and spec line of the layer under
 the mouse, a search box and a sortable table of the module calls. Layout and interaction come from
-cytoscape.js (rendering, pan/zoom, compound nodes), cytoscape-dagre (layered layout) and
-cytoscape-expand-collapse (folding), vendored from npm by tools/fetch_html_assets.sh and inlined
-with their licenses: the page makes no request at all.
+cytoscape.js (rendering, pan/zoom, compound nodes), dagre (layered layout and the routes of the
+edges around the nodes) and cytoscape-expand-collapse (folding), vendored from npm by
+tools/fetch_html_assets.sh and inlined with their licenses: the page makes no request at all.
 
 Like every backend this one only reads the checked network: names are the ids `incdsl summary`
 prints, shapes come from `net.shapes`, counts from `net.counts` and `net.group_counts()`.
@@ -17,18 +17,23 @@ import re
 import sys
 from importlib import resources
 
+from ..errors import UsageError
 from ..io import write_atomic
 from ..passes.shapes import fmt
 from ..report import call_text, describe
 
-VENDOR = ("cytoscape.min.js", "cytoscape-dagre.min.js", "cytoscape-expand-collapse.js")
-LICENSES = ("cytoscape.LICENSE", "cytoscape-dagre.LICENSE", "dagre.LICENSE", "cytoscape-expand-collapse.LICENSE")
+VENDOR = ("cytoscape.min.js", "dagre.min.js", "cytoscape-expand-collapse.js")
+LICENSES = ("cytoscape.LICENSE", "dagre.LICENSE", "cytoscape-expand-collapse.LICENSE")
 
 
-def page_data(net) -> dict:
+def page_data(net, depth: int | str = 1) -> dict:
     """What the page shows, as plain JSON: network totals, module calls (`blocks`, with their
     enclosing call as `parent`), layers (with op, arguments, NHWC output shape, params, MACs and
-    spec place) and edges (producer, consumer) in input order."""
+    spec place) and edges (producer, consumer) in input order. `depth` is the page's first fold, as
+    `--depth` draws: module calls whose names have that many parts or more start folded; "all"
+    starts with everything unfolded. Raises UsageError for a depth below 1."""
+    if depth != "all" and (not isinstance(depth, int) or depth < 1):
+        raise UsageError("--depth must be at least 1 (or 'all')")
     blocks = {b.name: b for b in net.graph.blocks}
     groups = net.group_counts()
 
@@ -70,7 +75,7 @@ def page_data(net) -> dict:
         "params": full.params, "macs": full.macs, "inference": {"params": inf.params, "macs": inf.macs},
         "heads": [{"name": h.name, "node": h.node, "shape": fmt(h.shape), "train_only": h.train_only}
                   for h in net.heads],
-        "blocks": out_blocks, "layers": layers,
+        "blocks": out_blocks, "layers": layers, "fold_depth": depth,
     }
 
 
@@ -87,9 +92,10 @@ def _script(text: str) -> str:
     return text.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
 
 
-def to_html(net) -> str:
-    """The whole page as one string: data, styles, scripts and licenses inline."""
-    data = json.dumps(page_data(net), separators=(",", ":")).replace("</", "<\\/")
+def to_html(net, depth: int | str = 1) -> str:
+    """The whole page as one string: data, styles, scripts and licenses inline; `depth` as in
+    page_data."""
+    data = json.dumps(page_data(net, depth), separators=(",", ":")).replace("</", "<\\/")
     licenses = "\n\n".join(f"{n.removesuffix('.LICENSE')}:\n{_vendor(n)}" for n in LICENSES)
     versions = _vendor("VERSIONS").strip()
     page = _asset("page.html")
@@ -107,7 +113,11 @@ def to_html(net) -> str:
 
 
 def compile_cli(net, args) -> int:
-    text = to_html(net)
+    if getattr(args, "only", None):
+        raise UsageError("--only is for drawings (--to svg|png|dot); the page shows every module call: "
+                         "search for it there")
+    depth = getattr(args, "depth", None)
+    text = to_html(net, 1 if depth is None else depth)
     path = args.output or f"{net.name}.html"
     if path == "-":
         sys.stdout.write(text)

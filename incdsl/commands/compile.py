@@ -39,8 +39,9 @@ def add_parser(sub) -> None:
     p.add_argument("--no-fold-bn", dest="fold_bn", action="store_false")
     p.add_argument("--via", choices=("direct", "tf2onnx"), default="direct", help="onnx: how to emit")
     p.add_argument("--no-verify", dest="verify", action="store_false", default=True, help="onnx: skip verification")
-    p.add_argument("--depth", type=_depth, metavar="N|all", help="drawings: fold module calls at depth N "
-                   "(default: 1 for networks over 100 layers, else none); 'all' unfolds every call")
+    p.add_argument("--depth", type=_depth, metavar="N|all", help="drawings and the page: fold module calls at depth N "
+                   "(drawings: default 1 for networks over 100 layers, else none; the page: default 1, "
+                   "its first view); 'all' unfolds every call")
     p.add_argument("--only", metavar="NAME", help="drawings: draw just this module call (e.g. inception3a)")
     p.set_defaults(run=run)
 

@@ -6,7 +6,7 @@ import stat
 import sys
 from pathlib import Path
 
-from ..errors import SpecError
+from ..errors import SpecError, UsageError
 
 
 def add_parser(sub) -> None:
@@ -41,8 +41,13 @@ def run(args) -> int:
             status = 1
         else:
             mode = stat.S_IMODE(os.stat(name).st_mode)
-            with atomic_path(name, rewrite=True) as tmp:  # the old file stays whole until the new one is complete
-                tmp.write_bytes(new.encode())
-                os.chmod(tmp, mode)  # keep the file's permissions (the temporary file has 0600)
+            try:  # a symlink's target is rewritten, the link kept; a read-only file is refused
+                with atomic_path(name, rewrite=True) as tmp:  # the old file stays whole until the new one is complete
+                    tmp.write_bytes(new.encode())
+                    os.chmod(tmp, mode)  # keep the file's permissions (the temporary file has 0600)
+            except UsageError as e:  # this file is left as it was; the others are still formatted
+                print(f"incdsl fmt: error: {e}; nothing was written", file=sys.stderr)
+                status = 1
+                continue
             print(f"{name}: reformatted", file=sys.stderr)
     return status
