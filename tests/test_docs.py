@@ -19,3 +19,12 @@ def test_api_reference_builds_without_warnings(tmp_path):
     for name in ("count_params", "to_onnx", "draw", "report", "arguments"):
         assert name in page
     assert "NHWC" in page  # the docstrings' shapes made it into the reference
+
+
+def test_op_table_in_specs_readme_is_generated_from_the_op_table():
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "op_table.py"), "--check", str(ROOT / "specs" / "README.md")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    from incdsl.ops import OPS
+    text = (ROOT / "specs" / "README.md").read_text()
+    assert all(f"| `{name}` |" in text for name in OPS)
