@@ -42,6 +42,8 @@ def note_input(path: str | Path) -> None:
 
 
 def forget_inputs() -> None:
+    """Forget every path `note_input` recorded (`cli.main` calls it at the start of each command,
+    so that commands run in one process, as in the test suite, do not see the last one's inputs)."""
     _INPUTS.clear()
     _INPUT_PATHS.clear()
 

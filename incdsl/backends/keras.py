@@ -350,6 +350,13 @@ def _first_line(e: Exception) -> str:
 # --- incdsl compile --to keras ----------------------------------------------------------------
 
 def compile_cli(net, args) -> int:
+    """`incdsl compile SPEC --to keras`: build the Keras model (training model with its aux heads,
+    or the inference model with `--inference`), load `--weights` (a .keras, .weights.h5 or .npz
+    file, or a PyTorch state dict) or seed the initial weights (seed 0), and save it as a `.keras`
+    file written atomically and byte-reproducible. Prints one line (outputs, params); returns 0.
+
+    Raises UsageError for an output name not ending in `.keras`, SpecError for a missing or
+    mismatched weights file."""
     from ..io import atomic_path
     from .keras_file import make_reproducible
     out = Path(args.output or f"{net.name}.keras")
