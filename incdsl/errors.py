@@ -51,7 +51,13 @@ def call_note(module: str, name: str, span: Span) -> Note:
 
 @dataclass
 class SpecError(Exception):
-    """Anything wrong with a spec: syntax, names, shapes, sizes, files."""
+    """Anything wrong with a spec: syntax, names, shapes, sizes, files.
+
+    Raised by parsing, elaboration and the passes (so by `incdsl.load` and every command), and by
+    the backends for a weights file that does not fit. `message` says what is wrong; `span` where
+    (file:line:col, None when there is no spec place); `notes` add context (the module calls it sits
+    in); `hint` suggests a fix; `label` is the short text after the caret. `str()` is `render()`:
+    rustc-style text that fits one screen. The command line prints it and exits 1."""
 
     message: str
     span: Span | None = None
