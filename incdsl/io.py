@@ -131,7 +131,9 @@ def _remove(p: Path) -> None:
 
 
 def clean_stale(folder: Path, name: str) -> list[Path]:
-    """Remove the temp files for `name` in `folder` that a killed incdsl left (their pid is gone)."""
+    """Remove the temp files for `name` in `folder` that a killed incdsl left (named
+    `.incdsl-PID-XXXXXXXX.NAME`, their PID no longer running); returns the paths removed (empty
+    when `folder` cannot be listed). Another user's live process keeps its files."""
     removed = []
     try:
         entries = list(os.scandir(folder))
