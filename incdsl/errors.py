@@ -14,6 +14,8 @@ SOURCES: dict[str, str] = {}
 
 @dataclass(frozen=True, slots=True)
 class Span:
+    """A place in a source file: 1-based line and column of the first character, and of the
+    character after the last (Lark's `meta` convention). `str()` is `file:line:col`."""
     file: str
     line: int
     col: int
@@ -24,6 +26,8 @@ class Span:
         return f"{self.file}:{self.line}:{self.col}"
 
     def source_line(self) -> str | None:
+        """The text of the span's first line (without its line break) from `SOURCES`, or None
+        when the file was never read or the line is out of range."""
         text = SOURCES.get(self.file)
         if text is None:
             return None
@@ -33,6 +37,8 @@ class Span:
 
 @dataclass(frozen=True, slots=True)
 class Note:
+    """A `note:` line under an error: extra context (the module call an error happened in, the
+    other definition of a duplicate name), with its own optional spec place."""
     message: str
     span: Span | None = None
 
@@ -45,7 +51,13 @@ def call_note(module: str, name: str, span: Span) -> Note:
 
 @dataclass
 class SpecError(Exception):
-    """Anything wrong with a spec: syntax, names, shapes, sizes, files."""
+    """Anything wrong with a spec: syntax, names, shapes, sizes, files.
+
+    Raised by parsing, elaboration and the passes (so by `incdsl.load` and every command), and by
+    the backends for a weights file that does not fit. `message` says what is wrong; `span` where
+    (file:line:col, None when there is no spec place); `notes` add context (the module calls it sits
+    in); `hint` suggests a fix; `label` is the short text after the caret. `str()` is `render()`:
+    rustc-style text that fits one screen. The command line prints it and exits 1."""
 
     message: str
     span: Span | None = None
@@ -98,6 +110,7 @@ class ArgumentError(UsageError):
         self.name, self.value, self.problem = name, value, problem
 
     def cli_message(self) -> str:
+        """The message in the command line's words: `--set name=value: problem`."""
         return f"--set {self.name}={self.value}: {self.problem}"
 
 

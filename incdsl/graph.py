@@ -14,6 +14,11 @@ from .errors import Span
 
 @dataclass(frozen=True, slots=True)
 class Layer:
+    """One node of the graph: an op (a name in `incdsl.ops.OPS`, e.g. "conv") with its
+    checked arguments, the names of the layers it reads (in order; concat and add depend on it),
+    and the spec place that wrote it (None for a layer the compiler made). Shapes are not stored
+    here: `Network.shapes` holds each layer's output shape (H, W, C), NHWC with the batch left out.
+    """
     name: str  # hierarchical id, e.g. "inception3a/b2/conv_1"
     op: str
     attrs: dict
@@ -33,6 +38,9 @@ class Block:
 
 @dataclass(frozen=True, slots=True)
 class OutputSpec:
+    """One `output` line of a spec: the output's name, the layer it reads, whether it is a
+    training-only head (an auxiliary classifier, dropped by `--inference`), and its weight in the
+    training loss (0.3 for GoogLeNet's aux heads, paper Section 5; 0.4 for Inception-v3's)."""
     name: str
     node: str
     train_only: bool

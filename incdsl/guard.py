@@ -66,7 +66,12 @@ class _Outcome:
 
 @contextlib.contextmanager
 def guarded():
-    """Run a command with unwinding signals and a guarded stdout; sets `.code` on failure."""
+    """Context manager around one command (`with guarded() as g:` in `incdsl.cli.main`): while it
+    runs, SIGTERM and SIGHUP raise `Terminated` (only where no other handler is set, and only in
+    the main thread), and `sys.stdout` raises `StdoutError` when a write fails. A failed write is
+    reported once on stderr and ends the block with `g.code` set: 0 for a closed pipe (the reader
+    left, as Unix filters do), 1 for anything else (a full disk, a closed stdout). `g.code` stays
+    None when stdout was fine. The old handlers and stdout come back on exit."""
     out = _Outcome()
     if sys.stdout is None:  # started with stdout closed (`>&-`): nothing could be said
         print("incdsl: error: cannot write to standard output: it is closed", file=sys.stderr)

@@ -57,6 +57,9 @@ def check(v) -> str:
 
 
 def parse(v: str) -> tuple[str, float | None]:
+    """Split an initializer's text into (name, parameter): `"he_normal"` -> ("he_normal", None),
+    `"truncated_normal(0.1)"` -> ("truncated_normal", 0.1). Raises ValueError for an unknown
+    name, an unreadable number, or a parameter `make` refuses (e.g. a stddev <= 0)."""
     m = _CALL.match(v)
     if m:
         name = m.group(1)

@@ -42,6 +42,8 @@ def note_input(path: str | Path) -> None:
 
 
 def forget_inputs() -> None:
+    """Forget every path `note_input` recorded (`cli.main` calls it at the start of each command,
+    so that commands run in one process, as in the test suite, do not see the last one's inputs)."""
     _INPUTS.clear()
     _INPUT_PATHS.clear()
 
@@ -129,7 +131,9 @@ def _remove(p: Path) -> None:
 
 
 def clean_stale(folder: Path, name: str) -> list[Path]:
-    """Remove the temp files for `name` in `folder` that a killed incdsl left (their pid is gone)."""
+    """Remove the temp files for `name` in `folder` that a killed incdsl left (named
+    `.incdsl-PID-XXXXXXXX.NAME`, their PID no longer running); returns the paths removed (empty
+    when `folder` cannot be listed). Another user's live process keeps its files."""
     removed = []
     try:
         entries = list(os.scandir(folder))

@@ -23,10 +23,12 @@ class Reference:
 
     @property
     def name(self) -> str:
+        """The built-in name: the file name without `.inc` (`inception_v3`)."""
         return self.file.removesuffix(".inc")
 
     @property
     def path(self) -> Path:
+        """Where the shipped spec file lies inside the installed package (`incdsl/specs/`)."""
         return LIBRARY / self.file
 
 

@@ -9,6 +9,8 @@ from .errors import Span
 
 @dataclass(frozen=True)
 class TargetNote:
+    """One thing a compile target does differently from the spec, for `incdsl check` to say:
+    the layer's name, its spec place (None if the compiler made it) and the sentence."""
     layer: str
     span: Span | None
     message: str
@@ -22,7 +24,10 @@ def strided_dilation(attrs: dict) -> bool:
 
 
 def target_notes(net) -> list[TargetNote]:
-    """One note per layer that some target builds differently from the spec's one layer."""
+    """One note per layer that some target builds differently from the spec's one layer; today
+    the strided dilated convolutions Keras refuses (see `strided_dilation`). Takes a checked
+    `incdsl.network.Network`; returns the notes in layer order (empty when every target builds
+    the spec as written)."""
     notes = []
     for name, layer in net.layers.items():
         if layer.op in ("conv", "dwconv", "sepconv") and strided_dilation(layer.attrs):

@@ -41,7 +41,11 @@ def _bn_shapes(scale: bool, channels: int) -> dict[str, tuple]:
 
 
 def weight_shapes(net, layer: str) -> dict[str, tuple]:
-    """The arrays node `layer` owns and their shapes (empty for ops without weights)."""
+    """The arrays node `layer` owns and their shapes in Keras layouts (empty for ops without
+    weights): for a conv, {"kernel": (kh, kw, cin/groups, filters), "bias": (filters,)} as Keras'
+    Conv2D keeps them, plus gamma/beta/moving_mean/moving_variance (channels,) for its batch norm
+    (see the module docstring for every op). Reads `net.shapes`; raises KeyError for an unknown
+    layer name."""
     lay = net.layers[layer]
     a, op = lay.attrs, lay.op
     cout = net.shapes[layer][-1]

@@ -230,9 +230,18 @@ BUILDERS = {
 
 
 def build_model(net, inference: bool = False, seed: int | None = None, weights=None) -> keras.Model:
-    """The Keras model of `net`. `seed` sets the weights from `incdsl.weights.init_weights(net, seed)`
-    (reproducible without Keras); `weights` (a weights dict) sets them explicitly; with neither,
-    Keras' own random initializers are left in place."""
+    """The Keras model of `net`: a functional `keras.Model` named after the network, taking NHWC
+    images (batch, H, W, C) as `net.input_shape` says, with one output per head (the training
+    model, aux heads included, by default; only the inference heads with `inference=True`).
+    Layers are named after IR nodes (`incdsl.weights.keras_name`), so weights move by name.
+
+    `seed` sets the weights from `incdsl.weights.init_weights(net, seed)` (reproducible without
+    Keras); `weights` (a weights dict, layer name -> arrays in Keras layouts) sets them explicitly;
+    with neither, Keras' own random initializers are left in place.
+
+    Raises `incdsl.errors.SpecError` when Keras refuses a layer (its ValueError, at the layer's
+    spec place) or a weights array is missing, extra or misshapen; RuntimeError if a Keras
+    layer's shape disagrees with `net.shapes` (a bug: the backend and ops.py must agree)."""
     heads = [h for h in net.heads if not (inference and h.train_only)]
     keep = net.inference if inference else net.layers  # elaboration already dropped dead ends
     tensors = {}
@@ -350,6 +359,13 @@ def _first_line(e: Exception) -> str:
 # --- incdsl compile --to keras ----------------------------------------------------------------
 
 def compile_cli(net, args) -> int:
+    """`incdsl compile SPEC --to keras`: build the Keras model (training model with its aux heads,
+    or the inference model with `--inference`), load `--weights` (a .keras, .weights.h5 or .npz
+    file, or a PyTorch state dict) or seed the initial weights (seed 0), and save it as a `.keras`
+    file written atomically and byte-reproducible. Prints one line (outputs, params); returns 0.
+
+    Raises UsageError for an output name not ending in `.keras`, SpecError for a missing or
+    mismatched weights file."""
     from ..io import atomic_path
     from .keras_file import make_reproducible
     out = Path(args.output or f"{net.name}.keras")

@@ -43,6 +43,8 @@ class LRN(keras.layers.Layer):
         self.size, self.alpha, self.beta, self.bias = int(size), float(alpha), float(beta), float(bias)
 
     def call(self, x):
+        """Normalize `x` (batch, H, W, C) across channels, computed in float32 and cast back to x's
+        dtype; same shape out."""
         c, dtype = x.shape[-1], x.dtype
         x = ops.cast(x, "float32")  # under mixed_float16, squares of activations above 255 overflow
         sq = ops.pad(ops.square(x), [[0, 0], [0, 0], [0, 0], [self.size // 2, (self.size - 1) // 2]])
@@ -52,9 +54,12 @@ class LRN(keras.layers.Layer):
         return ops.cast(x / ops.power(self.bias + (self.alpha / self.size) * total, self.beta), dtype)
 
     def compute_output_shape(self, input_shape):
+        """The output shape: the input's (batch, H, W, C), unchanged."""
         return input_shape
 
     def get_config(self):
+        """Keras' config: the base layer's plus size, alpha, beta and bias, for saving and
+        `from_config`."""
         return {**super().get_config(), "size": self.size, "alpha": self.alpha, "beta": self.beta, "bias": self.bias}
 
 
@@ -72,11 +77,14 @@ class MaxPool2D(keras.layers.Layer):
         self.padding = tuple(int(p) for p in padding)
 
     def call(self, x):
+        """Pad `x` (batch, H, W, C) with -inf, then max-pool with 'valid' windows: (batch, H', W',
+        C) out, H' = (H + top + bottom - kh) // sh + 1."""
         t, b, l, r = self.padding
         x = ops.pad(x, [[0, 0], [t, b], [l, r], [0, 0]], constant_values=-math.inf)
         return ops.max_pool(x, self.pool_size, self.strides, padding="valid")
 
     def get_config(self):
+        """Keras' config: the base layer's plus pool_size, strides and padding."""
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
                 "padding": self.padding}
 
@@ -106,6 +114,8 @@ class AvgPool2D(keras.layers.Layer):
         return np.maximum(n, 1).astype("float32")
 
     def build(self, input_shape):
+        """Precompute, from the input's H and W, each output position's divisor (as torch's
+        avg_pool2d counts it) as a factor on Keras' kh*kw average."""
         (kh, kw), (sh, sw) = self.pool_size, self.strides
         t, b, l, r = self.padding
         rows = self._counts(input_shape[1], kh, sh, t, b, self.extra[0])
@@ -114,6 +124,8 @@ class AvgPool2D(keras.layers.Layer):
         self._factor = ((kh * kw) / np.outer(rows, cols))[None, :, :, None].astype("float32")
 
     def call(self, x):
+        """Zero-pad `x` (batch, H, W, C), average-pool with 'valid' windows, and rescale each output
+        to its own divisor."""
         t, b, l, r = self.padding
         eb, er = self.extra
         x = ops.pad(x, [[0, 0], [t, b + eb], [l, r + er], [0, 0]])
@@ -121,6 +133,7 @@ class AvgPool2D(keras.layers.Layer):
         return y * ops.convert_to_tensor(self._factor, dtype=y.dtype)
 
     def get_config(self):
+        """Keras' config: the base layer's plus pool_size, strides, padding, extra and count_pad."""
         return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
                 "padding": self.padding, "extra": self.extra, "count_pad": self.count_pad}
 
@@ -149,10 +162,13 @@ class AdaptiveAvgPool2D(keras.layers.Layer):
         return ops.concatenate(bins, axis=axis)
 
     def call(self, x):
+        """Average `x` (batch, H, W, C) into output_size bins: (batch, oh, ow, C) out, rows first,
+        then columns."""
         oh, ow = self.output_size
         return self._pool(self._pool(x, 1, oh), 2, ow)
 
     def get_config(self):
+        """Keras' config: the base layer's plus output_size."""
         return {**super().get_config(), "output_size": self.output_size}
 
 
@@ -164,6 +180,8 @@ class GroupedConv2D(keras.layers.Conv2D):
     Group g reads input channels [g*C/G, (g+1)*C/G) and writes filters [g*F/G, (g+1)*F/G)."""
 
     def convolution_op(self, inputs, kernel):
+        """Convolve each group's channels of `inputs` (batch, H, W, C) with its slice of `kernel`
+        (kh, kw, C/G, F) and concatenate the G results along channels."""
         cin, cout = inputs.shape[-1] // self.groups, kernel.shape[-1] // self.groups
         return ops.concatenate([
             ops.conv(inputs[..., g * cin:(g + 1) * cin], kernel[..., g * cout:(g + 1) * cout],
@@ -183,14 +201,18 @@ class ChannelShuffle(keras.layers.Layer):
         self.groups = int(groups)
 
     def call(self, x):
+        """Shuffle the channels of `x` (batch, H, W, C): reshape to (..., groups, C/groups),
+        transpose the last two axes, flatten back."""
         h, w, c = x.shape[1:]
         x = ops.reshape(x, (-1, h, w, self.groups, c // self.groups))
         return ops.reshape(ops.transpose(x, (0, 1, 2, 4, 3)), (-1, h, w, c))
 
     def compute_output_shape(self, input_shape):
+        """The output shape: the input's (batch, H, W, C), unchanged."""
         return input_shape
 
     def get_config(self):
+        """Keras' config: the base layer's plus groups."""
         return {**super().get_config(), "groups": self.groups}
 
 
@@ -207,6 +229,8 @@ class DropPath(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, x, training=False):
+        """In training, zero each sample of `x` with probability `rate` and scale the rest by 1 / (1
+        - rate); otherwise return `x` as is."""
         if not training or self.rate == 0.0:
             return x
         keep = 1.0 - self.rate
@@ -215,9 +239,11 @@ class DropPath(keras.layers.Layer):
         return x * mask / keep
 
     def compute_output_shape(self, input_shape):
+        """The output shape: the input's, unchanged."""
         return input_shape
 
     def get_config(self):
+        """Keras' config: the base layer's plus rate and seed."""
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
@@ -231,15 +257,20 @@ class Subsample(keras.layers.Layer):
         self.strides = _pair(strides)
 
     def call(self, x):
+        """Keep every sh-th row and sw-th column of `x` (batch, H, W, C), starting at 0: (batch,
+        ceil(H/sh), ceil(W/sw), C)."""
         sh, sw = self.strides
         return x[:, ::sh, ::sw, :]
 
     def compute_output_shape(self, input_shape):
+        """(batch, ceil(H/sh), ceil(W/sw), C) for an input (batch, H, W, C); unknown sizes stay
+        None."""
         b, h, w, c = input_shape
         sh, sw = self.strides
         return (b, None if h is None else -(-h // sh), None if w is None else -(-w // sw), c)
 
     def get_config(self):
+        """Keras' config: the base layer's plus strides."""
         return {**super().get_config(), "strides": self.strides}
 
 

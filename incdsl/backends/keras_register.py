@@ -19,6 +19,9 @@ _LAYERS = "incdsl.backends.keras_layers"
 
 
 def install() -> None:
+    """Make sure incdsl's custom layers get registered with Keras: now if Keras is already imported,
+    otherwise right after `import keras` (through a finder on `sys.meta_path`, installed
+    once). Called by `import incdsl`; imports no Keras itself."""
     if "keras" in sys.modules:
         _register()
     elif not any(isinstance(f, _KerasFinder) for f in sys.meta_path):

@@ -115,8 +115,11 @@ def _lrn(a, x):
 
 
 def run(net, weights: dict, x: np.ndarray) -> list[np.ndarray]:
-    """The inference heads of `net` on an NHWC batch `x`, in `net.heads` order (training-only
-    heads left out). Raises Unsupported for an op it does not know."""
+    """The inference heads of `net` on an NHWC batch `x` (batch, H, W, C), computed in float64,
+    in `net.heads` order (training-only heads left out); each output is (batch, units) or
+    (batch, H', W', C'). `weights` is a weights dict (layer name -> arrays in Keras layouts,
+    `incdsl.weights`). A slow, plain reference for checking ONNX exports without Keras, not a
+    runtime. Raises Unsupported for an op it does not know."""
     shapes, out = net.shapes, {}
     for name, layer in net.layers.items():
         if name not in net.inference:

@@ -37,12 +37,18 @@ def max_opset() -> int:
 
 
 def max_opset_tf2onnx() -> int:
+    """The newest opset `--via tf2onnx` can write: tf2onnx's newest (its OPSET_TO_IR_VERSION
+    table), capped by `max_opset()`. Imports tf2onnx (ImportError without incdsl[keras])."""
     from tf2onnx.constants import OPSET_TO_IR_VERSION
     return min(max(OPSET_TO_IR_VERSION), max_opset())
 
 
 @dataclass
 class Result:
+    """What `export` wrote: the path, the way (`direct` or `tf2onnx`), opset, input layout
+    (`nchw` or `nhwc`), batch (None: dynamic), how many batch norms were folded into convolutions
+    and how many BatchNormalization nodes are left, the file's size in bytes, the verification line
+    (None with verify=False) and the pixel scaling a trained model carries (None if none)."""
     path: Path
     via: str
     opset: int
@@ -55,6 +61,8 @@ class Result:
     preprocess: str | None = None  # the trained model's pixel scaling, carried over
 
     def lines(self) -> list[str]:
+        """The two lines `incdsl compile --to onnx` prints: what was written (size in MB), and
+        what was checked."""
         b = "dynamic" if self.batch is None else self.batch
         bn = [f"{self.folded} batch norms folded"] if self.folded else []
         bn += [f"{self.bn_nodes} BatchNormalization nodes"] if self.bn_nodes else []
@@ -67,8 +75,22 @@ class Result:
 def export(net: Network, path: str | Path, weights=None, *, opset: int = DEFAULT_OPSET, layout: str = "nchw",
            batch: int | None = None, fold_bn: bool = True, via: str = "direct", verify: bool = True,
            seed: int = 0) -> Result:
-    """Export `net`'s inference graph to `path`. `weights`: a dict in the interchange format, a
-    weights file, or None for the Keras backend's seeded initialisation."""
+    """Export `net`'s inference graph (training-only heads dropped) to the ONNX file `path`,
+    written atomically (a failed export or check leaves no file), and return a `Result`.
+
+    `weights`: a dict in the interchange format (layer name -> arrays in Keras layouts, see
+    `incdsl.weights`), a weights file (.keras, .weights.h5, .npz or a PyTorch state dict), or None
+    for seeded initial weights (`seed`). `layout`: "nchw" (as PyTorch and ONNX models usually take
+    images) or "nhwc" (the spec's own layout, batch first). `batch`: a fixed batch size or None for
+    a dynamic one. `fold_bn`: fold each inference batch norm into the convolution before it
+    (direct only). `via`: "direct" (the onnx package alone) or "tf2onnx" (needs TensorFlow).
+    `verify`: run ONNX's checker, its shape inference against `net.shapes`, and onnxruntime
+    against Keras (or the numpy reference without Keras) on a random batch.
+
+    Raises `incdsl.errors.UsageError` for an option out of range (layout, via, an opset outside
+    13..newest, a batch outside 1..2**31-1, a verification that would need more than 4 GiB of
+    activations), an unwritable path or a missing TensorFlow with via="tf2onnx";
+    `incdsl.errors.SpecError` for a weights file that does not match the network."""
     from .onnx_weights import load_weights, read_preprocess
 
     if layout not in ("nchw", "nhwc"):
@@ -147,6 +169,9 @@ def _verify(tmp: str, net: Network, w: dict, tensors, layout: str, batch: int | 
 
 
 def compile_cli(net: Network, args) -> int:
+    """`incdsl compile SPEC --to onnx`: `export` with the command's options (`args` from argparse:
+    output, weights, opset, layout, batch, fold_bn, via, verify), print `Result.lines()`, return
+    exit code 0. Raises UsageError for a bad `--batch` and whatever `export` raises."""
     batch = _parse_batch(args.batch)
     opset = args.opset if args.opset is not None else DEFAULT_OPSET
     out = args.output or f"{net.name}.onnx"

@@ -64,7 +64,10 @@ def _dims(shape, batch):
 
 
 def same_pads(n: int, k: int, s: int, d: int, out: int) -> tuple[int, int]:
-    """TF/Keras pad=same: the total padding that gives `out`, any odd pixel at the end."""
+    """TF/Keras pad=same on one axis of size `n` (kernel `k`, stride `s`, dilation `d`, output
+    `out` = ceil(n / s)): (begin, end) pads whose total gives `out`, the odd pixel at the end
+    (TensorFlow's 'SAME' padding rule, tf.nn.convolution; torch.nn.Conv2d(padding='same'), stride 1
+    only, puts it the same way)."""
     ke = d * (k - 1) + 1
     total = max((out - 1) * s + ke - n, 0)
     return total // 2, total - total // 2
@@ -117,7 +120,10 @@ def adaptive_bins(n: int, out: int) -> np.ndarray:
 
 
 def bn_affine(p: dict, eps: float, channels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Batch norm at inference as y = x * scale + shift (float64)."""
+    """Batch norm at inference as y = x * scale + shift per channel (float64 arrays of shape
+    (channels,)): scale = gamma / sqrt(moving_variance + eps), shift = beta - moving_mean * scale
+    (Keras' BatchNormalization and torch.nn.BatchNorm2d in eval mode; gamma 1 when the layer does
+    not scale). Used to fold a batch norm into the convolution before it."""
     gamma = np.asarray(p.get("gamma", np.ones(channels)), np.float64)
     scale = gamma / np.sqrt(np.asarray(p["moving_variance"], np.float64) + eps)
     shift = np.asarray(p["beta"], np.float64) - np.asarray(p["moving_mean"], np.float64) * scale

@@ -18,7 +18,12 @@ from ..network import Network
 
 def convert(net: Network, weights: dict, path: str | Path, *, opset: int, layout: str, batch: int | None,
             preprocess=None):
-    """Write the converted model to `path`; returns it (an onnx.ModelProto)."""
+    """Build the Keras inference model of `net` with `weights`, convert it with
+    tf2onnx.convert.from_function at `opset`, write it to `path` and return it (an
+    onnx.ModelProto). The input is named "input": (batch, H, W, C) for layout "nhwc", or
+    (batch, C, H, W) for "nchw" (tf2onnx's inputs_as_nchw; 4-D outputs are transposed to match);
+    `batch` None is dynamic. `preprocess` (a `onnx_weights.Preprocess`) scales raw pixels first,
+    as the trained model did. Needs TensorFlow and tf2onnx (incdsl[keras])."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import onnx
     import tensorflow as tf

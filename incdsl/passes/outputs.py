@@ -5,6 +5,10 @@ from ..graph import Graph
 
 
 def inference_layers(g: Graph) -> set[str]:
+    """The names of the layers the inference graph keeps: every layer some output not marked
+    training-only reads, directly or through other layers. Auxiliary classifiers (GoogLeNet's
+    aux1/aux2, Inception-v3's aux) and the layers only they read are left out, as
+    keras.applications and torchvision do at inference (torchvision's `aux_logits=False`)."""
     keep: set[str] = set()
     stack = [o.node for o in g.outputs if not o.train_only]
     while stack:

@@ -17,7 +17,16 @@ MAX_ELEMENTS = 1 << 31  # elements of one layer's output for one image: 8 GiB of
 
 
 def infer_shapes(g: Graph) -> tuple[dict[str, Shape], dict[str, Count], dict[str, str]]:
-    """Returns (shapes, counts, derivations); shape and count rules live together in ops.py."""
+    """Every layer's output shape, in the graph's (topological) order.
+
+    Returns (shapes, counts, derivations): shape per layer as (H, W, C) for images (NHWC, batch
+    left out) or (C,) for vectors; `incdsl.ops.Count` per layer (trainable and non-trainable
+    params, MACs for one image); and, for layers whose size arithmetic is worth showing in an
+    error note, that arithmetic as text. The shape and count rules live together in ops.py.
+
+    Raises `incdsl.errors.SpecError` at the first layer whose inputs do not fit (with the module
+    calls it sits in and, for a too-small input, the smallest input that works), an output over
+    MAX_ELEMENTS elements per image, or a network over MAX_PARAMS params."""
     shapes: dict[str, Shape] = {}
     counts: dict[str, Count] = {}
     whys: dict[str, str] = {}
@@ -46,6 +55,8 @@ def infer_shapes(g: Graph) -> tuple[dict[str, Shape], dict[str, Count], dict[str
 
 
 def fmt(shape: Shape) -> str:
+    """A shape as errors and tables print it: (35, 35, 288) -> "35x35x288" (H x W x C, NHWC
+    without the batch)."""
     return "x".join(str(d) for d in shape)
 
 

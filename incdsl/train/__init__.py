@@ -27,7 +27,10 @@ from .heads import check_classes, head_losses, main_head
 
 
 def train(net, config: TrainConfig) -> TrainResult:
-    """Train `net` as `config` says; write the model, its best epoch, logs; return what happened.
+    """Train `net` (a checked `incdsl.network.Network` with one inference head) as `config` says;
+    write the model, its best epoch, logs; return what happened (a `TrainResult`: epochs run,
+    Keras' history, throughput in images/s, replicas, class names). The recipe follows the papers
+    (see `incdsl.train.config`: GoogLeNet Section 6, Inception-v3 Section 8).
 
     Raises UsageError for bad settings and SpecError for a spec or data folder training cannot use,
     both before Keras loads."""

@@ -12,6 +12,8 @@ class StepAndRate(keras.callbacks.Callback):
     after a resume, `step` shows that the optimizer state came back."""
 
     def on_epoch_end(self, epoch, logs=None):
+        """Write the optimizer's iteration count (`step`) and current learning rate (`lr`) into this
+        epoch's `logs`."""
         if logs is None:
             return
         opt = self.model.optimizer
@@ -30,10 +32,14 @@ class Throughput(keras.callbacks.Callback):
         self.start = self.end = self._test_start = None
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Restart the count of steps done in this epoch (Keras numbers batches from 0 in each
+        epoch)."""
         self._done_in_epoch = 0
 
     def on_train_batch_end(self, batch, logs=None):
         # `batch` is the last step of the call: with several steps per execution, one call per N steps.
+        """Wait for the call's result, then time it: the `skip`-th call starts the clock, later ones
+        add their steps (and any validation time since the last call, to leave out)."""
         _wait(logs)
         now = time.perf_counter()
         ran, self._done_in_epoch = batch + 1 - self._done_in_epoch, batch + 1
@@ -47,15 +53,20 @@ class Throughput(keras.callbacks.Callback):
         self._pending = 0.0
 
     def on_test_begin(self, logs=None):
+        """Start timing a validation run, which `images_per_second` leaves out."""
         self._test_start = time.perf_counter()
 
     def on_test_end(self, logs=None):
+        """Stop timing the validation run; its seconds are subtracted once the next training call
+        ends."""
         if self._test_start is not None:
             self._pending += time.perf_counter() - self._test_start
         self._test_start = None
 
     @property
     def images_per_second(self) -> float:
+        """Training images per second (steps x batch_size over the timed seconds, validation left
+        out); NaN when no step was timed (a run of `skip` calls or fewer)."""
         if not self.steps:
             return float("nan")
         return self.steps * self.batch_size / max(self.end - self.start - self.paused, 1e-9)
@@ -77,9 +88,14 @@ class KeepBest(keras.callbacks.Callback):
         self.best_epoch: int | None = None
 
     def key(self, logs) -> str:
+        """The log key compared this epoch: `monitor` when the logs have it (e.g. val_accuracy),
+        else `fallback` (e.g. loss, without a validation split)."""
         return self.monitor if self.monitor in logs else self.fallback
 
     def on_epoch_end(self, epoch, logs=None):
+        """Export the model (through `export(epoch, {key: value}, best=True)`) when this epoch's
+        value beats the best so far: higher for an accuracy, lower otherwise; NaN and
+        infinite values never count."""
         logs = logs or {}
         key = self.key(logs)
         value = logs.get(key)
@@ -108,9 +124,12 @@ class StopOnNonFinite(keras.callbacks.Callback):
         self.epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Remember the epoch (0-based) for the Diverged error."""
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        """Raise `Diverged` (with the optimizer's step, the 1-based epoch and batch, and the loss)
+        if this call's loss is NaN or infinite."""
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))

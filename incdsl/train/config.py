@@ -31,6 +31,10 @@ PREPROCESS = ("inception", "unit", "imagenet", "none")
 
 @dataclass(frozen=True)
 class Recipe:
+    """An optimizer's default learning-rate schedule: the starting rate, multiplied by `decay_rate`
+    every `decay_epochs` epochs (staircase, like
+    tf.keras.optimizers.schedules.ExponentialDecay(staircase=True)). GoogLeNet Section 6:
+    SGD, 0.96 every 8 epochs; Inception-v3 Section 8: RMSProp 0.045, 0.94 every 2 epochs."""
     lr: float
     decay_rate: float  # learning rate multiplied by this ...
     decay_epochs: int  # ... every this many epochs (staircase); rate 1.0 means constant
@@ -47,6 +51,11 @@ RECIPES = {
 
 @dataclass
 class TrainConfig:
+    """Every setting of one `incdsl train` run (the command's options, one field each; see the
+    comments for units and defaults). `batch_size` is the global batch in images; `lr` None
+    takes the optimizer's `Recipe`; `weight_decay` is the optimizer's decoupled decay
+    (AdamW-style, Keras' `weight_decay=`), applied to kernels only. `check_config` says what
+    is wrong with one."""
     output: Path
     data: str = "synthetic"  # an image folder, or "synthetic"
     epochs: int = 10
@@ -78,9 +87,12 @@ class TrainConfig:
 
     @property
     def learning_rate(self) -> float:
+        """The starting learning rate: `lr` if set, else the optimizer's recipe (0.01 for SGD, 0.045
+        for RMSProp, 0.001 for Adam)."""
         return self.lr if self.lr is not None else RECIPES[self.optimizer].lr
 
     def paths(self) -> "RunPaths":
+        """The files and folders this run writes, named after `output` (see `RunPaths`)."""
         return RunPaths.beside(self.output)
 
 
@@ -95,6 +107,8 @@ class RunPaths:
 
     @classmethod
     def beside(cls, output: str | Path) -> "RunPaths":
+        """The paths of a run whose model is `output`: `model.keras` gives model.best.keras,
+        model.log.csv, model.tb/ and model.backup/."""
         out = Path(output)
         stem = out.with_suffix("") if out.suffix == ".keras" else out
         return cls(out, Path(f"{stem}.best.keras"), Path(f"{stem}.log.csv"), Path(f"{stem}.tb"),
@@ -117,6 +131,10 @@ class HeadLoss:
 
 @dataclass
 class TrainResult:
+    """What a training call returns: the inference model written (and the best epoch's, if any),
+    epochs run by this call and the epoch it started from, Keras' History.history, training
+    throughput in images/s (validation left out, first call left out), the number of
+    replicas, and the class names in label order."""
     output: Path
     best: Path | None
     epochs_run: int  # epochs run by this call (fewer than asked when resuming)
@@ -138,6 +156,7 @@ class Cluster:
 
     @property
     def name(self) -> str:
+        """The task as people say it: 'worker 1', 'chief 0'."""
         return f"{self.task_type} {self.index}"
 
 
@@ -187,6 +206,9 @@ def read_tf_config(text: str | None) -> Cluster | None:
 
 def check_config(c: TrainConfig) -> None:
 
+    """Check every setting of `c` before anything heavy is imported; returns None or raises
+    `incdsl.errors.UsageError` naming the option (`--epochs must be at least 1`), including a
+    bad TF_CONFIG with strategy 'multiworker' and an output not ending in `.keras`."""
     if c.epochs < 1:
         raise UsageError("--epochs must be at least 1")
     if c.seed < 0:

@@ -25,6 +25,8 @@ from .images import FolderPlan, read_batch
 
 
 def has_tensorflow() -> bool:
+    """Whether TensorFlow is installed (found, not imported): tf.data readers are used only when it
+    is."""
     return importlib.util.find_spec("tensorflow") is not None
 
 
@@ -73,6 +75,8 @@ class FolderBatches(keras.utils.PyDataset):
 
     @property
     def num_batches(self):
+        """None: the stream is endless (keras.utils.PyDataset's convention), so fit needs
+        steps_per_epoch."""
         return None
 
     def __getitem__(self, k):

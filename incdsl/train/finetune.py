@@ -145,4 +145,5 @@ def still_frozen(model, net, config) -> None:
 
 
 def phase_config(config, lr: float):
+    """A copy of `config` with the learning rate `lr`: the settings of the second (unfrozen) phase."""
     return dataclasses.replace(config, lr=lr)

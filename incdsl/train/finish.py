@@ -53,16 +53,22 @@ def accuracy(model, data, head: str | None) -> float | None:
 
 @dataclass(frozen=True)
 class BNResult:
+    """What precise batch norm did at the end of a run (`Recalibrated`: layers, batches, images) and
+    the validation top-1 accuracy (a fraction in [0, 1]) before and after; None where there
+    was no validation data."""
     done: Recalibrated
     before: float | None  # validation accuracy with the moving averages of training
     after: float | None  # ... with the recalibrated statistics
 
     def meta(self) -> dict:
+        """The record saved in the model's metadata, under the key `bn_recalibrated`."""
         return {"bn_recalibrated": {"layers": self.done.layers, "batches": self.done.batches,
                                     "images": self.done.images, "val_accuracy_before": self.before,
                                     "val_accuracy_after": self.after}}
 
     def describe(self, what: str) -> str:
+        """One line for the log: how many BN layers of `what` (e.g. 'model.keras') were recalibrated
+        over how many batches and images, and the accuracy before -> after."""
         shown = (f"; val accuracy {self.before:.4f} -> {self.after:.4f}" if self.before is not None
                  and self.after is not None else "")
         return (f"batch norm of {what}: {self.done.layers} layers recalibrated over {self.done.batches} training "
@@ -102,8 +108,12 @@ def refresh_best(model, best: Path, final_epoch: int, final: BNResult, read_meta
 
 
 def momenta(model) -> list[float]:
+    """The momentum of every trainable BatchNormalization layer of `model` (Keras' convention:
+    moving = momentum * moving + (1 - momentum) * batch; torch.nn.BatchNorm2d's momentum is 1
+    minus this)."""
     return [float(layer.momentum) for layer in bn_layers(model)]
 
 
 def note(text: str) -> None:
+    """Print a progress line of the run's end to stderr (stdout stays for results)."""
     print(text, file=sys.stderr)

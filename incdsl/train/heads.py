@@ -38,6 +38,8 @@ def head_losses(net, aux_weight: float | None = None) -> list[HeadLoss]:
 
 
 def main_head(net):
+    """The network's one inference output (not `train_output`), the one accuracy and the saved model
+    use. Raises `incdsl.errors.SpecError` when there is none or more than one."""
     heads = [h for h in net.heads if not h.train_only]
     if len(heads) != 1:
         names = ", ".join(h.name for h in heads) or "none"

@@ -49,6 +49,8 @@ class FolderPlan:
 
     @property
     def steps(self) -> int:
+        """Training batches per epoch: the full batches of the training split (a last partial batch
+        is dropped), at least 1."""
         return max(1, len(self.train) // self.batch)
 
     def epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:

@@ -94,7 +94,14 @@ def _best_so_far(rows: list[dict], monitor: str, fallback: str) -> float | None:
 
 
 def train(net, config: TrainConfig, folder=None) -> TrainResult:
-    """`folder`: scan_image_folder's (classes, files) for an image folder, already checked."""
+    """The training run itself (after `incdsl.train.train` checked everything): build the
+    training model with preprocessing inside, compile it (`model.compile_for_training`), fit on
+    synthetic images or the image folder (resuming from the backup with `config.resume`), and
+    write the inference model (raw 0-255 pixels in, NHWC), the best epoch's model, the CSV log and
+    TensorBoard logs (`config.paths()`); precise BN at the end. Returns a `TrainResult`
+    (throughput in images/s). `folder`: scan_image_folder's (classes, files) for an image folder,
+    already checked; None for synthetic data. Raises `incdsl.errors.SpecError` when the loss
+    becomes NaN or infinite (saying at which step and what was kept) or the data cannot be read."""
     placement = Placement(config.strategy)
     paths = config.paths()
     scratch = None

@@ -9,6 +9,12 @@ from .config import RECIPES, HeadLoss, TrainConfig
 
 
 def preprocessing_layer(kind: str, channels: int):
+    """The Keras layer that turns raw 0-255 pixels (H, W, C) into the network's input, named
+    'preprocess': 'inception' scales to [-1, 1]
+    (keras.applications.inception_v3.preprocess_input), 'unit' to [0, 1], 'imagenet'
+    subtracts torchvision's ImageNet mean and divides by its std per channel
+    (keras.layers.Normalization); 'none' gives None (no layer). Raises UsageError for
+    'imagenet' with `channels` other than 3."""
     if kind == "inception":
         return keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")
     if kind == "unit":
@@ -43,17 +49,23 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
         self.classes, self.from_logits, self.label_smoothing = classes, from_logits, label_smoothing
 
     def call(self, y_true, y_pred):
+        """Per-sample loss: integer labels `y_true` (batch,) or (batch, 1) made one-hot over
+        `classes`, then keras.losses.categorical_crossentropy with label smoothing
+        (targets y * (1 - s) + s / classes; Inception-v3 paper Section 7)."""
         labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
         y = keras.ops.one_hot(labels, self.classes, dtype=y_pred.dtype)
         return keras.losses.categorical_crossentropy(y, y_pred, from_logits=self.from_logits,
                                                      label_smoothing=self.label_smoothing)
 
     def get_config(self):
+        """Keras' config: the base loss's plus classes, from_logits and label_smoothing."""
         return {**super().get_config(), "classes": self.classes, "from_logits": self.from_logits,
                 "label_smoothing": self.label_smoothing}
 
 
 def make_loss(head: HeadLoss, label_smoothing: float):
+    """The loss of one head: sparse categorical crossentropy on integer labels (from logits unless
+    the head ends in softmax), with label smoothing when `label_smoothing` > 0."""
     if label_smoothing:
         return SmoothedSparseCrossentropy(head.units, head.from_logits, label_smoothing)
     return keras.losses.SparseCategoricalCrossentropy(from_logits=head.from_logits)
@@ -87,6 +99,10 @@ def _optimizer(name: str, lr: float, steps_per_epoch: int, weight_decay: float |
 
 def compile_for_training(model, heads: list[HeadLoss], config: TrainConfig, steps_per_epoch: int,
                          steps_per_execution: int = 1) -> None:
+    """Compile `model` for training: one loss per head weighted by its `weight` (aux heads 0.3 in
+    GoogLeNet, Section 5), the optimizer of `config` with its schedule (`make_optimizer`),
+    top-1 accuracy on the main head, XLA when `config.jit`, and `steps_per_execution` steps
+    per call. Returns None."""
     main = next(h for h in heads if not h.train_only)
     single = len(heads) == 1
     loss = {h.name: make_loss(h, config.label_smoothing) for h in heads}
@@ -102,5 +118,7 @@ def compile_for_training(model, heads: list[HeadLoss], config: TrainConfig, step
 
 
 def accuracy_key(heads: list[HeadLoss]) -> str:
+    """The name Keras logs the main head's accuracy under: 'accuracy' for a one-output model,
+    '<head>_accuracy' with aux heads (prefix 'val_' for validation)."""
     main = next(h for h in heads if not h.train_only)
     return "accuracy" if len(heads) == 1 else f"{main.name}_accuracy"

@@ -53,9 +53,13 @@ class Placement:
 
     @property
     def workers(self) -> int:
+        """How many processes train together: the cluster's chief and workers under multiworker,
+        else 1."""
         return self.cluster.tasks if self.cluster is not None else 1
 
     def scope(self):
+        """The context to build and compile the model in: the tf.distribute strategy's scope, or a
+        no-op (one device, or keras.distribution, which is set globally)."""
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     def prepare(self, model) -> None:
@@ -103,6 +107,8 @@ class Placement:
         model._maybe_symbolic_build = symbolic_build
 
     def describe(self) -> str:
+        """One line for the log: the strategy's class (MirroredStrategy, DataParallel, 'one
+        device'), the replica count and, on a cluster, this worker."""
         name = type(self.strategy).__name__ if self.strategy else ("DataParallel" if self.replicas > 1 else "one device")
         where = f" on {self.workers} workers (this one {self.cluster.name})" if self.workers > 1 else ""
         return f"{name}, {self.replicas} replica{'s' * (self.replicas != 1)}{where}"

@@ -57,6 +57,13 @@ def load_images(paths: list[str], shape) -> np.ndarray:
 
 
 def predict(model_path: str, images: list[str], top: int = 5) -> list[list[tuple[str, float]]]:
+    """Classify `images` (paths to image files) with the saved Keras model at `model_path`: each
+    image is read, resized to the model's input (H, W, C) and scored; returns, per image, the
+    `top` (class name, probability) pairs, most likely first. Class names come from the
+    model's incdsl metadata (indices as text for a model from elsewhere); outputs that are
+    logits get a softmax. Raises `incdsl.errors.SpecError` for a missing or unreadable model
+    or image, a model without fixed-size image input, or metadata that names the wrong number
+    of classes."""
     check_predict_files(model_path, images)
     model, meta = load_model(model_path)
     shape = tuple(model.input_shape[1:])

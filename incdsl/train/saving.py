@@ -20,6 +20,9 @@ def save_model(model, path: Path, meta: dict) -> None:
 
 
 def read_meta(path: str | Path) -> dict | None:
+    """The incdsl.json entry of the saved .keras zip at `path` as a dict (class names, head,
+    preprocessing, epoch, metrics ...), or None when the file is not a zip, cannot be read,
+    or has no such entry (a model saved elsewhere)."""
     try:
         with zipfile.ZipFile(path) as z:
             if META_ENTRY not in z.namelist():
