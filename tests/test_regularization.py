@@ -115,6 +115,23 @@ def test_initializers_follow_keras(tmp_path):
     assert np.abs(w).max() <= 0.2 and w.std() == pytest.approx(0.1 * 0.8796, rel=0.02)  # cut at 2 stddev
 
 
+@pytest.mark.slow
+def test_init_reaches_every_kernel_of_separable_and_depthwise_convs(tmp_path):
+    """Keras names them depthwise_initializer / pointwise_initializer: init= on sepconv and dwconv
+    builds, with Keras' own initializers (seed None: no numpy draw replaces them)."""
+    from incdsl import loads
+    net = loads("network s() {\n  input 16x16x8\n  x = sepconv(64, 3, init=zeros, bias=false)\n"
+                "  y = dwconv(3, init=random_uniform(0.5), bias=false)\n  z = x -> dwconv(5, init=ones, bias=false)\n"
+                "  output o = concat { x; z } -> gap -> dense(2)\n  output p = y -> gap -> dense(2)\n}\n")
+    model = net.to_keras(seed=None)
+    dw, pw = model.get_layer("x").get_weights()
+    assert not dw.any() and not pw.any()                             # zeros, both kernels
+    (k,) = model.get_layer("y").get_weights()
+    assert 0 < np.abs(k).max() <= 0.5 and k.std() > 0.1               # uniform in [-0.5, 0.5]
+    (ones,) = model.get_layer("z").get_weights()
+    assert (ones == 1).all()
+
+
 def test_seeded_builds_repeat(tmp_path):
     from incdsl.backends.keras import build_model
     path = tmp_path / "t.inc"

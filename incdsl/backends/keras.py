@@ -83,9 +83,8 @@ def _kernel_args(a: dict, *kernels: str) -> dict:
     s * sum(w^2) / 2 to the loss; Keras' L2(l) adds l * sum(w^2), so l = s / 2."""
     out = {}
     for k in kernels:
-        key = k if k == "kernel" else f"{k}_kernel"
-        if a.get("init"):
-            out[f"{key}_initializer"] = keras_initializer(a["init"])
+        if a.get("init"):  # Keras' names: kernel_initializer, depthwise_initializer, pointwise_initializer
+            out[f"{k}_initializer"] = keras_initializer(a["init"])
         if a.get("weight_decay"):
             out[f"{k}_regularizer" if k != "kernel" else "kernel_regularizer"] = keras.regularizers.L2(a["weight_decay"] / 2)
     return out
