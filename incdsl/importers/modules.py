@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..ops import ALIASES, DEFAULTS, OPS, normalize
-from .flat import Flat
+from .flat import KEYWORDS, Flat
 from .render import SLOT, Renderer, value_text
 from .structure import Block, Layer
 
@@ -28,8 +28,6 @@ HOIST = {  # op -> arguments worth hoisting (never the ones that make each layer
     "maxpool": ("pad", "ceil"),
     "avgpool": ("pad", "ceil", "count_pad"),
 }
-KEYWORDS = {"module", "network", "use", "defaults", "variant", "let", "input", "output", "train_output", "if",
-            "elif", "else", "repeat", "as", "identity", "true", "false", "none", "and", "or", "not", "concat", "add"}
 
 
 def hoist_defaults(flat: Flat) -> dict[str, dict]:
