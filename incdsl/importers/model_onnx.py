@@ -253,15 +253,25 @@ class _Reader:
         shape = self.const(node.input[1])
         src = self.shape(data[0])
         total = int(np.prod(src))
+        if (shape is not None and len(shape) == 4 and self.layout[data[0]] in ("flat", "flat11") and len(src) == 1
+                and tuple(int(d) for d in shape[2:]) == (1, 1) and int(shape[1]) in (-1, src[0])
+                and int(shape[0]) in (-1, 0, 1)):
+            # a vector as (N, C, 1, 1), to scale a map's channels (incdsl's ONNX multiply writes this)
+            self._alias(node.output[0], data[0])
+            self.layout[node.output[0]] = "flat11"
+            return
         if shape is None or not (len(shape) == 2 and (int(shape[1]) in (-1, total))):
-            raise self.err(node, "only a reshape to (batch, features) is read")
+            raise self.err(node, "only a reshape to (batch, features) or of a vector to (batch, channels, 1, 1) is read")
         self._flatten(node, data)
 
     def _flatten(self, node, data) -> None:
         src, lay = self.shape(data[0]), self.layout[data[0]]
-        if lay in ("flat", "flat11") or (len(src) == 3 and src[0] == src[1] == 1):
-            self._alias(node.output[0], data[0])  # already a vector (or a 1x1 map: same order)
+        if lay in ("flat", "flat11"):
+            self._alias(node.output[0], data[0])  # already a vector
             self.layout[node.output[0]] = "flat"
+            return
+        if len(src) == 3 and src[0] == src[1] == 1:  # a 1x1 map (torch's adaptive max pool): same order
+            self._add(node, "flatten", {}, [self.value[data[0]]], out_layout="flat")
             return
         self._add(node, "flatten", {}, [self.value[data[0]]], out_layout="flat_nchw")
 

@@ -189,9 +189,10 @@ def _assemble(flat, header, modules, defaults, params, stmts) -> str:
     size = "size, size" if params.get("size") == h == w else f"{h}, {w}"
     out.append(f"  input({size}, {c})")
     rows, line_nodes = [], {}
+    first = sum(part.count("\n") + 1 for part in out) + 1  # the header is one entry of two lines
     for lines, node in stmts:
         for line in lines:
-            line_nodes[len(out) + len(rows) + 1] = node
+            line_nodes[first + len(rows)] = node
             rows.append(("  " + line, None))
         rows[-1] = (rows[-1][0], "x".join(str(d) for d in flat.shapes[node]) if node else None)
     width = min(max((len(r) for r, s in rows if s), default=0) + 2, 72)
