@@ -103,10 +103,10 @@ def _elaborate(written: Written, where: Path, flat: Flat):
             if node is None and e.notes:
                 node = next((written.line_nodes.get(n.span.line) for n in e.notes
                              if n.span is not None and n.span.file == str(spec)), None)
-            what = flat.nodes[node].what or node if node in flat.nodes else flat.name
+            what = f"layer {flat.nodes[node].what or node}" if node in flat.nodes else f"network {flat.name}"
             text = written.text.split("\n")[line - 1].strip() if line else ""
             at = f" (its line {line}: `{text.split('#')[0].strip()}`)" if line else ""
-            raise SpecError(f"{flat.source}: the spec written for layer {what}{at} does not check: {e.message}",
+            raise SpecError(f"{flat.source}: the spec written for {what}{at} does not check: {e.message}",
                             hint="a bug in incdsl import or a pattern it does not support; please report it "
                                  "with the model") from None
 
