@@ -10,12 +10,13 @@ incdsl's rule is caught at that layer.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import SpecError
-from ..ops import OPS, ShapeError, Shape, infer, normalize
+from ..ops import ALIASES, OPS, ShapeError, Shape, infer, normalize
 
 
 @dataclass
@@ -28,6 +29,33 @@ class Node:
     path: tuple[str, ...] = ()     # the source name split into scopes; () for an automatic name
     want: str | None = None        # the exact IR name to give back (models incdsl compiled)
     what: str = ""                 # how the source calls it, for messages: "conv2d_5 (Conv2D)"
+
+
+# the grammar's keywords (grammar.lark) and the values an argument can name: never a layer's name
+KEYWORDS = frozenset({"module", "network", "use", "defaults", "variant", "let", "input", "output", "train_output",
+                      "if", "elif", "else", "repeat", "as", "identity", "true", "false", "none", "and", "or", "not",
+                      "concat", "add", "multiply"})
+
+
+def reserved(name: str) -> bool:
+    """True for a word a spec cannot use as a value's name: a keyword, an op or an op alias."""
+    return name in KEYWORDS or name in OPS or name in ALIASES
+
+
+def spec_name(name: str, taken: set[str] | frozenset = frozenset()) -> str:
+    """A name the spec can write for the source's `name`, deterministically: other characters
+    become `_`, a leading digit gets `n_`, a keyword or op gets `_out` (`dense` -> `dense_out`,
+    `output` -> `output_out`), and a name in `taken` gets `_2`, `_3`, ..."""
+    out = re.sub(r"\W", "_", name) or "value"
+    if out[0].isdigit():
+        out = f"n_{out}"
+    if reserved(out):
+        out = f"{out}_out"
+    base, k = out, 1
+    while out in taken:
+        k += 1
+        out = f"{base}_{k}"
+    return out
 
 
 @dataclass(frozen=True)
@@ -124,7 +152,7 @@ def _fold(flat: Flat, src: Node, node: Node) -> bool:
         raw.update(bn=True, bn_scale=node.attrs["scale"], bn_eps=node.attrs["eps"], bn_momentum=node.attrs["momentum"])
         src.attrs = normalize(OPS[src.op], raw)
         src.weights.update(node.weights)
-    elif node.op == "act" and src.op in _CONVS + ("dense",) and a["act"] is None:
+    elif node.op == "act" and src.op in _CONVS + ("dense",) and a["act"] is None and node.attrs["slope"] is None:
         src.attrs = normalize(OPS[src.op], {**a, "act": node.attrs["fn"]})
     elif src.op == "zeropad" and node.op == "conv" and node.attrs["pad"] == "valid":
         node.attrs = normalize(OPS["conv"], {**node.attrs, "pad": src.attrs["pad"]})

@@ -72,7 +72,7 @@ def import_model(path: str | Path, spec_path: str | Path) -> Imported:
         notes.append(f"the source's name '{e}' cannot be given back by the written structure; layers are "
                      f"named automatically")
         written = write_spec(flat, chain, taps, header, use_names=False)
-    net = _elaborate(written.text, Path(spec_path))
+    net = _elaborate(written, Path(spec_path), flat)
     mapping = check(flat, written, net)
     weights = {mapping[n]: dict(node.weights) for n, node in flat.nodes.items() if node.weights}
     return Imported(path, kind, written.text, net, weights, written, notes)
@@ -84,16 +84,31 @@ def _header(path: Path, kind: str, flat: Flat) -> str:
             f"# Modules are the source's repeated blocks; `defaults` hold the arguments most layers share.")
 
 
-def _elaborate(text: str, where: Path):
-    """Parse and check the spec text as the front end reads a file."""
+def _elaborate(written: Written, where: Path, flat: Flat):
+    """Parse and check the spec text as the front end reads a file. A spec that does not check is
+    incdsl import's fault (or a pattern it does not know): the error names the source's layer the
+    failing line stands for, never the temporary file."""
     import tempfile
 
     from ..network import load
 
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / where.name
-        spec.write_text(text)
-        return load(spec)
+        spec.write_text(written.text)
+        try:
+            return load(spec)
+        except SpecError as e:
+            line = e.span.line if e.span is not None and e.span.file == str(spec) else None
+            node = written.line_nodes.get(line) if line else None
+            if node is None and e.notes:
+                node = next((written.line_nodes.get(n.span.line) for n in e.notes
+                             if n.span is not None and n.span.file == str(spec)), None)
+            what = f"layer {flat.nodes[node].what or node}" if node in flat.nodes else f"network {flat.name}"
+            text = written.text.split("\n")[line - 1].strip() if line else ""
+            at = f" (its line {line}: `{text.split('#')[0].strip()}`)" if line else ""
+            raise SpecError(f"{flat.source}: the spec written for {what}{at} does not check: {e.message}",
+                            hint="a bug in incdsl import or a pattern it does not support; please report it "
+                                 "with the model") from None
 
 
 def check(flat: Flat, written: Written, net) -> dict[str, str]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import SpecError
 from ..weights import SEP
-from .flat import Flat, Head, Node, fuse
+from .flat import Flat, Head, Node, fuse, spec_name
 
 SPEC_ENTRY = "incdsl_spec.json"  # what `incdsl compile --to keras` adds to the .keras zip
 _PARTS = ("bn", "act", "pad")
@@ -63,7 +63,38 @@ def read(path: Path) -> Flat:
     model = load(path)
     flat = from_model(model, str(path), meta)
     fuse(flat)
+    if meta and meta.get("layers"):
+        restore_attrs(flat, meta["layers"])
     return flat
+
+
+def restore_attrs(flat: Flat, recorded: dict) -> None:
+    """Give a compiled model's layers the arguments its spec wrote (incdsl_spec.json's `layers`),
+    where the Keras layers cannot say them (`ceil=true` on a stride-1 pool changes no shape; weight
+    decay, init). Only a record of the same op whose arguments give the same output shape replaces
+    what was read; the written spec is then checked against these nodes as always."""
+    from ..ops import OPS, ShapeError, infer, normalize
+
+    for node in flat.nodes.values():
+        rec = recorded.get(node.want) if node.want else None
+        if not rec or rec.get("op") != node.op:
+            continue
+        try:
+            attrs = normalize(OPS[node.op], {**node.attrs, **_tuples(rec.get("attrs", {}))})
+            out, _, _ = infer(OPS[node.op], attrs, [flat.shapes[i] for i in node.inputs])
+        except (ValueError, ShapeError, KeyError):
+            continue
+        if tuple(out) == tuple(flat.shapes[node.name]):
+            node.attrs = attrs
+
+
+def _tuples(v):
+    """JSON's lists back as the tuples incdsl's arguments hold."""
+    if isinstance(v, dict):
+        return {k: _tuples(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return tuple(_tuples(x) for x in v)
+    return v
 
 
 def from_model(model, source: str, meta: dict | None = None) -> Flat:
@@ -76,10 +107,13 @@ def from_model(model, source: str, meta: dict | None = None) -> Flat:
     except (NotImplementedError, KeyError, TypeError):
         raise SpecError(f"{source}: only functional Keras models can be imported (this is a "
                         f"{type(model).__name__} without a layer graph)") from None
-    name = meta["network"] if meta else _identifier(model.name)
+    name = meta["network"] if meta else spec_name(model.name)
     flat = Flat(name, source)
     if meta:
         flat.params = dict(meta.get("params", {}))
+    if "input_layers" not in config:  # a Sequential model: its layers form a chain
+        config = _sequential_as_functional(model, config, source)
+        layers_cfg = config["layers"]
     inputs = config["input_layers"]
     if len(inputs) != 1 and not (len(inputs) == 3 and isinstance(inputs[0], str)):
         raise SpecError(f"{source}: the model has {len(inputs)} inputs ({', '.join(i[0] for i in inputs)}); "
@@ -90,16 +124,33 @@ def from_model(model, source: str, meta: dict | None = None) -> Flat:
     outs = config["output_layers"]
     outs = [outs] if outs and isinstance(outs[0], str) else outs
     heads = (meta or {}).get("heads") or []
+    taken: set[str] = set()
     for i, (lname, _, _) in enumerate(outs):
         node = read.alias.get(lname, lname)
-        h = heads[i] if i < len(heads) else {"name": _identifier(lname)}
+        h = heads[i] if i < len(heads) else {"name": spec_name(lname, taken)}
+        taken.add(h["name"])
         flat.heads.append(Head(h["name"], node, bool(h.get("train_only", False)), float(h.get("loss_weight", 1.0))))
     return flat
 
 
-def _identifier(name: str) -> str:
-    out = re.sub(r"\W", "_", name)
-    return out if out and not out[0].isdigit() else f"n_{out}"
+def _sequential_as_functional(model, config: dict, source: str) -> dict:
+    """A Sequential model's config written as a functional one (keras.Sequential: each layer reads
+    the one before; the input is its InputLayer, or the shape it was built with)."""
+    layers = [dict(lc, name=lc.get("name") or lc["config"]["name"]) for lc in config["layers"]]
+    if not layers or layers[0]["class_name"] != "InputLayer":
+        shape = getattr(model, "inputs", None) and tuple(model.inputs[0].shape)
+        if not shape:
+            raise SpecError(f"{source}: the Sequential model was never built, so its input size is unknown",
+                            hint="give it a keras.Input((height, width, channels)) first")
+        layers.insert(0, {"class_name": "InputLayer", "name": "input_layer",
+                          "config": {"name": "input_layer", "batch_shape": list(shape)}})
+    prev = None
+    for lc in layers:
+        lc["inbound_nodes"] = [] if prev is None else [
+            {"args": [{"class_name": "__keras_tensor__", "config": {"keras_history": [prev, 0, 0]}}]}]
+        prev = lc["name"]
+    return {"layers": layers, "input_layers": [[layers[0]["name"], 0, 0]], "output_layers": [[prev, 0, 0]]}
+
 
 
 def to_snake_case(cls: str) -> str:
@@ -151,7 +202,7 @@ class _Reader:
             auto = False
         elif auto:
             path = ()
-        layer = self.model.get_layer(lname)
+        layer = self.model.get_layer(lname) if cls != "InputLayer" else None
         shape = tuple(layer.output.shape[1:]) if cls != "InputLayer" else tuple(c["batch_shape"][1:])
         spec = self._translate(cls, c, layer, ins, what)
         if spec is None:  # a pass-through layer (Identity, a head's name)
@@ -229,6 +280,11 @@ class _Reader:
             if c.get("negative_slope", 0) or c.get("threshold", 0) or c.get("max_value") not in (None, 6, 6.0):
                 raise bad("only plain relu and relu6 map to incdsl")
             return "act", {"fn": "relu6" if c.get("max_value") else "relu"}, {}, None
+        if cls == "LeakyReLU":  # Keras 3 calls the slope negative_slope, Keras 2 alpha
+            slope = c.get("negative_slope", c.get("alpha", 0.3))
+            return "act", {"fn": "leaky_relu", "slope": float(slope)}, {}, None
+        if cls == "Multiply":
+            return ("multiply", {}, {}, None) if len(ins) > 1 else None
         if cls == "Softmax":
             return "act", {"fn": "softmax"}, {}, None
         if cls == "Dense":

@@ -13,12 +13,13 @@ without the op is what the spec writer uses for module calls and layer names.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SpecError
-from .flat import Flat, Head, Node, fuse
+from .flat import Flat, Head, Node, fuse, spec_name
 
 OPSET = 17  # what the converter brings other opsets to; the ops read here mean the same from 13 on
 
@@ -81,7 +82,7 @@ class _Reader:
     def run(self) -> Flat:
         g = self.g
         # exporters name the graph after themselves (torch's main_graph, tf2onnx): the file says more
-        flat = self.flat = Flat(_identifier(Path(self.source).stem), self.source)
+        flat = self.flat = Flat(spec_name(Path(self.source).stem), self.source)
         inputs = [i for i in g.input if i.name not in self.consts]
         if len(inputs) != 1:
             raise SpecError(f"{self.source}: the model has {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
@@ -89,10 +90,13 @@ class _Reader:
         self._input(inputs[0])
         for node in g.node:
             self._node(node)
-        for out in g.output:
+        taken: set[str] = set()
+        for k, out in enumerate(g.output):
             if out.name not in self.value:
                 raise SpecError(f"{self.source}: output '{out.name}' is not computed from the input")
-            flat.heads.append(Head(_identifier(out.name), self.value[out.name]))
+            name = _head_name(out.name, k, flat.nodes[self.value[out.name]].op, taken)
+            taken.add(name)
+            flat.heads.append(Head(name, self.value[out.name]))
         return flat
 
     def _input(self, inp) -> None:
@@ -249,15 +253,25 @@ class _Reader:
         shape = self.const(node.input[1])
         src = self.shape(data[0])
         total = int(np.prod(src))
+        if (shape is not None and len(shape) == 4 and self.layout[data[0]] in ("flat", "flat11") and len(src) == 1
+                and tuple(int(d) for d in shape[2:]) == (1, 1) and int(shape[1]) in (-1, src[0])
+                and int(shape[0]) in (-1, 0, 1)):
+            # a vector as (N, C, 1, 1), to scale a map's channels (incdsl's ONNX multiply writes this)
+            self._alias(node.output[0], data[0])
+            self.layout[node.output[0]] = "flat11"
+            return
         if shape is None or not (len(shape) == 2 and (int(shape[1]) in (-1, total))):
-            raise self.err(node, "only a reshape to (batch, features) is read")
+            raise self.err(node, "only a reshape to (batch, features) or of a vector to (batch, channels, 1, 1) is read")
         self._flatten(node, data)
 
     def _flatten(self, node, data) -> None:
         src, lay = self.shape(data[0]), self.layout[data[0]]
-        if lay in ("flat", "flat11") or (len(src) == 3 and src[0] == src[1] == 1):
-            self._alias(node.output[0], data[0])  # already a vector (or a 1x1 map: same order)
+        if lay in ("flat", "flat11"):
+            self._alias(node.output[0], data[0])  # already a vector
             self.layout[node.output[0]] = "flat"
+            return
+        if len(src) == 3 and src[0] == src[1] == 1:  # a 1x1 map (torch's adaptive max pool): same order
+            self._add(node, "flatten", {}, [self.value[data[0]]], out_layout="flat")
             return
         self._add(node, "flatten", {}, [self.value[data[0]]], out_layout="flat_nchw")
 
@@ -305,7 +319,16 @@ class _Reader:
                 return
         raise self.err(node, "only the sum of two feature maps (a residual) or a dense layer's bias is read")
 
+    def op_LeakyRelu(self, node, a, data, ins):
+        self._need_map(node, data)
+        self._add(node, "act", {"fn": "leaky_relu", "slope": short_float(a.get("alpha", 0.01))}, ins,
+                  out_layout=self.layout[data[0]])
+
     def op_Mul(self, node, a, data, ins):
+        if len(data) == 2:  # two values: incdsl's multiply (a squeeze-and-excitation gate)
+            lay = [self.layout[d] for d in data]
+            self._add(node, "multiply", {}, ins, out_layout="nchw" if "nchw" in lay else lay[0])
+            return
         c = self.const(node.input[1]) if node.input[0] in data else self.const(node.input[0])
         if len(data) != 1 or c is None or c.size != 1:
             raise self.err(node, "only multiplication by one constant maps to scale")
@@ -372,7 +395,11 @@ def short_float(x) -> float:
     return float(f32)
 
 
-def _identifier(name: str) -> str:
-    import re
-    out = re.sub(r"\W", "_", name)
-    return out if out and not out[0].isdigit() else f"n_{out}"
+def _head_name(name: str, k: int, op: str, taken: set[str]) -> str:
+    """The graph's output name where it is an identifier (`output` -> `output_out`, flat.spec_name);
+    an exporter's number (torch's `29`) becomes `logits` for a first output a dense layer gives,
+    else `output_k`."""
+    if re.fullmatch(r"[A-Za-z_]\w*", name):
+        return spec_name(name, taken)
+    return spec_name("logits" if k == 0 and op == "dense" else f"output_{k + 1}", taken)
+

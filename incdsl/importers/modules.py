@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..ops import ALIASES, DEFAULTS, OPS, normalize
-from .flat import Flat
+from .flat import KEYWORDS, Flat
 from .render import SLOT, Renderer, value_text
 from .structure import Block, Layer
 
@@ -28,8 +28,6 @@ HOIST = {  # op -> arguments worth hoisting (never the ones that make each layer
     "maxpool": ("pad", "ceil"),
     "avgpool": ("pad", "ceil", "count_pad"),
 }
-KEYWORDS = {"module", "network", "use", "defaults", "variant", "let", "input", "output", "train_output", "if",
-            "elif", "else", "repeat", "as", "identity", "true", "false", "none", "and", "or", "not", "concat", "add"}
 
 
 def hoist_defaults(flat: Flat) -> dict[str, dict]:
@@ -41,6 +39,8 @@ def hoist_defaults(flat: Flat) -> dict[str, dict]:
         for arg in args:
             if arg.startswith("bn_"):
                 pool = [n for n in nodes if n.attrs["bn"]]
+            elif arg == "pad" and op in _CONVS:
+                pool = [n for n in nodes if not _pad_free(n)] or nodes
             else:
                 pool = nodes
             if not pool:
@@ -49,13 +49,29 @@ def hoist_defaults(flat: Flat) -> dict[str, dict]:
             value = next(n.attrs[arg] for n in pool if _key(n.attrs[arg]) == value)
             if 2 * count > len(pool) and value != DEFAULTS[op][arg]:
                 out.setdefault(op, {})[arg] = value
-    # batch-norm arguments of a conv without batch norm change nothing: give them the defaults in force
+    # batch-norm arguments of a conv without batch norm change nothing, nor does the padding of a
+    # 1x1 conv: give them the defaults in force, so that no line writes them
     for n in flat.nodes.values():
-        if n.op in ("conv", "sepconv", "dwconv") and not n.attrs["bn"]:
+        if n.op in _CONVS:
             h = out.get(n.op, {})
-            n.attrs = normalize(OPS[n.op], {**n.attrs, **{k: h.get(k, DEFAULTS[n.op][k])
-                                                           for k in ("bn_scale", "bn_eps", "bn_momentum")}})
+            keep = {k: h.get(k, DEFAULTS[n.op][k]) for k in ("bn_scale", "bn_eps", "bn_momentum") if not n.attrs["bn"]}
+            if _pad_free(n):
+                keep["pad"] = h.get("pad", DEFAULTS[n.op]["pad"])
+            if keep:
+                n.attrs = normalize(OPS[n.op], {**n.attrs, **keep})
     return out
+
+
+_CONVS = ("conv", "sepconv", "dwconv")
+
+
+def _pad_free(n) -> bool:
+    """A 1x1 kernel reads no neighbours: `same`, `valid` and zero padding give the same output
+    (TF's same padding is (ceil(n/s) - 1) * s + 1 - n <= 0 for any stride). A model incdsl compiled
+    keeps what its spec wrote (node.want)."""
+    pad = n.attrs["pad"]
+    zero = pad in ("same", "valid") or (isinstance(pad, tuple) and not any(pad))
+    return n.want is None and n.attrs["kernel"] == (1, 1) and zero
 
 
 def _key(v):

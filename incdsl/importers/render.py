@@ -94,7 +94,8 @@ class Renderer:
         n = self.flat.nodes[node]
         a, op = n.attrs, n.op
         if op == "act":
-            return a["fn"], a["fn"]
+            slope = a.get("slope")
+            return a["fn"], a["fn"] if slope is None else f"{a['fn']}({value_text(slope)})"
         args = []
         own = DEFAULTS[op]
         hoisted = self.defaults.get(op, {})

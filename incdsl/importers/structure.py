@@ -113,8 +113,8 @@ class _Decomposer:
             if join is None or join == cur:
                 raise self._unstructured(cur, "its readers never meet again")
             jn = self.flat.nodes[join]
-            if jn.op not in ("concat", "add"):
-                raise self._unstructured(join, "branches meet in a layer that is neither concat nor add")
+            if jn.op not in ("concat", "add", "multiply"):
+                raise self._unstructured(join, "branches meet in a layer that is not concat, add or multiply")
             if self._regroup(cur, jn, region):
                 self._users()
                 region |= {n for n in self.flat.nodes if n.startswith(join + "~")}

@@ -31,6 +31,7 @@ class Written:
     modules: dict[str, int] = field(default_factory=dict)  # module -> calls
     defaults: dict = field(default_factory=dict)
     names_kept: bool = True
+    line_nodes: dict[int, str] = field(default_factory=dict)  # spec line -> the node its statement ends with
 
 
 # --- the spec -------------------------------------------------------------------------------
@@ -130,8 +131,8 @@ def write_spec(flat: Flat, chain: list, taps: list[Tap], header: str, use_names:
         stmts.append(([f"{kind} = {' -> '.join(parts)}"], h.node))
         _fill(stmts[-1][0], top.slots[slots_before:])
         order += top.order[before:]
-    text = _assemble(flat, header, modules, defaults, params, stmts)
-    return Written(text, order, dict(counts), defaults, want_mode)
+    text, line_nodes = _assemble(flat, header, modules, defaults, params, stmts)
+    return Written(text, order, dict(counts), defaults, want_mode, line_nodes)
 
 
 def _fill(lines: list[str], slots) -> None:
@@ -187,16 +188,18 @@ def _assemble(flat, header, modules, defaults, params, stmts) -> str:
     h, w, c = flat.shapes["input"]
     size = "size, size" if params.get("size") == h == w else f"{h}, {w}"
     out.append(f"  input({size}, {c})")
-    rows = []
+    rows, line_nodes = [], {}
+    first = sum(part.count("\n") + 1 for part in out) + 1  # the header is one entry of two lines
     for lines, node in stmts:
-        for line in lines[:-1]:
+        for line in lines:
+            line_nodes[first + len(rows)] = node
             rows.append(("  " + line, None))
-        rows.append(("  " + lines[-1], "x".join(str(d) for d in flat.shapes[node]) if node else None))
+        rows[-1] = (rows[-1][0], "x".join(str(d) for d in flat.shapes[node]) if node else None)
     width = min(max((len(r) for r, s in rows if s), default=0) + 2, 72)
     for r, s in rows:
         out.append(f"{r.ljust(width)}# {s}" if s else r)
     out.append("}")
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n", line_nodes
 
 
 def _param_text(v) -> str:
