@@ -21,6 +21,7 @@ from ..ops import ALIASES, OPS, ShapeError, Shape, infer, normalize
 
 @dataclass
 class Node:
+    """One imported layer as an incdsl op: its normalized arguments, its inputs by name and its weights (NHWC, Keras layouts)."""
     name: str                      # unique id: the source's name for it
     op: str                        # an incdsl op
     attrs: dict                    # normalized arguments
@@ -60,6 +61,7 @@ def spec_name(name: str, taken: set[str] | frozenset = frozenset()) -> str:
 
 @dataclass(frozen=True)
 class Head:
+    """One output of the imported model: the node it reads, whether it is training-only, its loss weight."""
     name: str
     node: str
     train_only: bool = False
@@ -96,6 +98,7 @@ class Flat:
         return node
 
     def consumers(self) -> dict[str, list[str]]:
+        """Each node's readers by name (heads as '<output NAME>'), to find forks and joins."""
         out: dict[str, list[str]] = {n: [] for n in self.nodes}
         for node in self.nodes.values():
             for i in node.inputs:

@@ -46,6 +46,7 @@ def kind_of(path: Path) -> str:
 
 
 def read(path: Path) -> tuple[str, Flat]:
+    """(the source's kind, its flat graph) for a .keras/.h5 or .onnx file; UsageError for a missing file or a folder, SpecError for a file that is not a model."""
     if not path.exists():
         raise UsageError(f"no such model file: {path}")
     if path.is_dir():

@@ -28,6 +28,7 @@ _ACTS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Elu": "elu", "Ge
 
 
 def read(path: Path) -> Flat:
+    """The flat graph of an ONNX model (NCHW weights transposed to Keras' layouts; other opsets through onnx's version converter). Raises SpecError for a file that is not ONNX, an unsupported op (named with its node), dynamic spatial sizes or several inputs."""
     import onnx
 
     try:

@@ -31,6 +31,7 @@ HOIST = {  # op -> arguments worth hoisting (never the ones that make each layer
 
 
 def hoist_defaults(flat: Flat) -> dict[str, dict]:
+    """The `defaults` a person would write, per op: an argument value shared by most of at least three layers of that op (as TF-slim's arg_scope)."""
     out: dict[str, dict] = {}
     for op, args in HOIST.items():
         nodes = [n for n in flat.nodes.values() if n.op == op]
@@ -79,6 +80,7 @@ def _key(v):
 
 
 def identifier(name: str) -> str | None:
+    """The source's name as a spec identifier, or None when it cannot be one (empty, a leading digit, an op, an activation word or a keyword)."""
     out = re.sub(r"\W", "_", name).strip("_")
     if not out or out[0].isdigit() or out in OPS or out in ALIASES or out in KEYWORDS:
         return None
@@ -89,6 +91,7 @@ def identifier(name: str) -> str | None:
 
 @dataclass
 class Group:
+    """A run of chain items that becomes one module call (`call`) or stays inline; `key` is its structure, for finding repeats."""
     items: list
     key: tuple | None
     call: bool
@@ -96,6 +99,7 @@ class Group:
 
 
 def nodes_of(item) -> list[str]:
+    """Every flat node a chain item covers, the join node last."""
     if isinstance(item, Layer):
         return [item.node]
     out = []
@@ -133,6 +137,7 @@ def _key_of(flat: Flat, item, want_mode: bool) -> tuple | None:
 
 
 def group_items(flat: Flat, chain: list, want_mode: bool) -> list[Group]:
+    """Split the main chain into groups: items that share a name scope (or, in want mode, the IR names a compiled model carries) form one call."""
     groups: list[Group] = []
     for item in chain:
         key = _key_of(flat, item, want_mode)
@@ -160,6 +165,7 @@ def group_items(flat: Flat, chain: list, want_mode: bool) -> list[Group]:
 
 @dataclass
 class Call:
+    """One module call being written: its group, the body's lines, the argument slots whose values differ between calls, and the module it calls."""
     group: Group
     lines: list[str]
     slots: list[tuple[str, object]]

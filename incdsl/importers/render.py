@@ -23,6 +23,7 @@ class NameMismatch(Exception):
 
 
 def value_text(v) -> str:
+    """An argument value as spec text: true/false, none, a float's shortest repr, sizes as HxW or tuples."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if v is None:
@@ -42,6 +43,7 @@ def value_text(v) -> str:
 
 
 class Renderer:
+    """Writes flat nodes as spec statements, leaving out what the `defaults` already say, and tracks the names the front end will give each layer."""
     def __init__(self, flat: Flat, defaults: dict[str, dict], prefix: str = "", use_names: bool = True,
                  subst: dict | None = None):
         self.flat, self.defaults, self.prefix, self.use_names = flat, defaults, prefix, use_names

@@ -17,11 +17,13 @@ from .flat import Flat, Node
 
 @dataclass
 class Layer:
+    """One flat node in a chain."""
     node: str
 
 
 @dataclass
 class Block:
+    """Parallel branches joined by a concat or an add at `node`; an empty branch is the identity (a residual's shortcut)."""
     kind: str                 # concat or add
     branches: list[list]      # each a chain (list of Layer / Block); [] is identity
     node: str                 # the join node
@@ -29,6 +31,7 @@ class Block:
 
 @dataclass
 class Tap:
+    """An extra head: the chain from a node of the main chain to that head's output."""
     head: str                 # the head's name
     src: str                  # the node it starts from
     chain: list

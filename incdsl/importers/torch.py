@@ -37,6 +37,7 @@ _SKIP = ("num_batches_tracked",)
 
 
 def is_torch_file(path) -> bool:
+    """True for the PyTorch weight files the importer reads: .pth, .pt and .safetensors (by suffix)."""
     return Path(path).suffix in SUFFIXES
 
 

@@ -26,6 +26,7 @@ from .structure import Layer, Tap
 
 @dataclass
 class Written:
+    """A written spec: its text, the nodes in elaboration order, module call counts, hoisted defaults, and which spec line ends with which node."""
     text: str
     order: list[str]                 # flat nodes in the order elaboration emits their layers
     modules: dict[str, int] = field(default_factory=dict)  # module -> calls
@@ -37,6 +38,7 @@ class Written:
 # --- the spec -------------------------------------------------------------------------------
 
 def write_spec(flat: Flat, chain: list, taps: list[Tap], header: str, use_names: bool = True) -> Written:
+    """The spec text for a decomposed model: header, modules for repeated structure, hoisted defaults, the network with shape comments and its taps."""
     want_mode = use_names and any(n.want for n in flat.nodes.values())
     defaults = hoist_defaults(flat)
     params, subst = _network_params(flat, chain)
