@@ -126,14 +126,16 @@ def test_small_bn_inception_learns_digits(digits, tmp_path, capsys):
     spec = tmp_path / "small_bn.inc"
     spec.write_text(SMALL_BN)
     out = tmp_path / "digits.keras"
-    code, stdout, _ = run_cli(capsys, "train", spec, "--data", train, "--epochs", 4, "--batch-size", 32,
+    # SGD at 5x the default rate (0.05), as batch norm allows (BN-Inception's "BN-x5", Ioffe & Szegedy
+    # 2015, section 4.2): at 0.01 the 160 steps leave it underfit (training accuracy 0.91, loss 0.70)
+    # and the held-out figure drifts with the order of the batches (seeds 0, 1, 2: 0.942, 0.933, 0.958).
+    # At 0.05 seeds 0, 1, 2 gave 0.978, 0.981, 0.986 (training accuracy 0.97).
+    code, stdout, _ = run_cli(capsys, "train", spec, "--data", train, "--epochs", 4, "--batch-size", 32, "--lr", 0.05,
                               "--no-augment", "--verbose", 0, "--no-tensorboard", "-o", out)
     assert code == 0, stdout
     acc = saved_model_accuracy(out, test)
     print(f"small BN Inception on the digits: {acc:.4f}")
-    # Seeds 0, 1, 2 gave 0.967, 0.947, 0.956 with the first input path and 0.942, 0.933, 0.958 with the
-    # folder plan's (issue 11: full batches, a fresh permutation per epoch): the order alone moves it by 2-3%.
-    assert acc >= 0.92
+    assert acc >= 0.95
 
 
 @pytest.mark.slow
