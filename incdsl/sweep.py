@@ -185,9 +185,9 @@ class Row:
     """One measured variant, plain numbers only (the network is not kept): label, spec path, network
     name, `sets` (the overridden parameters with their resolved values), `total` and `inference`
     counts (params and MACs for one image; inference leaves training-only heads out), output shapes
-    (NHWC, batch left out), the names of the training-only heads, `depth` (layers with weights on the longest path,
-`Network.depth`), and the
-    per-block counts (`blocks`, name -> `BlockCount`, REST last).
+    (NHWC, batch left out), the names of the training-only heads, `depth` (layers with weights on
+    the longest path, `Network.depth`), and the per-block counts (`blocks`, name -> `BlockCount`,
+    REST last).
     """
     label: str
     spec: str
