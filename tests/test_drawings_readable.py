@@ -116,7 +116,7 @@ def test_compare_plot_of_five_reference_nets_fits_its_title_and_labels_its_own_p
     leader line, and no label covers a point."""
     import math
 
-    from incdsl.compare import align_blocks, measure_all, plan
+    from incdsl.sweep import align_blocks, measure_all, plan
     from incdsl.plot import compare_figure
 
     names = ["googlenet", "googlenet_tv", "inception_v3", "inception_v3_tv", "bn_inception"]
