@@ -1,3 +1,4 @@
+"""`python -m incdsl ...`: runs the `incdsl` command (`incdsl.cli.main`) and exits with its code."""
 import sys
 
 from .cli import main

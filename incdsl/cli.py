@@ -16,6 +16,10 @@ COMMANDS = ("summary", "compile", "train", "predict", "compare", "fit", "diff", 
 
 
 def parse_sets(items: list[str] | None) -> dict[str, str]:
+    """`--set NAME=VALUE` items as a dict of name to value text (whitespace stripped; None gives {}).
+
+    Raises `UsageError` (exit 2) for an item without `=`, an empty name or value, or a name given twice.
+    """
     out: dict[str, str] = {}
     for item in items or []:
         name, sep, value = item.partition("=")
@@ -28,6 +32,7 @@ def parse_sets(items: list[str] | None) -> dict[str, str]:
 
 
 def add_spec_args(p: argparse.ArgumentParser, spec: bool = True) -> None:
+    """Add the spec arguments a command shares to `p`: the positional `spec` (unless `spec` is false), `--set NAME=VALUE` (repeatable) and `--network NAME`."""
     if spec:
         p.add_argument("spec", help="the .inc file")
     p.add_argument("--set", metavar="NAME=VALUE", action="append", default=[],
@@ -36,11 +41,16 @@ def add_spec_args(p: argparse.ArgumentParser, spec: bool = True) -> None:
 
 
 def load_net(args):
+    """The checked `Network` for a command's `args` (`spec`, `network`, `set`), via `incdsl.network.load`.
+
+    Raises `SpecError` for a bad spec and `UsageError` for a bad `--set`.
+    """
     from .network import load
     return load(args.spec, args.network, **parse_sets(args.set))
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `incdsl` argparse parser: `--version`, `--verbose`, and the subcommands `check`, `expand`, `list` and each module in COMMANDS (its `add_parser`)."""
     ap = argparse.ArgumentParser(prog="incdsl", description="A DSL and compiler for Inception-family CNNs.")
     ap.add_argument("--version", action="version", version=f"incdsl {_version()}")
     ap.add_argument("--verbose", action="store_true",
@@ -69,6 +79,11 @@ def _version() -> str:
 
 
 def cmd_check(args) -> int:
+    """`incdsl check SPEC`: parse and shape-check; prints layers, params and MACs (inference totals).
+
+    Unused names are warned about and target notes printed on stderr, with their file:line:col.
+    Returns the exit code 0; a bad spec raises `SpecError` (exit 1 through `main`).
+    """
     net = load_net(args)
     inf = net.total(inference=True)
     heads = len([h for h in net.heads if h.train_only])
@@ -85,6 +100,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_list(args) -> int:
+    """`incdsl list`: prints the reference specs that ship with incdsl (name, what it matches, aliases). Returns 0."""
     from .library import LIBRARY, REFERENCES
     width = max(len(r.name) for r in REFERENCES)
     for r in REFERENCES:
@@ -95,6 +111,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_expand(args) -> int:
+    """`incdsl expand SPEC`: prints the flat, macro-expanded network (`Network.expand`), one layer per line. Returns 0."""
     print(load_net(args).expand())
     return 0
 

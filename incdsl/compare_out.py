@@ -35,6 +35,14 @@ def _pct(new: int, base: int) -> float | None:
 
 
 def to_json(rows: list[Row], blocks: list[BlockRow]) -> dict:
+    """`incdsl compare --json`: the measured variants `rows` and per-block `blocks` as a dict.
+
+    Each row: label, spec, network, `--set` values, params (total, trainable, non-trainable), MACs,
+    inference params and MACs (training-only heads left out), output shapes (NHWC, batch left out),
+    depth, whether it is on the params/MACs Pareto front, and its change against the first row in
+    percent (on inference counts when some variant has training-only heads, see `vs_first_basis`).
+    Each block: per variant whether the module call is present, its params and MACs and the delta.
+    """
     front = set(pareto(rows))
     basis = vs_first_basis(rows)
     return {
@@ -170,6 +178,9 @@ def _tables(rows: list[Row], blocks: list[BlockRow] | None) -> list[tuple[str | 
 
 
 def to_text(rows: list[Row], blocks: list[BlockRow] | None) -> str:
+    """`incdsl compare` as plain-text tables: one row per variant (params, MACs, depth, % vs the first),
+    then, given `blocks`, the per-block params and MACs deltas; a footer names the shared outputs and spec.
+    """
     out = []
     for title, head, body, align in _tables(rows, blocks):
         widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
@@ -184,6 +195,7 @@ def to_text(rows: list[Row], blocks: list[BlockRow] | None) -> str:
 
 
 def to_markdown(rows: list[Row], blocks: list[BlockRow] | None) -> str:
+    """The tables of `to_text` as GitHub Markdown (pipes escaped, numbers right-aligned), with the same footer."""
     out = []
     for title, head, body, align in _tables(rows, blocks):
         if title:

@@ -17,6 +17,11 @@ from .report import _value, describe
 
 @dataclass(frozen=True)
 class LayerDiff:
+    """One aligned pair of layers: `a` (name in network A) and `b` (in B), None where absent.
+
+    `status` is "same", "changed", "added" (only in B) or "removed" (only in A); `changes` maps what
+    differs ("name", "op", an argument, "shape", "counts") to its (in A, in B) values.
+    """
     status: str  # same, changed, added, removed
     a: str | None
     b: str | None
@@ -104,6 +109,11 @@ def align(na, nb) -> list[LayerDiff]:
 
 @dataclass(frozen=True)
 class BlockDiff:
+    """One module call matched by name between A and B (see `blocks`).
+
+    `status` is "same", "changed", "added" or "removed"; `module_a`/`module_b` are the called module
+    names (None where absent); `a` and `b` are its params and MACs (`Count`) in each network.
+    """
     status: str
     name: str
     module_a: str | None
@@ -145,6 +155,12 @@ def _layer_fields(na, nb, d: LayerDiff) -> dict:
 
 
 def to_json(na, nb) -> dict:
+    """`incdsl diff --json`: the layer and module-call diff of networks `na` and `nb` as a dict.
+
+    Layers (status, names, ops, output shapes NHWC without batch, params, MACs and their delta, what
+    changed), module calls, how many layers are same/changed/added/removed, and the totals (params,
+    trainable params, MACs, inference params and MACs) of A and B.
+    """
     layers = align(na, nb)
     ta, tb = na.total(), nb.total()
     ia, ib = na.total(inference=True), nb.total(inference=True)
@@ -212,6 +228,7 @@ BLOCK_HEAD = ["", "module call", "module", "params", "Δ params", "Δ MACs"]
 
 
 def to_text(na, nb) -> str:
+    """`incdsl diff`: plain-text tables of the changed/added/removed layers and module calls (deltas in params and MACs), then A -> B totals with percent change."""
     data = to_json(na, nb)
     c = data["counts"]
     out = [f"diff {na.path} ({na.name}) -> {nb.path} ({nb.name})",
@@ -228,6 +245,7 @@ def to_text(na, nb) -> str:
 
 
 def to_markdown(na, nb) -> str:
+    """The tables of `to_text` as GitHub Markdown, with the A -> B totals as a bullet list."""
     data = to_json(na, nb)
     esc = lambda s: s.replace("|", "\\|")
     out = [f"**diff** `{na.path}` ({na.name}) → `{nb.path}` ({nb.name})", ""]

@@ -29,6 +29,14 @@ MAX_NUMBER = 10**15
 
 @dataclass
 class Scope:
+    """Where elaboration stands inside a body: what one block of statements sees.
+
+    `path` is the hierarchical name prefix (`inception3a`, `b2`) of the layers made here; `vars` the
+    expression names in lexical scope (parameters, `let`s, loop variables); `nodes` the named values
+    (`x = ...`) mapped to their graph node; `defaults` the active `defaults` entries as (op,
+    {argument: value}, span), innermost last (dynamic, like TF-slim's arg_scope); `module` the name
+    of the module being expanded (None in the network body).
+    """
     path: tuple[str, ...]
     vars: dict
     nodes: dict[str, str]
@@ -37,6 +45,15 @@ class Scope:
 
 
 def elaborate(prog: Program, network: str | None = None, overrides: dict | None = None) -> Graph:
+    """Expand the parsed `prog` into the graph IR of one network (`Graph`): layers, outputs, module calls.
+
+    `network` picks one by name when the file has several; `overrides` maps network parameters to
+    new values (`--set`). Module calls, `repeat`, `if` and `defaults` are expanded; layers that
+    reach no output are pruned. Raises `UsageError` for an unknown network or parameter (or several
+    networks and no choice), `ArgumentError` for a value of the wrong kind, and `SpecError` (with
+    file:line:col) for anything wrong in the spec, including past the limits (MAX_LAYERS layers,
+    MAX_STEPS steps, MAX_CALL_DEPTH nested calls).
+    """
     net = _pick_network(prog, network)
     try:
         return _Elaborator(prog).network(net, overrides or {})

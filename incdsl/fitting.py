@@ -78,6 +78,14 @@ class Measure:
     device: object = None  # roofline.Device
 
     def amounts(self, net, metrics, batch: int | None = None) -> dict:
+        """The measured amounts of `net` for the budgets in `metrics` that are not counts, as a dict.
+
+        "memory": the training step's bytes (`passes.memory.training_step(...).total`: params,
+        gradients, optimizer slots, kept activations) at `batch` images (default `self.batch`);
+        "latency": seconds of one forward pass at that batch, the roofline bound on `self.device`
+        (default DEVICES["h200"]; `roofline.network_bound`). Other metrics are left out. Raises
+        `KeyError` for an unknown precision or optimizer.
+        """
         b = batch or self.batch
         out = {}
         if "memory" in metrics:
@@ -91,6 +99,13 @@ class Measure:
 
 @dataclass(frozen=True)
 class Probe:
+    """One value of the fitted parameter and what its network measures.
+
+    `value` is the parameter's value, `count` the network's params and MACs as the budget counts
+    them (total or inference), `signature` identifies the built network (equal signatures, same
+    network), `train_heads` whether it has training-only heads, `amounts` (metric, amount) pairs for
+    memory (bytes) and latency (seconds).
+    """
     value: int | float
     count: Count  # as the budget counts it (total or inference)
     signature: tuple  # identifies the network: equal signatures, same network
@@ -98,6 +113,7 @@ class Probe:
     amounts: tuple = ()  # (metric, amount) for memory (bytes) and latency (seconds)
 
     def metric(self, what: str, trainable: bool):
+        """The amount budget `what` measures: MACs, memory (bytes), latency (seconds), or params (trainable ones when `trainable`). Raises `KeyError` for a memory or latency amount not measured."""
         if what == "macs":
             return self.count.macs
         if what in ("memory", "latency"):
@@ -107,6 +123,14 @@ class Probe:
 
 @dataclass
 class FitResult:
+    """What `incdsl fit` found: the largest value of parameter `name` whose network fits every budget.
+
+    `best` is that probe and `short` the shortest decimal giving the same network; `next` (and
+    `next_short`) the smallest value giving the next, over-budget network (None when `--max` fits).
+    `metric` and `budget` are the first budget (params, MACs, bytes or seconds); `budgets` all of
+    them (metric -> limit); `trainable`/`inference` say which counts; `probes` every network built;
+    `violations` pairs where a larger value measured less (see `monotonic`).
+    """
     name: str
     best: Probe
     short: int | float  # the shortest decimal giving the same network as `best`
@@ -122,6 +146,7 @@ class FitResult:
 
     @property
     def monotonic(self) -> bool:
+        """True when no larger probed value measured less than a smaller one (no `violations`); the search assumes it, and `incdsl fit` warns when it is False."""
         return not self.violations
 
 
@@ -330,10 +355,15 @@ def over_text(p: Probe, budgets: dict, trainable: bool) -> str:
 
 
 def probe_json(pr: Probe) -> dict:
+    """One `Probe` as JSON: the value, params (total, trainable, non-trainable), MACs, and the measured memory (bytes) or latency (seconds)."""
     return {"value": pr.value, "params": _counts(pr.count), "macs": pr.count.macs, **dict(pr.amounts)}
 
 
 def fit_json(r: FitResult) -> dict:
+    """`incdsl fit --json`: a `FitResult` as a dict: the best probe and its shortest decimal, the next
+    (over-budget) probe, the budgets and which counts they use, whether the measure was monotonic,
+    and how many networks were built.
+    """
     p = probe_json
     return {"name": r.name, **p(r.best), "short": r.short,
             "next": {**p(r.next), "short": r.next_short} if r.next else None,

@@ -24,6 +24,7 @@ class Builtin:
     variadic: bool = False
 
     def signature(self) -> str:
+        """How the function is written in messages and hovers: `depth(d, multiplier, min_depth=16)`, or `min(x, ...)` for a variadic one."""
         if self.variadic:
             return f"{self.name}(x, ...)"
         shown = list(self.params[: self.required]) + [

@@ -42,6 +42,10 @@ class Site:
 
 @dataclass
 class Analysis:
+    """What `analyze` found in one buffer: the file's `path`, its `problems` (errors and warnings as
+    diagnostics), the parsed `program` (a `parse.Program`, None when it did not parse) and the hover
+    `sites` (layer instances and module calls with their params and MACs).
+    """
     path: str
     problems: list[Problem] = field(default_factory=list)
     program: object | None = None  # parse.Program when the file parsed
@@ -132,6 +136,7 @@ def _sites(net) -> list[Site]:
 
 
 def same_file(span_file: str, path: str) -> bool:
+    """True when the span's file and `path` name the same file on disk (both resolved: links and `..` followed)."""
     return Path(span_file).resolve() == Path(path).resolve()
 
 
@@ -256,6 +261,7 @@ def _anchor(p: Problem, text: str, path: str) -> Span | None:
 # --- the server -------------------------------------------------------------------------------
 
 def path_of(uri: str) -> str:
+    """The file-system path of an LSP document `uri` (`file:///a/b.inc` -> `/a/b.inc`, percent-escapes decoded); any other scheme's URI is returned unchanged."""
     u = urlparse(uri)
     return unquote(u.path) if u.scheme == "file" else uri
 

@@ -87,6 +87,10 @@ def loads(text: str, network: str | None = None, **arguments) -> "Network":
 
 @dataclass(frozen=True)
 class Head:
+    """One output of the network: `name`, the graph `node` it reads, its `shape` (NHWC or `(n,)`, batch
+    left out), whether it is `train_only` (an auxiliary classifier, `train_output`) and its
+    `loss_weight` in the training loss (1.0 for the main output).
+    """
     name: str
     node: str
     shape: Shape

@@ -30,12 +30,19 @@ Shape = tuple[int, ...]
 
 
 class Count(NamedTuple):
+    """A layer's (or a sum of layers') counts: `trainable` and `non_trainable` params and `macs` for one image.
+
+    Params split as Keras splits them (non-trainable: batch-norm moving mean and variance, so the
+    total equals keras `count_params()`); MACs are multiply-accumulates of conv, depthwise/separable
+    conv and dense layers only. Counts add with `+`.
+    """
     trainable: int = 0
     non_trainable: int = 0
     macs: int = 0
 
     @property
     def params(self) -> int:
+        """All params: trainable plus non-trainable (keras `Model.count_params()`)."""
         return self.trainable + self.non_trainable
 
     def __add__(self, other):  # type: ignore[override]
@@ -194,6 +201,9 @@ KINDS: dict[str, Callable] = {
 
 @dataclass(frozen=True, slots=True)
 class Arg:
+    """One argument of an op: its `name`, its `kind` (a key of KINDS that checks and converts the
+    value), its `default` (REQUIRED when it must be given) and a one-line `doc`.
+    """
     name: str
     kind: str
     default: object = REQUIRED
@@ -202,6 +212,11 @@ class Arg:
 
 @dataclass(frozen=True, slots=True)
 class Op:
+    """One row of the op table: the op's `name`, its `args` in positional order, its `shape` rule
+    ((attrs, input shapes) -> (output shape, derivation text or None); shapes NHWC, batch left out),
+    its `count` rule ((attrs, input shapes, output shape) -> `Count`), how many `inputs` it takes
+    (None: one or more, in order) and a one-line `doc`.
+    """
     name: str
     args: tuple[Arg, ...]
     shape: Callable  # (attrs, in_shapes) -> (out_shape, derivation or None)
@@ -210,6 +225,7 @@ class Op:
     doc: str = ""
 
     def arg(self, name: str) -> Arg | None:
+        """The argument called `name`, or None when the op has no such argument."""
         return next((a for a in self.args if a.name == name), None)
 
 

@@ -61,6 +61,12 @@ class _LineJoiner:
 def parser() -> Lark:
     # the LALR tables come from a private per-user cache as JSON, never from a pickle in the
     # shared temp folder (Lark's cache=True): see grammar_cache
+    """The Lark LALR parser for grammar.lark, built once per process (cached).
+
+    Its tables come from grammar_cache's private per-user JSON cache (never a pickle in a shared temp
+    folder); the postlexer drops the line ends that cannot end a statement (`_LineJoiner`), and the transformer builds the
+    `ast` nodes with their spans while parsing.
+    """
     return open_parser(
         Path(__file__).with_name("grammar.lark"),
         lexer="basic",
@@ -620,6 +626,13 @@ def _positional_first(items: list):
 # --- files and imports -------------------------------------------------------------------
 
 def read_source(path: Path, span: Span | None = None, shown: str | None = None) -> str:
+    """The text of the spec file `path`, checked: UTF-8, a leading byte-order mark dropped, no NUL byte.
+
+    `span` is the `use` that imports it (for the error's place and notes) and `shown` the name used in
+    messages (default `str(path)`). Raises `SpecError`, with file:line:col where there is one, for a
+    missing file, a directory, a non-regular file, a symbolic-link loop, an unreadable file, more
+    than MAX_FILE_BYTES bytes, bytes that are not UTF-8 or a NUL byte.
+    """
     shown = shown or str(path)
     try:
         path.stat()  # a symlink loop or a missing file, before any other question
@@ -668,6 +681,11 @@ def read_source(path: Path, span: Span | None = None, shown: str | None = None) 
 
 
 def parse_text(text: str, file: str) -> ast.File:
+    """Parse spec `text` (read from `file`, the name spans carry) into an `ast.File`.
+
+    The text is kept in SOURCES so that errors can show the line. Raises `SpecError` with
+    file:line:col, a caret and a hint for a syntax error.
+    """
     SOURCES[file] = text
     _TRANSFORMER.file = file
     try:

@@ -16,6 +16,14 @@ def _rf(net, node: str) -> dict:
 
 
 def summary_dict(net) -> dict:
+    """`incdsl summary --json`: a checked network `net` as a dict of plain JSON values.
+
+    Network name, spec path, parameters (`--set` values), input shape (HWC, batch left out), params
+    (total, trainable, non-trainable), MACs and FLOPs (2 x MACs) for one image, the same for
+    inference (training-only heads left out), outputs and heads with their shapes and loss weights,
+    depth, and per module call and per layer: output shape (NHWC, batch left out), params, MACs,
+    whether it is training-only, and the receptive field size and stride in input pixels.
+    """
     full, inf = net.total(), net.total(inference=True)
     blocks = net.group_counts()
     return {
@@ -241,6 +249,9 @@ def call_text(layer: Layer) -> str:
 
 
 def expand_text(net) -> str:
+    """`incdsl expand`: the flat network as text, one `name = op(args) <- inputs  # shape` line per layer
+    (shape HWC, batch left out; `[train]` marks training-only layers), then one line per output.
+    """
     lines = [f"# network {net.name}" + "".join(f" {k}={_value(v)}" for k, v in net.params.items())]
     width = max(len(n) for n in net.layers)
     for name, layer in net.layers.items():

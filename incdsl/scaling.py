@@ -71,6 +71,15 @@ class _PhiFitter:
 
 @dataclass
 class CompoundResult:
+    """What `incdsl fit --scale` found: compound scaling (Tan and Le 2019, EfficientNet, Section 3.3).
+
+    `bases` maps each scaled parameter to its base (`value = default * base ** phi`); `phi` is the
+    largest coefficient whose network fits every budget in `budgets` (an exact float) and `short` the
+    shortest decimal giving the same network; `values` the scaled parameters there and `best` its
+    `Probe` (params, MACs, and memory in bytes or latency in seconds); `next_phi`, `next_short`,
+    `next_values` and `next` the same for the next, over-budget network (None when there is none);
+    `repeats`/`next_repeats` the two networks' repeat counts (`block35` -> 11).
+    """
     bases: dict[str, float]
     phi: float  # the largest phi that fits (exact float)
     short: float  # the shortest decimal phi giving the same network
@@ -178,6 +187,10 @@ def _smallest(f: "_PhiFitter", bad: float, good: float) -> float:
 
 @dataclass
 class GridPoint:
+    """One point of a `--vary` grid (`pareto_grid`): `values` (parameter -> number), its `probe`
+    (None when the network does not build), whether it `fits` every budget, and `error`, the first
+    line of the spec error when it does not build.
+    """
     values: dict  # parameter -> value (a number)
     probe: Probe | None  # None when the network does not build
     fits: bool

@@ -97,6 +97,14 @@ def memory_columns(net, batch: int, precision: str, optimizer: str):
 
 
 def roofline_columns(net, device, batch: int, precision: str):
+    """`incdsl summary --device`: the roofline table columns and footer lines for `net` on `device`.
+
+    Columns "bytes moved" and "bound" (seconds) per row, from `roofline.layer_bounds` at `batch`
+    images and `precision`; the footer gives the device's peak FLOP/s and bandwidth (bytes/s) and the
+    bounds of one forward pass and one training step (3x the forward), unfused (Williams, Waterman and
+    Patterson 2009). Returns (columns as (title, function of layer names -> text), footer lines).
+    Raises `KeyError` for an unknown precision.
+    """
     from .roofline import fmt_seconds, layer_bounds, network_bound
     per = layer_bounds(net, device, batch, precision)
     cols = [("bytes moved", lambda ns: fmt_bytes(sum(per[n].bytes for n in ns))),
@@ -111,6 +119,10 @@ def roofline_columns(net, device, batch: int, precision: str):
 
 
 def roofline_json(net, device, batch: int, precision: str) -> dict:
+    """The roofline bound for `--json`: the device (name, peak FLOP/s at `precision`, bandwidth in
+    bytes/s, source), batch, precision, forward and training-step seconds, and per layer its FLOPs,
+    bytes moved, seconds and whether it is compute-bound. Raises `KeyError` for an unknown precision.
+    """
     from .roofline import layer_bounds, network_bound
     per = layer_bounds(net, device, batch, precision)
     return {"device": {"name": device.name, "flops": device.peak(precision), "bandwidth": device.bandwidth,

@@ -22,6 +22,9 @@ PROGRESS_MIN = 30  # grids up to this size finish too fast for a progress bar to
 
 @dataclass(frozen=True)
 class Variant:
+    """One variant to build: a `label` for the tables, the parsed `spec` (a `network.Spec`) and `sets`,
+    its parameter overrides (strings from the command line or values from a spec's `variant`).
+    """
     label: str
     spec: Spec
     sets: dict  # overrides: strings from the command line or values from a spec's `variant`
@@ -167,6 +170,10 @@ def _check_names(spec: Spec, names, where: str) -> None:
 
 @dataclass(frozen=True)
 class BlockCount:
+    """One module call's counts in one variant: its hierarchical `name`, the `module` it calls (None for
+    REST, the layers outside every block), its params and MACs (`Count`, one image) and whether it is
+    `train_only`.
+    """
     name: str
     module: str | None
     count: Count
@@ -175,6 +182,13 @@ class BlockCount:
 
 @dataclass
 class Row:
+    """One measured variant, plain numbers only (the network is not kept): label, spec path, network
+    name, `sets` (the overridden parameters with their resolved values), `total` and `inference`
+    counts (params and MACs for one image; inference leaves training-only heads out), output shapes
+    (NHWC, batch left out), the names of the training-only heads, `depth` (layers with weights on
+    the longest path, `Network.depth`), and the per-block counts (`blocks`, name -> `BlockCount`,
+    REST last).
+    """
     label: str
     spec: str
     network: str
@@ -205,11 +219,19 @@ def build(variant: Variant) -> Network:
 
 
 def measure(variant: Variant, depth: int = 1) -> Row:
+    """Build `variant` and measure it as a `Row`, with blocks down to `depth` levels of module calls.
+
+    Raises `SpecError` (with a note naming the variant) or `UsageError` when it does not build.
+    """
     net = build(variant)
     return row_of(net, variant.label, variant.sets, depth)
 
 
 def row_of(net: Network, label: str, sets: dict, depth: int = 1) -> Row:
+    """The `Row` of a built network `net`: its counts and outputs, `sets` (the names of the overridden
+    parameters, read back resolved from `net.params`), and its module calls down to `depth` levels,
+    each before its insides; REST holds the total less the outermost chosen blocks.
+    """
     groups = net.group_counts(depth)  # sums for name prefixes up to `depth` parts: the blocks we show
     chosen = [b for b in net.graph.blocks if b.name.count("/") < depth]
     names = {b.name for b in chosen}
@@ -245,6 +267,7 @@ class Progress:
         self.total, self.stream, self.last = total, stream or sys.stderr, -1
 
     def update(self, done: int) -> None:
+        """Redraw the bar for `done` of `total` variants built (only when the whole percent changes); ends the line at the last one."""
         pct = done * 100 // self.total
         if pct == self.last:
             return
@@ -277,6 +300,9 @@ def measure_all(variants: list[Variant], depth: int = 1, progress: bool | None =
 
 @dataclass
 class BlockRow:
+    """One block aligned across variants (`align_blocks`): its `name`, its `module` and one `cells` entry
+    per row (variant): its `BlockCount`, or None where the variant lacks the block.
+    """
     name: str
     module: str | None
     cells: list[BlockCount | None]  # one per row (variant); None where the variant lacks the block

@@ -3,7 +3,8 @@ words (issue 16 item 2): `help(incdsl)` and the pdoc reference (tools/api_docs.p
 
 The check is `ast`-based, so it imports nothing (no TensorFlow, no torch) and runs in well under a
 second. Public means the name does not start with `_`; a name nested inside a function is not
-public. The list of files grows as each part of the package is documented.
+public. Every .py file of the package is listed
+(test_every_file_of_the_package_is_listed) except those in NOT_YET.
 """
 from __future__ import annotations
 
@@ -17,17 +18,15 @@ PKG = ROOT / "incdsl"
 
 # Files (or folders, meaning every .py in them) whose public names must be documented.
 DOCUMENTED = [
-    "graph.py", "errors.py", "io.py", "inputs.py", "guard.py", "literals.py", "grammar_cache.py",
-    "weights.py", "initializers.py", "targets.py", "library.py", "quiet.py",
-    "passes/__init__.py", "passes/count.py", "passes/min_input.py", "passes/outputs.py",
-    "passes/receptive_field.py", "passes/shapes.py",
-    "backends/__init__.py", "backends/keras.py", "backends/keras_apps.py", "backends/keras_file.py",
-    "backends/keras_layers.py", "backends/keras_register.py", "backends/keras_weights.py",
-    "backends/onnx.py", "backends/onnx_direct.py", "backends/onnx_tf2onnx.py",
-    "backends/onnx_verify.py", "backends/onnx_weights.py", "backends/numpy_ref.py",
-    "train/",
+    "__init__.py", "__main__.py", "ast.py", "cli.py", "compare_out.py", "conventions.py", "diff.py",
+    "elaborate.py", "errors.py", "explore.py", "fitting.py", "fmt.py", "foreign_names.py",
+    "functions.py", "grammar_cache.py", "graph.py", "guard.py", "initializers.py", "inputs.py", "io.py",
+    "library.py", "literals.py", "lsp.py", "lsp_library.py", "network.py", "ops.py", "parse.py",
+    "plot.py", "quiet.py", "report.py", "roofline.py", "rounding.py", "scaling.py", "size_syntax.py",
+    "summary_extras.py", "sweep.py", "targets.py", "weights.py",
+    "backends/", "commands/", "passes/", "train/",
 ]
-MODULE_DOC_ONLY = ["commands/"]   # command modules: a module docstring is enough
+NOT_YET = ["importers/"]  # being documented on its own branch; it joins DOCUMENTED then
 MIN_WORDS = 3
 
 
@@ -68,21 +67,23 @@ def missing_docstrings(path: Path, module_only: bool = False) -> list[str]:
 
 
 def test_listed_files_exist():
-    for path in _files(DOCUMENTED) + _files(MODULE_DOC_ONLY):
+    for path in _files(DOCUMENTED):
         assert path.is_file(), path
     assert len(_files(["train/"])) > 5
+
+
+def test_every_file_of_the_package_is_listed():
+    """A new module joins the check as it is written, not when someone remembers to list it."""
+    listed = set(_files(DOCUMENTED)) | set(_files(NOT_YET))
+    unlisted = [str(p.relative_to(PKG)) for p in sorted(PKG.rglob("*.py"))
+                if p not in listed and not any(part.startswith(".") for part in p.parts)]
+    assert not unlisted, "add these to DOCUMENTED (and document them): " + ", ".join(unlisted)
 
 
 @pytest.mark.parametrize("path", _files(DOCUMENTED), ids=lambda p: str(p.relative_to(PKG)))
 def test_public_names_have_docstrings(path):
     bad = missing_docstrings(path)
     assert not bad, "public names without a docstring of a few words:\n" + "\n".join(bad)
-
-
-@pytest.mark.parametrize("path", _files(MODULE_DOC_ONLY), ids=lambda p: str(p.relative_to(PKG)))
-def test_command_modules_have_docstrings(path):
-    bad = missing_docstrings(path, module_only=True)
-    assert not bad, "\n".join(bad)
 
 
 def test_the_checker_catches_a_missing_docstring(tmp_path):

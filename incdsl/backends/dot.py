@@ -318,6 +318,10 @@ def _network_title(net, depth, only) -> str:
 # --- rendering --------------------------------------------------------------------------------
 
 def find_dot() -> str:
+    """The path of Graphviz's `dot` program on PATH (the tool that lays out SVG and PNG).
+
+    Raises `UsageError` (exit 2) with how to install Graphviz when it is not found.
+    """
     exe = shutil.which("dot")
     if exe is None:
         raise UsageError("drawing SVG or PNG needs Graphviz's `dot` program, which is not on PATH; "
@@ -341,6 +345,14 @@ def render(dot_text: str, fmt_: str) -> bytes:
 
 
 def compile_cli(net, args) -> int:
+    """`incdsl compile --to dot|svg|png`: draw `net` (a checked `Network`) and write the file.
+
+    `args` is the parsed command line: `to` (a format in FORMATS), `output` (a path; `-` is stdout;
+    default `NAME.FORMAT`), `depth` (module-call levels drawn; `all` every layer; above FOLD_ABOVE
+    layers the default folds to depth 1) and `only` (one module call). The file is written atomically
+    and its size printed in bytes. Returns the exit code 0. Raises `UsageError` for another format or,
+    before any work, when SVG/PNG is asked for and Graphviz's `dot` is missing or fails.
+    """
     fmt_ = args.to
     if fmt_ not in FORMATS:
         raise UsageError(f"the dot backend draws {', '.join(FORMATS)}, not {fmt_}")

@@ -113,6 +113,13 @@ def to_html(net, depth: int | str = 1) -> str:
 
 
 def compile_cli(net, args) -> int:
+    """`incdsl compile --to html`: write `net` (a checked `Network`) as one offline HTML page.
+
+    `args` is the parsed command line: `output` (a path; `-` is stdout; default `NAME.html`) and
+    `depth` (module-call levels unfolded at first, default 1, as in `page_data`). The file is written
+    atomically and its size printed in bytes. Returns the exit code 0. Raises `UsageError` for
+    `--only`, which only drawings take.
+    """
     if getattr(args, "only", None):
         raise UsageError("--only is for drawings (--to svg|png|dot); the page shows every module call: "
                          "search for it there")

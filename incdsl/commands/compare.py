@@ -13,6 +13,7 @@ TEXT_BLOCKS_MAX = 8  # more variants than this make the per-block text table too
 
 
 def add_parser(sub) -> None:
+    """Add `incdsl compare SPEC [SPEC ...]` and its options to `sub` (the argparse subparsers of `cli.build_parser`); its handler is `run`."""
     p = sub.add_parser("compare", help="compare variants: params, MACs, depth, per block",
                        description="Compare specs and variants of them. Variants come from --variant, "
                        "--variants (every `variant` the spec declares) and the cartesian grid of --sweep; "
@@ -45,6 +46,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Run `incdsl compare SPEC [SPEC ...]` with the parsed command line `args`; returns the exit code (0 when fine).
+
+    Raises `UsageError` (exit 2) for a bad `--depth`, `--plot` name or sweep, `SpecError` (exit 1) for a variant that does not build.
+    """
     from .. import sweep as cmp
     from .. import compare_out as out
     from ..network import Spec

@@ -24,6 +24,7 @@ STDOUT_TARGETS = ("dot", "svg", "png", "html")  # `-o -` writes these to standar
 
 
 def add_parser(sub) -> None:
+    """Add `incdsl compile SPEC --to FORMAT` and its options to `sub` (the argparse subparsers of `cli.build_parser`); its handler is `run`."""
     p = sub.add_parser("compile", help="compile a spec to Keras, ONNX, a drawing or an interactive page")
     add_spec_args(p)
     p.add_argument("--to", required=True, choices=sorted(TARGETS), help="what to emit")
@@ -47,6 +48,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Run `incdsl compile SPEC --to FORMAT` with the parsed command line `args`; returns the exit code (0 when fine).
+
+    Returns the backend's `compile_cli` exit code. Raises `UsageError` (exit 2) for an output path it refuses or when the format's package (the keras or onnx extra) is not installed, `SpecError` (exit 1) for a bad spec.
+    """
     net = load_net(args)  # notes the spec and its imports as inputs (io.note_input)
     if args.weights:
         note_input(args.weights)

@@ -7,6 +7,7 @@ from ..cli import parse_sets
 
 
 def add_parser(sub) -> None:
+    """Add `incdsl diff A B` and its options to `sub` (the argparse subparsers of `cli.build_parser`); its handler is `run`."""
     p = sub.add_parser("diff", help="what changed between two networks: layers, module calls, totals",
                        description="Align the layers of two specs by structure and hierarchical name and list "
                        "the added, removed and changed layers and module calls with their params and MACs "
@@ -26,6 +27,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Run `incdsl diff A B` with the parsed command line `args`; returns the exit code (0 when fine).
+
+    Prints text, `--json` or `--markdown` (`incdsl.diff`). Raises `SpecError` (exit 1) for a bad spec and `UsageError` (exit 2) for a bad `--set`.
+    """
     from .. import diff
     from ..network import load
 

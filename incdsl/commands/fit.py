@@ -18,6 +18,7 @@ BUDGETS = {"params": "params budget: 10M, 500K, 2.5e6 (K/M/G = 10^3/10^6/10^9)",
 
 
 def add_parser(sub) -> None:
+    """Add `incdsl fit SPEC --params 10M --vary NAME` and its options to `sub` (the argparse subparsers of `cli.build_parser`); its handler is `run`."""
     p = sub.add_parser("fit", help="the largest value of a parameter whose network fits a budget",
                        description="Search the largest value of a numeric network parameter whose network "
                        "fits every budget given, exactly under the spec's integer rounding: the answer "
@@ -60,6 +61,10 @@ def _budgets(args) -> dict:
 
 
 def run(args) -> int:
+    """Run `incdsl fit SPEC --params 10M --vary NAME` with the parsed command line `args`; returns the exit code (0 when fine).
+
+    Dispatches to one `--vary NAME`, a `--vary NAME=RANGE` grid or `--scale` (compound scaling). Raises `UsageError` (exit 2) for options that do not go together, `NothingFits` (exit 1) when no value fits the budgets.
+    """
     from ..fitting import Measure
     from ..network import Spec
 

@@ -7,6 +7,7 @@ from ..fitting import fmt_amount, probe_json
 
 
 def what(budgets: dict, trainable: bool) -> str:
+    """The budgets as header text: `params <= 10,000,000 and ...` ("trainable params" when `trainable`; memory and latency with their units, `fitting.fmt_amount`)."""
     parts = []
     for m, lim in budgets.items():
         label = ("trainable " if trainable and m == "params" else "") + m
@@ -15,6 +16,7 @@ def what(budgets: dict, trainable: bool) -> str:
 
 
 def scope(best, inference: bool) -> str:
+    """The header's note on which counts the budgets see: inference (training-only heads left out), or total with the training-only heads of `best` (a `Probe`) included; empty when it has none."""
     if inference:
         return " (inference: without the training-only heads)"
     if best.train_heads:
@@ -31,6 +33,7 @@ def given(args) -> str:
 
 
 def line(p, budgets: dict) -> str:
+    """One probe `p` as text: params (trainable), MACs, and the memory (bytes) and latency (seconds) amounts the `budgets` ask for."""
     c = p.count
     out = f"{c.params:,} params ({c.trainable:,} trainable), {c.macs:,} MACs"
     for m in ("memory", "latency"):
@@ -59,6 +62,11 @@ def _repeats(reps: dict) -> str:
 
 
 def show_compound(args, spec, bases: dict, budgets: dict, common: dict) -> int:
+    """Print `incdsl fit --scale NAME=BASE,...` (text, or JSON with `args.json`): the largest phi whose
+    network fits `budgets` (compound scaling, Tan and Le 2019, Section 3.3; `scaling.compound`), its
+    scaled parameters and counts, and the next, over-budget step. Returns 0; `NothingFits` (exit 1)
+    from `scaling.compound` passes through.
+    """
     from ..scaling import compound
 
     r = compound(spec, bases, budgets, **common)
@@ -82,6 +90,11 @@ def show_compound(args, spec, bases: dict, budgets: dict, common: dict) -> int:
 
 
 def show_grid(args, spec, ranges, budgets: dict, common: dict) -> int:
+    """Print `incdsl fit --vary A=... --vary B=...` (text, or JSON with `args.json`): how many grid
+    variants were tried and fit `budgets`, the Pareto set with params, MACs, memory (bytes) and latency
+    (seconds), and the variants that did not build. Returns 0; `NothingFits` (exit 1) from
+    `scaling.pareto_grid` passes through.
+    """
     from ..scaling import pareto_grid
 
     points, front = pareto_grid(spec, ranges, budgets, **common)

@@ -10,6 +10,7 @@ from ..errors import SpecError, UsageError
 
 
 def add_parser(sub) -> None:
+    """Add `incdsl fmt SPEC... [--check]` and its options to `sub` (the argparse subparsers of `cli.build_parser`); its handler is `run`."""
     p = sub.add_parser("fmt", help="rewrite specs in the one canonical layout",
                        description="Rewrite .inc files in the canonical layout (indentation, spacing, "
                        "line breaks in long chains, aligned trailing comments), keeping every comment. "
@@ -21,6 +22,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Run `incdsl fmt SPEC... [--check]` with the parsed command line `args`; returns the exit code (0 when fine).
+
+    Returns 1 when a spec has an error, would be reformatted under `--check`, or cannot be written (that file is left whole; the others are still formatted), else 0.
+    """
     from ..fmt import format_text
     from ..io import atomic_path
     from ..parse import read_source

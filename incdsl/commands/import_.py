@@ -8,6 +8,7 @@ from ..errors import UsageError
 
 
 def add_parser(sub) -> None:
+    """Add `incdsl import MODEL` and its options to `sub` (the argparse subparsers of `cli.build_parser`); its handler is `run`."""
     p = sub.add_parser("import", help="turn a .keras, Keras .h5 or .onnx model into a readable spec")
     p.add_argument("model", metavar="MODEL", help="a .keras, whole-model Keras .h5 or .onnx file")
     p.add_argument("-o", "--output", metavar="SPEC.inc", help="where to write the spec (default: MODEL's name .inc)")
@@ -17,6 +18,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Run `incdsl import MODEL` with the parsed command line `args`; returns the exit code (0 when fine).
+
+    Raises `UsageError` (exit 2) for a missing model file, an `-o` that is not a .inc name, a `--weights-out` that is not .keras, or an output that would overwrite the model.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     model = Path(args.model)
     out = Path(args.output) if args.output else model.with_suffix(".inc")

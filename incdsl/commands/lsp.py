@@ -5,6 +5,7 @@ from ..errors import UsageError
 
 
 def add_parser(sub) -> None:
+    """Add `incdsl lsp` and its options to `sub` (the argparse subparsers of `cli.build_parser`); its handler is `run`."""
     p = sub.add_parser("lsp", help="run the language server over stdio (for editors)",
                        description="A Language Server Protocol server for .inc files on stdin/stdout: "
                        "diagnostics, hover with shapes, params and MACs, go to definition, completion.")
@@ -12,6 +13,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Run `incdsl lsp` with the parsed command line `args`; returns the exit code (0 when fine).
+
+    Serves the language server on stdin/stdout until the editor closes it. Raises `UsageError` (exit 2) when pygls (the lsp extra) is not installed.
+    """
     try:
         from ..lsp import serve
         import pygls  # noqa: F401

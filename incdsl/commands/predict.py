@@ -8,6 +8,7 @@ from ..errors import UsageError
 
 
 def add_parser(sub) -> None:
+    """Add `incdsl predict MODEL.keras IMAGE...` and its options to `sub` (the argparse subparsers of `cli.build_parser`); its handler is `run`."""
     p = sub.add_parser("predict", help="classify images with a model from `incdsl train`")
     p.add_argument("model", metavar="MODEL.keras")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -17,6 +18,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Run `incdsl predict MODEL.keras IMAGE...` with the parsed command line `args`; returns the exit code (0 when fine).
+
+    Raises `UsageError` (exit 2) for `--top` below 1.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     if args.top < 1:
         raise UsageError("--top must be at least 1")

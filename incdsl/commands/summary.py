@@ -9,6 +9,7 @@ from ..errors import UsageError
 
 
 def add_parser(sub) -> None:
+    """Add `incdsl summary SPEC` and its options to `sub` (the argparse subparsers of `cli.build_parser`); its handler is `run`."""
     p = sub.add_parser("summary", help="layers, shapes, params and MACs")
     add_spec_args(p)
     p.add_argument("--depth", type=int, metavar="N", help="fold modules below depth N")
@@ -35,6 +36,10 @@ def add_budget_options(p) -> None:
 
 
 def run(args) -> int:
+    """Run `incdsl summary SPEC` with the parsed command line `args`; returns the exit code (0 when fine).
+
+    Raises `UsageError` (exit 2) for `--depth` or `--batch` below 1 or a bad `--device`, `SpecError` (exit 1) for a bad spec.
+    """
     from .. import summary_extras as extras
 
     if args.depth is not None and args.depth < 1:

@@ -13,6 +13,7 @@ from ..train import OPTIMIZERS, PRECISIONS, PREPROCESS, STRATEGIES, RunPaths, Tr
 
 
 def add_parser(sub) -> None:
+    """Add `incdsl train SPEC --data DIR|synthetic -o model.keras` and its options to `sub` (the argparse subparsers of `cli.build_parser`); its handler is `run`."""
     p = sub.add_parser("train", help="train a spec on an image folder (one sub-folder per class) or synthetic data",
                        description="Train with the papers' recipe where it applies: auxiliary heads weighted by "
                        "their spec loss_weight, SGD with momentum 0.9 or RMSProp (decay 0.9, eps 1.0). "
@@ -70,6 +71,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    """Run `incdsl train SPEC --data DIR|synthetic -o model.keras` with the parsed command line `args`; returns the exit code (0 when fine).
+
+    Raises `UsageError` (exit 2) for `--unfreeze-after` without `--freeze`.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     from ..train import train
     net = load_net(args)

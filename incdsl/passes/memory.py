@@ -127,6 +127,7 @@ class TrainingStep:
 
     @property
     def total(self) -> int:
+        """All bytes of the step: params + gradients + optimizer slots + kept activations."""
         return self.params + self.gradients + self.optimizer + self.activations
 
 
