@@ -24,9 +24,9 @@ DOCUMENTED = [
     "library.py", "literals.py", "lsp.py", "lsp_library.py", "network.py", "ops.py", "parse.py",
     "plot.py", "quiet.py", "report.py", "roofline.py", "rounding.py", "scaling.py", "size_syntax.py",
     "summary_extras.py", "sweep.py", "targets.py", "weights.py",
-    "backends/", "commands/", "passes/", "train/",
+    "backends/", "commands/", "passes/", "train/", "importers/",
 ]
-NOT_YET = ["importers/"]  # being documented on its own branch; it joins DOCUMENTED then
+NOT_YET: list[str] = []  # being documented on its own branch; it joins DOCUMENTED then
 MIN_WORDS = 3
 
 
