@@ -27,8 +27,9 @@ def spec_file(tmp_path):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Drop Hypothesis' garbage-collector timing callback when the session ends: pytest-xdist
-    (execnet) stops a worker with a KeyboardInterrupt delivered to its main thread, and when that
-    lands inside the callback Python reports it as an unraisable exception after the summary."""
+    """Drop the garbage-collector callbacks libraries install (Hypothesis' timing, JAX's
+    `_xla_gc_callback`) when the session ends: pytest-xdist (execnet) stops a worker with a
+    KeyboardInterrupt delivered to its main thread, and when that lands inside such a callback
+    Python reports it as an unraisable exception after the summary line."""
     import gc
-    gc.callbacks[:] = [cb for cb in gc.callbacks if not getattr(cb, "__module__", "").startswith("hypothesis")]
+    gc.callbacks.clear()
