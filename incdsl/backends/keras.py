@@ -301,14 +301,21 @@ def load_weights_file(model, net, path: str | Path) -> str:
             to_keras(model, net, from_keras(saved, net))
             return "the same spec's layer names"
         why = "its layer names are not this spec's"
-    elif path.name.endswith(".weights.h5") and not _foreign_weights_h5(path, net):
+    elif path.name.endswith(".weights.h5"):
+        # Keras 3 files name their layers by class (conv2d, conv2d_1, ...) whoever saved them, so
+        # only loading tells our own file from a keras.applications one: ours first, then theirs
         try:
             model.load_weights(path)
             return "a weights file of the same model"
         except Exception as e:  # Keras matches .weights.h5 files by structure, not by name
-            raise SpecError(f"cannot load weights from {path} into network {net.name}: {_first_line(e)}",
+            own = SpecError(f"cannot load weights from {path} into network {net.name}: {_first_line(e)}",
                             hint="a .weights.h5 file loads into the model it was saved from: same spec, "
-                                 "parameters and --inference") from None
+                                 "parameters and --inference")
+        from . import keras_apps
+        if not keras_apps.has_counterpart(net):
+            raise own
+        keras_apps.load_applications_weights(model, net, path)
+        return "the keras.applications importer"
     else:
         why = "it is not a .keras or .weights.h5 file saved by incdsl"
     try:
@@ -347,20 +354,6 @@ def write_spec_meta(path, net, inference: bool) -> None:
     meta = {"network": net.name, "params": params, "heads": heads, "layers": layers}
     with zipfile.ZipFile(path, "a") as z:
         z.writestr("incdsl_spec.json", json.dumps(meta, indent=1))
-
-
-def _foreign_weights_h5(path: Path, net) -> bool:
-    """Is this Keras 3 `.weights.h5` file from another model (keras.applications' own layer names)
-    rather than from this spec? Its top-level layer groups tell (read with h5py)."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            saved = set(f["layers"].keys()) if "layers" in f else set()
-    except OSError:
-        return False  # not HDF5: Keras' own loader says so
-    ours = {keras_name(n) for n in net.layers} | {keras_name(n, "bn") for n in net.layers}
-    return bool(saved) and not saved & ours
 
 
 def _first_line(e: Exception) -> str:

@@ -45,6 +45,11 @@ _VARS = {
 }
 
 
+def has_counterpart(net) -> bool:
+    """True when `net` is one of the specs that reproduce a keras.applications model exactly."""
+    return net.name in APPLICATIONS
+
+
 def reference_model(net, top: bool | None = None):
     """The keras.applications model that `net` reproduces (weights=None), built once per process for
     each input shape, class count, top and pooling: building Inception-ResNet-v2 takes seconds, and
