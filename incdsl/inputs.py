@@ -75,11 +75,15 @@ def regular_file(path: str | Path, role: str) -> Path:
 
 
 def check_weights_file(path: str | Path) -> Path:
-    """A `--weights` file: a .keras zip archive with a readable config.json, or an HDF5 file
-    (.weights.h5, or a keras.applications .h5). Anything else is refused by what it is."""
+    """A `--weights` file: a .keras zip archive with a readable config.json, an HDF5 file
+    (.weights.h5, or a keras.applications .h5), or a PyTorch file (.pth, .pt, .safetensors, whose
+    contents incdsl/importers/torch.py checks). Anything else is refused by what it is."""
     p = regular_file(path, "weights file")
     what = describe(p)
-    takes = "--weights takes a .keras archive, a .weights.h5 file or a keras.applications .h5 file"
+    takes = ("--weights takes a .keras archive, a .weights.h5 file, a keras.applications .h5 file "
+             "or a PyTorch state_dict (.pth, .pt, .safetensors)")
+    if p.suffix in (".pth", ".pt", ".safetensors"):  # incdsl/importers/torch.py reads and checks these
+        return p
     if p.suffix == ".keras":
         if what != "a zip archive":
             raise SpecError(f"weights file {p} is {what}, not a Keras archive (.keras files are zip archives)",

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import SpecError
 from ..weights import weight_shapes
+from .keras_app_files import explain_mismatch, keras3_classifier_shape, load_without_classifier, note_classifier_unused
 from .keras_weights import from_keras, to_keras
 
 # network name of our spec -> keras.applications constructor
@@ -87,13 +88,25 @@ def load_applications_weights(model, net, path) -> None:
     except ValueError as e:  # keras refuses the input size or class count
         raise SpecError(f"cannot build keras.applications.{APPLICATIONS[net.name]} for network "
                         f"{net.name} with {dict(net.params)}: {e}") from None
+    top = bool(net.params.get("top", True))
     try:
         ref.load_weights(path)
     except Exception as e:  # not an h5 file, or the weights of another model or variant
-        _explain_top(net, path)
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise SpecError(f"cannot read {path} as keras.applications.{APPLICATIONS[net.name]} weights: {first}",
-                        hint="the file must hold that model's weights for the same classes (and width=1.0)") from None
+        classes = 0 if top else load_without_classifier(ref, path)
+        if classes:
+            note_classifier_unused(path, classes)
+        else:
+            if top:
+                _explain_top(net, path)
+            explained = explain_mismatch(net, ref, APPLICATIONS[net.name], path)
+            if explained is not None:
+                raise explained from None
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise SpecError(f"cannot read {path} as keras.applications.{APPLICATIONS[net.name]} weights: {first}",
+                            hint="the file must hold that model's weights for the same classes (and width=1.0)") from None
+    else:
+        if not top and keras3_classifier_shape(path) is not None:  # Keras 3 loads it, skipping the Dense
+            note_classifier_unused(path, keras3_classifier_shape(path)[-1])
     # keras.applications has no auxiliary heads: ours keep whatever weights they hold
     weights = from_keras(model, net)
     weights.update(applications_weights(ref, net))

@@ -14,7 +14,12 @@ are grouped by their first name component (torch `inception3a.branch2.0.conv.wei
 blocks), the rest pair in order. In each, a layer of ours takes the first unused torch unit (a
 Conv2d with the BatchNorm2d beside it for a conv with bn=true) whose kind and every shape fit: the
 very next one in registration order; in name order, the first that fits (torchvision's branch names
-sort in their concat order wherever two branches hold the same shapes).
+sort in their concat order wherever two branches hold the same shapes). Among the blocks that pair
+in order, a layer that fits the next unit of two or more torch blocks, none its namesake, is refused
+(two same-shaped classifiers would otherwise be swapped silently). A prefix on every key from a
+wrapper (`module.` from DataParallel/DistributedDataParallel, `_orig_mod.` from torch.compile, or
+any one wrapper module such as Lightning's `model.`) is stripped first. Every module must hold
+exactly its class's tensors (a missing running_var or an extra tensor is named).
 
 Layouts (torch -> Keras, incdsl/weights.py): conv OIHW -> HWIO; depthwise (C*M, 1, kh, kw) ->
 (kh, kw, C, M); linear (out, in) -> (in, out), and a linear that reads a `flatten` of an HxWxC map
@@ -52,7 +57,7 @@ def read_state_dict(path) -> dict[str, np.ndarray]:
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
         try:
-            return dict(load_file(str(path)))
+            return strip_wrapper_prefix(dict(load_file(str(path))))
         except (SafetensorError, OSError, ValueError) as e:
             raise SpecError(f"cannot read {path} as safetensors: {_first_line(e)}") from None
     try:
@@ -60,22 +65,62 @@ def read_state_dict(path) -> dict[str, np.ndarray]:
     except ImportError:
         raise SpecError(f"reading {path} needs PyTorch (pip install torch)",
                         hint="or save the state_dict with safetensors, which reads without torch") from None
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if not (magic.startswith(_ZIP) or magic[:1] == _PICKLE):
+        raise SpecError(f"{path} is not a PyTorch file: it is neither a zip archive (torch.save) nor a pickle",
+                        hint="pass the file written by torch.save(model.state_dict(), path), or a .safetensors file")
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # a pickled module, a corrupt file, not a torch file
-        raise SpecError(f"cannot read {path} as a PyTorch state_dict: {_first_line(e)}",
-                        hint="save model.state_dict(), not the model: torch.save(model.state_dict(), path)") from None
+        raise _load_error(path, e) from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
         raise SpecError(f"{path} holds a {type(state).__name__}, not a state_dict")
+    state = strip_wrapper_prefix(state)
     out = {}
     for k, v in state.items():
         if not isinstance(v, torch.Tensor):
             raise SpecError(f"{path}: entry '{k}' is a {type(v).__name__}, not a tensor")
         out[k] = v.detach().cpu().float().numpy() if v.is_floating_point() else v.cpu().numpy()
     return out
+
+
+_ZIP = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
+_PICKLE = b"\x80"  # pickle protocol 2+ opcode: the legacy torch.save format
+# prefixes that wrappers put before every key: DataParallel/DistributedDataParallel, torch.compile
+_WRAPPERS = ("module.", "_orig_mod.")
+
+
+def _load_error(path, e: Exception) -> SpecError:
+    """torch.load's failure in our words. Its own text for weights_only refusals advises
+    weights_only=False, which runs the file's pickled code: never repeated here."""
+    text = str(e)
+    if "Weights only load failed" in text or "Unsupported global" in text:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        what = f" (it holds a {found.group(1)})" if found else ""
+        return SpecError(f"{path} holds pickled Python objects, not only tensors{what}: a whole model saved with "
+                         f"torch.save(model), which is not read, as unpickling it would run code from the file",
+                         hint="save the weights alone: torch.save(model.state_dict(), path)")
+    lines = [ln for ln in text.strip().splitlines() if "weights_only" not in ln]
+    return SpecError(f"{path} is not a readable PyTorch file: {lines[0] if lines else type(e).__name__}",
+                     hint="pass the file written by torch.save(model.state_dict(), path), or a .safetensors file")
+
+
+def strip_wrapper_prefix(state: dict) -> dict:
+    """`state` without a prefix that every key shares and that a wrapper adds (`module.` from
+    torch.nn.DataParallel/DistributedDataParallel, `_orig_mod.` from torch.compile), as the
+    module's own state_dict names them."""
+    changed = True
+    while changed and state:
+        changed = False
+        for prefix in _WRAPPERS:
+            if all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix):]: v for k, v in state.items()}
+                changed = True
+    return state
 
 
 def _natural(key: str):
@@ -94,10 +139,12 @@ def _torch_units(state: dict, ordered: bool) -> list[tuple[str, str, list]]:
     kinds = {}
     for prefix, params in modules.items():
         w = params.get("weight")
-        if "running_mean" in params:
+        if "running_mean" in params or "running_var" in params:
             kinds[prefix] = "bn"
+            _check_params(prefix, params, "batch norm", _BN_PARAMS, ("running_mean", "running_var"))
         elif w is not None and w.ndim in (2, 4):
             kinds[prefix] = "conv" if w.ndim == 4 else "dense"
+            _check_params(prefix, params, kinds[prefix] if w.ndim == 4 else "linear", ("weight", "bias"), ("weight",))
         else:
             have = ", ".join(f"{p} {_fmt(a.shape)}" for p, a in params.items())
             raise SpecError(f"torch module '{prefix}' ({have}) is neither a conv, a linear nor a batch norm")
@@ -118,6 +165,24 @@ def _torch_units(state: dict, ordered: bool) -> list[tuple[str, str, list]]:
         kind = "+".join(kinds[m] for m in members)
         units.append((prefix.split(".")[0], kind, [(m, modules[m]) for m in members]))
     return units
+
+
+_BN_PARAMS = ("weight", "bias", "running_mean", "running_var")
+
+
+def _check_params(prefix: str, params: dict, kind: str, known: tuple, needed: tuple) -> None:
+    """A module's tensors are the ones its torch class holds (torch.nn.BatchNorm2d: weight, bias,
+    running_mean, running_var; Conv2d and Linear: weight, bias): name a missing or extra one."""
+    have = ", ".join(f"{p} {_fmt(a.shape)}" for p, a in params.items())
+    for p in needed:
+        if p not in params:
+            raise SpecError(f"torch module '{prefix}' ({kind}) has no {p} in the file (it has {have})",
+                            hint="the file is incomplete or was edited: save it again with torch.save(model.state_dict(), path)")
+    for p in params:
+        if p not in known:
+            raise SpecError(f"torch module '{prefix}' ({kind}) has a tensor '{p}' ({_fmt(params[p].shape)}) "
+                            f"that a {kind} does not hold (it has {have})",
+                            hint="the file was saved from another model or edited: save the model's state_dict() as it is")
 
 
 def _our_units(net) -> list[tuple[str, str]]:
@@ -154,8 +219,14 @@ def torch_weights(net, state: dict[str, np.ndarray], source: str = "the torch fi
     registration order that is the very next one). Raises SpecError naming the first layer that
     no unit fits, or the torch modules left over; with `partial` (fine-tuning: a new classifier),
     such layers are left out of the result instead and leftovers are ignored."""
-    theirs = _grouped(_torch_units(state, ordered), lambda u: u[0])
     mine = _grouped(_our_units(net), lambda e: e[0].split("/")[0])
+    state = strip_wrapper_prefix(state)
+    tops = {k.split(".")[0] for k in state}
+    if len(tops) == 1 and not tops & set(mine) and all(k.count(".") > 1 for k in state):
+        # one wrapper module around the whole model (Lightning's `model.`, a `net.` attribute):
+        # pair its children by name, as a bare state_dict's
+        state = {k.split(".", 1)[1]: v for k, v in state.items()}
+    theirs = _grouped(_torch_units(state, ordered), lambda u: u[0])
     both = [g for g in mine if g in theirs]
     seqs = [(mine[g], theirs[g]) for g in both]
     seqs.append(([e for g in mine if g not in both for e in mine[g]],
@@ -165,13 +236,22 @@ def torch_weights(net, state: dict[str, np.ndarray], source: str = "the torch fi
         free = list(units)
         for node, kind in ours:
             want = weight_shapes(net, node)
-            fit = None
+            fits = {}  # the first unit that fits in each torch top-level block: order decides only within one
             for unit in free:
-                if unit[1] == kind:
-                    arrays = _convert(net, node, kind, unit[2])
-                    if set(arrays) == set(want) and all(tuple(a.shape) == tuple(want[k]) for k, a in arrays.items()):
-                        fit = unit
-                        break
+                if unit[1] == kind and unit[0] not in fits:
+                    conv = _convert(net, node, kind, unit[2])
+                    if set(conv) == set(want) and all(tuple(a.shape) == tuple(want[k]) for k, a in conv.items()):
+                        fits[unit[0]] = (unit, conv)
+            if len(fits) > 1:
+                named = [f for f in fits.values() if f[0][0] == node.split("/")[0]]
+                if len(named) != 1:
+                    raise SpecError(f"layer '{node}' fits {len(fits)} modules of {source} that their names do not "
+                                    f"tell apart: {', '.join(repr(f[0][2][0][0]) for f in fits.values())}",
+                                    net.layers[node].span,
+                                    hint="name the spec's blocks as the torch model names its modules, so that "
+                                         "each pairs with its namesake")
+                fits = {named[0][0][0]: named[0]}
+            fit, arrays = next(iter(fits.values()), (None, None))
             if fit is None and partial:
                 continue
             if fit is None:
