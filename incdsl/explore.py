@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .sweep import Row, measure_all, plan
-from .errors import UsageError
+from .errors import ArgumentError, UsageError
 from .fitting import FitResult, Measure
 from .fitting import fit as _fit
 from .network import Spec
@@ -59,6 +59,10 @@ def fit(spec: str | Path | Spec, vary: str, *, params: int | None = None, macs: 
     """
     budgets = {m: v for m, v in (("params", params), ("macs", macs), ("memory", memory), ("latency", latency))
                if v is not None}
+    for m, v in budgets.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ArgumentError(m, v, "a budget is a positive number (params and MACs as counts, memory in "
+                                "bytes, latency in seconds)")
     if not budgets:
         raise UsageError(f"fit needs a budget: one or more of {', '.join(METRICS)}")
     metric, budget = next(iter(budgets.items()))

@@ -2,7 +2,7 @@
 spec's integer rounding."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
 from .sweep import Variant, _check_names, _value, build
@@ -108,7 +108,7 @@ class Probe:
     """
     value: int | float
     count: Count  # as the budget counts it (total or inference)
-    signature: tuple  # identifies the network: equal signatures, same network
+    signature: tuple = field(repr=False)  # identifies the network: equal signatures, same network
     train_heads: bool = False  # the network has training-only heads (total and inference differ)
     amounts: tuple = ()  # (metric, amount) for memory (bytes) and latency (seconds)
 

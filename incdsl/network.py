@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .elaborate import elaborate, network_params
 from .graph import Graph, Layer
-from .errors import UsageError
+from .errors import ArgumentError, UsageError
 from .ops import Count, Shape
 from .parse import Program, load_program, load_program_text
 from .passes import count as count_pass
@@ -233,8 +233,8 @@ class Network:
     def table(self, depth: int | None = None, rf: bool = False, **extras) -> str:
         """The summary table as text (what `summary()` prints); `rf` adds receptive fields;
         `extras` go to report.summary_table (columns, footer, ops, ops_label)."""
-        if depth is not None and depth < 1:
-            raise UsageError("depth must be at least 1")
+        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
+            raise ArgumentError("depth", depth, "depth must be None or an int of at least 1")
         from .report import summary_table
         return summary_table(self, depth, rf=rf, **extras)
 
@@ -267,6 +267,15 @@ class Network:
         `incdsl[onnx]`. Raises `UsageError` for options out of range, `SpecError` for weights
         that do not fit.
         """
+        for name, value, ok, kind in (
+                ("via", via, via in ("direct", "tf2onnx"), '"direct" or "tf2onnx"'),
+                ("layout", layout, layout in ("nchw", "nhwc"), '"nchw" or "nhwc"'),
+                ("batch", batch, batch is None or (isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1),
+                 "None (dynamic) or a positive int"),
+                ("opset", opset, opset is None or (isinstance(opset, int) and not isinstance(opset, bool)),
+                 "None or an int")):
+            if not ok:
+                raise ArgumentError(name, value, f"{name} must be {kind}")
         from .backends.onnx import DEFAULT_OPSET, export
         return export(self, path, weights, opset=DEFAULT_OPSET if opset is None else opset, layout=layout,
                       batch=batch, fold_bn=fold_bn, via=via, verify=verify, seed=seed)

@@ -645,7 +645,9 @@ def read_source(path: Path, span: Span | None = None, shown: str | None = None) 
             raise SpecError(f"{shown} is {size:,} bytes; specs are limited to {MAX_FILE_BYTES:,}", span)
         data = path.read_bytes()
     except FileNotFoundError:
-        hint = "a `use` path is relative to the directory of the file that uses it" if span else None
+        hint = ("a `use` path is relative to the directory of the file that uses it, or names a shipped "
+                "library file (lib/inception_v3.inc, ...)" if span else
+                "`incdsl list` names the reference specs that ship with incdsl (e.g. incdsl check inception_v3)")
         raise SpecError(f"no such file: {shown}", span, hint=hint) from None
     except PermissionError:
         raise SpecError(f"cannot read {shown}: permission denied", span) from None

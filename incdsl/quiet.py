@@ -20,7 +20,7 @@ import threading
 # passes through untouched.
 NOISE = re.compile(
     rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    rb"|[IWE]\d{4} [\d:.]+ +\d+ [\w./-]+:\d+\] "       # absl's prefix: I0000 00:00:17.. 123 port.cc:153]
+    rb"|I\d{4} [\d:.]+ +\d+ [\w./-]+:\d+\] "          # absl's INFO prefix: I0000 00:00:17.. 123 port.cc:153]
     rb"|To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\."
     rb"|WARNING: Logging before InitGoogleLogging\(\) is written to STDERR"
     rb")")
@@ -30,9 +30,9 @@ NOISE = re.compile(
 def native_stderr_filtered():
     """Route file descriptor 2 through a filter that drops `NOISE` lines for the duration.
 
-    Python's `sys.stderr` writes to the same descriptor, so our own messages pass through the
-    filter too and keep their order. The descriptor is restored (and the reader drained) on exit,
-    whatever happened inside.
+    `sys.stderr` is pointed at the real stderr meanwhile (our messages, progress bars and their
+    `isatty()` are unchanged). The descriptor is restored (and the reader drained) on exit, whatever
+    happened inside.
     """
     try:
         sys.stderr.flush()
@@ -43,6 +43,14 @@ def native_stderr_filtered():
     read_end, write_end = os.pipe()
     os.dup2(write_end, 2)
     os.close(write_end)
+    # Python's own messages (errors, progress bars) keep writing to the real stderr, so a terminal
+    # is still seen as one (`isatty()`); only what native code writes to fd 2 goes through the filter
+    python_stderr = sys.stderr
+    try:
+        sys.stderr = open(saved, "w", buffering=1, encoding=getattr(python_stderr, "encoding", None) or "utf-8",
+                          errors="backslashreplace", closefd=False)
+    except (OSError, ValueError):
+        python_stderr = None
 
     def pump() -> None:
         with os.fdopen(read_end, "rb", buffering=0) as pipe:
@@ -61,6 +69,8 @@ def native_stderr_filtered():
     finally:
         with contextlib.suppress(Exception):
             sys.stderr.flush()
+        if python_stderr is not None:
+            sys.stderr = python_stderr
         os.dup2(saved, 2)  # closes the pipe's last write end: the reader sees EOF
         reader.join(timeout=5)
         os.close(saved)
