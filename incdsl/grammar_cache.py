@@ -65,9 +65,12 @@ def _int_keys(d: dict) -> dict:
 
 
 def _read(path: Path) -> dict | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:  # O_NONBLOCK: a FIFO planted there must not block the open; fstat then rejects it
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder or a FIFO: build the tables in memory
+        os.close(fd)
         return None
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())

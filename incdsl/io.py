@@ -143,6 +143,12 @@ def clean_stale(folder: Path, name: str) -> list[Path]:
         m = _TEMP.fullmatch(entry.name)
         if m is None or m.group(2) != name or _alive(int(m.group(1))):
             continue
+        try:  # our temp outputs are regular files of our own: never a folder, a link or another user's
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+            continue
         _remove(Path(entry.path))
         removed.append(Path(entry.path))
     return removed

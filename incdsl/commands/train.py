@@ -80,6 +80,8 @@ def run(args) -> int:
     net = load_net(args)
     for out in (args.output, *RunPaths.beside(args.output).files()):  # never the spec, a link, a device...
         check_output(out)
+    if args.tensorboard:
+        RunPaths.beside(args.output).check_tensorboard()  # the run replaces it: only our own logs may be there
     config = TrainConfig(
         output=Path(args.output), data=args.data, epochs=args.epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, label_smoothing=args.label_smoothing, aux_weight=args.aux_weight,
