@@ -304,9 +304,17 @@ def load_weights_file(model, net, path: str | Path) -> str:
     elif path.name.endswith(".weights.h5"):
         # Keras 3 files name their layers by class (conv2d, conv2d_1, ...) whoever saved them, so
         # only loading tells our own file from a keras.applications one: ours first, then theirs
+        import warnings
         try:
-            model.load_weights(path)
-            return "a weights file of the same model"
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                model.load_weights(path)
+            skipped = [w for w in caught if "Skipping" in str(w.message) or "could not be loaded" in str(w.message)]
+            if not skipped:
+                _note_unused_classifier(net, path)
+                return "a weights file of the same model"
+            # Keras loaded what matched and skipped the rest: not this model's own file
+            raise ValueError(_first_line(Exception(str(skipped[0].message))))
         except Exception as e:  # Keras matches .weights.h5 files by structure, not by name
             own = SpecError(f"cannot load weights from {path} into network {net.name}: {_first_line(e)}",
                             hint="a .weights.h5 file loads into the model it was saved from: same spec, "
@@ -327,6 +335,17 @@ def load_weights_file(model, net, path: str | Path) -> str:
         return "the keras.applications importer"
     raise SpecError(f"cannot load weights from {path} into network {net.name}: {why}",
                     hint="pass a .keras or .weights.h5 file saved from this spec with the same parameters")
+
+
+def _note_unused_classifier(net, path: Path) -> None:
+    """A keras.applications file with its classifier, loaded into a headless (top=false) spec:
+    Keras loads the layers the model has and leaves the rest unread, so say what was left out."""
+    from . import keras_apps
+    from .keras_app_files import keras3_classifier_shape, note_classifier_unused
+    if keras_apps.has_counterpart(net) and not net.params.get("top", True):
+        shape = keras3_classifier_shape(path)
+        if shape is not None:
+            note_classifier_unused(path, shape[-1] if shape else None)
 
 
 def write_spec_meta(path, net, inference: bool) -> None:
