@@ -97,12 +97,21 @@ def check_weights_file(path: str | Path) -> Path:
     return p
 
 
+MAX_CONFIG_BYTES = 64 * 1024 * 1024  # a .keras file's config.json, inflated
+
+
 def _check_keras_zip(p: Path) -> None:
     try:
         with zipfile.ZipFile(p) as z:
             names = set(z.namelist())
             if "config.json" not in names:
                 raise SpecError(f"{p} is a zip archive but not a Keras model: it has no config.json")
+            # a zip bomb is refused from its directory, before anything inflates (a Keras config is
+            # kilobytes; Inception-ResNet-v2's is about 1 MB)
+            size = z.getinfo("config.json").file_size
+            if size > MAX_CONFIG_BYTES:
+                raise SpecError(f"{p} is not a usable Keras model: its config.json would inflate to {size:,} bytes "
+                                f"(the limit is {MAX_CONFIG_BYTES:,})")
             config = json.loads(z.read("config.json"))
             if not isinstance(config, dict):
                 raise SpecError(f"{p} is not a usable Keras model: its config.json is not a JSON object")

@@ -73,3 +73,16 @@ def test_a_damaged_parser_cache_entry_neither_crashes_nor_hangs(tmp_path, kind):
     again = subprocess.run([sys.executable, "-m", "incdsl", "check", "g.inc"], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "ok: network t" in again.stdout, again.stderr
+
+
+def test_a_zip_bomb_as_weights_is_refused_from_the_zip_directory(tmp_path, capsys):
+    import zipfile
+    bomb = tmp_path / "zb.keras"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("config.json", " " * (100 * 1024 * 1024))  # 100 MiB of spaces, ~100 KB zipped
+        z.writestr("model.weights.h5", "x")
+    (tmp_path / "g.inc").write_text(SPEC)
+    code = main(["compile", str(tmp_path / "g.inc"), "--to", "onnx", "--no-verify", "--weights", str(bomb),
+                 "-o", str(tmp_path / "g.onnx")])
+    assert code == 1 and "would inflate to 104,857,600 bytes" in capsys.readouterr().err
+    assert not (tmp_path / "g.onnx").exists()
