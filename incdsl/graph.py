@@ -74,3 +74,16 @@ class Graph:
             for i, src in enumerate(layer.inputs):
                 g.add_edge(src, layer.name, port=i)
         return g
+
+
+def ancestors(layers: dict, starts) -> set[str]:
+    """The names of `starts` and of every layer they read, directly or through other layers.
+    `layers` maps a name to anything with `.inputs` (IR layers, or the importer's nodes)."""
+    seen: set[str] = set()
+    stack = list(starts)
+    while stack:
+        n = stack.pop()
+        if n not in seen:
+            seen.add(n)
+            stack.extend(layers[n].inputs)
+    return seen

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import SpecError
+from ..graph import ancestors
 from .flat import Flat, Node
 
 
@@ -54,24 +55,15 @@ class _Decomposer:
                 if node.name not in self.users[i]:
                     self.users[i].append(node.name)
 
-    def _ancestors(self, node: str) -> set[str]:
-        seen, stack = set(), [node]
-        while stack:
-            n = stack.pop()
-            if n not in seen:
-                seen.add(n)
-                stack.extend(self.flat.nodes[n].inputs)
-        return seen
-
     def run(self):
         heads = self.flat.heads
         main = heads[0]
-        region = self._ancestors(main.node) - {"input"}
+        region = ancestors(self.flat.nodes, [main.node]) - {"input"}
         chain = self.chain("input", main.node, region)
         written = region | {"input"}
         taps = []
         for h in heads[1:]:
-            reg = self._ancestors(h.node) - written
+            reg = ancestors(self.flat.nodes, [h.node]) - written
             entries = {i for n in reg for i in self.flat.nodes[n].inputs if i not in reg}
             if not reg:
                 taps.append(Tap(h.name, h.node, []))

@@ -1,7 +1,7 @@
 """Which layers the inference graph keeps: those that feed an output that is not training-only."""
 from __future__ import annotations
 
-from ..graph import Graph
+from ..graph import Graph, ancestors
 
 
 def inference_layers(g: Graph) -> set[str]:
@@ -9,11 +9,4 @@ def inference_layers(g: Graph) -> set[str]:
     training-only reads, directly or through other layers. Auxiliary classifiers (GoogLeNet's
     aux1/aux2, Inception-v3's aux) and the layers only they read are left out, as
     keras.applications and torchvision do at inference (torchvision's `aux_logits=False`)."""
-    keep: set[str] = set()
-    stack = [o.node for o in g.outputs if not o.train_only]
-    while stack:
-        n = stack.pop()
-        if n not in keep:
-            keep.add(n)
-            stack.extend(g.layers[n].inputs)
-    return keep
+    return ancestors(g.layers, [o.node for o in g.outputs if not o.train_only])

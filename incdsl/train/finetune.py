@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from ..errors import SpecError, UsageError
+from ..graph import ancestors
 from ..weights import keras_name, weight_shapes
 
 
@@ -31,7 +32,7 @@ def backbone(net) -> set[str]:
     node = main.node
     while len(net.shapes[node]) != 3:
         node = net.layers[node].inputs[0]
-    return _ancestors(net, node)
+    return ancestors(net.layers, [node])
 
 
 def frozen_nodes(net, name: str) -> set[str]:
@@ -46,17 +47,7 @@ def frozen_nodes(net, name: str) -> set[str]:
         hint = did_you_mean(name, list(blocks) + list(net.layers))
         raise UsageError(f"--freeze {name}: network {net.name} has no layer or module call of that name"
                          + (f"; {hint}" if hint else " (try --freeze backbone)"))
-    return _ancestors(net, node)
-
-
-def _ancestors(net, node: str) -> set[str]:
-    seen, stack = set(), [node]
-    while stack:
-        n = stack.pop()
-        if n not in seen:
-            seen.add(n)
-            stack.extend(net.layers[n].inputs)
-    return seen
+    return ancestors(net.layers, [node])
 
 
 def set_trainable(core, net, nodes: set[str], trainable: bool) -> int:
