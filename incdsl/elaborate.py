@@ -17,7 +17,7 @@ from . import ast, functions, initializers
 from .errors import ArgumentError, Note, Span, SpecError, UsageError, call_note, did_you_mean, shorten
 from .literals import read_int, read_number, read_sizes
 from .graph import Block, Graph, Layer, OutputSpec
-from .ops import ACTIVATION_NAMES, ACTIVATIONS, ALIASES, KEYWORD_ONLY, KINDS, OPS, REQUIRED, Op, Symbol, normalize
+from .ops import ACTIVATION_NAMES, ACTIVATIONS, ALIASES, KEYWORD_ONLY, KINDS, OPS, REQUIRED, ArgError, Op, Symbol, normalize
 from .parse import Program
 from .foreign_names import argument_hint, op_hint
 
@@ -712,19 +712,10 @@ def _normalize(op: Op, raw: dict) -> dict:
     values = {k: (v[0] if isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], Span) else v) for k, v in raw.items()}
     try:
         return normalize(op, values)
-    except ValueError as e:
-        # find the culprit: re-check one argument at a time
-        for arg in op.args:
-            if arg.name in values:
-                try:
-                    v = values[arg.name]
-                    if not (v is None and arg.default is None):
-                        KINDS[arg.kind](v)
-                except ValueError as e2:
-                    src = raw[arg.name]
-                    span = src[1] if isinstance(src, tuple) and len(src) == 2 and isinstance(src[1], Span) else None
-                    raise _BadArg(arg.name, str(e2), span) from None
-        raise _BadArg("?", str(e), None) from None
+    except ArgError as e:
+        src = raw.get(e.arg)
+        span = src[1] if isinstance(src, tuple) and len(src) == 2 and isinstance(src[1], Span) else None
+        raise _BadArg(e.arg if e.arg in raw else "?", str(e), span) from None
 
 
 def _known(env) -> str | None:

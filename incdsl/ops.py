@@ -588,16 +588,30 @@ DEFAULTS = {name: _normalized_defaults(op) for name, op in OPS.items()}
 _ARGS = {name: {a.name: a for a in op.args} for name, op in OPS.items()}
 
 
+class ArgError(ValueError):
+    """A bad argument value: `arg` names the argument, the message says what is wrong with it
+    (`must be at least 1, got 0`)."""
+
+    def __init__(self, arg: str, message: str):
+        super().__init__(message)
+        self.arg = arg
+
+
 def normalize(op: Op, raw: dict) -> dict:
-    """Check and canonicalize an op's arguments (raw values already evaluated)."""
+    """Check and canonicalize an op's arguments (raw values already evaluated): defaults filled
+    in, sizes as tuples, `stride=None` of a pool read as its kernel. Raises `ArgError` naming the
+    first bad or missing argument."""
     attrs = dict(DEFAULTS[op.name])
     args = _ARGS[op.name]
     for name, v in raw.items():
         arg = args[name]
-        attrs[name] = v if v is None and arg.default is None else KINDS[arg.kind](v)
+        try:
+            attrs[name] = v if v is None and arg.default is None else KINDS[arg.kind](v)
+        except ValueError as e:
+            raise ArgError(name, str(e)) from None
     for name, v in attrs.items():
         if v is REQUIRED:
-            raise ValueError(f"{op.name} needs '{name}'")
+            raise ArgError(name, f"{op.name} needs '{name}'")
     if "stride" in attrs and attrs["stride"] is None:
         attrs["stride"] = attrs["kernel"]
     return attrs
