@@ -8,6 +8,7 @@ import numpy as np
 import keras
 
 from ..errors import SpecError
+from ..importers.model_keras import read_spec_meta
 from .folders import check_predict_files
 from .saving import read_meta
 
@@ -24,6 +25,15 @@ def load_model(path: str | Path):
     except Exception as e:  # Keras raises many kinds for a damaged archive
         raise SpecError(f"cannot load the model {path}: {type(e).__name__}: {_first_line(e)}") from None
     return model, read_meta(path)
+
+
+def _main_output(path, outputs: int) -> int:
+    """Which of a model's list of outputs is the main head: `incdsl compile` writes the heads in
+    output order to incdsl_spec.json, training-only ones marked (a spec may declare an aux head
+    first); the first output for a model from elsewhere."""
+    heads = (read_spec_meta(Path(path)) or {}).get("heads") or []
+    mains = [i for i, h in enumerate(heads) if not h.get("train_only")]
+    return mains[0] if len(heads) == outputs and mains else 0
 
 
 def _first_line(e: Exception) -> str:
@@ -61,7 +71,9 @@ def predict(model_path: str, images: list[str], top: int = 5) -> list[list[tuple
     image is read, resized to the model's input (H, W, C) and scored; returns, per image, the
     `top` (class name, probability) pairs, most likely first. Class names come from the
     model's incdsl metadata (indices as text for a model from elsewhere); outputs that are
-    logits get a softmax. Raises `incdsl.errors.SpecError` for a missing or unreadable model
+    logits get a softmax. A model with several outputs is read at its main head: the one its
+    metadata names, the inference head of a model `incdsl compile` wrote with its training-only
+    heads, else the first output. Raises `incdsl.errors.SpecError` for a missing or unreadable model
     or image, a model without fixed-size image input, or metadata that names the wrong number
     of classes."""
     check_predict_files(model_path, images)
@@ -74,7 +86,7 @@ def predict(model_path: str, images: list[str], top: int = 5) -> list[list[tuple
     if isinstance(y, dict):
         y = y[meta["head"]] if meta and meta.get("head") in y else next(iter(y.values()))
     elif isinstance(y, (list, tuple)):
-        y = y[0]
+        y = y[_main_output(model_path, len(y))]
     y = np.asarray(y, dtype="float64")
     logits = meta.get("logits") if meta else None
     if logits is None:  # a model from elsewhere: probabilities are non-negative and sum to 1
