@@ -12,6 +12,8 @@ import pytest
 import incdsl
 from incdsl.train import TrainConfig, train
 
+from conftest import SPECS
+
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 # Every kind of head a classifier may end in, each with a loss weight of its own.
@@ -88,6 +90,29 @@ def test_each_head_has_its_loss_and_its_weight(tmp_path):
     got = model.evaluate(x, {h: y for h in KIND}, batch_size=16, verbose=0, return_dict=True)
     assert got["loss"] == pytest.approx(weighted, rel=1e-4)
     assert got["main_loss"] == pytest.approx(want["main"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_googlenet_tv_trains_on_main_plus_0_3_of_each_aux_head():
+    # torchvision's GoogLeNet: logits everywhere, aux1 and aux2 weighted 0.3 in the spec; the
+    # training model as `incdsl train` builds and compiles it (tiny: width 0.1, 64x64)
+    from incdsl.backends.keras import build_model
+    from incdsl.train.heads import head_losses
+    from incdsl.train.model import compile_for_training, with_preprocessing
+    net = incdsl.load(SPECS / "googlenet_tv.inc", width=0.1, size=64, classes=3)
+    heads = head_losses(net)
+    model = with_preprocessing(build_model(net, seed=0), net.input_shape, "inception", [h.name for h in heads])
+    compile_for_training(model, heads, TrainConfig("unused.keras"), steps_per_epoch=1)
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, size=(6, 64, 64, 3), dtype=np.uint8)
+    y = {h.name: rng.integers(0, 3, size=6) for h in heads}  # each head its own labels: a mix-up shows
+    outputs = model.predict(x, verbose=0)
+    want = {h: cross_entropy(np.asarray(outputs[h]), y[h], "logits") for h in ("fc", "aux1", "aux2")}
+    weighted = want["fc"] + 0.3 * want["aux1"] + 0.3 * want["aux2"]
+    assert abs(weighted - sum(want.values())) > 0.5
+    got = model.evaluate(x, y, batch_size=6, verbose=0, return_dict=True)
+    assert got["loss"] == pytest.approx(weighted, rel=1e-4)
+    assert float(model.compute_loss(y=y, y_pred=outputs, training=False)) == pytest.approx(weighted, rel=1e-4)
 
 def colour_images(root, per_class: int, seed: int, size: int = 12):
     """PNG images `root/<colour>/<i>.png`, each mostly its class's colour under noise."""
