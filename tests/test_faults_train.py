@@ -6,6 +6,8 @@ say; `incdsl predict` must give the main head's probabilities whatever the model
 (one tensor, a list, a dict)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -201,7 +203,9 @@ def test_predict_reads_the_main_head_of_a_list_or_dict(tmp_path, capsys):
     # (probabilities) first, the main head (logits) second
     spec = tmp_path / "s.inc"
     spec.write_text(AUX_FIRST)
-    assert cli(["compile", str(spec), "--to", "keras", "-o", str(tmp_path / "s.keras")]) == 0, capsys.readouterr().err
+    code = cli(["compile", str(spec), "--to", "keras", "-o", str(tmp_path / "s.keras")])
+    assert code == 0, capsys.readouterr().err
+    capsys.readouterr()
     model = keras.saving.load_model(tmp_path / "s.keras", compile=False)
     assert model.output_names == ["aux", "main"]
     aux, logits = (np.asarray(o, dtype=np.float64) for o in model.predict(x, verbose=0))
@@ -209,6 +213,9 @@ def test_predict_reads_the_main_head_of_a_list_or_dict(tmp_path, capsys):
     assert np.abs(want - aux).max() > 0.1  # the heads disagree: taking the wrong one shows
     for got, w in zip(probabilities(tmp_path / "s.keras"), want):
         np.testing.assert_allclose([got[str(i)] for i in range(3)], w, rtol=1e-4, atol=1e-6)
+    assert cli(["predict", str(tmp_path / "s.keras"), *paths, "--top", "1", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [shown[p][0]["class"] for p in paths] == [str(i) for i in want.argmax(-1)]
 
     # a keras.Model with dict outputs: from elsewhere (the first output is the main one), and with
     # incdsl's metadata naming its head
