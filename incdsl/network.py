@@ -13,7 +13,7 @@ from .errors import ArgumentError, UsageError
 from .ops import Count, Shape
 from .parse import Program, load_program, load_program_text
 from .passes import count as count_pass
-from .passes import inference_layers, infer_shapes
+from .passes import pipeline
 from .passes.count import total
 
 
@@ -111,8 +111,11 @@ class Network:
     def __init__(self, graph: Graph, path: str = "<memory>"):
         self.graph = graph
         self.path = path
-        self.shapes, self.counts, self.derivations = infer_shapes(graph)
-        self.inference = inference_layers(graph)
+        self.shapes: dict[str, Shape]  # these four are set by the passes (passes/pipeline.py)
+        self.counts: dict[str, Count]
+        self.derivations: dict[str, str]
+        self.inference: set[str]
+        pipeline.run(self)
 
     # -- what it is -----------------------------------------------------------------------
     @property

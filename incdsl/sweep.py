@@ -130,8 +130,8 @@ def plan(specs: list[Spec], sets: dict | None = None, sweeps: list[tuple[str, li
 
 
 def _spec_name(spec: Spec) -> str:
-    from .elaborate import _pick_network
-    return _pick_network(spec.program, spec.network_name).name
+    from .elaborate import pick_network
+    return pick_network(spec.program, spec.network_name).name
 
 
 def _bases(spec: Spec, variants, all_variants: bool) -> list[tuple[str, dict]]:

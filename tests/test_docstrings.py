@@ -19,7 +19,8 @@ PKG = ROOT / "incdsl"
 # Files (or folders, meaning every .py in them) whose public names must be documented.
 DOCUMENTED = [
     "__init__.py", "__main__.py", "ast.py", "cli.py", "compare_out.py", "conventions.py", "diff.py",
-    "elaborate.py", "errors.py", "explore.py", "fitting.py", "fmt.py", "foreign_names.py",
+    "binding.py", "elaborate.py", "evaluate.py", "naming.py", "scopes.py",
+    "errors.py", "explore.py", "fitting.py", "fmt.py", "foreign_names.py",
     "functions.py", "grammar_cache.py", "graph.py", "guard.py", "initializers.py", "inputs.py", "io.py",
     "library.py", "literals.py", "lsp.py", "lsp_library.py", "network.py", "ops.py", "parse.py",
     "plot.py", "quiet.py", "report.py", "roofline.py", "rounding.py", "scaling.py", "size_syntax.py",

@@ -1,6 +1,9 @@
-"""Passes over the graph IR: plain functions, run in order, each leaving the IR valid."""
+"""Passes over the graph IR: plain functions, run in order (PIPELINE, passes/pipeline.py), each
+leaving the IR valid (passes/verify.py)."""
 from .count import count
 from .outputs import inference_layers
+from .pipeline import PIPELINE, Pass
+from .prune import prune
 from .shapes import infer_shapes
 
-__all__ = ["infer_shapes", "count", "inference_layers"]
+__all__ = ["infer_shapes", "count", "inference_layers", "prune", "PIPELINE", "Pass"]

@@ -1,0 +1,157 @@
+"""The IR verifier: the invariants the graph and what the passes add must hold, checked after each
+pass when the pipeline runs with `verify` (the tests do; INCDSL_VERIFY=1 turns it on anywhere).
+
+A broken invariant is the compiler's bug, never the spec's: `IRError` names the pass after which it
+broke, so the fault is found where it was made rather than in a backend three steps later. Not run
+on every build: it re-normalizes every layer's arguments, which would cost a sweep of thousands
+of variants more than the build itself.
+"""
+from __future__ import annotations
+
+import re
+
+from ..graph import Graph, Layer, ancestors
+from ..ops import OPS, REQUIRED, Count, normalize
+
+_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+class IRError(Exception):
+    """An invariant of the IR does not hold after pass `pass_name` ("elaborate" for the graph
+    elaboration emitted): an internal error, not a fault of the spec."""
+
+    def __init__(self, pass_name: str, problem: str):
+        super().__init__(f"internal error: after pass '{pass_name}': {problem}")
+        self.pass_name = pass_name
+        self.problem = problem
+
+
+def verify_graph(g: Graph) -> None:
+    """The graph's own invariants; raises ValueError naming the first that fails: every id
+    well-formed (`a/b_1/conv_2`: identifiers joined by '/') and the layer's own name; every op known,
+    with each of its arguments present and normalized (`ops.normalize` leaves them as they are);
+    inputs an ordered tuple (concat and add depend on the order) of layers defined before, as many
+    as the op takes; outputs with distinct names reading existing layers; module calls returning
+    existing layers."""
+    if not isinstance(g, Graph):
+        raise ValueError(f"the graph is a {type(g).__name__}, not a Graph")
+    seen: set[str] = set()
+    for name, layer in g.layers.items():
+        if not isinstance(layer, Layer) or layer.name != name:
+            raise ValueError(f"layers['{name}'] is {layer!r}, not the layer of that name")
+        if not _ID.fullmatch(name):
+            raise ValueError(f"layer id '{name}' is not identifiers joined by '/'")
+        op = OPS.get(layer.op)
+        if op is None:
+            raise ValueError(f"layer '{name}' has an unknown op '{layer.op}'")
+        _check_attrs(name, op, layer.attrs)
+        if type(layer.inputs) is not tuple:
+            raise ValueError(f"layer '{name}' has inputs {layer.inputs!r}, not an ordered tuple")
+        n = len(layer.inputs)
+        if (op.inputs is None and n < 1) or (op.inputs is not None and n != op.inputs):
+            wanted = "one or more" if op.inputs is None else str(op.inputs)
+            raise ValueError(f"layer '{name}' ({layer.op}) has {n} inputs, not {wanted}")
+        for src in layer.inputs:
+            if src not in seen:
+                where = "comes after it" if src in g.layers else "does not exist"
+                raise ValueError(f"layer '{name}' reads '{src}', which {where}")
+        seen.add(name)
+    names: set[str] = set()
+    for o in g.outputs:
+        if o.node not in g.layers:
+            raise ValueError(f"output '{o.name}' reads '{o.node}', which does not exist")
+        if o.name in names:
+            raise ValueError(f"two outputs are called '{o.name}'")
+        names.add(o.name)
+    if not names:
+        raise ValueError("the graph has no output")
+    for b in g.blocks:
+        if b.output not in g.layers:
+            raise ValueError(f"module call '{b.name}' returns '{b.output}', which does not exist")
+
+
+def _check_attrs(name: str, op, attrs: dict) -> None:
+    expected = [a.name for a in op.args]
+    if sorted(attrs) != sorted(expected):
+        missing = sorted(set(expected) - set(attrs))
+        extra = sorted(set(attrs) - set(expected))
+        raise ValueError(f"layer '{name}' ({op.name}) has " + "; ".join(
+            ([f"no {', '.join(missing)}"] if missing else []) + ([f"unknown {', '.join(extra)}"] if extra else [])))
+    for k, v in attrs.items():
+        if v is REQUIRED:
+            raise ValueError(f"layer '{name}' ({op.name}) has no value for '{k}'")
+    try:
+        again = normalize(op, attrs)
+    except ValueError as e:
+        raise ValueError(f"layer '{name}' ({op.name}) has a bad argument: {e}") from None
+    if again != attrs:
+        bad = next(k for k in attrs if again[k] != attrs[k])
+        raise ValueError(f"layer '{name}' ({op.name}) has '{bad}' = {attrs[bad]!r}, not normalized ({again[bad]!r})")
+
+
+def _pruned(net) -> None:
+    g = net.graph
+    used = ancestors(g.layers, [o.node for o in g.outputs])
+    if len(used) != len(g.layers):
+        raise ValueError(f"layer '{next(n for n in g.layers if n not in used)}' reaches no output")
+    if any(n in g.layers for n in g.unused):
+        raise ValueError("a layer named unused is still in the graph")
+
+
+def _per_layer(what: str, values: dict, layers: dict) -> None:
+    if values.keys() != layers.keys():
+        odd = next(iter((values.keys() - layers.keys()) or (layers.keys() - values.keys())))
+        state = "no layer" if odd in values else f"no {what}"
+        raise ValueError(f"'{odd}' has {state}: {what} and layers disagree")
+
+
+def _shapes(net) -> None:
+    _per_layer("shape", net.shapes, net.graph.layers)
+    for n, s in net.shapes.items():
+        if type(s) is not tuple or not s or not all(type(d) is int and d >= 1 for d in s):
+            raise ValueError(f"layer '{n}' has shape {s!r}, not a tuple of positive ints")
+
+
+def _counts(net) -> None:
+    _per_layer("count", net.counts, net.graph.layers)
+    for n, c in net.counts.items():
+        if not isinstance(c, Count) or not all(type(x) is int and x >= 0 for x in c):
+            raise ValueError(f"layer '{n}' has count {c!r}, not a Count of non-negative ints")
+
+
+def _derivations(net) -> None:
+    for n, why in net.derivations.items():
+        if n not in net.graph.layers or not isinstance(why, str):
+            raise ValueError(f"derivation of '{n}' is {why!r}: not text about a layer of the graph")
+
+
+def _inference(net) -> None:
+    g = net.graph
+    if not net.inference <= g.layers.keys():
+        raise ValueError("the inference set names layers that are not in the graph")
+    for o in g.outputs:
+        if not o.train_only and o.node not in net.inference:
+            raise ValueError(f"output '{o.name}' is not training-only but '{o.node}' is not kept for inference")
+
+
+# fact -> its check; a fact without one (a pass added later) is checked to be an attribute of the network
+CHECKS = {"graph": lambda net: verify_graph(net.graph), "pruned": _pruned, "shapes": _shapes,
+          "counts": _counts, "derivations": _derivations, "inference": _inference}
+
+
+def verify_after(net, pass_name: str, facts: set[str], added: tuple[str, ...] = ()) -> None:
+    """Check the invariants of every fact in `facts` (what elaboration and the passes so far
+    established; the graph's own invariants always) on `net`, a Network being built, after pass
+    `pass_name`; and that the pass set the attributes it `added`. Raises `IRError` naming the pass."""
+    for fact in added:
+        if fact not in CHECKS and not hasattr(net, fact):
+            raise IRError(pass_name, f"the pass promised '{fact}' but did not set it")
+    try:
+        for fact in ("graph",) + tuple(sorted(facts - {"graph"})):
+            check = CHECKS.get(fact)
+            if check is not None:
+                check(net)
+            elif not hasattr(net, fact):
+                raise ValueError(f"'{fact}' is gone")
+    except ValueError as e:
+        raise IRError(pass_name, str(e)) from None
