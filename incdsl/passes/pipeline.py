@@ -85,9 +85,9 @@ def run(net, passes: tuple[Pass, ...] = PIPELINE, verify: bool | None = None) ->
             p.run(net)
         return
     from .verify import verify_after
-    verify_after(net, "elaborate", set(GIVEN))
-    have = set(GIVEN)
+    have = dict.fromkeys(GIVEN)  # in the order the facts were established
+    verify_after(net, "elaborate", have)
     for p in passes:
         p.run(net)
-        have.update(p.adds)
+        have.update(dict.fromkeys(p.adds))
         verify_after(net, p.name, have, p.adds)

@@ -139,15 +139,16 @@ CHECKS = {"graph": lambda net: verify_graph(net.graph), "pruned": _pruned, "shap
           "counts": _counts, "derivations": _derivations, "inference": _inference}
 
 
-def verify_after(net, pass_name: str, facts: set[str], added: tuple[str, ...] = ()) -> None:
+def verify_after(net, pass_name: str, facts, added: tuple[str, ...] = ()) -> None:
     """Check the invariants of every fact in `facts` (what elaboration and the passes so far
-    established; the graph's own invariants always) on `net`, a Network being built, after pass
-    `pass_name`; and that the pass set the attributes it `added`. Raises `IRError` naming the pass."""
+    established, in that order; the graph's own invariants first) on `net`, a Network being
+    built, after pass `pass_name`; and that the pass set the attributes it `added`. Raises
+    `IRError` naming the pass."""
     for fact in added:
         if fact not in CHECKS and not hasattr(net, fact):
             raise IRError(pass_name, f"the pass promised '{fact}' but did not set it")
     try:
-        for fact in ("graph",) + tuple(sorted(facts - {"graph"})):
+        for fact in ["graph"] + [f for f in facts if f != "graph"]:
             check = CHECKS.get(fact)
             if check is not None:
                 check(net)
