@@ -2,8 +2,8 @@
 
 `Renderer` writes one scope (the network body, or one module call's body) the way a person writes
 it: one statement per line, branches on lines of their own, each layer's arguments minus the
-defaults in force. It simulates elaboration's naming (`conv_1`, `b2`, ...; elaborate.py `_id`,
-`_fresh`) so that a layer whose source name differs from the automatic one is named explicitly,
+defaults in force. It simulates elaboration's naming (`conv_1`, `b2`, ...; naming.py `Names.id`,
+`Names.fresh`) so that a layer whose source name differs from the automatic one is named explicitly,
 and it records the order in which elaboration will emit the layers, which is how the import maps
 its nodes onto the elaborated spec afterwards. Channel counts (and scale factors) are written as
 slots, so calls of one structure with other widths become one module with arguments.
