@@ -57,7 +57,7 @@ class Graph:
     outputs: list[OutputSpec] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
     variants: dict[str, dict] = field(default_factory=dict)
-    unused: list[str] = field(default_factory=list)  # named layers that reach no output
+    unused: list[str] = field(default_factory=list)  # layers that reach no output (the prune pass drops them)
     # where each unused layer is written in the network's file: its own span, or its module call's
     unused_spans: dict[str, Span | None] = field(default_factory=dict)
 

@@ -13,9 +13,10 @@ def prune(g: Graph) -> None:
     needed = ancestors(g.layers, [o.node for o in g.outputs])
     if len(needed) == len(g.layers):
         return
-    g.unused = [n for n in g.layers if n not in needed]
+    dropped = [n for n in g.layers if n not in needed]
+    g.unused = g.unused + dropped  # a graph pruned again (a copy with other outputs) keeps the first names
     calls = sorted(g.blocks, key=lambda b: -len(b.name))  # the outermost call wins below
-    for n in g.unused:
+    for n in dropped:
         outer = [b for b in calls if n.startswith(b.name + "/")]
         g.unused_spans[n] = outer[-1].span if outer else g.layers[n].span
     g.layers = {n: l for n, l in g.layers.items() if n in needed}
