@@ -71,6 +71,7 @@ def test_every_reference_spec_keeps_the_ir_valid_after_each_pass(spec, overrides
 def test_the_debug_flag_verifies_every_build(spec_file, monkeypatch):
     calls = []
     monkeypatch.setattr(verify, "verify_after", lambda net, name, facts, added=(): calls.append(name))
+    monkeypatch.delenv("INCDSL_VERIFY", raising=False)
     incdsl.load(spec_file(TINY))
     assert calls == []  # a user's build does not pay for the verifier
     monkeypatch.setenv("INCDSL_VERIFY", "1")
