@@ -4,6 +4,7 @@ arguments, a layer's arguments (explicit, from `defaults`, an alias's preset) an
 """
 from __future__ import annotations
 
+import functools
 import math
 
 from . import ast, initializers
@@ -103,29 +104,41 @@ def defaults_entries(st: ast.Defaults, scope: Scope, ev: Evaluator) -> tuple[Def
     return tuple(added)
 
 
+@functools.cache
+def _call_form(name: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], dict]:
+    """How a layer called `name` (an op, or an alias such as `relu` for act(fn=relu)) takes its
+    arguments: the settable ones, the positional ones, the required ones, and the preset values.
+    Worked out once per name: a sweep elaborates the same calls thousands of times."""
+    opname, preset = ALIASES.get(name, (name, {}))
+    op = OPS[opname]
+    settable = tuple(a.name for a in op.args if a.name not in preset)
+    positional = tuple(a for a in settable if a not in KEYWORD_ONLY)
+    required = tuple(a.name for a in op.args if a.default is REQUIRED)
+    return settable, positional, required, {k: Given(v, None) for k, v in preset.items()}
+
+
 def layer_attrs(el: ast.Call, op: Op, preset: dict, scope: Scope, ev: Evaluator) -> dict:
     """The checked attributes of the layer `el` calls (`op`, or an alias of it with `preset`
     arguments, e.g. `relu` for act(fn=relu)): positional and keyword arguments, then the active
     defaults under them (an explicit argument always wins), normalized by `ops.normalize`.
     Raises `SpecError` naming the argument at fault: too many, unknown, given twice, missing, or
     a value of the wrong kind (pointing at the expression, or the `defaults` entry, that gave it)."""
-    settable = [a for a in op.args if a.name not in preset]
-    positional = [a for a in settable if a.name not in KEYWORD_ONLY]
+    settable, positional, required, preset_given = _call_form(el.name)
     if len(el.args) > len(positional):
         raise SpecError(f"{el.name} takes at most {len(positional)} positional argument{'s' * (len(positional) != 1)}",
                         el.args[len(positional)].span, hint=signature(op))
+    env = scope.vars
     explicit: dict[str, Given] = {}
     for arg, expr in zip(positional, el.args):
-        explicit[arg.name] = Given(ev.eval(expr, scope.vars), expr.span)
+        explicit[arg] = Given(ev.eval(expr, env), expr.span)
     for kw in el.kwargs:
-        arg = op.arg(kw.name)
-        if arg is None or kw.name in preset:
+        if kw.name not in settable:
             raise SpecError(f"{el.name} has no argument '{kw.name}'", kw.span,
-                            hint=argument_hint(kw.name, [a.name for a in settable]) or signature(op))
+                            hint=argument_hint(kw.name, list(settable)) or signature(op))
         if kw.name in explicit:
             raise SpecError(f"argument '{kw.name}' is given twice", kw.span,
                             notes=[Note("first given here", explicit[kw.name].span)])
-        explicit[kw.name] = Given(ev.eval(kw.value, scope.vars), kw.value.span)
+        explicit[kw.name] = Given(ev.eval(kw.value, env), kw.value.span)
     raw: dict[str, Given] = {}
     fn = preset["fn"] if "fn" in preset else explicit["fn"].value if "fn" in explicit else None  # an act layer's function
     fn = ACTIVATION_NAMES.get(fn, fn) if isinstance(fn, str) else fn
@@ -136,16 +149,15 @@ def layer_attrs(el: ast.Call, op: Op, preset: dict, scope: Scope, ev: Evaluator)
                     continue  # `defaults act(slope=...)` sets leaky_relu's slope; relu has none
                 raw[k] = given
     raw.update(explicit)  # an explicit argument always wins
-    for k, v in preset.items():
-        raw[k] = Given(v, None)
-    for arg in op.args:
-        if arg.name not in raw and arg.default is REQUIRED:
-            raise SpecError(f"{el.name} needs '{arg.name}'", el.span, hint=signature(op))
+    raw.update(preset_given)
+    for name in required:
+        if name not in raw:
+            raise SpecError(f"{el.name} needs '{name}'", el.span, hint=signature(op))
     try:
         return normalize(op, {k: g.value for k, g in raw.items()})
     except ArgError as e:
         arg = e.arg if e.arg in raw else "?"
-        raise bad_arg(el.name, el.span, op, arg, str(e), raw.get(arg), scope.vars) from None
+        raise bad_arg(el.name, el.span, op, arg, str(e), raw.get(arg), env) from None
 
 
 def bad_arg(what: str, where: Span, op: Op, arg: str, msg: str, given: Given | None, env: dict) -> SpecError:
