@@ -105,7 +105,8 @@ class Network:
     out (`(299, 299, 3)`; flat vectors `(1000,)`). Counts follow the README's conventions: params
     as Keras' `count_params()` (trainable plus batch-norm moving statistics), MACs of conv and
     dense layers for one image. Training-only heads (auxiliary classifiers) are counted unless
-    `inference=True`.
+    `inference=True`. Making one runs the passes of `incdsl.passes.PIPELINE` in order on `graph`
+    (prune, infer-shapes, mark-inference); raises `SpecError` where a layer does not fit.
     """
 
     def __init__(self, graph: Graph, path: str = "<memory>"):
