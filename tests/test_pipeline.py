@@ -18,13 +18,14 @@ from incdsl.passes.verify import IRError
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.inc"))
 TINY = """
+module blk(c) { conv(c, 1) }
 network n(aux=true) {
   input 16x16x3
   x = conv(8, 3, stride=2, bn=true, act=relu)
   lost = x -> maxpool(2)
   x -> concat { conv(4, 1); avgpool(3, stride=1, pad=same) -> conv(4, 1) }
   if aux { train_output side(loss_weight=0.3) = x -> gap -> dense(5) }
-  gap -> dense(10, act=softmax)
+  blk(4) -> gap -> dense(10, act=softmax)
 }
 """
 
@@ -85,7 +86,7 @@ def test_pruning_is_a_pass_not_part_of_elaboration(spec_file):
     assert "lost" in g.layers and g.unused == []
     net = incdsl.Network(g)
     assert "lost" not in net.layers and net.graph.unused == ["lost"]
-    assert str(net.graph.unused_spans["lost"]).endswith("t.inc:5:15")  # the layer written there
+    assert str(net.graph.unused_spans["lost"]).endswith("t.inc:6:15")  # the layer written there
 
 
 def _state(spec_file):
@@ -116,6 +117,8 @@ def _replace(g, node: str, **changes):
      "layer id 'a//b' is not identifiers joined by '/'"),
     (lambda s: s.graph.outputs.__setitem__(0, dataclasses.replace(s.graph.outputs[0], node="gone")),
      "reads 'gone', which does not exist"),
+    (lambda s: s.graph.blocks.append(dataclasses.replace(s.graph.blocks[0], name="x")),
+     "module call 'x' shares its name"),
     (lambda s: s.shapes.pop("gap_1"), "'gap_1' has no shape"),
     (lambda s: s.shapes.__setitem__("gap_1", (0, 8)), "not a tuple of positive ints"),
     (lambda s: s.counts.pop("x"), "'x' has no count"),

@@ -31,8 +31,8 @@ def verify_graph(g: Graph) -> None:
     well-formed (`a/b_1/conv_2`: identifiers joined by '/') and the layer's own name; every op known,
     with each of its arguments present and normalized (`ops.normalize` leaves them as they are);
     inputs an ordered tuple (concat and add depend on the order) of layers defined before, as many
-    as the op takes; outputs with distinct names reading existing layers; module calls returning
-    existing layers."""
+    as the op takes; outputs with distinct names reading existing layers; module calls with names of
+    their own, returning existing layers."""
     if not isinstance(g, Graph):
         raise ValueError(f"the graph is a {type(g).__name__}, not a Graph")
     seen: set[str] = set()
@@ -65,9 +65,13 @@ def verify_graph(g: Graph) -> None:
         names.add(o.name)
     if not names:
         raise ValueError("the graph has no output")
+    calls: set[str] = set()
     for b in g.blocks:
         if b.output not in g.layers:
             raise ValueError(f"module call '{b.name}' returns '{b.output}', which does not exist")
+        if b.name in g.layers or b.name in calls:  # a call's name is the prefix of its layers' ids
+            raise ValueError(f"module call '{b.name}' shares its name with another layer or call")
+        calls.add(b.name)
 
 
 def _check_attrs(name: str, op, attrs: dict) -> None:
