@@ -11,6 +11,7 @@
 Errors: `SpecError` (a bad spec, with file:line:col), `UsageError` (a bad request, such as an
 unknown argument; `ArgumentError` for a value of the wrong kind).
 """
+from .version import __version__
 from .errors import ArgumentError, SpecError, Span, UsageError
 from .network import Network, Spec, load, loads
 from .explore import compare, fit
@@ -18,6 +19,5 @@ from .backends import keras_register as _keras_register
 
 _keras_register.install()  # custom Keras layers load after `import incdsl`; Keras itself is not imported
 
-__version__ = "0.1.0"
 __all__ = ["load", "loads", "compare", "fit", "Spec", "Network", "SpecError", "UsageError", "ArgumentError",
            "Span", "__version__"]

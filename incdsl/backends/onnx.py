@@ -19,7 +19,6 @@ from pathlib import Path
 
 from ..errors import UsageError, shorten
 from ..io import atomic_path
-from ..network import Network
 
 MIN_OPSET = 13
 DEFAULT_OPSET = 18  # tf2onnx's newest, so both ways give the same opset unless asked otherwise

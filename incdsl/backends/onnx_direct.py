@@ -26,7 +26,6 @@ import onnx
 from onnx import TensorProto, helper
 
 from ..errors import SpecError
-from ..network import Network
 from ..ops import LEAKY_RELU_SLOPE, affine_of
 
 NEG_INF = float("-inf")  # what max pooling pads with (Keras and ONNX MaxPool alike)
@@ -551,5 +550,5 @@ class _Emitter:
 
 
 def _version() -> str:
-    from .. import __version__
+    from ..version import __version__
     return __version__

@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 from ..errors import SpecError
-from ..network import Network
 
 
 def convert(net: Network, weights: dict, path: str | Path, *, opset: int, layout: str, batch: int | None,

@@ -25,7 +25,6 @@ import onnx
 
 from ..errors import SpecError
 from ..graph import Graph
-from ..network import Network
 
 _REFERENCE = {"keras": "Keras", "numpy": "incdsl's numpy reference"}
 RTOL = 1e-4  # max |diff| allowed, as a fraction of the reference output's largest magnitude
@@ -186,7 +185,7 @@ def strip_final_softmax(net: Network, heads: set[str]) -> Network:
                 layers[layer.name] = dataclasses.replace(layer, attrs={**layer.attrs, "fn": None})
         outputs.append(o)
     new = Graph(g.name, g.params, layers, outputs, list(g.blocks), dict(g.variants), list(g.unused))
-    return Network(new, net.path)
+    return type(net)(new, net.path)  # a Network; its module is not imported here (no circle)
 
 
 def _checked(path: str) -> onnx.ModelProto:

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpecError
-from ..network import Network
 
 
 def expected(net: Network, name: str) -> dict[str, dict[str, tuple]]:

@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import add_spec_args, parse_sets
+from .spec_args import add_spec_args, parse_sets
 from ..errors import UsageError
 from ..io import check_output
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from ..cli import add_spec_args, load_net
+from .spec_args import add_spec_args, load_net
 from ..errors import UsageError
 from ..inputs import check_weights_file
 from ..io import check_output, note_input

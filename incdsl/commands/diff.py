@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from ..cli import parse_sets
+from .spec_args import parse_sets
 
 
 def add_parser(sub) -> None:

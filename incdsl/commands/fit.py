@@ -6,7 +6,7 @@ import json
 import re
 import sys
 
-from ..cli import add_spec_args, parse_sets
+from .spec_args import add_spec_args, parse_sets
 from ..errors import UsageError
 from .summary import add_budget_options
 

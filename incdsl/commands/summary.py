@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..cli import add_spec_args, load_net
+from .spec_args import add_spec_args, load_net
 from ..errors import UsageError
 
 

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli import add_spec_args, load_net
+from .spec_args import add_spec_args, load_net
 from ..errors import UsageError
 from ..io import check_output
 from ..train import OPTIMIZERS, PRECISIONS, PREPROCESS, STRATEGIES, RunPaths, TrainConfig
