@@ -1,7 +1,8 @@
 """The outputs of `incdsl compare`: JSON, CSV, text and Markdown tables of measured variants."""
 from __future__ import annotations
 
-from .sweep import REST, BlockRow, Row, _sets_text, _value, pareto
+from .sweep import REST, BlockRow, Row, pareto
+from .text import counts_dict, param_text, sets_text, signed_text
 from .ops import Count
 
 # --- outputs -------------------------------------------------------------------------------
@@ -12,10 +13,6 @@ def _plain(v):
     if isinstance(v, tuple):
         return [_plain(x) for x in v]
     return str(v)
-
-
-def _counts(c: Count) -> dict:
-    return {"total": c.params, "trainable": c.trainable, "non_trainable": c.non_trainable}
 
 
 def vs_first_basis(rows: list[Row]) -> str:
@@ -48,8 +45,8 @@ def to_json(rows: list[Row], blocks: list[BlockRow]) -> dict:
     return {
         "rows": [{"label": r.label, "spec": r.spec, "network": r.network,
                   "set": {k: _plain(v) for k, v in r.sets.items()},
-                  "params": _counts(r.total), "macs": r.total.macs,
-                  "inference": {"params": _counts(r.inference), "macs": r.inference.macs},
+                  "params": counts_dict(r.total), "macs": r.total.macs,
+                  "inference": {"params": counts_dict(r.inference), "macs": r.inference.macs},
                   "outputs": {k: list(s) for k, s in r.outputs.items()},
                   "train_only": r.train_only, "depth": r.depth, "pareto": i in front,
                   "vs_first": {"counts": basis, "params_pct": _pct(p.params, bp.params),
@@ -57,7 +54,7 @@ def to_json(rows: list[Row], blocks: list[BlockRow]) -> dict:
                  for i, r in enumerate(rows) for p, bp in [_vs_first(rows, r)]],
         "blocks": [{"name": b.name, "module": b.module, "variants": [
             {"label": r.label, "present": c is not None, "block": c.name if c else None,
-             "params": _counts(c.count) if c else None, "macs": c.count.macs if c else None,
+             "params": counts_dict(c.count) if c else None, "macs": c.count.macs if c else None,
              "train_only": c.train_only if c else None,
              "delta": {"params": d.params, "macs": d.macs}}
             for i, (r, c) in enumerate(zip(rows, b.cells)) for d in [b.delta(i)]]} for b in blocks],
@@ -95,7 +92,7 @@ def write_csv(rows: list[Row], blocks: list[BlockRow] | None, stream) -> None:
     for r in rows:
         p, bp = _vs_first(rows, r)
         pcts = ["" if x is None else f"{x:.6g}" for x in (_pct(p.params, bp.params), _pct(p.macs, bp.macs))]
-        w.writerow([r.label, r.spec, r.network] + [_value(r.sets[k]) if k in r.sets else "" for k in keys]
+        w.writerow([r.label, r.spec, r.network] + [param_text(r.sets[k]) if k in r.sets else "" for k in keys]
                    + [r.total.params, r.total.trainable, r.total.non_trainable, r.total.macs,
                       r.inference.params, r.inference.trainable, r.inference.non_trainable, r.inference.macs,
                       r.depth, _outputs_text(r)] + pcts)
@@ -123,10 +120,6 @@ def pct_text(new: int, base: int) -> str:
     return f"{pct:+.1f}%" if abs(pct) >= 1 else f"{pct:+.2g}%"
 
 
-def _signed(n: int) -> str:
-    return f"{n:+,}" if n else "0"
-
-
 def _tables(rows: list[Row], blocks: list[BlockRow] | None) -> list[tuple[str | None, list[str], list[list[str]], str]]:
     """(title, header, body, alignment) for each table; text and markdown render the same tables."""
     base = rows[0]
@@ -134,7 +127,7 @@ def _tables(rows: list[Row], blocks: list[BlockRow] | None) -> list[tuple[str | 
     show_out = len({_outputs_text(r) for r in rows}) > 1
     has_train = any(r.total != r.inference for r in rows)
     # a `set` column when labels do not already say what each variant sets (named variants)
-    show_set = any(_sets_text(r.sets).replace(",", "") not in r.label for r in rows)
+    show_set = any(sets_text(r.sets).replace(",", "") not in r.label for r in rows)
     head = ["variant"] + (["spec"] if show_spec else []) + (["set"] if show_set else []) + ["params", "trainable", "MACs"]
     if has_train:
         head += ["inference params", "inference MACs"]
@@ -142,7 +135,7 @@ def _tables(rows: list[Row], blocks: list[BlockRow] | None) -> list[tuple[str | 
     head += ["depth", f"{pre}params vs first", f"{pre}MACs vs first"] + (["outputs"] if show_out else [])
     body = []
     for r in rows:
-        line = [r.label] + ([r.spec] if show_spec else []) + ([_sets_text(r.sets)] if show_set else []) + [
+        line = [r.label] + ([r.spec] if show_spec else []) + ([sets_text(r.sets)] if show_set else []) + [
             f"{r.total.params:,}", f"{r.total.trainable:,}", f"{r.total.macs:,}"]
         if has_train:
             line += [f"{r.inference.params:,}", f"{r.inference.macs:,}"]
@@ -164,13 +157,13 @@ def _tables(rows: list[Row], blocks: list[BlockRow] | None) -> list[tuple[str | 
             for i, c in enumerate(b.cells):
                 line.append(f"{get(c.count):,}" if c else "—")
                 if i:
-                    line.append(_signed(get(b.delta(i))))
+                    line.append(signed_text(get(b.delta(i))))
             body.append(line)
         tot = ["total", ""]
         for i, r in enumerate(rows):
             tot.append(f"{get(r.total):,}")
             if i:
-                tot.append(_signed(get(r.total) - get(base.total)))
+                tot.append(signed_text(get(r.total) - get(base.total)))
         body.append(tot)
         tables.append((f"per-block {what} (Δ against '{base.label}'; — = block absent, * = training only)",
                        head, body, "ll" + "r" * (len(head) - 2)))

@@ -12,7 +12,8 @@ import difflib
 from dataclasses import dataclass, field
 
 from .ops import ZERO, Count
-from .report import _value, describe
+from .report import describe
+from .text import attr_text, shape_text, signed_text
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,9 @@ def _changes(na, a, nb, b) -> dict:
     for k in dict.fromkeys(list(la.attrs) + list(lb.attrs)):
         va, vb = la.attrs.get(k), lb.attrs.get(k)
         if va != vb:
-            out[k] = (_value(va), _value(vb))
+            out[k] = (attr_text(va), attr_text(vb))
     if na.shapes[a] != nb.shapes[b]:
-        out["shape"] = ("x".join(map(str, na.shapes[a])), "x".join(map(str, nb.shapes[b])))
+        out["shape"] = (shape_text(na.shapes[a]), shape_text(nb.shapes[b]))
     return out
 
 
@@ -139,10 +140,6 @@ def blocks(na, nb) -> list[BlockDiff]:
 
 # --- outputs -------------------------------------------------------------------------------
 
-def _signed(n: int) -> str:
-    return f"{n:+,}" if n else "0"
-
-
 def _layer_fields(na, nb, d: LayerDiff) -> dict:
     ca = na.counts[d.a] if d.a else ZERO
     cb = nb.counts[d.b] if d.b else ZERO
@@ -193,10 +190,10 @@ def _rows(data: dict) -> list[list[str]]:
             continue
         mark = {"changed": "~", "added": "+", "removed": "-"}[f["status"]]
         name = f["b"] or f["a"]
-        shape = "x".join(map(str, f["shape_b"] or f["shape_a"]))
+        shape = shape_text(f["shape_b"] or f["shape_a"])
         op = f["op_b"] if f["status"] == "added" else f["op_a"] if f["status"] == "removed" else (
             f["op_a"] if f["op_a"] == f["op_b"] else f"{f['op_a']} -> {f['op_b']}")
-        rows.append([mark, name, op, shape, _signed(f["delta"]["params"]), _signed(f["delta"]["macs"]),
+        rows.append([mark, name, op, shape, signed_text(f["delta"]["params"]), signed_text(f["delta"]["macs"]),
                      _what(f) if f["status"] == "changed" else ""])
     return rows
 
@@ -209,7 +206,7 @@ def _block_rows(data: dict) -> list[list[str]]:
         mark = {"changed": "~", "added": "+", "removed": "-"}[b["status"]]
         mod = b["module_a"] if b["module_a"] == b["module_b"] else f"{b['module_a'] or '-'} -> {b['module_b'] or '-'}"
         out.append([mark, b["name"], mod, f"{b['params_a']:,} -> {b['params_b']:,}",
-                    _signed(b["params_b"] - b["params_a"]), _signed(b["macs_b"] - b["macs_a"])])
+                    signed_text(b["params_b"] - b["params_a"]), signed_text(b["macs_b"] - b["macs_a"])])
     return out
 
 
@@ -219,7 +216,7 @@ def _totals(data: dict) -> list[str]:
                        ("inference_params", "inference params"), ("inference_macs", "inference MACs")):
         a, b = data["totals"][key]
         pct = f" ({(b - a) * 100 / a:+.1f}%)" if a else ""
-        out.append(f"{label}: {a:,} -> {b:,}  {_signed(b - a)}{pct}")
+        out.append(f"{label}: {a:,} -> {b:,}  {signed_text(b - a)}{pct}")
     return out
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 
-from .sweep import Variant, _check_names, _value, build
+from .sweep import Variant, build, check_names
+from .text import counts_dict, number_text, param_text
 from .errors import NothingFits, SpecError, UsageError
 from .network import Spec
 from .ops import Count
 
-
-def _counts(c: Count) -> dict:
-    return {"total": c.params, "trainable": c.trainable, "non_trainable": c.non_trainable}
 
 # --- fit -----------------------------------------------------------------------------------
 
@@ -193,11 +191,7 @@ class _Fitter:
 
 
 def _sets_label(sets: dict, base: dict) -> str:
-    return ", ".join(f"{k}={_num(v)}" for k, v in sets.items() if k not in base)
-
-
-def _num(v) -> str:
-    return repr(v) if isinstance(v, float) else str(v)
+    return ", ".join(f"{k}={number_text(v)}" for k, v in sets.items() if k not in base)
 
 
 def fit(spec: Spec, name: str, metric: str, budget, *, lo=None, hi=None, sets: dict | None = None,
@@ -212,24 +206,24 @@ def fit(spec: Spec, name: str, metric: str, budget, *, lo=None, hi=None, sets: d
     the parameter is not numeric."""
     sets = dict(sets or {})
     budgets = dict(budgets or {metric: budget})
-    _check_names(spec, ([] if name == BATCH else [name]) + list(sets), "")
+    check_names(spec, ([] if name == BATCH else [name]) + list(sets), "")
     if name in sets:
         raise UsageError(f"'{name}' is the parameter to vary; do not also --set it")
     if name == BATCH and not {"memory", "latency"} & set(budgets):
         raise UsageError("--vary batch needs a --memory or --latency budget (params and MACs do not grow with it)")
     default = 1 if name == BATCH else spec.params[name]
     if isinstance(default, bool) or not isinstance(default, (int, float)):
-        raise UsageError(f"fit varies a numeric parameter; '{name}' defaults to {_value(default)}")
+        raise UsageError(f"fit varies a numeric parameter; '{name}' defaults to {param_text(default)}")
     kind = type(default)
     lo, hi = (_bound(x, kind, name, flag) for x, flag in ((lo, "--min"), (hi, "--max")))
     if lo is not None and hi is not None and lo >= hi:
-        raise UsageError(f"--min {_num(lo)} must be below --max {_num(hi)}")
+        raise UsageError(f"--min {number_text(lo)} must be below --max {number_text(hi)}")
     if name == BATCH:
         lo = max(lo or 1, 1)  # no step has fewer than one image
         if hi is not None and hi <= lo:
-            raise UsageError(f"--max {_num(hi)} must be above 1 for batch")
+            raise UsageError(f"--max {number_text(hi)} must be above 1 for batch")
     f = _Fitter(spec, name, metric, budget, trainable, inference, sets, budgets, measure)
-    over = lambda v: f"{name}={_num(v)} " + over_text(f.probe(v), budgets, trainable)
+    over = lambda v: f"{name}={number_text(v)} " + over_text(f.probe(v), budgets, trainable)
 
     if lo is not None and not f.fits(lo):
         raise NothingFits(f"nothing fits: {over(lo)}")
@@ -282,7 +276,7 @@ def _bracket(f: _Fitter, lo, hi, default, kind, over):
                 e.hint = e.hint or "searching upwards for the budget's edge; bound it with --max"
                 raise
             lo = cur
-        raise UsageError(f"{name}={_num(lo)} still fits: the count does not grow with '{name}' "
+        raise UsageError(f"{name}={number_text(lo)} still fits: the count does not grow with '{name}' "
                          f"enough to reach the budget; give --max")
     if lo is None:  # shrink until it fits
         cur = hi
@@ -296,7 +290,7 @@ def _bracket(f: _Fitter, lo, hi, default, kind, over):
                     return cur, hi
             except (SpecError, UsageError) as e:
                 first = e.message if isinstance(e, SpecError) else str(e)
-                raise NothingFits(f"nothing fits: {over(hi)}, and {name}={_num(cur)} does not build "
+                raise NothingFits(f"nothing fits: {over(hi)}, and {name}={number_text(cur)} does not build "
                                  f"({first.splitlines()[0]})") from None
             hi = cur
         raise NothingFits(f"nothing fits: {over(cur)}")
@@ -356,7 +350,7 @@ def over_text(p: Probe, budgets: dict, trainable: bool) -> str:
 
 def probe_json(pr: Probe) -> dict:
     """One `Probe` as JSON: the value, params (total, trainable, non-trainable), MACs, and the measured memory (bytes) or latency (seconds)."""
-    return {"value": pr.value, "params": _counts(pr.count), "macs": pr.count.macs, **dict(pr.amounts)}
+    return {"value": pr.value, "params": counts_dict(pr.count), "macs": pr.count.macs, **dict(pr.amounts)}
 
 
 def fit_json(r: FitResult) -> dict:

@@ -4,10 +4,8 @@ from __future__ import annotations
 from .graph import Layer
 from .ops import DEFAULTS, OPS, REQUIRED, Count
 from .passes.shapes import fmt
-
-
-def _counts(c: Count) -> dict:
-    return {"total": c.params, "trainable": c.trainable, "non_trainable": c.non_trainable}
+from .text import attr_text, counts_dict, si
+from .text import pad_text as _pad, shape_text as _size  # describe's names for them
 
 
 def _rf(net, node: str) -> dict:
@@ -31,16 +29,16 @@ def summary_dict(net) -> dict:
         "spec": net.path,
         "set": dict(_plain(net.params)),
         "input": list(net.input_shape),
-        "params": _counts(full),
+        "params": counts_dict(full),
         "macs": full.macs,
         "flops": 2 * full.macs,
-        "inference": {"params": _counts(inf), "macs": inf.macs, "flops": 2 * inf.macs},
+        "inference": {"params": counts_dict(inf), "macs": inf.macs, "flops": 2 * inf.macs},
         "outputs": {h.name: list(h.shape) for h in net.heads},
         "heads": [{"name": h.name, "node": h.node, "shape": list(h.shape), "train_only": h.train_only,
                    "loss_weight": h.loss_weight} for h in net.heads],
         "depth": net.depth,
         "blocks": [{"name": b.name, "module": b.module, "shape": list(net.shapes[b.output]),
-                    "params": _counts(blocks.get(b.name, Count())), "macs": blocks.get(b.name, Count()).macs,
+                    "params": counts_dict(blocks.get(b.name, Count())), "macs": blocks.get(b.name, Count()).macs,
                     "train_only": net.is_train_only(b.output), **_rf(net, b.output)} for b in net.graph.blocks],
         "layers": [{"name": n, "op": l.op, "shape": list(net.shapes[n]), "params": net.counts[n].params,
                     "trainable": net.counts[n].trainable, "non_trainable": net.counts[n].non_trainable,
@@ -89,21 +87,6 @@ def describe(layer: Layer) -> str:
     if a.get("act") and op != "act":
         parts.append(a["act"])
     return " ".join(parts)
-
-
-def _size(v) -> str:
-    return "x".join(str(x) for x in v)
-
-
-def _pad(p) -> str:
-    if isinstance(p, str):
-        return p
-    t, b, l, r = p
-    if t == b == l == r:
-        return f"pad {t}"
-    if t == b and l == r:
-        return f"pad ({t}, {l})"
-    return f"pad ({t}, {b}, {l}, {r})"
 
 
 def summary_table(net, depth: int | None = None, rf: bool = False, columns=(), footer=(),
@@ -204,33 +187,10 @@ def _call_signature(net, row) -> tuple | None:
 
 def _total_line(label: str, c: Count) -> str:
     return (f"{label}: {c.params:,} params ({c.trainable:,} trainable, {c.non_trainable:,} non-trainable), "
-            f"{c.macs:,} MACs ({_si(2 * c.macs)}FLOPs)")
-
-
-def _si(n: int) -> str:
-    for unit, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{n} "
+            f"{c.macs:,} MACs ({si(2 * c.macs)}FLOPs)")
 
 
 # --- expand -------------------------------------------------------------------------------
-
-def _value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "none"
-    if isinstance(v, tuple):
-        if any(isinstance(x, float) for x in v):  # per-channel values (affine, normalize)
-            return "(" + ", ".join(f"{x:g}" for x in v) + ")"
-        if len(v) == 4:
-            return _pad(v).replace("pad ", "")
-        return "x".join(str(x) for x in v)
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)
-
 
 def call_text(layer: Layer) -> str:
     """The layer as a canonical call: required arguments, then those that differ from the op's defaults."""
@@ -239,12 +199,12 @@ def call_text(layer: Layer) -> str:
     for arg in op.args:
         v = layer.attrs.get(arg.name)
         if arg.default is REQUIRED:
-            args.append(_value(v))
+            args.append(attr_text(v))
         elif arg.name == "stride" and arg.default is None:
             if v != layer.attrs.get("kernel"):
-                args.append(f"stride={_value(v)}")
+                args.append(f"stride={attr_text(v)}")
         elif v != DEFAULTS[layer.op][arg.name]:
-            args.append(f"{arg.name}={_value(v)}")
+            args.append(f"{arg.name}={attr_text(v)}")
     return f"{layer.op}({', '.join(args)})" if args else layer.op
 
 
@@ -252,7 +212,7 @@ def expand_text(net) -> str:
     """`incdsl expand`: the flat network as text, one `name = op(args) <- inputs  # shape` line per layer
     (shape HWC, batch left out; `[train]` marks training-only layers), then one line per output.
     """
-    lines = [f"# network {net.name}" + "".join(f" {k}={_value(v)}" for k, v in net.params.items())]
+    lines = [f"# network {net.name}" + "".join(f" {k}={attr_text(v)}" for k, v in net.params.items())]
     width = max(len(n) for n in net.layers)
     for name, layer in net.layers.items():
         src = f" <- {', '.join(layer.inputs)}" if layer.inputs else ""

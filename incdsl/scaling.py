@@ -15,7 +15,7 @@ import itertools
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR
 
-from .sweep import _check_names
+from .sweep import check_names
 from .errors import NothingFits, SpecError, UsageError
 from .fitting import BATCH, Measure, Probe, _Fitter, over_text, shortest
 from .network import Spec
@@ -119,7 +119,7 @@ def compound(spec: Spec, bases: dict[str, float], budgets: dict, *, sets: dict |
     Raises UsageError when the names are unknown or not numeric or a base is not above 1,
     NothingFits when even the smallest network that builds is over budget."""
     sets = dict(sets or {})
-    _check_names(spec, list(bases) + list(sets), "")
+    check_names(spec, list(bases) + list(sets), "")
     for name in bases:
         d = spec.params[name]
         if isinstance(d, bool) or not isinstance(d, (int, float)) or d <= 0:
@@ -222,7 +222,7 @@ def pareto_grid(spec: Spec, ranges: list[tuple[str, list[str]]], budgets: dict, 
         if n in seen:
             raise UsageError(f"--vary {n} is given twice; list all its values in one --vary {n}=V1,V2")
         seen.add(n)
-    _check_names(spec, [n for n in names if n != BATCH] + list(sets), "")
+    check_names(spec, [n for n in names if n != BATCH] + list(sets), "")
     if BATCH in names:
         if not {"memory", "latency"} & set(budgets):
             raise UsageError("--vary batch needs a --memory or --latency budget (params and MACs do not grow with it)")

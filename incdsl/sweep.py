@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from .errors import Note, SpecError, UsageError, did_you_mean
 from .network import Network, Spec
 from .ops import ZERO, Count
+from .text import sets_text
 
 PROGRESS_MIN = 30  # grids up to this size finish too fast for a progress bar to help
 
@@ -104,10 +105,10 @@ def plan(specs: list[Spec], sets: dict | None = None, sweeps: list[tuple[str, li
     prefixes = nets if len(set(nets)) == len(nets) else [s.path for s in specs]
     out: list[Variant] = []
     for spec, prefix in zip(specs, prefixes):
-        _check_names(spec, list(sets) + names, "")
+        check_names(spec, list(sets) + names, "")
         bases = _bases(spec, variants, all_variants)
         for base_label, base_sets in bases:
-            _check_names(spec, base_sets, f"variant '{base_label}'" if base_label else "")
+            check_names(spec, base_sets, f"variant '{base_label}'" if base_label else "")
             for k in base_sets:
                 if k in sets:
                     raise UsageError(f"'{k}' is set both by --set and by variant '{base_label}'")
@@ -157,7 +158,9 @@ def _bases(spec: Spec, variants, all_variants: bool) -> list[tuple[str, dict]]:
     return bases or [("", {})]
 
 
-def _check_names(spec: Spec, names, where: str) -> None:
+def check_names(spec: Spec, names, where: str) -> None:
+    """Raise `UsageError` naming the first of `names` that is not a parameter of `spec` (with a
+    did-you-mean hint or the list of its parameters); `where` (e.g. "variant 'small'") prefixes it."""
     known = spec.params
     for n in names:
         if n not in known:
@@ -206,7 +209,7 @@ REST = "(other layers)"  # the layers outside every block: stem, pools between b
 
 def build(variant: Variant) -> Network:
     """Elaborate one variant; errors say which variant they come from."""
-    sets = _sets_text(variant.sets)
+    sets = sets_text(variant.sets)
     where = f"variant '{variant.label}'" + (f" ({sets})" if sets and sets.replace(",", "") not in variant.label else "")
     try:
         return variant.spec.build(**variant.sets)
@@ -349,19 +352,6 @@ def align_blocks(rows: list[Row], by: str = "name") -> list[BlockRow]:
         module = next((c.module for c in cells if c is not None), None)
         out.append(BlockRow(name, module, cells))
     return out
-
-
-def _value(v) -> str:
-    """A parameter value as the user would write it back: floats keep their point (width=1.0, not 1)."""
-    if isinstance(v, float):
-        return repr(v)
-    from .report import _value as value
-    return value(v)
-
-
-def _sets_text(sets: dict) -> str:
-    return ", ".join(f"{k}={_value(v)}" for k, v in sets.items())
-
 
 
 def pareto(rows: list[Row], inference: bool = True) -> list[int]:

@@ -24,7 +24,8 @@ from ..errors import UsageError
 from ..io import atomic_path
 from ..ops import Count
 from ..passes.shapes import fmt
-from ..report import _value, describe
+from ..report import describe
+from ..text import attr_text
 from .dot_labels import (BOX_COLOUR, CLUSTER_COLOURS, FAMILIES, FAMILY_COLOURS, FONT, TRAIN_COLOUR,  # noqa: F401
                          _attrs, _given_name, _html, _q, _stmts, op_text, si)
 
@@ -309,7 +310,7 @@ def _block_tooltip(net, plan: _Plan, name: str) -> str:
 
 def _network_title(net, depth, only) -> str:
     t = net.total(inference=True)
-    sets = "  ".join(f"{k}={_value(v)}" for k, v in net.params.items())
+    sets = "  ".join(f"{k}={attr_text(v)}" for k, v in net.params.items())
     what = f"{net.name}" + (f" / {only}" if only else "") + (f"  (depth {depth})" if depth else "")
     return _html([("b", what), ("small", sets),
                   ("small", f"inference: {t.params:,} params · {t.macs:,} MACs")])

@@ -42,13 +42,12 @@ from ..weights import init_weights, keras_name
 from .keras_weights import all_layers, from_keras, to_keras
 from ..ops import LEAKY_RELU_SLOPE
 from ..targets import strided_dilation
+from ..text import first_line
 from .keras_layers import (CUSTOM_OBJECTS, LRN, AdaptiveAvgPool2D, AvgPool2D, ChannelShuffle, DropPath, GroupedConv2D,
                            MaxPool2D,
                            Subsample)
 
 L = keras.layers
-
-
 
 
 def custom_objects() -> dict:
@@ -295,7 +294,7 @@ def load_weights_file(model, net, path: str | Path) -> str:
         try:
             saved = keras.models.load_model(path, compile=False)
         except Exception as e:  # not a Keras archive, or one Keras cannot read
-            raise SpecError(f"cannot read {path} as a Keras model: {_first_line(e)}") from None
+            raise SpecError(f"cannot read {path} as a Keras model: {first_line(e)}") from None
         names = set(all_layers(saved))
         if any(keras_name(n) in names for n in net.layers if n != "input"):
             to_keras(model, net, from_keras(saved, net))
@@ -314,9 +313,9 @@ def load_weights_file(model, net, path: str | Path) -> str:
                 _note_unused_classifier(net, path)
                 return "a weights file of the same model"
             # Keras loaded what matched and skipped the rest: not this model's own file
-            raise ValueError(_first_line(Exception(str(skipped[0].message))))
+            raise ValueError(first_line(Exception(str(skipped[0].message))))
         except Exception as e:  # Keras matches .weights.h5 files by structure, not by name
-            own = SpecError(f"cannot load weights from {path} into network {net.name}: {_first_line(e)}",
+            own = SpecError(f"cannot load weights from {path} into network {net.name}: {first_line(e)}",
                             hint="a .weights.h5 file loads into the model it was saved from: same spec, "
                                  "parameters and --inference")
         from . import keras_apps
@@ -373,11 +372,6 @@ def write_spec_meta(path, net, inference: bool) -> None:
     meta = {"network": net.name, "params": params, "heads": heads, "layers": layers}
     with zipfile.ZipFile(path, "a") as z:
         z.writestr("incdsl_spec.json", json.dumps(meta, indent=1))
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 # --- incdsl compile --to keras ----------------------------------------------------------------

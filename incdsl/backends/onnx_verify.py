@@ -25,6 +25,7 @@ import onnx
 
 from ..errors import SpecError
 from ..graph import Graph
+from ..text import first_line
 
 _REFERENCE = {"keras": "Keras", "numpy": "incdsl's numpy reference"}
 RTOL = 1e-4  # max |diff| allowed, as a fraction of the reference output's largest magnitude
@@ -194,7 +195,7 @@ def _checked(path: str) -> onnx.ModelProto:
         onnx.checker.check_model(path, full_check=True)
         return onnx.shape_inference.infer_shapes(onnx.load(path), check_type=True, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        raise VerifyError(f"the ONNX checker rejects the model: {_first_line(e)}") from None
+        raise VerifyError(f"the ONNX checker rejects the model: {first_line(e)}") from None
 
 
 def _before_softmax(model: onnx.ModelProto, output: str) -> str | None:
@@ -216,7 +217,3 @@ def _dims(shape, batch, nhwc=False):
 
 def _fmt(dims) -> str:
     return "x".join("?" if d is None else str(d) for d in dims)
-
-
-def _first_line(e) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpecError
+from ..text import first_line
 
 
 def expected(net: Network, name: str) -> dict[str, dict[str, tuple]]:
@@ -109,7 +110,7 @@ def read_keras_file(net: Network, path: Path) -> dict:
             f.visititems(visit)
     except (OSError, ValueError, KeyError, TypeError) as e:  # h5py: "file signature not found", ...
         raise SpecError(f"{path}: its model.weights.h5 is not a readable HDF5 weights file "
-                        f"({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
+                        f"({first_line(e)[:120]})") from None
 
     weights: dict[str, dict[str, np.ndarray]] = {}
     for name in net.layers:

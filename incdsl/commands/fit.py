@@ -8,6 +8,7 @@ import sys
 
 from .spec_args import add_spec_args, parse_sets
 from ..errors import UsageError
+from ..text import number_text
 from .summary import add_budget_options
 
 BUDGETS = {"params": "params budget: 10M, 500K, 2.5e6 (K/M/G = 10^3/10^6/10^9)",
@@ -120,13 +121,9 @@ def _single(args, spec, name: str, budgets: dict, common: dict) -> int:
         return 0
     print(f"{args.spec}{given(args)}: largest {r.name} with {what(budgets, r.trainable)}{scope(r.best, r.inference)}")
     # the shortest decimals that build each network: 0.634 fits, 0.635 is over (not 0.6343749999999999)
-    print(f"  {r.name} = {_num(r.short)}: {line(r.best, budgets)}  <- fits")
+    print(f"  {r.name} = {number_text(r.short)}: {line(r.best, budgets)}  <- fits")
     if r.next is None:
         print("  it is the --max you gave; larger values were not tried")
     else:
-        print(f"  next step: {r.name} = {_num(r.next_short)}: {line(r.next, budgets)}  <- over budget")
+        print(f"  next step: {r.name} = {number_text(r.next_short)}: {line(r.next, budgets)}  <- over budget")
     return 0
-
-
-def _num(v) -> str:
-    return repr(v) if isinstance(v, float) else str(v)

@@ -38,7 +38,7 @@ def run(args) -> int:
 
     from ..importers.model import import_model, save_weights
     from ..io import atomic_path
-    from ..report import _si
+    from ..text import si
 
     imported = import_model(model, out)
     net, w = imported.net, imported.written
@@ -51,7 +51,7 @@ def run(args) -> int:
     t = net.total()
     mods = ", ".join(f"{m} x{n}" if n > 1 else m for m, n in w.modules.items()) or "none"
     print(f"wrote {out}: network {net.name}, {len(net.layers)} layers, modules: {mods}; "
-          f"{t.params:,} params ({t.trainable:,} trainable), {t.macs:,} MACs ({_si(2 * t.macs)}FLOPs), "
+          f"{t.params:,} params ({t.trainable:,} trainable), {t.macs:,} MACs ({si(2 * t.macs)}FLOPs), "
           f"checked layer for layer against {model.name}")
     for note in imported.notes:
         print(f"note: {note}")

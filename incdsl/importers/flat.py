@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import SpecError
+from ..text import shape_text
 from ..ops import ALIASES, OPS, ShapeError, Shape, infer, normalize
 
 
@@ -90,8 +91,8 @@ class Flat:
             raise SpecError(f"{self.source}: layer {node.what or node.name} maps to {node.op} but "
                             f"{getattr(e, 'message', e)}") from None
         if shape is not None and tuple(shape) != tuple(out):
-            raise SpecError(f"{self.source}: layer {node.what or node.name} gives {_fmt(shape)}; as incdsl's "
-                            f"{node.op} it would give {_fmt(out)}",
+            raise SpecError(f"{self.source}: layer {node.what or node.name} gives {shape_text(shape)}; as incdsl's "
+                            f"{node.op} it would give {shape_text(out)}",
                             hint="its semantics differ from the op's (padding or rounding rule)")
         self.nodes[node.name] = node
         self.shapes[node.name] = tuple(out)
@@ -114,10 +115,6 @@ class Flat:
         for node in self.nodes.values():
             node.inputs = [into if i == name else i for i in node.inputs]
         self.heads = [Head(h.name, into if h.node == name else h.node, h.train_only, h.loss_weight) for h in self.heads]
-
-
-def _fmt(shape) -> str:
-    return "x".join(str(d) for d in shape)
 
 
 _CONVS = ("conv", "dwconv", "sepconv")

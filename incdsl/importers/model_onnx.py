@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpecError
+from ..text import first_line
 from .flat import Flat, Head, Node, fuse, spec_name
 
 OPSET = 17  # what the converter brings other opsets to; the ops read here mean the same from 13 on
@@ -43,7 +44,7 @@ def read(path: Path) -> Flat:
         try:
             model = onnx.version_converter.convert_version(model, OPSET)
         except Exception as e:  # the converter names the op it cannot adapt
-            raise SpecError(f"{path}: cannot convert opset {opset} to {OPSET}: {str(e).splitlines()[0][:200]}") from None
+            raise SpecError(f"{path}: cannot convert opset {opset} to {OPSET}: {first_line(e)[:200]}") from None
     flat = _Reader(model, str(path)).run()
     fuse(flat)
     return flat

@@ -35,7 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpecError
+from ..text import first_line, shape_text
 from ..weights import Weights, weight_shapes
+
+SCALAR = "a scalar"  # how a weight's shape () reads in messages
 
 SUFFIXES = (".pth", ".pt", ".safetensors")
 _SKIP = ("num_batches_tracked",)
@@ -59,7 +62,7 @@ def read_state_dict(path) -> dict[str, np.ndarray]:
         try:
             return strip_wrapper_prefix(dict(load_file(str(path))))
         except (SafetensorError, OSError, ValueError) as e:
-            raise SpecError(f"cannot read {path} as safetensors: {_first_line(e)}") from None
+            raise SpecError(f"cannot read {path} as safetensors: {first_line(e)}") from None
     try:
         import torch
     except ImportError:
@@ -146,7 +149,7 @@ def _torch_units(state: dict, ordered: bool) -> list[tuple[str, str, list]]:
             kinds[prefix] = "conv" if w.ndim == 4 else "dense"
             _check_params(prefix, params, kinds[prefix] if w.ndim == 4 else "linear", ("weight", "bias"), ("weight",))
         else:
-            have = ", ".join(f"{p} {_fmt(a.shape)}" for p, a in params.items())
+            have = ", ".join(f"{p} {shape_text(a.shape, SCALAR)}" for p, a in params.items())
             raise SpecError(f"torch module '{prefix}' ({have}) is neither a conv, a linear nor a batch norm")
     siblings: dict[str, list[str]] = {}
     for prefix in modules:
@@ -173,14 +176,14 @@ _BN_PARAMS = ("weight", "bias", "running_mean", "running_var")
 def _check_params(prefix: str, params: dict, kind: str, known: tuple, needed: tuple) -> None:
     """A module's tensors are the ones its torch class holds (torch.nn.BatchNorm2d: weight, bias,
     running_mean, running_var; Conv2d and Linear: weight, bias): name a missing or extra one."""
-    have = ", ".join(f"{p} {_fmt(a.shape)}" for p, a in params.items())
+    have = ", ".join(f"{p} {shape_text(a.shape, SCALAR)}" for p, a in params.items())
     for p in needed:
         if p not in params:
             raise SpecError(f"torch module '{prefix}' ({kind}) has no {p} in the file (it has {have})",
                             hint="the file is incomplete or was edited: save it again with torch.save(model.state_dict(), path)")
     for p in params:
         if p not in known:
-            raise SpecError(f"torch module '{prefix}' ({kind}) has a tensor '{p}' ({_fmt(params[p].shape)}) "
+            raise SpecError(f"torch module '{prefix}' ({kind}) has a tensor '{p}' ({shape_text(params[p].shape, SCALAR)}) "
                             f"that a {kind} does not hold (it has {have})",
                             hint="the file was saved from another model or edited: save the model's state_dict() as it is")
 
@@ -207,7 +210,7 @@ def _grouped(items, top) -> dict[str, list]:
 
 
 def _describe(unit) -> str:
-    return " + ".join(f"'{p}' ({', '.join(f'{k} {_fmt(a.shape)}' for k, a in params.items() if k != 'num_batches_tracked')})"
+    return " + ".join(f"'{p}' ({', '.join(f'{k} {shape_text(a.shape, SCALAR)}' for k, a in params.items() if k != 'num_batches_tracked')})"
                       for p, params in unit[2])
 
 
@@ -255,7 +258,7 @@ def torch_weights(net, state: dict[str, np.ndarray], source: str = "the torch fi
             if fit is None and partial:
                 continue
             if fit is None:
-                need = ", ".join(f"{k} {_fmt(v)}" for k, v in want.items())
+                need = ", ".join(f"{k} {shape_text(v, SCALAR)}" for k, v in want.items())
                 nxt = f"; the next unused is {_describe(free[0])}" if free else "; the file has nothing left for it"
                 raise SpecError(f"no module in {source} fits layer '{node}' ({kind}: {need}, Keras layout){nxt}",
                                 net.layers[node].span,
@@ -314,12 +317,3 @@ def _convert(net, node, kind, members) -> dict[str, np.ndarray]:
 def load_torch_weights(net, path) -> Weights:
     """`torch_weights` of the state_dict in `path` (.pth, .pt or .safetensors)."""
     return torch_weights(net, read_state_dict(path), str(path), ordered=Path(path).suffix != ".safetensors")
-
-
-def _fmt(shape) -> str:
-    return "x".join(str(d) for d in shape) or "a scalar"
-
-
-def _first_line(e) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__

@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..ops import ALIASES, OPS
+from ..text import shape_text
 from .flat import Flat
 from .modules import Group, assign_modules, group_items, hoist_defaults, identifier, nodes_of, render_call
 from .render import SLOT, NameMismatch, Renderer, value_text
@@ -196,7 +197,7 @@ def _assemble(flat, header, modules, defaults, params, stmts) -> str:
         for line in lines:
             line_nodes[first + len(rows)] = node
             rows.append(("  " + line, None))
-        rows[-1] = (rows[-1][0], "x".join(str(d) for d in flat.shapes[node]) if node else None)
+        rows[-1] = (rows[-1][0], shape_text(flat.shapes[node]) if node else None)
     width = min(max((len(r) for r, s in rows if s), default=0) + 2, 72)
     for r, s in rows:
         out.append(f"{r.ljust(width)}# {s}" if s else r)
@@ -208,5 +209,5 @@ def _param_text(v) -> str:
     if isinstance(v, str):
         return v
     if isinstance(v, (list, tuple)):
-        return "x".join(str(x) for x in v) if len(v) == 2 else "(" + ", ".join(str(x) for x in v) + ")"
+        return shape_text(v) if len(v) == 2 else "(" + ", ".join(str(x) for x in v) + ")"
     return value_text(v)

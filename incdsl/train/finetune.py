@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import SpecError, UsageError
 from ..graph import ancestors
+from ..text import first_line
 from ..weights import keras_name, weight_shapes
 
 
@@ -80,7 +81,7 @@ def load_pretrained(core, net, path) -> str:
         try:
             got = from_keras(keras.models.load_model(path, compile=False), net)
         except Exception as e:  # not a Keras archive
-            raise SpecError(f"cannot read {path} as a Keras model: {str(e).splitlines()[0] if str(e) else e}") from None
+            raise SpecError(f"cannot read {path} as a Keras model: {first_line(e, '')}") from None
     else:
         how = load_weights_file(core, net, path)
         return f"loaded every layer from {path} ({how})"

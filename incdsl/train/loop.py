@@ -32,6 +32,7 @@ from pathlib import Path
 import keras
 
 from ..errors import SpecError, UsageError
+from ..text import first_line
 from ..backends.keras import build_model
 from .callbacks import Diverged, KeepBest, StepAndRate, StopOnNonFinite, Throughput
 from .config import RunPaths, TrainConfig, TrainResult
@@ -323,7 +324,7 @@ def _find_damaged(folder: str) -> tuple[Path, str] | None:
             with Image.open(path) as im:
                 im.load()
         except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, ... for bad data
-            return path, str(err).splitlines()[0] if str(err) else type(err).__name__
+            return path, first_line(err)
     return None
 
 

@@ -9,6 +9,7 @@ import keras
 
 from ..errors import SpecError
 from ..importers.model_keras import read_spec_meta
+from ..text import first_line
 from .folders import check_predict_files
 from .saving import read_meta
 
@@ -23,7 +24,7 @@ def load_model(path: str | Path):
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as e:  # Keras raises many kinds for a damaged archive
-        raise SpecError(f"cannot load the model {path}: {type(e).__name__}: {_first_line(e)}") from None
+        raise SpecError(f"cannot load the model {path}: {type(e).__name__}: {first_line(e, '')}") from None
     return model, read_meta(path)
 
 
@@ -34,11 +35,6 @@ def _main_output(path, outputs: int) -> int:
     heads = (read_spec_meta(Path(path)) or {}).get("heads") or []
     mains = [i for i, h in enumerate(heads) if not h.get("train_only")]
     return mains[0] if len(heads) == outputs and mains else 0
-
-
-def _first_line(e: Exception) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[0] if lines else ""
 
 
 def load_images(paths: list[str], shape) -> np.ndarray:
@@ -61,7 +57,7 @@ def load_images(paths: list[str], shape) -> np.ndarray:
             with Image.open(path) as im:
                 im.load()
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise SpecError(f"{p} is not a readable image ({_first_line(e) or type(e).__name__})") from None
+            raise SpecError(f"{p} is not a readable image ({first_line(e)})") from None
         out.append(read_image(path, (h, w), c).astype("float32"))
     return np.stack(out)
 
