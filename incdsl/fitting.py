@@ -151,7 +151,11 @@ class FitResult:
 BATCH = "batch"  # not a spec parameter: the images per step of the memory and latency budgets
 
 
-class _Fitter:
+class Fitter:
+    """Builds and measures the variants of `spec` that a search probes: parameter `name` varied (or a
+    dict of values, for compound scaling and grids), the rest fixed at `sets`, each network built once
+    and each value measured once (`cache`). Used by `fit` and `incdsl.scaling`."""
+
     def __init__(self, spec: Spec, name: str, metric: str, budget, trainable: bool,
                  inference: bool, sets: dict, budgets: dict | None = None, measure: Measure | None = None):
         self.spec, self.name, self.what, self.budget = spec, name, metric, budget
@@ -175,6 +179,7 @@ class _Fitter:
         return self._nets[key], (int(batch) if batch is not None else None)
 
     def probe(self, value) -> Probe:
+        """The `Probe` (count, signature, measured amounts) of `value`, measured once and cached."""
         key = tuple(sorted(value.items())) if isinstance(value, dict) else value
         if key not in self.cache:
             net, batch = self.network(value)
@@ -186,6 +191,7 @@ class _Fitter:
         return self.cache[key]
 
     def fits(self, value) -> bool:
+        """Whether `value`'s network is within every budget (params, MACs, memory, latency)."""
         p = self.probe(value)
         return all(p.metric(m, self.trainable) <= limit for m, limit in self.budgets.items())
 
@@ -222,7 +228,7 @@ def fit(spec: Spec, name: str, metric: str, budget, *, lo=None, hi=None, sets: d
         lo = max(lo or 1, 1)  # no step has fewer than one image
         if hi is not None and hi <= lo:
             raise UsageError(f"--max {number_text(hi)} must be above 1 for batch")
-    f = _Fitter(spec, name, metric, budget, trainable, inference, sets, budgets, measure)
+    f = Fitter(spec, name, metric, budget, trainable, inference, sets, budgets, measure)
     over = lambda v: f"{name}={number_text(v)} " + over_text(f.probe(v), budgets, trainable)
 
     if lo is not None and not f.fits(lo):
@@ -256,7 +262,7 @@ def _bound(x, kind, name, flag):
         raise UsageError(f"{flag} {x}: '{name}' is {what}") from None
 
 
-def _bracket(f: _Fitter, lo, hi, default, kind, over):
+def _bracket(f: Fitter, lo, hi, default, kind, over):
     """Find lo (fits) < hi (does not), doubling up or halving down from what is known."""
     name = f.name
     if lo is None and hi is None:
@@ -300,7 +306,7 @@ def _bracket(f: _Fitter, lo, hi, default, kind, over):
 def shortest(f, value, rounding):
     """The decimal with fewest digits that builds the same network as `value`: searched at or below
     it (ROUND_FLOOR: 0.634 for 0.6343749999999999) or at or above it (ROUND_CEILING: 0.635 for
-    0.634375). `f` is a _Fitter (or anything with `probe(value).signature`)."""
+    0.634375). `f` is a Fitter (or anything with `probe(value).signature`)."""
     if not isinstance(value, float):
         return value
     sig = f.probe(value).signature
@@ -315,7 +321,7 @@ def shortest(f, value, rounding):
     return value
 
 
-def _result(f: _Fitter, best, nxt) -> FitResult:
+def _result(f: Fitter, best, nxt) -> FitResult:
     b = f.probe(best)
     short = shortest(f, best, ROUND_FLOOR)
     next_short = shortest(f, nxt, ROUND_CEILING) if nxt is not None else None

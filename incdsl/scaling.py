@@ -17,7 +17,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR
 
 from .sweep import check_names
 from .errors import NothingFits, SpecError, UsageError
-from .fitting import BATCH, Measure, Probe, _Fitter, over_text, shortest
+from .fitting import BATCH, Measure, Probe, Fitter, over_text, shortest
 from .network import Spec
 
 
@@ -54,7 +54,7 @@ def scaled(spec: Spec, bases: dict[str, float], phi: float) -> dict:
 class _PhiFitter:
     """Probes by phi: the network of the scaled values (cached by those values)."""
 
-    def __init__(self, spec: Spec, bases: dict, inner: _Fitter):
+    def __init__(self, spec: Spec, bases: dict, inner: Fitter):
         self.spec, self.bases, self.inner = spec, bases, inner
 
     def probe(self, phi: float) -> Probe:
@@ -127,7 +127,7 @@ def compound(spec: Spec, bases: dict[str, float], budgets: dict, *, sets: dict |
         if name in sets:
             raise UsageError(f"'{name}' is scaled; do not also --set it")
     metric = next(iter(budgets))
-    inner = _Fitter(spec, "phi", metric, budgets[metric], trainable, inference, sets, budgets, measure)
+    inner = Fitter(spec, "phi", metric, budgets[metric], trainable, inference, sets, budgets, measure)
     f = _PhiFitter(spec, bases, inner)
     if f.fits(0.0):
         lo, hi, step = 0.0, None, 1.0
@@ -230,7 +230,7 @@ def pareto_grid(spec: Spec, ranges: list[tuple[str, list[str]]], budgets: dict, 
         if bad:
             raise UsageError(f"--vary batch={bad[0]}: a batch is a whole number of images, at least 1")
     metric = next(iter(budgets))
-    inner = _Fitter(spec, "grid", metric, budgets[metric], trainable, inference, sets, budgets, measure)
+    inner = Fitter(spec, "grid", metric, budgets[metric], trainable, inference, sets, budgets, measure)
     points = []
     for combo in itertools.product(*[vals for _, vals in ranges]):
         values = dict(zip(names, combo))

@@ -27,7 +27,7 @@ from ..passes.shapes import fmt
 from ..report import describe
 from ..text import attr_text
 from .dot_labels import (BOX_COLOUR, CLUSTER_COLOURS, FAMILIES, FAMILY_COLOURS, FONT, TRAIN_COLOUR,  # noqa: F401
-                         _attrs, _given_name, _html, _q, _stmts, op_text, si)
+                         attr_list, given_name, html_label, quoted, attr_statements, op_text, si)
 
 FORMATS = ("dot", "svg", "png")
 TITLE = ":title"  # suffix of the node that titles a module call's cluster
@@ -135,14 +135,14 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
         if len(firsts) >= 2 and len(set(firsts)) == len(firsts):
             same_rank.append(firsts)
 
-    out = [f"digraph {_q(net.name)} {{"]
+    out = [f"digraph {quoted(net.name)} {{"]
     title = _network_title(net, depth, only)
-    out.append("  graph " + _attrs(rankdir=rankdir, fontname=FONT, fontsize="16", label=title, labelloc="t",
+    out.append("  graph " + attr_list(rankdir=rankdir, fontname=FONT, fontsize="16", label=title, labelloc="t",
                                    newrank="true", nodesep="0.25", ranksep="0.35", ordering="out",
                                    tooltip=net.name) + ";")
-    out.append("  node " + _attrs(shape="box", style="rounded,filled", fontname=FONT, fontsize="11",
+    out.append("  node " + attr_list(shape="box", style="rounded,filled", fontname=FONT, fontsize="11",
                                   margin="0.10,0.04", height="0.3", penwidth="0.8") + ";")
-    out.append("  edge " + _attrs(fontname=FONT, fontsize="8", fontcolor="#666666", color="#555555",
+    out.append("  edge " + attr_list(fontname=FONT, fontsize="8", fontcolor="#666666", color="#555555",
                                   arrowsize="0.6", penwidth="0.8") + ";")
 
     # Shapes appear once: on the edges that carry them, and on a node only when no edge leaves it.
@@ -160,7 +160,7 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
             b = plan.blocks[child.name]
             cnt = plan.block_count(child.name)
             train = plan.train_only(b.output)
-            label = _html([("b", f"{child.name.rsplit('/', 1)[-1]}: {b.module}"),
+            label = html_label([("b", f"{child.name.rsplit('/', 1)[-1]}: {b.module}"),
                            ("small", f"{si(cnt.params)} params · {si(cnt.macs)} MACs")])
             heads = _entries(net, plan, child.name, layers)
             # The title is a node inside the cluster, left of the first layer its inputs enter:
@@ -168,15 +168,15 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
             # that starts mid-row (a nested call in a later branch) keeps a plain label: Graphviz
             # does not keep a row's order when a title node joins it there.
             as_node = bool(heads) and heads[0] not in mid_row
-            out.append(f"{indent}subgraph {_q('cluster_' + child.name)} {{")
-            out.append(indent + "  " + _stmts(
+            out.append(f"{indent}subgraph {quoted('cluster_' + child.name)} {{")
+            out.append(indent + "  " + attr_statements(
                 label="" if as_node else label, labeljust="l", tooltip=_block_tooltip(net, plan, child.name),
                 style="rounded,filled" + (",dashed" if train else ""),
                 fillcolor=CLUSTER_COLOURS[level % len(CLUSTER_COLOURS)],
                 color=TRAIN_COLOUR if train else "#7f95b5", fontname=FONT, fontsize="11"))
             if as_node:
                 title = child.name + TITLE
-                out.append(indent + "  " + _q(title) + " " + _attrs(
+                out.append(indent + "  " + quoted(title) + " " + attr_list(
                     label=label, shape="plaintext", style="", margin="0.02",
                     tooltip=_block_tooltip(net, plan, child.name)))
                 titles.setdefault(heads[0], []).append(title)
@@ -188,10 +188,10 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
         # one short edge per line: Graphviz's parser fails on a chain of thousands of `->` in one
         # statement ("syntax error in line 3007" for a 3,000-branch concat)
         out.append("  { rank=same;")
-        out += [f"    {_q(a)} -> {_q(b)} [style=invis];" for a, b in zip(ids, ids[1:])]
+        out += [f"    {quoted(a)} -> {quoted(b)} [style=invis];" for a, b in zip(ids, ids[1:])]
         out.append("  }")
     for head, names in titles.items():  # a title on the row of its first layer, wherever it fits
-        out.append("  { rank=same; " + "; ".join(_q(i) for i in names + [head]) + "; }")
+        out.append("  { rank=same; " + "; ".join(quoted(i) for i in names + [head]) + "; }")
 
     # One edge per layer input (external inputs of an `only` call come from stub nodes).
     edges: list[str] = []
@@ -204,7 +204,7 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
                 continue  # inside one collapsed box
             if src not in drawn:
                 drawn.add(src)
-                out.append("  " + _q(src) + " " + _attrs(
+                out.append("  " + quoted(src) + " " + attr_list(
                     label=f"from {_top(plan, src_layer)}", shape="plaintext",  # its shape is on the edges
                     style="", fontsize="10"))
             if dst != layer and (src, dst) in seen:
@@ -212,7 +212,7 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
             seen.add((src, dst))
             train = net.is_train_only(layer)
             several = len(net.layers[layer].inputs) > 1
-            edges.append(f"  {_q(src)} -> {_q(dst)} " + _attrs(
+            edges.append(f"  {quoted(src)} -> {quoted(dst)} " + attr_list(
                 label=fmt(net.shapes[src_layer]), style="dashed" if train else None,
                 color=TRAIN_COLOUR if train else None,
                 tooltip=f"{src_layer} -> {layer}: {fmt(net.shapes[src_layer])}" + (f" (input {port + 1})" if several else "")))
@@ -220,10 +220,10 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
         b = plan.blocks[only]
         users = [n for n, lay in net.layers.items() if b.output in lay.inputs and not plan.visible(n)]
         users = list(dict.fromkeys(_top(plan, n) for n in users)) or ["output"]
-        out.append("  " + _q(only + ":out") + " " + _attrs(label="to " + ", ".join(users),
+        out.append("  " + quoted(only + ":out") + " " + attr_list(label="to " + ", ".join(users),
                                                           shape="plaintext", style="", fontsize="10"))
-        edges.append(f"  {_q(plan.node_id(b.output))} -> {_q(only + ':out')} "
-                     + _attrs(label=fmt(net.shapes[b.output])))
+        edges.append(f"  {quoted(plan.node_id(b.output))} -> {quoted(only + ':out')} "
+                     + attr_list(label=fmt(net.shapes[b.output])))
     out += edges
     out.append("}")
     return "\n".join(out) + "\n"
@@ -266,16 +266,16 @@ def _node(net, plan: _Plan, nid: str, sink: bool) -> str:
         b = plan.blocks[nid]
         c = plan.block_count(nid)
         train = plan.train_only(nid)
-        label = _html([("b", nid.rsplit("/", 1)[-1]), ("", b.module), ("small", f"{si(c.params)} params · {si(c.macs)} MACs"),
+        label = html_label([("b", nid.rsplit("/", 1)[-1]), ("", b.module), ("small", f"{si(c.params)} params · {si(c.macs)} MACs"),
                        ("", fmt(net.shapes[b.output]) if sink else "")])
-        return _q(nid) + " " + _attrs(label=label, fillcolor=BOX_COLOUR, shape="box",
+        return quoted(nid) + " " + attr_list(label=label, fillcolor=BOX_COLOUR, shape="box",
                                       style="filled" + (",dashed" if train else ""), penwidth="1.2",
                                       color=TRAIN_COLOUR if train else "#34558b",
                                       tooltip=_block_tooltip(net, plan, nid))
     layer = net.layers[nid]
     train = net.is_train_only(nid)
     lines = []
-    given = _given_name(nid)
+    given = given_name(nid)
     if given:
         lines.append(("small", given))
     lines.append(("b" if layer.op in ("conv", "dwconv", "sepconv", "dense") else "", op_text(layer)))
@@ -292,7 +292,7 @@ def _node(net, plan: _Plan, nid: str, sink: bool) -> str:
     if train:
         tip.append("training only")
     fill = FAMILY_COLOURS[FAMILIES.get(layer.op, "other")]
-    return _q(nid) + " " + _attrs(label=_html(lines), fillcolor=fill,
+    return quoted(nid) + " " + attr_list(label=html_label(lines), fillcolor=fill,
                                   style="rounded,filled" + (",dashed" if train else ""),
                                   color=TRAIN_COLOUR if train else None, tooltip="\n".join(tip))
 
@@ -312,7 +312,7 @@ def _network_title(net, depth, only) -> str:
     t = net.total(inference=True)
     sets = "  ".join(f"{k}={attr_text(v)}" for k, v in net.params.items())
     what = f"{net.name}" + (f" / {only}" if only else "") + (f"  (depth {depth})" if depth else "")
-    return _html([("b", what), ("small", sets),
+    return html_label([("b", what), ("small", sets),
                   ("small", f"inference: {t.params:,} params · {t.macs:,} MACs")])
 
 

@@ -52,7 +52,7 @@ def _size(v) -> str:
     return f"{v[0]}x{v[1]}"
 
 
-def _given_name(name: str) -> str | None:
+def given_name(name: str) -> str | None:
     """The layer's own name when the spec gave one (`conv1`), None for generated ones (`conv_2`, `b3`)."""
     last = name.rsplit("/", 1)[-1]
     m = re.fullmatch(r"(.+)_\d+", last)
@@ -61,7 +61,7 @@ def _given_name(name: str) -> str | None:
     return last
 
 
-def _html(lines: list[tuple[str, str]]) -> str:
+def html_label(lines: list[tuple[str, str]]) -> str:
     """An HTML-like label from (style, text) lines; style is 'b' (bold), 'small' or ''."""
     out = []
     for style, text in lines:
@@ -76,23 +76,23 @@ def _html(lines: list[tuple[str, str]]) -> str:
     return "<" + "<br/>".join(out) + ">"
 
 
-def _q(s: str) -> str:
+def quoted(s: str) -> str:
     """A DOT quoted string."""
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def _pairs(kw: dict) -> list[str]:
     """`key="value"` items, HTML-like labels (`<...>`) unquoted; None values left out."""
-    return [f"{k}={v}" if isinstance(v, str) and v.startswith("<") else f"{k}={_q(str(v))}"
+    return [f"{k}={v}" if isinstance(v, str) and v.startswith("<") else f"{k}={quoted(str(v))}"
             for k, v in kw.items() if v is not None]
 
 
-def _attrs(**kw) -> str:
+def attr_list(**kw) -> str:
     """An attribute list, for a node or an edge."""
     return "[" + ", ".join(_pairs(kw)) + "]"
 
 
-def _stmts(**kw) -> str:
+def attr_statements(**kw) -> str:
     """Attribute statements, for a cluster (so that parsers see them as the cluster's own)."""
     return " ".join(p + ";" for p in _pairs(kw))
 
