@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from .errors import ArgumentError, NothingFits, SpecError, UsageError, clip, shorten
+from .errors import ArgumentError, NothingFits, OptionError, SpecError, UsageError, clip, shorten
 from .guard import StdoutError, Terminated, guarded
 from .io import forget_inputs
 
@@ -66,6 +66,9 @@ def _run(args) -> int:
         return 1
     except UsageError as e:
         message = e.cli_message() if isinstance(e, ArgumentError) else str(e)
+        if isinstance(e, OptionError):  # the library names parameters; the command line, flags
+            from .commands.flags import cli_text
+            message = cli_text(e)
         print(f"incdsl {args.command}: error: {clip(message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import difflib
 import re
+import string
 
 SOURCES: dict[str, str] = {}
 
@@ -112,6 +113,32 @@ class ArgumentError(UsageError):
     def cli_message(self) -> str:
         """The message in the command line's words: `--set name=value: problem`."""
         return f"--set {self.name}={self.value}: {self.problem}"
+
+
+class OptionError(UsageError):
+    """An option of a library call that is out of range (`TrainConfig(epochs=0)`,
+    `backends.onnx.export(..., layout="nhcw")`): the library names the parameter, the command line
+    names its flag.
+
+    `template` is a `str.format` template whose fields are parameter names, except those given in
+    `values` (the offending values, filled in as they are). `str()` writes each parameter as its
+    Python name (`epochs must be at least 1`) or as `words` says (`{"no_verify": "verify=False"}`);
+    `worded(flags)` writes each as the command line's flag (`--epochs must be at least 1`; the table
+    is `incdsl.commands.flags.FLAGS`).
+    """
+
+    def __init__(self, template: str, words: dict[str, str] | None = None, **values):
+        self.template, self.values, self.words = template, values, dict(words or {})
+        super().__init__(self.worded(self.words))
+
+    @property
+    def params(self) -> list[str]:
+        """The parameter names the message mentions, in order."""
+        return [f for _, f, _, _ in string.Formatter().parse(self.template) if f and f not in self.values]
+
+    def worded(self, words: dict[str, str]) -> str:
+        """The message with each parameter written as `words` gives it (its own name if absent)."""
+        return self.template.format(**{n: words.get(n, n) for n in self.params}, **self.values)
 
 
 MAX_EXCERPT = 100  # characters of the source line shown; an error must fit one screen

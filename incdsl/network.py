@@ -291,14 +291,12 @@ class Network:
         (e.g. "mixed9"). Returns the path written. Raises `UsageError` for another suffix or when
         Graphviz' `dot` is missing (.svg/.png).
         """
-        from .backends.dot import FORMATS, render, to_dot
-        from .io import write_atomic
+        from .backends.dot import FORMATS, export
         path = Path(path)
         fmt_ = path.suffix.lstrip(".").lower()
         if fmt_ not in FORMATS:
             raise UsageError(f"draw writes {', '.join('.' + f for f in FORMATS)} files, not {path.name}")
-        text = to_dot(self, depth=depth, only=only)
-        write_atomic(path, text if fmt_ == "dot" else render(text, fmt_))
+        export(self, path, fmt=fmt_, depth=depth, only=only)
         return path
 
     def __repr__(self) -> str:

@@ -17,10 +17,10 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import OptionError, UsageError
 from ..io import atomic_path
 from ..ops import Count
 from ..passes.shapes import fmt
@@ -31,7 +31,6 @@ from .dot_labels import (BOX_COLOUR, CLUSTER_COLOURS, FAMILIES, FAMILY_COLOURS, 
 
 FORMATS = ("dot", "svg", "png")
 TITLE = ":title"  # suffix of the node that titles a module call's cluster
-FOLD_ABOVE = 100  # a whole drawing of more layers than this folds module calls unless --depth all
 
 # --- what is drawn ----------------------------------------------------------------------------
 
@@ -49,7 +48,8 @@ class _Plan:
         self.blocks = {b.name: b for b in net.graph.blocks}
         if only is not None and only not in self.blocks:
             known = ", ".join(self.blocks) or "none"
-            raise UsageError(f"--only {only}: no module call of that name (module calls: {known})")
+            raise OptionError("{only} {name}: no module call of that name (module calls: {known})", name=only,
+                              known=known)
         self.only = only
         self.depth = depth
         self.groups = net.group_counts()
@@ -102,7 +102,7 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
     """The network as DOT text. `depth`: collapse module calls at that nesting depth or deeper
     into one box each; `only`: draw just that module call (its external inputs become stubs)."""
     if depth is not None and depth < 1:
-        raise UsageError("--depth must be at least 1")
+        raise OptionError("{depth} must be at least 1")
     plan = _Plan(net, depth, only)
     layers = [n for n in net.layers if plan.visible(n)]
 
@@ -321,13 +321,14 @@ def _network_title(net, depth, only) -> str:
 def find_dot() -> str:
     """The path of Graphviz's `dot` program on PATH (the tool that lays out SVG and PNG).
 
-    Raises `UsageError` (exit 2) with how to install Graphviz when it is not found.
+    Raises `OptionError` (a `UsageError`, exit 2) with how to install Graphviz when it is not found.
     """
     exe = shutil.which("dot")
     if exe is None:
-        raise UsageError("drawing SVG or PNG needs Graphviz's `dot` program, which is not on PATH; "
-                         "install the Graphviz package (Debian/Ubuntu: apt-get install graphviz, "
-                         "macOS: brew install graphviz), or write DOT text with --to dot")
+        raise OptionError("drawing SVG or PNG needs Graphviz's `dot` program, which is not on PATH; "
+                          "install the Graphviz package (Debian/Ubuntu: apt-get install graphviz, "
+                          "macOS: brew install graphviz), or write DOT text with {to_dot}",
+                          words={"to_dot": "a .dot path"})
     return exe
 
 
@@ -338,43 +339,52 @@ def render(dot_text: str, fmt_: str) -> bytes:
     try:
         done = subprocess.run(args, input=dot_text.encode(), capture_output=True, timeout=300)
     except subprocess.TimeoutExpired:
-        raise UsageError("Graphviz `dot` took more than 5 minutes; try a smaller --depth") from None
+        raise OptionError("Graphviz `dot` took more than 5 minutes; try a smaller {depth}") from None
     if done.returncode != 0 or not done.stdout:
         err = done.stderr.decode(errors="replace").strip()
         raise UsageError(f"Graphviz `dot` failed (exit {done.returncode}): {err or 'no output'}")
     return done.stdout
 
 
-def compile_cli(net, args) -> int:
-    """`incdsl compile --to dot|svg|png`: draw `net` (a checked `Network`) and write the file.
+@dataclass(frozen=True)
+class Drawing:
+    """What `export` wrote: the file's `path`, its format (dot, svg or png) and its size in bytes."""
+    path: Path
+    format: str
+    size: int
 
-    `args` is the parsed command line: `to` (a format in FORMATS), `output` (a path; `-` is stdout;
-    default `NAME.FORMAT`), `depth` (module-call levels drawn; `all` every layer; above FOLD_ABOVE
-    layers the default folds to depth 1) and `only` (one module call). The file is written atomically
-    and its size printed in bytes. Returns the exit code 0. Raises `UsageError` for another format or,
-    before any work, when SVG/PNG is asked for and Graphviz's `dot` is missing or fails.
-    """
-    fmt_ = args.to
+
+def drawing(net, fmt_: str = "dot", depth: int | None = None, only: str | None = None) -> bytes:
+    """The drawing of `net` (a checked `Network`) as bytes: DOT text, or SVG/PNG laid out by
+    Graphviz. Options as `export`'s. Raises `OptionError` for another format and what `to_dot` and
+    `render` raise."""
     if fmt_ not in FORMATS:
-        raise UsageError(f"the dot backend draws {', '.join(FORMATS)}, not {fmt_}")
+        raise OptionError("{fmt} must be one of {names}, got {value}", words={"fmt": "format"},
+                          names=", ".join(FORMATS), value=fmt_)
     if fmt_ != "dot":
-        find_dot()  # fail before doing any work, and before touching the output
-    depth, only = args.depth, getattr(args, "only", None)
-    if depth == "all":
-        depth = None
-    elif depth is None and only is None and len(net.layers) > FOLD_ABOVE:
-        # a whole big network, layer by layer, is a strip too long to read: fold its module calls
-        depth = 1
-        print(f"note: {len(net.layers)} layers: module calls drawn folded (--depth all draws every layer, "
-              f"--only NAME one module call)", file=sys.stderr)
+        find_dot()  # fail before doing any work
     text = to_dot(net, depth=depth, only=only)
-    data = text.encode() if fmt_ == "dot" else render(text, fmt_)
-    path = args.output or f"{net.name}.{fmt_}"
-    if path == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-        return 0
+    return text.encode() if fmt_ == "dot" else render(text, fmt_)
+
+
+def export(net, path: str | Path, *, fmt: str | None = None, depth: int | None = None,
+           only: str | None = None) -> Drawing:
+    """Draw `net` (a checked `Network`) with Graphviz into the file `path` and return what was written.
+
+    Options:
+    - `fmt` (default None: the path's suffix): "dot" (DOT text, no Graphviz needed), "svg" or "png"
+      (laid out by Graphviz' `dot` program, PNG at 96 dpi).
+    - `depth` (default None: every layer): module calls at that nesting depth (1 = the network's own
+      calls) or deeper are drawn folded, one box each with their params and MACs.
+    - `only` (default None: the whole network): the name of one module call (e.g. "inception3a") to
+      draw alone; its inputs from outside become stubs.
+
+    The file is written atomically (a failure leaves nothing behind). Raises `OptionError` for a
+    format other than dot/svg/png, a depth below 1 or an unknown module call; `UsageError` when
+    Graphviz is needed and missing or fails, or the path cannot be written."""
+    path = Path(path)
+    fmt_ = fmt if fmt is not None else path.suffix.lstrip(".").lower()
+    data = drawing(net, fmt_, depth, only)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
-    print(f"wrote {path} ({len(data):,} bytes)")
-    return 0
+    return Drawing(path, fmt_, len(data))

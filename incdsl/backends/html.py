@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import re
-import sys
+from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import OptionError
 from ..io import write_atomic
 from ..passes.shapes import fmt
 from ..report import call_text, describe
@@ -31,9 +32,9 @@ def page_data(net, depth: int | str = 1) -> dict:
     enclosing call as `parent`), layers (with op, arguments, NHWC output shape, params, MACs and
     spec place) and edges (producer, consumer) in input order. `depth` is the page's first fold, as
     `--depth` draws: module calls whose names have that many parts or more start folded; "all"
-    starts with everything unfolded. Raises UsageError for a depth below 1."""
+    starts with everything unfolded. Raises OptionError for a depth below 1."""
     if depth != "all" and (not isinstance(depth, int) or depth < 1):
-        raise UsageError("--depth must be at least 1 (or 'all')")
+        raise OptionError("{depth} must be at least 1 (or 'all')")
     blocks = {b.name: b for b in net.graph.blocks}
     groups = net.group_counts()
 
@@ -112,23 +113,23 @@ def to_html(net, depth: int | str = 1) -> str:
     return re.sub(r"\{\{[A-Z]+\}\}", lambda m: parts.get(m.group(), m.group()), page)
 
 
-def compile_cli(net, args) -> int:
-    """`incdsl compile --to html`: write `net` (a checked `Network`) as one offline HTML page.
+@dataclass(frozen=True)
+class Page:
+    """What `export` wrote: the page's `path` and its size in bytes."""
+    path: Path
+    size: int
 
-    `args` is the parsed command line: `output` (a path; `-` is stdout; default `NAME.html`) and
-    `depth` (module-call levels unfolded at first, default 1, as in `page_data`). The file is written
-    atomically and its size printed in bytes. Returns the exit code 0. Raises `UsageError` for
-    `--only`, which only drawings take.
-    """
-    if getattr(args, "only", None):
-        raise UsageError("--only is for drawings (--to svg|png|dot); the page shows every module call: "
-                         "search for it there")
-    depth = getattr(args, "depth", None)
-    text = to_html(net, 1 if depth is None else depth)
-    path = args.output or f"{net.name}.html"
-    if path == "-":
-        sys.stdout.write(text)
-        return 0
+
+def export(net, path: str | Path, *, depth: int | str = 1) -> Page:
+    """Write `net` (a checked `Network`) as one self-contained, offline HTML page at `path` and
+    return what was written.
+
+    Options:
+    - `depth` (default 1): the page's first fold; module calls whose names have that many parts or
+      more start folded (each folds and unfolds in the page); "all" starts with every layer shown.
+
+    The file is written atomically. Raises `OptionError` for a depth below 1, `UsageError` for a
+    path that cannot be written."""
+    text = to_html(net, depth)
     write_atomic(path, text)
-    print(f"wrote {path} ({len(text.encode()):,} bytes)")
-    return 0
+    return Page(Path(path), len(text.encode()))

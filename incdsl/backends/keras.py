@@ -30,12 +30,11 @@ stride 1 over the same (explicit) padding followed by `Subsample` (part `sub`): 
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import keras
 
-from ..errors import SpecError, UsageError
+from ..errors import SpecError
 from ..importers.torch import is_torch_file, load_torch_weights
 from ..ops import affine_of
 from ..weights import init_weights, keras_name
@@ -345,67 +344,3 @@ def _note_unused_classifier(net, path: Path) -> None:
         shape = keras3_classifier_shape(path)
         if shape is not None:
             note_classifier_unused(path, shape[-1] if shape else None)
-
-
-def write_spec_meta(path, net, inference: bool) -> None:
-    """Add incdsl_spec.json to a saved .keras zip: the network's name, parameters and heads, which
-    Keras' own config cannot hold, so that `incdsl import` gives back the spec's own header and
-    training-only heads (incdsl/importers/model_keras.py reads it)."""
-    import json
-    import zipfile
-
-    heads = [{"name": h.name, "train_only": h.train_only, "loss_weight": h.loss_weight}
-             for h in net.heads if not (inference and h.train_only)]
-    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in net.params.items()}
-    # each layer's op and arguments: what the Keras layers cannot say (ceil=true on a pool where it
-    # changes no shape, weight decay, init) comes back exactly; tuples are JSON lists
-    layers = {}
-    for layer in net.layers.values():
-        attrs = {}
-        for k, v in layer.attrs.items():
-            try:
-                json.dumps(v)
-            except TypeError:
-                continue
-            attrs[k] = v
-        layers[layer.name] = {"op": layer.op, "attrs": attrs}
-    meta = {"network": net.name, "params": params, "heads": heads, "layers": layers}
-    with zipfile.ZipFile(path, "a") as z:
-        z.writestr("incdsl_spec.json", json.dumps(meta, indent=1))
-
-
-# --- incdsl compile --to keras ----------------------------------------------------------------
-
-def compile_cli(net, args) -> int:
-    """`incdsl compile SPEC --to keras`: build the Keras model (training model with its aux heads,
-    or the inference model with `--inference`), load `--weights` (a .keras, .weights.h5 or .npz
-    file, or a PyTorch state dict) or seed the initial weights (seed 0), and save it as a `.keras`
-    file written atomically and byte-reproducible. Prints one line (outputs, params); returns 0.
-
-    Raises UsageError for an output name not ending in `.keras`, SpecError for a missing or
-    mismatched weights file."""
-    from ..io import atomic_path
-    from .keras_file import make_reproducible
-    out = Path(args.output or f"{net.name}.keras")
-    if out.suffix != ".keras":
-        raise UsageError(f"--to keras writes a .keras file; got -o {out}")
-    inference = bool(getattr(args, "inference", False))
-    weights_file = getattr(args, "weights", None)
-    if weights_file and not Path(weights_file).is_file():
-        raise SpecError(f"weights file {weights_file} not found")
-    if weights_file and is_torch_file(weights_file):  # read and matched before the slow Keras build
-        model = build_model(net, inference=inference, weights=load_torch_weights(net, weights_file))
-        how = "the PyTorch importer"
-    else:
-        model = build_model(net, inference=inference, seed=None if weights_file else 0)
-        how = load_weights_file(model, net, weights_file) if weights_file else None
-    with atomic_path(out) as tmp:
-        model.save(tmp)
-        write_spec_meta(tmp, net, inference)
-        make_reproducible(tmp)  # the same spec and weights give the same bytes (after every entry is in)
-    kind = "inference" if inference else "training"
-    heads = ", ".join(model.output_names)
-    src = f", weights from {weights_file} ({how})" if how else ", weights seeded (init_weights seed 0)"
-    print(f"wrote {out}: {net.name} {kind} model, outputs {heads}, {model.count_params():,} params{src}",
-          file=sys.stdout)
-    return 0

@@ -69,3 +69,30 @@ def make_reproducible(path: str | Path) -> None:
         os.replace(out, path)
     finally:
         out.unlink(missing_ok=True)
+
+
+def write_spec_meta(path, net, inference: bool) -> None:
+    """Add incdsl_spec.json to a saved .keras zip: the network's name, parameters and heads, which
+    Keras' own config cannot hold, so that `incdsl import` gives back the spec's own header and
+    training-only heads (incdsl/importers/model_keras.py reads it)."""
+    import json
+    import zipfile
+
+    heads = [{"name": h.name, "train_only": h.train_only, "loss_weight": h.loss_weight}
+             for h in net.heads if not (inference and h.train_only)]
+    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in net.params.items()}
+    # each layer's op and arguments: what the Keras layers cannot say (ceil=true on a pool where it
+    # changes no shape, weight decay, init) comes back exactly; tuples are JSON lists
+    layers = {}
+    for layer in net.layers.values():
+        attrs = {}
+        for k, v in layer.attrs.items():
+            try:
+                json.dumps(v)
+            except TypeError:
+                continue
+            attrs[k] = v
+        layers[layer.name] = {"op": layer.op, "attrs": attrs}
+    meta = {"network": net.name, "params": params, "heads": heads, "layers": layers}
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("incdsl_spec.json", json.dumps(meta, indent=1))

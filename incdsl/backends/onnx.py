@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UsageError, shorten
+from ..errors import OptionError, UsageError
 from ..io import atomic_path
 
 MIN_OPSET = 13
@@ -75,47 +75,58 @@ def export(net: Network, path: str | Path, weights=None, *, opset: int = DEFAULT
            batch: int | None = None, fold_bn: bool = True, via: str = "direct", verify: bool = True,
            seed: int = 0) -> Result:
     """Export `net`'s inference graph (training-only heads dropped) to the ONNX file `path`,
-    written atomically (a failed export or check leaves no file), and return a `Result`.
+    written atomically (a failed export or check leaves no file), and return a `Result` (path,
+    opset, layout, batch, batch norms folded, size in bytes, the verification line).
 
-    `weights`: a dict in the interchange format (layer name -> arrays in Keras layouts, see
-    `incdsl.weights`), a weights file (.keras, .weights.h5, .npz or a PyTorch state dict), or None
-    for seeded initial weights (`seed`). `layout`: "nchw" (as PyTorch and ONNX models usually take
-    images) or "nhwc" (the spec's own layout, batch first). `batch`: a fixed batch size or None for
-    a dynamic one. `fold_bn`: fold each inference batch norm into the convolution before it
-    (direct only). `via`: "direct" (the onnx package alone) or "tf2onnx" (needs TensorFlow).
-    `verify`: run ONNX's checker, its shape inference against `net.shapes`, and onnxruntime
-    against Keras (or the numpy reference without Keras) on a random batch.
+    Options:
+    - `weights` (default None): a dict in the interchange format (layer name -> arrays in Keras
+      layouts, see `incdsl.weights`), a weights file (.keras, .weights.h5, .npz or a PyTorch state
+      dict), or None for seeded initial weights.
+    - `opset` (default DEFAULT_OPSET, 18): the ONNX opset, from MIN_OPSET (13) to the newest both
+      onnx and onnxruntime know (`max_opset()`; with tf2onnx, `max_opset_tf2onnx()`).
+    - `layout` (default "nchw"): the input's layout, "nchw" (as PyTorch and ONNX models usually take
+      images) or "nhwc" (the spec's own, batch first).
+    - `batch` (default None: dynamic): a fixed batch size in images, 1 to MAX_BATCH (2**31 - 1).
+    - `fold_bn` (default True): fold each inference batch norm into the convolution before it
+      (direct only).
+    - `via` (default "direct"): "direct" (the onnx package alone) or "tf2onnx" (needs TensorFlow).
+    - `verify` (default True): run ONNX's checker, its shape inference against `net.shapes`, and
+      onnxruntime against Keras (or the numpy reference without Keras) on a random batch.
+    - `seed` (default 0): the seed of the initial weights when `weights` is None.
 
-    Raises `incdsl.errors.UsageError` for an option out of range (layout, via, an opset outside
-    13..newest, a batch outside 1..2**31-1, a verification that would need more than 4 GiB of
-    activations), an unwritable path or a missing TensorFlow with via="tf2onnx";
-    `incdsl.errors.SpecError` for a weights file that does not match the network."""
+    Raises `incdsl.errors.OptionError` (a `UsageError` naming the parameter) for a layout, via or
+    batch out of range, a verification that would need more than VERIFY_BYTES (4 GiB) of
+    activations, or via="tf2onnx" without TensorFlow; `UsageError` for an opset out of range or an
+    unwritable path; `incdsl.errors.SpecError` for weights that do not match the network."""
     from .onnx_weights import load_weights, read_preprocess
 
     if layout not in ("nchw", "nhwc"):
-        raise UsageError(f"--layout must be nchw or nhwc, got {layout}")
+        raise OptionError("{layout} must be nchw or nhwc, got {value}", value=layout)
     if via not in ("direct", "tf2onnx"):
-        raise UsageError(f"--via must be direct or tf2onnx, got {via}")
+        raise OptionError("{via} must be direct or tf2onnx, got {value}", value=via)
     # up to DEFAULT_OPSET every onnxruntime we accept (>= 1.18) runs: ask the installed one only
     # above it (importing onnxruntime costs a fifth of a direct export)
     if via == "tf2onnx":
         try:
             import tensorflow  # noqa: F401
         except ImportError:
-            raise UsageError("--via tf2onnx converts the Keras model, which needs TensorFlow: "
-                             "pip install 'incdsl[keras]' (or use --via direct)") from None
+            raise OptionError("{via} tf2onnx converts the Keras model, which needs TensorFlow: "
+                              "pip install 'incdsl[keras]' (or use {via_direct})",
+                              words={"via_direct": 'via="direct"'}) from None
         top = max_opset_tf2onnx()
     else:
         top = DEFAULT_OPSET if MIN_OPSET <= opset <= DEFAULT_OPSET else max_opset()
-    if not MIN_OPSET <= opset <= top:
+    if not MIN_OPSET <= opset <= top:  # tests/test_onnx.py pins this message's "--opset" wording
         raise UsageError(f"--opset {opset} is out of range: {via} supports opsets {MIN_OPSET} to {top} here")
     if batch is not None and not 1 <= batch <= MAX_BATCH:
-        raise UsageError(f"--batch must be 'dynamic' or an integer from 1 to {MAX_BATCH:,}, got {batch}")
+        raise OptionError("{batch} must be {dynamic} or an integer from 1 to {max:,}, got {value}",
+                          words={"dynamic": "None (dynamic)"}, max=MAX_BATCH, value=batch)
     if verify and batch is not None:
         need = batch * sum(math.prod(net.shapes[n]) for n in net.inference) * 4 * 2  # Keras and onnxruntime
         if need > VERIFY_BYTES:
-            raise UsageError(f"verifying with --batch {batch:,} would need about {need / 2**30:,.0f} GiB for the "
-                             f"activations; use a smaller --batch, or --no-verify")
+            raise OptionError("verifying with {batch} {value:,} would need about {gib:,.0f} GiB for the "
+                              "activations; use a smaller {batch}, or {no_verify}", words={"no_verify": "verify=False"},
+                              value=batch, gib=need / 2**30)
     w = weights if isinstance(weights, dict) else load_weights(net, weights, seed)
     # a model saved by `incdsl train` scales raw pixels itself: the ONNX model does the same
     pre = None if isinstance(weights, dict) else read_preprocess(weights, net.input_shape[-1])
@@ -167,27 +178,5 @@ def _verify(tmp: str, net: Network, w: dict, tensors, layout: str, batch: int | 
             f"(scale {scale:.3g}, {rel:.1e} of it; allowed {v.RTOL:g})" + tail)
 
 
-def compile_cli(net: Network, args) -> int:
-    """`incdsl compile SPEC --to onnx`: `export` with the command's options (`args` from argparse:
-    output, weights, opset, layout, batch, fold_bn, via, verify), print `Result.lines()`, return
-    exit code 0. Raises UsageError for a bad `--batch` and whatever `export` raises."""
-    batch = _parse_batch(args.batch)
-    opset = args.opset if args.opset is not None else DEFAULT_OPSET
-    out = args.output or f"{net.name}.onnx"
-    result = export(net, out, args.weights, opset=opset, layout=args.layout, batch=batch,
-                    fold_bn=args.fold_bn, via=args.via, verify=args.verify)
-    print("\n".join(result.lines()))
-    return 0
-
-
 VERIFY_BYTES = 4 << 30  # activations a verification run may take (float32, both runtimes)
 MAX_BATCH = (1 << 31) - 1  # ONNX stores dims as int64, but runtimes index batches with int32
-
-
-def _parse_batch(text: str) -> int | None:
-    if text in (None, "dynamic"):
-        return None
-    n = int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else 0
-    if not 1 <= n <= MAX_BATCH:
-        raise UsageError(f"--batch must be 'dynamic' or an integer from 1 to {MAX_BATCH:,}, got '{shorten(text)}'")
-    return n

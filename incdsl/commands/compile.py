@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 from .spec_args import add_spec_args, load_net
-from ..errors import UsageError
+from ..errors import UsageError, shorten
 from ..inputs import check_weights_file
 from ..io import check_output, note_input
 
-# --to value -> backend module (imported only when chosen) exposing `compile_cli(net, args)`.
-TARGETS = {"keras": "keras", "onnx": "onnx", "dot": "dot", "svg": "dot", "png": "dot", "html": "html"}
+# --to value -> backend module (imported only when chosen) exposing `export(net, path, **options)`.
+TARGETS = {"keras": "keras_export", "onnx": "onnx", "dot": "dot", "svg": "dot", "png": "dot", "html": "html"}
+FOLD_ABOVE = 100  # a whole drawing of more layers than this folds module calls unless --depth all
 
 
 def _depth(text: str):
@@ -50,7 +52,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     """Run `incdsl compile SPEC --to FORMAT` with the parsed command line `args`; returns the exit code (0 when fine).
 
-    Returns the backend's `compile_cli` exit code. Raises `UsageError` (exit 2) for an output path it refuses or when the format's package (the keras or onnx extra) is not installed, `SpecError` (exit 1) for a bad spec.
+    Turns the flags into the backend's `export` options and prints what it wrote. Raises `UsageError` (exit 2) for an output path it refuses, a bad `--batch` or when the format's package (the keras or onnx extra) is not installed, `SpecError` (exit 1) for a bad spec.
     """
     net = load_net(args)  # notes the spec and its imports as inputs (io.note_input)
     if args.weights:
@@ -65,6 +67,62 @@ def run(args) -> int:
     except ImportError as e:
         raise UsageError(f"--to {args.to} needs a package that is not installed ({e.name}); "
                          f"install incdsl with its extras: pip install 'incdsl[all]'") from None
-    if not hasattr(backend, "compile_cli"):
-        raise UsageError(f"--to {args.to} is not built yet")
-    return backend.compile_cli(net, args) or 0
+    WRITERS[args.to](backend, net, args)
+    return 0
+
+
+def _keras(keras_export, net, args) -> None:
+    result = keras_export.export(net, args.output or f"{net.name}.keras", inference=args.inference,
+                                 weights=args.weights)
+    print(result.line())
+
+
+def _onnx(onnx, net, args) -> None:
+    batch = _batch(args.batch, onnx.MAX_BATCH)
+    opset = args.opset if args.opset is not None else onnx.DEFAULT_OPSET
+    result = onnx.export(net, args.output or f"{net.name}.onnx", args.weights, opset=opset, layout=args.layout,
+                         batch=batch, fold_bn=args.fold_bn, via=args.via, verify=args.verify)
+    print("\n".join(result.lines()))
+
+
+def _drawing(dot, net, args) -> None:
+    if args.to != "dot":
+        dot.find_dot()  # fail before doing any work, and before touching the output
+    depth, only = args.depth, args.only
+    if depth == "all":
+        depth = None
+    elif depth is None and only is None and len(net.layers) > FOLD_ABOVE:
+        # a whole big network, layer by layer, is a strip too long to read: fold its module calls
+        depth = 1
+        print(f"note: {len(net.layers)} layers: module calls drawn folded (--depth all draws every layer, "
+              f"--only NAME one module call)", file=sys.stderr)
+    if args.output == "-":
+        sys.stdout.buffer.write(dot.drawing(net, args.to, depth, only))
+        sys.stdout.flush()
+        return
+    written = dot.export(net, args.output or f"{net.name}.{args.to}", fmt=args.to, depth=depth, only=only)
+    print(f"wrote {written.path} ({written.size:,} bytes)")
+
+
+def _page(html, net, args) -> None:
+    if args.only:
+        raise UsageError("--only is for drawings (--to svg|png|dot); the page shows every module call: "
+                         "search for it there")
+    depth = 1 if args.depth is None else args.depth
+    if args.output == "-":
+        sys.stdout.write(html.to_html(net, depth))
+        return
+    written = html.export(net, args.output or f"{net.name}.html", depth=depth)
+    print(f"wrote {written.path} ({written.size:,} bytes)")
+
+
+WRITERS = {"keras": _keras, "onnx": _onnx, "dot": _drawing, "svg": _drawing, "png": _drawing, "html": _page}
+
+
+def _batch(text: str, most: int) -> int | None:
+    if text in (None, "dynamic"):
+        return None
+    n = int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else 0
+    if not 1 <= n <= most:
+        raise UsageError(f"--batch must be 'dynamic' or an integer from 1 to {most:,}, got '{shorten(text)}'")
+    return n

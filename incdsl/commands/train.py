@@ -82,7 +82,9 @@ def run(args) -> int:
         check_output(out)
     if args.tensorboard:
         RunPaths.beside(args.output).check_tensorboard()  # the run replaces it: only our own logs may be there
-    config = TrainConfig(
+    if args.unfreeze_after is not None and not args.freeze:
+        raise UsageError("--unfreeze-after needs --freeze")
+    config = TrainConfig(  # refuses values out of range (OptionError; incdsl.cli words it with flags)
         output=Path(args.output), data=args.data, epochs=args.epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, label_smoothing=args.label_smoothing, aux_weight=args.aux_weight,
         precision=args.precision, jit=args.jit, strategy=args.strategy, val_split=args.val_split,
@@ -91,8 +93,6 @@ def run(args) -> int:
         resume=args.resume, verbose=_verbosity(args.verbose), tensorboard=args.tensorboard,
         weight_decay=args.weight_decay, bn_recalibrate=args.bn_recalibrate, weights=args.weights,
         freeze=args.freeze, unfreeze_after=args.unfreeze_after, unfreeze_lr=args.unfreeze_lr)
-    if args.unfreeze_after is not None and not args.freeze:
-        raise UsageError("--unfreeze-after needs --freeze")
     train(net, config)
     return 0
 

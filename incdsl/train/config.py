@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import OptionError, UsageError
 
 OPTIMIZERS = ("sgd", "rmsprop", "adam")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -55,8 +55,9 @@ class TrainConfig:
     comments for units and defaults). `batch_size` is the global batch in images; `lr` None
     takes the optimizer's `Recipe`; `weight_decay` is the optimizer's decoupled decay
     (AdamW-style, Keras' `weight_decay=`), applied to kernels only. `check_config` says what
-    is wrong with one."""
-    output: Path
+    is wrong with one; a value out of range is refused when the config is made (`check_options`:
+    `TrainConfig(epochs=0)` raises `OptionError` "epochs must be at least 1")."""
+    output: Path = Path("model.keras")  # the trained model (.keras); its logs and checkpoints go beside it
     data: str = "synthetic"  # an image folder, or "synthetic"
     epochs: int = 10
     batch_size: int = 32  # global batch, split across replicas under a distribution strategy
@@ -84,6 +85,9 @@ class TrainConfig:
     freeze: str | None = None  # a layer or module call, or "backbone": it and what it depends on
     unfreeze_after: int | None = None  # epochs before everything trains (second phase)
     unfreeze_lr: float | None = None  # the second phase's rate (default: a tenth of the first's)
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
     @property
     def learning_rate(self) -> float:
@@ -220,49 +224,61 @@ def read_tf_config(text: str | None) -> Cluster | None:
 
 
 def check_config(c: TrainConfig) -> None:
-
     """Check every setting of `c` before anything heavy is imported; returns None or raises
-    `incdsl.errors.UsageError` naming the option (`--epochs must be at least 1`), including a
-    bad TF_CONFIG with strategy 'multiworker' and an output not ending in `.keras`."""
-    if c.epochs < 1:
-        raise UsageError("--epochs must be at least 1")
-    if c.seed < 0:
-        raise UsageError("--seed must be 0 or more")
-    if c.batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
-    if c.optimizer not in OPTIMIZERS:
-        raise UsageError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
-    if c.precision not in PRECISIONS:
-        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}")
-    if c.strategy not in STRATEGIES:
-        raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}")
-    if c.preprocess not in PREPROCESS:
-        raise UsageError(f"--preprocess must be one of {', '.join(PREPROCESS)}")
-    if c.lr is not None and not c.lr > 0:
-        raise UsageError("--lr must be positive")
-    if not 0 <= c.label_smoothing < 1:
-        raise UsageError("--label-smoothing must be in [0, 1)")
-    if c.aux_weight is not None and c.aux_weight < 0:
-        raise UsageError("--aux-weight must not be negative")
-    if c.val_split is not None and not 0 <= c.val_split < 1:
-        raise UsageError("--val-split must be in [0, 1)")
-    if not (math.isfinite(c.weight_decay) and c.weight_decay >= 0):
-        raise UsageError(f"--weight-decay must be a finite number, 0 or more, got {c.weight_decay}")
-    if c.bn_recalibrate not in ("auto", "off") and (isinstance(c.bn_recalibrate, bool)
-                                                   or not isinstance(c.bn_recalibrate, int) or c.bn_recalibrate < 1):
-        raise UsageError(f"--bn-recalibrate must be a number of batches (1 or more) or 'off', got {c.bn_recalibrate}")
-    if c.steps_per_epoch is not None and c.steps_per_epoch < 1:
-        raise UsageError("--steps-per-epoch must be at least 1")
-    if c.steps_per_execution is not None and c.steps_per_execution < 1:
-        raise UsageError("--steps-per-execution must be at least 1")
-    if c.workers is not None:
-        cores = os.cpu_count() or 1
-        if c.workers < 1:
-            raise UsageError("--workers must be at least 1")
-        if c.workers > cores:
-            raise UsageError(f"--workers {c.workers} is more than the {cores} core{'s' * (cores != 1)} of this machine: "
-                             f"the reader threads would only wait for each other (use --workers {cores} or fewer)")
+    `incdsl.errors.UsageError`: `check_options` (an `OptionError` naming the parameter, `epochs must
+    be at least 1`; the command line says `--epochs`), a bad TF_CONFIG with strategy 'multiworker',
+    an output not ending in `.keras`."""
+    check_options(c)
     if c.strategy == "multiworker":
         read_tf_config(os.environ.get("TF_CONFIG"))
     if Path(c.output).suffix != ".keras":
         raise UsageError(f"the output must end in .keras (Keras' format), got {c.output}")
+
+
+def check_options(c: TrainConfig) -> None:
+    """Check the values of `c`'s settings (run when a `TrainConfig` is made): raises
+    `incdsl.errors.OptionError` naming the parameter (`epochs must be at least 1`) for an epoch
+    count, batch size, seed or step count below its minimum, an unknown optimizer, precision,
+    strategy or preprocess, a learning rate not above 0, label smoothing or validation split outside
+    [0, 1), a negative aux weight or weight decay, bn_recalibrate neither a batch count (1 or more)
+    nor "auto"/"off", or more workers than this machine has cores."""
+    if c.epochs < 1:
+        raise OptionError("{epochs} must be at least 1")
+    if c.seed < 0:
+        raise OptionError("{seed} must be 0 or more")
+    if c.batch_size < 1:
+        raise OptionError("{batch_size} must be at least 1")
+    if c.optimizer not in OPTIMIZERS:
+        raise OptionError("{optimizer} must be one of {names}", names=", ".join(OPTIMIZERS))
+    if c.precision not in PRECISIONS:
+        raise OptionError("{precision} must be one of {names}", names=", ".join(PRECISIONS))
+    if c.strategy not in STRATEGIES:
+        raise OptionError("{strategy} must be one of {names}", names=", ".join(STRATEGIES))
+    if c.preprocess not in PREPROCESS:
+        raise OptionError("{preprocess} must be one of {names}", names=", ".join(PREPROCESS))
+    if c.lr is not None and not c.lr > 0:
+        raise OptionError("{lr} must be positive")
+    if not 0 <= c.label_smoothing < 1:
+        raise OptionError("{label_smoothing} must be in [0, 1)")
+    if c.aux_weight is not None and c.aux_weight < 0:
+        raise OptionError("{aux_weight} must not be negative")
+    if c.val_split is not None and not 0 <= c.val_split < 1:
+        raise OptionError("{val_split} must be in [0, 1)")
+    if not (math.isfinite(c.weight_decay) and c.weight_decay >= 0):
+        raise OptionError("{weight_decay} must be a finite number, 0 or more, got {value}", value=c.weight_decay)
+    if c.bn_recalibrate not in ("auto", "off") and (isinstance(c.bn_recalibrate, bool)
+                                                   or not isinstance(c.bn_recalibrate, int) or c.bn_recalibrate < 1):
+        raise OptionError("{bn_recalibrate} must be a number of batches (1 or more) or 'off', got {value}",
+                          value=c.bn_recalibrate)
+    if c.steps_per_epoch is not None and c.steps_per_epoch < 1:
+        raise OptionError("{steps_per_epoch} must be at least 1")
+    if c.steps_per_execution is not None and c.steps_per_execution < 1:
+        raise OptionError("{steps_per_execution} must be at least 1")
+    if c.workers is not None:
+        cores = os.cpu_count() or 1
+        if c.workers < 1:
+            raise OptionError("{workers} must be at least 1")
+        if c.workers > cores:
+            raise OptionError("{workers} {n} is more than the {cores} core{s} of this machine: the reader threads "
+                              "would only wait for each other (use {workers} {cores} or fewer)",
+                              n=c.workers, cores=cores, s="s" * (cores != 1))

@@ -1,0 +1,32 @@
+"""One table from the library's parameter names to the command line's flags: the library's errors
+(`incdsl.errors.OptionError`) name parameters (`epochs must be at least 1`), and `incdsl.cli`
+rewrites them with this table (`--epochs must be at least 1`) before printing."""
+from __future__ import annotations
+
+from ..errors import OptionError
+
+FLAGS = {
+    # incdsl train (TrainConfig)
+    "epochs": "--epochs", "seed": "--seed", "batch_size": "--batch-size", "optimizer": "--optimizer",
+    "precision": "--precision", "strategy": "--strategy", "preprocess": "--preprocess", "lr": "--lr",
+    "label_smoothing": "--label-smoothing", "aux_weight": "--aux-weight", "val_split": "--val-split",
+    "weight_decay": "--weight-decay", "bn_recalibrate": "--bn-recalibrate", "steps_per_epoch": "--steps-per-epoch",
+    "steps_per_execution": "--steps-per-execution", "workers": "--workers", "freeze": "--freeze",
+    "output": "the output",
+    # incdsl compile --to onnx (backends.onnx.export)
+    "layout": "--layout", "via": "--via", "opset": "--opset", "batch": "--batch", "no_verify": "--no-verify",
+    "via_direct": "--via direct", "dynamic": "'dynamic'",
+    # drawings and the page (backends.dot, backends.html)
+    "depth": "--depth", "only": "--only", "to_dot": "--to dot", "fmt": "--to",
+    # incdsl compile --to keras
+    "path": "-o", "keras": "--to keras",
+    # incdsl fit (fitting.fit)
+    "lo": "--min", "hi": "--max", "vary": "--vary", "memory": "--memory", "latency": "--latency",
+    # incdsl import
+    "weights_out": "--weights-out", "weights": "--weights",
+}
+
+
+def cli_text(e: OptionError) -> str:
+    """`e`'s message in the command line's words: each parameter written as its flag."""
+    return e.worded(FLAGS)

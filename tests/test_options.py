@@ -1,0 +1,91 @@
+"""The library speaks Python, the command line speaks flags (issue 19 item 6): a library error names
+the parameter (`TrainConfig(epochs=0)`: "epochs must be at least 1"), the same error through
+`incdsl train ... --epochs 0` names the flag, word for word as before, and every parameter a
+library error can name has its flag in the one table (incdsl/commands/flags.py)."""
+from __future__ import annotations
+
+import ast
+import string
+from pathlib import Path
+
+import pytest
+
+from incdsl.cli import main
+from incdsl.commands.flags import FLAGS
+from incdsl.errors import OptionError, UsageError
+from incdsl.train import TrainConfig
+
+PKG = Path(__file__).resolve().parent.parent / "incdsl"
+TINY = "network t() {\n  input 8x8x3\n  conv(4, 3) -> gap -> dense(2, act=softmax)\n}\n"
+
+
+def test_train_config_epochs_0_names_the_parameter():
+    with pytest.raises(OptionError) as caught:
+        TrainConfig(epochs=0)
+    assert str(caught.value) == "epochs must be at least 1"
+    assert isinstance(caught.value, UsageError) and caught.value.params == ["epochs"]
+
+
+@pytest.mark.parametrize("kw, said", [
+    ({"batch_size": 0}, "batch_size must be at least 1"),
+    ({"optimizer": "sgdd"}, "optimizer must be one of sgd, rmsprop, adam"),
+    ({"weight_decay": -1.0}, "weight_decay must be a finite number, 0 or more, got -1.0"),
+    ({"label_smoothing": 1.0}, "label_smoothing must be in [0, 1)"),
+])
+def test_train_config_other_values_name_their_parameters(kw, said):
+    with pytest.raises(OptionError) as caught:
+        TrainConfig(**kw)
+    assert str(caught.value) == said
+
+
+def test_cli_epochs_0_still_names_the_flag(tmp_path, capsys):
+    spec = tmp_path / "t.inc"
+    spec.write_text(TINY)
+    code = main(["train", str(spec), "--data", "synthetic", "-o", str(tmp_path / "m.keras"), "--epochs", "0"])
+    out, err = capsys.readouterr()
+    assert (code, out, err) == (2, "", "incdsl train: error: --epochs must be at least 1\n")
+    code = main(["train", str(spec), "--data", "synthetic", "-o", str(tmp_path / "m.keras"), "--batch-size", "0"])
+    assert (code, capsys.readouterr().err) == (2, "incdsl train: error: --batch-size must be at least 1\n")
+    assert not list(tmp_path.glob("m*"))
+
+
+def test_backend_options_name_parameters_and_flags(tmp_path, capsys):
+    import incdsl
+    from incdsl.backends import dot, onnx
+    net = incdsl.loads(TINY)
+    with pytest.raises(OptionError, match=r"^layout must be nchw or nhwc, got nhcw$"):
+        onnx.export(net, tmp_path / "t.onnx", layout="nhcw")
+    with pytest.raises(OptionError, match=r"^depth must be at least 1$"):
+        dot.export(net, tmp_path / "t.dot", depth=0)
+    with pytest.raises(OptionError, match=r"^only nope: no module call of that name \(module calls: none\)$"):
+        dot.export(net, tmp_path / "t.dot", only="nope")
+    spec = tmp_path / "t.inc"
+    spec.write_text(TINY)
+    assert main(["compile", str(spec), "--to", "dot", "--depth", "0"]) == 2
+    assert capsys.readouterr().err == "incdsl compile: error: --depth must be at least 1\n"
+    assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob("*.dot"))
+
+
+def _option_errors():
+    for path in sorted(PKG.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "OptionError" and node.args
+                    and isinstance(node.args[0], ast.Constant)):
+                given = {k.arg for k in node.keywords}
+                fields = [f for _, f, _, _ in string.Formatter().parse(node.args[0].value) if f]
+                yield path, node.lineno, [f for f in fields if f not in given]
+
+
+def test_every_parameter_a_library_error_names_has_its_flag():
+    found = list(_option_errors())
+    assert len(found) >= 25  # TrainConfig's checks, the ONNX, Keras and drawing exports, fit
+    missing = [f"{p.relative_to(PKG.parent)}:{line}: {name}" for p, line, names in found for name in names
+               if name not in FLAGS]
+    assert not missing, "add these parameters to incdsl/commands/flags.py FLAGS:\n" + "\n".join(missing)
+
+
+def test_library_modules_name_no_flags_in_option_errors():
+    for path, line, _ in _option_errors():
+        node = next(n for n in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(n, ast.Call) and getattr(n, "lineno", 0) == line)
+        assert "--" not in node.args[0].value, f"{path.name}:{line} names a flag; use a {{parameter}} field"
