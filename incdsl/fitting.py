@@ -3,66 +3,18 @@ spec's integer rounding."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from .sweep import Variant, build, check_names
 from .text import counts_dict, number_text, param_text
-from .errors import NothingFits, SpecError, UsageError
+from .errors import NothingFits, OptionError, SpecError, UsageError
 from .network import Spec
 from .ops import Count
 
 
 # --- fit -----------------------------------------------------------------------------------
 
-UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
-
-
-def parse_budget(text: str, flag: str) -> int:
-    """'10M' -> 10_000_000 (K, M, G, T are powers of 1000; plain numbers and 1.5e6 work too)."""
-    s = text.strip().replace("_", "").replace(",", "")
-    unit = s[-1:].lower() if s[-1:].isalpha() and s[-1:].lower() in UNITS else ""
-    num = s[:-1] if unit else s
-    try:
-        value = Decimal(num.strip()) * UNITS[unit]
-    except InvalidOperation:
-        raise UsageError(f"{flag} {text}: expected a number with an optional K, M, G or T, e.g. 10M") from None
-    if not value.is_finite() or value <= 0:
-        raise UsageError(f"{flag} {text}: the budget must be a positive number")
-    return int(value.to_integral_value(ROUND_FLOOR))  # counts are integers: n <= 5.5 iff n <= 5
-
-
 METRICS = ("params", "macs", "memory", "latency")
-
-
-BYTES = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15,
-         "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40, "pib": 1 << 50}
-SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-
-
-def _with_unit(text: str, flag: str, units: dict, example: str) -> float:
-    import re
-    m = re.fullmatch(r"\s*([0-9.eE+_-]+)\s*([A-Za-zµ]*)\s*", text)
-    unit = m.group(2).lower() if m else ""
-    if not m or unit not in units:
-        raise UsageError(f"{flag} {text}: expected a number and a unit ({', '.join(units)}), e.g. {example}")
-    try:
-        v = Decimal(m.group(1).replace("_", "")) * Decimal(units[unit] if isinstance(units[unit], int)
-                                                            else repr(units[unit]))
-    except InvalidOperation:
-        raise UsageError(f"{flag} {text}: expected a number and a unit, e.g. {example}") from None
-    if not v.is_finite() or v <= 0:
-        raise UsageError(f"{flag} {text}: the budget must be positive")
-    return v
-
-
-def parse_limit(metric: str, text: str):
-    """A budget's limit from the command line: counts (10M), bytes (16GiB, 16GB) or seconds (30ms)."""
-    flag = f"--{metric}"
-    if metric == "memory":
-        return int(_with_unit(text, flag, BYTES, "16GiB").to_integral_value(ROUND_FLOOR))
-    if metric == "latency":
-        return float(_with_unit(text, flag, SECONDS, "10ms"))
-    return parse_budget(text, flag)
 
 
 @dataclass(frozen=True)
@@ -214,20 +166,22 @@ def fit(spec: Spec, name: str, metric: str, budget, *, lo=None, hi=None, sets: d
     budgets = dict(budgets or {metric: budget})
     check_names(spec, ([] if name == BATCH else [name]) + list(sets), "")
     if name in sets:
-        raise UsageError(f"'{name}' is the parameter to vary; do not also --set it")
+        raise OptionError("'{name}' is the parameter to vary; do not also {set} it", words={"set": "fix (sets)"},
+                          name=name)
     if name == BATCH and not {"memory", "latency"} & set(budgets):
-        raise UsageError("--vary batch needs a --memory or --latency budget (params and MACs do not grow with it)")
+        raise OptionError("{vary} batch needs a {memory} or {latency} budget (params and MACs do not grow with it)",
+                          words={"vary": "varying", "memory": "memory", "latency": "latency"})
     default = 1 if name == BATCH else spec.params[name]
     if isinstance(default, bool) or not isinstance(default, (int, float)):
         raise UsageError(f"fit varies a numeric parameter; '{name}' defaults to {param_text(default)}")
     kind = type(default)
-    lo, hi = (_bound(x, kind, name, flag) for x, flag in ((lo, "--min"), (hi, "--max")))
+    lo, hi = (_bound(x, kind, name, bound) for x, bound in ((lo, "lo"), (hi, "hi")))
     if lo is not None and hi is not None and lo >= hi:
-        raise UsageError(f"--min {number_text(lo)} must be below --max {number_text(hi)}")
+        raise OptionError("{lo} {low} must be below {hi} {high}", low=number_text(lo), high=number_text(hi))
     if name == BATCH:
         lo = max(lo or 1, 1)  # no step has fewer than one image
         if hi is not None and hi <= lo:
-            raise UsageError(f"--max {number_text(hi)} must be above 1 for batch")
+            raise OptionError("{hi} {high} must be above 1 for batch", high=number_text(hi))
     f = Fitter(spec, name, metric, budget, trainable, inference, sets, budgets, measure)
     over = lambda v: f"{name}={number_text(v)} " + over_text(f.probe(v), budgets, trainable)
 
@@ -250,7 +204,7 @@ def fit(spec: Spec, name: str, metric: str, budget, *, lo=None, hi=None, sets: d
     return _result(f, lo, hi)
 
 
-def _bound(x, kind, name, flag):
+def _bound(x, kind, name, bound: str):
     from .literals import read_int, read_number
     if x is None:
         return None
@@ -259,7 +213,7 @@ def _bound(x, kind, name, flag):
         return float(read_number(str(x))) if kind is float else read_int(str(x))
     except ValueError:
         what = "an integer" if kind is int else "a number"
-        raise UsageError(f"{flag} {x}: '{name}' is {what}") from None
+        raise OptionError("{%s} {value}: '{name}' is {what}" % bound, value=x, name=name, what=what) from None
 
 
 def _bracket(f: Fitter, lo, hi, default, kind, over):
@@ -279,11 +233,11 @@ def _bracket(f: Fitter, lo, hi, default, kind, over):
                 if not f.fits(cur):
                     return lo, cur
             except SpecError as e:
-                e.hint = e.hint or "searching upwards for the budget's edge; bound it with --max"
+                e.hint = e.hint or "searching upwards for the budget's edge; bound it with --max"  # SpecError: CLI words
                 raise
             lo = cur
-        raise UsageError(f"{name}={number_text(lo)} still fits: the count does not grow with '{name}' "
-                         f"enough to reach the budget; give --max")
+        raise OptionError("{name}={low} still fits: the count does not grow with '{name}' enough to reach the "
+                          "budget; give {hi}", name=name, low=number_text(lo))
     if lo is None:  # shrink until it fits
         cur = hi
         for _ in range(64):

@@ -18,9 +18,7 @@ memory-bound layer can beat its bound there; compute-bound layers cannot. Counti
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 
-from .errors import UsageError
 from .passes.memory import PRECISIONS
 
 COMPUTE_DTYPE = {  # --precision -> the dtype the convolutions and matmuls compute in
@@ -60,34 +58,6 @@ DEVICES = {
                   "16 cores x 2 GHz x 32 fp32 FLOP/cycle (two 8-wide FMAs); AVX2 has no bf16/fp16 FMA, so "
                   "every precision computes at that rate; 8 DDR4-3200 channels ~ 100 GB/s"),
 }
-
-_SI = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12, "p": 1e15}
-
-
-def _number(text: str, what: str) -> float:
-    s = text.strip().lower().replace("_", "")
-    unit = s[-1] if s and s[-1] in _SI and s[-1].isalpha() else ""
-    try:
-        v = float(Decimal(s[:-1] if unit else s)) * _SI[unit]
-    except InvalidOperation:
-        raise UsageError(f"--device: {what} '{text}' is not a number (989T, 4.8e12)") from None
-    if not v > 0:
-        raise UsageError(f"--device: {what} must be positive, got '{text}'")
-    return v
-
-
-def parse_device(text: str) -> Device:
-    """A built-in profile name (h200, h100, cpu) or `FLOPS,BYTES_PER_S` (989T,4.8T or 989e12,4.8e12).
-    Raises UsageError otherwise."""
-    key = text.strip().lower()
-    if key in DEVICES:
-        return DEVICES[key]
-    parts = text.split(",")
-    if len(parts) != 2:
-        raise UsageError(f"--device {text}: give a profile ({', '.join(DEVICES)}) or FLOPS,BYTES_PER_S")
-    flops, bw = _number(parts[0], "peak FLOP/s"), _number(parts[1], "bandwidth")
-    return Device("your --device", flops, bw, "--device (one peak for every precision)")
-
 
 @dataclass(frozen=True)
 class LayerBound:

@@ -16,29 +16,9 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR
 
 from .sweep import check_names
-from .errors import NothingFits, SpecError, UsageError
+from .errors import NothingFits, OptionError, SpecError, UsageError
 from .fitting import BATCH, Measure, Probe, Fitter, over_text, shortest
 from .network import Spec
-
-
-def parse_scale(text: str) -> dict[str, float]:
-    """`width=1.1,size=1.15` -> {"width": 1.1, "size": 1.15}. UsageError on anything else."""
-    out: dict[str, float] = {}
-    for item in text.split(","):
-        k, eq, v = item.partition("=")
-        try:
-            base = float(v)
-        except ValueError:
-            base = None
-        if not eq or not k.strip() or base is None:
-            raise UsageError(f"--scale {text}: expected NAME=BASE,..., e.g. width=1.1,size=1.15")
-        if not base > 1:  # phi grows every parameter; a smaller network is a negative phi, not a base < 1
-            raise UsageError(f"--scale {text}: the base of '{k.strip()}' must be above 1 (each parameter "
-                             f"grows with phi; the search goes to negative phi for smaller networks)")
-        if k.strip() in out:
-            raise UsageError(f"--scale {text}: '{k.strip()}' is given twice")
-        out[k.strip()] = base
-    return out
 
 
 def scaled(spec: Spec, bases: dict[str, float], phi: float) -> dict:
@@ -123,9 +103,9 @@ def compound(spec: Spec, bases: dict[str, float], budgets: dict, *, sets: dict |
     for name in bases:
         d = spec.params[name]
         if isinstance(d, bool) or not isinstance(d, (int, float)) or d <= 0:
-            raise UsageError(f"--scale {name}: compound scaling needs a positive numeric parameter")
+            raise OptionError("{scale} {name}: compound scaling needs a positive numeric parameter", name=name)
         if name in sets:
-            raise UsageError(f"'{name}' is scaled; do not also --set it")
+            raise OptionError("'{name}' is scaled; do not also {set} it", words={"set": "fix (sets)"}, name=name)
     metric = next(iter(budgets))
     inner = Fitter(spec, "phi", metric, budgets[metric], trainable, inference, sets, budgets, measure)
     f = _PhiFitter(spec, bases, inner)
@@ -220,15 +200,18 @@ def pareto_grid(spec: Spec, ranges: list[tuple[str, list[str]]], budgets: dict, 
     seen = set()
     for n in names:
         if n in seen:
-            raise UsageError(f"--vary {n} is given twice; list all its values in one --vary {n}=V1,V2")
+            raise OptionError("{vary} {name} is given twice; list all its values in one {vary} {name}=V1,V2",
+                              words={"vary": "range"}, name=n)
         seen.add(n)
     check_names(spec, [n for n in names if n != BATCH] + list(sets), "")
     if BATCH in names:
         if not {"memory", "latency"} & set(budgets):
-            raise UsageError("--vary batch needs a --memory or --latency budget (params and MACs do not grow with it)")
+            raise OptionError("{vary} batch needs a {memory} or {latency} budget (params and MACs do not grow with "
+                              "it)", words={"vary": "varying"})
         bad = [v for n, vals in ranges if n == BATCH for v in vals if not (isinstance(_number(v), int) and _number(v) >= 1)]
         if bad:
-            raise UsageError(f"--vary batch={bad[0]}: a batch is a whole number of images, at least 1")
+            raise OptionError("{vary} batch={value}: a batch is a whole number of images, at least 1",
+                              words={"vary": "range"}, value=bad[0])
     metric = next(iter(budgets))
     inner = Fitter(spec, "grid", metric, budgets[metric], trainable, inference, sets, budgets, measure)
     points = []

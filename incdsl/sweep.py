@@ -9,9 +9,8 @@ from __future__ import annotations
 import itertools
 import sys
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 
-from .errors import Note, SpecError, UsageError, did_you_mean
+from .errors import Note, OptionError, SpecError, UsageError, did_you_mean
 from .network import Network, Spec
 from .ops import ZERO, Count
 from .text import sets_text
@@ -31,58 +30,6 @@ class Variant:
     sets: dict  # overrides: strings from the command line or values from a spec's `variant`
 
 
-def parse_sweep(text: str, flag: str = "--sweep") -> tuple[str, list[str]]:
-    """`width=0.5,0.75,1` or `size=96:224:32` (start:stop:step, stop included). `flag` names the
-    option in errors (`--sweep` for compare, `--vary` for fit)."""
-    name, sep, values = text.partition("=")
-    name, values = name.strip(), values.strip()
-    if not sep or not name or not values:
-        raise UsageError(f"{flag} expects NAME=V1,V2,... or NAME=START:STOP:STEP, got '{text}'")
-    if ":" in values:
-        return name, _range(name, values, text, flag)
-    items = [v.strip() for v in values.split(",")]
-    if any(not v for v in items):
-        raise UsageError(f"{flag} {text}: empty value in the list")
-    return name, items
-
-
-def _range(name: str, values: str, text: str, flag: str = "--sweep") -> list[str]:
-    parts = values.split(":")
-    try:
-        if len(parts) != 3:
-            raise InvalidOperation
-        start, stop, step = (Decimal(p.strip()) for p in parts)
-    except InvalidOperation:
-        raise UsageError(f"{flag} {text}: a range is START:STOP:STEP with numbers, e.g. {name}=0.5:1:0.25") from None
-    if step <= 0 or stop < start:
-        raise UsageError(f"{flag} {text}: a range needs START <= STOP and a positive STEP")
-    n = int((stop - start) / step) + 1
-    if n > 100_000:
-        raise UsageError(f"{flag} {text}: {n:,} values is too many")
-    # Decimal keeps 0.1 steps exact, so the values print as the user would write them.
-    return [str(start + i * step) for i in range(n)]
-
-
-def parse_variant(text: str) -> tuple[str, dict | None]:
-    """`LABEL:K=V,K=V` -> (label, {K: V}); `LABEL` alone -> (label, None): the spec's named variant;
-    `LABEL:` -> (label, {}): the spec's defaults under that label."""
-    label, sep, rest = text.partition(":")
-    label = label.strip()
-    if not label:
-        raise UsageError(f"--variant expects LABEL or LABEL:NAME=VALUE,..., got '{text}'")
-    if not sep:
-        return label, None
-    sets: dict[str, str] = {}
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        k, eq, v = item.partition("=")
-        if not eq or not k.strip() or not v.strip():
-            raise UsageError(f"--variant {text}: expected NAME=VALUE, got '{item}'")
-        if k.strip() in sets:
-            raise UsageError(f"--variant {text}: '{k.strip()}' is given twice")
-        sets[k.strip()] = v.strip()
-    return label, sets
-
-
 def plan(specs: list[Spec], sets: dict | None = None, sweeps: list[tuple[str, list]] = (),
          variants: list[tuple[str, dict | None]] = (), all_variants: bool = False) -> list[Variant]:
     """The variants to build: for each spec, each base (the defaults, the --variant list, or every
@@ -91,13 +38,13 @@ def plan(specs: list[Spec], sets: dict | None = None, sweeps: list[tuple[str, li
     names = [n for n, _ in sweeps]
     for n in names:
         if names.count(n) > 1:
-            raise UsageError(f"--sweep {n} is given twice; list all its values in one --sweep")
+            raise OptionError("{sweep} {name} is given twice; list all its values in one {sweep}", name=n)
         if n in sets:
-            raise UsageError(f"'{n}' is both swept and fixed with --set")
+            raise OptionError("'{name}' is both swept and fixed with {set}", words={"set": "sets"}, name=n)
     labels = [label for label, _ in variants]
     for label in labels:
         if labels.count(label) > 1:
-            raise UsageError(f"--variant label '{label}' is used twice")
+            raise OptionError("{variant} label '{label}' is used twice", label=label)
     grid = list(itertools.product(*[vals for _, vals in sweeps]))
     multi = len(specs) > 1
     # several specs: labels start with the network's name, or the file's where two networks share a name
@@ -111,7 +58,8 @@ def plan(specs: list[Spec], sets: dict | None = None, sweeps: list[tuple[str, li
             check_names(spec, base_sets, f"variant '{base_label}'" if base_label else "")
             for k in base_sets:
                 if k in sets:
-                    raise UsageError(f"'{k}' is set both by --set and by variant '{base_label}'")
+                    raise OptionError("'{name}' is set both by {set} and by variant '{label}'", words={"set": "sets"},
+                                      name=k, label=base_label)
                 if k in names:
                     raise UsageError(f"'{k}' is both swept and set by variant '{base_label}'")
             for values in grid:
@@ -123,9 +71,9 @@ def plan(specs: list[Spec], sets: dict | None = None, sweeps: list[tuple[str, li
     seen: set[str] = set()
     for v in out:
         if v.label in seen:
-            raise UsageError(f"two variants are both labelled '{v.label}'"
-                             + ("; is a spec listed twice?" if len(specs) > len({s.path for s in specs})
-                                else "; give them distinct --variant labels"))
+            raise OptionError("two variants are both labelled '{label}'"
+                              + ("; is a spec listed twice?" if len(specs) > len({s.path for s in specs})
+                                 else "; give them distinct {variant} labels"), label=v.label)
         seen.add(v.label)
     return out
 
@@ -148,9 +96,9 @@ def _bases(spec: Spec, variants, all_variants: bool) -> list[tuple[str, dict]]:
             if label not in declared:
                 known = ", ".join(declared) or "none"
                 hint = did_you_mean(label, declared)
-                raise UsageError(f"{spec.path} declares no variant '{label}' "
-                                 + (f"({hint})" if hint else f"(it declares: {known})")
-                                 + "; to set parameters write --variant LABEL:NAME=VALUE,...")
+                raise OptionError("{path} declares no variant '{label}' ({known}); to set parameters write {variant} "
+                                  "LABEL:NAME=VALUE,...", words={"variant": "a variant"}, path=spec.path, label=label,
+                                  known=hint if hint else f"it declares: {known}")
             sets = dict(declared[label])
         if all_variants and label in declared and sets == declared[label]:
             continue  # already there

@@ -13,7 +13,7 @@ import pytest
 import incdsl
 from incdsl import sweep as cmp
 from incdsl import compare_out
-from incdsl.fitting import parse_budget
+from incdsl.commands.flag_values import parse_budget, parse_sweep
 from incdsl.cli import main
 from incdsl.errors import UsageError
 
@@ -166,7 +166,7 @@ def test_sweep_range_and_set(tiny, capsys):
     rows = as_json(capsys, "compare", tiny, "--sweep", "c=2:8:2", "--set", "deep=true")["rows"]
     assert [r["set"]["c"] for r in rows] == [2, 4, 6, 8]
     assert rows[1]["params"]["total"] == HAND[(4, True)][0] and rows[3]["macs"] == HAND[(8, True)][1]
-    assert cmp.parse_sweep("width=0.1:0.3:0.1") == ("width", ["0.1", "0.2", "0.3"])
+    assert parse_sweep("width=0.1:0.3:0.1") == ("width", ["0.1", "0.2", "0.3"])
 
 
 def test_pareto_front(tiny):

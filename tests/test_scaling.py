@@ -97,7 +97,7 @@ def test_memory_budget_batch_size_width(capsys):
 
 def test_latency_budget_and_device_profiles(capsys):
     # a conv by hand: 8x8x3 -> conv(16, 3, bias=false) on 8x8: 8*8*16*27 = 27,648 MACs, 432 weights
-    from incdsl.roofline import parse_device
+    from incdsl.commands.flag_values import parse_device
     dev = parse_device("1T,1G")  # 1e12 FLOP/s, 1e9 B/s: memory bound
     assert (dev.flops, dev.bandwidth) == (1e12, 1e9)
     assert parse_device("h200").bandwidth == 4.8e12

@@ -10,7 +10,8 @@ import pytest
 import incdsl
 from incdsl.cli import main
 from incdsl.passes.memory import forward_peak, layer_memory, training_step
-from incdsl.roofline import layer_bounds, parse_device
+from incdsl.commands.flag_values import parse_device
+from incdsl.roofline import layer_bounds
 
 from conftest import SPECS
 

@@ -48,12 +48,13 @@ def main() -> int:
     rel = str(spec.relative_to(ROOT)) if spec.is_relative_to(ROOT) else str(spec)
 
     from incdsl import sweep as cmp
+    from incdsl.commands.flag_values import parse_sweep
     from incdsl.compare_out import to_json
     from incdsl.network import Spec
 
     def in_process():
         specs = [Spec(spec)]
-        plan = cmp.plan(specs, {}, [cmp.parse_sweep(s) for s in SWEEPS])
+        plan = cmp.plan(specs, {}, [parse_sweep(s) for s in SWEEPS])
         assert len(plan) == 1000, len(plan)
         rows = cmp.measure_all(plan, progress=False)
         json.dumps(to_json(rows, cmp.align_blocks(rows)))

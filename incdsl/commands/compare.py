@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+from .flag_values import parse_sweep, parse_variant
 from .spec_args import add_spec_args, parse_sets
 from ..errors import UsageError
 from ..io import check_output
@@ -58,8 +59,8 @@ def run(args) -> int:
         raise UsageError("--depth must be at least 1")
     if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg"):
         raise UsageError(f"--plot {args.plot}: the file must end in .png or .svg")
-    sweeps = [cmp.parse_sweep(s) for s in args.sweep]
-    variants = [cmp.parse_variant(v) for v in args.variant]
+    sweeps = [parse_sweep(s) for s in args.sweep]
+    variants = [parse_variant(v) for v in args.variant]
     sets = parse_sets(args.set)
     specs = [Spec(path, args.network) for path in args.specs]
     plan = cmp.plan(specs, sets, sweeps, variants, args.variants)

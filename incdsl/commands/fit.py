@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
 
 
 def _budgets(args) -> dict:
-    from ..fitting import parse_limit
+    from .flag_values import parse_limit
     out = {}
     for metric in BUDGETS:
         words = getattr(args, metric)
@@ -82,7 +82,7 @@ def run(args) -> int:
         raise UsageError("--batch must be at least 1")
     device = None
     if args.device:
-        from ..roofline import parse_device
+        from .flag_values import parse_device
         device = parse_device(args.device)
     measure = Measure(args.batch, args.precision, args.optimizer, device)
     grid = [v for v in args.vary if "=" in v]
@@ -95,11 +95,11 @@ def run(args) -> int:
     sets = parse_sets(args.set)
     common = dict(sets=sets, measure=measure, trainable=args.trainable, inference=args.inference)
     if args.scale:
-        from ..scaling import parse_scale
+        from .flag_values import parse_scale
         from .fit_show import show_compound
         return show_compound(args, spec, parse_scale(args.scale), budgets, common)
     if grid:
-        from ..sweep import parse_sweep
+        from .flag_values import parse_sweep
         from .fit_show import show_grid
         return show_grid(args, spec, [parse_sweep(v, "--vary") for v in grid], budgets, common)
     return _single(args, spec, plain[0], budgets, common)

@@ -12,7 +12,6 @@ FLAGS = {
     "label_smoothing": "--label-smoothing", "aux_weight": "--aux-weight", "val_split": "--val-split",
     "weight_decay": "--weight-decay", "bn_recalibrate": "--bn-recalibrate", "steps_per_epoch": "--steps-per-epoch",
     "steps_per_execution": "--steps-per-execution", "workers": "--workers", "freeze": "--freeze",
-    "output": "the output",
     # incdsl compile --to onnx (backends.onnx.export)
     "layout": "--layout", "via": "--via", "opset": "--opset", "batch": "--batch", "no_verify": "--no-verify",
     "via_direct": "--via direct", "dynamic": "'dynamic'",
@@ -21,7 +20,10 @@ FLAGS = {
     # incdsl compile --to keras
     "path": "-o", "keras": "--to keras",
     # incdsl fit (fitting.fit)
-    "lo": "--min", "hi": "--max", "vary": "--vary", "memory": "--memory", "latency": "--latency",
+    "lo": "--min", "hi": "--max", "vary": "--vary", "memory": "--memory", "latency": "--latency", "set": "--set",
+    "scale": "--scale",
+    # incdsl compare (sweep.plan)
+    "sweep": "--sweep", "variant": "--variant",
     # incdsl import
     "weights_out": "--weights-out", "weights": "--weights",
 }

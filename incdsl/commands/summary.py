@@ -48,7 +48,7 @@ def run(args) -> int:
         raise UsageError("--batch must be at least 1")
     device = None
     if args.device:
-        from ..roofline import parse_device
+        from .flag_values import parse_device
         device = parse_device(args.device)
     conv = None
     if args.convention:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import SpecError, UsageError
+from ..errors import OptionError, SpecError, UsageError
 from .flat import Flat
 from .render import NameMismatch
 from .structure import decompose
@@ -150,11 +150,13 @@ def save_weights(imported: Imported, path: str | Path) -> str:
     caller makes it atomic (commands/import_.py)."""
     path = Path(path)
     if path.suffix != ".keras":
-        raise UsageError(f"--weights-out writes a .keras file (which `--weights` reads); got {path}")
+        raise OptionError("{weights_out} writes a .keras file (which `{weights}` reads); got {path}",
+                          words={"weights_out": "save_weights", "weights": "to_keras(weights=...)"}, path=path)
     try:
         from ..backends.keras import build_model
     except ImportError as e:
-        raise UsageError(f"--weights-out needs Keras ({e.name} is not installed): pip install 'incdsl[keras]'") from None
+        raise OptionError("{weights_out} needs Keras ({name} is not installed): pip install 'incdsl[keras]'",
+                          words={"weights_out": "save_weights"}, name=e.name) from None
     model = build_model(imported.net, weights=imported.weights)
     model.save(path)
     return f"{model.count_params():,} params"

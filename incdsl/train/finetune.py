@@ -21,7 +21,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from ..errors import SpecError, UsageError
+from ..errors import OptionError, SpecError, UsageError
 from ..graph import ancestors
 from ..text import first_line
 from ..weights import keras_name, weight_shapes
@@ -46,8 +46,9 @@ def frozen_nodes(net, name: str) -> set[str]:
     if node not in net.layers:
         from ..errors import did_you_mean
         hint = did_you_mean(name, list(blocks) + list(net.layers))
-        raise UsageError(f"--freeze {name}: network {net.name} has no layer or module call of that name"
-                         + (f"; {hint}" if hint else " (try --freeze backbone)"))
+        tail = "; {hint}" if hint else " (try {freeze} backbone)"
+        raise OptionError("{freeze} {name}: network {net} has no layer or module call of that name" + tail,
+                          name=name, net=net.name, **({"hint": hint} if hint else {}))
     return ancestors(net.layers, [node])
 
 
@@ -107,7 +108,8 @@ def prepare(core, net, config) -> list[str]:
         n = set_trainable(core, net, frozen, False)
         trainable = sum(int(np.prod(w.shape)) for w in core.trainable_weights)
         if not trainable:
-            raise UsageError(f"--freeze {config.freeze} leaves nothing to train in network {net.name}")
+            raise OptionError("{freeze} {name} leaves nothing to train in network {net}", name=config.freeze,
+                              net=net.name)
         later = f", unfrozen after epoch {config.unfreeze_after}" if config.unfreeze_after else ""
         notes.append(f"frozen: {n} weighted layers up to {config.freeze} ({trainable:,} params left to train{later})")
     return notes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from ..errors import UsageError
+from ..errors import OptionError, UsageError
 from .config import RECIPES, HeadLoss, TrainConfig
 
 
@@ -21,7 +21,7 @@ def preprocessing_layer(kind: str, channels: int):
         return keras.layers.Rescaling(1 / 255.0, name="preprocess")
     if kind == "imagenet":
         if channels != 3:
-            raise UsageError("--preprocess imagenet needs 3-channel images")
+            raise OptionError("{preprocess} imagenet needs 3-channel images")
         mean = [255 * m for m in (0.485, 0.456, 0.406)]  # torchvision's ImageNet statistics
         var = [(255 * s) ** 2 for s in (0.229, 0.224, 0.225)]
         return keras.layers.Normalization(mean=mean, variance=var, name="preprocess")
