@@ -13,7 +13,6 @@ without the op is what the spec writer uses for module calls and layer names.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +20,9 @@ import numpy as np
 from ..errors import SpecError
 from ..text import first_line
 from .flat import Flat, Head, Node, fuse, spec_name
+from .onnx_parts import ACTS, head_name, node_attrs, same_pads, scope_of, short_float
 
 OPSET = 17  # what the converter brings other opsets to; the ops read here mean the same from 13 on
-
-_ACTS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Elu": "elu", "Gelu": "gelu",
-         "HardSigmoid": "hard_sigmoid"}
 
 
 def read(path: Path) -> Flat:
@@ -48,24 +45,6 @@ def read(path: Path) -> Flat:
     flat = _Reader(model, str(path)).run()
     fuse(flat)
     return flat
-
-
-def _attrs(node) -> dict:
-    from onnx import helper
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
-
-
-def _scope(name: str) -> tuple[str, ...]:
-    """`/Mixed_5b/branch1x1/conv/Conv` -> ("Mixed_5b", "branch1x1", "conv")."""
-    parts = [p for p in name.split("/") if p]
-    return tuple(parts[:-1]) if len(parts) > 1 else ()
-
-
-def same_pads(n: int, k: int, s: int, d: int) -> tuple[int, int]:
-    """TF's 'same' padding (before, after) for one axis: the odd pixel goes after."""
-    out = -(-n // s)
-    total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
-    return total // 2, total - total // 2
 
 
 class _Reader:
@@ -96,7 +75,7 @@ class _Reader:
         for k, out in enumerate(g.output):
             if out.name not in self.value:
                 raise SpecError(f"{self.source}: output '{out.name}' is not computed from the input")
-            name = _head_name(out.name, k, flat.nodes[self.value[out.name]].op, taken)
+            name = head_name(out.name, k, flat.nodes[self.value[out.name]].op, taken)
             taken.add(name)
             flat.heads.append(Head(name, self.value[out.name]))
         return flat
@@ -124,14 +103,14 @@ class _Reader:
         nm = node.name or node.output[0]
         while nm in self.flat.nodes:
             nm += "_"
-        n = Node(nm, op, attrs, ins, weights or {}, _scope(node.name or ""), None, f"'{node.name}' ({node.op_type})")
+        n = Node(nm, op, attrs, ins, weights or {}, scope_of(node.name or ""), None, f"'{node.name}' ({node.op_type})")
         self.flat.add(n)
         self.value[node.output[0]] = nm
         self.layout[node.output[0]] = out_layout
         return nm
 
     def _node(self, node) -> None:
-        op, a = node.op_type, _attrs(node)
+        op, a = node.op_type, node_attrs(node)
         if node.domain not in ("", "ai.onnx"):
             raise self.err(node, f"op of domain '{node.domain}' has no incdsl equivalent")
         if op == "Constant":
@@ -156,9 +135,9 @@ class _Reader:
                                 hint="incdsl reads inference graphs of a fixed-size image")
         ins = [self.value[i] for i in data]
         handler = getattr(self, f"op_{op}", None)
-        if handler is None and op in _ACTS:
+        if handler is None and op in ACTS:
             self._need_map(node, data)
-            self._add(node, "act", {"fn": _ACTS[op]}, ins, out_layout=self.layout[data[0]])
+            self._add(node, "act", {"fn": ACTS[op]}, ins, out_layout=self.layout[data[0]])
             return
         if handler is None:
             raise self.err(node, "this op has no incdsl equivalent",
@@ -385,23 +364,3 @@ class _Reader:
         if len(p) != 8 or p[0] or p[1] or p[4] or p[5]:
             raise self.err(node, "only padding of height and width maps to zeropad")
         self._add(node, "zeropad", {"pad": (p[2], p[6], p[3], p[7])}, ins)
-
-
-def short_float(x) -> float:
-    """The shortest decimal that is the same float32 (ONNX stores float32: 1e-5, not 9.99999974e-06)."""
-    f32 = np.float32(x)
-    for digits in range(6, 18):
-        text = f"{float(f32):.{digits}g}"
-        if np.float32(float(text)) == f32:
-            return float(text)
-    return float(f32)
-
-
-def _head_name(name: str, k: int, op: str, taken: set[str]) -> str:
-    """The graph's output name where it is an identifier (`output` -> `output_out`, flat.spec_name);
-    an exporter's number (torch's `29`) becomes `logits` for a first output a dense layer gives,
-    else `output_k`."""
-    if re.fullmatch(r"[A-Za-z_]\w*", name):
-        return spec_name(name, taken)
-    return spec_name("logits" if k == 0 and op == "dense" else f"output_{k + 1}", taken)
-

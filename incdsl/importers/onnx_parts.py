@@ -1,0 +1,51 @@
+"""Small readers of an ONNX graph's pieces for `model_onnx`: attributes, module scopes from node
+names, TF "same" pads, float32 values in their shortest decimal, output names and activation ops."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .flat import spec_name
+
+# ONNX activation ops that are incdsl `act` layers, by their `fn`
+ACTS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Elu": "elu", "Gelu": "gelu",
+        "HardSigmoid": "hard_sigmoid"}
+
+
+def node_attrs(node) -> dict:
+    """An ONNX node's attributes as a dict of plain Python values (onnx.helper)."""
+    from onnx import helper
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def scope_of(name: str) -> tuple[str, ...]:
+    """`/Mixed_5b/branch1x1/conv/Conv` -> ("Mixed_5b", "branch1x1", "conv")."""
+    parts = [p for p in name.split("/") if p]
+    return tuple(parts[:-1]) if len(parts) > 1 else ()
+
+
+def same_pads(n: int, k: int, s: int, d: int) -> tuple[int, int]:
+    """TF's 'same' padding (before, after) for one axis: the odd pixel goes after."""
+    out = -(-n // s)
+    total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
+    return total // 2, total - total // 2
+
+
+def short_float(x) -> float:
+    """The shortest decimal that is the same float32 (ONNX stores float32: 1e-5, not 9.99999974e-06)."""
+    f32 = np.float32(x)
+    for digits in range(6, 18):
+        text = f"{float(f32):.{digits}g}"
+        if np.float32(float(text)) == f32:
+            return float(text)
+    return float(f32)
+
+
+def head_name(name: str, k: int, op: str, taken: set[str]) -> str:
+    """The graph's output name where it is an identifier (`output` -> `output_out`, flat.spec_name);
+    an exporter's number (torch's `29`) becomes `logits` for a first output a dense layer gives,
+    else `output_k`."""
+    if re.fullmatch(r"[A-Za-z_]\w*", name):
+        return spec_name(name, taken)
+    return spec_name("logits" if k == 0 and op == "dense" else f"output_{k + 1}", taken)
