@@ -32,11 +32,11 @@ def keras_name(node, part: str = "") -> str:
     ("bn", "act", "pad"): `keras_name("a/b/conv_1", "bn") == "a-b-conv_1-bn"`."""
     name = (node if isinstance(node, str) else node.name).replace("/", SEP)
     return f"{name}{SEP}{part}" if part else name
-_BN_KEYS = ("gamma", "beta", "moving_mean", "moving_variance")
+BN_KEYS = ("gamma", "beta", "moving_mean", "moving_variance")  # a batch norm's weights, in Keras' names and order
 
 
 def _bn_shapes(scale: bool, channels: int) -> dict[str, tuple]:
-    keys = _BN_KEYS if scale else _BN_KEYS[1:]
+    keys = BN_KEYS if scale else BN_KEYS[1:]
     return {k: (channels,) for k in keys}
 
 

@@ -24,17 +24,14 @@ from ..text import first_line
 def expected(net: Network, name: str) -> dict[str, dict[str, tuple]]:
     """The Keras layers one IR node owns, each with its variables in Keras' order and their shapes:
     {keras layer name: {interchange key: shape}}."""
-    from ..weights import keras_name, weight_shapes
+    from ..weights import BN_KEYS, keras_name, weight_shapes
 
     own_bn = net.layers[name].op != "bn"  # a conv's batch norm is a layer of its own in Keras
     out: dict[str, dict[str, tuple]] = {}
     for key, shape in weight_shapes(net, name).items():
-        layer = keras_name(name, "bn") if own_bn and key in _BN_KEYS else keras_name(name)
+        layer = keras_name(name, "bn") if own_bn and key in BN_KEYS else keras_name(name)
         out.setdefault(layer, {})[key] = shape
     return out
-
-
-_BN_KEYS = ("gamma", "beta", "moving_mean", "moving_variance")
 
 
 def load_weights(net: Network, path: str | Path | None, seed: int = 0) -> dict:
