@@ -80,7 +80,7 @@ def main() -> int:
 
     import numpy as np
     import incdsl
-    from incdsl.cli import parse_sets
+    from incdsl.commands.spec_args import parse_sets
 
     net = incdsl.load(spec, **parse_sets(args.set))
     print(f"network {net.name} ({spec.name}{', ' + ' '.join(args.set) if args.set else ''}): "

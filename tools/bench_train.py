@@ -190,7 +190,7 @@ def train_mode(args) -> int:
 
     import keras
     import incdsl
-    from incdsl.cli import parse_sets
+    from incdsl.commands.spec_args import parse_sets
     from incdsl.backends.keras import build_model
     from incdsl.train.callbacks import Throughput
     from incdsl.train.data import FolderBatches, SyntheticImages, steps_per_execution

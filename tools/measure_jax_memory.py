@@ -67,7 +67,7 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--batch", type=int, default=4)
     a = ap.parse_args()
-    from incdsl.cli import parse_sets
+    from incdsl.commands.spec_args import parse_sets
     print(json.dumps(measure(a.spec, parse_sets(a.set), a.batch), indent=1))
     return 0
 
