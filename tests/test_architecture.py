@@ -111,16 +111,10 @@ def test_cli_and_commands_do_not_import_each_other():
             assert "incdsl.cli" not in {t for t, _, _ in _imports(name)}, name
 
 
-# i19-elab makes elaborate._pick_network public on its own branch; drop this entry once it is merged
-PENDING = {("incdsl.sweep", "_pick_network")}
-
-
 def test_no_private_name_is_imported_from_another_module():
     bad = []
     for name in MODULES:
         for target, imported, node in _imports(name):
-            if (name, imported) in PENDING:
-                continue
             if target.startswith("incdsl") and imported and imported.startswith("_") and not imported.startswith("__"):
                 bad.append(f"{MODULES[name].relative_to(PKG.parent)}:{node.lineno}: {imported} from {target}")
     assert not bad, "private names imported across modules (make them public, with a docstring):\n" + "\n".join(bad)
