@@ -15,6 +15,8 @@ from .parse import Program, load_program, load_program_text
 from .passes import count as count_pass
 from .passes import pipeline
 from .passes.count import total
+from .passes.pads import resolve_pads
+from .window import Pads
 
 
 class Spec:
@@ -185,6 +187,13 @@ class Network:
     def group_counts(self, depth: int | None = None) -> dict[str, Count]:
         """Counts per module call (and per nesting level down to `depth`), by call name."""
         return count_pass(self.counts, depth)
+
+    @cached_property
+    def pads(self) -> dict[str, Pads]:
+        """Layer name -> `Pads` (top, bottom, left, right and ceil overhang, in pixels) of every conv
+        and pool, from the pads pass (passes/pads.py), which the backends read. Run on first use,
+        as `fields` is: summaries and sweeps never need it."""
+        return resolve_pads(self.graph, self.shapes)
 
     @cached_property
     def depth(self) -> int:

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from .graph import Layer
-from .ops import DEFAULTS, OPS, REQUIRED, Count
+from .ops import DEFAULTS, OPS, REQUIRED, Count, describe  # noqa: F401 (describe: report.describe for its importers)
 from .passes.shapes import fmt
 from .text import attr_text, counts_dict, si
-from .text import pad_text as _pad, shape_text as _size  # describe's names for them
+from .text import shape_text as _size
 
 
 def _rf(net, node: str) -> dict:
@@ -54,40 +54,6 @@ def _plain(params: dict):
 
 
 # --- the table ----------------------------------------------------------------------------
-
-def describe(layer: Layer) -> str:
-    """A short, human description of one layer: 'conv 3x3/2 valid bn relu'."""
-    a, op = layer.attrs, layer.op
-    parts = [op if op != "act" else a["fn"]]
-    if "kernel" in a:
-        k = _size(a["kernel"])
-        s = a.get("stride")
-        parts.append(k + (f"/{s[0] if s[0] == s[1] else _size(s)}" if s and s != (1, 1) else ""))
-    if op == "adaptive_avgpool":
-        parts.append(_size(a["size"]))
-    pad_arg = OPS[op].arg("pad")
-    if pad_arg is not None and a["pad"] != pad_arg.default:
-        parts.append(_pad(a["pad"]))
-    if a.get("dilation", (1, 1)) != (1, 1):
-        parts.append(f"dil {_size(a['dilation'])}")
-    if a.get("ceil"):
-        parts.append("ceil")
-    if op in ("dropout", "drop_path"):
-        parts.append(f"{a['rate']:g}")
-    if a.get("groups", 1) != 1:
-        parts.append(f"groups {a['groups']}")
-    if op == "act" and a.get("slope") is not None:
-        parts.append(f"slope {a['slope']:g}")
-    if op == "scale":
-        parts.append(f"{a['factor']:g}")
-    if op == "lrn":
-        parts.append(str(a["size"]))
-    if a.get("bn"):
-        parts.append("bn")
-    if a.get("act") and op != "act":
-        parts.append(a["act"])
-    return " ".join(parts)
-
 
 def summary_table(net, depth: int | None = None, rf: bool = False, columns=(), footer=(),
                   ops: dict | None = None, ops_label: str = "MACs") -> str:

@@ -18,6 +18,7 @@ import zlib
 import numpy as np
 
 from . import initializers
+from .ops import BN_KEYS, OPS, apply  # noqa: F401 (BN_KEYS: a batch norm's weights, in Keras' names and order)
 
 
 Weights = dict[str, dict[str, np.ndarray]]
@@ -32,42 +33,16 @@ def keras_name(node, part: str = "") -> str:
     ("bn", "act", "pad"): `keras_name("a/b/conv_1", "bn") == "a-b-conv_1-bn"`."""
     name = (node if isinstance(node, str) else node.name).replace("/", SEP)
     return f"{name}{SEP}{part}" if part else name
-BN_KEYS = ("gamma", "beta", "moving_mean", "moving_variance")  # a batch norm's weights, in Keras' names and order
-
-
-def _bn_shapes(scale: bool, channels: int) -> dict[str, tuple]:
-    keys = BN_KEYS if scale else BN_KEYS[1:]
-    return {k: (channels,) for k in keys}
 
 
 def weight_shapes(net, layer: str) -> dict[str, tuple]:
     """The arrays node `layer` owns and their shapes in Keras layouts (empty for ops without
     weights): for a conv, {"kernel": (kh, kw, cin/groups, filters), "bias": (filters,)} as Keras'
     Conv2D keeps them, plus gamma/beta/moving_mean/moving_variance (channels,) for its batch norm
-    (see the module docstring for every op). Reads `net.shapes`; raises KeyError for an unknown
-    layer name."""
+    (see the module docstring for every op). The op's rule (incdsl/ops/rules.py) says them, from
+    `net.shapes`; raises KeyError for an unknown layer name."""
     lay = net.layers[layer]
-    a, op = lay.attrs, lay.op
-    cout = net.shapes[layer][-1]
-    cin = net.shapes[lay.inputs[0]][-1] if lay.inputs else 0
-    if op == "conv":
-        out = {"kernel": (*a["kernel"], cin // a["groups"], cout)}  # Keras Conv2D(groups=)'s layout
-    elif op == "dwconv":
-        out = {"depthwise_kernel": (*a["kernel"], cin, a["multiplier"])}
-    elif op == "sepconv":
-        mid = cin * a["multiplier"]
-        out = {"depthwise_kernel": (*a["kernel"], cin, a["multiplier"]), "pointwise_kernel": (1, 1, mid, cout)}
-    elif op == "dense":
-        out = {"kernel": (cin, cout)}
-    elif op == "bn":
-        return _bn_shapes(a["scale"], cout)
-    else:
-        return {}
-    if a["bias"]:
-        out["bias"] = (cout,)
-    if a.get("bn"):
-        out.update(_bn_shapes(a["bn_scale"], cout))
-    return out
+    return dict(apply(OPS[lay.op], lay.attrs, [net.shapes[i] for i in lay.inputs]).weights)
 
 
 def init_weights(net, seed: int = 0) -> Weights:

@@ -108,7 +108,7 @@ def _conv(layer, xs, net):
     if strided_dilation(a):
         # the same conv at stride 1 over the same padding, then every s-th output: exact, at s^2
         # times the work; the padding is written out (TF's 'same' split for the strided conv)
-        pad, strides = _explicit_pads(layer, net), (1, 1)
+        pad, strides = net.pads[layer.name].real, (1, 1)
     padding, x = _padding(pad, layer, x)
     common = dict(kernel_size=a["kernel"], strides=strides, padding=padding, dilation_rate=a["dilation"],
                   use_bias=a["bias"], name=name)
@@ -123,18 +123,6 @@ def _conv(layer, xs, net):
     if strides != a["stride"]:
         x = Subsample(a["stride"], name=keras_name(layer, "sub"))(x)
     return _bn_act(a, layer, x)
-
-
-def _explicit_pads(layer, net) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) that give the shape pass's output size, any odd pixel at the end."""
-    (h, w), (oh, ow) = net.shapes[layer.inputs[0]][:2], net.shapes[layer.name][:2]
-    a, out = layer.attrs, []
-    if a["pad"] != "same":
-        return (0, 0, 0, 0) if a["pad"] == "valid" else a["pad"]
-    for n, o, k, s, d in zip((h, w), (oh, ow), a["kernel"], a["stride"], a["dilation"]):
-        total = max((o - 1) * s + d * (k - 1) + 1 - n, 0)
-        out += [total // 2, total - total // 2]
-    return tuple(out)
 
 
 def _act(layer, xs, net):
@@ -155,24 +143,18 @@ def _multiply(layer, xs, net):
 
 def _pool(layer, xs, net):
     a, name, x = layer.attrs, keras_name(layer), xs[0]
-    (kh, kw), (sh, sw), pad = a["kernel"], a["stride"], a["pad"]
-    h, w = net.shapes[layer.inputs[0]][:2]
-    oh, ow = net.shapes[layer.name][:2]
+    (kh, kw), (sh, sw), pads = a["kernel"], a["stride"], net.pads[layer.name]
+    t, b, l, r = pads.real
+    eb, er = pads.over_bottom, pads.over_right  # ceil mode: windows past the padded input
     is_max = layer.op == "maxpool"
     count_pad = a.get("count_pad", False)
-    if pad == "same":
-        th, tw = max((oh - 1) * sh + kh - h, 0), max((ow - 1) * sw + kw - w, 0)
-        if is_max or (not count_pad and th % 2 == 0 and tw % 2 == 0):  # Keras' own: padding never counts
-            cls = L.MaxPooling2D if is_max else L.AveragePooling2D
-            return cls((kh, kw), (sh, sw), padding="same", name=name)(x)
-        # TF's 'same' padding made explicit (the extra row/column at the bottom/right): averaging
-        # with zeros counted (count_pad), or an uneven split, which Keras' torch backend averages
-        # wrongly (keras-team/keras#18452: torch pads both sides alike)
-        pad = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
-    t, b, l, r = (0, 0, 0, 0) if pad == "valid" else pad
-    # ceil mode: windows past the padded input, as the shape pass counted them
-    eb = max((oh - 1) * sh + kh - (h + t + b), 0)
-    er = max((ow - 1) * sw + kw - (w + l + r), 0)
+    if a["pad"] == "same" and (is_max or (not count_pad and (t + b) % 2 == 0 and (l + r) % 2 == 0)):
+        # Keras' own: padding never counts. Otherwise TF's 'same' padding is made explicit (the
+        # extra row/column at the bottom/right): averaging with zeros counted (count_pad), or an
+        # uneven split, which Keras' torch backend averages wrongly (keras-team/keras#18452: torch
+        # pads both sides alike)
+        cls = L.MaxPooling2D if is_max else L.AveragePooling2D
+        return cls((kh, kw), (sh, sw), padding="same", name=name)(x)
     if t == b == l == r == eb == er == 0:
         cls = L.MaxPooling2D if is_max else L.AveragePooling2D
         return cls((kh, kw), (sh, sw), padding="valid", name=name)(x)

@@ -1,8 +1,8 @@
 """A plain numpy interpreter of the checked graph: the reference that `incdsl compile --to onnx`
 checks onnxruntime against when Keras is not installed (`pip install incdsl[onnx]` alone).
 
-It shares no code with the ONNX emitter but the pad arithmetic (window_pads, real_pads,
-adaptive_bins, which read the front end's shapes), and follows the ops' documented meaning:
+It shares no code with the ONNX emitter but `adaptive_bins`; its pads are the pads pass's
+(`Network.pads`, incdsl/passes/pads.py), and it follows the ops' documented meaning:
 NHWC float64, TF 'same' padding, PyTorch ceil mode, count_pad, adaptive bins and LRN windows,
 Keras 3's activations. Slow but exact; inference only (dropout is the identity).
 """
@@ -14,7 +14,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..ops import LEAKY_RELU_SLOPE, affine_of
-from .onnx_direct import adaptive_bins, real_pads, window_pads
+from .onnx_ops import adaptive_bins
 
 
 class Unsupported(Exception):
@@ -49,9 +49,10 @@ def _act(fn, x, slope=None):
     raise Unsupported(f"activation {fn}")
 
 
-def _windows(x, layer, in_shape, out_shape, value):
-    """(N, oh, ow, C, kh, kw) windows of x padded with `value` (ceil overhang included)."""
-    (b0, b1), (e0, e1) = window_pads(layer, in_shape, out_shape)
+def _windows(x, layer, pads, out_shape, value):
+    """(N, oh, ow, C, kh, kw) windows of x padded with `value` (`pads`: the layer's `Pads`, ceil
+    overhang included)."""
+    (b0, b1), (e0, e1) = pads.begin, pads.end
     return _slide(np.pad(x, ((0, 0), (b0, e0), (b1, e1), (0, 0)), constant_values=value), layer, out_shape)
 
 
@@ -69,9 +70,9 @@ def _bn(x, p, eps):
     return (x - p["moving_mean"]) / np.sqrt(p["moving_variance"] + eps) * gamma + p["beta"]
 
 
-def _conv(layer, x, w, shapes):
+def _conv(layer, x, w, net):
     a, name = layer.attrs, layer.name
-    win = _windows(x, layer, shapes[layer.inputs[0]], shapes[name], 0.0)
+    win = _windows(x, layer, net.pads[name], net.shapes[name], 0.0)
     p = {k: np.asarray(v, np.float64) for k, v in w[name].items()}
     if layer.op == "conv":
         g = a.get("groups", 1)  # Keras Conv2D(groups=): kernel (kh, kw, cin / g, cout), filters in g blocks
@@ -91,16 +92,16 @@ def _conv(layer, x, w, shapes):
     return _act(a["act"], y)
 
 
-def _avgpool(layer, x, shapes):
+def _avgpool(layer, x, net):
     """Sum of the window over the number of its cells that count: the input's, plus the real
     padding's with count_pad (never the ceil overhang), as torch's avg_pool2d divides."""
-    in_shape, out_shape = shapes[layer.inputs[0]], shapes[layer.name]
-    total = _windows(x, layer, in_shape, out_shape, 0.0).sum(axis=(-2, -1))
-    (b0, b1), (e0, e1) = window_pads(layer, in_shape, out_shape)
-    h, w = in_shape[:2]
+    pads, out_shape = net.pads[layer.name], net.shapes[layer.name]
+    total = _windows(x, layer, pads, out_shape, 0.0).sum(axis=(-2, -1))
+    (b0, b1), (e0, e1) = pads.begin, pads.end
+    h, w = net.shapes[layer.inputs[0]][:2]
     mask = np.zeros((1, h + b0 + e0, w + b1 + e1, 1))
     if layer.attrs["count_pad"]:
-        _, (r0, r1) = real_pads(layer, in_shape, out_shape)
+        r0, r1 = pads.bottom, pads.right
         mask[:, :b0 + h + r0, :b1 + w + r1] = 1.0
     else:
         mask[:, b0:b0 + h, b1:b1 + w] = 1.0
@@ -129,11 +130,11 @@ def run(net, weights: dict, x: np.ndarray) -> list[np.ndarray]:
         if op == "input":
             y = np.asarray(x, np.float64)
         elif op in ("conv", "dwconv", "sepconv"):
-            y = _conv(layer, ins[0], weights, shapes)
+            y = _conv(layer, ins[0], weights, net)
         elif op == "maxpool":
-            y = _windows(ins[0], layer, shapes[layer.inputs[0]], shapes[name], -np.inf).max(axis=(-2, -1))
+            y = _windows(ins[0], layer, net.pads[name], shapes[name], -np.inf).max(axis=(-2, -1))
         elif op == "avgpool":
-            y = _avgpool(layer, ins[0], shapes)
+            y = _avgpool(layer, ins[0], net)
         elif op == "adaptive_avgpool":
             (h, w, _), (oh, ow, _) = shapes[layer.inputs[0]], shapes[name]
             y = np.einsum("ph,nhwc,qw->npqc", adaptive_bins(h, oh), ins[0], adaptive_bins(w, ow))

@@ -1,0 +1,226 @@
+"""The ONNX emitter's op translations: one `op_<name>` method per op of the table (convolutions
+excepted: they fold batch norm and live in onnx_direct.py), mixed into the emitter there.
+
+NCHW inside. Pools read their pads from `Network.pads` (incdsl/passes/pads.py): the end pads
+include the ceil overhang, so that ONNX's floor rule gives the inferred output size; max pooling
+pads with -inf (ONNX MaxPool's own pads), average pooling excludes its pads (count_include_pad=0)
+except the real padding of count_pad=true, which becomes a zero Pad node first (the ceil overhang
+then still does not count, as in PyTorch).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import SpecError
+from ..ops import LEAKY_RELU_SLOPE, affine_of
+
+NEG_INF = float("-inf")  # what max pooling pads with (Keras and ONNX MaxPool alike)
+
+# Keras 3's activation defaults (keras.activations), which the Keras backend uses by name.
+# leaky_relu without a slope: ops.LEAKY_RELU_SLOPE, keras.activations.leaky_relu's 0.2
+ELU_ALPHA = 1.0
+
+
+def adaptive_bins(n: int, out: int) -> np.ndarray:
+    """PyTorch's adaptive average pooling as an (out, n) matrix: bin i averages
+    [floor(i*n/out), ceil((i+1)*n/out))."""
+    m = np.zeros((out, n), np.float64)
+    for i in range(out):
+        lo, hi = (i * n) // out, -(-((i + 1) * n) // out)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
+class OpEmitters:
+    """The op_* methods of `onnx_direct._Emitter` and the helpers they share (activations, Pad).
+    Each takes the IR layer and its input tensor names and returns the name of the tensor it
+    produced. Relies on the emitter's `net`, `tensor`, `node`, `const`, `params`, `finish` and
+    `rename`."""
+
+    def activation(self, act: str, x: str, layer_name: str, slope: float | None = None) -> str:
+        """The activation node; its output is the layer's tensor."""
+        n = layer_name
+        if act == "relu":
+            return self.node("Relu", [x], n)
+        if act == "relu6":
+            lo = self.const(f"{layer_name}/relu6_min", 0.0)
+            hi = self.const(f"{layer_name}/relu6_max", 6.0)
+            return self.node("Clip", [x, lo, hi], n)
+        if act == "sigmoid":
+            return self.node("Sigmoid", [x], n)
+        if act == "hard_sigmoid":  # Keras 3: relu6(x + 3) / 6
+            return self.node("HardSigmoid", [x], n, alpha=1.0 / 6.0, beta=0.5)
+        if act == "tanh":
+            return self.node("Tanh", [x], n)
+        if act in ("softmax", "log_softmax"):  # over channels: NCHW axis 1, or a vector's
+            return self.node("Softmax" if act == "softmax" else "LogSoftmax", [x], n, axis=1)
+        if act == "silu":
+            s = self.node("Sigmoid", [x], f"{layer_name}/sigmoid")
+            return self.node("Mul", [x, s], n)
+        if act == "gelu":  # exact (erf) GELU, keras.activations.gelu(approximate=False)
+            if self.opset >= 20:
+                return self.node("Gelu", [x], n)
+            r = self.node("Mul", [x, self.const(f"{layer_name}/gelu_rsqrt2", 1 / np.sqrt(2.0))], f"{layer_name}/gelu_scaled")
+            e = self.node("Erf", [r], f"{layer_name}/gelu_erf")
+            e1 = self.node("Add", [e, self.const(f"{layer_name}/gelu_one", 1.0)], f"{layer_name}/gelu_erf1")
+            hx = self.node("Mul", [x, self.const(f"{layer_name}/gelu_half", 0.5)], f"{layer_name}/gelu_half_x")
+            return self.node("Mul", [hx, e1], n)
+        if act == "elu":
+            return self.node("Elu", [x], n, alpha=ELU_ALPHA)
+        if act == "leaky_relu":
+            return self.node("LeakyRelu", [x], n, alpha=LEAKY_RELU_SLOPE if slope is None else slope)
+        raise AssertionError(f"activation {act} has no ONNX translation")
+
+    # -- pooling -------------------------------------------------------------------------
+    def op_maxpool(self, layer, ins):
+        a = layer.attrs
+        pads = self.net.pads[layer.name]
+        begin, end = pads.begin, pads.end
+        x = ins[0]
+        if any(p >= k for p, k in zip(begin + end, list(a["kernel"]) * 2)):
+            # onnxruntime refuses pool pads as large as the window: pad with -inf first
+            x = self.pad(x, begin, end, f"{layer.name}/pad", NEG_INF)
+            begin, end = [0, 0], [0, 0]
+        return self.node("MaxPool", [x], layer.name, kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
+                         pads=begin + end)
+
+    def op_avgpool(self, layer, ins):
+        a = layer.attrs
+        pads = self.net.pads[layer.name]
+        begin, end = pads.begin, pads.end
+        x = ins[0]
+        if a["count_pad"]:
+            # the real padding counts in the average: make it real zeros; the ceil overhang
+            # beyond it does not count (PyTorch), so it stays an excluded pool pad
+            rb, re = [pads.top, pads.left], [pads.bottom, pads.right]
+            if any(rb + re):
+                x = self.pad(x, rb, re, f"{layer.name}/pad", 0.0)
+                begin, end = [0, 0], [e - r for e, r in zip(end, re)]
+        if any(p >= k for p, k in zip(begin + end, list(a["kernel"]) * 2)):
+            # some window would hold padding only: onnxruntime refuses such pads
+            raise SpecError("ONNX cannot average-pool with padding as large as the window", layer.span,
+                            hint="use less padding than the pooling window")
+        return self.node("AveragePool", [x], layer.name, kernel_shape=list(a["kernel"]), strides=list(a["stride"]),
+                         pads=begin + end, count_include_pad=0)
+
+    def pad(self, x: str, begin, end, name: str, value: float) -> str:
+        pads = self.const(f"{name}/pads", [0, 0, *begin, 0, 0, *end], np.int64)
+        v = self.const(f"{name}/value", value)
+        return self.node("Pad", [x, pads, v], name, mode="constant")
+
+    def op_adaptive_avgpool(self, layer, ins):
+        (h, w, _), (oh, ow, _) = self.net.shapes[layer.inputs[0]], self.net.shapes[layer.name]
+        if h % oh == 0 and w % ow == 0:  # uniform bins: an ordinary average pool
+            k = [h // oh, w // ow]
+            return self.node("AveragePool", [ins[0]], layer.name, kernel_shape=k, strides=k)
+        # uneven bins (PyTorch's rule): y = Bh @ x @ Bw^T with the bin-averaging matrices
+        bw = self.const(f"{layer.name}/bins_w", adaptive_bins(w, ow).T)
+        bh = self.const(f"{layer.name}/bins_h", adaptive_bins(h, oh))
+        t = self.node("MatMul", [ins[0], bw], f"{layer.name}/pool_w")
+        return self.node("MatMul", [bh, t], layer.name)
+
+    def op_gap(self, layer, ins):
+        p = self.node("GlobalAveragePool", [ins[0]], f"{layer.name}/pool")
+        return self.node("Flatten", [p], layer.name, axis=1)
+
+    def op_gmp(self, layer, ins):
+        p = self.node("GlobalMaxPool", [ins[0]], f"{layer.name}/pool")
+        return self.node("Flatten", [p], layer.name, axis=1)
+
+    def op_flatten(self, layer, ins):
+        shape = self.net.shapes[layer.inputs[0]]
+        if len(shape) == 1:
+            return ins[0]
+        x = ins[0]
+        if shape[0] * shape[1] > 1:
+            # the IR (and the weights of a following dense) flatten in NHWC order
+            x = self.node("Transpose", [x], f"{layer.name}/nhwc", perm=[0, 2, 3, 1])
+        return self.node("Flatten", [x], layer.name, axis=1)
+
+    # -- the rest --------------------------------------------------------------------------
+    def op_dense(self, layer, ins):
+        ins = [ins[0], self.const(f"{layer.name}/kernel", self.params(layer.name, "kernel"))]
+        if layer.attrs["bias"]:
+            ins.append(self.const(f"{layer.name}/bias", self.params(layer.name, "bias")))
+        y = self.node("Gemm", ins, f"{layer.name}/gemm" if layer.attrs["act"] else layer.name)
+        return self.finish(layer, y)
+
+    def op_dropout(self, layer, ins):
+        return ins[0]  # inference: identity
+
+    def op_bn(self, layer, ins):
+        if layer.name in self.tensor:  # folded into the conv before it
+            return self.tensor[layer.name]
+        c = self.net.shapes[layer.name][-1]  # BatchNormalization takes (N, C, ...), a vector's (N, C) too
+        return self.batchnorm(layer.name, ins[0], layer.attrs["eps"], c, layer.name)
+
+    def op_act(self, layer, ins):
+        return self.activation(layer.attrs["fn"], ins[0], layer.name, layer.attrs["slope"])
+
+    def op_channel_shuffle(self, layer, ins):
+        # NCHW: (N, g, C/g, H, W) -> (N, C/g, g, H, W) -> (N, C, H, W); 0 keeps the batch dim
+        h, w, c = self.net.shapes[layer.name]
+        g = layer.attrs["groups"]
+        x = self.node("Reshape", [ins[0], self.const(f"{layer.name}/grid_shape", [0, g, c // g, h, w], np.int64)],
+                      f"{layer.name}/grid")
+        x = self.node("Transpose", [x], f"{layer.name}/swap", perm=[0, 2, 1, 3, 4])
+        return self.node("Reshape", [x, self.const(f"{layer.name}/out_shape", [0, c, h, w], np.int64)], layer.name)
+
+    def op_drop_path(self, layer, ins):
+        return ins[0]  # inference: identity
+
+    def op_multiply(self, layer, ins):
+        out = self.net.shapes[layer.name]
+        xs = []
+        for i, (src, x) in enumerate(zip(layer.inputs, ins)):
+            if len(self.net.shapes[src]) == 1 and len(out) == 3:  # (N, C) -> (N, C, 1, 1) broadcasts
+                x = self.node("Reshape", [x, self.const(f"{layer.name}/expand{i + 1}/shape", [0, -1, 1, 1], np.int64)],
+                              f"{layer.name}/expand{i + 1}")
+            xs.append(x)
+        y = xs[0]
+        for i, x in enumerate(xs[1:], 2):
+            y = self.node("Mul", [y, x], layer.name if i == len(xs) else f"{layer.name}/mul{i}")
+        return y if len(xs) > 1 else self.rename(y, layer.name)
+
+    def op_lrn(self, layer, ins):
+        a = layer.attrs
+        size, alpha, beta, bias = a["size"], a["alpha"], a["beta"], a["bias"]
+        if size % 2 == 1:
+            # ONNX LRN is Caffe's: x / (bias + alpha / size * sum of squares)^beta over a centred
+            # window, which is the IR's (and PyTorch's) for odd sizes
+            return self.node("LRN", [ins[0]], layer.name, size=size, alpha=alpha, beta=beta, bias=bias)
+        # even sizes: PyTorch sums channels [c - size//2, c + (size-1)//2] while ONNX's window
+        # leans the other way; sum the squares with a banded 1x1 conv instead
+        c = self.net.shapes[layer.name][-1]
+        band = np.zeros((c, c, 1, 1))
+        for o in range(c):
+            band[o, max(0, o - size // 2):min(c, o + (size - 1) // 2 + 1), 0, 0] = 1.0
+        sq = self.node("Mul", [ins[0], ins[0]], f"{layer.name}/square")
+        s = self.node("Conv", [sq, self.const(f"{layer.name}/window", band)], f"{layer.name}/sum", kernel_shape=[1, 1])
+        s = self.node("Mul", [s, self.const(f"{layer.name}/alpha", alpha / size)], f"{layer.name}/scaled")
+        s = self.node("Add", [s, self.const(f"{layer.name}/bias", bias)], f"{layer.name}/base")
+        s = self.node("Pow", [s, self.const(f"{layer.name}/beta", -beta)], f"{layer.name}/inv")
+        return self.node("Mul", [ins[0], s], layer.name)
+
+    def op_scale(self, layer, ins):
+        return self.node("Mul", [ins[0], self.const(f"{layer.name}/factor", layer.attrs["factor"])], layer.name)
+
+    def op_affine(self, layer, ins):
+        scale, shift = affine_of(layer.attrs)
+        c = self.net.shapes[layer.name][-1]
+        dims = (1, c, 1, 1) if len(self.net.shapes[layer.name]) == 3 else (1, c)
+        per_channel = lambda v: np.broadcast_to(np.asarray(v, np.float32), (c,)).reshape(dims)  # noqa: E731
+        x = self.node("Mul", [ins[0], self.const(f"{layer.name}/scale", per_channel(scale))], f"{layer.name}/scaled")
+        return self.node("Add", [x, self.const(f"{layer.name}/shift", per_channel(shift))], layer.name)
+
+    op_normalize = op_affine
+
+    def op_zeropad(self, layer, ins):
+        t, b, l, r = layer.attrs["pad"]
+        return self.pad(ins[0], [t, l], [b, r], layer.name, 0.0)
+
+    def op_concat(self, layer, ins):
+        return self.node("Concat", ins, layer.name, axis=1)  # channels: NCHW axis 1, or a vector's
+
+    def op_add(self, layer, ins):
+        return self.node("Add" if len(ins) == 2 else "Sum", ins, layer.name)

@@ -1,0 +1,15 @@
+"""The ops of the language, each in one place: its arguments (kinds.py), its rule returning output
+shape, weight shapes and MACs (rules.py, result.py), its row in the table (table.py) and the text
+that describes a layer of it (describe.py). Import from here: `from incdsl.ops import OPS, normalize`.
+"""
+from .describe import describe
+from .kinds import (ACTIVATION_NAMES, ACTIVATIONS, KINDS, LEAKY_RELU_SLOPE, MAX_DIM, POSITIVE_MIN, REQUIRED, Arg,
+                    ArgError, Symbol)
+from .result import BN_KEYS, NON_TRAINABLE, ZERO, Count, Rule, Shape, ShapeError
+from .rules import affine_of
+from .table import ALIASES, DEFAULTS, KEYWORD_ONLY, OPS, Op, apply, infer, normalize
+
+__all__ = ["ACTIVATION_NAMES", "ACTIVATIONS", "ALIASES", "BN_KEYS", "DEFAULTS", "KEYWORD_ONLY", "KINDS",
+           "LEAKY_RELU_SLOPE", "MAX_DIM", "NON_TRAINABLE", "OPS", "POSITIVE_MIN", "REQUIRED", "ZERO", "Arg",
+           "ArgError", "Count", "Op", "Rule", "Shape", "ShapeError", "Symbol", "affine_of", "apply", "describe",
+           "infer", "normalize"]

@@ -1,0 +1,21 @@
+"""Resolve pads: each conv's and pool's explicit padding plus its ceil-mode overhang, worked out once
+(incdsl/window.py) so that the backends translate them and never redo the arithmetic."""
+from __future__ import annotations
+
+from .. import window
+from ..graph import Graph
+from ..ops import Shape
+from ..window import Pads
+
+
+def resolve_pads(graph: Graph, shapes: dict[str, Shape]) -> dict[str, Pads]:
+    """Needs: infer-shapes' `shapes`; adds `Network.pads`, layer name -> `Pads` (pixels: top,
+    bottom, left, right and ceil overhang) for every layer with a window (conv, dwconv, sepconv,
+    maxpool, avgpool); leaves the graph untouched."""
+    pads: dict[str, Pads] = {}
+    for name, layer in graph.layers.items():
+        a = layer.attrs
+        if "kernel" in a:
+            pads[name] = window.resolve(a["pad"], a["kernel"], a["stride"], a.get("dilation", (1, 1)),
+                                        shapes[layer.inputs[0]], shapes[name])
+    return pads
