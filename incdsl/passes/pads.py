@@ -12,10 +12,7 @@ def resolve_pads(graph: Graph, shapes: dict[str, Shape]) -> dict[str, Pads]:
     """Needs: infer-shapes' `shapes`; adds `Network.pads`, layer name -> `Pads` (pixels: top,
     bottom, left, right and ceil overhang) for every layer with a window (conv, dwconv, sepconv,
     maxpool, avgpool); leaves the graph untouched."""
-    pads: dict[str, Pads] = {}
-    for name, layer in graph.layers.items():
-        a = layer.attrs
-        if "kernel" in a:
-            pads[name] = window.resolve(a["pad"], a["kernel"], a["stride"], a.get("dilation", (1, 1)),
-                                        shapes[layer.inputs[0]], shapes[name])
-    return pads
+    resolve, one = window.resolve, (1, 1)
+    return {name: resolve(a["pad"], a["kernel"], a["stride"], a.get("dilation", one), shapes[layer.inputs[0]],
+                          shapes[name])
+            for name, layer in graph.layers.items() if "kernel" in (a := layer.attrs)}
