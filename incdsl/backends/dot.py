@@ -22,9 +22,8 @@ from pathlib import Path
 
 from ..errors import OptionError, UsageError
 from ..io import atomic_path
-from ..ops import Count
+from ..ops import Count, describe
 from ..passes.shapes import fmt
-from ..report import describe
 from ..text import attr_text
 from .dot_labels import (BOX_COLOUR, CLUSTER_COLOURS, FAMILIES, FAMILY_COLOURS, FONT, TRAIN_COLOUR,  # noqa: F401
                          attr_list, given_name, html_label, quoted, attr_statements, op_text, si)

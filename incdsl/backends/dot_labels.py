@@ -6,7 +6,7 @@ import html
 import re
 
 from ..ops import ALIASES, OPS
-from ..report import describe
+from ..ops import describe
 
 FONT = "Helvetica"
 

@@ -220,7 +220,7 @@ def build_model(net, inference: bool = False, seed: int | None = None, weights=N
 
     Raises `incdsl.errors.SpecError` when Keras refuses a layer (its ValueError, at the layer's
     spec place) or a weights array is missing, extra or misshapen; RuntimeError if a Keras
-    layer's shape disagrees with `net.shapes` (a bug: the backend and ops.py must agree)."""
+    layer's shape disagrees with `net.shapes` (a bug: the backend and the op's rule in incdsl/ops/rules.py must agree)."""
     heads = [h for h in net.heads if not (inference and h.train_only)]
     keep = net.inference if inference else net.layers  # elaboration already dropped dead ends
     tensors = {}
@@ -236,7 +236,7 @@ def build_model(net, inference: bool = False, seed: int | None = None, weights=N
                 raise SpecError(f"Keras cannot build this {layer.op}: {e}", layer.span) from None
         if tuple(x.shape[1:]) != tuple(net.shapes[name]):
             raise RuntimeError(f"Keras gives {tuple(x.shape[1:])} for '{name}' where the shape pass "
-                               f"says {net.shapes[name]}: the backend and ops.py disagree")
+                               f"says {net.shapes[name]}: the backend and incdsl/ops/rules.py disagree")
         tensors[name] = x
     inputs = [t for n, t in tensors.items() if net.layers[n].op == "input"]
     outputs = [_named_output(net, h, tensors[h.node], tensors) for h in heads]

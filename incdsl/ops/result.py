@@ -8,7 +8,6 @@ Counting conventions (the README states them too):
 - MACs are multiply-accumulates of conv, depthwise/separable conv and dense layers only; biases,
   batch norm, activations, pooling, LRN, adds, scaling and concatenation count zero.
 """
-from __future__ import annotations
 
 import math
 from types import MappingProxyType

@@ -22,7 +22,8 @@ def infer_shapes(g: Graph) -> tuple[dict[str, Shape], dict[str, Count], dict[str
     Returns (shapes, counts, derivations): shape per layer as (H, W, C) for images (NHWC, batch
     left out) or (C,) for vectors; `incdsl.ops.Count` per layer (trainable and non-trainable
     params, MACs for one image); and, for layers whose size arithmetic is worth showing in an
-    error note, that arithmetic as text. The shape and count rules live together in ops.py.
+    error note, that arithmetic as text. Each op's rule (incdsl/ops/rules.py) gives
+    shape, weight shapes and MACs together; the counts are derived from the weight shapes.
 
     Raises `incdsl.errors.SpecError` at the first layer whose inputs do not fit (with the module
     calls it sits in and, for a too-small input, the smallest input that works), an output over
