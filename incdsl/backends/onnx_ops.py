@@ -73,6 +73,7 @@ class OpEmitters:
 
     # -- pooling -------------------------------------------------------------------------
     def op_maxpool(self, layer, ins):
+        """MaxPool with the pads pass's pads (ceil overhang included); -inf Pad first where a pad reaches the window."""
         a = layer.attrs
         pads = self.net.pads[layer.name]
         begin, end = pads.begin, pads.end
@@ -85,6 +86,7 @@ class OpEmitters:
                          pads=begin + end)
 
     def op_avgpool(self, layer, ins):
+        """AveragePool excluding pads; count_pad's real padding becomes zeros first, the ceil overhang never counts (PyTorch)."""
         a = layer.attrs
         pads = self.net.pads[layer.name]
         begin, end = pads.begin, pads.end
@@ -104,11 +106,13 @@ class OpEmitters:
                          pads=begin + end, count_include_pad=0)
 
     def pad(self, x: str, begin, end, name: str, value: float) -> str:
+        """A constant Pad node on H and W: `begin` (top, left) and `end` (bottom, right) pixels of `value`."""
         pads = self.const(f"{name}/pads", [0, 0, *begin, 0, 0, *end], np.int64)
         v = self.const(f"{name}/value", value)
         return self.node("Pad", [x, pads, v], name, mode="constant")
 
     def op_adaptive_avgpool(self, layer, ins):
+        """PyTorch's adaptive average pooling: an AveragePool for even bins, bin-averaging MatMuls otherwise."""
         (h, w, _), (oh, ow, _) = self.net.shapes[layer.inputs[0]], self.net.shapes[layer.name]
         if h % oh == 0 and w % ow == 0:  # uniform bins: an ordinary average pool
             k = [h // oh, w // ow]
@@ -120,14 +124,17 @@ class OpEmitters:
         return self.node("MatMul", [bh, t], layer.name)
 
     def op_gap(self, layer, ins):
+        """Global average pooling to an (N, C) vector."""
         p = self.node("GlobalAveragePool", [ins[0]], f"{layer.name}/pool")
         return self.node("Flatten", [p], layer.name, axis=1)
 
     def op_gmp(self, layer, ins):
+        """Global max pooling to an (N, C) vector."""
         p = self.node("GlobalMaxPool", [ins[0]], f"{layer.name}/pool")
         return self.node("Flatten", [p], layer.name, axis=1)
 
     def op_flatten(self, layer, ins):
+        """Flatten in NHWC order, as the IR and Keras do (a transpose first for a map larger than 1x1)."""
         shape = self.net.shapes[layer.inputs[0]]
         if len(shape) == 1:
             return ins[0]
@@ -139,6 +146,7 @@ class OpEmitters:
 
     # -- the rest --------------------------------------------------------------------------
     def op_dense(self, layer, ins):
+        """Gemm with the Keras (cin, units) kernel, then the layer's activation."""
         ins = [ins[0], self.const(f"{layer.name}/kernel", self.params(layer.name, "kernel"))]
         if layer.attrs["bias"]:
             ins.append(self.const(f"{layer.name}/bias", self.params(layer.name, "bias")))
@@ -146,18 +154,22 @@ class OpEmitters:
         return self.finish(layer, y)
 
     def op_dropout(self, layer, ins):
+        """The identity: the export is for inference."""
         return ins[0]  # inference: identity
 
     def op_bn(self, layer, ins):
+        """BatchNormalization, unless it was folded into the conv before it."""
         if layer.name in self.tensor:  # folded into the conv before it
             return self.tensor[layer.name]
         c = self.net.shapes[layer.name][-1]  # BatchNormalization takes (N, C, ...), a vector's (N, C) too
         return self.batchnorm(layer.name, ins[0], layer.attrs["eps"], c, layer.name)
 
     def op_act(self, layer, ins):
+        """The activation node, leaky_relu with the layer's slope."""
         return self.activation(layer.attrs["fn"], ins[0], layer.name, layer.attrs["slope"])
 
     def op_channel_shuffle(self, layer, ins):
+        """ShuffleNet's channel shuffle as Reshape, Transpose, Reshape."""
         # NCHW: (N, g, C/g, H, W) -> (N, C/g, g, H, W) -> (N, C, H, W); 0 keeps the batch dim
         h, w, c = self.net.shapes[layer.name]
         g = layer.attrs["groups"]
@@ -167,9 +179,11 @@ class OpEmitters:
         return self.node("Reshape", [x, self.const(f"{layer.name}/out_shape", [0, c, h, w], np.int64)], layer.name)
 
     def op_drop_path(self, layer, ins):
+        """The identity: stochastic depth only acts in training."""
         return ins[0]  # inference: identity
 
     def op_multiply(self, layer, ins):
+        """Mul of the inputs; a (N, C) gate is reshaped to (N, C, 1, 1) to scale a map's channels."""
         out = self.net.shapes[layer.name]
         xs = []
         for i, (src, x) in enumerate(zip(layer.inputs, ins)):
@@ -183,6 +197,7 @@ class OpEmitters:
         return y if len(xs) > 1 else self.rename(y, layer.name)
 
     def op_lrn(self, layer, ins):
+        """Caffe/PyTorch LRN: ONNX's LRN for odd sizes, a banded 1x1 conv of squares for even ones."""
         a = layer.attrs
         size, alpha, beta, bias = a["size"], a["alpha"], a["beta"], a["bias"]
         if size % 2 == 1:
@@ -203,9 +218,11 @@ class OpEmitters:
         return self.node("Mul", [ins[0], s], layer.name)
 
     def op_scale(self, layer, ins):
+        """Mul by the constant factor."""
         return self.node("Mul", [ins[0], self.const(f"{layer.name}/factor", layer.attrs["factor"])], layer.name)
 
     def op_affine(self, layer, ins):
+        """Per-channel x * scale + shift (affine, and normalize as its (1/std, -mean/std))."""
         scale, shift = affine_of(layer.attrs)
         c = self.net.shapes[layer.name][-1]
         dims = (1, c, 1, 1) if len(self.net.shapes[layer.name]) == 3 else (1, c)
@@ -216,11 +233,14 @@ class OpEmitters:
     op_normalize = op_affine
 
     def op_zeropad(self, layer, ins):
+        """A zero Pad node of (top, bottom, left, right) pixels."""
         t, b, l, r = layer.attrs["pad"]
         return self.pad(ins[0], [t, l], [b, r], layer.name, 0.0)
 
     def op_concat(self, layer, ins):
+        """Concat along channels (NCHW axis 1, or a vector's)."""
         return self.node("Concat", ins, layer.name, axis=1)  # channels: NCHW axis 1, or a vector's
 
     def op_add(self, layer, ins):
+        """Add for two inputs, Sum for more."""
         return self.node("Add" if len(ins) == 2 else "Sum", ins, layer.name)
