@@ -73,12 +73,12 @@ class Rule(NamedTuple):
     def count(self) -> Count:
         """The layer's `Count`, derived from the weight shapes: params of moving_mean and
         moving_variance are non-trainable, every other weight's trainable."""
-        if not self.weights:
+        w = self.weights
+        if not w:
             return Count(0, 0, self.macs) if self.macs else ZERO
-        trainable = non_trainable = 0
-        for key, shape in self.weights.items():
-            if key in NON_TRAINABLE:
-                non_trainable += math.prod(shape)
-            else:
-                trainable += math.prod(shape)
-        return Count(trainable, non_trainable, self.macs)
+        prod = math.prod
+        total = sum(map(prod, w.values()))
+        # NON_TRAINABLE spelled out: this runs for every layer of every variant a sweep builds
+        mean, var = w.get("moving_mean"), w.get("moving_variance")
+        non_trainable = (prod(mean) if mean else 0) + (prod(var) if var else 0)
+        return Count(total - non_trainable, non_trainable, self.macs)

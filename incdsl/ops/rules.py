@@ -30,9 +30,8 @@ def _flat(shape) -> int:
     return shape[0]
 
 
-def _spatial(a, shape, channels: int, dilation=(1, 1)):
-    """((oh, ow, channels), derivation) of a sliding window over the feature map `shape`."""
-    h, w, _ = feature_map(shape)
+def _spatial(a, h: int, w: int, channels: int, dilation=(1, 1)):
+    """((oh, ow, channels), derivation) of a sliding window over an h x w feature map."""
     (kh, kw), (sh, sw), (dh, dw), pad = a["kernel"], a["stride"], dilation, a["pad"]
     ceil = a.get("ceil", False)
     if ceil and pad == "same":
@@ -52,15 +51,17 @@ def _spatial(a, shape, channels: int, dilation=(1, 1)):
 
 def _bn(scale: bool, channels: int) -> dict:
     """keras.layers.BatchNormalization's arrays: gamma only when it scales."""
-    return {k: (channels,) for k in (BN_KEYS if scale else BN_KEYS[1:])}
+    return dict.fromkeys(BN_KEYS if scale else BN_KEYS[1:], (channels,))
 
 
-def _bias_bn(a, channels: int) -> dict:
-    """A conv's or dense's bias (when `bias`) and its own batch norm's arrays (when `bn`)."""
-    out = {"bias": (channels,)} if a["bias"] else {}
+def _with_bias_bn(weights: dict, a, channels: int) -> dict:
+    """`weights` (a conv's or dense's kernels) plus its bias (when `bias`) and its own batch
+    norm's arrays (when `bn`), in Keras' order."""
+    if a["bias"]:
+        weights["bias"] = (channels,)
     if a.get("bn"):
-        out.update(_bn(a["bn_scale"], channels))
-    return out
+        weights.update(_bn(a["bn_scale"], channels))
+    return weights
 
 
 # --- the rules: (attrs, input shapes) -> Rule -------------------------------------------------
@@ -77,34 +78,35 @@ def input_(a, ins) -> Rule:
 
 def conv(a, ins) -> Rule:
     """keras.layers.Conv2D (groups: each filter sees cin / groups channels)."""
-    cin, groups = feature_map(ins[0])[2], a.get("groups", 1)
+    h, w, cin = feature_map(ins[0])
+    groups = a.get("groups", 1)
     if groups > 1:
         for what, n in (("input channels", cin), ("filters", a["filters"])):
             if n % groups:
                 raise ShapeError(f"groups={groups} does not divide the {n} {what}",
                                  hint="both the input channels and the filters must be multiples of groups")
-    out, why = _spatial(a, ins[0], a["filters"], a["dilation"])
+    out, why = _spatial(a, h, w, a["filters"], a["dilation"])
     (kh, kw), (oh, ow, cout), cg = a["kernel"], out, cin // groups
-    weights = {"kernel": (kh, kw, cg, cout), **_bias_bn(a, cout)}
+    weights = _with_bias_bn({"kernel": (kh, kw, cg, cout)}, a, cout)
     return Rule(out, weights, oh * ow * cout * kh * kw * cg, why)
 
 
 def dwconv(a, ins) -> Rule:
     """keras.layers.DepthwiseConv2D: `multiplier` filters per input channel."""
-    cin = feature_map(ins[0])[2]
-    out, why = _spatial(a, ins[0], cin * a["multiplier"], a["dilation"])
+    h, w, cin = feature_map(ins[0])
+    out, why = _spatial(a, h, w, cin * a["multiplier"], a["dilation"])
     (kh, kw), (oh, ow, cout) = a["kernel"], out
-    weights = {"depthwise_kernel": (kh, kw, cin, a["multiplier"]), **_bias_bn(a, cout)}
+    weights = _with_bias_bn({"depthwise_kernel": (kh, kw, cin, a["multiplier"])}, a, cout)
     return Rule(out, weights, oh * ow * cout * kh * kw, why)
 
 
 def sepconv(a, ins) -> Rule:
     """keras.layers.SeparableConv2D: depthwise (cin * multiplier channels), then a 1x1 conv."""
-    cin = feature_map(ins[0])[2]
-    out, why = _spatial(a, ins[0], a["filters"], a["dilation"])
+    h, w, cin = feature_map(ins[0])
+    out, why = _spatial(a, h, w, a["filters"], a["dilation"])
     (kh, kw), (oh, ow, cout), mid = a["kernel"], out, cin * a["multiplier"]
-    weights = {"depthwise_kernel": (kh, kw, cin, a["multiplier"]), "pointwise_kernel": (1, 1, mid, cout),
-               **_bias_bn(a, cout)}
+    weights = _with_bias_bn({"depthwise_kernel": (kh, kw, cin, a["multiplier"]),
+                             "pointwise_kernel": (1, 1, mid, cout)}, a, cout)
     return Rule(out, weights, oh * ow * (mid * kh * kw + mid * cout), why)
 
 
@@ -120,7 +122,8 @@ def pool(a, ins) -> Rule:
                 raise ShapeError(f"{side} padding {p} is not smaller than the window ({k}): "
                                  f"some windows would hold padding only",
                                  hint=f"pool padding must be less than the window (at most {k - 1} here)")
-    out, why = _spatial(a, ins[0], feature_map(ins[0])[2])
+    h, w, c = feature_map(ins[0])
+    out, why = _spatial(a, h, w, c)
     return Rule(out, why=why)
 
 
@@ -143,7 +146,7 @@ def flatten(a, ins) -> Rule:
 def dense(a, ins) -> Rule:
     """keras.layers.Dense on a flat vector."""
     cin, units = _flat(ins[0]), a["units"]
-    return Rule((units,), {"kernel": (cin, units), **_bias_bn(a, units)}, cin * units)
+    return Rule((units,), _with_bias_bn({"kernel": (cin, units)}, a, units), cin * units)
 
 
 def bn(a, ins) -> Rule:

@@ -6,7 +6,7 @@ import re
 
 from ..errors import Note, SpecError, call_note
 from ..graph import Graph
-from ..ops import OPS, Count, Shape, ShapeError, infer
+from ..ops import OPS, Count, Shape, ShapeError
 from .min_input import smallest_input
 
 # Absurd sizes, refused by `check` so that no backend tries to allocate them (issue 12: a
@@ -35,9 +35,10 @@ def infer_shapes(g: Graph) -> tuple[dict[str, Shape], dict[str, Count], dict[str
     for name, layer in g.layers.items():
         ins = [shapes[i] for i in layer.inputs]
         try:
-            out, why, cnt = infer(OPS[layer.op], layer.attrs, ins)
+            rule = OPS[layer.op].rule(layer.attrs, ins)
         except ShapeError as e:
             raise _explain(g, layer, e, shapes, whys) from None
+        out, why, cnt = rule.out, rule.why, rule.count  # params derived from the weight shapes
         elements = math.prod(out)
         if elements > MAX_ELEMENTS:
             raise SpecError(f"{layer.op} output {fmt(out)} is absurdly large: {elements:,} elements per image "
