@@ -5,8 +5,7 @@ from __future__ import annotations
 import html
 import re
 
-from ..ops import ALIASES, OPS
-from ..ops import describe
+from ..ops import ALIASES, OPS, describe
 
 FONT = "Helvetica"
 
