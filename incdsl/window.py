@@ -95,20 +95,14 @@ NO_PADS = Pads()
 def resolve(pad, kernel, stride, dilation, in_hw, out_hw) -> Pads:
     """The `Pads` of one conv or pool: `pad` as ops normalize it ("same", "valid" or (top, bottom,
     left, right)), `kernel`, `stride`, `dilation` as (h, w) pairs, `in_hw` and `out_hw` the
-    input's and output's (H, W) from the shape pass (longer shapes: the rest is ignored). The same
-    arithmetic as `same_split` and `overhang`, inlined: this runs for every window of every
-    variant a sweep builds."""
-    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    h, w, oh, ow = in_hw[0], in_hw[1], out_hw[0], out_hw[1]
-    reach_h, reach_w = (oh - 1) * sh + dh * (kh - 1) + 1, (ow - 1) * sw + dw * (kw - 1) + 1
-    if pad == "same":  # TF's split; "same" output is ceil(size / s), so nothing hangs over
-        th, tw = reach_h - h, reach_w - w
-        if th <= 0 and tw <= 0:
-            return NO_PADS
-        th, tw = max(th, 0), max(tw, 0)
-        return Pads(th // 2, th - th // 2, tw // 2, tw - tw // 2)
-    t, b, l, r = (0, 0, 0, 0) if pad == "valid" else pad
-    ob, orr = max(reach_h - (h + t + b), 0), max(reach_w - (w + l + r), 0)
-    if not (t or b or l or r or ob or orr):
+    input's and output's (H, W) from the shape pass (longer shapes: the rest is ignored)."""
+    axes = tuple(zip(in_hw[:2], kernel, stride, dilation, out_hw[:2]))
+    if pad == "same":  # TF's split; the output is ceil(size / s), so nothing hangs over
+        (t, b), (l, r) = (same_split(*axis) for axis in axes)
+    else:
+        t, b, l, r = (0, 0, 0, 0) if pad == "valid" else pad
+    over_bottom, over_right = (overhang(n, k, s, d, lo, hi, o)
+                               for (n, k, s, d, o), (lo, hi) in zip(axes, ((t, b), (l, r))))
+    if not (t or b or l or r or over_bottom or over_right):
         return NO_PADS
-    return Pads(t, b, l, r, ob, orr)
+    return Pads(t, b, l, r, over_bottom, over_right)
