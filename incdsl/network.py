@@ -15,7 +15,6 @@ from .parse import Program, load_program, load_program_text
 from .passes import count as count_pass
 from .passes import pipeline
 from .passes.count import total
-from .passes.pads import resolve_pads
 from .window import Pads
 
 
@@ -191,9 +190,9 @@ class Network:
     @cached_property
     def pads(self) -> dict[str, Pads]:
         """Layer name -> `Pads` (top, bottom, left, right and ceil overhang, in pixels) of every conv
-        and pool, from the pads pass (passes/pads.py), which the backends read. Run on first use,
-        as `fields` is: summaries and sweeps never need it."""
-        return resolve_pads(self.graph, self.shapes)
+        and pool, from the pipeline's on-demand pass resolve-pads (passes/pads.py), which the
+        backends read. Run on first use, as `fields` is: summaries and sweeps never need it."""
+        return pipeline.demand(self, "pads")
 
     @cached_property
     def depth(self) -> int:

@@ -61,10 +61,12 @@ def test_every_reference_spec_keeps_the_ir_valid_after_each_pass(spec, overrides
     g = elaborate(Spec(spec).program, None, overrides)
     state, checked = _verified(g)
     assert [name for name, _ in checked] == ["elaborate"] + [p.name for p in PIPELINE]
-    assert checked[-1][1] >= {"graph", "pruned", "shapes", "counts", "derivations", "inference"}
+    assert checked[-1][1] >= {"graph", "pruned", "shapes", "counts", "derivations", "inference", "pads"}
     # the same numbers as a build that does not verify
     net = incdsl.load(spec, **overrides)
     assert state.shapes == net.shapes and state.counts == net.counts and state.inference == net.inference
+    assert "pads" not in vars(net)  # on demand: a plain build does not resolve them
+    assert state.pads == net.pads
     if overrides.get("aux") or Spec(spec).params.get("aux") and not overrides:
         assert any(o.train_only for o in g.outputs) and state.inference < set(g.layers)
 
@@ -77,7 +79,7 @@ def test_the_debug_flag_verifies_every_build(spec_file, monkeypatch):
     assert calls == []  # a user's build does not pay for the verifier
     monkeypatch.setenv("INCDSL_VERIFY", "1")
     incdsl.load(spec_file(TINY))
-    assert calls == ["elaborate", "prune", "infer-shapes", "mark-inference"]
+    assert calls == ["elaborate", "prune", "infer-shapes", "mark-inference", "resolve-pads"]
 
 
 def test_pruning_is_a_pass_not_part_of_elaboration(spec_file):
@@ -94,9 +96,9 @@ def _state(spec_file):
 
 
 def _breaking(name: str, fn) -> tuple[Pass, ...]:
-    """The pipeline with a faulty pass `name` after infer-shapes."""
+    """The pipeline with a faulty pass `name` at its end (after every fact is there)."""
     bad = Pass(name, ("graph",), (), "breaks the IR on purpose", fn)
-    return PIPELINE[:2] + (bad,) + PIPELINE[2:]
+    return PIPELINE + (bad,)
 
 
 def _replace(g, node: str, **changes):
@@ -122,6 +124,9 @@ def _replace(g, node: str, **changes):
     (lambda s: s.shapes.pop("gap_1"), "'gap_1' has no shape"),
     (lambda s: s.shapes.__setitem__("gap_1", (0, 8)), "not a tuple of positive ints"),
     (lambda s: s.counts.pop("x"), "'x' has no count"),
+    (lambda s: s.pads.__setitem__("x", dataclasses.replace(s.pads["x"], bottom=s.pads["x"].bottom + 2)),
+     "layer 'x': pads"),
+    (lambda s: s.pads.pop("x"), "'x' has a window but no pads"),
     (lambda s: s.graph.layers.update({"extra": Layer("extra", "gap", s.graph.layers["gap_1"].attrs, ("x",), None)}), "reaches no output"),
 ])
 def test_the_verifier_names_the_pass_that_broke_the_ir(spec_file, fault, message):
@@ -137,22 +142,23 @@ def test_the_verifier_checks_the_elaborated_graph_and_promised_facts(spec_file):
     _replace(state.graph, "gap_1", inputs=("nowhere",))
     with pytest.raises(IRError, match="after pass 'elaborate': layer 'gap_1' reads 'nowhere'"):
         pipeline.run(state, verify=True)
-    liar = Pass("resolve-nothing", ("shapes",), ("pads",), "promises pads, sets none", lambda net: None)
-    with pytest.raises(IRError, match="after pass 'resolve-nothing': the pass promised 'pads'"):
+    liar = Pass("resolve-nothing", ("shapes",), ("extra",), "promises extra, sets none", lambda net: None)
+    with pytest.raises(IRError, match="after pass 'resolve-nothing': the pass promised 'extra'"):
         pipeline.run(_state(spec_file), PIPELINE + (liar,), verify=True)
-    honest = Pass("resolve-pads", ("shapes",), ("pads",), "sets pads", lambda net: setattr(net, "pads", {}))
+    honest = Pass("resolve-extra", ("shapes",), ("extra",), "sets extra", lambda net: setattr(net, "extra", {}))
     pipeline.run(_state(spec_file), PIPELINE + (honest,), verify=True)
 
 
 def test_the_pipeline_is_named_and_ordered_by_what_each_pass_needs():
-    assert [p.name for p in PIPELINE] == ["prune", "infer-shapes", "mark-inference"]
+    assert [p.name for p in PIPELINE] == ["prune", "infer-shapes", "mark-inference", "resolve-pads"]
+    assert [p.name for p in PIPELINE if p.on_demand] == ["resolve-pads"]
     assert all(p.doc and len(p.doc.splitlines()) == 1 for p in PIPELINE)
     pipeline.check_order(PIPELINE)
     with pytest.raises(ValueError, match="pass 'infer-shapes' needs pruned, which no earlier pass adds"):
         pipeline.check_order(PIPELINE[1:])
     with pytest.raises(ValueError, match="pass 'prune' is in the pipeline twice"):
         pipeline.check_order(PIPELINE + PIPELINE[:1])
-    late = Pass("resolve-pads", ("shapes",), ("pads",), "explicit pads", lambda net: None)
+    late = Pass("resolve-extra", ("shapes",), ("extra",), "one more fact", lambda net: None)
     pipeline.check_order(PIPELINE + (late,))  # extending it is one entry
     with pytest.raises(ValueError, match="needs shapes"):
         pipeline.check_order((late,) + PIPELINE)

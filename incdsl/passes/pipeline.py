@@ -2,6 +2,9 @@
 runs its passes: each states what it needs and what it adds, and leaves the IR valid
 (passes/verify.py checks that; the tests run it after every pass).
 
+A pass marked `on_demand` (the pads the backends read) runs the first time its fact is asked for
+(`demand`), not on every build; with verification on, it runs in order like the others.
+
 `needs` and `adds` name facts about the network being built: most are its attributes (a pass
 reads `net.shapes`, sets `net.inference`); "graph" (the elaborated `Graph`) is there before any
 pass, "pruned" says every layer of it reaches an output. To add one, write its function
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .outputs import inference_layers
+from .pads import resolve_pads
 from .prune import prune
 from .shapes import infer_shapes
 
@@ -28,6 +32,9 @@ class Pass:
     adds: tuple[str, ...]
     doc: str
     run: Callable[[object], None]
+    on_demand: bool = False  # run when first asked for (`demand`), not on every build
+
+
 
 
 def _prune(net) -> None:
@@ -42,6 +49,10 @@ def _mark_inference(net) -> None:
     net.inference = inference_layers(net.graph)
 
 
+def _resolve_pads(net) -> None:
+    net.pads = resolve_pads(net.graph, net.shapes)
+
+
 PIPELINE: tuple[Pass, ...] = (
     Pass("prune", ("graph",), ("pruned",),
          "drops the layers no output reads; names them in graph.unused", _prune),
@@ -51,6 +62,10 @@ PIPELINE: tuple[Pass, ...] = (
          _infer_shapes),
     Pass("mark-inference", ("graph",), ("inference",),
          "the layers the inference graph keeps (training-only heads left out)", _mark_inference),
+    # on demand: only the backends read pads, and a 1,000-variant sweep should not pay for them
+    Pass("resolve-pads", ("shapes",), ("pads",),
+         "every conv's and pool's pads (top, bottom, left, right, ceil overhang) in pixels, for the backends",
+         _resolve_pads, on_demand=True),
 )
 
 GIVEN = ("graph",)  # what elaboration hands the pipeline
@@ -82,12 +97,23 @@ def run(net, passes: tuple[Pass, ...] = PIPELINE, verify: bool | None = None) ->
         verify = os.environ.get("INCDSL_VERIFY", "0") not in ("", "0")
     if not verify:
         for p in passes:
-            p.run(net)
+            if not p.on_demand:
+                p.run(net)
         return
     from .verify import verify_after
     have = dict.fromkeys(GIVEN)  # in the order the facts were established
     verify_after(net, "elaborate", have)
-    for p in passes:
+    for p in passes:  # on-demand passes too: the verifier checks what they add
         p.run(net)
         have.update(dict.fromkeys(p.adds))
         verify_after(net, p.name, have, p.adds)
+
+
+def demand(net, fact: str, passes: tuple[Pass, ...] = PIPELINE):
+    """Run the on-demand pass that adds `fact` (e.g. "pads") on `net` and return the attribute
+    it set. Raises KeyError when no on-demand pass adds it."""
+    p = next((p for p in passes if p.on_demand and fact in p.adds), None)
+    if p is None:
+        raise KeyError(fact)
+    p.run(net)
+    return getattr(net, fact)

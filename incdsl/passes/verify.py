@@ -138,9 +138,30 @@ def _inference(net) -> None:
             raise ValueError(f"output '{o.name}' is not training-only but '{o.node}' is not kept for inference")
 
 
+def _pads(net) -> None:
+    """Every windowed layer has pads, and the floor rule over its input padded by them (ceil
+    overhang included) gives the output the shape pass inferred: what an ONNX or Keras runtime
+    with those pads computes."""
+    g = net.graph
+    windowed = {n for n, lay in g.layers.items() if "kernel" in lay.attrs}
+    if net.pads.keys() != windowed:
+        odd = next(iter(net.pads.keys() ^ windowed))
+        raise ValueError(f"'{odd}' " + ("has pads but no window" if odd in net.pads else "has a window but no pads"))
+    for n, p in net.pads.items():
+        a = g.layers[n].attrs
+        size, out = net.shapes[g.layers[n].inputs[0]][:2], net.shapes[n][:2]
+        dilation = a.get("dilation", (1, 1))
+        for axis, lo, hi in ((0, p.top, p.bottom + p.over_bottom), (1, p.left, p.right + p.over_right)):
+            if min(lo, hi) < 0:
+                raise ValueError(f"layer '{n}' has negative pads {p}")
+            extent = dilation[axis] * (a["kernel"][axis] - 1) + 1
+            if (size[axis] + lo + hi - extent) // a["stride"][axis] + 1 != out[axis]:
+                raise ValueError(f"layer '{n}': pads {p} do not give the inferred output {out}")
+
+
 # fact -> its check; a fact without one (a pass added later) is checked to be an attribute of the network
 CHECKS = {"graph": lambda net: verify_graph(net.graph), "pruned": _pruned, "shapes": _shapes,
-          "counts": _counts, "derivations": _derivations, "inference": _inference}
+          "counts": _counts, "derivations": _derivations, "inference": _inference, "pads": _pads}
 
 
 def verify_after(net, pass_name: str, facts, added: tuple[str, ...] = ()) -> None:
