@@ -1,7 +1,8 @@
 """One error type for everything wrong with a spec, rendered like a compiler's.
 
-A `Span` points into a source file; the text of every file the loader read is kept in
-`SOURCES` so an error can show the offending line with a caret under the culprit.
+A `SpecError` has a span (a place in a `source.Source`), notes and a hint; it renders the offending
+line with a caret under the culprit from the span's own Source. Nothing here keeps state between
+errors or parses.
 """
 from __future__ import annotations
 
@@ -10,30 +11,7 @@ import difflib
 import re
 import string
 
-SOURCES: dict[str, str] = {}
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    """A place in a source file: 1-based line and column of the first character, and of the
-    character after the last (Lark's `meta` convention). `str()` is `file:line:col`."""
-    file: str
-    line: int
-    col: int
-    end_line: int
-    end_col: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}"
-
-    def source_line(self) -> str | None:
-        """The text of the span's first line (without its line break) from `SOURCES`, or None
-        when the file was never read or the line is out of range."""
-        text = SOURCES.get(self.file)
-        if text is None:
-            return None
-        lines = text.split("\n")  # as Lark counts lines: not splitlines(), which also breaks at \x0c, \u2028...
-        return lines[self.line - 1].rstrip("\r") if 0 < self.line <= len(lines) else None
+from .source import Source, Span, excerpt  # Source, Span: re-exported, importers use errors.Span
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +55,7 @@ class SpecError(Exception):
         most MAX_NOTES notes are shown."""
         where = f"{self.span}: " if self.span else ""
         out = [f"{where}error: {clip(self.message)}"]
-        out += _excerpt(self.span, clip(self.label) if self.label else None)
+        out += excerpt(self.span, clip(self.label) if self.label else None)
         for note in self.notes[:MAX_NOTES]:
             at = f" ({note.span})" if note.span else ""
             out.append(f"note: {clip(note.message)}{at}")
@@ -139,31 +117,6 @@ class OptionError(UsageError):
     def worded(self, words: dict[str, str]) -> str:
         """The message with each parameter written as `words` gives it (its own name if absent)."""
         return self.template.format(**{n: words.get(n, n) for n in self.params}, **self.values)
-
-
-MAX_EXCERPT = 100  # characters of the source line shown; an error must fit one screen
-
-
-def _excerpt(span: Span | None, label: str | None) -> list[str]:
-    if span is None:
-        return []
-    line = span.source_line()
-    if line is None:
-        return []
-    line = line.expandtabs(1).rstrip()
-    num = str(span.line)
-    pad = " " * len(num)
-    start = max(span.col - 1, 0)
-    end = span.end_col - 1 if span.end_line == span.line else len(line)
-    if len(line) > MAX_EXCERPT:  # a window of the line around the culprit
-        left = max(0, min(start - 20, len(line) - MAX_EXCERPT))
-        shown = line[left:left + MAX_EXCERPT]
-        prefix = "..." if left else ""
-        line = prefix + shown + ("..." if left + MAX_EXCERPT < len(line) else "")
-        start, end = start - left + len(prefix), min(end - left, MAX_EXCERPT) + len(prefix)
-    width = max(min(end, len(line)) - start, 1)
-    caret = " " * start + "^" * width + (f" {label}" if label else "")
-    return [f" {num} | {line}", f" {pad} | {caret}"]
 
 
 def edit_distance(a: str, b: str) -> int:

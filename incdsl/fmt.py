@@ -235,8 +235,6 @@ def _check_same(before, out: str, text: str, file: str) -> None:
         after = parse_text(out, file)
     except SpecError as e:
         raise SpecError(f"fmt would break this file (a bug in incdsl fmt; nothing was written): {e.message}") from None
-    finally:
-        parse_text(text, file)  # leave the original text where error messages look for it
     try:
         same = _plain(after.items) == _plain(before.items)
     except RecursionError:

@@ -130,7 +130,7 @@ class _Walker:
 
 def _name_span(el: ast.Call) -> Span:
     s = el.span
-    return Span(s.file, s.line, s.col, s.line, s.col + len(el.name))
+    return Span(s.source, s.line, s.col, s.line, s.col + len(el.name))
 
 
 def workspace_users(path: str, roots: list[Path]) -> list[Path]:

@@ -11,7 +11,7 @@ from .elaborate import elaborate, network_params
 from .graph import Graph, Layer
 from .errors import ArgumentError, UsageError
 from .ops import Count, Shape
-from .parse import Program, load_program, load_program_text
+from .load import Program, load_program, load_program_text
 from .passes import count as count_pass
 from .passes import pipeline
 from .passes.count import total

@@ -144,14 +144,15 @@ def test_the_real_command_line():
 
 def test_no_grammar_terminal_name_can_leak():
     """Every terminal Lark may list as expected reads as words or quoted text, never RPAR or __ANON_0."""
-    from incdsl.parse import _describe, parser
+    from incdsl.syntax_errors import describe_terminal as _describe
+    from incdsl.grammar import parser
     for term in [t.name for t in parser().terminals] + ["$END"]:
         d = _describe(term)
         assert d != term and "__" not in d and not d.isupper(), (term, d)
 
 
 def test_oversized_file_is_refused_before_parsing(tmp_path, capsys):
-    from incdsl.parse import MAX_FILE_BYTES
+    from incdsl.load import MAX_FILE_BYTES
     big = tmp_path / "big.inc"
     big.write_bytes(b"#" * (MAX_FILE_BYTES + 1))
     t = time.process_time()

@@ -147,12 +147,14 @@ def test_a_pickle_planted_in_tmpdir_never_runs(tmp_path, g):
     # the exact old name: made by Lark's cache=True with the options incdsl passed before the fix
     from lark import Lark
     import incdsl.parse as P
+    from incdsl.grammar import LineJoiner
+    from incdsl.source import Source
     import tempfile
     old = tempfile.tempdir
     tempfile.tempdir = str(shared)
     try:
-        Lark.open("grammar.lark", rel_to=P.__file__, parser="lalr", lexer="basic", postlex=P._LineJoiner(),
-                  transformer=P._TRANSFORMER, keep_all_tokens=True, maybe_placeholders=True, cache=True)
+        Lark.open("grammar.lark", rel_to=P.__file__, parser="lalr", lexer="basic", postlex=LineJoiner(),
+                  transformer=P._ToAst(Source("<test>")), keep_all_tokens=True, maybe_placeholders=True, cache=True)
     finally:
         tempfile.tempdir = old
     planted = list(shared.glob(".lark_cache_*.tmp"))

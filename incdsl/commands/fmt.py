@@ -28,7 +28,7 @@ def run(args) -> int:
     """
     from ..fmt import format_text
     from ..io import atomic_path
-    from ..parse import read_source
+    from ..load import read_source
 
     status = 0
     for name in args.specs:

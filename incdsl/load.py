@@ -1,0 +1,174 @@
+"""Files -> a Program: read spec files (checked: UTF-8, size, no NUL byte), follow `use` imports
+(relative paths, shipped library files, cycles, depth), and collect the modules, networks, defaults
+and variants visible from the root file.
+
+Each file is parsed with `parse.parse_source` into spans that point to its own `Source`; nothing is
+kept between loads.
+"""
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ast, library
+from .errors import Note, Span, SpecError, shorten
+from .io import note_input
+from .parse import parse_source
+from .source import Source
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+def read_source(path: Path, span: Span | None = None, shown: str | None = None) -> str:
+    """The text of the spec file `path`, checked: UTF-8, a leading byte-order mark dropped, no NUL byte.
+
+    `span` is the `use` that imports it (for the error's place and notes) and `shown` the name used in
+    messages (default `str(path)`). Raises `SpecError`, with file:line:col where there is one, for a
+    missing file, a directory, a non-regular file, a symbolic-link loop, an unreadable file, more
+    than MAX_FILE_BYTES bytes, bytes that are not UTF-8 or a NUL byte.
+    """
+    shown = shown or str(path)
+    try:
+        path.stat()  # a symlink loop or a missing file, before any other question
+        if path.is_dir():
+            raise SpecError(f"{shown} is a directory, not a spec file", span)
+        if path.exists() and not path.is_file():  # /dev/zero or a pipe would never end
+            raise SpecError(f"{shown} is not a regular file", span)
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SpecError(f"{shown} is {size:,} bytes; specs are limited to {MAX_FILE_BYTES:,}", span)
+        data = path.read_bytes()
+    except FileNotFoundError:
+        hint = ("a `use` path is relative to the directory of the file that uses it, or names a shipped "
+                "library file (lib/inception_v3.inc, ...)" if span else
+                "`incdsl list` names the reference specs that ship with incdsl (e.g. incdsl check inception_v3)")
+        raise SpecError(f"no such file: {shown}", span, hint=hint) from None
+    except PermissionError:
+        raise SpecError(f"cannot read {shown}: permission denied", span) from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise SpecError(f"cannot read {shown}: it is a symbolic link that loops (to itself, or through "
+                            f"other links back to itself)", span) from None
+        raise SpecError(f"cannot read {shown}: {e.strerror or e}", span) from None
+    note_input(path)
+    if len(data) > MAX_FILE_BYTES:
+        raise SpecError(f"{shown} is {len(data):,} bytes; specs are limited to {MAX_FILE_BYTES:,}", span)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        col = len(data[data.rfind(b"\n", 0, e.start) + 1: e.start].decode("utf-8", "replace")) + 1
+        damaged = Source(shown, data.decode("utf-8", "replace"))  # the line, with U+FFFD for the bad byte
+        raise SpecError(f"{shown} is not UTF-8 text: byte 0x{data[e.start]:02x} cannot be decoded",
+                        Span(damaged, line, col, line, col + 1),
+                        notes=[Note("imported here", span)] if span else [],
+                        hint="save the file as UTF-8") from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark some Windows editors write
+    nul = text.find("\x00")
+    if nul != -1:
+        line = text.count("\n", 0, nul) + 1
+        col = nul - (text.rfind("\n", 0, nul) + 1) + 1
+        damaged = Source(shown, text.replace("\x00", "\ufffd"))
+        raise SpecError(f"{shown} contains a NUL byte (U+0000): it looks like a binary file, not a spec",
+                        Span(damaged, line, col, line, col + 1),
+                        notes=[Note("imported here", span)] if span else [],
+                        hint="a spec is UTF-8 text; remove the NUL byte")
+    return text
+
+
+
+
+@dataclass
+class Program:
+    """Everything visible from a spec file: its own items and, through `use`, its imports' modules."""
+    path: str
+    modules: dict[str, tuple[ast.Definition, str]] = field(default_factory=dict)
+    networks: list[ast.Definition] = field(default_factory=list)  # the root file's own
+    defaults: list[ast.Defaults] = field(default_factory=list)  # the root file's own
+    variants: list[ast.Variant] = field(default_factory=list)
+
+
+def load_program(path: str | Path, overlays: dict[Path, str] | None = None) -> Program:
+    """Read a spec and everything it `use`s. `path` may name a shipped spec (`inception_v3`, `v3`).
+    `overlays` maps resolved paths to text read instead of the file (an editor's unsaved buffer)."""
+    root = library.resolve(path)
+    prog = Program(str(root))
+    _load_file(root, prog, stack=[], seen=set(), span=None, is_root=True, overlays=overlays or {})
+    return prog
+
+
+def load_program_text(text: str, name: str = "<string>") -> Program:
+    """A program from spec text in memory; its `use` paths are relative to the working directory."""
+    prog = Program(name)
+    _load_file(Path(name), prog, stack=[], seen=set(), span=None, is_root=True, text=text)
+    return prog
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, RuntimeError, OSError):
+        return str(path)
+
+
+def _exists(path: Path) -> bool:
+    """Path.exists, but False for a name the system refuses (too long): read_source says why."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
+# `use` chains deeper than this are refused (each level is a Python call; 1,000 overflowed).
+MAX_IMPORT_DEPTH = 200
+
+
+def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], span: Span | None, is_root: bool,
+               text: str | None = None, overlays: dict[Path, str] | None = None):
+    if len(stack) >= MAX_IMPORT_DEPTH:
+        raise SpecError(f"`use` imports nest more than {MAX_IMPORT_DEPTH} files deep", span,
+                        hint="import the libraries from one file instead of each from the one before")
+    try:
+        real = path.resolve()
+    except (RuntimeError, OSError) as e:  # Python 3.11: RuntimeError("Symlink loop ..."); later: OSError
+        shown = shorten(str(path) if is_root else _display(path), 200)
+        if isinstance(e, OSError) and e.errno != errno.ELOOP:  # a name too long, ...
+            raise SpecError(f"cannot read {shown}: {e.strerror or e}", span) from None
+        raise SpecError(f"cannot read {shown}: it is a symbolic link that loops (to itself, or through "
+                        f"other links back to itself)", span) from None
+    if real in stack:
+        cycle = " -> ".join(_display(p) for p in stack[stack.index(real):] + [real])
+        raise SpecError(f"import cycle: {cycle}", span, hint="move the shared modules into a file that both can `use`")
+    if real in seen:
+        return
+    seen.add(real)
+    file = str(path) if is_root else _display(path)
+    text = text if text is not None else (overlays or {}).get(real)
+    f = parse_source(Source(file, read_source(path, span, file) if text is None else text))
+    stack.append(real)
+    for item in f.items:
+        if isinstance(item, ast.Use):
+            target = (path.parent / item.path)
+            if not _exists(target):  # a shipped library file: `use "lib/inception_v3.inc"` anywhere
+                target = library.shipped_import(item.path) or target
+            _load_file(target, prog, stack, seen, item.span, is_root=False, overlays=overlays)
+        elif isinstance(item, ast.Definition) and item.kind == "module":
+            if item.name in prog.modules:
+                first = prog.modules[item.name][0]
+                raise SpecError(f"module '{item.name}' is defined twice", item.span,
+                                notes=[Note("first defined here", first.span)])
+            prog.modules[item.name] = (item, file)
+        elif isinstance(item, ast.Defaults) and not is_root:
+            # defaults are dynamic: at the top of a library they would reach no layer at all
+            raise SpecError("defaults at the top of an imported file apply to nothing", item.span,
+                            notes=[Note("imported here", span)] if span else [],
+                            hint="put them in the body of the module that needs them, or in the network")
+        elif is_root:
+            if isinstance(item, ast.Definition):
+                prog.networks.append(item)
+            elif isinstance(item, ast.Defaults):
+                prog.defaults.append(item)
+            elif isinstance(item, ast.Variant):
+                prog.variants.append(item)
+    stack.pop()
