@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from .errors import Span
+from .source import Span
 
 
 # --- expressions -------------------------------------------------------------------------
