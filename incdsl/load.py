@@ -77,8 +77,6 @@ def read_source(path: Path, span: Span | None = None, shown: str | None = None) 
     return text
 
 
-
-
 @dataclass
 class Program:
     """Everything visible from a spec file: its own items and, through `use`, its imports' modules."""

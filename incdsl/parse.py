@@ -303,8 +303,6 @@ class _ToAst:
         return tuple(c)
 
 
-
-
 def _positional_first(items: list):
     seen_kw = False
     for a in items:
@@ -312,7 +310,6 @@ def _positional_first(items: list):
             seen_kw = True
         elif seen_kw:
             raise SpecError("positional argument after a keyword argument", a.span)
-
 
 
 @lru_cache(maxsize=1)
