@@ -1,7 +1,8 @@
 """The package's shape, read from its source with the standard library's `ast` (nothing imported,
 well under a second): no import circle anywhere in incdsl/ (lazy imports inside functions count
-too), no private name (`_x`) imported from another incdsl module, and a front end that imports no
-TensorFlow, Keras, onnx or torch when it loads (issue 19, items 6 and 7)."""
+too), no private name (`_x`) imported from another incdsl module, no module over 400 lines, and
+a front end that imports no TensorFlow, Keras, onnx or torch when it loads (issue 19, items 6
+and 7)."""
 from __future__ import annotations
 
 import ast
@@ -130,3 +131,13 @@ def test_the_front_end_loads_no_heavy_package():
                     bad.append(f"{MODULES[name].relative_to(PKG.parent)}:{node.lineno} imports {target} "
                                f"(loaded by {start})")
     assert not bad, "\n".join(sorted(set(bad)))
+
+
+MAX_LINES = 400  # issue 19: a file a reader can hold; split a module along its jobs before it grows past this
+
+
+def test_no_module_is_over_400_lines():
+    sizes = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in MODULES.items()}
+    assert sizes["incdsl.elaborate"] > 100 and len(sizes) > 100  # the walk found the package
+    over = {name: n for name, n in sizes.items() if n > MAX_LINES}
+    assert not over, f"modules over {MAX_LINES} lines: {over}"
