@@ -19,12 +19,15 @@ import re
 import secrets
 import shutil
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import UsageError
 
-# Every file this process read as an input: (st_dev, st_ino) -> the path as the user gave it,
-# and the resolved paths. `cli.main` clears it at the start of each command.
+# Every file the running command reads as an input (its spec files, --weights): (st_dev, st_ino)
+# -> the path as the user gave it, and the resolved paths. The commands note them (the library
+# never does: a Python user passes a network's own `input_files`); `cli.main` clears them at the
+# start of each command.
 _INPUTS: dict[tuple[int, int], str] = {}
 _INPUT_PATHS: dict[Path, str] = {}
 
@@ -48,14 +51,15 @@ def forget_inputs() -> None:
     _INPUT_PATHS.clear()
 
 
-def check_output(target: str | Path, rewrite: bool = False) -> Path:
+def check_output(target: str | Path, rewrite: bool = False, inputs: Iterable[str | Path] = ()) -> Path:
     """The output path `target` as a Path, or a UsageError that says why it must not be written.
 
     Refused: a name ending in '/', a directory, a symbolic link, anything that is not a regular
     file (device node, FIFO, socket), a file without write permission (even for root), an input of
     this command (compared through symlinks, `..` and hard links), and a path under a file.
     `rewrite=True` is for a command whose job is to replace its input (`incdsl fmt`): the input
-    check is skipped, and a symbolic link is followed to the file it names (the link stays)."""
+    check is skipped, and a symbolic link is followed to the file it names (the link stays).
+    `inputs` are files to refuse besides those the command noted (`note_input`)."""
     text = str(target)
     if not text:
         raise UsageError("the output file name is empty")
@@ -82,7 +86,8 @@ def check_output(target: str | Path, rewrite: bool = False) -> Path:
         if not stat.S_ISREG(st.st_mode):
             raise UsageError(f"cannot write {text}: it is {_kind(st.st_mode)}, not a regular file; "
                              f"incdsl writes only regular files")
-        same = None if rewrite else _INPUTS.get((st.st_dev, st.st_ino))
+        same = None if rewrite else _INPUTS.get((st.st_dev, st.st_ino)) or next(
+            (str(p) for p in inputs if _same_file(p, st)), None)
         if same is not None:
             raise UsageError(f"cannot write {text}: it is {_input_words(same, text)}; "
                              f"writing it would destroy it")
@@ -92,13 +97,29 @@ def check_output(target: str | Path, rewrite: bool = False) -> Path:
         real = path.resolve()
     except (OSError, RuntimeError) as e:  # a symlink loop in a parent
         raise UsageError(f"cannot write {text}: {getattr(e, 'strerror', None) or e}") from None
-    if real in _INPUT_PATHS and not rewrite:
-        raise UsageError(f"cannot write {text}: it is {_input_words(_INPUT_PATHS[real], text)}; "
+    given = _INPUT_PATHS.get(real) or next((str(p) for p in inputs if _resolved(p) == real), None)
+    if given is not None and not rewrite:
+        raise UsageError(f"cannot write {text}: it is {_input_words(given, text)}; "
                          f"writing it would destroy it")
     blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         raise UsageError(f"cannot write {text}: {blocking} is a file, not a directory")
     return path
+
+
+def _same_file(path: str | Path, st: os.stat_result) -> bool:
+    try:
+        other = os.stat(path)
+    except OSError:
+        return False
+    return (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino)
+
+
+def _resolved(path: str | Path) -> Path | None:
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError):
+        return None
 
 
 def _input_words(source: str, target: str) -> str:

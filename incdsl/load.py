@@ -13,7 +13,6 @@ from pathlib import Path
 
 from . import ast, library
 from .errors import Note, Span, SpecError, shorten
-from .io import note_input
 from .parse import parse_source
 from .source import Source
 
@@ -51,7 +50,6 @@ def read_source(path: Path, span: Span | None = None, shown: str | None = None) 
             raise SpecError(f"cannot read {shown}: it is a symbolic link that loops (to itself, or through "
                             f"other links back to itself)", span) from None
         raise SpecError(f"cannot read {shown}: {e.strerror or e}", span) from None
-    note_input(path)
     if len(data) > MAX_FILE_BYTES:
         raise SpecError(f"{shown} is {len(data):,} bytes; specs are limited to {MAX_FILE_BYTES:,}", span)
     try:
@@ -85,6 +83,8 @@ class Program:
     networks: list[ast.Definition] = field(default_factory=list)  # the root file's own
     defaults: list[ast.Defaults] = field(default_factory=list)  # the root file's own
     variants: list[ast.Variant] = field(default_factory=list)
+    # every file read from disk (the spec and what it `use`s): outputs must never replace them
+    files: list[Path] = field(default_factory=list)
 
 
 def load_program(path: str | Path, overlays: dict[Path, str] | None = None) -> Program:
@@ -143,7 +143,10 @@ def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], sp
     seen.add(real)
     file = str(path) if is_root else _display(path)
     text = text if text is not None else (overlays or {}).get(real)
-    f = parse_source(Source(file, read_source(path, span, file) if text is None else text))
+    if text is None:
+        text = read_source(path, span, file)
+        prog.files.append(path)
+    f = parse_source(Source(file, text))
     stack.append(real)
     for item in f.items:
         if isinstance(item, ast.Use):

@@ -26,8 +26,9 @@ def word_at(text: str, line: int, col: int) -> tuple[str, str] | None:
     return None
 
 
-def definition(a: "Analysis", text: str, line: int, col: int) -> tuple[str, Span | None] | None:
-    """(file, span) of what the word at (line, col) names: a module's definition or a `use`d file."""
+def definition(a, text: str, line: int, col: int) -> tuple[str, Span | None] | None:
+    """(file, span) of what the word at (line, col) names: a module's definition or a `use`d file.
+    `a` is the document's `lsp.Analysis`."""
     hit = word_at(text, line, col)
     if hit is None:
         return None
@@ -42,9 +43,10 @@ def definition(a: "Analysis", text: str, line: int, col: int) -> tuple[str, Span
     return None
 
 
-def completions(a: "Analysis | None", text: str, line: int, col: int) -> list[tuple[str, str, str, str]]:
+def completions(a, text: str, line: int, col: int) -> list[tuple[str, str, str, str]]:
     """(label, kind, detail, documentation) items for the 1-based (line, col): argument names inside
-    a call's parentheses, else ops, activations, modules and keywords."""
+    a call's parentheses, else ops, activations, modules and keywords. `a` is the document's
+    `lsp.Analysis` (None before the first one)."""
     from .ops import ACTIVATIONS, OPS
 
     lines = text.split("\n")

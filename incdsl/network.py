@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .elaborate import elaborate, network_params
 from .graph import Graph, Layer
+from .io import check_output
 from .errors import ArgumentError, UsageError
 from .ops import Count, Shape
 from .load import Program, load_program, load_program_text
@@ -54,7 +55,7 @@ class Spec:
         value of the wrong kind."""
         with _gc_paused():
             g = elaborate(self.program, self.network_name, overrides)
-            return Network(g, self.path)
+            return Network(g, self.path, tuple(self.program.files))
 
 
 @contextlib.contextmanager
@@ -110,9 +111,10 @@ class Network:
     (prune, infer-shapes, mark-inference); raises `SpecError` where a layer does not fit.
     """
 
-    def __init__(self, graph: Graph, path: str = "<memory>"):
+    def __init__(self, graph: Graph, path: str = "<memory>", input_files: tuple[Path, ...] = ()):
         self.graph = graph
         self.path = path
+        self.input_files = input_files  # the spec and the files it `use`s: never replaced by an output
         self.shapes: dict[str, Shape]  # these four are set by the passes (passes/pipeline.py)
         self.counts: dict[str, Count]
         self.derivations: dict[str, str]
@@ -289,6 +291,7 @@ class Network:
             if not ok:
                 raise ArgumentError(name, value, f"{name} must be {kind}")
         from .backends.onnx import DEFAULT_OPSET, export
+        check_output(path, inputs=self.input_files)
         return export(self, path, weights, opset=DEFAULT_OPSET if opset is None else opset, layout=layout,
                       batch=batch, fold_bn=fold_bn, via=via, verify=verify, seed=seed)
 
@@ -304,6 +307,7 @@ class Network:
         fmt_ = path.suffix.lstrip(".").lower()
         if fmt_ not in FORMATS:
             raise UsageError(f"draw writes {', '.join('.' + f for f in FORMATS)} files, not {path.name}")
+        check_output(path, inputs=self.input_files)
         export(self, path, fmt=fmt_, depth=depth, only=only)
         return path
 

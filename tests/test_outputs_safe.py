@@ -328,3 +328,24 @@ def test_fmt_rewrites_its_input_through_a_link_and_keeps_the_link(tmp_path, caps
     (tmp_path / "link.inc").symlink_to("real.inc")
     assert main(["fmt", str(tmp_path / "link.inc")]) == 0
     assert (tmp_path / "link.inc").is_symlink() and real.read_text() == "network n() {\n  input 8x8x3\n  relu\n}\n"
+
+
+def test_the_library_refuses_a_networks_own_files_and_remembers_nothing(g):
+    """The Python API: a network's outputs refuse its spec and what the spec `use`s (through a
+    hard link too), while reading a file leaves no process-wide mark (issue 19: a long-running
+    process, such as the language server, must stay free to write a file it once read)."""
+    import incdsl
+    (g.parent / "lib.inc").write_text("module m() { conv(4, 1) }\n")
+    g.write_text('use "lib.inc"\n' + SPEC.replace("conv(8, 3)", "m()"))
+    net = incdsl.load(g)
+    assert [p.name for p in net.input_files] == ["g.inc", "lib.inc"]
+    os.link(g.parent / "lib.inc", g.parent / "lib.onnx")
+    for target in (g, g.parent / "lib.onnx"):
+        with pytest.raises(UsageError, match="an input of this command"):
+            net.to_onnx(target, verify=False)
+    assert "lib.inc" in g.read_text() and "conv(4, 1)" in (g.parent / "lib.inc").read_text()
+    # a file read once (here: a failed load) can be written later by anything else
+    (g.parent / "r.dot").write_text("not a spec")
+    with pytest.raises(incdsl.SpecError):
+        incdsl.load(g.parent / "r.dot")
+    assert incdsl.loads(SPEC).draw(g.parent / "r.dot").read_text().startswith("digraph")

@@ -12,6 +12,7 @@ import pytest
 import incdsl
 from incdsl.elaborate import elaborate
 from incdsl.graph import Layer
+from incdsl.ops import Count
 from incdsl.network import Spec
 from incdsl.passes import PIPELINE, Pass, pipeline, verify
 from incdsl.passes.verify import IRError
@@ -57,7 +58,8 @@ def _verified(g):
 
 
 @pytest.mark.parametrize("spec, overrides", list(_cases()))
-def test_every_reference_spec_keeps_the_ir_valid_after_each_pass(spec, overrides):
+def test_every_reference_spec_keeps_the_ir_valid_after_each_pass(spec, overrides, monkeypatch):
+    monkeypatch.delenv("INCDSL_VERIFY", raising=False)  # the plain build below must not verify
     g = elaborate(Spec(spec).program, None, overrides)
     state, checked = _verified(g)
     assert [name for name, _ in checked] == ["elaborate"] + [p.name for p in PIPELINE]
@@ -125,8 +127,15 @@ def _replace(g, node: str, **changes):
     (lambda s: s.shapes.__setitem__("gap_1", (0, 8)), "not a tuple of positive ints"),
     (lambda s: s.counts.pop("x"), "'x' has no count"),
     (lambda s: s.pads.__setitem__("x", dataclasses.replace(s.pads["x"], bottom=s.pads["x"].bottom + 2)),
-     "layer 'x': pads"),
+     "layer 'x' has pads (0, 3, 0, 1), not TF's same split"),
+    (lambda s: s.pads.__setitem__("x", dataclasses.replace(s.pads["x"], top=1, bottom=0)),  # SAME_LOWER
+     "layer 'x' has pads (1, 0, 0, 1), not TF's same split"),
+    (lambda s: s.shapes.__setitem__("x", (8, 8, 9)), "layer 'x' has shape (8, 8, 9), but its rule gives (8, 8, 8)"),
+    (lambda s: s.counts.__setitem__("x", Count(0, 0, 0)), "layer 'x' has count (0, 0, 0), but its rule's weights give"),
+    (lambda s: setattr(s, "inference", set(s.graph.layers)), "the inference set keeps 'gap_1', which the inference outputs do not read"),
     (lambda s: s.pads.pop("x"), "'x' has a window but no pads"),
+    (lambda s: _replace(s.graph, "x", attrs={**s.graph.layers["x"].attrs, "pad": (1, 0, 0, 1)}),
+     "layer 'x' has pads (0, 1, 0, 1), but its pad argument says (1, 0, 0, 1)"),
     (lambda s: s.graph.layers.update({"extra": Layer("extra", "gap", s.graph.layers["gap_1"].attrs, ("x",), None)}), "reaches no output"),
 ])
 def test_the_verifier_names_the_pass_that_broke_the_ir(spec_file, fault, message):

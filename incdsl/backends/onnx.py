@@ -71,7 +71,7 @@ class Result:
                 self.checked or "not verified (--no-verify)"]
 
 
-def export(net: Network, path: str | Path, weights=None, *, opset: int = DEFAULT_OPSET, layout: str = "nchw",
+def export(net, path: str | Path, weights=None, *, opset: int = DEFAULT_OPSET, layout: str = "nchw",
            batch: int | None = None, fold_bn: bool = True, via: str = "direct", verify: bool = True,
            seed: int = 0) -> Result:
     """Export `net`'s inference graph (training-only heads dropped) to the ONNX file `path`,
@@ -155,7 +155,7 @@ def export(net: Network, path: str | Path, weights=None, *, opset: int = DEFAULT
     return result
 
 
-def _verify(tmp: str, net: Network, w: dict, tensors, layout: str, batch: int | None, pre) -> str:
+def _verify(tmp: str, net, w: dict, tensors, layout: str, batch: int | None, pre) -> str:
     from . import onnx_verify as v
     if tensors is not None:
         compared, total = v.check_structure(tmp, net, tensors, layout, batch)

@@ -35,7 +35,7 @@ class Emitted:
     folded: int = 0  # batch norms folded into convolutions
 
 
-def emit(net: Network, weights: dict, opset: int = 18, layout: str = "nchw", batch: int | None = None,
+def emit(net, weights: dict, opset: int = 18, layout: str = "nchw", batch: int | None = None,
          fold_bn: bool = True, preprocess=None) -> Emitted:
     """Build the inference graph of `net` (training-only heads and dropout left out). With
     `preprocess` (an onnx_weights.Preprocess), the model takes raw pixels as the trained Keras
@@ -66,7 +66,7 @@ def bn_affine(p: dict, eps: float, channels: int) -> tuple[np.ndarray, np.ndarra
 
 
 class _Emitter(OpEmitters):
-    def __init__(self, net: Network, weights: dict, opset: int, layout: str, batch: int | None, fold_bn: bool,
+    def __init__(self, net, weights: dict, opset: int, layout: str, batch: int | None, fold_bn: bool,
                  preprocess=None):
         self.net, self.w, self.opset, self.layout, self.batch, self.fold_bn = net, weights, opset, layout, batch, fold_bn
         self.preprocess = preprocess

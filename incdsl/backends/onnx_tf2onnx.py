@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import SpecError
 
 
-def convert(net: Network, weights: dict, path: str | Path, *, opset: int, layout: str, batch: int | None,
+def convert(net, weights: dict, path: str | Path, *, opset: int, layout: str, batch: int | None,
             preprocess=None):
     """Build the Keras inference model of `net` with `weights`, convert it with
     tf2onnx.convert.from_function at `opset`, write it to `path` and return it (an

@@ -35,7 +35,7 @@ class VerifyError(SpecError):
     """The exported model fails a check (exit code 1; the file is not written)."""
 
 
-def check_structure(path: str, net: Network, layer_tensors: dict[str, str], layout: str,
+def check_structure(path: str, net, layer_tensors: dict[str, str], layout: str,
                     batch: int | None) -> tuple[int, int]:
     """Checker and shape agreement. Returns (tensors compared, tensors named after a layer)."""
     inferred = _checked(path)
@@ -57,7 +57,7 @@ def check_structure(path: str, net: Network, layer_tensors: dict[str, str], layo
     return compared, total
 
 
-def check_io_shapes(path: str, net: Network, layout: str, batch: int | None) -> tuple[int, int]:
+def check_io_shapes(path: str, net, layout: str, batch: int | None) -> tuple[int, int]:
     """Shape agreement on the graph's input and outputs only (tf2onnx names tensors its own way)."""
     model = _checked(path)
     want = {"input": _dims(net.input_shape, batch, nhwc=layout == "nhwc")}
@@ -88,7 +88,7 @@ def keras_installed() -> bool:
     return True
 
 
-def compare_runtime(path: str, net: Network, weights: dict, layout: str, batch: int | None,
+def compare_runtime(path: str, net, weights: dict, layout: str, batch: int | None,
                     seed: int = 0, preprocess=None, reference: str = "keras") -> tuple[float, float, float, int, str]:
     """onnxruntime vs a reference on one random batch: the Keras model holding the same weights
     (`reference="keras"`), or incdsl's numpy interpreter of the graph (`"numpy"`, backends/numpy_ref.py,
@@ -166,7 +166,7 @@ def compare_runtime(path: str, net: Network, weights: dict, layout: str, batch: 
     return worst, worst_abs, scale_at, n, "logits" if extra else "outputs"
 
 
-def strip_final_softmax(net: Network, heads: set[str]) -> Network:
+def strip_final_softmax(net, heads: set[str]):
     """The same network with the softmax that ends each named output removed (for comparing logits)."""
     if not heads:
         return net

@@ -21,7 +21,7 @@ from ..errors import SpecError
 from ..text import first_line
 
 
-def expected(net: Network, name: str) -> dict[str, dict[str, tuple]]:
+def expected(net, name: str) -> dict[str, dict[str, tuple]]:
     """The Keras layers one IR node owns, each with its variables in Keras' order and their shapes:
     {keras layer name: {interchange key: shape}}."""
     from ..weights import BN_KEYS, keras_name, weight_shapes
@@ -34,7 +34,7 @@ def expected(net: Network, name: str) -> dict[str, dict[str, tuple]]:
     return out
 
 
-def load_weights(net: Network, path: str | Path | None, seed: int = 0) -> dict:
+def load_weights(net, path: str | Path | None, seed: int = 0) -> dict:
     """The weights of `net`'s inference layers: from a file, or the Keras backend's seeded init."""
     if path is None:
         from ..weights import init_weights
@@ -87,7 +87,7 @@ def read_preprocess(path: str | Path | None, channels: int) -> Preprocess | None
     return Preprocess(layer["class_name"], scale.astype(np.float32), offset.astype(np.float32))
 
 
-def read_keras_file(net: Network, path: Path) -> dict:
+def read_keras_file(net, path: Path) -> dict:
     """Read a Keras 3 `.keras` archive's weights with h5py alone (no TensorFlow)."""
     import h5py
 
@@ -127,7 +127,7 @@ def read_keras_file(net: Network, path: Path) -> dict:
     return weights
 
 
-def _via_keras(net: Network, path: Path) -> dict:
+def _via_keras(net, path: Path) -> dict:
     """Any other file Keras can load into this network (e.g. a keras.applications .h5): load it
     into the Keras model and read the weights back (this path imports TensorFlow)."""
     try:

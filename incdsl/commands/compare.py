@@ -64,8 +64,8 @@ def run(args) -> int:
     sets = parse_sets(args.set)
     specs = [Spec(path, args.network) for path in args.specs]
     plan = cmp.plan(specs, sets, sweeps, variants, args.variants)
-    if args.plot:
-        check_output(args.plot)  # before the work: never a spec, a link, a device... (io.check_output)
+    if args.plot:  # before the work: never a spec, a link, a device... (io.check_output)
+        check_output(args.plot, inputs=[f for spec in specs for f in spec.program.files])
     rows = cmp.measure_all(plan, args.depth, args.progress)
     blocks = cmp.align_blocks(rows, args.align)
 

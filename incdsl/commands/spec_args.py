@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UsageError
+from ..io import note_input
 
 
 def parse_sets(items: list[str] | None) -> dict[str, str]:
@@ -38,4 +39,7 @@ def load_net(args):
     Raises `SpecError` for a bad spec and `UsageError` for a bad `--set`.
     """
     from ..network import load
-    return load(args.spec, args.network, **parse_sets(args.set))
+    net = load(args.spec, args.network, **parse_sets(args.set))
+    for path in net.input_files:  # what this command reads, its outputs must not replace
+        note_input(path)
+    return net

@@ -12,6 +12,8 @@ import re
 
 from ..graph import Graph, Layer, ancestors
 from ..ops import OPS, REQUIRED, Count, normalize
+from ..window import resolve
+from .outputs import inference_layers
 
 _ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
 
@@ -109,18 +111,37 @@ def _per_layer(what: str, values: dict, layers: dict) -> None:
         raise ValueError(f"'{odd}' has {state}: {what} and layers disagree")
 
 
+def _rule(net, name: str):
+    """Layer `name`'s rule re-applied to the shapes its inputs hold now (None when an input has
+    no shape, which `_per_layer` reports)."""
+    layer = net.graph.layers[name]
+    if any(i not in net.shapes for i in layer.inputs):
+        return None
+    return OPS[layer.op].rule(layer.attrs, [net.shapes[i] for i in layer.inputs])
+
+
 def _shapes(net) -> None:
+    """Every layer has a shape of positive ints, and it is what its op's rule gives for the shapes
+    of its inputs: a pass that changed a shape, an attribute or an input order after the shape
+    pass is caught here."""
     _per_layer("shape", net.shapes, net.graph.layers)
     for n, s in net.shapes.items():
         if type(s) is not tuple or not s or not all(type(d) is int and d >= 1 for d in s):
             raise ValueError(f"layer '{n}' has shape {s!r}, not a tuple of positive ints")
+        rule = _rule(net, n)
+        if rule is not None and rule.out != s:
+            raise ValueError(f"layer '{n}' has shape {s}, but its rule gives {rule.out} for its inputs")
 
 
 def _counts(net) -> None:
+    """Every layer's count is the one derived from its rule's weight shapes and MACs."""
     _per_layer("count", net.counts, net.graph.layers)
     for n, c in net.counts.items():
         if not isinstance(c, Count) or not all(type(x) is int and x >= 0 for x in c):
             raise ValueError(f"layer '{n}' has count {c!r}, not a Count of non-negative ints")
+        rule = _rule(net, n)
+        if rule is not None and rule.count != c:
+            raise ValueError(f"layer '{n}' has count {tuple(c)}, but its rule's weights give {tuple(rule.count)}")
 
 
 def _derivations(net) -> None:
@@ -136,6 +157,11 @@ def _inference(net) -> None:
     for o in g.outputs:
         if not o.train_only and o.node not in net.inference:
             raise ValueError(f"output '{o.name}' is not training-only but '{o.node}' is not kept for inference")
+    kept = inference_layers(g)
+    if net.inference != kept:
+        odd = sorted(net.inference ^ kept)[0]
+        raise ValueError(f"the inference set {'keeps' if odd in net.inference else 'drops'} '{odd}', "
+                         f"which the inference outputs {'do not read' if odd in net.inference else 'read'}")
 
 
 def _pads(net) -> None:
@@ -149,6 +175,11 @@ def _pads(net) -> None:
         raise ValueError(f"'{odd}' " + ("has pads but no window" if odd in net.pads else "has a window but no pads"))
     for n, p in net.pads.items():
         a = g.layers[n].attrs
+        if isinstance(a["pad"], tuple) and p.real != a["pad"]:
+            raise ValueError(f"layer '{n}' has pads {p.real}, but its pad argument says {a['pad']}")
+        if a["pad"] == "same" and p != resolve(a["pad"], a["kernel"], a["stride"], a.get("dilation", (1, 1)),
+                                               net.shapes[g.layers[n].inputs[0]], net.shapes[n]):
+            raise ValueError(f"layer '{n}' has pads {p.real}, not TF's same split (the odd pixel at the end)")
         size, out = net.shapes[g.layers[n].inputs[0]][:2], net.shapes[n][:2]
         dilation = a.get("dilation", (1, 1))
         for axis, lo, hi in ((0, p.top, p.bottom + p.over_bottom), (1, p.left, p.right + p.over_right)):
