@@ -45,12 +45,20 @@ def weight_shapes(net, layer: str) -> dict[str, tuple]:
     return dict(apply(OPS[lay.op], lay.attrs, [net.shapes[i] for i in lay.inputs]).weights)
 
 
+# Keras' initial values of the weights that are not kernels (keras.layers.BatchNormalization's
+# gamma_initializer="ones", moving_variance_initializer="ones"; bias and beta "zeros").
+ONES = frozenset({"gamma", "moving_variance"})
+ZEROS = frozenset({"bias", "beta", "moving_mean"})
+
+
 def init_weights(net, seed: int = 0) -> Weights:
     """Deterministic initial weights for every layer of `net` (training heads included).
 
     Each node draws from its own generator seeded by (seed, crc32 of its name), so a node's
     weights depend on its name and shapes only, not on the rest of the network. Kernels are
-    drawn as the layer's `init=` says (incdsl/initializers.py; glorot-uniform, Keras' default, without one), biases and beta zero, gamma one, moving mean 0 and var 1.
+    drawn as the layer's `init=` says (incdsl/initializers.py; glorot-uniform, Keras' default,
+    without one), biases and beta zero, gamma one, moving mean 0 and var 1. Raises ValueError for
+    a weight name without a rule here (an op added without saying how its weights start).
     """
     out: Weights = {}
     for name in net.layers:
@@ -62,9 +70,10 @@ def init_weights(net, seed: int = 0) -> Weights:
         for key, shape in shapes.items():
             if key.endswith("kernel"):
                 arrays[key] = initializers.draw(rng, shape, net.layers[name].attrs.get("init"))
-            elif key in ("gamma", "moving_variance"):
-                arrays[key] = np.ones(shape, np.float32)
-            else:
-                arrays[key] = np.zeros(shape, np.float32)
+            elif key in ONES or key in ZEROS:
+                arrays[key] = (np.ones if key in ONES else np.zeros)(shape, np.float32)
+            else:  # a new op's weight: say how it starts here rather than start it silently at zero
+                raise ValueError(f"init_weights has no initial value for weight '{key}' of "
+                                 f"{net.layers[name].op} layer '{name}'")
         out[name] = arrays
     return out

@@ -45,6 +45,13 @@ def output_length(size: int, k: int, s: int, d: int, pad, ceil: bool) -> tuple[i
     return out, f"{frac} + 1 = {out} with {how}"
 
 
+def adaptive_bin(i: int, size: int, out: int) -> tuple[int, int]:
+    """Bin `i` of `out` in adaptive average pooling over `size` pixels: [lo, hi) =
+    [floor(i * size / out), ceil((i + 1) * size / out)), PyTorch's AdaptiveAvgPool2d rule (bins
+    overlap when `out` does not divide `size`)."""
+    return (i * size) // out, -(-((i + 1) * size) // out)
+
+
 def same_split(size: int, k: int, s: int, d: int, out: int) -> tuple[int, int]:
     """TF/Keras pad=same on one axis whose output is `out` (= ceil(size / s)): (begin, end) pads
     whose total gives `out`, the odd pixel at the end (TensorFlow's 'SAME' rule, tf.nn.convolution;

@@ -98,3 +98,14 @@ def test_every_op_has_a_keras_builder_whose_weights_are_the_rules(net):
     assert model.count_params() == net.total().params
     trainable = sum(math.prod(v.shape) for v in model.trainable_weights)
     assert trainable == net.total().trainable
+
+
+def test_a_weight_without_an_initial_value_rule_is_an_error_not_zeros(monkeypatch):
+    """A new op whose rule names a weight `init_weights` has no rule for ("alpha") must say so,
+    not start it at zero (found in review: a new op's weights were exported all zero)."""
+    from incdsl import weights
+    net = incdsl.loads("network n() {\n  input 8x8x3\n  conv(4, 3) -> gap -> dense(2)\n}\n")
+    assert set(weights.init_weights(net)) == {"conv_1", "dense_1"}
+    monkeypatch.setattr(weights, "weight_shapes", lambda net, layer: {"alpha": (4,)} if layer == "conv_1" else {})
+    with pytest.raises(ValueError, match="no initial value for weight 'alpha' of conv layer 'conv_1'"):
+        weights.init_weights(net)

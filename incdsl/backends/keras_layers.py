@@ -22,6 +22,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from .. import window
+
 register = keras.saving.register_keras_serializable(package="incdsl")
 
 
@@ -156,7 +158,7 @@ class AdaptiveAvgPool2D(keras.layers.Layer):
             return ops.mean(ops.reshape(x, [-1] + shape[1:]), axis=axis + 1)
         bins = []
         for i in range(out):
-            lo, hi = (i * size) // out, -(-((i + 1) * size) // out)
+            lo, hi = window.adaptive_bin(i, size, out)
             part = x[:, lo:hi] if axis == 1 else x[:, :, lo:hi]
             bins.append(ops.mean(part, axis=axis, keepdims=True))
         return ops.concatenate(bins, axis=axis)

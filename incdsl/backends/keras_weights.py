@@ -9,21 +9,11 @@ from ..weights import Weights, keras_name, weight_shapes
 
 
 def _layer_variables(layer) -> dict:
-    """A Keras layer's variables under the weights dict's keys (absent ones left out)."""
-    L = keras.layers
-    if isinstance(layer, L.DepthwiseConv2D):  # Keras 3 calls its depthwise kernel plain "kernel"
-        found = {"depthwise_kernel": layer.kernel, "bias": layer.bias}
-    elif isinstance(layer, L.SeparableConv2D):
-        found = {"depthwise_kernel": layer.depthwise_kernel, "pointwise_kernel": layer.pointwise_kernel,
-                 "bias": layer.bias}
-    elif isinstance(layer, (L.Conv2D, L.Dense)):
-        found = {"kernel": layer.kernel, "bias": layer.bias}
-    elif isinstance(layer, L.BatchNormalization):
-        found = {"gamma": layer.gamma, "beta": layer.beta, "moving_mean": layer.moving_mean,
-                 "moving_variance": layer.moving_variance}
-    else:
-        found = {}
-    return {k: v for k, v in found.items() if v is not None}
+    """A Keras layer's variables under the weights dict's keys: Keras' own variable names (kernel,
+    bias, depthwise_kernel, pointwise_kernel, gamma, beta, moving_mean, moving_variance), which the
+    op rules use too, so a new op's layer needs no entry here."""
+    depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)  # Keras 3 calls its kernel plain "kernel"
+    return {("depthwise_kernel" if depthwise and v.name == "kernel" else v.name): v for v in layer.weights}
 
 
 def _node_variables(layers: dict, node: str) -> dict | None:

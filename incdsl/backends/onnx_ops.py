@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import window
 from ..errors import SpecError
 from ..ops import LEAKY_RELU_SLOPE, affine_of
 
@@ -23,10 +24,10 @@ ELU_ALPHA = 1.0
 
 def adaptive_bins(n: int, out: int) -> np.ndarray:
     """PyTorch's adaptive average pooling as an (out, n) matrix: bin i averages
-    [floor(i*n/out), ceil((i+1)*n/out))."""
+    [floor(i*n/out), ceil((i+1)*n/out)) (window.adaptive_bin)."""
     m = np.zeros((out, n), np.float64)
     for i in range(out):
-        lo, hi = (i * n) // out, -(-((i + 1) * n) // out)
+        lo, hi = window.adaptive_bin(i, n, out)
         m[i, lo:hi] = 1.0 / (hi - lo)
     return m
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import window
 from ..errors import SpecError
 from ..weights import SEP
 from .flat import Flat, Head, Node, fuse, spec_name
@@ -346,7 +347,7 @@ def _ceil_mode(attrs: dict, size: tuple, out: tuple) -> dict:
     (kh, kw), (sh, sw) = attrs["kernel"], attrs["stride"]
     t, b, l, r = attrs["pad"]
     (h, w), (oh, ow) = size, out
-    eb, er = max((oh - 1) * sh + kh - (h + 2 * t), 0), max((ow - 1) * sw + kw - (w + 2 * l), 0)
+    eb, er = window.overhang(h, kh, sh, 1, t, t, oh), window.overhang(w, kw, sw, 1, l, l, ow)
     if (eb or er) and b - eb == t and r - er == l:
         pad = (t, t, l, l) if (t or l) else "valid"
         return {**attrs, "pad": pad, "ceil": True}
