@@ -10,7 +10,7 @@ from pathlib import Path
 from .elaborate import elaborate, network_params
 from .graph import Graph, Layer
 from .io import check_output
-from .errors import ArgumentError, UsageError
+from .errors import ArgumentError, OptionError, UsageError
 from .ops import Count, Shape
 from .load import Program, load_program, load_program_text
 from .passes import count as count_pass
@@ -56,6 +56,11 @@ class Spec:
         with _gc_paused():
             g = elaborate(self.program, self.network_name, overrides)
             return Network(g, self.path, tuple(self.program.files))
+
+
+def _check_depth(depth) -> None:
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
+        raise ArgumentError("depth", depth, "depth must be None or an int of at least 1")
 
 
 @contextlib.contextmanager
@@ -186,7 +191,9 @@ class Network:
         return self.count_macs(inference=True)
 
     def group_counts(self, depth: int | None = None) -> dict[str, Count]:
-        """Counts per module call (and per nesting level down to `depth`), by call name."""
+        """Counts per module call (and per nesting level down to `depth`), by call name. Raises
+        `ArgumentError` for a depth that is not None or an int of at least 1."""
+        _check_depth(depth)
         return count_pass(self.counts, depth)
 
     @cached_property
@@ -228,8 +235,15 @@ class Network:
         blocks and layers (each with its receptive field and memory), taps (backbone feature maps
         with stride and channels, as timm's feature_info) and memory (bytes: parameters by dtype,
         one image's forward pass, what a training step of `batch` images keeps, with the
-        `optimizer`'s state at `precision`; passes/memory.py says how it is counted)."""
+        `optimizer`'s state at `precision`; passes/memory.py says how it is counted).
+        Raises `OptionError` for a batch below 1, or a precision or optimizer it does not know."""
         from . import summary_extras as extras
+        from .passes.memory import OPTIMIZER_SLOTS, PRECISIONS
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise OptionError("{batch} must be an int of at least 1, got {value!r}", value=batch)
+        for name, value, known in (("precision", precision, PRECISIONS), ("optimizer", optimizer, OPTIMIZER_SLOTS)):
+            if value not in known:
+                raise OptionError("{%s} {value!r} is not one of %s" % (name, ", ".join(known)), value=value)
         from .report import summary_dict
         data = summary_dict(self)
         data["taps"] = extras.taps(self)
@@ -247,8 +261,7 @@ class Network:
     def table(self, depth: int | None = None, rf: bool = False, **extras) -> str:
         """The summary table as text (what `summary()` prints); `rf` adds receptive fields;
         `extras` go to report.summary_table (columns, footer, ops, ops_label)."""
-        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
-            raise ArgumentError("depth", depth, "depth must be None or an int of at least 1")
+        _check_depth(depth)
         from .report import summary_table
         return summary_table(self, depth, rf=rf, **extras)
 

@@ -89,3 +89,20 @@ def test_library_modules_name_no_flags_in_option_errors():
         node = next(n for n in ast.walk(ast.parse(path.read_text()))
                     if isinstance(n, ast.Call) and getattr(n, "lineno", 0) == line)
         assert "--" not in node.args[0].value, f"{path.name}:{line} names a flag; use a {{parameter}} field"
+
+
+def test_report_and_group_counts_check_their_options_in_python_words():
+    """Found in review: `report(batch=0)` ran and `report(precision="fp7")` raised a bare KeyError."""
+    import incdsl
+    from incdsl.errors import ArgumentError, OptionError
+    net = incdsl.load("googlenet")
+    cases = [(dict(batch=0), "batch must be an int of at least 1, got 0"),
+             (dict(precision="fp7"), "precision 'fp7' is not one of float32, mixed_bfloat16"),
+             (dict(optimizer="sgdx"), "optimizer 'sgdx' is not one of sgd, momentum")]
+    for options, text in cases:
+        with pytest.raises(OptionError) as e:
+            net.report(**options)
+        assert str(e.value).startswith(text) and "--" not in str(e.value)
+    with pytest.raises(ArgumentError, match="depth must be None or an int of at least 1"):
+        net.group_counts(-3)
+    assert net.report(batch=2)["memory"] != net.report(batch=1)["memory"]
