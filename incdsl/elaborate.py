@@ -17,7 +17,7 @@ from .foreign_names import op_hint
 from .graph import Block, Graph, Layer, OutputSpec
 from .naming import Names, check_not_op
 from .ops import ALIASES, KINDS, OPS, Symbol, normalize
-from .load import Program
+from .program import Program
 from .scopes import Scope
 
 MAX_LAYERS = 100_000

@@ -57,7 +57,7 @@ def analyze(text: str, path: str, roots: tuple[Path, ...] = ()) -> Analysis:
     (see lsp_library). A leading byte-order mark is dropped, as the file reader drops it."""
     from .elaborate import elaborate
     from .network import Network
-    from .load import load_program_text
+    from .program import load_program_text
 
     text = text.removeprefix("\ufeff")
     out = Analysis(path)
@@ -92,7 +92,7 @@ def _check_library(out: Analysis, prog, text: str, roots: tuple[Path, ...]) -> N
     from .elaborate import elaborate
     from .lsp_library import static_problems, workspace_users
     from .network import Network
-    from .load import load_program
+    from .program import load_program
 
     out.problems += [_problem(e) for e in static_problems(prog, out.path)]
     seen = {(p.message.split("\n")[0], p.span): i for i, p in enumerate(out.problems)}

@@ -12,7 +12,7 @@ from .graph import Graph, Layer
 from .io import check_output
 from .errors import ArgumentError, OptionError, UsageError
 from .ops import Count, Shape
-from .load import Program, load_program, load_program_text
+from .program import Program, load_program, load_program_text
 from .passes import count as count_pass
 from .passes import pipeline
 from .passes.count import total

@@ -152,7 +152,7 @@ def test_no_grammar_terminal_name_can_leak():
 
 
 def test_oversized_file_is_refused_before_parsing(tmp_path, capsys):
-    from incdsl.load import MAX_FILE_BYTES
+    from incdsl.program import MAX_FILE_BYTES
     big = tmp_path / "big.inc"
     big.write_bytes(b"#" * (MAX_FILE_BYTES + 1))
     t = time.process_time()

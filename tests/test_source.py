@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from incdsl import SpecError
-from incdsl.load import load_program_text
+from incdsl.program import load_program_text
 from incdsl.parse import parse_text
 from incdsl.source import Source, Span
 

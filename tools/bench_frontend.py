@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 def in_process(spec: Path, repeat: int) -> tuple[float, float, float]:
     from incdsl.network import Network
-    from incdsl.load import load_program
+    from incdsl.program import load_program
     from incdsl.elaborate import elaborate
 
     parse_t, total_t = [], []

@@ -28,7 +28,7 @@ def run(args) -> int:
     """
     from ..fmt import format_text
     from ..io import atomic_path
-    from ..load import read_source
+    from ..program import read_source
 
     status = 0
     for name in args.specs:
