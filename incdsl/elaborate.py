@@ -12,11 +12,11 @@ import dataclasses
 from . import ast
 from .binding import bind_module_args, bind_network_params, defaults_entries, layer_attrs
 from .errors import Note, Span, SpecError, UsageError, call_note, did_you_mean
-from .evaluate import MAX_STEPS, Evaluator, show_value, unknown_name
+from .evaluate import MAX_STEPS, Evaluator, unknown_name
 from .foreign_names import op_hint
 from .graph import Block, Graph, Layer, OutputSpec
 from .naming import Names, check_not_op
-from .ops import ALIASES, KINDS, OPS, Symbol, normalize
+from .ops import ALIASES, KINDS, OPS, Symbol, normalize, show_value
 from .load import Program
 from .scopes import Scope
 

@@ -3,11 +3,14 @@
 rewrites them with this table (`--epochs must be at least 1`) before printing."""
 from __future__ import annotations
 
-from ..errors import OptionError
+import copy
+
+from ..errors import OptionError, SpecError
+from ..text import ParamText
 
 FLAGS = {
     # incdsl train (TrainConfig)
-    "epochs": "--epochs", "seed": "--seed", "batch_size": "--batch-size", "optimizer": "--optimizer",
+    "epochs": "--epochs", "seed": "--seed", "data": "--data", "resume": "--resume", "batch_size": "--batch-size", "optimizer": "--optimizer",
     "precision": "--precision", "strategy": "--strategy", "preprocess": "--preprocess", "lr": "--lr",
     "label_smoothing": "--label-smoothing", "aux_weight": "--aux-weight", "val_split": "--val-split",
     "weight_decay": "--weight-decay", "bn_recalibrate": "--bn-recalibrate", "steps_per_epoch": "--steps-per-epoch",
@@ -32,3 +35,15 @@ FLAGS = {
 def cli_text(e: OptionError) -> str:
     """`e`'s message in the command line's words: each parameter written as its flag."""
     return e.worded(FLAGS)
+
+
+def cli_error(e: SpecError) -> SpecError:
+    """`e` as the command line shows it: a message, label or hint the library wrote as a
+    `ParamText` (naming parameters) written with flags instead; `e` itself when there is none."""
+    fields = [f for f in ("message", "hint", "label") if isinstance(getattr(e, f), ParamText)]
+    if not fields:
+        return e
+    shown = copy.copy(e)
+    for f in fields:
+        setattr(shown, f, getattr(e, f).worded(FLAGS))
+    return shown

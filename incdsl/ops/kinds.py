@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..text import shape_text
+
 REQUIRED = object()
 MAX_DIM = 1 << 20  # any single size above this is treated as a mistake
 
@@ -117,18 +119,32 @@ def _slope(v) -> float:
     return v
 
 
-def _show(v) -> str:
+def show_value(v, sizes: bool = True, quote: str = "'", floats: str = "") -> str:
+    """A value as messages quote it, in the language's words: true/false, none, the word 'avg' (a
+    bare word), 3x3 (a tuple as a size), 'he_normal' (a string), numbers as Python writes them.
+    The one copy for every message; the differences between them are these parameters:
+    `sizes=False` writes a tuple as `(1, 1)` and `quote='"'` a string as the spec writes it (the
+    argument checks here, which see any value), `floats="g"` writes floats in %g form (the
+    channel-rounding functions' checks, incdsl.functions)."""
     if isinstance(v, Symbol):
         return f"the word '{v}'"
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, tuple):
-        return "(" + ", ".join(_show(x) for x in v) + ")"
     if v is None:
         return "none"
+    if isinstance(v, tuple):
+        if sizes:
+            return shape_text(v)
+        return "(" + ", ".join(show_value(x, sizes, quote, floats) for x in v) + ")"
     if isinstance(v, str):
-        return f'"{v}"'
-    return repr(v)
+        return f"{quote}{v}{quote}"
+    if isinstance(v, float) and floats:
+        return format(v, floats)
+    return str(v)
+
+
+def _show(v) -> str:
+    return show_value(v, sizes=False, quote='"')
 
 
 def _floats(v, lo=None):
