@@ -6,6 +6,7 @@ from __future__ import annotations
 import string
 
 
+ARGUMENTS = {"set": "network argument"}  # ParamText words for `{set}` where "set" would not read as a verb
 SCALAR = "a scalar"  # how a weight's shape () reads in messages: shape_text((), SCALAR)
 
 

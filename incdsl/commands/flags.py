@@ -19,9 +19,9 @@ FLAGS = {
     "layout": "--layout", "via": "--via", "opset": "--opset", "batch": "--batch", "no_verify": "--no-verify",
     "via_direct": "--via direct", "dynamic": "'dynamic'",
     # drawings and the page (backends.dot, backends.html)
-    "depth": "--depth", "only": "--only", "to_dot": "--to dot", "fmt": "--to",
+    "network": "--network", "inference": "--inference", "depth": "--depth", "only": "--only", "to_dot": "--to dot", "fmt": "--to",
     # incdsl compile --to keras
-    "path": "-o", "keras": "--to keras",
+    "path": "-o", "keras": "--to keras", "output": "-o",
     # incdsl fit (fitting.fit)
     "lo": "--min", "hi": "--max", "vary": "--vary", "memory": "--memory", "latency": "--latency", "set": "--set",
     "scale": "--scale",

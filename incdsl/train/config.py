@@ -124,17 +124,18 @@ class RunPaths:
     def check_tensorboard(self) -> None:
         """Refuse a TensorBoard folder that a new run must not replace: a link, a file, or a folder
         holding anything but an earlier run's event files (the run deletes and rewrites it).
-        Raises `UsageError` (exit 2) before any training starts."""
+        Raises `OptionError` (naming `output`; exit 2) before any training starts."""
         tb = self.tensorboard
         if tb.is_symlink() or (tb.exists() and not tb.is_dir()):
             what = "a symbolic link" if tb.is_symlink() else "not a folder"
-            raise UsageError(f"cannot write TensorBoard logs to {tb}: it is {what}; move it, or pick another -o "
-                             "(the logs go beside the model)")
+            raise OptionError("cannot write TensorBoard logs to {tb}: it is {what}; move it, or pick another {output} "
+                              "(the logs go beside the model)", tb=tb, what=what)
         if tb.is_dir():
             for f in sorted(tb.rglob("*")):
                 if f.is_symlink() or (f.is_file() and not f.name.startswith("events.out.tfevents.")):
-                    raise UsageError(f"{tb} holds {f.relative_to(tb)}, which is not a TensorBoard log of an "
-                                     "earlier run and a new run would delete it; move it, or pick another -o")
+                    raise OptionError("{tb} holds {name}, which is not a TensorBoard log of an earlier run and a "
+                                      "new run would delete it; move it, or pick another {output}", tb=tb,
+                                      name=f.relative_to(tb))
 
     def files(self) -> tuple[str, ...]:
         """The single files a run writes (the model keeps the name as given: `out/` is refused)."""
