@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpecError
-from ..text import ParamText
+from ..text import ParamText, first_line
 from .config import RESUME
 
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # channels -> Pillow mode (tf.io.decode_image's channels)
@@ -114,8 +114,7 @@ def read_image(path: str | Path, size: tuple[int, int], channels: int, root: Pat
         raise SpecError(f"{path} vanished during training",
                         hint=ParamText("rerun with {resume} once the folder is whole", words=RESUME)) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        first = str(e).strip().splitlines()
-        raise SpecError(f"{path} is a damaged image ({first[0] if first else type(e).__name__})",
+        raise SpecError(f"{path} is a damaged image ({first_line(e)})",
                         hint="remove or replace the file") from None
     return arr[..., None] if arr.ndim == 2 else arr
 
