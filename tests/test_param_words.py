@@ -207,3 +207,17 @@ def test_classes_hint_names_set(tmp_path):
     with pytest.raises(SpecError) as e:
         check_classes(net, ["a", "b", "c"], "the data")
     assert (e.value.hint, cli_error(e.value).hint) == ("set classes=3", "--set classes=3")
+
+
+def test_target_note_names_backends_as_python_calls_them(spec, capsys):
+    from incdsl.targets import target_notes
+    net = incdsl.loads("network t() {\n  input 33x33x3\n  conv(32, 3, dilation=2, stride=2)\n}\n")
+    said = ("conv 'conv_1' has stride 2 with dilation 2, which Keras' layers refuse: {} and {} compute it at stride 1 "
+            "and keep one row in 2 and one column in 2 (4x this layer's MACs, the same outputs); {} (direct) builds "
+            "it as it is")
+    [note] = target_notes(net)
+    assert note.message == said.format("backends.keras.export", 'backends.onnx.export(via="tf2onnx")',
+                                       "backends.onnx.export")
+    spec.write_text("network t() {\n  input 33x33x3\n  conv(32, 3, dilation=2, stride=2)\n}\n")
+    assert run(capsys, "check", spec) == (0, f"{spec}:3:3: note: "
+                                             + said.format("--to keras", "--to onnx --via tf2onnx", "--to onnx") + "\n")

@@ -21,7 +21,7 @@ FLAGS = {
     # drawings and the page (backends.dot, backends.html)
     "network": "--network", "inference": "--inference", "depth": "--depth", "only": "--only", "to_dot": "--to dot", "fmt": "--to",
     # incdsl compile --to keras
-    "path": "-o", "keras": "--to keras", "output": "-o",
+    "path": "-o", "keras": "--to keras", "output": "-o", "onnx": "--to onnx", "onnx_tf2onnx": "--to onnx --via tf2onnx",
     # incdsl fit (fitting.fit)
     "lo": "--min", "hi": "--max", "vary": "--vary", "memory": "--memory", "latency": "--latency", "set": "--set",
     "scale": "--scale",
