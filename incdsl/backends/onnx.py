@@ -96,7 +96,8 @@ def export(net: Network, path: str | Path, weights=None, *, opset: int = DEFAULT
 
     Raises `incdsl.errors.OptionError` (a `UsageError` naming the parameter) for a layout, via,
     opset or batch out of range, a verification that would need more than VERIFY_BYTES (4 GiB) of
-    activations, or via="tf2onnx" without TensorFlow; `UsageError` for an unwritable path; `incdsl.errors.SpecError` for weights that do not match the network."""
+    activations, or via="tf2onnx" without TensorFlow; `UsageError` for an unwritable path;
+    `incdsl.errors.SpecError` for weights that do not match the network."""
     from .onnx_weights import load_weights, read_preprocess
 
     if layout not in ("nchw", "nhwc"):
