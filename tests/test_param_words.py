@@ -221,3 +221,13 @@ def test_target_note_names_backends_as_python_calls_them(spec, capsys):
     spec.write_text("network t() {\n  input 33x33x3\n  conv(32, 3, dilation=2, stride=2)\n}\n")
     assert run(capsys, "check", spec) == (0, f"{spec}:3:3: note: "
                                              + said.format("--to keras", "--to onnx --via tf2onnx", "--to onnx") + "\n")
+
+
+def test_weights_without_keras_hint_names_the_weights_parameter(tmp_path, monkeypatch):
+    import sys
+    from incdsl.backends.onnx_weights import _via_keras
+    monkeypatch.setitem(sys.modules, "incdsl.backends.keras", None)  # as on a machine without incdsl[keras]
+    with pytest.raises(SpecError) as e:
+        _via_keras(incdsl.loads(TINY), tmp_path / "w.h5")
+    tail = " takes a .keras file compiled by incdsl, or PyTorch .pth/.pt/.safetensors weights"
+    assert (e.value.hint, cli_error(e.value).hint) == ("without Keras, weights" + tail, "without Keras, --weights" + tail)
