@@ -9,9 +9,10 @@ import math
 
 from . import ast, initializers
 from .errors import ArgumentError, Note, Span, SpecError, UsageError, did_you_mean
-from .evaluate import Evaluator, coerce_override, known_list, show_value
+from .evaluate import Evaluator, coerce_override, known_list
 from .foreign_names import argument_hint, op_hint
-from .ops import ACTIVATION_NAMES, ACTIVATIONS, ALIASES, KEYWORD_ONLY, KINDS, OPS, REQUIRED, ArgError, Op, Symbol, normalize
+from .ops import (ACTIVATION_NAMES, ACTIVATIONS, ALIASES, KEYWORD_ONLY, KINDS, OPS, REQUIRED, ArgError, Op, Symbol,
+                  normalize, show_value)
 from .scopes import DefaultsInForce, Given, Scope
 
 

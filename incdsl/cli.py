@@ -59,7 +59,8 @@ def _run(args) -> int:
     try:
         return args.run(args) or 0
     except SpecError as e:
-        print(e.render(), file=sys.stderr)
+        from .commands.flags import cli_error  # the library names parameters; the command line, flags
+        print(cli_error(e).render(), file=sys.stderr)
         return 1
     except NothingFits as e:  # an answer (no variant meets the budgets), not bad usage
         print(f"incdsl {args.command}: {clip(str(e))}", file=sys.stderr)

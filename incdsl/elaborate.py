@@ -11,12 +11,12 @@ import dataclasses
 
 from . import ast
 from .binding import bind_module_args, bind_network_params, defaults_entries, layer_attrs
-from .errors import Note, Span, SpecError, UsageError, call_note, did_you_mean
-from .evaluate import MAX_STEPS, Evaluator, show_value, unknown_name
+from .errors import Note, OptionError, Span, SpecError, UsageError, call_note, did_you_mean
+from .evaluate import MAX_STEPS, Evaluator, unknown_name
 from .foreign_names import op_hint
 from .graph import Block, Graph, Layer, OutputSpec
 from .naming import Names, check_not_op
-from .ops import ALIASES, KINDS, OPS, Symbol, normalize
+from .ops import ALIASES, KINDS, OPS, Symbol, normalize, show_value
 from .program import Program
 from .scopes import Scope
 
@@ -60,7 +60,8 @@ def pick_network(prog: Program, name: str | None) -> ast.Definition:
     if not nets:
         raise SpecError(f"{prog.path} defines no network", hint="a spec needs `network NAME(...) { input ... }`; files with only modules are libraries to `use`")
     if len(nets) > 1:
-        raise UsageError(f"{prog.path} defines several networks ({', '.join(n.name for n in nets)}); pick one with --network")
+        raise OptionError("{file} defines several networks ({names}); pick one with {network}",
+                          words={"network": "network=NAME"}, file=prog.path, names=", ".join(n.name for n in nets))
     return nets[0]
 
 

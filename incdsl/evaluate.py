@@ -11,7 +11,7 @@ from __future__ import annotations
 from . import ast, functions, initializers
 from .errors import ArgumentError, Span, SpecError, did_you_mean, shorten
 from .literals import read_int, read_number, read_sizes
-from .ops import Symbol
+from .ops import Symbol, show_value
 
 MAX_STEPS = 1_000_000  # statements and expressions evaluated; stops runaway nested repeats
 MAX_NUMBER = 10**15
@@ -170,19 +170,6 @@ def named_size(word: str, env: dict) -> tuple[int, ...] | None:
         return None
     sizes = [r for r in readings(word) if len(r) > 1]
     return sizes[0] if len(sizes) == 1 else None
-
-
-def show_value(v) -> str:
-    """A value as elaboration's messages write it: true, none, the word 'avg', 3x3, 'he_normal', 0.5."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "none"
-    if isinstance(v, Symbol):
-        return f"the word '{v}'"
-    if isinstance(v, tuple):
-        return "x".join(str(x) for x in v)
-    return repr(v) if isinstance(v, str) else str(v)
 
 
 def coerce_override(name: str, text, default):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from .sweep import Variant, build, check_names
-from .text import counts_dict, number_text, param_text
+from .text import ParamText, counts_dict, number_text, param_text
 from .errors import NothingFits, OptionError, SpecError, UsageError
 from .network import Spec
 from .ops import Count
@@ -233,7 +233,7 @@ def _bracket(f: Fitter, lo, hi, default, kind, over):
                 if not f.fits(cur):
                     return lo, cur
             except SpecError as e:
-                e.hint = e.hint or "searching upwards for the budget's edge; bound it with --max"  # SpecError: CLI words
+                e.hint = e.hint or ParamText("searching upwards for the budget's edge; bound it with {hi}")
                 raise
             lo = cur
         raise OptionError("{name}={low} still fits: the count does not grow with '{name}' enough to reach the "

@@ -9,6 +9,7 @@ from typing import Callable
 
 from . import ast
 from .errors import SpecError, did_you_mean
+from .ops import show_value
 from .rounding import make_divisible, slim_depth
 
 
@@ -82,8 +83,8 @@ def check(b: Builtin, bound: dict[str, tuple[object, ast.Expr]]):
     a plausible but meaningless channel count (`make_divisible(-5)` would be 8)."""
     def refuse(param: str, why: str, hint: str):
         v, x = bound[param]
-        raise SpecError(f"{b.name}(): {param} must be {why}, got {_show(v)}", x.span,
-                        label=f"{param} is {_show(v)}", hint=hint)
+        raise SpecError(f"{b.name}(): {param} must be {why}, got {show_value(v, floats='g')}", x.span,
+                        label=f"{param} is {show_value(v, floats='g')}", hint=hint)
 
     if b.name == "depth":
         if bound["multiplier"][0] <= 0:  # TF-slim inception_v3(): ValueError('depth_multiplier is not greater than zero.')
@@ -113,7 +114,3 @@ def call(b: Builtin, bound: dict[str, tuple[object, ast.Expr]]):
 
 def _whole(v, least: int) -> bool:
     return (isinstance(v, int) or (isinstance(v, float) and v.is_integer())) and v >= least
-
-
-def _show(v) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)

@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 from .errors import SpecError, shorten
+from .text import ParamText, first_line
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _MAGIC = (  # the start of common files, to name what a refused file is
@@ -80,8 +81,8 @@ def check_weights_file(path: str | Path) -> Path:
     contents incdsl/importers/torch.py checks). Anything else is refused by what it is."""
     p = regular_file(path, "weights file")
     what = describe(p)
-    takes = ("--weights takes a .keras archive, a .weights.h5 file, a keras.applications .h5 file "
-             "or a PyTorch state_dict (.pth, .pt, .safetensors)")
+    takes = ParamText("{weights} takes a .keras archive, a .weights.h5 file, a keras.applications .h5 file "
+                      "or a PyTorch state_dict (.pth, .pt, .safetensors)")
     if p.suffix in (".pth", ".pt", ".safetensors"):  # incdsl/importers/torch.py reads and checks these
         return p
     if p.suffix == ".keras":
@@ -157,7 +158,7 @@ def check_image(path: str | Path) -> tuple[int, int]:
                 w, h = im.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise SpecError(f"image {p} is not a readable image: it is {describe(p)} "
-                        f"({shorten(str(e).splitlines()[0] if str(e) else type(e).__name__, 120)})",
+                        f"({shorten(first_line(e), 120)})",
                         hint="remove or replace the file") from None
     finally:
         Image.MAX_IMAGE_PIXELS = pil_limit

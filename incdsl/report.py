@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from .graph import Layer
 from .ops import DEFAULTS, OPS, REQUIRED, Count, describe  # noqa: F401 (describe: report.describe for its importers)
-from .passes.shapes import fmt
-from .text import attr_text, counts_dict, si
-from .text import shape_text as _size
+from .text import attr_text, counts_dict, shape_text, si
 
 
 def _rf(net, node: str) -> dict:
@@ -73,18 +71,18 @@ def summary_table(net, depth: int | None = None, rf: bool = False, columns=(), f
             block = block_modules.get(key)
             node = block.output if block else name
             if key in seen:  # a plain group (a branch) shows its last layer's shape
-                rows[seen[key]][2] = fmt(net.shapes[node])
+                rows[seen[key]][2] = shape_text(net.shapes[node])
                 rows[seen[key]][3].append(name)
                 rows[seen[key]][5] = node
             else:
                 seen[key] = len(rows)
-                rows.append([key, block.module if block else "(group)", fmt(net.shapes[node]), [name], train, node])
+                rows.append([key, block.module if block else "(group)", shape_text(net.shapes[node]), [name], train, node])
             continue
         if name in seen:  # `mixed = concat {...}`: the folded branches and the concat are one row
-            rows[seen[name]][1:4] = [describe(layer), fmt(net.shapes[name]), rows[seen[name]][3] + [name]]
+            rows[seen[name]][1:4] = [describe(layer), shape_text(net.shapes[name]), rows[seen[name]][3] + [name]]
             rows[seen[name]][5] = name
             continue
-        rows.append([name, describe(layer), fmt(net.shapes[name]), [name], train, name])
+        rows.append([name, describe(layer), shape_text(net.shapes[name]), [name], train, name])
     if depth is not None:
         rows = fold_repeats(rows, set(block_modules), net)
     macs = ops if ops is not None else {n: c.macs for n, c in net.counts.items()}
@@ -96,7 +94,7 @@ def summary_table(net, depth: int | None = None, rf: bool = False, columns=(), f
     body = []
     for n, o, sh, members, t, node in rows:
         p, m = sum(net.counts[x].params for x in members), sum(macs[x] for x in members)
-        field = (_size(net.fields[node].size), _size(net.fields[node].stride)) if rf else ()
+        field = (shape_text(net.fields[node].size), shape_text(net.fields[node].stride)) if rf else ()
         body.append((n + (" *" if t else ""), o, sh, f"{p:,}", pct(p, full.params), f"{m:,}", pct(m, tot_ops))
                     + field + tuple(fn(members) for _, fn in columns))
     k = len(head)
@@ -110,7 +108,7 @@ def summary_table(net, depth: int | None = None, rf: bool = False, columns=(), f
         out.append(_total_line("inference (without * training-only heads)", inf))
     for h in net.heads:
         extra = f", training only, loss weight {h.loss_weight:g}" if h.train_only else ""
-        out.append(f"output {h.name}: {fmt(h.shape)}{extra}")
+        out.append(f"output {h.name}: {shape_text(h.shape)}{extra}")
     if rf:
         out.append("RF: receptive field, stride: effective stride, in input pixels (height x width)")
     return "\n".join(out + list(footer))
@@ -183,8 +181,8 @@ def expand_text(net) -> str:
     for name, layer in net.layers.items():
         src = f" <- {', '.join(layer.inputs)}" if layer.inputs else ""
         train = "  [train]" if net.is_train_only(name) else ""
-        lines.append(f"{name.ljust(width)} = {call_text(layer)}{src}  # {fmt(net.shapes[name])}{train}")
+        lines.append(f"{name.ljust(width)} = {call_text(layer)}{src}  # {shape_text(net.shapes[name])}{train}")
     for h in net.heads:
         kind = f"train_output {h.name}(loss_weight={h.loss_weight:g})" if h.train_only else f"output {h.name}"
-        lines.append(f"{kind} = {h.node}  # {fmt(h.shape)}")
+        lines.append(f"{kind} = {h.node}  # {shape_text(h.shape)}")
     return "\n".join(lines)

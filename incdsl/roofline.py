@@ -17,6 +17,8 @@ memory-bound layer can beat its bound there; compute-bound layers cannot. Counti
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 from .passes.memory import PRECISIONS
@@ -68,13 +70,6 @@ class LayerBound:
     compute_bound: bool
 
 
-def _elems(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
 def layer_bounds(net, device: Device, batch: int = 1, precision: str = "float32") -> dict[str, LayerBound]:
     """Per layer forward bound (module docstring). KeyError on an unknown precision."""
     var_b, act_b = PRECISIONS[precision]
@@ -83,7 +78,7 @@ def layer_bounds(net, device: Device, batch: int = 1, precision: str = "float32"
         c = net.counts[name]
         flops = 2 * c.macs * batch
         moved = c.params * var_b + batch * act_b * (
-            sum(_elems(net.shapes[i]) for i in layer.inputs) + (_elems(net.shapes[name]) if layer.inputs else 0))
+            sum(math.prod(net.shapes[i]) for i in layer.inputs) + (math.prod(net.shapes[name]) if layer.inputs else 0))
         t_c, t_m = flops / device.peak(precision), moved / device.bandwidth
         out[name] = LayerBound(flops, moved, max(t_c, t_m), t_c >= t_m)
     return out

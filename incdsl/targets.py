@@ -5,12 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import Span
+from .text import ParamText
+
+# the backends as a Python caller names them (the command line: `--to keras`, `--to onnx --via tf2onnx`)
+BACKENDS = {"keras": "backends.keras.export", "onnx": "backends.onnx.export",
+            "onnx_tf2onnx": 'backends.onnx.export(via="tf2onnx")'}
 
 
 @dataclass(frozen=True)
 class TargetNote:
     """One thing a compile target does differently from the spec, for `incdsl check` to say:
-    the layer's name, its spec place (None if the compiler made it) and the sentence."""
+    the layer's name, its spec place (None if the compiler made it) and the sentence (a ParamText
+    naming the backends as Python calls them; `incdsl check` words them as `--to` flags)."""
     layer: str
     span: Span | None
     message: str
@@ -34,9 +40,9 @@ def target_notes(net) -> list[TargetNote]:
             (sh, sw), (dh, dw) = layer.attrs["stride"], layer.attrs["dilation"]
             s = f"{sh}" if sh == sw else f"{sh}x{sw}"
             d = f"{dh}" if dh == dw else f"{dh}x{dw}"
-            notes.append(TargetNote(name, layer.span,
-                f"{layer.op} '{name}' has stride {s} with dilation {d}, which Keras' layers refuse: "
-                f"--to keras and --to onnx --via tf2onnx compute it at stride 1 and keep one row in {sh} "
-                f"and one column in {sw} ({sh * sw}x this layer's MACs, the same outputs); --to onnx "
-                f"(direct) builds it as it is"))
+            notes.append(TargetNote(name, layer.span, ParamText(
+                "{op} '{name}' has stride {s} with dilation {d}, which Keras' layers refuse: {keras} and "
+                "{onnx_tf2onnx} compute it at stride 1 and keep one row in {sh} and one column in {sw} ({macs}x this "
+                "layer's MACs, the same outputs); {onnx} (direct) builds it as it is", words=BACKENDS,
+                op=layer.op, name=name, s=s, d=d, sh=sh, sw=sw, macs=sh * sw)))
     return notes

@@ -3,10 +3,16 @@ parameter value or an exception reads the same wherever incdsl prints it. Plain 
 plain values; nothing here imports the rest of incdsl."""
 from __future__ import annotations
 
+import string
+
+
+ARGUMENTS = {"set": "network argument"}  # ParamText words for `{set}` where "set" would not read as a verb
+SCALAR = "a scalar"  # how a weight's shape () reads in messages: shape_text((), SCALAR)
+
 
 def shape_text(shape, empty: str = "") -> str:
     """A shape as `35x35x288` (NHWC, batch left out); `empty` for a shape with no dimensions (a
-    scalar weight: callers that print weights pass "a scalar")."""
+    scalar weight: callers that print weights pass SCALAR)."""
     return "x".join(str(d) for d in shape) or empty
 
 
@@ -87,3 +93,23 @@ def counts_dict(c) -> dict:
 def signed_text(n: int) -> str:
     """A difference with its sign and thousands separators (+1,024, -96), and a bare 0 for none."""
     return f"{n:+,}" if n else "0"
+
+
+class ParamText(str):
+    """A message or hint of the library that names its parameters, as `incdsl.errors.OptionError`
+    does for a whole error: `template` is a `str.format` template whose fields are parameter names,
+    except those given in `values` (filled in as they are). As a `str` it reads in Python's words,
+    each parameter as its name or as `words` says (`{"resume": "resume=True"}`); `worded(flags)`
+    gives the command line's words (`incdsl.commands.flags.FLAGS`: `--resume`), which the CLI
+    writes into a SpecError's message and hint before printing it (`flags.cli_error`)."""
+
+    def __new__(cls, template: str, words: dict[str, str] | None = None, **values):
+        params = [f for _, f, _, _ in string.Formatter().parse(template) if f and f not in values]
+        words = dict(words or {})
+        self = super().__new__(cls, template.format(**{n: words.get(n, n) for n in params}, **values))
+        self.template, self.values, self.params = template, values, params
+        return self
+
+    def worded(self, words: dict[str, str]) -> str:
+        """The text with each parameter written as `words` gives it (its own name if absent)."""
+        return self.template.format(**{n: words.get(n, n) for n in self.params}, **self.values)

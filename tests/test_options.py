@@ -5,6 +5,7 @@ library error can name has its flag in the one table (incdsl/commands/flags.py).
 from __future__ import annotations
 
 import ast
+import re
 import string
 from pathlib import Path
 
@@ -67,10 +68,11 @@ def test_backend_options_name_parameters_and_flags(tmp_path, capsys):
 
 
 def _option_errors():
+    """(path, line, parameters) of every OptionError and ParamText with a literal template."""
     for path in sorted(PKG.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "OptionError" and node.args
-                    and isinstance(node.args[0], ast.Constant)):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("OptionError", "ParamText")
+                    and node.args and isinstance(node.args[0], ast.Constant)):
                 given = {k.arg for k in node.keywords}
                 fields = [f for _, f, _, _ in string.Formatter().parse(node.args[0].value) if f]
                 yield path, node.lineno, [f for f in fields if f not in given]
@@ -87,7 +89,8 @@ def test_every_parameter_a_library_error_names_has_its_flag():
 def test_library_modules_name_no_flags_in_option_errors():
     for path, line, _ in _option_errors():
         node = next(n for n in ast.walk(ast.parse(path.read_text()))
-                    if isinstance(n, ast.Call) and getattr(n, "lineno", 0) == line)
+                    if isinstance(n, ast.Call) and getattr(n, "lineno", 0) == line
+                    and getattr(n.func, "id", None) in ("OptionError", "ParamText"))
         assert "--" not in node.args[0].value, f"{path.name}:{line} names a flag; use a {{parameter}} field"
 
 
@@ -106,3 +109,39 @@ def test_report_and_group_counts_check_their_options_in_python_words():
     with pytest.raises(ArgumentError, match="depth must be None or an int of at least 1"):
         net.group_counts(-3)
     assert net.report(batch=2)["memory"] != net.report(batch=1)["memory"]
+
+
+FLAG = re.compile(r"(?<![\w-])--[a-z]")  # `--epochs`, not `a--b` or an em dash drawn as `--`
+
+
+def _message_parts(tree):
+    """The expressions a library message or hint is written in: an exception's constructor (any
+    `...Error(...)`, `NothingFits(...)`), what a `raise` raises, a `hint=` argument, and a value
+    assigned to `hint` or `x.hint`."""
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call):
+            f = n.func
+            name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+            if name.endswith(("Error", "Fits")):
+                yield n
+            yield from (k.value for k in n.keywords if k.arg == "hint")
+        elif isinstance(n, ast.Raise) and n.exc is not None:
+            yield n.exc
+        elif isinstance(n, ast.Assign) and any(getattr(t, "id", getattr(t, "attr", None)) == "hint"
+                                               for t in n.targets):
+            yield n.value
+
+
+def test_library_messages_name_no_flags():
+    """Outside the command line (incdsl/cli.py, incdsl/commands/) no error message or hint is
+    written with a flag: it names the parameter (`OptionError`, `ParamText`) and the command line
+    words it with `FLAGS`."""
+    found = set()
+    for path in sorted(PKG.rglob("*.py")):
+        rel = path.relative_to(PKG).as_posix()
+        if rel.startswith("commands/") or rel == "cli.py":
+            continue
+        for part in _message_parts(ast.parse(path.read_text())):
+            found |= {f"{rel}:{c.lineno}: {c.value!r}" for c in ast.walk(part)
+                      if isinstance(c, ast.Constant) and isinstance(c.value, str) and FLAG.search(c.value)}
+    assert not found, "these messages name flags; name the parameter instead:\n" + "\n".join(sorted(found))

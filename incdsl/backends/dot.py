@@ -23,8 +23,7 @@ from pathlib import Path
 from ..errors import OptionError, UsageError
 from ..io import atomic_path
 from ..ops import Count, describe
-from ..passes.shapes import fmt
-from ..text import attr_text
+from ..text import attr_text, shape_text
 from .dot_labels import (BOX_COLOUR, CLUSTER_COLOURS, FAMILIES, FAMILY_COLOURS, FONT, TRAIN_COLOUR,  # noqa: F401
                          attr_list, given_name, html_label, quoted, attr_statements, op_text, si)
 
@@ -212,9 +211,9 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
             train = net.is_train_only(layer)
             several = len(net.layers[layer].inputs) > 1
             edges.append(f"  {quoted(src)} -> {quoted(dst)} " + attr_list(
-                label=fmt(net.shapes[src_layer]), style="dashed" if train else None,
+                label=shape_text(net.shapes[src_layer]), style="dashed" if train else None,
                 color=TRAIN_COLOUR if train else None,
-                tooltip=f"{src_layer} -> {layer}: {fmt(net.shapes[src_layer])}" + (f" (input {port + 1})" if several else "")))
+                tooltip=f"{src_layer} -> {layer}: {shape_text(net.shapes[src_layer])}" + (f" (input {port + 1})" if several else "")))
     if only is not None:  # where the focused call's output goes
         b = plan.blocks[only]
         users = [n for n, lay in net.layers.items() if b.output in lay.inputs and not plan.visible(n)]
@@ -222,7 +221,7 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
         out.append("  " + quoted(only + ":out") + " " + attr_list(label="to " + ", ".join(users),
                                                           shape="plaintext", style="", fontsize="10"))
         edges.append(f"  {quoted(plan.node_id(b.output))} -> {quoted(only + ':out')} "
-                     + attr_list(label=fmt(net.shapes[b.output])))
+                     + attr_list(label=shape_text(net.shapes[b.output])))
     out += edges
     out.append("}")
     return "\n".join(out) + "\n"
@@ -266,7 +265,7 @@ def _node(net, plan: _Plan, nid: str, sink: bool) -> str:
         c = plan.block_count(nid)
         train = plan.train_only(nid)
         label = html_label([("b", nid.rsplit("/", 1)[-1]), ("", b.module), ("small", f"{si(c.params)} params · {si(c.macs)} MACs"),
-                       ("", fmt(net.shapes[b.output]) if sink else "")])
+                       ("", shape_text(net.shapes[b.output]) if sink else "")])
         return quoted(nid) + " " + attr_list(label=label, fillcolor=BOX_COLOUR, shape="box",
                                       style="filled" + (",dashed" if train else ""), penwidth="1.2",
                                       color=TRAIN_COLOUR if train else "#34558b",
@@ -279,11 +278,11 @@ def _node(net, plan: _Plan, nid: str, sink: bool) -> str:
         lines.append(("small", given))
     lines.append(("b" if layer.op in ("conv", "dwconv", "sepconv", "dense") else "", op_text(layer)))
     if sink:
-        lines.append(("", fmt(net.shapes[nid])))
+        lines.append(("", shape_text(net.shapes[nid])))
     c = net.counts[nid]
     if plan.depth is not None and (c.params or c.macs):  # folded drawings: every node says what it costs
         lines.append(("small", f"{si(c.params)} params · {si(c.macs)} MACs"))
-    tip = [nid, describe(layer), f"output {fmt(net.shapes[nid])}"]
+    tip = [nid, describe(layer), f"output {shape_text(net.shapes[nid])}"]
     if c.params or c.macs:
         tip.append(f"params {c.params:,} · MACs {c.macs:,}")
     if layer.span is not None:
@@ -301,7 +300,7 @@ def _block_tooltip(net, plan: _Plan, name: str) -> str:
     c = plan.block_count(name)
     lines = [f"{name}: {b.module} ({b.span})",
              f"params {c.params:,} (trainable {c.trainable:,}, non-trainable {c.non_trainable:,})",
-             f"MACs {c.macs:,}", f"output {fmt(net.shapes[b.output])}"]
+             f"MACs {c.macs:,}", f"output {shape_text(net.shapes[b.output])}"]
     if plan.train_only(b.output):
         lines.append("training only")
     return "\n".join(lines)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from ..errors import OptionError
 from ..io import write_atomic
-from ..passes.shapes import fmt
 from ..report import call_text, describe
+from ..text import shape_text
 
 VENDOR = ("cytoscape.min.js", "dagre.min.js", "cytoscape-expand-collapse.js")
 LICENSES = ("cytoscape.LICENSE", "dagre.LICENSE", "cytoscape-expand-collapse.LICENSE")
@@ -55,7 +55,7 @@ def page_data(net, depth: int | str = 1) -> dict:
     for b in net.graph.blocks:
         c = groups.get(b.name)
         out_blocks.append({
-            "id": b.name, "module": b.module, "parent": parent(b.name), "shape": fmt(net.shapes[b.output]),
+            "id": b.name, "module": b.module, "parent": parent(b.name), "shape": shape_text(net.shapes[b.output]),
             "params": c.params, "trainable": c.trainable, "macs": c.macs, "output": b.output,
             "train_only": net.is_train_only(b.output), "place": place(b.span),
             "layers": sum(1 for n in net.layers if n.startswith(b.name + "/")),
@@ -65,7 +65,7 @@ def page_data(net, depth: int | str = 1) -> dict:
         c = net.counts[name]
         layers.append({
             "id": name, "op": layer.op, "desc": describe(layer), "call": call_text(layer),
-            "shape": fmt(net.shapes[name]), "params": c.params, "trainable": c.trainable,
+            "shape": shape_text(net.shapes[name]), "params": c.params, "trainable": c.trainable,
             "non_trainable": c.non_trainable, "macs": c.macs, "parent": parent(name),
             "module": layer.module, "train_only": net.is_train_only(name), "place": place(layer.span),
             "inputs": list(layer.inputs),
@@ -74,7 +74,7 @@ def page_data(net, depth: int | str = 1) -> dict:
         "network": net.name, "spec": net.path,
         "set": {k: (v if isinstance(v, (int, float, bool)) else str(v)) for k, v in net.params.items()},
         "params": full.params, "macs": full.macs, "inference": {"params": inf.params, "macs": inf.macs},
-        "heads": [{"name": h.name, "node": h.node, "shape": fmt(h.shape), "train_only": h.train_only}
+        "heads": [{"name": h.name, "node": h.node, "shape": shape_text(h.shape), "train_only": h.train_only}
                   for h in net.heads],
         "blocks": out_blocks, "layers": layers, "fold_depth": depth,
     }

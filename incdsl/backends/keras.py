@@ -41,7 +41,7 @@ from ..weights import init_weights, keras_name
 from .keras_weights import all_layers, from_keras, to_keras
 from ..ops import LEAKY_RELU_SLOPE
 from ..targets import strided_dilation
-from ..text import first_line
+from ..text import ParamText, first_line
 from .keras_layers import (CUSTOM_OBJECTS, LRN, AdaptiveAvgPool2D, AvgPool2D, ChannelShuffle, DropPath, GroupedConv2D,
                            MaxPool2D,
                            Subsample)
@@ -297,8 +297,8 @@ def load_weights_file(model, net, path: str | Path) -> str:
             raise ValueError(first_line(Exception(str(skipped[0].message))))
         except Exception as e:  # Keras matches .weights.h5 files by structure, not by name
             own = SpecError(f"cannot load weights from {path} into network {net.name}: {first_line(e)}",
-                            hint="a .weights.h5 file loads into the model it was saved from: same spec, "
-                                 "parameters and --inference")
+                            hint=ParamText("a .weights.h5 file loads into the model it was saved from: same "
+                                           "spec, parameters and {inference}"))
         from . import keras_apps
         if not keras_apps.has_counterpart(net):
             raise own

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..errors import SpecError
+from ..text import ParamText
 
 # a layer name that only one application's file holds -> (our spec, keras.applications class)
 _SIGNATURES = (("block14_sepconv2", "xception", "Xception"),
@@ -82,7 +83,7 @@ def explain_mismatch(net, ref, app: str, path) -> SpecError | None:
         if [s for _, s in mine[1]] != [s for _, s in file[1]]:
             hint = None
             if mine[0] == CLASSIFIER and file[0] == CLASSIFIER:
-                hint = f"the file's classifier has {file[1][-1][1][-1]} classes: --set classes={file[1][-1][1][-1]}"
+                hint = ParamText("the file's classifier has {n} classes: {set} classes={n}", n=file[1][-1][1][-1])
             return SpecError(f"{path} does not fit network {net.name}: weighted layer #{i} '{mine[0]}' expects "
                              f"{_shapes(mine[1])}; the file's #{i} '{file[0]}' has {_shapes(file[1])}", hint=hint)
     if len(ours) != len(theirs):

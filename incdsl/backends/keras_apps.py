@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpecError
+from ..text import ParamText, first_line
 from ..weights import weight_shapes
 from .keras_app_files import explain_mismatch, keras3_classifier_shape, load_without_classifier, note_classifier_unused
 from .keras_weights import from_keras, to_keras
@@ -101,8 +102,8 @@ def load_applications_weights(model, net, path) -> None:
             explained = explain_mismatch(net, ref, APPLICATIONS[net.name], path)
             if explained is not None:
                 raise explained from None
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise SpecError(f"cannot read {path} as keras.applications.{APPLICATIONS[net.name]} weights: {first}",
+            raise SpecError(f"cannot read {path} as keras.applications.{APPLICATIONS[net.name]} weights: "
+                            f"{first_line(e)}",
                             hint="the file must hold that model's weights for the same classes (and width=1.0)") from None
     else:
         if not top and keras3_classifier_shape(path) is not None:  # Keras 3 loads it, skipping the Dense
@@ -126,11 +127,11 @@ def _explain_top(net, path) -> None:
         want = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in weight_shapes(net, dense).items())
         raise SpecError(f"{path} holds keras.applications.{APPLICATIONS[net.name]} without its top (a *_notop "
                         f"file): it has no weights for layer '{dense}', which expects {want}",
-                        net.layers[dense].span, hint="load it into the headless network: --set top=false "
-                                                     "(and pooling=avg, max or none)")
+                        net.layers[dense].span, hint=ParamText("load it into the headless network: {set} "
+                                                               "top=false (and pooling=avg, max or none)"))
     raise SpecError(f"{path} holds keras.applications.{APPLICATIONS[net.name]} with its top (layer 'predictions'), "
                     f"which network {net.name} with top=false does not have",
-                    hint="use the *_notop weights file, or --set top=true")
+                    hint=ParamText("use the *_notop weights file, or {set} top=true"))
 
 
 def applications_weights(ref, net) -> dict[str, dict[str, np.ndarray]]:

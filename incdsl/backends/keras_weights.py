@@ -5,6 +5,7 @@ import keras
 import numpy as np
 
 from ..errors import SpecError
+from ..text import SCALAR, shape_text
 from ..weights import Weights, keras_name, weight_shapes
 
 
@@ -81,10 +82,7 @@ def to_keras(model, net, weights: Weights) -> None:
         for key, shape in shapes.items():
             arr = np.asarray(given[key])
             if arr.shape != shape:
-                raise SpecError(f"the weights' {key} of '{name}' is {_fmt(arr.shape)}; the layer needs {_fmt(shape)}",
+                raise SpecError(f"the weights' {key} of '{name}' is {shape_text(arr.shape, SCALAR)}; "
+                                f"the layer needs {shape_text(shape, SCALAR)}",
                                 span, hint="were they saved from another variant (width, classes)?")
             variables[key].assign(arr.astype(np.float32))
-
-
-def _fmt(shape) -> str:
-    return "x".join(str(d) for d in shape) or "a scalar"

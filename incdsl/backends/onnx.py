@@ -94,10 +94,10 @@ def export(net, path: str | Path, weights=None, *, opset: int = DEFAULT_OPSET, l
       onnxruntime against Keras (or the numpy reference without Keras) on a random batch.
     - `seed` (default 0): the seed of the initial weights when `weights` is None.
 
-    Raises `incdsl.errors.OptionError` (a `UsageError` naming the parameter) for a layout, via or
-    batch out of range, a verification that would need more than VERIFY_BYTES (4 GiB) of
-    activations, or via="tf2onnx" without TensorFlow; `UsageError` for an opset out of range or an
-    unwritable path; `incdsl.errors.SpecError` for weights that do not match the network."""
+    Raises `incdsl.errors.OptionError` (a `UsageError` naming the parameter) for a layout, via,
+    opset or batch out of range, a verification that would need more than VERIFY_BYTES (4 GiB) of
+    activations, or via="tf2onnx" without TensorFlow; `UsageError` for an unwritable path;
+    `incdsl.errors.SpecError` for weights that do not match the network."""
     from .onnx_weights import load_weights, read_preprocess
 
     if layout not in ("nchw", "nhwc"):
@@ -116,8 +116,9 @@ def export(net, path: str | Path, weights=None, *, opset: int = DEFAULT_OPSET, l
         top = max_opset_tf2onnx()
     else:
         top = DEFAULT_OPSET if MIN_OPSET <= opset <= DEFAULT_OPSET else max_opset()
-    if not MIN_OPSET <= opset <= top:  # tests/test_onnx.py pins this message's "--opset" wording
-        raise UsageError(f"--opset {opset} is out of range: {via} supports opsets {MIN_OPSET} to {top} here")
+    if not MIN_OPSET <= opset <= top:
+        raise OptionError("{opset} {value} is out of range: {tool} supports opsets {lo} to {top} here",
+                          value=opset, tool=via, lo=MIN_OPSET, top=top)
     if batch is not None and not 1 <= batch <= MAX_BATCH:
         raise OptionError("{batch} must be {dynamic} or an integer from 1 to {max:,}, got {value}",
                           words={"dynamic": "None (dynamic)"}, max=MAX_BATCH, value=batch)

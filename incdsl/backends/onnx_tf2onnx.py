@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from ..errors import SpecError
+from ..text import ParamText
 
 
 def convert(net, weights: dict, path: str | Path, *, opset: int, layout: str, batch: int | None,
@@ -50,7 +51,7 @@ def convert(net, weights: dict, path: str | Path, *, opset: int, layout: str, ba
                       if n.domain in ("", "ai.onnx") and not onnx.defs.has(n.op_type)})
     if unknown:  # tf2onnx leaves TensorFlow ops it cannot translate in the graph, as they are
         raise SpecError(f"tf2onnx cannot translate the TensorFlow op(s) {', '.join(unknown)} of network {net.name}",
-                        hint="--via direct translates every op")
+                        hint=ParamText("{via_direct} translates every op", words={"via_direct": 'via="direct"'}))
     _name_batch_dim(proto)
     Path(path).write_bytes(proto.SerializeToString())
     return proto

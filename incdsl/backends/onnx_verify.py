@@ -25,7 +25,7 @@ import onnx
 
 from ..errors import SpecError
 from ..graph import Graph
-from ..text import first_line
+from ..text import first_line, shape_text
 
 _REFERENCE = {"keras": "Keras", "numpy": "incdsl's numpy reference"}
 RTOL = 1e-4  # max |diff| allowed, as a fraction of the reference output's largest magnitude
@@ -216,4 +216,4 @@ def _dims(shape, batch, nhwc=False):
 
 
 def _fmt(dims) -> str:
-    return "x".join("?" if d is None else str(d) for d in dims)
+    return shape_text("?" if d is None else d for d in dims)  # a dimension ONNX leaves unknown: ?

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpecError
-from ..text import first_line
+from ..text import ARGUMENTS, ParamText, first_line
 
 
 def expected(net, name: str) -> dict[str, dict[str, tuple]]:
@@ -115,14 +115,16 @@ def read_keras_file(net, path: Path) -> dict:
             continue
         for kname, want in expected(net, name).items():
             if kname not in stored:
-                raise SpecError(f"{path} has no layer '{kname}' for node '{name}': was it compiled from this spec "
-                                f"with the same --set values?", net.layers[name].span)
+                raise SpecError(ParamText("{file} has no layer '{kname}' for node '{name}': was it compiled from this "
+                                          "spec with the same {set} values?", words=ARGUMENTS, file=path,
+                                          kname=kname, name=name), net.layers[name].span)
             got = next((g for g in stored[kname] if [a.shape for a in g] == list(want.values())), None)
             if got is None:
                 have = "; ".join(", ".join(str(a.shape) for a in g) or "nothing" for g in stored[kname])
                 need = ", ".join(f"{k} {s}" for k, s in want.items())
                 raise SpecError(f"{path}: layer '{kname}' holds {have}, but node '{name}' needs {need}",
-                                net.layers[name].span, hint="compile the .keras file from the same spec and --set values")
+                                net.layers[name].span, hint=ParamText("compile the .keras file from the same spec "
+                                                                      "and {set} values", words=ARGUMENTS))
             weights.setdefault(name, {}).update(zip(want, got))
     return weights
 
@@ -135,8 +137,8 @@ def _via_keras(net, path: Path) -> dict:
         from .keras_weights import from_keras
     except ImportError as e:
         raise SpecError(f"reading {path} needs Keras ({e.name} is not installed): pip install 'incdsl[keras]'",
-                        hint="without Keras, --weights takes a .keras file compiled by incdsl, or PyTorch "
-                             ".pth/.pt/.safetensors weights") from None
+                        hint=ParamText("without Keras, {weights} takes a .keras file compiled by incdsl, or PyTorch "
+                                       ".pth/.pt/.safetensors weights")) from None
 
     model = build_model(net, inference=False)
     load_weights_file(model, net, path)

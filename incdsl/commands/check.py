@@ -37,8 +37,9 @@ def cmd_check(args) -> int:
         where = net.graph.unused_spans.get(name) or args.spec
         print(f"{where}: warning: '{name}' reaches no output and is left out", file=sys.stderr)
     from ..targets import target_notes
+    from .flags import FLAGS
     for note in target_notes(net):
-        print(f"{note.span or args.spec}: note: {note.message}", file=sys.stderr)
+        print(f"{note.span or args.spec}: note: {note.message.worded(FLAGS)}", file=sys.stderr)
     return 0
 
 

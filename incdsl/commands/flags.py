@@ -1,14 +1,18 @@
 """One table from the library's parameter names to the command line's flags: the library's errors
 (`incdsl.errors.OptionError`) name parameters (`epochs must be at least 1`), and `incdsl.cli`
-rewrites them with this table (`--epochs must be at least 1`) before printing."""
+rewrites them with this table (`--epochs must be at least 1`) before printing; a SpecError's message,
+label or hint written as an `incdsl.text.ParamText` likewise (`cli_error`)."""
 from __future__ import annotations
 
-from ..errors import OptionError
+import copy
+
+from ..errors import OptionError, SpecError
+from ..text import ParamText
 
 FLAGS = {
     # incdsl train (TrainConfig)
-    "epochs": "--epochs", "seed": "--seed", "batch_size": "--batch-size", "optimizer": "--optimizer",
-    "precision": "--precision", "strategy": "--strategy", "preprocess": "--preprocess", "lr": "--lr",
+    "epochs": "--epochs", "seed": "--seed", "data": "--data", "resume": "--resume", "batch_size": "--batch-size",
+    "optimizer": "--optimizer", "precision": "--precision", "strategy": "--strategy", "preprocess": "--preprocess", "lr": "--lr",
     "label_smoothing": "--label-smoothing", "aux_weight": "--aux-weight", "val_split": "--val-split",
     "weight_decay": "--weight-decay", "bn_recalibrate": "--bn-recalibrate", "steps_per_epoch": "--steps-per-epoch",
     "steps_per_execution": "--steps-per-execution", "workers": "--workers", "freeze": "--freeze",
@@ -17,8 +21,10 @@ FLAGS = {
     "via_direct": "--via direct", "dynamic": "'dynamic'",
     # drawings and the page (backends.dot, backends.html)
     "depth": "--depth", "only": "--only", "to_dot": "--to dot", "fmt": "--to",
-    # incdsl compile --to keras
-    "path": "-o", "keras": "--to keras",
+    # any spec-reading command (--network); incdsl compile --to keras; incdsl train -o (TrainConfig.output)
+    "network": "--network", "inference": "--inference", "path": "-o", "keras": "--to keras", "output": "-o",
+    # incdsl check's target notes (incdsl.targets)
+    "onnx": "--to onnx", "onnx_tf2onnx": "--to onnx --via tf2onnx",
     # incdsl fit (fitting.fit)
     "lo": "--min", "hi": "--max", "vary": "--vary", "memory": "--memory", "latency": "--latency", "set": "--set",
     "scale": "--scale",
@@ -32,3 +38,15 @@ FLAGS = {
 def cli_text(e: OptionError) -> str:
     """`e`'s message in the command line's words: each parameter written as its flag."""
     return e.worded(FLAGS)
+
+
+def cli_error(e: SpecError) -> SpecError:
+    """`e` as the command line shows it: a message, label or hint the library wrote as a
+    `ParamText` (naming parameters) written with flags instead; `e` itself when there is none."""
+    fields = [f for f in ("message", "hint", "label") if isinstance(getattr(e, f), ParamText)]
+    if not fields:
+        return e
+    shown = copy.copy(e)
+    for f in fields:
+        setattr(shown, f, getattr(e, f).worded(FLAGS))
+    return shown

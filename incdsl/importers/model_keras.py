@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import window
 from ..errors import SpecError
+from ..text import first_line
 from ..weights import SEP
 from .flat import Flat, Head, Node, fuse, spec_name
 
@@ -53,8 +54,7 @@ def load(path: Path):
     try:
         return keras.models.load_model(path, compile=False, custom_objects=custom)
     except Exception as e:  # Keras raises many kinds for a file that is not a model
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise SpecError(f"{path}: not a Keras model Keras can load: {first}",
+        raise SpecError(f"{path}: not a Keras model Keras can load: {first_line(e)[:200]}",
                         hint="incdsl import reads .keras and whole-model .h5 files (model.save), and ONNX files") from None
 
 

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import window
 from ..errors import SpecError
 from ..text import first_line
 from .flat import Flat, Head, Node, fuse, spec_name
-from .onnx_parts import ACTS, head_name, node_attrs, same_pads, scope_of, short_float
+from .onnx_parts import ACTS, head_name, node_attrs, scope_of, short_float
 
 OPSET = 17  # what the converter brings other opsets to; the ops read here mean the same from 13 on
 
@@ -165,7 +166,8 @@ class _Reader:
             raise self.err(node, f"auto_pad={mode} has no incdsl equivalent (SAME_LOWER puts the odd pixel first)")
         p = list(a.get("pads", [0, 0, 0, 0]))
         t, l, b, r = p
-        same = [same_pads(n, k, s, d) for n, k, s, d in zip(n_in, kernel, stride, dilation)]
+        same = [window.same_split(n, k, s, d, window.output_length(n, k, s, d, "same", False)[0])
+                for n, k, s, d in zip(n_in, kernel, stride, dilation)]  # TF's SAME, the odd pixel after
         if (t, b) == same[0] and (l, r) == same[1] and (not a.get("ceil_mode") or tuple(stride) == (1, 1)):
             return "same"
         if not any(p):

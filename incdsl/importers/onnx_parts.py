@@ -25,13 +25,6 @@ def scope_of(name: str) -> tuple[str, ...]:
     return tuple(parts[:-1]) if len(parts) > 1 else ()
 
 
-def same_pads(n: int, k: int, s: int, d: int) -> tuple[int, int]:
-    """TF's 'same' padding (before, after) for one axis: the odd pixel goes after."""
-    out = -(-n // s)
-    total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
-    return total // 2, total - total // 2
-
-
 def short_float(x) -> float:
     """The shortest decimal that is the same float32 (ONNX stores float32: 1e-5, not 9.99999974e-06)."""
     f32 = np.float32(x)

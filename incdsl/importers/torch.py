@@ -35,10 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpecError
-from ..text import first_line, shape_text
+from ..text import SCALAR, first_line, shape_text
 from ..weights import Weights, weight_shapes
 
-SCALAR = "a scalar"  # how a weight's shape () reads in messages
 
 SUFFIXES = (".pth", ".pt", ".safetensors")
 _SKIP = ("num_batches_tracked",)

@@ -4,7 +4,7 @@ that describes a layer of it (describe.py). Import from here: `from incdsl.ops i
 """
 from .describe import describe
 from .kinds import (ACTIVATION_NAMES, ACTIVATIONS, KINDS, LEAKY_RELU_SLOPE, MAX_DIM, POSITIVE_MIN, REQUIRED, Arg,
-                    ArgError, Symbol)
+                    ArgError, Symbol, show_value)
 from .result import BN_KEYS, NON_TRAINABLE, ZERO, Count, Rule, Shape, ShapeError
 from .rules import affine_of
 from .table import ALIASES, DEFAULTS, KEYWORD_ONLY, OPS, Op, apply, infer, normalize
@@ -12,4 +12,4 @@ from .table import ALIASES, DEFAULTS, KEYWORD_ONLY, OPS, Op, apply, infer, norma
 __all__ = ["ACTIVATION_NAMES", "ACTIVATIONS", "ALIASES", "BN_KEYS", "DEFAULTS", "KEYWORD_ONLY", "KINDS",
            "LEAKY_RELU_SLOPE", "MAX_DIM", "NON_TRAINABLE", "OPS", "POSITIVE_MIN", "REQUIRED", "ZERO", "Arg",
            "ArgError", "Count", "Op", "Rule", "Shape", "ShapeError", "Symbol", "affine_of", "apply", "describe",
-           "infer", "normalize"]
+           "infer", "normalize", "show_value"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..text import shape_text
+
 REQUIRED = object()
 MAX_DIM = 1 << 20  # any single size above this is treated as a mistake
 
@@ -117,18 +119,36 @@ def _slope(v) -> float:
     return v
 
 
-def _show(v) -> str:
+def show_value(v, sizes: bool = True, strings: Callable = repr, floats: str = "", other: Callable = str) -> str:
+    """A value as messages quote it, in the language's words: true/false, none, the word 'avg' (a
+    bare word), 3x3 (a tuple as a size), 'he_normal' (a string, as Python writes it), other values
+    as `str` does. The one copy for every message; where messages differ, a parameter says how:
+    the argument checks here, which see any value, write a tuple as `(1, 1)` (`sizes=False`), a
+    string as the spec does (`strings=SPEC_STRING`: "he_normal") and another value, such as a numpy
+    scalar from Python, by its repr (`other=repr`: np.int64(3)); the channel-rounding functions'
+    checks (incdsl.functions) write floats in %g form (`floats="g"`)."""
     if isinstance(v, Symbol):
         return f"the word '{v}'"
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, tuple):
-        return "(" + ", ".join(_show(x) for x in v) + ")"
     if v is None:
         return "none"
+    if isinstance(v, tuple):
+        if sizes:
+            return shape_text(v)
+        return "(" + ", ".join(show_value(x, sizes, strings, floats, other) for x in v) + ")"
     if isinstance(v, str):
-        return f'"{v}"'
-    return repr(v)
+        return strings(v)
+    if isinstance(v, float) and floats:
+        return format(v, floats)
+    return other(v)
+
+
+SPEC_STRING = '"{}"'.format  # a string as a spec writes it
+
+
+def _show(v) -> str:
+    return show_value(v, sizes=False, strings=SPEC_STRING, other=repr)
 
 
 def _floats(v, lo=None):

@@ -8,11 +8,8 @@ from __future__ import annotations
 import math
 
 from .. import window
+from ..text import shape_text
 from .result import BN_KEYS, Rule, ShapeError
-
-
-def _fmt(shape) -> str:
-    return "x".join(str(d) for d in shape)
 
 
 def feature_map(shape):
@@ -25,7 +22,7 @@ def feature_map(shape):
 
 def _flat(shape) -> int:
     if len(shape) != 1:
-        raise ShapeError(f"needs a flat vector, got a {_fmt(shape)} feature map",
+        raise ShapeError(f"needs a flat vector, got a {shape_text(shape)} feature map",
                          hint="insert gap (global average pooling) or flatten before it")
     return shape[0]
 
@@ -204,7 +201,7 @@ def concat(a, ins) -> Rule:
     for i, s in enumerate(ins[1:], 1):
         if len(s) != len(first) or s[:-1] != first[:-1]:
             what = "spatial size" if len(s) == len(first) == 3 else "shape"
-            raise ShapeError(f"concat inputs disagree on {what}: {_fmt(first[:-1])} vs {_fmt(s[:-1])}", culprit=i,
+            raise ShapeError(f"concat inputs disagree on {what}: {shape_text(first[:-1])} vs {shape_text(s[:-1])}", culprit=i,
                              hint="give every branch the same strides and padding, or pad=same")
     return Rule(first[:-1] + (sum(s[-1] for s in ins),))
 
@@ -218,7 +215,7 @@ def multiply(a, ins) -> Rule:
     for i, s in enumerate(ins):
         gate = len(first) == 3 and s[-1] == first[-1] and (len(s) == 1 or (len(s) == 3 and s[:2] == (1, 1)))
         if s != first and not gate:
-            raise ShapeError(f"multiply inputs do not broadcast: {_fmt(first)} vs {_fmt(s)}",
+            raise ShapeError(f"multiply inputs do not broadcast: {shape_text(first)} vs {shape_text(s)}",
                              culprit=i if i else ins.index(first),
                              hint=f"a gate scales a map's channels: give it the map's {first[-1]} channels, "
                              f"as {first[-1]} values (gap -> dense({first[-1]})) or as a 1x1x{first[-1]} map "
@@ -231,6 +228,6 @@ def add(a, ins) -> Rule:
     first = ins[0]
     for i, s in enumerate(ins[1:], 1):
         if s != first:
-            raise ShapeError(f"add inputs disagree on shape: {_fmt(first)} vs {_fmt(s)}", culprit=i,
+            raise ShapeError(f"add inputs disagree on shape: {shape_text(first)} vs {shape_text(s)}", culprit=i,
                              hint="a residual branch must end with as many channels as its input, at the same size")
     return Rule(first)

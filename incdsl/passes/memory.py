@@ -18,6 +18,8 @@ How it is counted (the README states it too):
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 PRECISIONS = {  # name -> (bytes per variable, bytes per activation)
@@ -39,13 +41,6 @@ class LayerMemory:
     kept: int
 
 
-def _elems(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
 def layer_memory(net, precision: str = "float32") -> dict[str, LayerMemory]:
     """Per layer bytes (see the module docstring for the counting). Raises KeyError on an unknown
     precision (the command line checks the name first)."""
@@ -55,7 +50,7 @@ def layer_memory(net, precision: str = "float32") -> dict[str, LayerMemory]:
     outputs: dict[str, int] = {}
     for name, layer in net.layers.items():
         op, a = layer.op, layer.attrs
-        n = _elems(net.shapes[name])
+        n = math.prod(net.shapes[name])
         pre_bn = op in ("conv", "dwconv", "sepconv") and a.get("bn")
         outputs[name] = n * act_b * (2 if pre_bn else 1)
         own = 0
@@ -87,7 +82,7 @@ def layer_memory(net, precision: str = "float32") -> dict[str, LayerMemory]:
     out = {}
     for name in net.layers:
         c = net.counts[name]
-        keep = extra_kept[name] + (_elems(net.shapes[name]) * act_b if name in kept else 0)
+        keep = extra_kept[name] + (math.prod(net.shapes[name]) * act_b if name in kept else 0)
         out[name] = LayerMemory(c.params * var_b, outputs[name], keep)
     return out
 
@@ -104,12 +99,12 @@ def forward_peak(net, precision: str = "float32", names=None) -> int:
             last[src] = i
     live = peak = 0
     for i, n in enumerate(run):
-        size = _elems(net.shapes[n]) * act_b
+        size = math.prod(net.shapes[n]) * act_b
         live += size
         peak = max(peak, live + (size if net.layers[n].attrs.get("bn") else 0))  # pre-BN temp
         for src in set(net.layers[n].inputs):
             if last.get(src) == i:
-                live -= _elems(net.shapes[src]) * act_b
+                live -= math.prod(net.shapes[src]) * act_b
         if n not in last and not any(o.node == n for o in net.graph.outputs):
             live -= size
     return peak

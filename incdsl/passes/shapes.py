@@ -7,7 +7,10 @@ import re
 from ..errors import Note, SpecError, call_note
 from ..graph import Graph
 from ..ops import OPS, Count, Shape, ShapeError
+from ..text import shape_text
 from .min_input import smallest_input
+
+fmt = shape_text  # the name lsp.py imports (i19-source's file); new code imports incdsl.text.shape_text
 
 # Absurd sizes, refused by `check` so that no backend tries to allocate them (issue 12: a
 # 67 G-param dense layer passed `check` and died in `compile` asking for 250 GiB). Far above every
@@ -41,7 +44,7 @@ def infer_shapes(g: Graph) -> tuple[dict[str, Shape], dict[str, Count], dict[str
         out, why, cnt = rule.out, rule.why, rule.count  # params derived from the weight shapes
         elements = math.prod(out)
         if elements > MAX_ELEMENTS:
-            raise SpecError(f"{layer.op} output {fmt(out)} is absurdly large: {elements:,} elements per image "
+            raise SpecError(f"{layer.op} output {shape_text(out)} is absurdly large: {elements:,} elements per image "
                             f"(the limit is {MAX_ELEMENTS:,})", layer.span)
         params += cnt.params
         if params > MAX_PARAMS:
@@ -56,15 +59,9 @@ def infer_shapes(g: Graph) -> tuple[dict[str, Shape], dict[str, Count], dict[str
     return shapes, counts, whys
 
 
-def fmt(shape: Shape) -> str:
-    """A shape as errors and tables print it: (35, 35, 288) -> "35x35x288" (H x W x C, NHWC
-    without the batch)."""
-    return "x".join(str(d) for d in shape)
-
-
 def _explain(g: Graph, layer, e: ShapeError, shapes, whys) -> SpecError:
     if e.culprit is None:
-        ins = ", ".join(fmt(shapes[i]) if len(shapes[i]) > 1 else f"a vector of {shapes[i][0]}" for i in layer.inputs)
+        ins = ", ".join(shape_text(shapes[i]) if len(shapes[i]) > 1 else f"a vector of {shapes[i][0]}" for i in layer.inputs)
         notes = [Note(e.detail)] if e.detail else []
         notes += call_chain(g, layer.name)
         if e.too_small:
@@ -77,15 +74,15 @@ def _explain(g: Graph, layer, e: ShapeError, shapes, whys) -> SpecError:
         return _channel_mismatch(g, layer, e, shapes)
     # concat/add: point at the branch that disagrees, and show where each got its size
     origin_bad, origin_first = _origin(g, bad, shapes, whys), _origin(g, first, shapes, whys)
-    notes = [Note(f"branch 1 gives {fmt(shapes[first])}", g.layers[first].span)]
+    notes = [Note(f"branch 1 gives {shape_text(shapes[first])}", g.layers[first].span)]
     for branch, origin in ((e.culprit + 1, origin_bad), (1, origin_first)):
         if origin is not None:
-            notes.append(Note(f"branch {branch} gets {fmt(shapes[origin][:2])} from {whys[origin]}",
+            notes.append(Note(f"branch {branch} gets {shape_text(shapes[origin][:2])} from {whys[origin]}",
                               g.layers[origin].span))
     span = g.layers[origin_bad].span if origin_bad else g.layers[bad].span
     notes += call_chain(g, layer.name)
     return SpecError(e.message, span, notes=notes, hint=e.hint,
-                     label=f"branch {e.culprit + 1} gives {fmt(shapes[bad])}")
+                     label=f"branch {e.culprit + 1} gives {shape_text(shapes[bad])}")
 
 
 # Ops whose output has as many channels as their (first) input: a channel count is set further up.
@@ -100,12 +97,12 @@ def _channel_mismatch(g: Graph, layer, e: ShapeError, shapes) -> SpecError:
     bad, first = layer.inputs[e.culprit], layer.inputs[0]
     origin_bad, origin_first = _channel_origin(g, bad), _channel_origin(g, first)
     c_bad, c_first = shapes[bad][-1], shapes[first][-1]
-    what = "the block's input (identity)" if _is_identity(layer, first) else fmt(shapes[first])
+    what = "the block's input (identity)" if _is_identity(layer, first) else shape_text(shapes[first])
     notes = [Note(f"branch 1 gives {c_first} channels: {what}, whose channels are set by '{origin_first}' here",
                   g.layers[origin_first].span)]
     notes += call_chain(g, layer.name)
     return SpecError(f"{layer.op} inputs disagree on channels: {c_first} vs {c_bad}", g.layers[origin_bad].span,
-                     notes=notes, label=f"branch {e.culprit + 1} gives {fmt(shapes[bad])}",
+                     notes=notes, label=f"branch {e.culprit + 1} gives {shape_text(shapes[bad])}",
                      hint=f"every input of {layer.op} needs the same channels: end branch {e.culprit + 1} with "
                           f"{c_first} filters, or change what feeds the block")
 

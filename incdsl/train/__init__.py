@@ -20,6 +20,7 @@ surface before Keras takes its seconds to load. The Keras work is in the modules
 from __future__ import annotations
 
 from ..errors import SpecError
+from ..text import ParamText
 from .config import (OPTIMIZERS, PRECISIONS, PREPROCESS, RECIPES, STRATEGIES, Cluster, HeadLoss, Recipe, RunPaths,
                      TrainConfig, TrainResult, check_config, read_tf_config)
 from .folders import IMAGE_SUFFIXES, check_predict_files, scan_image_folder
@@ -47,8 +48,9 @@ def train(net, config: TrainConfig) -> TrainResult:
 
 
 def check_recalibration(config: TrainConfig, folder) -> None:
-    """An explicit --bn-recalibrate N needs N training batches from one pass over the data (epochs
-    cut from an endless stream, --steps-per-epoch on a folder, always have them)."""
+    """An explicit bn_recalibrate=N needs N training batches from one pass over the data (epochs
+    cut from an endless stream, steps_per_epoch on a folder, always have them). Raises SpecError
+    naming the parameters (the command line words them as flags)."""
     asked = config.bn_recalibrate
     if not isinstance(asked, int) or (folder is not None and config.steps_per_epoch):
         return
@@ -61,9 +63,10 @@ def check_recalibration(config: TrainConfig, folder) -> None:
         batches = -(-train // config.batch_size)
         what = f"{config.data} gives ({train} training images)"
     if asked > batches:
-        raise SpecError(f"--bn-recalibrate {asked} needs {asked} training batches of {config.batch_size}, "
-                        f"and {what} {batches}",
-                        hint=f"--bn-recalibrate {batches} or less, a smaller --batch-size, or more images")
+        raise SpecError(ParamText("{bn_recalibrate} {asked} needs {asked} training batches of {batch}, and {what} "
+                                  "{batches}", asked=asked, batch=config.batch_size, what=what, batches=batches),
+                        hint=ParamText("{bn_recalibrate} {batches} or less, a smaller {batch_size}, or more images",
+                                       batches=batches))
 
 
 __all__ = ["TrainConfig", "TrainResult", "RunPaths", "HeadLoss", "Recipe", "head_losses", "main_head", "check_classes",

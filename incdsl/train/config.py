@@ -29,6 +29,9 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 PREPROCESS = ("inception", "unit", "imagenet", "none")
 
 
+RESUME = {"resume": "resume=True"}  # how the library's messages (ParamText, OptionError) name `resume`
+
+
 @dataclass(frozen=True)
 class Recipe:
     """An optimizer's default learning-rate schedule: the starting rate, multiplied by `decay_rate`
@@ -121,17 +124,18 @@ class RunPaths:
     def check_tensorboard(self) -> None:
         """Refuse a TensorBoard folder that a new run must not replace: a link, a file, or a folder
         holding anything but an earlier run's event files (the run deletes and rewrites it).
-        Raises `UsageError` (exit 2) before any training starts."""
+        Raises `OptionError` (naming `output`; exit 2) before any training starts."""
         tb = self.tensorboard
         if tb.is_symlink() or (tb.exists() and not tb.is_dir()):
             what = "a symbolic link" if tb.is_symlink() else "not a folder"
-            raise UsageError(f"cannot write TensorBoard logs to {tb}: it is {what}; move it, or pick another -o "
-                             "(the logs go beside the model)")
+            raise OptionError("cannot write TensorBoard logs to {tb}: it is {what}; move it, or pick another {output} "
+                              "(the logs go beside the model)", tb=tb, what=what)
         if tb.is_dir():
             for f in sorted(tb.rglob("*")):
                 if f.is_symlink() or (f.is_file() and not f.name.startswith("events.out.tfevents.")):
-                    raise UsageError(f"{tb} holds {f.relative_to(tb)}, which is not a TensorBoard log of an "
-                                     "earlier run and a new run would delete it; move it, or pick another -o")
+                    raise OptionError("{tb} holds {name}, which is not a TensorBoard log of an earlier run and a "
+                                      "new run would delete it; move it, or pick another {output}", tb=tb,
+                                      name=f.relative_to(tb))
 
     def files(self) -> tuple[str, ...]:
         """The single files a run writes (the model keeps the name as given: `out/` is refused)."""
@@ -181,43 +185,45 @@ class Cluster:
 
 def read_tf_config(text: str | None) -> Cluster | None:
     """TF_CONFIG, e.g. {"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}};
-    None when unset (one worker on its own)."""
+    None when unset (one worker on its own). Raises OptionError (naming `strategy`: the command line
+    says `--strategy multiworker`) for a TF_CONFIG that is not such a cluster."""
+
+    def bad(problem: str, **values) -> OptionError:
+        return OptionError("TF_CONFIG (the cluster for {strategy} multiworker)" + problem, **values)
 
     if text is None or not text.strip():
         return None
-    where = "TF_CONFIG (the cluster for --strategy multiworker)"
     try:
         config = json.loads(text)
     except ValueError as e:
-        raise UsageError(f"{where} is not JSON: {e}") from None
+        raise bad(" is not JSON: {error}", error=e) from None
     if not isinstance(config, dict):
-        raise UsageError(f"{where} must be a JSON object with 'cluster' and 'task'")
+        raise bad(" must be a JSON object with 'cluster' and 'task'")
     for key in ("cluster", "task"):
         if not isinstance(config.get(key), dict):
-            raise UsageError(f"{where} has no '{key}' object")
+            raise bad(" has no '{key}' object", key=key)
     cluster, task = config["cluster"], config["task"]
     for job, addresses in cluster.items():
         if job not in ("chief", "worker", "evaluator", "ps"):
-            raise UsageError(f"{where}: unknown job '{job}' in 'cluster' (chief, worker)")
+            raise bad(": unknown job '{job}' in 'cluster' (chief, worker)", job=job)
         if not isinstance(addresses, list) or not addresses or not all(isinstance(a, str) and ":" in a
                                                                          for a in addresses):
-            raise UsageError(f"{where}: cluster '{job}' must be a list of \"host:port\" addresses")
+            raise bad(": cluster '{job}' must be a list of \"host:port\" addresses", job=job)
     if "ps" in cluster:
-        raise UsageError(f"{where} names parameter servers ('ps'); --strategy multiworker is all-reduce "
-                         "between a chief and workers")
+        raise bad(" names parameter servers ('ps'); {strategy} multiworker is all-reduce between a chief and workers")
     if len(cluster.get("chief", [])) > 1:
-        raise UsageError(f"{where}: a cluster has at most one chief")
+        raise bad(": a cluster has at most one chief")
     kind, index = task.get("type"), task.get("index", 0)
     if kind not in ("chief", "worker"):
-        raise UsageError(f"{where}: task type must be 'chief' or 'worker', got {json.dumps(kind)}")
+        raise bad(": task type must be 'chief' or 'worker', got {kind}", kind=json.dumps(kind))
     if kind not in cluster:
-        raise UsageError(f"{where}: task type '{kind}' has no entry in 'cluster'")
+        raise bad(": task type '{kind}' has no entry in 'cluster'", kind=kind)
     if not isinstance(index, int) or isinstance(index, bool):
-        raise UsageError(f"{where}: task index must be an integer, got {json.dumps(index)}")
+        raise bad(": task index must be an integer, got {index}", index=json.dumps(index))
     if not 0 <= index < len(cluster[kind]):
-        raise UsageError(f"{where}: task index {json.dumps(index)} is out of range: cluster '{kind}' has "
-                         f"{len(cluster[kind])} address{'es' * (len(cluster[kind]) != 1)} (index 0 to "
-                         f"{len(cluster[kind]) - 1})")
+        n = len(cluster[kind])
+        raise bad(": task index {index} is out of range: cluster '{kind}' has {n} address{es} (index 0 to {last})",
+                  index=json.dumps(index), kind=kind, n=n, es="es" * (n != 1), last=n - 1)
     tasks = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
     chief = kind == "chief" or ("chief" not in cluster and index == 0)
     return Cluster(tasks, kind, index, chief)

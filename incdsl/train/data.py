@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from ..errors import SpecError
+from ..text import ParamText
 from .images import FolderPlan, read_batch
 
 
@@ -152,7 +153,7 @@ def folder_data(plan: FolderPlan, shape, heads: list[str] | None, first_batch: i
               f"{replicas} replicas (use a smaller --batch-size)", file=sys.stderr)
     if drop and plan.batch % replicas:
         raise SpecError(f"a training batch of {plan.batch} images does not split over {replicas} replicas",
-                        hint=f"use a --batch-size that is a multiple of {replicas}")
+                        hint=ParamText("use a {batch_size} that is a multiple of {replicas}", replicas=replicas))
     if reader == "tf.data":
         return tf_folder_datasets(plan, shape, heads, first_batch, plan.batch, drop)
     val = FolderValBatches(plan, shape, heads, plan.batch, drop, workers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import SpecError
+from ..text import ParamText
 
 # Image files that Keras' image_dataset_from_directory reads (tf.io.decode_image's formats).
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -18,10 +19,11 @@ def scan_image_folder(path: str | Path) -> tuple[list[str], list[list[Path]]]:
     """
     root = Path(path)
     if not root.exists():
-        raise SpecError(f"no such data folder: {root}", hint="pass an image folder with one sub-folder per class, "
-                        "or --data synthetic")
+        raise SpecError(f"no such data folder: {root}", hint=ParamText(
+            "pass an image folder with one sub-folder per class, or {data} synthetic"))
     if not root.is_dir():
-        raise SpecError(f"--data {root} is a file; it must be a folder with one sub-folder per class")
+        raise SpecError(ParamText("{data} {root} is a file; it must be a folder with one sub-folder per class",
+                                  root=root))
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         found = f"only '{classes[0]}'" if classes else "none"

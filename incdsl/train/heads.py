@@ -3,6 +3,7 @@ No Keras here: spec problems surface before Keras loads."""
 from __future__ import annotations
 
 from ..errors import SpecError
+from ..text import ParamText
 from .config import HeadLoss
 
 def _last_activation(net, node: str) -> tuple[str | None, str]:
@@ -63,6 +64,6 @@ def check_classes(net, classes: list[str], source: str) -> None:
             raise SpecError(
                 f"output '{head.name}' scores {units} classes but {source} has {len(classes)} ({shown})", span,
                 label=f"{units} units",
-                hint=f"--set classes={len(classes)}" if "classes" in net.params else
+                hint=ParamText("{set} classes={n}", n=len(classes)) if "classes" in net.params else
                 f"give the network {len(classes)} outputs")
 

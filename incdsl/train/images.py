@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpecError
+from ..text import ParamText, first_line
+from .config import RESUME
 
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # channels -> Pillow mode (tf.io.decode_image's channels)
 
@@ -107,11 +109,12 @@ def read_image(path: str | Path, size: tuple[int, int], channels: int, root: Pat
     except FileNotFoundError:
         if root is not None and not root.is_dir():
             raise SpecError(f"the data folder {root} vanished during training (at {path})",
-                            hint="keep the folder in place until the run ends; then rerun with --resume") from None
-        raise SpecError(f"{path} vanished during training", hint="rerun with --resume once the folder is whole") from None
+                            hint=ParamText("keep the folder in place until the run ends; then rerun with {resume}",
+                                           words=RESUME)) from None
+        raise SpecError(f"{path} vanished during training",
+                        hint=ParamText("rerun with {resume} once the folder is whole", words=RESUME)) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        first = str(e).strip().splitlines()
-        raise SpecError(f"{path} is a damaged image ({first[0] if first else type(e).__name__})",
+        raise SpecError(f"{path} is a damaged image ({first_line(e)})",
                         hint="remove or replace the file") from None
     return arr[..., None] if arr.ndim == 2 else arr
 

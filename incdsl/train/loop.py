@@ -31,11 +31,11 @@ from pathlib import Path
 
 import keras
 
-from ..errors import SpecError, UsageError
-from ..text import first_line
+from ..errors import OptionError, SpecError
+from ..text import ParamText, first_line
 from ..backends.keras import build_model
 from .callbacks import Diverged, KeepBest, StepAndRate, StopOnNonFinite, Throughput
-from .config import RunPaths, TrainConfig, TrainResult
+from .config import RESUME, RunPaths, TrainConfig, TrainResult
 from .data import SyntheticImages, folder_input, has_tensorflow, steps_per_execution
 from .diagnose import GAP, explain_gap
 from .finish import momenta, recalibrate_and_measure, recalibration_batches, refresh_best
@@ -52,8 +52,8 @@ def _start_epoch(paths, config: TrainConfig, done: Path) -> int | None:
     (its model `done` written: the chief's, which a non-chief worker looks at too)."""
     if paths.backup.exists():
         if not config.resume:
-            raise UsageError(f"an interrupted run left its state in {paths.backup}: pass --resume to continue it, "
-                             f"or delete that folder to start afresh")
+            raise OptionError("an interrupted run left its state in {backup}: pass {resume} to continue it, "
+                              "or delete that folder to start afresh", words=RESUME, backup=paths.backup)
         meta = paths.backup / "training_metadata.json"
         epoch = json.loads(meta.read_text())["epoch"] if meta.exists() else 0
         _truncate_csv(paths.csv, epoch)
@@ -285,15 +285,19 @@ def _count(data) -> int:
 
 def _diverged(d: Diverged, config: TrainConfig, paths: RunPaths) -> SpecError:
     """The error of a run whose loss became NaN or infinite: where, what to try, what is kept."""
-    kept = []
+    kept, values = [], {}
     if paths.backup.exists():
-        kept.append(f"the last finished epoch is kept in {paths.backup} (--resume continues from it)")
+        kept.append("the last finished epoch is kept in {backup} ({resume} continues from it)")
+        values["backup"] = paths.backup
     if paths.best.exists():
-        kept.append(f"the best model so far is {paths.best}")
+        kept.append("the best model so far is {best}")
+        values["best"] = paths.best
     where = "; ".join(kept) if kept else "no epoch had finished, so nothing was kept"
-    return SpecError(f"training diverged: the loss is {d.loss} at step {d.step} (epoch {d.epoch}, batch {d.batch}); "
-                     f"{config.output} was not written; {where}",
-                     hint=f"use a lower --lr (this run: {config.learning_rate:g}), e.g. --lr {config.learning_rate / 10:g}")
+    return SpecError(ParamText("training diverged: the loss is {loss} at step {step} (epoch {epoch}, batch {batch}); "
+                               "{output} was not written; " + where, words=RESUME, loss=d.loss, step=d.step,
+                               epoch=d.epoch, batch=d.batch, output=config.output, **values),
+                     hint=ParamText("use a lower {lr} (this run: {now:g}), e.g. {lr} {lower:g}",
+                                    now=config.learning_rate, lower=config.learning_rate / 10))
 
 
 def _data_error(e: Exception, data: str) -> None:
@@ -302,9 +306,11 @@ def _data_error(e: Exception, data: str) -> None:
     if type(e).__name__ == "NotFoundError" and data != "synthetic":  # tf.io.read_file of a file now gone
         if not Path(data).is_dir():
             raise SpecError(f"the data folder {data} vanished during training",
-                            hint="keep the folder in place until the run ends; then rerun with --resume") from None
+                            hint=ParamText("keep the folder in place until the run ends; then rerun with {resume}",
+                                           words=RESUME)) from None
         gone = next((w.strip(";:,") for w in text.split() if w.startswith(str(data))), "an image")
-        raise SpecError(f"{gone} vanished during training", hint="rerun with --resume once the folder is whole") from None
+        raise SpecError(f"{gone} vanished during training",
+                        hint=ParamText("rerun with {resume} once the folder is whole", words=RESUME)) from None
     if type(e).__name__ != "InvalidArgumentError" or "DecodeImage" not in text and "decode" not in text:
         return
     skip = ("Graph execution", "Detected at", "<stack", "[[")

@@ -6,7 +6,7 @@ import os
 
 import keras
 
-from ..errors import UsageError
+from ..errors import OptionError
 from .config import Cluster, read_tf_config
 
 
@@ -16,14 +16,14 @@ SUPPORTED = {"tensorflow": ("default", "mirrored", "multiworker"), "jax": ("defa
 
 
 def check_strategy(kind: str, backend: str) -> None:
-    """Raises UsageError when the Keras backend cannot run --strategy `kind`: mirrored is
+    """Raises OptionError (naming `strategy`) when the Keras backend cannot run strategy `kind`: mirrored is
     tf.distribute.MirroredStrategy on TensorFlow and keras.distribution.DataParallel on JAX;
     multiworker is TensorFlow's MultiWorkerMirroredStrategy; the PyTorch backend trains on one device."""
     if kind in SUPPORTED.get(backend, ("default",)):
         return
     able = [b for b, kinds in SUPPORTED.items() if kind in kinds]
-    raise UsageError(f"--strategy {kind} is not available on the {backend} backend (KERAS_BACKEND={backend}); "
-                     f"it runs on {' or '.join(able)}")
+    raise OptionError("{strategy} {kind} is not available on the {backend} backend (KERAS_BACKEND={backend}); "
+                      "it runs on {able}", kind=kind, backend=backend, able=" or ".join(able))
 
 
 class Placement:
