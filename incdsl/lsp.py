@@ -116,7 +116,7 @@ def _check_library(out: Analysis, prog, text: str, roots: tuple[Path, ...]) -> N
 
 
 def _sites(net) -> list[Site]:
-    from .passes.shapes import fmt
+    from .text import shape_text as fmt
     from .report import describe
 
     sites = []

@@ -291,18 +291,10 @@ class Network:
         `via`: "direct" (onnx only) or "tf2onnx"; `layout`: "nchw" (PyTorch's) or "nhwc";
         `batch`: None for a dynamic batch or a fixed size; `verify` runs the ONNX checker, shape
         inference against this network's shapes and onnxruntime against Keras. Needs
-        `incdsl[onnx]`. Raises `UsageError` for options out of range, `SpecError` for weights
-        that do not fit.
+        `incdsl[onnx]`. Raises `OptionError` (a `UsageError` naming the parameter) for options out
+        of range (backends/onnx.py `export` checks them), `UsageError` for a path it must not
+        write (this network's own spec files among them), `SpecError` for weights that do not fit.
         """
-        for name, value, ok, kind in (
-                ("via", via, via in ("direct", "tf2onnx"), '"direct" or "tf2onnx"'),
-                ("layout", layout, layout in ("nchw", "nhwc"), '"nchw" or "nhwc"'),
-                ("batch", batch, batch is None or (isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1),
-                 "None (dynamic) or a positive int"),
-                ("opset", opset, opset is None or (isinstance(opset, int) and not isinstance(opset, bool)),
-                 "None or an int")):
-            if not ok:
-                raise ArgumentError(name, value, f"{name} must be {kind}")
         from .backends.onnx import DEFAULT_OPSET, export
         check_output(path, inputs=self.input_files)
         return export(self, path, weights, opset=DEFAULT_OPSET if opset is None else opset, layout=layout,

@@ -145,3 +145,22 @@ def test_library_messages_name_no_flags():
             found |= {f"{rel}:{c.lineno}: {c.value!r}" for c in ast.walk(part)
                       if isinstance(c, ast.Constant) and isinstance(c.value, str) and FLAG.search(c.value)}
     assert not found, "these messages name flags; name the parameter instead:\n" + "\n".join(sorted(found))
+
+
+def test_to_onnx_checks_its_options_once_in_python_words(tmp_path):
+    """The issue's case `to_onnx(..., opset=3)` and its neighbours: one check (backends/onnx.py
+    `export`), OptionError naming the parameter, nothing written."""
+    import incdsl
+    from incdsl.errors import OptionError
+    net = incdsl.loads("network n() {\n  input 8x8x3\n  conv(4, 3) -> gap -> dense(2)\n}\n")
+    cases = [(dict(opset=3), "opset 3 is out of range: direct supports opsets 13 to "),
+             (dict(opset="18"), "opset must be an int, got '18'"),
+             (dict(batch=True), "batch must be None (dynamic) or an int, got True"),
+             (dict(batch=0), "batch must be None (dynamic) or an integer from 1 to"),
+             (dict(layout="nhcw"), "layout must be nchw or nhwc, got nhcw"),
+             (dict(via="x"), "via must be direct or tf2onnx, got x")]
+    for options, text in cases:
+        with pytest.raises(OptionError) as e:
+            net.to_onnx(tmp_path / "m.onnx", verify=False, **options)
+        assert str(e.value).startswith(text) and "--" not in str(e.value)
+    assert list(tmp_path.iterdir()) == []

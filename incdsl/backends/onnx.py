@@ -100,8 +100,16 @@ def export(net, path: str | Path, weights=None, *, opset: int = DEFAULT_OPSET, l
     `incdsl.errors.SpecError` for weights that do not match the network."""
     from .onnx_weights import load_weights, read_preprocess
 
+    def whole(n) -> bool:
+        return isinstance(n, int) and not isinstance(n, bool)
+
     if layout not in ("nchw", "nhwc"):
         raise OptionError("{layout} must be nchw or nhwc, got {value}", value=layout)
+    if not whole(opset):
+        raise OptionError("{opset} must be an int, got {value!r}", value=opset)
+    if batch is not None and not whole(batch):
+        raise OptionError("{batch} must be {dynamic} or an int, got {value!r}", words={"dynamic": "None (dynamic)"},
+                          value=batch)
     if via not in ("direct", "tf2onnx"):
         raise OptionError("{via} must be direct or tf2onnx, got {value}", value=via)
     # up to DEFAULT_OPSET every onnxruntime we accept (>= 1.18) runs: ask the installed one only

@@ -35,8 +35,6 @@ class Pass:
     on_demand: bool = False  # run when first asked for (`demand`), not on every build
 
 
-
-
 def _prune(net) -> None:
     prune(net.graph)
 

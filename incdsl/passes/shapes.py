@@ -10,7 +10,6 @@ from ..ops import OPS, Count, Shape, ShapeError
 from ..text import shape_text
 from .min_input import smallest_input
 
-fmt = shape_text  # the name lsp.py imports (i19-source's file); new code imports incdsl.text.shape_text
 
 # Absurd sizes, refused by `check` so that no backend tries to allocate them (issue 12: a
 # 67 G-param dense layer passed `check` and died in `compile` asking for 250 GiB). Far above every
