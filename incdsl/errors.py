@@ -11,7 +11,7 @@ import difflib
 import re
 import string
 
-from .source import Source, Span, excerpt  # Source, Span: re-exported, importers use errors.Span
+from .source import Source, Span, excerpt, visible  # Source, Span: re-exported, importers use errors.Span
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,7 @@ class SpecError(Exception):
     def render(self) -> str:
         """The error in one screen: every name or value it quotes is clipped (`clip`), and at
         most MAX_NOTES notes are shown."""
-        where = f"{self.span}: " if self.span else ""
+        where = f"{visible(str(self.span))}: " if self.span else ""
         out = [f"{where}error: {clip(self.message)}"]
         out += excerpt(self.span, clip(self.label) if self.label else None)
         for note in self.notes[:MAX_NOTES]:
@@ -165,8 +165,9 @@ def _clip_word(m: re.Match) -> str:
 
 def clip(text: str) -> str:
     """A message with every word over MAX_WORD characters shortened (a 100,000-character name is
-    echoed as its start and its length) and the whole capped at MAX_LINE: one screen, always."""
-    text = _LONG_WORD.sub(_clip_word, text)
+    echoed as its start and its length) and the whole capped at MAX_LINE: one screen, always;
+    control characters are shown as pictures (source.visible)."""
+    text = visible(_LONG_WORD.sub(_clip_word, text))
     if len(text) > MAX_LINE:
         text = text[:MAX_LINE - 30] + f"... ({len(text):,} characters)"
     return text

@@ -148,3 +148,19 @@ def test_source_lines_count_as_lark_does():
     src = Source("f.inc", "a\x0cb\r\nc\u2028d\n")
     assert [src.line(n) for n in range(0, 5)] == [None, "a\x0cb", "c\u2028d", "", None]
     assert Source("f.inc").line(1) is None
+
+
+def test_control_characters_never_reach_the_terminal(tmp_path, capsys):
+    """A spec line or a file name holding ESC sequences (clear screen, colours) is echoed with
+    control pictures, one character for one, so the caret stays under the culprit."""
+    from incdsl.cli import main
+    spec = tmp_path / "esc.inc"
+    spec.write_text("network n() {\n  input 8x8x3\n  conv(4, 3) -> bo\x1b[2Jgus\n}\n")
+    assert main(["check", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err
+    line, caret = err.splitlines()[1:3]
+    assert line.endswith("conv(4, 3) -> bo\u241b[2Jgus") and caret.index("^") == line.index("\u241b")
+    assert main(["check", str(tmp_path / "a\x1b]0;pwned\x07.inc")]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and "a\u241b]0;pwned\u2407.inc" in err
