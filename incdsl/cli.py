@@ -43,7 +43,18 @@ def main(argv: list[str] | None = None) -> int:
     # TensorFlow, when a backend loads it, greets with INFO lines on stderr; keep the CLI's quiet
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     ap = build_parser()
-    args = ap.parse_args(argv)
+    # --help and --version write to stdout from inside argparse, which drops a failed write; the
+    # guard turns one into "cannot write to standard output", exit 1 (or 0 for a closed pipe)
+    done: SystemExit | None = None
+    with guarded() as g:
+        try:
+            args = ap.parse_args(argv)
+        except SystemExit as e:
+            done = e
+    if g.code is not None:
+        return g.code
+    if done is not None:
+        raise done
     forget_inputs()
     with guarded() as g:
         if g.code is None and argv is None and not args.verbose:

@@ -150,8 +150,9 @@ def test_onnx_weights_zip_with_a_bad_weights_file(tmp_path, capsys):  # item 11,
 
 
 @pytest.mark.parametrize("args", [["expand", "specs/inception_v3.inc"], ["check", "specs/googlenet.inc"],
-                                  ["compile", "specs/googlenet.inc", "--to", "dot", "-o", "-"]])
-def test_stdout_on_a_full_disk(args):  # item 12
+                                  ["compile", "specs/googlenet.inc", "--to", "dot", "-o", "-"],
+                                  ["--help"], ["summary", "--help"], ["--version"]])
+def test_stdout_on_a_full_disk(args):  # item 12; --help too (argparse drops a failed write)
     with open("/dev/full", "w") as full:
         r = subprocess.run([sys.executable, "-m", "incdsl", *args], cwd=ROOT, env=ENV, stdout=full,
                            stderr=subprocess.PIPE, text=True, timeout=60)
