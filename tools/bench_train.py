@@ -275,8 +275,18 @@ def train_mode(args) -> int:
 
 
 def main(argv=None) -> int:
+    """Run the chosen mode; a spec that does not fit the size, or a bad option, is reported as
+    `incdsl` reports it (exit 1 or 2), not as a traceback."""
+    from incdsl.errors import SpecError, UsageError
     args = parse_args(argv)
-    return reader_mode(args) if args.mode == "reader" else train_mode(args)
+    try:
+        return reader_mode(args) if args.mode == "reader" else train_mode(args)
+    except SpecError as e:
+        print(e.render(), file=sys.stderr)
+        return 1
+    except UsageError as e:
+        print(f"bench_train: error: {e}", file=sys.stderr)
+        return 2
 
 
 def _devices() -> str:
