@@ -166,7 +166,7 @@ def fit(spec: Spec, name: str, metric: str, budget, *, lo=None, hi=None, sets: d
     budgets = dict(budgets or {metric: budget})
     check_names(spec, ([] if name == BATCH else [name]) + list(sets), "")
     if name in sets:
-        raise OptionError("'{name}' is the parameter to vary; do not also {set} it", words={"set": "fix (sets)"},
+        raise OptionError("'{name}' is the parameter to vary; do not also {set} it", words={"set": "fix"},
                           name=name)
     if name == BATCH and not {"memory", "latency"} & set(budgets):
         raise OptionError("{vary} batch needs a {memory} or {latency} budget (params and MACs do not grow with it)",
@@ -175,13 +175,14 @@ def fit(spec: Spec, name: str, metric: str, budget, *, lo=None, hi=None, sets: d
     if isinstance(default, bool) or not isinstance(default, (int, float)):
         raise UsageError(f"fit varies a numeric parameter; '{name}' defaults to {param_text(default)}")
     kind = type(default)
-    lo, hi = (_bound(x, kind, name, bound) for x, bound in ((lo, "lo"), (hi, "hi")))
+    lo, hi = (_bound(x, kind, name, bound) for x, bound in ((lo, "low"), (hi, "high")))
     if lo is not None and hi is not None and lo >= hi:
-        raise OptionError("{lo} {low} must be below {hi} {high}", low=number_text(lo), high=number_text(hi))
+        raise OptionError("{low} {low_value} must be below {high} {high_value}", low_value=number_text(lo),
+                          high_value=number_text(hi))
     if name == BATCH:
         lo = max(lo or 1, 1)  # no step has fewer than one image
         if hi is not None and hi <= lo:
-            raise OptionError("{hi} {high} must be above 1 for batch", high=number_text(hi))
+            raise OptionError("{high} {value} must be above 1 for batch", value=number_text(hi))
     f = Fitter(spec, name, metric, budget, trainable, inference, sets, budgets, measure)
     over = lambda v: f"{name}={number_text(v)} " + over_text(f.probe(v), budgets, trainable)
 
@@ -233,11 +234,11 @@ def _bracket(f: Fitter, lo, hi, default, kind, over):
                 if not f.fits(cur):
                     return lo, cur
             except SpecError as e:
-                e.hint = e.hint or ParamText("searching upwards for the budget's edge; bound it with {hi}")
+                e.hint = e.hint or ParamText("searching upwards for the budget's edge; bound it with {high}")
                 raise
             lo = cur
-        raise OptionError("{name}={low} still fits: the count does not grow with '{name}' enough to reach the "
-                          "budget; give {hi}", name=name, low=number_text(lo))
+        raise OptionError("{name}={value} still fits: the count does not grow with '{name}' enough to reach the "
+                          "budget; give {high}", name=name, value=number_text(lo))
     if lo is None:  # shrink until it fits
         cur = hi
         for _ in range(64):

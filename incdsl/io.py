@@ -44,6 +44,13 @@ def note_input(path: str | Path) -> None:
         pass
 
 
+def inputs_of(net, *files) -> tuple[str | Path, ...]:
+    """What an export of `net` must never replace: the spec files it was read from
+    (`Network.input_files`) and those of `files` that are paths (a weights file; a weights dict or
+    None is skipped)."""
+    return tuple(getattr(net, "input_files", ())) + tuple(f for f in files if isinstance(f, (str, os.PathLike)))
+
+
 def forget_inputs() -> None:
     """Forget every path `note_input` recorded (`cli.main` calls it at the start of each command,
     so that commands run in one process, as in the test suite, do not see the last one's inputs)."""
@@ -188,12 +195,12 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, rewrite: bool = False):
+def atomic_path(path: str | Path, rewrite: bool = False, inputs: Iterable[str | Path] = ()):
     """Yield a temporary path (ending in the target's own name, so writers that check the
     suffix, like Keras, accept it); on success it replaces `path`, on any failure, Ctrl-C or
-    SIGTERM it is removed. Raises UsageError for a target `check_output` refuses (`rewrite`:
-    see there)."""
-    path = check_output(path, rewrite)
+    SIGTERM it is removed. Raises UsageError for a target `check_output` refuses (`rewrite`,
+    `inputs`: see there)."""
+    path = check_output(path, rewrite, inputs)
     home = _existing_parent(path)
     clean_stale(home, path.name)
     tmp = home / f".incdsl-{os.getpid()}-{secrets.token_hex(4)}.{path.name}"
@@ -235,7 +242,7 @@ def _mode_for(path: Path) -> int:
         return 0o666 & ~umask
 
 
-def write_atomic(path: str | Path, data: bytes | str) -> None:
-    """Write `data` to `path` through `atomic_path`."""
-    with atomic_path(path) as tmp:
+def write_atomic(path: str | Path, data: bytes | str, inputs: Iterable[str | Path] = ()) -> None:
+    """Write `data` to `path` through `atomic_path` (refusing `inputs` too)."""
+    with atomic_path(path, inputs=inputs) as tmp:
         Path(tmp).write_bytes(data.encode() if isinstance(data, str) else data)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from .elaborate import elaborate, network_params
 from .graph import Graph, Layer
-from .io import check_output
 from .errors import ArgumentError, OptionError, UsageError
 from .ops import Count, Shape
 from .program import Program, load_program, load_program_text
@@ -296,7 +295,6 @@ class Network:
         write (this network's own spec files among them), `SpecError` for weights that do not fit.
         """
         from .backends.onnx import DEFAULT_OPSET, export
-        check_output(path, inputs=self.input_files)
         return export(self, path, weights, opset=DEFAULT_OPSET if opset is None else opset, layout=layout,
                       batch=batch, fold_bn=fold_bn, via=via, verify=verify, seed=seed)
 
@@ -312,7 +310,6 @@ class Network:
         fmt_ = path.suffix.lstrip(".").lower()
         if fmt_ not in FORMATS:
             raise UsageError(f"draw writes {', '.join('.' + f for f in FORMATS)} files, not {path.name}")
-        check_output(path, inputs=self.input_files)
         export(self, path, fmt=fmt_, depth=depth, only=only)
         return path
 

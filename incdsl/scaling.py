@@ -105,7 +105,7 @@ def compound(spec: Spec, bases: dict[str, float], budgets: dict, *, sets: dict |
         if isinstance(d, bool) or not isinstance(d, (int, float)) or d <= 0:
             raise OptionError("{scale} {name}: compound scaling needs a positive numeric parameter", name=name)
         if name in sets:
-            raise OptionError("'{name}' is scaled; do not also {set} it", words={"set": "fix (sets)"}, name=name)
+            raise OptionError("'{name}' is scaled; do not also {set} it", words={"set": "fix"}, name=name)
     metric = next(iter(budgets))
     inner = Fitter(spec, "phi", metric, budgets[metric], trainable, inference, sets, budgets, measure)
     f = _PhiFitter(spec, bases, inner)

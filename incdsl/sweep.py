@@ -40,7 +40,7 @@ def plan(specs: list[Spec], sets: dict | None = None, sweeps: list[tuple[str, li
         if names.count(n) > 1:
             raise OptionError("{sweep} {name} is given twice; list all its values in one {sweep}", name=n)
         if n in sets:
-            raise OptionError("'{name}' is both swept and fixed with {set}", words={"set": "sets"}, name=n)
+            raise OptionError("'{name}' is both swept and fixed with {set}", words={"set": "an argument"}, name=n)
     labels = [label for label, _ in variants]
     for label in labels:
         if labels.count(label) > 1:
@@ -58,7 +58,7 @@ def plan(specs: list[Spec], sets: dict | None = None, sweeps: list[tuple[str, li
             check_names(spec, base_sets, f"variant '{base_label}'" if base_label else "")
             for k in base_sets:
                 if k in sets:
-                    raise OptionError("'{name}' is set both by {set} and by variant '{label}'", words={"set": "sets"},
+                    raise OptionError("'{name}' is set both by {set} and by variant '{label}'", words={"set": "an argument"},
                                       name=k, label=base_label)
                 if k in names:
                     raise UsageError(f"'{k}' is both swept and set by variant '{base_label}'")

@@ -340,10 +340,19 @@ def test_the_library_refuses_a_networks_own_files_and_remembers_nothing(g):
     net = incdsl.load(g)
     assert [p.name for p in net.input_files] == ["g.inc", "lib.inc"]
     os.link(g.parent / "lib.inc", g.parent / "lib.onnx")
+    from incdsl.backends import dot, html, onnx
     for target in (g, g.parent / "lib.onnx"):
         with pytest.raises(UsageError, match="an input of this command"):
             net.to_onnx(target, verify=False)
+        for export in (onnx.export, dot.export, html.export):  # the backends' own entry points too
+            with pytest.raises(UsageError, match="an input of this command"):
+                export(net, target, **({"verify": False} if export is onnx.export else {"fmt": "dot"}
+                                       if export is dot.export else {}))
     assert "lib.inc" in g.read_text() and "conv(4, 1)" in (g.parent / "lib.inc").read_text()
+    (g.parent / "w.keras").write_bytes(b"weights")  # the weights file is an input too
+    with pytest.raises(UsageError, match="an input of this command"):
+        net.to_onnx(g.parent / "w.keras", g.parent / "w.keras", verify=False)
+    assert (g.parent / "w.keras").read_bytes() == b"weights"
     # a file read once (here: a failed load) can be written later by anything else
     (g.parent / "r.dot").write_text("not a spec")
     with pytest.raises(incdsl.SpecError):

@@ -96,7 +96,7 @@ def test_fit_growing_into_an_error_hints_at_the_upper_bound(tmp_path, capsys):
     p.write_text("network t(k=1) {\n  input 8x8x3\n  conv(4, k) -> gap -> dense(2, act=softmax)\n}\n")
     with pytest.raises(SpecError) as e:
         fit(incdsl.Spec(p), "k", "params", 10 ** 9)
-    assert e.value.hint == "searching upwards for the budget's edge; bound it with hi"
+    assert e.value.hint == "searching upwards for the budget's edge; bound it with high"
     code, err = run(capsys, "fit", p, "--vary", "k", "--params", "1G")
     assert code == 1 and err.endswith("\nhint: searching upwards for the budget's edge; bound it with --max\n"), err
     assert err.split("\n")[:-2] == e.value.render().split("\n")[:-1]  # all but the hint as before

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import OptionError, UsageError
-from ..io import atomic_path
+from ..io import atomic_path, inputs_of
 from ..ops import Count, describe
 from ..text import attr_text, shape_text
 from .dot_labels import (BOX_COLOUR, CLUSTER_COLOURS, FAMILIES, FAMILY_COLOURS, FONT, TRAIN_COLOUR,  # noqa: F401
@@ -379,10 +379,11 @@ def export(net, path: str | Path, *, fmt: str | None = None, depth: int | None =
 
     The file is written atomically (a failure leaves nothing behind). Raises `OptionError` for a
     format other than dot/svg/png, a depth below 1 or an unknown module call; `UsageError` when
-    Graphviz is needed and missing or fails, or the path cannot be written."""
+    Graphviz is needed and missing or fails, or the path cannot be written or is one of the
+    network's spec files (`io.check_output`)."""
     path = Path(path)
     fmt_ = fmt if fmt is not None else path.suffix.lstrip(".").lower()
     data = drawing(net, fmt_, depth, only)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, inputs=inputs_of(net)) as tmp:
         tmp.write_bytes(data)
     return Drawing(path, fmt_, len(data))

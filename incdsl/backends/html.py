@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import OptionError
-from ..io import write_atomic
+from ..io import inputs_of, write_atomic
 from ..report import call_text, describe
 from ..text import shape_text
 
@@ -129,7 +129,7 @@ def export(net, path: str | Path, *, depth: int | str = 1) -> Page:
       more start folded (each folds and unfolds in the page); "all" starts with every layer shown.
 
     The file is written atomically. Raises `OptionError` for a depth below 1, `UsageError` for a
-    path that cannot be written."""
+    path that cannot be written or that is one of the network's spec files (`io.check_output`)."""
     text = to_html(net, depth)
-    write_atomic(path, text)
+    write_atomic(path, text, inputs=inputs_of(net))
     return Page(Path(path), len(text.encode()))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import OptionError, SpecError
 from ..importers.torch import is_torch_file, load_torch_weights
-from ..io import atomic_path
+from ..io import atomic_path, check_output, inputs_of
 from .keras import build_model, load_weights_file
 from .keras_file import make_reproducible, write_spec_meta
 
@@ -49,11 +49,13 @@ def export(net, path: str | Path, *, inference: bool = False, weights: str | Pat
     (incdsl_spec.json) so that `incdsl import` gives the spec back.
 
     Raises `OptionError` for a path not ending in `.keras`, `SpecError` for a missing weights file or
-    weights that do not fit the network, `UsageError` for a path that cannot be written."""
+    weights that do not fit the network, `UsageError` for a path that cannot be written or that is
+    one of the network's spec files or the weights file (`io.check_output`)."""
     path = Path(path)
     if path.suffix != ".keras":
         raise OptionError("{keras} writes a .keras file; got {path} {value}",
                           words={"keras": "the Keras export", "path": "path"}, value=path)
+    check_output(path, inputs=inputs_of(net, weights))  # before the slow build; atomic_path checks again
     if weights and not Path(weights).is_file():
         raise SpecError(f"weights file {weights} not found")
     if weights and is_torch_file(weights):  # read and matched before the slow Keras build
@@ -62,7 +64,7 @@ def export(net, path: str | Path, *, inference: bool = False, weights: str | Pat
     else:
         model = build_model(net, inference=inference, seed=None if weights else 0)
         how = load_weights_file(model, net, weights) if weights else None
-    with atomic_path(path) as tmp:
+    with atomic_path(path, inputs=inputs_of(net, weights)) as tmp:
         model.save(tmp)
         write_spec_meta(tmp, net, inference)
         make_reproducible(tmp)  # the same spec and weights give the same bytes (after every entry is in)

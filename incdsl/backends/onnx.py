@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import OptionError, UsageError
-from ..io import atomic_path
+from ..io import atomic_path, check_output, inputs_of
 
 MIN_OPSET = 13
 DEFAULT_OPSET = 18  # tf2onnx's newest, so both ways give the same opset unless asked otherwise
@@ -96,7 +96,8 @@ def export(net, path: str | Path, weights=None, *, opset: int = DEFAULT_OPSET, l
 
     Raises `incdsl.errors.OptionError` (a `UsageError` naming the parameter) for a layout, via,
     opset or batch out of range, a verification that would need more than VERIFY_BYTES (4 GiB) of
-    activations, or via="tf2onnx" without TensorFlow; `UsageError` for an unwritable path;
+    activations, or via="tf2onnx" without TensorFlow; `UsageError` for a path that cannot be
+    written or that is one of the network's spec files or the weights file (`io.check_output`);
     `incdsl.errors.SpecError` for weights that do not match the network."""
     from .onnx_weights import load_weights, read_preprocess
 
@@ -136,6 +137,7 @@ def export(net, path: str | Path, weights=None, *, opset: int = DEFAULT_OPSET, l
             raise OptionError("verifying with {batch} {value:,} would need about {gib:,.0f} GiB for the "
                               "activations; use a smaller {batch}, or {no_verify}", words={"no_verify": "verify=False"},
                               value=batch, gib=need / 2**30)
+    check_output(path, inputs=inputs_of(net, weights))  # before the work; atomic_path checks again
     w = weights if isinstance(weights, dict) else load_weights(net, weights, seed)
     # a model saved by `incdsl train` scales raw pixels itself: the ONNX model does the same
     pre = None if isinstance(weights, dict) else read_preprocess(weights, net.input_shape[-1])
@@ -144,7 +146,7 @@ def export(net, path: str | Path, weights=None, *, opset: int = DEFAULT_OPSET, l
     if path.is_dir():
         raise UsageError(f"cannot write {path}: it is a directory")
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path, inputs=inputs_of(net, weights)) as tmp:
             if via == "direct":
                 from .onnx_direct import emit
                 em = emit(net, w, opset=opset, layout=layout, batch=batch, fold_bn=fold_bn, preprocess=pre)

@@ -26,7 +26,7 @@ FLAGS = {
     # incdsl check's target notes (incdsl.targets)
     "onnx": "--to onnx", "onnx_tf2onnx": "--to onnx --via tf2onnx",
     # incdsl fit (fitting.fit)
-    "lo": "--min", "hi": "--max", "vary": "--vary", "memory": "--memory", "latency": "--latency", "set": "--set",
+    "low": "--min", "high": "--max", "vary": "--vary", "memory": "--memory", "latency": "--latency", "set": "--set",
     "scale": "--scale",
     # incdsl compare (sweep.plan)
     "sweep": "--sweep", "variant": "--variant",
