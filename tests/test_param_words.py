@@ -81,7 +81,7 @@ def test_data_folder_that_is_missing_or_a_file(tmp_path, spec, capsys):
     from incdsl.train import scan_image_folder
     with pytest.raises(SpecError) as e:
         scan_image_folder(tmp_path / "nope")
-    assert e.value.hint == "pass an image folder with one sub-folder per class, or data synthetic"
+    assert e.value.hint == "pass an image folder with one sub-folder per class, or data=\"synthetic\""
     assert cli_error(e.value).hint == "pass an image folder with one sub-folder per class, or --data synthetic"
     with pytest.raises(SpecError) as e:
         scan_image_folder(spec)
@@ -206,7 +206,7 @@ def test_classes_hint_names_set(tmp_path):
     net = incdsl.loads("network t(classes=2) {\n  input 8x8x3\n  conv(4, 3) -> gap -> dense(classes, act=softmax)\n}\n")
     with pytest.raises(SpecError) as e:
         check_classes(net, ["a", "b", "c"], "the data")
-    assert (e.value.hint, cli_error(e.value).hint) == ("set classes=3", "--set classes=3")
+    assert (e.value.hint, cli_error(e.value).hint) == ("build the network with classes=3", "--set classes=3")
 
 
 def test_target_note_names_backends_as_python_calls_them(spec, capsys):

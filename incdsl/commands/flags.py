@@ -11,7 +11,8 @@ from ..text import ParamText
 
 FLAGS = {
     # incdsl train (TrainConfig)
-    "epochs": "--epochs", "seed": "--seed", "data": "--data", "resume": "--resume", "batch_size": "--batch-size",
+    "epochs": "--epochs", "seed": "--seed", "data": "--data", "data_synthetic": "--data synthetic",
+    "set_classes": "--set classes", "resume": "--resume", "batch_size": "--batch-size",
     "optimizer": "--optimizer", "precision": "--precision", "strategy": "--strategy", "preprocess": "--preprocess", "lr": "--lr",
     "label_smoothing": "--label-smoothing", "aux_weight": "--aux-weight", "val_split": "--val-split",
     "weight_decay": "--weight-decay", "bn_recalibrate": "--bn-recalibrate", "steps_per_epoch": "--steps-per-epoch",

@@ -20,7 +20,8 @@ def scan_image_folder(path: str | Path) -> tuple[list[str], list[list[Path]]]:
     root = Path(path)
     if not root.exists():
         raise SpecError(f"no such data folder: {root}", hint=ParamText(
-            "pass an image folder with one sub-folder per class, or {data} synthetic"))
+            "pass an image folder with one sub-folder per class, or {data_synthetic}",
+            words={"data_synthetic": 'data="synthetic"'}))
     if not root.is_dir():
         raise SpecError(ParamText("{data} {root} is a file; it must be a folder with one sub-folder per class",
                                   root=root))

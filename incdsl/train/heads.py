@@ -64,6 +64,7 @@ def check_classes(net, classes: list[str], source: str) -> None:
             raise SpecError(
                 f"output '{head.name}' scores {units} classes but {source} has {len(classes)} ({shown})", span,
                 label=f"{units} units",
-                hint=ParamText("{set} classes={n}", n=len(classes)) if "classes" in net.params else
+                hint=ParamText("{set_classes}={n}", words={"set_classes": "build the network with classes"},
+                               n=len(classes)) if "classes" in net.params else
                 f"give the network {len(classes)} outputs")
 
