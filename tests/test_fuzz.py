@@ -1,14 +1,13 @@
 """Property: whatever a spec says, the front end answers with a network or a clean error.
 
-Hypothesis mutates the reference specs (delete, duplicate and swap lines; change numbers to 0,
-negative, fractional and huge values; delete or insert characters and tokens; rename identifiers)
-and runs load -> summary -> expand -> table on the result. Every outcome must be a success or a
+Hypothesis mutates the reference specs with `fuzzing.mutate` (delete, duplicate, repeat and swap
+lines; change numbers to 0, negative, fractional and huge values; delete or insert characters and
+tokens; rename identifiers) and runs load -> summary -> expand -> table on the result in process. Every outcome must be a success or a
 SpecError / UsageError whose message renders; any other exception is a front-end bug.
 
 The mutated file is written beside a copy of the real specs, so `use "lib/..."` still resolves.
 """
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import fuzzing
 import incdsl
 from incdsl.errors import SpecError, UsageError
 
@@ -26,18 +26,6 @@ SOURCES = {p.name: p.read_text() for p in sorted(SPECS.glob("*.inc"))}
 LIBS = {f"lib/{p.name}": p.read_text() for p in sorted(SPECS.glob("lib/*.inc"))}
 USERS = {lib: next(n for n, t in SOURCES.items() if f'"{lib}"' in t) for lib in LIBS
          if any(f'"{lib}"' in t for t in SOURCES.values())}
-
-NUMBERS = ["0", "-1", "1", "2", "3.5", "0.0", "-0.5", "1e30", "1e-30", "65536", "65537", "1000000", "2147483648",
-           "99999999999999999999999", "1x1", "0x0", "3x", "1x2x3x4", "224x224x0"]
-TOKENS = ["(", ")", "{", "}", "->", ",", "=", "==", '"', "#", "\n", ";", "x", "0", "-", "*", "/", "//", "%",
-          "concat", "add", "identity", "repeat 3", "repeat 0", "if", "else", "elif", "let", "input 8x8x3",
-          "input", "output", "train_output", "use \"googlenet.inc\"", "use \"nothere.inc\"", "use \"lib\"",
-          "module", "network", "defaults", "variant", "true", "false", "none", "gap", "flatten",
-          "dense(3)", "conv(0, 1)", "maxpool(99)", "as i", "not", "and", "or", "\t", "\u00a0", "\u201c", "\x00",
-          "int(", "1e999", "min()", "max(1, true)", "relu", "softmax", "add { identity }", "concat { }"]
-WORDS = ["x", "conv", "width", "classes", "size", "inception", "stem", "input", "aux", "i", "b1", "k5", "relu",
-         "nothere", "repeat", "true", "none", "gap", "add", "concat"]
-
 
 @pytest.fixture(scope="module")
 def spec_dir():
@@ -49,49 +37,14 @@ def spec_dir():
 
 @st.composite
 def mutated(draw):
+    """A reference spec or library after one to three of `fuzzing.mutate`'s edits (the same edits
+    tools/fuzz.py and test_fuzz_corpus.py make, here run in process through the Python API)."""
     name = draw(st.sampled_from(sorted(SOURCES) + sorted(USERS)))
     text = SOURCES.get(name) or LIBS[name]
+    rng = draw(st.randoms(use_true_random=False))
     for _ in range(draw(st.integers(1, 3))):
-        text = draw(mutation(text))
+        text = fuzzing.mutate(rng, text)
     return name, text
-
-
-@st.composite
-def mutation(draw, text: str) -> str:
-    lines = text.split("\n")
-    kind = draw(st.sampled_from(["delete_line", "duplicate_line", "swap_lines", "number", "number", "number",
-                                 "delete_chars", "insert_token", "insert_token", "rename", "rename"]))
-    if kind in ("delete_line", "duplicate_line", "swap_lines"):
-        i = draw(st.integers(0, len(lines) - 1))
-        if kind == "delete_line":
-            del lines[i]
-        elif kind == "duplicate_line":
-            lines.insert(i, lines[i])
-        else:
-            j = draw(st.integers(0, len(lines) - 1))
-            lines[i], lines[j] = lines[j], lines[i]
-        return "\n".join(lines)
-    if kind == "number":
-        spots = [m.span() for m in re.finditer(r"\d+(\.\d+)?(x\d+)*", text)]
-        if not spots:
-            return text
-        a, b = draw(st.sampled_from(spots))
-        new = draw(st.sampled_from(NUMBERS) | st.integers(-10, 10**7).map(str))
-        return text[:a] + new + text[b:]
-    if kind == "delete_chars":
-        a = draw(st.integers(0, max(len(text) - 1, 0)))
-        return text[:a] + text[a + draw(st.integers(1, 8)):]
-    if kind == "insert_token":
-        a = draw(st.integers(0, len(text)))
-        tok = draw(st.sampled_from(TOKENS) | st.characters(codec="utf-8"))
-        return text[:a] + f" {tok} " + text[a:] if draw(st.booleans()) else text[:a] + tok + text[a:]
-    # rename: one occurrence of an identifier becomes another word, or all of them do
-    spots = [m for m in re.finditer(r"[A-Za-z_]\w*", text)]
-    m = draw(st.sampled_from(spots))
-    new = draw(st.sampled_from(WORDS + sorted({s.group() for s in spots[:200]})))
-    if draw(st.booleans()):
-        return re.sub(rf"\b{re.escape(m.group())}\b", new, text)
-    return text[:m.start()] + new + text[m.end():]
 
 
 def check_one(spec_dir: Path, name: str, text: str) -> str:
@@ -123,7 +76,7 @@ def check_one(spec_dir: Path, name: str, text: str) -> str:
 FUZZ = int(os.environ.get("INCDSL_FUZZ", "0"))
 
 
-@settings(max_examples=FUZZ or 200, deadline=2000, derandomize=not FUZZ, database=None,
+@settings(max_examples=FUZZ or 200, deadline=None, derandomize=not FUZZ, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(case=mutated())
 def test_mutated_specs_fail_cleanly(spec_dir, case):
@@ -169,7 +122,7 @@ def test_hand_picked_edge_cases(spec_dir, text):
 
 # Token soup: random sequences of the language's own words and symbols, mostly rejected by the
 # parser, which exercises the syntax-error path (expected sets, bracket notes, hints) everywhere.
-SOUP = TOKENS + ["network n()", "module m(a, b=2)", "{", "}", "conv(8, 3)", "x =", "output o =", "1x1", "3.5",
+SOUP = fuzzing.TOKENS + ["network n()", "module m(a, b=2)", "{", "}", "conv(8, 3)", "x =", "output o =", "1x1", "3.5",
                  "stride=2", "pad=same", "act=relu", "-> relu", "if a", "elif b", "repeat 2 as i", "\"s\"", "use"]
 
 
