@@ -1,0 +1,102 @@
+"""Fresh virtual environments holding incdsl with one set of extras, as a user gets them from
+`pip install incdsl[EXTRA]`: the tests that must run where TensorFlow (or Keras, or torch) is absent
+run in one of these, for real (no `sys.modules` tricks).
+
+A venv's dependencies are installed once per (extras, pins, pyproject.toml) and kept under
+`.test-venvs/` in the checkout (gitignored; `INCDSL_TEST_VENVS` moves it); pip's own cache is shared
+by all of them, so a second venv with the same wheels costs seconds. incdsl itself is reinstalled
+from a copy of the source tree (non-editable, `--no-deps`) whenever that tree changed, so the venv
+always runs the code under test. A file lock makes parallel pytest-xdist workers share one venv.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENVS = Path(os.environ.get("INCDSL_TEST_VENVS", ROOT / ".test-venvs"))
+
+# torch's CPU build, as this machine family keeps it on disk (a plain `torch` would take the CUDA
+# build, several GB): the [torch] venv gets it pinned, which a user's own pip would choose for them.
+TORCH_CPU = "torch==2.13.0"
+
+
+def _tree_hash(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for base in paths:
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file()
+                                                     and "__pycache__" not in p.parts)
+        for f in files:
+            h.update(str(f.relative_to(ROOT)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _pip(py: Path, *args: str, timeout: int = 1800) -> None:
+    done = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args],
+                          capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"pip install {' '.join(args)} failed:\n{done.stdout[-2000:]}{done.stderr[-4000:]}")
+
+
+def _source_copy(dest: Path) -> Path:
+    """incdsl's sources without build litter (building a wheel in the checkout leaves build/)."""
+    shutil.copytree(ROOT / "incdsl", dest / "incdsl", ignore=shutil.ignore_patterns("__pycache__"))
+    for f in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / f, dest / f)
+    return dest
+
+
+def fresh_venv(extras: str = "", *pins: str) -> Path:
+    """A venv with `incdsl[extras]` (e.g. "jax", "onnx", "" for the bare package) and the given pip
+    requirement pins (e.g. TORCH_CPU, "pytest"), installed from this checkout; returns the venv's
+    folder (its programs are in bin/). Raises RuntimeError with pip's output when an install fails:
+    a test that needs the venv then fails loudly, never skips."""
+    key = _tree_hash(ROOT / "pyproject.toml") + "-" + hashlib.sha256(" ".join(pins).encode()).hexdigest()[:6]
+    venv = VENVS / f"{extras.replace(',', '+') or 'base'}-{key}"
+    VENVS.mkdir(parents=True, exist_ok=True)
+    with open(f"{venv}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        py = venv / "bin" / "python"
+        deps_done = venv / ".deps-installed"
+        if not deps_done.exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                src = _source_copy(Path(tmp))
+                _pip(py, f"{src}[{extras}]" if extras else str(src), *pins)
+            deps_done.touch()
+        code = venv / f".incdsl-{_tree_hash(ROOT / 'incdsl')}"
+        if not code.exists():
+            with tempfile.TemporaryDirectory() as tmp:
+                _pip(py, "--no-deps", "--force-reinstall", str(_source_copy(Path(tmp))))
+            for old in venv.glob(".incdsl-*"):
+                old.unlink()
+            code.touch()
+    return venv
+
+
+def venv_env(venv: Path, home: Path, **extra: str) -> dict[str, str]:
+    """An environment as a user's shell would give the venv's programs: its bin/ first on PATH, a
+    HOME of the test's own (no ~/.keras/keras.json of the developer's), none of the caller's
+    PYTHONPATH, KERAS_BACKEND or TF_ variables unless passed in `extra`."""
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8"}
+    for k in ("PIP_CACHE_DIR", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "TMPDIR"):
+        if k in os.environ:
+            env[k] = os.environ[k]
+    env.update(extra)
+    return env
+
+
+def has_module(venv: Path, name: str) -> bool:
+    """Whether `import name` would find a module in the venv (found, not imported)."""
+    done = subprocess.run([str(venv / "bin" / "python"), "-c",
+                           f"import importlib.util, sys; sys.exit(importlib.util.find_spec({name!r}) is None)"],
+                          capture_output=True)
+    return done.returncode == 0
