@@ -45,8 +45,12 @@ def run(args) -> int:
             print(f"{name}: would reformat", file=sys.stderr)
             status = 1
         else:
-            mode = stat.S_IMODE(os.stat(name).st_mode)
+            st = os.stat(name)
+            mode = stat.S_IMODE(st.st_mode)
             try:  # a symlink's target is rewritten, the link kept; a read-only file is refused
+                if st.st_nlink > 1:  # the new file would take this name only: the others keep the old text
+                    raise UsageError(f"cannot rewrite {name}: it has {st.st_nlink} hard links (one file under "
+                                     f"several names), and the rewrite would replace this name only")
                 with atomic_path(name, rewrite=True) as tmp:  # the old file stays whole until the new one is complete
                     tmp.write_bytes(new.encode())
                     os.chmod(tmp, mode)  # keep the file's permissions (the temporary file has 0600)

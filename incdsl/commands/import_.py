@@ -30,14 +30,15 @@ def run(args) -> int:
     weights = Path(args.weights_out) if args.weights_out else None
     if weights is not None and weights.suffix != ".keras":
         raise UsageError(f"--weights-out writes a .keras file (which --weights reads); got {weights}")
-    for p in (out, weights):
-        if p is not None and model.exists() and p.exists() and p.resolve() == model.resolve():
-            raise UsageError(f"{p} is the model being imported; write somewhere else")
     if not model.exists():
         raise UsageError(f"no such model file: {model}")
+    from ..io import atomic_path, check_output, note_input
+    note_input(model)  # by path and by (st_dev, st_ino): a hard link to the model is the model
+    for p in (out, weights):  # before any work: not the model (however named), a link, a device...
+        if p is not None:
+            check_output(p)
 
     from ..importers.model import import_model, save_weights
-    from ..io import atomic_path
     from ..text import si
 
     imported = import_model(model, out)

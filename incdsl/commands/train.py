@@ -8,7 +8,8 @@ from pathlib import Path
 
 from .spec_args import add_spec_args, load_net
 from ..errors import UsageError
-from ..io import check_output
+from ..io import check_output, note_input
+from ..train.outputs import check_run_outputs, run_inputs
 from ..train import OPTIMIZERS, PRECISIONS, PREPROCESS, STRATEGIES, RunPaths, TrainConfig
 
 
@@ -63,6 +64,8 @@ def add_parser(sub) -> None:
     p.add_argument("--steps-per-execution", type=int, metavar="N", help="training steps per call into the backend "
                    "(default: up to 8, a divisor of the steps per epoch; 1 on PyTorch and under tf.distribute)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links in --data that lead "
+                   "outside it (default: such a link is refused, so that nothing outside the folder is read)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last finished epoch")
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="Keras' fit verbosity (default: a progress bar "
@@ -78,10 +81,11 @@ def run(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     from ..train import train
     net = load_net(args)
-    for out in (args.output, *RunPaths.beside(args.output).files()):  # never the spec, a link, a device...
-        check_output(out)
-    if args.tensorboard:
-        RunPaths.beside(args.output).check_tensorboard()  # the run replaces it: only our own logs may be there
+    if args.weights:
+        note_input(args.weights)  # as the spec files: no output of this command may replace it
+    check_output(args.output)  # its name first (a folder, '/' at the end), then every output of the run
+    check_run_outputs(RunPaths.beside(args.output), run_inputs(net, args.weights, args.data), args.tensorboard,
+                      args.data)  # never an input (spec, use'd file, --weights, the data folder), a link...
     if args.unfreeze_after is not None and not args.freeze:
         raise UsageError("--unfreeze-after needs --freeze")
     config = TrainConfig(  # refuses values out of range (OptionError; incdsl.cli words it with flags)
@@ -90,7 +94,7 @@ def run(args) -> int:
         precision=args.precision, jit=args.jit, strategy=args.strategy, val_split=args.val_split,
         preprocess=args.preprocess, augment=args.augment, steps_per_epoch=args.steps_per_epoch, seed=args.seed,
         workers=args.workers, steps_per_execution=args.steps_per_execution,
-        resume=args.resume, verbose=_verbosity(args.verbose), tensorboard=args.tensorboard,
+        follow_symlinks=args.follow_symlinks, resume=args.resume, verbose=_verbosity(args.verbose), tensorboard=args.tensorboard,
         weight_decay=args.weight_decay, bn_recalibrate=args.bn_recalibrate, weights=args.weights,
         freeze=args.freeze, unfreeze_after=args.unfreeze_after, unfreeze_lr=args.unfreeze_lr)
     train(net, config)

@@ -36,11 +36,13 @@ def train(net, config: TrainConfig) -> TrainResult:
     Raises UsageError for bad settings and SpecError for a spec or data folder training cannot use,
     both before Keras loads."""
     check_config(config)
+    from .outputs import check_run_outputs, run_inputs
+    check_run_outputs(config.paths(), run_inputs(net, config.weights, config.data), config.tensorboard, config.data)
     main_head(net)
     head_losses(net, config.aux_weight)  # spec problems surface before Keras loads
     folder = None
     if config.data != "synthetic":
-        folder = scan_image_folder(config.data)
+        folder = scan_image_folder(config.data, config.follow_symlinks, config.workers)
         check_classes(net, folder[0], f"the data folder {config.data}")
     check_recalibration(config, folder)
     from . import loop

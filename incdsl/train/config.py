@@ -81,6 +81,7 @@ class TrainConfig:
     resume: bool = False
     verbose: str | int = "auto"  # Keras' fit(verbose=...)
     tensorboard: bool = True
+    follow_symlinks: bool = False  # follow links in the data folder that lead outside it (train/scan.py)
     callbacks: list = field(default_factory=list)  # extra Keras callbacks (Python API)
     weight_decay: float = 0.0  # decoupled (the optimizer's weight_decay), on kernels only
     bn_recalibrate: int | str = "auto"  # precise BN batches at the end: "auto" (up to 100), N, or "off"

@@ -2,6 +2,8 @@
 the files `incdsl predict` is handed, checked before Keras loads. PIL only, imported lazily."""
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 from ..errors import SpecError
@@ -11,11 +13,15 @@ from ..text import ParamText
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 
 
-def scan_image_folder(path: str | Path) -> tuple[list[str], list[list[Path]]]:
+def scan_image_folder(path: str | Path, follow_symlinks: bool = False,
+                      workers: int | None = None) -> tuple[list[str], list[list[Path]]]:
     """Class names (sorted sub-folder names, as Keras orders them) and each class's image files.
 
-    Every file with an image suffix is opened (header only, fast) so that a file that is not an
-    image is reported by name here rather than as a decoder failure halfway through an epoch.
+    Nothing outside the folder is read unless `follow_symlinks` (a symbolic link leaving it is
+    refused, naming it: incdsl.train.scan). Every file with an image suffix is checked before
+    training starts, in `workers` threads (None: every core, at most 16): its header (not an
+    image, a decompression bomb) and that it decodes (a format the readers do not take, such as a
+    TIFF named .png; a truncated JPEG or PNG). Raises SpecError naming the file or folder.
     """
     root = Path(path)
     if not root.exists():
@@ -25,7 +31,8 @@ def scan_image_folder(path: str | Path) -> tuple[list[str], list[list[Path]]]:
     if not root.is_dir():
         raise SpecError(ParamText("{data} {root} is a file; it must be a folder with one sub-folder per class",
                                   root=root))
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    from .scan import check_all, check_decodes, class_folders, image_files
+    classes = class_folders(root, follow_symlinks)
     if len(classes) < 2:
         found = f"only '{classes[0]}'" if classes else "none"
         raise SpecError(f"{root} must have one sub-folder of images per class, at least two; found {found}")
@@ -33,14 +40,21 @@ def scan_image_folder(path: str | Path) -> tuple[list[str], list[list[Path]]]:
 
     files: list[list[Path]] = []
     for name in classes:
-        images = sorted(p for p in (root / name).rglob("*")
-                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        images = image_files(root, root / name, IMAGE_SUFFIXES, follow_symlinks)
         if not images:
             raise SpecError(f"class folder {root / name} has no images ({', '.join(IMAGE_SUFFIXES)})",
                             hint="remove the empty folder or add images to it")
-        for p in images:
-            check_image(p)  # the header only: not an image, or a decompression bomb, is named here
         files.append(images)
+
+    lock = threading.Lock()
+
+    def check(p: Path) -> None:
+        with lock:  # check_image sets PIL's process-wide pixel limit for a moment: one thread at a time
+            check_image(p)  # the header: not an image, or a decompression bomb, is named here
+        check_decodes(p)  # the data: found now rather than as a decoder failure halfway through an epoch
+
+    check_all([p for group in files for p in group], check,
+              workers if workers is not None else max(1, min(os.cpu_count() or 1, 16)))
     return classes, files
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import importlib.util
-import json
 import math
 import shutil
 import sys
@@ -44,6 +43,8 @@ from .folders import scan_image_folder
 from .heads import head_losses, main_head
 from .model import accuracy_key, compile_for_training, with_preprocessing
 from .placement import Placement
+from .outputs import start_tensorboard
+from .resume import CheckedBackup, read_backup
 from .saving import META_FORMAT, copy_weights, read_meta, save_model
 
 
@@ -54,8 +55,7 @@ def _start_epoch(paths, config: TrainConfig, done: Path) -> int | None:
         if not config.resume:
             raise OptionError("an interrupted run left its state in {backup}: pass {resume} to continue it, "
                               "or delete that folder to start afresh", words=RESUME, backup=paths.backup)
-        meta = paths.backup / "training_metadata.json"
-        epoch = json.loads(meta.read_text())["epoch"] if meta.exists() else 0
+        epoch = read_backup(paths.backup, paths.csv)  # every file whole, or a SpecError naming the damaged one
         _truncate_csv(paths.csv, epoch)
         return epoch
     if config.resume and done.exists():
@@ -64,9 +64,7 @@ def _start_epoch(paths, config: TrainConfig, done: Path) -> int | None:
         print(f"note: no interrupted run in {paths.backup}; starting afresh", file=sys.stderr)
     for stale in (paths.csv,):
         stale.unlink(missing_ok=True)
-    if paths.tensorboard.is_dir():
-        shutil.rmtree(paths.tensorboard)
-    return 0
+    return 0  # model.tb/ is replaced only when this run writes logs there (outputs.start_tensorboard)
 
 
 def _truncate_csv(path: Path, epochs: int) -> list[dict]:
@@ -176,12 +174,15 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
         prior = _truncate_csv(paths.csv, start) if start else []
         keep_best = KeepBest(export, monitor, "loss", _best_so_far(prior, monitor, "loss"))
         throughput = Throughput(config.batch_size)
-        callbacks = [keras.callbacks.BackupAndRestore(str(paths.backup), double_checkpoint=True), StopOnNonFinite(),
+        tb_made = False
+        callbacks = [CheckedBackup(str(paths.backup), double_checkpoint=True), StopOnNonFinite(),
                      StepAndRate(), throughput]
         if placement.chief:
             callbacks += [keep_best, keras.callbacks.CSVLogger(str(paths.csv), append=True)]
             if config.tensorboard:
                 if has_tensorflow() and importlib.util.find_spec("tensorboard") is not None:
+                    start_tensorboard(paths, fresh=not start)  # marked as this run's; an earlier run's replaced
+                    tb_made = not start
                     callbacks.append(keras.callbacks.TensorBoard(str(paths.tensorboard), write_graph=False))
                 else:
                     print("note: no TensorBoard logs (they need the tensorflow and tensorboard packages)",
@@ -207,7 +208,8 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
             except Diverged as d:
                 if not paths.backup.exists():  # no epoch finished: its empty logs are of no use
                     paths.csv.unlink(missing_ok=True)
-                    shutil.rmtree(paths.tensorboard, ignore_errors=True)
+                    if tb_made:  # only a folder this run made
+                        shutil.rmtree(paths.tensorboard, ignore_errors=True)
                 raise _diverged(d, config, paths) from None
             except KeyboardInterrupt:
                 if paths.backup.exists():
@@ -217,7 +219,8 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
             except Exception as e:
                 if not paths.backup.exists():  # no epoch finished: its empty logs are of no use
                     paths.csv.unlink(missing_ok=True)
-                    shutil.rmtree(paths.tensorboard, ignore_errors=True)
+                    if tb_made:  # only a folder this run made
+                        shutil.rmtree(paths.tensorboard, ignore_errors=True)
                 _data_error(e, config.data)
                 raise
         logs = {k: float(v[-1]) for k, v in history.history.items() if v}
@@ -324,7 +327,7 @@ def _data_error(e: Exception, data: str) -> None:
 def _find_damaged(folder: str) -> tuple[Path, str] | None:
     """The first image under `folder` that PIL cannot decode in full (slow: only after a failure)."""
     from PIL import Image
-    _, files = scan_image_folder(folder)
+    _, files = scan_image_folder(folder, follow_symlinks=True)
     for path in (p for group in files for p in group):
         try:
             with Image.open(path) as im:

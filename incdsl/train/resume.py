@@ -1,0 +1,131 @@
+"""`--resume`: the state an interrupted run left in model.backup/, restored exactly or refused.
+
+Keras' BackupAndRestore (keras/src/callbacks/backup_and_restore.py, Keras 3.15) writes, after each
+finished epoch, `latest.weights.h5` (the model's and the optimizer's variables) and
+`training_metadata.json` ({"epoch": epochs finished, "batch": ...}), keeping the previous pair as
+`*.bkp`. On its own it resumes from fresh weights when the weights file is gone (it loads only what
+exists), falls back to the `.bkp` pair on a read error, and fails with an internal error on bad
+JSON. Here the backup is checked before training (`read_backup`: each file present, the JSON an
+object with a whole `epoch` of at least 1, the weights an HDF5 file whose every array reads in
+full, with no external or virtual storage) and loaded by `CheckedBackup`, which refuses any
+variable Keras would skip. Every refusal is a SpecError naming the damaged file.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import warnings
+from pathlib import Path
+
+import keras
+
+from ..errors import SpecError
+from ..text import ParamText, first_line
+from .config import RESUME
+
+WEIGHTS = "latest.weights.h5"
+METADATA = "training_metadata.json"
+
+
+def _damaged(path: Path, why: str, backup: Path) -> SpecError:
+    return SpecError(f"cannot resume: {path} {why}",
+                     hint=ParamText("the interrupted run cannot be continued exactly; delete {backup} to start "
+                                    "afresh (without {resume})", words=RESUME, backup=backup))
+
+
+def read_backup(backup: Path, log: Path | None = None) -> int:
+    """The number of epochs the interrupted run in `backup` finished, after checking that its
+    state can be restored exactly: the metadata is a JSON object with a whole `epoch` >= 1, the
+    weights file is there and is HDF5 whose every dataset reads in full (no external files, no
+    virtual datasets, no external links), and `log` (model.log.csv), when present, is a CSV whose
+    `epoch` column holds whole numbers. Raises SpecError naming the file that is missing or
+    damaged."""
+    meta, weights = backup / METADATA, backup / WEIGHTS
+    if not meta.is_file():
+        raise _damaged(meta, "is missing, so the epoch to continue from is unknown", backup)
+    try:
+        found = json.loads(meta.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise _damaged(meta, f"is damaged ({first_line(e)})", backup) from None
+    epoch = found.get("epoch") if isinstance(found, dict) else None
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+        raise _damaged(meta, f"is damaged: it must say how many epochs finished ('epoch', a whole number of at "
+                       f"least 1), got {json.dumps(found)[:80]}", backup)
+    if not weights.is_file():
+        raise _damaged(weights, f"is missing (the metadata says {epoch} epochs had finished)", backup)
+    _check_hdf5(weights, backup)
+    if log is not None and log.exists():
+        _check_log(log, backup)
+    return epoch
+
+
+def _check_hdf5(path: Path, backup: Path) -> None:
+    import h5py
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            if obj.external or obj.is_virtual:
+                raise _damaged(path, f"is damaged: {name} keeps its data outside the file", backup)
+            obj[()]  # reads every byte: a truncated file fails here
+
+    try:
+        with h5py.File(path, "r") as f:
+            for name, link in _links(f):
+                if isinstance(link, h5py.ExternalLink):
+                    raise _damaged(path, f"is damaged: {name} links to another file", backup)
+            f.visititems(visit)
+    except SpecError:
+        raise
+    except Exception as e:  # h5py raises OSError, KeyError, ValueError, RuntimeError for a damaged file
+        raise _damaged(path, f"is damaged ({first_line(e)})", backup) from None
+
+
+def _links(group, prefix=""):
+    for key in group:
+        link = group.get(key, getlink=True)
+        yield prefix + key, link
+        if type(link).__name__ == "HardLink":
+            obj = group[key]
+            if hasattr(obj, "keys"):
+                yield from _links(obj, f"{prefix}{key}/")
+
+
+def _check_log(log: Path, backup: Path) -> None:
+    try:
+        with log.open(newline="") as f:
+            for row in csv.DictReader(f):
+                int(row["epoch"])
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as e:
+        raise _damaged(log, f"is damaged: each row must start with its whole epoch number ({first_line(e)})",
+                       backup) from None
+
+
+class CheckedBackup(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore whose restore is exact or an error: the backup is checked with
+    `read_backup`, loaded without Keras' silent fallbacks (the `.bkp` pair, skipping variables that
+    do not fit, fresh weights when the file is gone), and any failure is a SpecError naming the
+    weights file."""
+
+    def on_train_begin(self, logs=None):
+        """Restore the model's and optimizer's variables and the epoch from the backup folder, if
+        there is one; raise SpecError if they cannot all be restored."""
+        backup = Path(self.backup_dir)
+        if not backup.is_dir() or not any(os.scandir(backup)):
+            return  # a fresh run
+        read_backup(backup)
+        weights = backup / WEIGHTS
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                self._load_model()  # Keras' own restore, without its fallback to the .bkp pair
+            except Exception as e:  # Keras raises ValueError, KeyError, OSError... for weights that do not fit
+                raise _damaged(weights, f"does not restore the network being trained ({first_line(e)})",
+                               backup) from None
+        skipped = [str(w.message) for w in caught if "skipping" in str(w.message).lower()
+                   or "could not be loaded" in str(w.message).lower()]
+        if skipped:
+            raise _damaged(weights, f"does not restore everything: {first_line(skipped[0])}", backup)
+
+
+__all__ = ["read_backup", "CheckedBackup", "WEIGHTS", "METADATA"]
