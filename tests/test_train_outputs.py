@@ -139,3 +139,13 @@ def test_no_tensorboard_never_touches_the_tensorboard_folder(w, capsys):
     assert code == 0, text
     second = sorted(p.name for p in (w / "t.tb").rglob("events.out.tfevents.*"))
     assert len(second) == len(first) and not set(first) & set(second)
+
+
+def test_a_worker_folder_not_made_by_a_run_is_refused(w, capsys):
+    """A multi-worker run deletes MODEL.workertemp_N/ when it ends: a folder of that name holding
+    anything but a worker's backup is refused before any run."""
+    (w / "m.workertemp_1").mkdir()
+    (w / "m.workertemp_1" / "thesis.tex").write_text("mine")
+    code, text = _train(capsys, "--data", "synthetic", "-o", "W/m.keras")
+    assert code == 2 and "W/m.workertemp_1 is not a worker's folder of an earlier run" in text
+    assert (w / "m.workertemp_1" / "thesis.tex").read_text() == "mine"
