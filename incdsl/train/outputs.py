@@ -145,12 +145,15 @@ def _check_folder(folder: Path, inputs: tuple[Path, ...], data_dir: Path | None)
         return
     except OSError as e:
         raise OptionError("cannot use {folder}: {why}", folder=folder, why=e.strerror or e) from None
+    logs = folder.suffix == ".tb"
+    say = "cannot write TensorBoard logs to {folder}" if logs else "cannot write {folder}"
+    beside = " (the logs go beside the model)" if logs else " (it goes beside the model)"
     if stat.S_ISLNK(st.st_mode):
-        raise OptionError("cannot write {folder}: it is a symbolic link (to {target}); the run writes (and deletes) "
-                          "that folder itself; move the link, or pick another {output}",
+        raise OptionError(say + ": it is a symbolic link (to {target}); the run writes (and deletes) that folder "
+                          "itself; move the link, or pick another {output}" + beside,
                           folder=folder, target=os.readlink(folder))
     if not stat.S_ISDIR(st.st_mode):
-        raise OptionError("cannot write {folder}: it is not a folder; move it, or pick another {output}", folder=folder)
+        raise OptionError(say + ": it is not a folder; move it, or pick another {output}" + beside, folder=folder)
     real = _real(folder)
     for p in inputs:
         r = _real(p)
