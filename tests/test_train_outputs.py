@@ -149,3 +149,22 @@ def test_a_worker_folder_not_made_by_a_run_is_refused(w, capsys):
     code, text = _train(capsys, "--data", "synthetic", "-o", "W/m.keras")
     assert code == 2 and "W/m.workertemp_1 is not a worker's folder of an earlier run" in text
     assert (w / "m.workertemp_1" / "thesis.tex").read_text() == "mine"
+
+
+def test_the_library_refuses_the_same_before_keras_loads(w):
+    """`incdsl.train.train` checks what the command checks, in the library's words (parameters,
+    not flags): the weights as the model, a use'd file inside MODEL.backup/."""
+    import incdsl
+    from incdsl.errors import UsageError
+    from incdsl.train import TrainConfig, train
+    (w / "m.keras").write_bytes(b"weights")
+    net = incdsl.load(w.parent / "s.inc")
+    with pytest.raises(UsageError, match="cannot write .*m.keras: it is an input of this command"):
+        train(net, TrainConfig(output=w / "m.keras", weights=str(w / "m.keras")))
+    (w / "n.backup").mkdir()
+    (w / "n.backup" / "lib.inc").write_text("module m() { conv(4, 1) }\n")
+    (w.parent / "u.inc").write_text(f'use "{w / "n.backup" / "lib.inc"}"\n' + SPEC.replace("conv(4, 3)", "m()"))
+    with pytest.raises(UsageError, match=r"n\.backup: it holds .*lib\.inc, an input of this run, which the run "
+                                         r"could delete; pick another output"):
+        train(incdsl.load(w.parent / "u.inc"), TrainConfig(output=w / "n.keras", resume=True))
+    assert (w / "m.keras").read_bytes() == b"weights" and (w / "n.backup" / "lib.inc").exists()
