@@ -118,8 +118,7 @@ def test_a_tensorboard_folder_not_made_by_a_run_is_refused(w, capsys):
 @pytest.mark.slow
 def test_no_tensorboard_never_touches_the_tensorboard_folder(w, capsys):
     """The issue's case: `--no-tensorboard -o W/m.keras` deleted an existing W/m.tb/; a W/m.tb that
-    is a symlink ended in an internal error. With logs on, the folder a run made is replaced by
-    the next run of the same model, and only that one."""
+    is a symlink ended in an internal error."""
     (w / "m.tb" / "mine").mkdir(parents=True)
     (w / "m.tb" / "mine" / "notes.txt").write_text("precious")
     (w / "elsewhere").mkdir()
@@ -131,6 +130,11 @@ def test_no_tensorboard_never_touches_the_tensorboard_folder(w, capsys):
     assert (w / "m.tb" / "mine" / "notes.txt").read_text() == "precious"
     assert (w / "l.tb").is_symlink() and os.readlink(w / "l.tb") == "elsewhere"
 
+
+@pytest.mark.slow
+def test_the_next_run_of_a_model_replaces_the_logs_its_run_made(w, capsys):
+    """With logs on (TensorBoard needs TensorFlow), the folder a run made is replaced by the next
+    run of the same model."""
     code, text = _train(capsys, *TRAIN, "-o", "W/t.keras")  # logs on: the run makes and marks t.tb
     assert code == 0, text
     first = sorted(p.name for p in (w / "t.tb").rglob("events.out.tfevents.*"))
