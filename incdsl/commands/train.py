@@ -94,7 +94,8 @@ def run(args) -> int:
         precision=args.precision, jit=args.jit, strategy=args.strategy, val_split=args.val_split,
         preprocess=args.preprocess, augment=args.augment, steps_per_epoch=args.steps_per_epoch, seed=args.seed,
         workers=args.workers, steps_per_execution=args.steps_per_execution,
-        follow_symlinks=args.follow_symlinks, resume=args.resume, verbose=_verbosity(args.verbose), tensorboard=args.tensorboard,
+        follow_symlinks=args.follow_symlinks, resume=args.resume, verbose=_verbosity(args.verbose),
+        tensorboard=args.tensorboard,
         weight_decay=args.weight_decay, bn_recalibrate=args.bn_recalibrate, weights=args.weights,
         freeze=args.freeze, unfreeze_after=args.unfreeze_after, unfreeze_lr=args.unfreeze_lr)
     train(net, config)

@@ -193,4 +193,5 @@ def _key(path: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-__all__ = ["MARK", "BACKUP_FILES", "run_inputs", "check_run_outputs", "check_tensorboard", "check_worker_folders", "start_tensorboard"]
+__all__ = ["MARK", "BACKUP_FILES", "run_inputs", "check_run_outputs", "check_tensorboard",
+           "check_worker_folders", "start_tensorboard"]
