@@ -76,7 +76,7 @@ def test_no_output_goes_into_the_data_folder(w, capsys):
     for name in ("a", "b"):
         (w / name).mkdir()
     code, text = _train(capsys, "--data", "W", "-o", "W/m.keras")
-    assert code == 2 and "cannot write W/m.keras: it is in the data folder" in text
+    assert code == 2 and "cannot write W/m.keras: it is inside the data folder" in text
     assert sorted(p.name for p in w.iterdir()) == ["a", "b"]
 
 

@@ -168,14 +168,16 @@ def _check_folder(folder: Path, inputs: tuple[Path, ...], data_dir: Path | None)
 
 
 def _outside_data(path: Path, data_dir: Path | None) -> None:
+    """Refuse an output that is, holds or lies inside the data folder `data_dir` (resolved)."""
     real = _real(path)
     if data_dir is None or real is None:
         return
-    if real == data_dir or data_dir in real.parents or real in data_dir.parents:
-        raise OptionError("cannot write {path}: it is in the data folder {folder} (an input: the next run would "
-                          "read it as a class); pick another {output}" if real != data_dir and real not in
-                          data_dir.parents else "cannot write {path}: it is or holds the data folder {folder}, an "
-                          "input of this run; pick another {output}", path=path, folder=data_dir)
+    if real == data_dir or real in data_dir.parents:
+        raise OptionError("cannot write {path}: it is or holds the data folder {folder}, an input of this run; "
+                          "pick another {output}", path=path, folder=data_dir)
+    if data_dir in real.parents:
+        raise OptionError("cannot write {path}: it is inside the data folder {folder}, an input of this run (a "
+                          "folder there would be read as a class); pick another {output}", path=path, folder=data_dir)
 
 
 def _real(path) -> Path | None:
