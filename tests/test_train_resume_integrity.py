@@ -83,6 +83,11 @@ def test_truncated_weights_are_refused_not_replaced_by_the_older_copy(run, capsy
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     code, text = _resume(capsys)
     _refused(run, code, text, "latest.weights.h5 is damaged")
+    assert "continue from the epoch before: Keras kept it as the two .bkp files there" in text
+    for name in ("latest.weights.h5", "training_metadata.json"):  # the hint's way out works
+        (run / "m.backup" / f"{name}.bkp").replace(run / "m.backup" / name)
+    code, text = _resume(capsys)
+    assert code == 0 and "resuming after epoch 1 of 3" in text and (run / "m.keras").is_file()
 
 
 @pytest.mark.parametrize("meta, says", [

@@ -29,9 +29,13 @@ METADATA = "training_metadata.json"
 
 
 def _damaged(path: Path, why: str, backup: Path) -> SpecError:
+    older = all((backup / f"{name}.bkp").is_file() for name in (WEIGHTS, METADATA))
+    also = ("; or continue from the epoch before: Keras kept it as the two .bkp files there, which can replace "
+            "the two files without .bkp" if older and not path.name.endswith(".bkp") and path.parent == backup
+            else "")
     return SpecError(f"cannot resume: {path} {why}",
                      hint=ParamText("the interrupted run cannot be continued exactly; delete {backup} to start "
-                                    "afresh (without {resume})", words=RESUME, backup=backup))
+                                    "afresh (without {resume})" + also, words=RESUME, backup=backup))
 
 
 def read_backup(backup: Path, log: Path | None = None) -> int:
