@@ -8,6 +8,9 @@ surface before Keras takes its seconds to load. The Keras work is in the modules
 - config: Recipe, TrainConfig, RunPaths, HeadLoss, TrainResult, Cluster (TF_CONFIG), check_config
 - heads: head losses, the main head, the activation a head ends in
 - folders: an image folder scanned into classes and files; predict's file checks
+- scan: the folder's files without leaving it (symbolic links), each checked to decode (Pillow, threads)
+- outputs: what a run may write, refused before it starts (inputs, links, folders it did not make)
+- resume: the backup of an interrupted run, restored exactly or refused (Keras, h5py)
 - images: an image folder's split, per-epoch order and flips (FolderPlan), Pillow reading  (numpy, Pillow)
 - data: uint8 input: synthetic batches, the folder as a PyDataset (Pillow threads) or tf.data  (Keras)
 - model: preprocessing inside the model, losses, optimizer   (Keras)
