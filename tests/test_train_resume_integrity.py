@@ -105,6 +105,17 @@ def test_bad_metadata_is_refused(run, capsys, meta, says):
     _refused(run, code, text, says)
 
 
+@pytest.mark.parametrize("older", ["training_metadata.json", "latest.weights.h5"])
+def test_weights_and_metadata_of_different_epochs_are_refused(run, capsys, older):
+    """A run killed between Keras' two writes (weights, then metadata) leaves them an epoch apart:
+    here one of the two is the previous epoch's copy (.bkp)."""
+    (run / "m.backup" / f"{older}.bkp").replace(run / "m.backup" / older)
+    code, text = _resume(capsys)
+    epochs, steps = (1, 4) if older == "training_metadata.json" else (2, 2)
+    _refused(run, code, text, f"training_metadata.json says {epochs} epochs had finished, but latest.weights.h5 "
+             f"holds the state after {steps} training steps (2 per epoch)", before_keras=False)
+
+
 def test_a_damaged_log_is_refused(run, capsys):
     (run / "m.log.csv").write_text("epoch,loss\nzero,0.5\n")
     code, text = _resume(capsys)

@@ -175,7 +175,8 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
         keep_best = KeepBest(export, monitor, "loss", _best_so_far(prior, monitor, "loss"))
         throughput = Throughput(config.batch_size)
         tb_made = False
-        callbacks = [CheckedBackup(str(paths.backup), double_checkpoint=True), StopOnNonFinite(),
+        callbacks = [CheckedBackup(str(paths.backup), double_checkpoint=True,
+                                   steps_per_epoch=None if config.unfreeze_after is not None else steps), StopOnNonFinite(),
                      StepAndRate(), throughput]
         if placement.chief:
             callbacks += [keep_best, keras.callbacks.CSVLogger(str(paths.csv), append=True)]

@@ -109,7 +109,13 @@ class CheckedBackup(keras.callbacks.BackupAndRestore):
     """Keras' BackupAndRestore whose restore is exact or an error: the backup is checked with
     `read_backup`, loaded without Keras' silent fallbacks (the `.bkp` pair, skipping variables that
     do not fit, fresh weights when the file is gone), and any failure is a SpecError naming the
-    weights file."""
+    weights file. `steps_per_epoch`, when given, is also checked against the optimizer's restored
+    step count: Keras writes the weights and then the metadata, so a run killed between the two
+    leaves weights one epoch ahead of what the metadata says."""
+
+    def __init__(self, backup_dir: str, double_checkpoint: bool = True, steps_per_epoch: int | None = None):
+        super().__init__(backup_dir, double_checkpoint=double_checkpoint)
+        self.steps_per_epoch = steps_per_epoch
 
     def on_train_begin(self, logs=None):
         """Restore the model's and optimizer's variables and the epoch from the backup folder, if
@@ -117,7 +123,7 @@ class CheckedBackup(keras.callbacks.BackupAndRestore):
         backup = Path(self.backup_dir)
         if not backup.is_dir() or not any(os.scandir(backup)):
             return  # a fresh run
-        read_backup(backup)
+        epoch = read_backup(backup)
         weights = backup / WEIGHTS
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -130,6 +136,12 @@ class CheckedBackup(keras.callbacks.BackupAndRestore):
                    or "could not be loaded" in str(w.message).lower()]
         if skipped:
             raise _damaged(weights, f"does not restore everything: {first_line(skipped[0])}", backup)
+        if self.steps_per_epoch and self.model.optimizer is not None:
+            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            if step != epoch * self.steps_per_epoch:
+                raise _damaged(backup / METADATA, f"says {epoch} epochs had finished, but {WEIGHTS} holds the state "
+                               f"after {step} training steps ({self.steps_per_epoch} per epoch): the two files are "
+                               f"of different epochs", backup)
 
 
 __all__ = ["read_backup", "CheckedBackup", "WEIGHTS", "METADATA"]
