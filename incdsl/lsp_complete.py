@@ -10,7 +10,7 @@ from pathlib import Path
 from .source import Span
 
 KEYWORDS = ("network", "module", "use", "defaults", "input", "output", "train_output", "let", "if", "elif",
-            "else", "repeat", "as", "concat", "add", "variant", "and", "or", "not", "true", "false")
+            "else", "repeat", "as", "in", "concat", "add", "variant", "and", "or", "not", "true", "false")
 
 
 def word_at(text: str, line: int, col: int) -> tuple[str, str] | None:
