@@ -16,7 +16,7 @@ from ..graph import Graph
 from ..ops import OPS, ShapeError
 
 POOLS = ("maxpool", "avgpool")
-MAX_STEPS = 6  # shrinking layers listed, the last ones before the failure
+MAX_STEPS = 4  # shrinking layers listed with their arithmetic, the last ones before the failure (one screen)
 
 
 def _hw(shape) -> str:
@@ -63,9 +63,9 @@ def size_notes(g: Graph, failing: str, shapes: dict, whys: dict) -> tuple[list[N
     notes = []
     if steps:
         shown = steps[-MAX_STEPS:]
-        more = f" (the last {len(shown)} of {len(steps)})" if len(steps) > len(shown) else ""
-        route = " -> ".join([_hw(shapes[shown[0][0]])] + [_hw(shapes[n]) for _, n in shown])
-        notes.append(Note(f"where the size went{more}: {route}"))
+        more = f" (the last {len(shown)} steps below)" if len(steps) > len(shown) else ""
+        route = " -> ".join([_hw(shapes[steps[0][0]])] + [_hw(shapes[n]) for _, n in steps])
+        notes.append(Note(f"where the size went: {route}{more}"))
         for prev, n in shown:
             why = f": {whys[n]}" if n in whys else ""
             notes.append(Note(f"{n} ({g.layers[n].op}) {_hw(shapes[prev])} -> {_hw(shapes[n])}{why}", g.layers[n].span))
