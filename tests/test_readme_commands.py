@@ -62,7 +62,8 @@ def work(tmp_path_factory):
     root = tmp_path_factory.mktemp("docs")
     for d in ("specs", "docs", "tools"):
         shutil.copytree(ROOT / d, root / d, symlinks=True)
-    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+    for f in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / f, root / f)
     shutil.copytree(ROOT / "tests", root / "tests", ignore=shutil.ignore_patterns("__pycache__", ".test-venvs"))
     bin_ = root / ".venv" / "bin"
     bin_.mkdir(parents=True)
