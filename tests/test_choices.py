@@ -127,3 +127,15 @@ def test_in_is_a_keyword_now_and_says_so(spec_file, capsys):
     path = spec_file("network t() {\n  input 8x8x3\n  in = gap\n}\n")
     assert main(["check", str(path)]) == 1
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_completion_offers_a_parameters_values(tmp_path):
+    from incdsl.lsp_complete import completions
+    text = MODULE_CALL.replace("pooling=mean", "pooling=max")
+    a = analyze(text, str(tmp_path / "t.inc"))
+    line = text.splitlines()[11]
+    col = line.index("pooling=") + len("pooling=") + 1
+    items = completions(a, text, 12, col)
+    assert [(label, kind) for label, kind, _, _ in items] == [("avg", "value"), ("max", "value")]
+    names = completions(a, text, 12, line.index("pooling") + 1)
+    assert any(label == "pooling=" and "one of avg, max" in detail for label, _, detail, _ in names)
