@@ -135,3 +135,15 @@ def test_tools_test_starts_the_suite(work):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     counted = re.search(r"test_readme_commands\.py: (\d+)", done.stdout)  # pytest-xdist's collect-only summary
     assert counted and int(counted.group(1)) > len(QUICK) + len(USER), done.stdout
+
+
+def test_a_failing_command_fails_the_test(work):
+    """The runner is no rubber stamp: a documented command that fails (here a spec renamed away, as
+    drift would do) fails `_check`, and so does one that ends in a traceback."""
+    from doc_commands import DocCommand
+    gone = DocCommand("README.md", 1, "incdsl check specs/renamed_away.inc", ())
+    with pytest.raises(AssertionError, match="exited 1"):
+        _check(gone, _run(work, gone.text))
+    crash = DocCommand("README.md", 1, "python3 -c 'raise SystemExit(0)' && python3 -c 'import nonexistent_mod'", ())
+    with pytest.raises(AssertionError):
+        _check(crash, _run(work, crash.text))
