@@ -26,12 +26,12 @@ _MISSING = object()
 
 def match(value, allowed: tuple):
     """The value of `allowed` that `value` is, or `_MISSING`: equal and of the same kind (true is not
-    1; 1.0 is 1; a string is the word it spells, `"avg"` from Python is the word avg, `"none"` is none)."""
+    1; 1.0 is 1; a string is the word it spells, `"avg"` from Python is the word avg, `"none"` or `"None"` is none)."""
     def kind(v):
         return "bool" if isinstance(v, bool) else "number" if isinstance(v, (int, float)) else \
             "word" if isinstance(v, str) else type(v).__name__
     for a in allowed:
-        if a is None and isinstance(value, str) and value == "none":
+        if a is None and isinstance(value, str) and value.lower() == "none":  # Python writes None
             return None
         if value == a and kind(value) == kind(a):
             return a

@@ -139,3 +139,9 @@ def test_completion_offers_a_parameters_values(tmp_path):
     assert [(label, kind) for label, kind, _, _ in items] == [("avg", "value"), ("max", "value")]
     names = completions(a, text, 12, line.index("pooling") + 1)
     assert any(label == "pooling=" and "one of avg, max" in detail for label, _, detail, _ in names)
+
+
+def test_none_in_pythons_spelling_is_none(capsys):
+    """`--set pooling=None` (Python's str(None)) is the word none, as `pooling=none` is."""
+    assert main(["check", "googlenet", "--set", "pooling=None"]) == 0
+    assert incdsl.load("googlenet", pooling="None").arguments["pooling"] is None
