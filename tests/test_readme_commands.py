@@ -114,6 +114,7 @@ def test_training_walk_through_end_to_end(work):
         done = _run(work, c.text, timeout=900)
         _check(c, done)
         outs.append(done.stdout)
+    print("".join(outs))  # the walk-through's own output, for the run's notes
     assert (work / "digits" / "test" / "3" / "0045.png").is_file() and (work / "digits.keras").is_file()
     assert "digits/test/3/0045.png" in outs[2]
     top = outs[2].split("digits/test/3/0045.png", 1)[1].split()
