@@ -16,8 +16,10 @@ from .errors import ArgumentError, SpecError, Span, UsageError
 from .network import Network, Spec, load, loads
 from .explore import compare, fit
 from .backends import keras_register as _keras_register
+from . import quiet_import as _quiet_import
 
 _keras_register.install()  # custom Keras layers load after `import incdsl`; Keras itself is not imported
+_quiet_import.install()  # TensorFlow's native start-up lines filtered when it imports (quiet_import.py)
 
 __all__ = ["load", "loads", "compare", "fit", "Spec", "Network", "SpecError", "UsageError", "ArgumentError",
            "Span", "__version__"]

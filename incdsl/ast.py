@@ -192,10 +192,13 @@ Stmt = Union[Defaults, Let, Input, Output, If, Repeat, Assign, Chain, Variant]
 
 @dataclass(frozen=True, slots=True)
 class Param:
-    """A parameter of a `module` or `network` definition: `name`, with an optional `default` expression."""
+    """A parameter of a `module` or `network` definition: `name`, with an optional `default`
+    expression and, for a switch, the values it may take (`pooling=none in (none, avg, max)`:
+    `choices`, None when any value goes)."""
     name: str
     default: Expr | None
     span: Span
+    choices: tuple[Expr, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ import functools
 import math
 
 from . import ast, initializers
+from .choices import allowed_values, check_in_spec, check_override
 from .errors import ArgumentError, Note, Span, SpecError, UsageError, did_you_mean
 from .evaluate import Evaluator, coerce_override, known_list
 from .foreign_names import argument_hint, op_hint
@@ -29,15 +30,17 @@ def bind_network_params(net: ast.Definition, overrides: dict, ev: Evaluator) -> 
                              + (f"; {hint}" if hint else f" (its parameters: {', '.join(known) or 'none'})"))
     values: dict = {}
     for p in net.params:
+        allowed = allowed_values(p, values, ev)  # `pooling=none in (none, avg, max)`
         if p.name in overrides:
-            values[p.name] = v = coerce_override(p.name, overrides[p.name],
-                                                 ev.eval(p.default, values) if p.default else None)
+            v = coerce_override(p.name, overrides[p.name], ev.eval(p.default, values) if p.default else None)
             if isinstance(v, float) and not math.isfinite(v):
                 raise ArgumentError(p.name, overrides[p.name], "a parameter must be a finite number")
+            values[p.name] = check_override(p, v, allowed)
         elif p.default is None:
             raise SpecError(f"network parameter '{p.name}' needs a default value", p.span)
         else:
             values[p.name] = ev.eval(p.default, values)
+            check_in_spec(f"network {net.name}", p, values[p.name], allowed, p.default.span)
     return values
 
 
@@ -61,11 +64,14 @@ def bind_module_args(mod: ast.Definition, el: ast.Call, env: dict, ev: Evaluator
             raise SpecError(f"'{kw.name}' is given twice", kw.span)
         given[kw.name] = ev.eval(kw.value, env)
     values: dict = {}
+    spans = {p.name: a.span for p, a in zip(mod.params, el.args)} | {kw.name: kw.value.span for kw in el.kwargs}
     for p in mod.params:
         if p.name in given:
             values[p.name] = given[p.name]
+            check_in_spec(mod.name, p, given[p.name], allowed_values(p, values, ev), spans[p.name], mod)
         elif p.default is not None:
             values[p.name] = ev.eval(p.default, values)
+            check_in_spec(f"module {mod.name}", p, values[p.name], allowed_values(p, values, ev), p.default.span)
         else:
             raise SpecError(f"{mod.name} needs a value for '{p.name}'", el.span,
                             notes=[Note(f"module {sig}", mod.span)])

@@ -57,9 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         raise done
     forget_inputs()
     with guarded() as g:
+        if args.verbose:
+            os.environ["INCDSL_VERBOSE"] = "1"  # and TensorFlow's import is not quieted either (quiet_import.py)
         if g.code is None and argv is None and not args.verbose:
-            from .quiet import native_stderr_filtered  # the lines TF_CPP_MIN_LOG_LEVEL cannot reach
-            with native_stderr_filtered():
+            from .quiet_import import quiet_native  # the lines TF_CPP_MIN_LOG_LEVEL cannot reach
+            with quiet_native():
                 g.code = _run(args)
         elif g.code is None:
             g.code = _run(args)

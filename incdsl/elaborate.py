@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from . import ast
+from .choices import allowed_values, check_in_spec
 from .binding import bind_module_args, bind_network_params, defaults_entries, layer_attrs
 from .errors import Note, OptionError, Span, SpecError, UsageError, call_note, did_you_mean
 from .evaluate import MAX_STEPS, Evaluator, unknown_name
@@ -96,10 +97,11 @@ class _Elaborator:
     # -- entry ---------------------------------------------------------------------------
     def network(self, net: ast.Definition, overrides: dict) -> Graph:
         params = bind_network_params(net, overrides, self.ev)
+        self.net = net
         self.graph = g = Graph(net.name, dict(params))
         self.names = Names(g)
         for v in self.prog.variants:
-            self._variant(v, params)
+            self._variant(v, params, net)
         scope = Scope((), dict(params), None)
         for d in self.prog.defaults:
             scope.add_defaults(defaults_entries(d, scope, self.ev))
@@ -111,7 +113,7 @@ class _Elaborator:
             g.outputs.insert(0, OutputSpec(_output_name(end, g), end, False, 1.0, g.layers[end].span))
         return g
 
-    def _variant(self, v: ast.Variant, params: dict):
+    def _variant(self, v: ast.Variant, params: dict, net: ast.Definition):
         if v.name in self.graph.variants:
             raise SpecError(f"variant '{v.name}' is declared twice", v.span)
         sets = {}
@@ -123,6 +125,8 @@ class _Elaborator:
             if isinstance(value, Symbol) and not isinstance(params[kw.name], str):
                 raise SpecError(f"variant '{v.name}': '{value}' is not a value for {kw.name}", kw.value.span,
                                 hint=f"variants take plain values; {kw.name}'s default is {show_value(params[kw.name])}")
+            param = next(p for p in net.params if p.name == kw.name)
+            check_in_spec(f"variant '{v.name}'", param, value, allowed_values(param, params, self.ev), kw.value.span, net)
             sets[kw.name] = value
         self.graph.variants[v.name] = sets
 
@@ -156,7 +160,7 @@ class _Elaborator:
                 elif isinstance(st, ast.Variant):
                     if not in_network:
                         raise SpecError("variants belong to a network or the top of its file", st.span)
-                    self._variant(st, self.graph.params)
+                    self._variant(st, self.graph.params, self.net)
                 else:  # pragma: no cover - the grammar has no other statements
                     raise SpecError(f"unexpected statement {type(st).__name__}", st.span)
             except (RecursionError, _TooDeep):  # Python's stack ran out: blame the outermost statement,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import difflib
+import errno
+import os
 import re
 import string
 
@@ -64,6 +66,29 @@ class SpecError(Exception):
         if self.hint:
             out.append(f"hint: {clip(self.hint)}")
         return "\n".join(out)
+
+
+class MissingFileError(SpecError, FileNotFoundError):
+    """A file or folder that is not there: a spec, a `use`d file, a weights file, a data folder.
+
+    A `SpecError` (the command line prints it the same way, exit 1) that is also Python's own
+    `FileNotFoundError` (so `except FileNotFoundError` and `except OSError` catch it), with
+    `errno` ENOENT and `filename` the path as given."""
+
+    def __init__(self, message, path=None, span: Span | None = None, hint=None, notes=None):
+        SpecError.__init__(self, message, span, list(notes or []), hint)
+        self.errno, self.strerror = errno.ENOENT, os.strerror(errno.ENOENT)
+        self.filename = None if path is None else str(path)
+
+
+def missing_file(role: str, path, missing: str = "not found") -> SpecError:
+    """The error for a `role` file ("weights file") at `path` that is not a regular file:
+    `MissingFileError` (a `FileNotFoundError`) when nothing is there, else a `SpecError` saying
+    it is not a file (a directory, a device)."""
+    shown = shorten(str(path), 200)
+    if not os.path.exists(path):
+        return MissingFileError(f"{role} {shown} {missing}", path)
+    return SpecError(f"{role} {shown} is not a regular file" + (" (it is a directory)" if os.path.isdir(path) else ""))
 
 
 class UsageError(Exception):

@@ -44,7 +44,7 @@ _BINARY = frozenset({"==", "!=", "<=", ">=", "<", ">", "+", "-", "*", "/", "//",
 # After these a '+' or '-' is a sign, not a binary operator.
 _SIGN_AFTER = frozenset({None, "(", ",", "=", "->", "{", ";", "not", "if", "elif", "repeat", "input"}) | _BINARY
 # Keywords that take a space before a '(' (a call or a function takes none).
-_SPACED_KEYWORDS = frozenset({"if", "elif", "else", "repeat", "as", "and", "or", "not"})
+_SPACED_KEYWORDS = frozenset({"if", "elif", "else", "repeat", "as", "and", "or", "not", "in"})
 # A line after one ending in these continues the same statement.
 _CONTINUES = frozenset({"->", ",", "=", "("})
 

@@ -12,7 +12,7 @@ import warnings
 import zipfile
 from pathlib import Path
 
-from .errors import SpecError, shorten
+from .errors import MissingFileError, SpecError, shorten
 from .text import ParamText, first_line
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -65,7 +65,7 @@ def regular_file(path: str | Path, role: str) -> Path:
     p = Path(path)
     what = describe(p)
     if what == "missing":
-        raise SpecError(f"no such {role}: {shorten(str(p), 200)}")
+        raise MissingFileError(f"no such {role}: {shorten(str(p), 200)}", p)
     try:
         ok = p.is_file() and os.access(p, os.R_OK)
     except OSError:

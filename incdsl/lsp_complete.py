@@ -10,7 +10,7 @@ from pathlib import Path
 from .source import Span
 
 KEYWORDS = ("network", "module", "use", "defaults", "input", "output", "train_output", "let", "if", "elif",
-            "else", "repeat", "as", "concat", "add", "variant", "and", "or", "not", "true", "false")
+            "else", "repeat", "as", "in", "concat", "add", "variant", "and", "or", "not", "true", "false")
 
 
 def word_at(text: str, line: int, col: int) -> tuple[str, str] | None:
@@ -59,7 +59,14 @@ def completions(a, text: str, line: int, col: int) -> list[tuple[str, str, str, 
                     for arg in OPS[call].args]
         if call in modules:
             d, _ = modules[call]
-            return [(f"{p.name}=", "argument", f"{call} parameter" + ("" if p.default else ", required"),
+            params = {p.name: p for p in d.params}
+            typed = re.search(r"(\w+)\s*=\s*\w*$", before)
+            if typed and typed.group(1) in params and params[typed.group(1)].choices:  # `pooling=`: its values
+                p = params[typed.group(1)]
+                return [(_choice_text(c), "value", f"{call}'s {p.name}", f"one of the values {p.name} takes")
+                        for c in p.choices]
+            return [(f"{p.name}=", "argument", f"{call} parameter" + ("" if p.default else ", required")
+                     + (f", one of {', '.join(_choice_text(c) for c in p.choices)}" if p.choices else ""),
                      f"parameter of module {call}") for p in d.params]
     items = [(name, "op", f"op {name}({', '.join(x.name for x in op.args)})", op.doc) for name, op in OPS.items()]
     items += [(name, "op", "activation", f"the {name} activation as a layer") for name in ACTIVATIONS]
@@ -67,6 +74,16 @@ def completions(a, text: str, line: int, col: int) -> list[tuple[str, str, str, 
               for name, (d, f) in modules.items()]
     items += [(k, "keyword", "keyword", "") for k in KEYWORDS]
     return items
+
+
+def _choice_text(expr) -> str:
+    """One of a parameter's listed values as the spec writes it (`avg`, `2`, `"same"`)."""
+    if hasattr(expr, "name"):
+        return expr.name
+    text = expr.span.source_line() if expr.span is not None else None
+    if text is not None and expr.span.line == expr.span.end_line:
+        return text[expr.span.col - 1:expr.span.end_col - 1]
+    return str(getattr(expr, "value", expr))
 
 
 def _default(arg) -> str:

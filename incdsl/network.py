@@ -9,12 +9,13 @@ from pathlib import Path
 
 from .elaborate import elaborate, network_params
 from .graph import Graph, Layer
-from .errors import ArgumentError, OptionError, UsageError
+from .errors import ArgumentError, OptionError, UsageError, missing_file
 from .ops import Count, Shape
 from .program import Program, load_program, load_program_text
 from .passes import count as count_pass
 from .passes import pipeline
 from .passes.count import total
+from .quiet_import import quiet_native
 from .window import Pads
 
 
@@ -272,14 +273,19 @@ class Network:
         three outputs); `inference=True` leaves the training-only heads out. `weights`: a
         `.keras` / `.weights.h5` / keras.applications `.h5` file, or a weights dict; otherwise
         `seed` draws reproducible initial weights (`None`: Keras' own initializers).
-        Needs `incdsl[keras]`; raises `SpecError` for weights that do not fit.
+        Needs `incdsl[keras]`; raises `MissingFileError` (a `FileNotFoundError`) for a weights file
+        that is not there, `SpecError` for weights that do not fit. TensorFlow's native start-up
+        lines are filtered from stderr meanwhile (incdsl/quiet_import.py).
         """
-        from .backends.keras import build_model, load_weights_file
-        if weights is None or isinstance(weights, dict):
-            return build_model(self, inference=inference, seed=None if weights else seed, weights=weights)
-        model = build_model(self, inference=inference, seed=seed)
-        load_weights_file(model, self, str(weights))
-        return model
+        if weights is not None and not isinstance(weights, dict) and not Path(weights).is_file():
+            raise missing_file("weights file", weights)  # before building the model
+        with quiet_native():
+            from .backends.keras import build_model, load_weights_file
+            if weights is None or isinstance(weights, dict):
+                return build_model(self, inference=inference, seed=None if weights else seed, weights=weights)
+            model = build_model(self, inference=inference, seed=seed)
+            load_weights_file(model, self, str(weights))
+            return model
 
     def to_onnx(self, path: str | Path, weights=None, *, via: str = "direct", layout: str = "nchw",
                 batch: int | None = None, opset: int | None = None, fold_bn: bool = True,
@@ -292,11 +298,13 @@ class Network:
         inference against this network's shapes and onnxruntime against Keras. Needs
         `incdsl[onnx]`. Raises `OptionError` (a `UsageError` naming the parameter) for options out
         of range (backends/onnx.py `export` checks them), `UsageError` for a path it must not
-        write (this network's own spec files among them), `SpecError` for weights that do not fit.
+        write (this network's own spec files among them), `MissingFileError` (a `FileNotFoundError`)
+        for a weights file that is not there, `SpecError` for weights that do not fit.
         """
-        from .backends.onnx import DEFAULT_OPSET, export
-        return export(self, path, weights, opset=DEFAULT_OPSET if opset is None else opset, layout=layout,
-                      batch=batch, fold_bn=fold_bn, via=via, verify=verify, seed=seed)
+        with quiet_native():  # verifying against Keras imports TensorFlow
+            from .backends.onnx import DEFAULT_OPSET, export
+            return export(self, path, weights, opset=DEFAULT_OPSET if opset is None else opset, layout=layout,
+                          batch=batch, fold_bn=fold_bn, via=via, verify=verify, seed=seed)
 
     def draw(self, path: str | Path, depth: int | None = None, only: str | None = None) -> Path:
         """Draw the network with Graphviz; the format follows the suffix (.dot, .svg, .png).

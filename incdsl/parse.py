@@ -280,7 +280,11 @@ class _ToAst:
     # -- top level
     @_rule
     def param(self, s, c, raw):
-        return ast.Param(str(c[0]), c[1], s)
+        return ast.Param(str(c[0]), c[1], s, c[2])
+
+    @_rule
+    def choices(self, s, c, raw):
+        return tuple(c)
 
     @_rule
     def params(self, s, c, raw):

@@ -67,8 +67,8 @@ def compare_figure(rows, blocks):
     title = f"{networks}: params vs MACs, {len(rows)} variant{'s' * (len(rows) != 1)}"
     title += "" if len(rows) <= LABELS_MAX else " (labels on the front only)"
     # wrapped to the axes' width (about 0.55 em per character at 12 pt): never cut at the figure's edge
-    ax.set_title(textwrap.fill(title, max(30, int(fig.get_figwidth() * (0.4 if two else 1) * 72 * 0.8 / 6.6))),
-                 fontsize=11)
+    columns = max(30, int(fig.get_figwidth() * (0.4 if two else 1) * 72 * 0.8 / 6.6))
+    ax.set_title(textwrap.fill(title, columns), fontsize=11)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     ax.margins(0.15)
@@ -78,9 +78,20 @@ def compare_figure(rows, blocks):
     placed = _place_labels(fig, ax, [(rows[i].label, xs[i], ys[i], i in on_front) for i in labelled],
                            list(zip(xs, ys)))
     if len(placed) < len(labelled):
-        ax.set_title(f"{ax.get_title()}\n({len(labelled) - len(placed)} labels left out where they would overlap)",
+        ax.set_title(f"{ax.get_title()}\n"
+                     + textwrap.fill(f"({left_out_note([rows[i].label for i in labelled], placed)})", columns),
                      fontsize=10)
     return fig, placed
+
+
+def left_out_note(labels: list[str], placed) -> str:
+    """The title's note on the labels `_place_labels` could not place (Pareto labels are placed
+    first, so these are the others): how many, with the right plural, and which."""
+    shown = {a.get_text() for a in placed}
+    left = [t for t in labels if t not in shown]
+    names = ", ".join(left[:6]) + (f" and {len(left) - 6} more" if len(left) > 6 else "")
+    one = len(left) == 1
+    return f"{len(left)} label{'' if one else 's'} left out where {'it' if one else 'they'} would overlap: {names}"
 
 
 def _place_labels(fig, ax, labels, points) -> list:

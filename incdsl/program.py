@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ast, library
-from .errors import Note, Span, SpecError, shorten
+from .errors import MissingFileError, Note, Span, SpecError, shorten
 from .parse import parse_source
 from .source import Source
 
@@ -42,7 +42,7 @@ def read_source(path: Path, span: Span | None = None, shown: str | None = None) 
         hint = ("a `use` path is relative to the directory of the file that uses it, or names a shipped "
                 "library file (lib/inception_v3.inc, ...)" if span else
                 "`incdsl list` names the reference specs that ship with incdsl (e.g. incdsl check inception_v3)")
-        raise SpecError(f"no such file: {shown}", span, hint=hint) from None
+        raise MissingFileError(f"no such file: {shown}", path, span, hint=hint) from None
     except PermissionError:
         raise SpecError(f"cannot read {shown}: permission denied", span) from None
     except OSError as e:

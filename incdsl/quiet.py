@@ -47,6 +47,8 @@ def native_stderr_filtered():
     # is still seen as one (`isatty()`); only what native code writes to fd 2 goes through the filter
     python_stderr = sys.stderr
     try:
+        if python_stderr is None or python_stderr.fileno() != 2:
+            raise ValueError("sys.stderr is not file descriptor 2 (pytest's capsys, a notebook): leave it")
         sys.stderr = open(saved, "w", buffering=1, encoding=getattr(python_stderr, "encoding", None) or "utf-8",
                           errors="backslashreplace", closefd=False)
     except (OSError, ValueError):

@@ -19,7 +19,7 @@ PKG = ROOT / "incdsl"
 # Files (or folders, meaning every .py in them) whose public names must be documented.
 DOCUMENTED = [
     "__init__.py", "__main__.py", "ast.py", "cli.py", "compare_out.py", "conventions.py", "diff.py",
-    "binding.py", "elaborate.py", "evaluate.py", "naming.py", "scopes.py",
+    "binding.py", "choices.py", "elaborate.py", "quiet_import.py", "evaluate.py", "naming.py", "scopes.py",
     "errors.py", "explore.py", "fitting.py", "fmt.py", "foreign_names.py",
     "functions.py", "grammar.py", "grammar_cache.py", "graph.py", "guard.py", "initializers.py", "inputs.py", "io.py",
     "library.py", "literals.py", "program.py", "lsp.py", "lsp_complete.py", "lsp_library.py", "network.py", "ops/", "parse.py",

@@ -25,6 +25,7 @@ from ..text import shape_text
 
 VENDOR = ("cytoscape.min.js", "dagre.min.js", "cytoscape-expand-collapse.js")
 LICENSES = ("cytoscape.LICENSE", "dagre.LICENSE", "cytoscape-expand-collapse.LICENSE")
+LEGEND = '      <p class="legend"><span class="train-mark">dashed</span>: training only (not in the inference model)</p>\n'
 
 
 def page_data(net, depth: int | str = 1) -> dict:
@@ -104,6 +105,8 @@ def to_html(net, depth: int | str = 1) -> str:
         "{{TITLE}}": f"{net.name}: incdsl",
         "{{STYLE}}": _asset("viewer.css"),
         "{{DATA}}": data,
+        # the key to dashed boxes, only where something is dashed: a network with training-only heads
+        "{{LEGEND}}": LEGEND if any(net.is_train_only(name) for name in net.layers) else "",
         "{{LIBS}}": "\n".join(f"<script>{_script(_vendor(n))}</script>" for n in VENDOR),
         "{{VIEWER}}": f"<script>{_script(_asset('viewer.js'))}</script>",
         "{{LICENSES}}": f"<!--\nBundled libraries ({versions.replace(chr(10), '; ')}):\n\n"

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import keras
 
-from ..errors import SpecError
+from ..errors import SpecError, missing_file
 from ..importers.torch import is_torch_file, load_torch_weights
 from ..ops import affine_of
 from ..weights import init_weights, keras_name
@@ -266,7 +266,7 @@ def load_weights_file(model, net, path: str | Path) -> str:
     the weights were read."""
     path = Path(path)
     if not path.is_file():
-        raise SpecError(f"weights file {path} not found")
+        raise missing_file("weights file", path)
     why = None
     if is_torch_file(path):
         to_keras(model, net, load_torch_weights(net, path))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SpecError
+from ..errors import SpecError, missing_file
 from ..text import ParamText, first_line
 from ..weights import weight_shapes
 from .keras_app_files import explain_mismatch, keras3_classifier_shape, load_without_classifier, note_classifier_unused
@@ -83,7 +83,7 @@ def load_applications_weights(model, net, path) -> None:
     which keras.applications lacks, keep their weights."""
     path = Path(path)
     if not path.is_file():
-        raise SpecError(f"weights file {path} not found")
+        raise missing_file("weights file", path)
     try:
         ref = reference_model(net)
     except ValueError as e:  # keras refuses the input size or class count

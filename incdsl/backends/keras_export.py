@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import OptionError, SpecError
+from ..errors import OptionError, missing_file
 from ..importers.torch import is_torch_file, load_torch_weights
 from ..io import atomic_path, check_output, inputs_of
 from .keras import build_model, load_weights_file
@@ -48,7 +48,7 @@ def export(net, path: str | Path, *, inference: bool = False, weights: str | Pat
     spec, weights and versions give the same bytes. It holds incdsl's spec metadata
     (incdsl_spec.json) so that `incdsl import` gives the spec back.
 
-    Raises `OptionError` for a path not ending in `.keras`, `SpecError` for a missing weights file or
+    Raises `OptionError` for a path not ending in `.keras`, `MissingFileError` (a `FileNotFoundError`) for a missing weights file, `SpecError` for
     weights that do not fit the network, `UsageError` for a path that cannot be written or that is
     one of the network's spec files or the weights file (`io.check_output`)."""
     path = Path(path)
@@ -57,7 +57,7 @@ def export(net, path: str | Path, *, inference: bool = False, weights: str | Pat
                           words={"keras": "the Keras export", "path": "path"}, value=path)
     check_output(path, inputs=inputs_of(net, weights))  # before the slow build; atomic_path checks again
     if weights and not Path(weights).is_file():
-        raise SpecError(f"weights file {weights} not found")
+        raise missing_file("weights file", weights)
     if weights and is_torch_file(weights):  # read and matched before the slow Keras build
         model = build_model(net, inference=inference, weights=load_torch_weights(net, weights))
         how = "the PyTorch importer"

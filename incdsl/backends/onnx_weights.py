@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SpecError
+from ..errors import SpecError, missing_file
 from ..text import ARGUMENTS, ParamText, first_line
 
 
@@ -41,7 +41,7 @@ def load_weights(net, path: str | Path | None, seed: int = 0) -> dict:
         return init_weights(net, seed=seed)
     path = Path(path)
     if not path.is_file():
-        raise SpecError(f"weights file {path} does not exist")
+        raise missing_file("weights file", path, "does not exist")
     from ..importers.torch import is_torch_file, load_torch_weights
     if is_torch_file(path):  # no Keras needed
         return load_torch_weights(net, path)

@@ -5,6 +5,7 @@ import argparse
 import importlib
 import sys
 
+from .compile_target import target_for
 from .spec_args import add_spec_args, load_net
 from ..errors import UsageError, shorten
 from ..inputs import check_weights_file
@@ -29,7 +30,7 @@ def add_parser(sub) -> None:
     """Add `incdsl compile SPEC --to FORMAT` and its options to `sub` (the argparse subparsers of `cli.build_parser`); its handler is `run`."""
     p = sub.add_parser("compile", help="compile a spec to Keras, ONNX, a drawing or an interactive page")
     add_spec_args(p)
-    p.add_argument("--to", required=True, choices=sorted(TARGETS), help="what to emit")
+    p.add_argument("--to", choices=sorted(TARGETS), help="what to emit (default: from the suffix of -o FILE)")
     p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: named after the network; "
                    "'-' for standard output with dot, svg, png and html); never the spec, one of its imports or "
                    "weights, a link, a device or a read-only file")
@@ -57,9 +58,12 @@ def run(args) -> int:
     net = load_net(args)  # notes the spec and its imports as inputs (io.note_input)
     if args.weights:
         note_input(args.weights)
+    if args.to is None:
+        args.to = target_for(None, args.output)  # -o FILE alone: its suffix names the format
     # refuse a bad output before any work: it must not be an input, a device, a link, a folder...
     if args.output is not None and not (args.output == "-" and args.to in STDOUT_TARGETS):
         check_output(args.output)
+    target_for(args.to, args.output)  # a file name that disagrees with --to is bad usage (exit 2)
     if args.weights:
         check_weights_file(args.weights)  # what the file is, before Keras or h5py sees it
     try:

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from .help_format import DefaultsHelpFormatter
 from .spec_args import add_spec_args, load_net
 from ..errors import UsageError
 from ..io import check_output, note_input
@@ -15,7 +16,7 @@ from ..train import OPTIMIZERS, PRECISIONS, PREPROCESS, STRATEGIES, RunPaths, Tr
 
 def add_parser(sub) -> None:
     """Add `incdsl train SPEC --data DIR|synthetic -o model.keras` and its options to `sub` (the argparse subparsers of `cli.build_parser`); its handler is `run`."""
-    p = sub.add_parser("train", help="train a spec on an image folder (one sub-folder per class) or synthetic data",
+    p = sub.add_parser("train", formatter_class=DefaultsHelpFormatter, help="train a spec on an image folder (one sub-folder per class) or synthetic data",
                        description="Train with the papers' recipe where it applies: auxiliary heads weighted by "
                        "their spec loss_weight, SGD with momentum 0.9 or RMSProp (decay 0.9, eps 1.0). "
                        "Writes the inference model (taking raw 0-255 images), MODEL.best.keras, "
@@ -24,8 +25,8 @@ def add_parser(sub) -> None:
     p.add_argument("--data", required=True, metavar="DIR|synthetic",
                    help="an image folder with one sub-folder per class, or 'synthetic' (random images)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.keras", help="where to write the trained model")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32, help="global batch size (split across replicas)")
+    p.add_argument("--epochs", type=int, default=10, metavar="N", help="passes over the training images")
+    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="global batch size (split across replicas)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
                    help="sgd: momentum 0.9, lr x0.96 every 8 epochs (GoogLeNet); rmsprop: decay 0.9, eps 1.0, "
                    "lr x0.94 every 2 epochs, clipping 2.0 (Inception v3); adam")
@@ -45,7 +46,7 @@ def add_parser(sub) -> None:
                    "or the backbone (all but the heads); frozen batch norms stay in inference mode")
     p.add_argument("--unfreeze-after", type=int, metavar="N", help="with --freeze: after N epochs train every layer")
     p.add_argument("--unfreeze-lr", type=float, metavar="X", help="the learning rate after unfreezing (default: a tenth of --lr)")
-    p.add_argument("--precision", choices=PRECISIONS, default="float32")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32", help="Keras dtype policy")
     p.add_argument("--jit", action="store_true", help="compile the training step with XLA (default: Keras decides; XLA on GPUs, always on JAX)")
     p.add_argument("--strategy", choices=STRATEGIES, default="default",
                    help="mirrored: every local device (TensorFlow: tf.distribute.MirroredStrategy; JAX: "
@@ -63,7 +64,7 @@ def add_parser(sub) -> None:
                    "the JAX and PyTorch backends (default: every core, at most 16; TensorFlow: tf.data decides)")
     p.add_argument("--steps-per-execution", type=int, metavar="N", help="training steps per call into the backend "
                    "(default: up to 8, a divisor of the steps per epoch; 1 on PyTorch and under tf.distribute)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seeds the initial weights, the split and the batch order")
     p.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links in --data that lead "
                    "outside it (default: such a link is refused, so that nothing outside the folder is read)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last finished epoch")

@@ -35,7 +35,7 @@ class Node:
 
 # the grammar's keywords (grammar.lark) and the values an argument can name: never a layer's name
 KEYWORDS = frozenset({"module", "network", "use", "defaults", "variant", "let", "input", "output", "train_output",
-                      "if", "elif", "else", "repeat", "as", "identity", "true", "false", "none", "and", "or", "not",
+                      "if", "elif", "else", "repeat", "as", "in", "identity", "true", "false", "none", "and", "or", "not",
                       "concat", "add", "multiply"})
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SpecError
+from ..errors import SpecError, missing_file
 from ..text import SCALAR, first_line, shape_text
 from ..weights import Weights, weight_shapes
 
@@ -54,7 +54,7 @@ def read_state_dict(path) -> dict[str, np.ndarray]:
     missing file, a pickled model (weights_only refuses it) or a non-tensor entry."""
     path = Path(path)
     if not path.is_file():
-        raise SpecError(f"weights file {path} not found")
+        raise missing_file("weights file", path)
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.numpy import load_file

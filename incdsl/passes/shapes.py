@@ -9,6 +9,7 @@ from ..graph import Graph
 from ..ops import OPS, Count, Shape, ShapeError
 from ..text import shape_text
 from .min_input import smallest_input
+from .size_trace import size_notes
 
 
 # Absurd sizes, refused by `check` so that no backend tries to allocate them (issue 12: a
@@ -63,10 +64,14 @@ def _explain(g: Graph, layer, e: ShapeError, shapes, whys) -> SpecError:
         ins = ", ".join(shape_text(shapes[i]) if len(shapes[i]) > 1 else f"a vector of {shapes[i][0]}" for i in layer.inputs)
         notes = [Note(e.detail)] if e.detail else []
         notes += call_chain(g, layer.name)
+        hint = e.hint
         if e.too_small:
             notes += _smallest_input_note(g)
+            trace, cause = size_notes(g, layer.name, shapes, whys)  # where the size went; pad=same pools
+            notes += trace
+            hint = cause or hint
         what = layer.attrs["fn"] if layer.op == "act" else layer.op  # `relu(0.1)`: say relu, not act
-        return SpecError(f"{what} {e.message}", layer.span, hint=e.hint,
+        return SpecError(f"{what} {e.message}", layer.span, hint=hint,
                          label=f"input is {ins}" if ins else None, notes=notes)
     bad, first = layer.inputs[e.culprit], layer.inputs[0]
     if len(shapes[bad]) == len(shapes[first]) == 3 and shapes[bad][:2] == shapes[first][:2]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from ..errors import OptionError, SpecError, UsageError
+from ..errors import OptionError, SpecError, UsageError, missing_file
 from ..graph import ancestors
 from ..text import first_line
 from ..weights import keras_name, weight_shapes
@@ -74,7 +74,7 @@ def load_pretrained(core, net, path) -> str:
 
     path = Path(path)
     if not path.is_file():
-        raise SpecError(f"weights file {path} not found")
+        raise missing_file("weights file", path)
     if is_torch_file(path):
         got = torch_weights(net, read_state_dict(path), str(path), ordered=path.suffix != ".safetensors",
                             partial=True)

@@ -6,7 +6,7 @@ import os
 import threading
 from pathlib import Path
 
-from ..errors import SpecError
+from ..errors import MissingFileError, SpecError
 from ..text import ParamText
 
 # Image files that Keras' image_dataset_from_directory reads (tf.io.decode_image's formats).
@@ -25,7 +25,7 @@ def scan_image_folder(path: str | Path, follow_symlinks: bool = False,
     """
     root = Path(path)
     if not root.exists():
-        raise SpecError(f"no such data folder: {root}", hint=ParamText(
+        raise MissingFileError(f"no such data folder: {root}", root, hint=ParamText(
             "pass an image folder with one sub-folder per class, or {data_synthetic}",
             words={"data_synthetic": 'data="synthetic"'}))
     if not root.is_dir():
