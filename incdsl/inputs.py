@@ -93,6 +93,8 @@ def check_weights_file(path: str | Path) -> Path:
     elif p.suffix == ".h5":
         if what != "an HDF5 file":
             raise SpecError(f"weights file {p} is {what}, not an HDF5 file", hint=takes)
+        from .untrusted import check_h5
+        check_h5(str(p), str(p))  # external datasets and links, virtual datasets
     else:
         raise SpecError(f"weights file {p} is {what}, not a weights file", hint=takes)
     return p
@@ -113,6 +115,8 @@ def _check_keras_zip(p: Path) -> None:
             if size > MAX_CONFIG_BYTES:
                 raise SpecError(f"{p} is not a usable Keras model: its config.json would inflate to {size:,} bytes "
                                 f"(the limit is {MAX_CONFIG_BYTES:,})")
+            from .untrusted import check_weights_archive
+            check_weights_archive(p)  # every member's size, and model.weights.h5's external storage
             config = json.loads(z.read("config.json"))
             if not isinstance(config, dict):
                 raise SpecError(f"{p} is not a usable Keras model: its config.json is not a JSON object")
