@@ -109,14 +109,14 @@ def _check_keras_zip(p: Path) -> None:
             names = set(z.namelist())
             if "config.json" not in names:
                 raise SpecError(f"{p} is a zip archive but not a Keras model: it has no config.json")
+            from .untrusted import check_weights_archive
+            check_weights_archive(p)  # every member's size, and model.weights.h5's external storage
             # a zip bomb is refused from its directory, before anything inflates (a Keras config is
             # kilobytes; Inception-ResNet-v2's is about 1 MB)
             size = z.getinfo("config.json").file_size
             if size > MAX_CONFIG_BYTES:
                 raise SpecError(f"{p} is not a usable Keras model: its config.json would inflate to {size:,} bytes "
                                 f"(the limit is {MAX_CONFIG_BYTES:,})")
-            from .untrusted import check_weights_archive
-            check_weights_archive(p)  # every member's size, and model.weights.h5's external storage
             config = json.loads(z.read("config.json"))
             if not isinstance(config, dict):
                 raise SpecError(f"{p} is not a usable Keras model: its config.json is not a JSON object")
@@ -124,7 +124,7 @@ def _check_keras_zip(p: Path) -> None:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as e:
         raise SpecError(f"{p} is a damaged zip archive ({shorten(str(e), 120)})") from None
-    except (ValueError, UnicodeDecodeError) as e:  # json.JSONDecodeError is a ValueError
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # json.JSONDecodeError is a ValueError
         raise SpecError(f"{p} is not a usable Keras model: its config.json is not valid JSON "
                         f"({shorten(str(e), 120)})") from None
 

@@ -80,8 +80,17 @@ class FrameReader:
                 elif not self._fill():
                     return b""
                 end = _END.search(self.buf)
+            valid = list(_NEXT.finditer(self.buf, 0, end.start() + 2))
+            if valid and valid[-1].start() > 0 and not _HEADER.match(self.buf):
+                # junk, or a bad header whose body ran into this one: this frame starts at the last
+                # valid length header
+                self.dropped += 1
+                del self.buf[:valid[-1].start()]
+                continue
             m = _HEADER.search(self.buf, 0, end.start() + 2)
             length = int(m.group(1)) if m and m.group(1).isdigit() else -1
+            if valid and (length < 0 or m.start() < valid[-1].start()):  # two lengths: the last valid one
+                length = int(valid[-1].group().split(b":")[1])
             del self.buf[:end.end()]
             if not 0 < length <= MAX_FRAME:
                 self.dropped += 1

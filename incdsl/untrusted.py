@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from math import prod
 from pathlib import Path
 
@@ -83,12 +84,17 @@ def read_member(z: zipfile.ZipFile, name: str, limit: int, path) -> bytes:
         raise SpecError(f"{path}: its {name} would inflate to {info.file_size:,} bytes; the limit is {limit:,}",
                         hint="the file is damaged, or built to exhaust memory (a zip bomb)")
     out = io.BytesIO()
-    with z.open(info) as f:
-        while chunk := f.read(1 << 20):
-            out.write(chunk)
-            if out.tell() > limit:
-                raise SpecError(f"{path}: its {name} inflates beyond {limit:,} bytes",
-                                hint="the file is damaged, or built to exhaust memory (a zip bomb)")
+    try:
+        with z.open(info) as f:
+            while chunk := f.read(1 << 20):
+                out.write(chunk)
+                if out.tell() > limit:
+                    raise SpecError(f"{path}: its {name} inflates beyond {limit:,} bytes",
+                                    hint="the file is damaged, or built to exhaust memory (a zip bomb)")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError,
+            RuntimeError, zlib.error) as e:
+        raise SpecError(f"{path} is a damaged zip archive: its {shorten(name, 80)} cannot be read "
+                        f"({shorten(str(e), 120)})") from None
     return out.getvalue()
 
 
@@ -110,31 +116,43 @@ def check_h5(source, shown, limit: int | None = None) -> None:
         f = h5py.File(source, "r")
     except (OSError, ValueError):
         return
-    with f:
-        total, seen, todo = 0, set(), [f]
-        while todo:
-            group = todo.pop()
-            for name in group:
-                link = group.get(name, getlink=True)
-                where = f"{group.name.rstrip('/')}/{name}"
-                if isinstance(link, h5py.ExternalLink):
-                    raise SpecError(f"{shown}: {where} is an HDF5 external link to {shorten(link.filename, 120)}; "
-                                    f"incdsl reads only the file it was given",
-                                    hint="save the weights again with Keras, which stores every array inside")
-                if isinstance(link, h5py.SoftLink):
-                    continue  # names an object of this file, reached by its own hard link
-                obj = group.get(name)
-                if obj is None or obj.id in seen:  # a group hard-linked twice (or into itself)
-                    continue
-                seen.add(obj.id)
-                if isinstance(obj, h5py.Group):
-                    todo.append(obj)
-                elif isinstance(obj, h5py.Dataset):
-                    total += _dataset_bytes(obj, where, shown)
-                    if limit is not None and total > limit:
-                        raise SpecError(f"{shown}: its datasets would take more than {limit:,} bytes once read, "
-                                        f"the limit for this network's weights",
-                                        hint="the file is damaged, or built to exhaust memory")
+    try:
+        with f:
+            _walk(f, shown, limit)
+    except SpecError:
+        raise
+    except Exception as e:  # noqa: BLE001 - h5py raises RuntimeError, KeyError, ... for a damaged file
+        raise SpecError(f"{shown} is a damaged HDF5 file ({shorten(str(e).splitlines()[0] if str(e) else type(e).__name__, 120)})",
+                        hint="save the weights again") from None
+
+
+def _walk(f, shown, limit: int) -> None:
+    import h5py
+
+    total, seen, todo = 0, set(), [f]
+    while todo:
+        group = todo.pop()
+        for name in group:
+            link = group.get(name, getlink=True)
+            where = f"{group.name.rstrip('/')}/{name}"
+            if isinstance(link, h5py.ExternalLink):
+                raise SpecError(f"{shown}: {where} is an HDF5 external link to {shorten(link.filename, 120)}; "
+                                f"incdsl reads only the file it was given",
+                                hint="save the weights again with Keras, which stores every array inside")
+            if isinstance(link, h5py.SoftLink):
+                continue  # names an object of this file, reached by its own hard link
+            obj = group.get(name)
+            if obj is None or obj.id in seen:  # a group hard-linked twice (or into itself)
+                continue
+            seen.add(obj.id)
+            if isinstance(obj, h5py.Group):
+                todo.append(obj)
+            elif isinstance(obj, h5py.Dataset):
+                total += _dataset_bytes(obj, where, shown)
+                if limit is not None and total > limit:
+                    raise SpecError(f"{shown}: its datasets would take more than {limit:,} bytes once read, "
+                                    f"the limit for this network's weights",
+                                    hint="the file is damaged, or built to exhaust memory")
 
 
 def _dataset_bytes(ds, where: str, shown) -> int:

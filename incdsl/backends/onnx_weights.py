@@ -70,7 +70,10 @@ def read_preprocess(path: str | Path | None, channels: int) -> Preprocess | None
     with zipfile.ZipFile(path) as z:
         if "config.json" not in z.namelist():
             return None
-        config = json.loads(read_member(z, "config.json", JSON_LIMIT, path))
+        try:
+            config = json.loads(read_member(z, "config.json", JSON_LIMIT, path))
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to decode
+            raise SpecError(f"{path}: its config.json is not valid JSON") from None
     try:
         layers = config.get("config", {}).get("layers", [])
         layer = next((l for l in layers if isinstance(l, dict) and l.get("name") == "preprocess"), None)

@@ -36,7 +36,7 @@ def read_spec_meta(path: Path) -> dict | None:
     try:
         with zipfile.ZipFile(path) as z:
             return json.loads(read_member(z, SPEC_ENTRY, JSON_LIMIT, path)) if SPEC_ENTRY in z.namelist() else None
-    except (zipfile.BadZipFile, OSError, ValueError):
+    except (zipfile.BadZipFile, OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
         return None
 
 

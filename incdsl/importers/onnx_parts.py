@@ -17,7 +17,10 @@ def show_names(graph) -> None:
     """Give every node, tensor and initializer of an ONNX `graph` its name with control characters as
     pictures (source.visible_name), in place and consistently, before anything is read or named in a
     message: a line feed in a node name cannot forge an `error:` line."""
-    from ..source import visible_name
+    from ..source import visible_name as shown
+
+    def visible_name(name) -> str:  # protobuf gives bytes for a name that is not UTF-8
+        return shown(name.decode("utf-8", "replace") if isinstance(name, bytes) else name)
 
     for node in graph.node:
         node.name = visible_name(node.name)
