@@ -115,3 +115,13 @@ def test_weights_out_of_a_chain_deeper_than_pythons_recursion_limit(tmp_path, ca
     weights = read_keras_file(net, tmp_path / "c2k.keras")
     assert len(weights) == 1000
     assert all(np.allclose(w["kernel"], 0.5) for w in weights.values())
+
+
+def test_a_model_without_outputs_is_a_clear_error(tmp_path, capsys):
+    # found by tools/fuzz.py --targets files (seed 24): an IndexError in importers/structure.py
+    w = numpy_helper.from_array(np.zeros((2, 2, 1, 1), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="c")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])], [], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "none.onnx")
+    code, err = _run(["import", str(tmp_path / "none.onnx"), "-o", str(tmp_path / "none.inc")], capsys)
+    assert code == 1 and "none.onnx: the model has no outputs" in err, err
