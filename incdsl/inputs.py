@@ -93,6 +93,8 @@ def check_weights_file(path: str | Path) -> Path:
     elif p.suffix == ".h5":
         if what != "an HDF5 file":
             raise SpecError(f"weights file {p} is {what}, not an HDF5 file", hint=takes)
+        from .untrusted import check_h5
+        check_h5(str(p), str(p))  # external datasets and links, virtual datasets
     else:
         raise SpecError(f"weights file {p} is {what}, not a weights file", hint=takes)
     return p
@@ -107,6 +109,8 @@ def _check_keras_zip(p: Path) -> None:
             names = set(z.namelist())
             if "config.json" not in names:
                 raise SpecError(f"{p} is a zip archive but not a Keras model: it has no config.json")
+            from .untrusted import check_weights_archive
+            check_weights_archive(p)  # every member's size, and model.weights.h5's external storage
             # a zip bomb is refused from its directory, before anything inflates (a Keras config is
             # kilobytes; Inception-ResNet-v2's is about 1 MB)
             size = z.getinfo("config.json").file_size
@@ -120,7 +124,7 @@ def _check_keras_zip(p: Path) -> None:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as e:
         raise SpecError(f"{p} is a damaged zip archive ({shorten(str(e), 120)})") from None
-    except (ValueError, UnicodeDecodeError) as e:  # json.JSONDecodeError is a ValueError
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # json.JSONDecodeError is a ValueError
         raise SpecError(f"{p} is not a usable Keras model: its config.json is not valid JSON "
                         f"({shorten(str(e), 120)})") from None
 

@@ -54,13 +54,18 @@ def analyze(text: str, path: str, roots: tuple[Path, ...] = ()) -> Analysis:
     """Parse, elaborate and check the buffer `text` of the file at `path` (its `use`s are read from
     disk); every network in it is built with its default parameters. A file with modules and no
     network (a library) is checked on its own and through the networks under `roots` that use it
-    (see lsp_library). A leading byte-order mark is dropped, as the file reader drops it."""
+    (see lsp_library). A leading byte-order mark is dropped, as the file reader drops it. A buffer
+    over program.MAX_FILE_BYTES (4 MB, UTF-8) gets one problem saying so and is not parsed."""
     from .elaborate import elaborate
     from .network import Network
-    from .program import load_program_text
+    from .program import MAX_FILE_BYTES, load_program_text
 
     text = text.removeprefix("\ufeff")
     out = Analysis(path)
+    size = len(text.encode("utf-8", "surrogatepass")) if len(text) * 4 > MAX_FILE_BYTES else len(text)
+    if size > MAX_FILE_BYTES:  # as `incdsl check` refuses the file: a 50 MB buffer took 400 s at 1.1 GB
+        out.problems.append(Problem(f"this buffer is {size:,} bytes; specs are limited to {MAX_FILE_BYTES:,}", None))
+        return out
     try:
         out.program = prog = load_program_text(text, path)
         if not prog.networks and any(same_file(d.span.file, path) for d, _ in prog.modules.values()):
@@ -199,8 +204,9 @@ def build_server():
         """The text of `file` as the client sees it: its open buffer, else the file on disk."""
         doc = server.workspace.text_documents.get(Path(file).resolve().as_uri())
         if doc is None:
-            try:
-                return Path(file).read_text(encoding="utf-8", errors="replace").split("\n")
+            from .program import MAX_FILE_BYTES, read_regular
+            try:  # regular files only, never blocking
+                return read_regular(Path(file), MAX_FILE_BYTES).decode("utf-8", errors="replace").split("\n")
             except OSError:
                 return []
         return doc.source.split("\n")
@@ -325,5 +331,13 @@ def build_server():
 
 
 def serve() -> None:
-    """Run the server on stdin/stdout until the client exits."""
-    build_server().start_io()
+    """Run the server on stdin/stdout until the client exits. Input is framed by
+    lsp_io.FrameReader (malformed messages are dropped, later ones answered); pygls writes to and
+    at `exit` closes a duplicate of stdout, so the process's own stdout stays open for a clean exit."""
+    import os
+    import sys
+
+    from .lsp_io import FrameReader
+
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    build_server().start_io(stdin=FrameReader(sys.stdin.fileno()), stdout=out)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import ast
 from .errors import Note, Span, SpecError, did_you_mean
+from .program import MAX_FILE_BYTES, read_regular
 
 MAX_WORKSPACE_FILES = 400  # .inc files scanned for users of a library, so a huge folder stays quick
 
@@ -151,7 +152,7 @@ def workspace_users(path: str, roots: list[Path]) -> list[Path]:
     has_network: set[Path] = set()
     for f in files:
         try:
-            text = f.read_text(encoding="utf-8", errors="replace")
+            text = read_regular(f, MAX_FILE_BYTES).decode("utf-8", errors="replace")  # a FIFO never blocks it
         except OSError:
             continue
         uses[f.resolve()] = [(f.parent / m).resolve() for m in re.findall(r'^\s*use\s+"([^"\n]+)"', text, re.M)]

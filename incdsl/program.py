@@ -8,6 +8,8 @@ kept between loads.
 from __future__ import annotations
 
 import errno
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,35 @@ from .parse import parse_source
 from .source import Source
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
+
+
+class NotRegular(OSError):
+    """`read_regular` opened something that is not a regular file (a FIFO, a device, a socket)."""
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of `path`, which must be a regular file: opened without blocking (a FIFO named
+    `x.inc` or a device would otherwise wait for ever) and checked with fstat on the open descriptor
+    (no race with a rename); at most `limit` + 1 bytes are read. A file whose size reads as 0 (an
+    empty file, or a kernel pseudo-file such as /proc/kmsg, which reading would consume) gives b"".
+    Raises NotRegular, BlockingIOError or another OSError."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegular(errno.EINVAL, "not a regular file", str(path))
+        if st.st_size == 0:
+            return b""
+        chunks, left = [], min(st.st_size, limit) + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def read_source(path: Path, span: Span | None = None, shown: str | None = None) -> str:
@@ -37,7 +68,11 @@ def read_source(path: Path, span: Span | None = None, shown: str | None = None) 
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise SpecError(f"{shown} is {size:,} bytes; specs are limited to {MAX_FILE_BYTES:,}", span)
-        data = path.read_bytes()
+        data = read_regular(path, MAX_FILE_BYTES)
+    except NotRegular:  # it became a pipe or a device between the checks above and the open
+        raise SpecError(f"{shown} is not a regular file", span) from None
+    except BlockingIOError:
+        raise SpecError(f"cannot read {shown}: it would block (a kernel or device file, not a spec)", span) from None
     except FileNotFoundError:
         hint = ("a `use` path is relative to the directory of the file that uses it, or names a shipped "
                 "library file (lib/inception_v3.inc, ...)" if span else
@@ -57,6 +92,10 @@ def read_source(path: Path, span: Span | None = None, shown: str | None = None) 
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         col = len(data[data.rfind(b"\n", 0, e.start) + 1: e.start].decode("utf-8", "replace")) + 1
+        if span is not None and not _starts_like_a_spec(data.decode("utf-8", "replace"), shown):
+            # an imported file that is not a spec at all: no line of it is quoted (a key, a password)
+            raise SpecError(f"{shown} is not an incdsl spec: it is not UTF-8 text (byte 0x{data[e.start]:02x} at "
+                            f"line {line}, column {col})", span, hint="`use` imports spec files (.inc), saved as UTF-8")
         damaged = Source(shown, data.decode("utf-8", "replace"))  # the line, with U+FFFD for the bad byte
         raise SpecError(f"{shown} is not UTF-8 text: byte 0x{data[e.start]:02x} cannot be decoded",
                         Span(damaged, line, col, line, col + 1),
@@ -67,6 +106,9 @@ def read_source(path: Path, span: Span | None = None, shown: str | None = None) 
     if nul != -1:
         line = text.count("\n", 0, nul) + 1
         col = nul - (text.rfind("\n", 0, nul) + 1) + 1
+        if span is not None and not _starts_like_a_spec(text.replace("\x00", "\ufffd"), shown):
+            raise SpecError(f"{shown} is not an incdsl spec: it contains a NUL byte (line {line}, column {col}), "
+                            f"as binary files do", span, hint="`use` imports spec files (.inc), which are UTF-8 text")
         damaged = Source(shown, text.replace("\x00", "\ufffd"))
         raise SpecError(f"{shown} contains a NUL byte (U+0000): it looks like a binary file, not a spec",
                         Span(damaged, line, col, line, col + 1),
@@ -110,6 +152,24 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+def _starts_like_a_spec(text: str, shown: str) -> bool:
+    """False when `text` (a file's text, bad bytes replaced) fails to parse on its first line that is
+    not blank or a comment: then it is no spec, and its errors quote none of it."""
+    try:
+        parse_source(Source(shown, text))
+    except SpecError as e:
+        return not _first_line_fails(e, shown, text)
+    return True
+
+
+def _first_line_fails(e: SpecError, file: str, text: str) -> bool:
+    """True when the syntax error `e` in `file` lies on its first line that is not blank or a comment."""
+    if e.span is None or e.span.file != file:
+        return False
+    first = next((i for i, line in enumerate(text.split("\n"), 1) if line.strip() and not line.lstrip().startswith("#")), 1)
+    return e.span.line <= first
+
+
 def _exists(path: Path) -> bool:
     """Path.exists, but False for a name the system refuses (too long): read_source says why."""
     try:
@@ -146,7 +206,16 @@ def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], sp
     if text is None:
         text = read_source(path, span, file)
         prog.files.append(path)
-    f = parse_source(Source(file, text))
+    try:
+        f = parse_source(Source(file, text))
+    except SpecError as e:
+        if span is not None and _first_line_fails(e, file, text):
+            # an imported file whose very first line is not the language is not a spec: say so
+            # where it is imported, without quoting a line of it (it may be a key or a password)
+            raise SpecError(f"{file} is not an incdsl spec: its first line is not a `use`, `module`, `network`, "
+                            f"`defaults` or `variant` item, nor a comment", span,
+                            hint="`use` imports spec files (.inc) of modules") from None
+        raise
     stack.append(real)
     for item in f.items:
         if isinstance(item, ast.Use):

@@ -77,6 +77,13 @@ def visible(text: str) -> str:
     return text.translate(_PICTURES_BUT_LINES)
 
 
+def visible_name(text: str) -> str:
+    """A name read from a user's file (an ONNX node or tensor, a Keras layer) with every control
+    character as its picture, line feed and tab included: a name shown in a message can never start
+    a line of its own (a forged `error:` line) nor drive the terminal."""
+    return text.translate(_PICTURES | {0x09: 0x2409})
+
+
 def excerpt(span: Span | None, label: str | None = None) -> list[str]:
     """The two lines an error shows under its message: the span's source line (a window of
     MAX_EXCERPT characters around the culprit when longer, tabs as one space) and a caret line

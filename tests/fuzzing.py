@@ -151,36 +151,42 @@ SECONDS_PER_MB = 8.0
 def run(path: Path, bound: float, commands=(("check",), ("summary", "--json"), ("expand",))) -> Outcome:
     """Run incdsl's `main` on `path` for each command; the first finding, else the last outcome.
     A command is a hang past `bound` CPU seconds plus SECONDS_PER_MB for each MB of the file."""
-    from incdsl.cli import main
     bound = bound + SECONDS_PER_MB * path.stat().st_size / 1e6
     last = Outcome(0, 0.0, "", "ok")
     for cmd in commands:
-        err, out = io.StringIO(), io.StringIO()
-        # a CPU-time alarm (ITIMER_VIRTUAL), not a wall clock: a loaded machine must not make hangs
-        old = signal.signal(signal.SIGVTALRM, _alarm)
-        signal.setitimer(signal.ITIMER_VIRTUAL, bound * 2)  # a real hang is stopped; over `bound` is reported
-        t = time.process_time()
-        code = None
-        try:
-            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-                code = main([*cmd[:1], str(path), *cmd[1:]])
-        except Hang:
-            pass
-        except BaseException as e:  # noqa: BLE001 - anything escaping main is the finding
-            err.write(f"escaped main: {type(e).__name__}: {e}")
-        finally:
-            signal.setitimer(signal.ITIMER_VIRTUAL, 0)
-            signal.signal(signal.SIGVTALRM, old)
-        seconds = time.process_time() - t
-        text = err.getvalue()
-        if seconds > bound or (code is None and not text):
-            return Outcome(code, seconds, f"{' '.join(cmd)}: {seconds:.1f} s, over the bound of {bound:.1f} s", "hang")
-        if code not in (0, 1, 2) or "internal error" in text or "Traceback" in text:
-            return Outcome(code, seconds, f"{' '.join(cmd)}: {text}", "internal")
-        last = Outcome(code, seconds, text, "ok" if code == 0 else "error")
-        if code != 0:
-            break  # the other commands would give the same error
+        last = run_argv([*cmd[:1], str(path), *cmd[1:]], bound, " ".join(cmd))
+        if last.kind in ("hang", "internal") or last.code != 0:
+            break  # a finding, or an error the other commands would repeat
     return last
+
+
+def run_argv(argv: list[str], bound: float, label: str = "") -> Outcome:
+    """Run incdsl's `main(argv)` once under a CPU-time bound of `bound` seconds (see `run`)."""
+    from incdsl.cli import main
+    cmd = label or " ".join(argv[:1])
+    err, out = io.StringIO(), io.StringIO()
+    # a CPU-time alarm (ITIMER_VIRTUAL), not a wall clock: a loaded machine must not make hangs
+    old = signal.signal(signal.SIGVTALRM, _alarm)
+    signal.setitimer(signal.ITIMER_VIRTUAL, bound * 2)  # a real hang is stopped; over `bound` is reported
+    t = time.process_time()
+    code = None
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            code = main(argv)
+    except Hang:
+        pass
+    except BaseException as e:  # noqa: BLE001 - anything escaping main is the finding
+        err.write(f"escaped main: {type(e).__name__}: {e}")
+    finally:
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        signal.signal(signal.SIGVTALRM, old)
+    seconds = time.process_time() - t
+    text = err.getvalue()
+    if seconds > bound or (code is None and not text):
+        return Outcome(code, seconds, f"{cmd}: {seconds:.1f} s, over the bound of {bound:.1f} s", "hang")
+    if code not in (0, 1, 2) or "internal error" in text or "Traceback" in text:
+        return Outcome(code, seconds, f"{cmd}: {text}", "internal")
+    return Outcome(code, seconds, text, "ok" if code == 0 else "error")
 
 
 def workspace(tmp: Path) -> Path:

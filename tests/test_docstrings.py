@@ -22,7 +22,7 @@ DOCUMENTED = [
     "binding.py", "choices.py", "elaborate.py", "quiet_import.py", "evaluate.py", "naming.py", "scopes.py",
     "errors.py", "explore.py", "fitting.py", "fmt.py", "foreign_names.py",
     "functions.py", "grammar.py", "grammar_cache.py", "graph.py", "guard.py", "initializers.py", "inputs.py", "io.py",
-    "library.py", "literals.py", "program.py", "lsp.py", "lsp_complete.py", "lsp_library.py", "network.py", "ops/", "parse.py",
+    "library.py", "literals.py", "program.py", "lsp.py", "lsp_complete.py", "lsp_library.py", "lsp_io.py", "untrusted.py", "network.py", "ops/", "parse.py",
     "plot.py", "quiet.py", "report.py", "roofline.py", "rounding.py", "scaling.py", "size_syntax.py", "source.py",
     "summary_extras.py", "sweep.py", "syntax_errors.py", "targets.py", "text.py", "version.py", "weights.py", "window.py",
     "backends/", "commands/", "passes/", "train/", "importers/",

@@ -187,6 +187,23 @@ def test_script_in_the_spec_stays_text(browser, spec_file, tmp_path):
     assert "</script>" in field(browser, "place")
 
 
+@pytest.mark.parametrize("comment, name", [("# <!--<script>", "t.inc"), ("", "f<!--<script>.inc"),
+                                           ("# a & b > c <!-- x", "g<!--<script>&.inc")])
+def test_html_comment_openers_in_the_spec_leave_the_page_drawing(browser, spec_file, tmp_path, comment, name):
+    # issue 24 #10: "<!--<script>" inside the JSON data block put the HTML tokenizer in its
+    # "script data escaped" state, which swallowed the viewer's scripts: a blank page
+    p = spec_file(f"network n() {{\n  input 8x8x3\n  conv(4, 3)  {comment}\n}}\n", name=name)
+    page = tmp_path / "n.html"
+    assert cli.main(["compile", str(p), "--to", "html", "-o", str(page)]) == 0
+    assert "<!--<script>" not in page.read_text().split("<script", 1)[1].split("</script>", 1)[0]
+    open_page(browser, page)
+    assert browser.execute_script("return incdsl.layerNodes()") == 2
+    browser.execute_script("incdsl.show('conv_1')")
+    if comment:
+        assert comment.lstrip("# ") in field(browser, "place")
+    assert console(browser) == []
+
+
 def test_names_are_the_summary_names():
     net = incdsl.load(ROOT / "specs" / "googlenet.inc")
     data, summary = page_data(net), net.report()  # what `incdsl summary --json` prints

@@ -94,10 +94,18 @@ def _script(text: str) -> str:
     return text.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
 
 
+def embedded_json(value) -> str:
+    """`value` as JSON that is safe inside a <script> element: `<`, `>` and `&` are written as
+    \\u003c, \\u003e, \\u0026 (the same strings to JSON.parse), so neither `</script` nor `<!--`
+    (which makes the HTML tokenizer swallow the page's later scripts) can appear in the data."""
+    text = json.dumps(value, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def to_html(net, depth: int | str = 1) -> str:
     """The whole page as one string: data, styles, scripts and licenses inline; `depth` as in
     page_data."""
-    data = json.dumps(page_data(net, depth), separators=(",", ":")).replace("</", "<\\/")
+    data = embedded_json(page_data(net, depth))
     licenses = "\n\n".join(f"{n.removesuffix('.LICENSE')}:\n{_vendor(n)}" for n in LICENSES)
     versions = _vendor("VERSIONS").strip()
     page = _asset("page.html")

@@ -267,6 +267,8 @@ def load_weights_file(model, net, path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise missing_file("weights file", path)
+    from ..untrusted import check_weights_input
+    check_weights_input(path, net)  # zip bombs, HDF5 external storage/links, virtual datasets
     why = None
     if is_torch_file(path):
         to_keras(model, net, load_torch_weights(net, path))

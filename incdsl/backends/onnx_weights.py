@@ -43,6 +43,9 @@ def load_weights(net, path: str | Path | None, seed: int = 0) -> dict:
     if not path.is_file():
         raise missing_file("weights file", path, "does not exist")
     from ..importers.torch import is_torch_file, load_torch_weights
+    from ..untrusted import check_weights_input
+    if not (path.suffix == ".keras" and zipfile.is_zipfile(path)):  # read_keras_file checks its own
+        check_weights_input(path, net)
     if is_torch_file(path):  # no Keras needed
         return load_torch_weights(net, path)
     if path.suffix == ".keras" and zipfile.is_zipfile(path):
@@ -63,10 +66,14 @@ def read_preprocess(path: str | Path | None, channels: int) -> Preprocess | None
     """The `preprocess` layer of a .keras archive, read from its config.json (no Keras)."""
     if path is None or Path(path).suffix != ".keras" or not zipfile.is_zipfile(path):
         return None
+    from ..untrusted import JSON_LIMIT, read_member
     with zipfile.ZipFile(path) as z:
         if "config.json" not in z.namelist():
             return None
-        config = json.loads(z.read("config.json"))
+        try:
+            config = json.loads(read_member(z, "config.json", JSON_LIMIT, path))
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to decode
+            raise SpecError(f"{path}: its config.json is not valid JSON") from None
     try:
         layers = config.get("config", {}).get("layers", [])
         layer = next((l for l in layers if isinstance(l, dict) and l.get("name") == "preprocess"), None)
@@ -88,13 +95,19 @@ def read_preprocess(path: str | Path | None, channels: int) -> Preprocess | None
 
 
 def read_keras_file(net, path: Path) -> dict:
-    """Read a Keras 3 `.keras` archive's weights with h5py alone (no TensorFlow)."""
+    """Read a Keras 3 `.keras` archive's weights with h5py alone (no TensorFlow). Raises SpecError
+    for an archive or HDF5 file that untrusted.py refuses (a member or datasets beyond 8 bytes per
+    parameter plus 16 MiB, external storage, external links, virtual datasets)."""
     import h5py
 
+    from ..untrusted import check_h5, check_zip, read_member, weights_limit
+    limit = weights_limit(net)
+    check_zip(path, limit)  # before anything inflates: a zip bomb is refused from the directory
     with zipfile.ZipFile(path) as z:
         if "model.weights.h5" not in z.namelist():
             raise SpecError(f"{path} is not a Keras 3 model archive (no model.weights.h5 inside)")
-        data = z.read("model.weights.h5")
+        data = read_member(z, "model.weights.h5", limit, path)
+    check_h5(data, f"{path} (model.weights.h5)", limit)  # no external files, no inflating datasets
     # layer name -> the variable lists of every layer so named: a trained model's wrapper names
     # its output layers after the heads, the same names as the heads' own (nested) layers
     stored: dict[str, list[list[np.ndarray]]] = {}

@@ -108,13 +108,21 @@ class Flat:
             out[h.node].append(f"<output {h.name}>")
         return out
 
-    def drop(self, name: str, into: str) -> None:
-        """Remove node `name`, whose consumers now read `into` (fusion, pass-through layers)."""
+    def drop(self, name: str, into: str, users: dict[str, list[str]] | None = None) -> None:
+        """Remove node `name`, whose consumers now read `into` (fusion, pass-through layers).
+        `users` (from `consumers()`), when given, is kept up to date and spares a scan of every
+        node: `fuse` drops thousands of nodes of a long chain, and a scan each made it quadratic."""
+        readers = users.pop(name) if users is not None else [n.name for n in self.nodes.values() if name in n.inputs]
         del self.nodes[name]
         del self.shapes[name]
-        for node in self.nodes.values():
-            node.inputs = [into if i == name else i for i in node.inputs]
-        self.heads = [Head(h.name, into if h.node == name else h.node, h.train_only, h.loss_weight) for h in self.heads]
+        for r in dict.fromkeys(readers):
+            if r in self.nodes:
+                self.nodes[r].inputs = [into if i == name else i for i in self.nodes[r].inputs]
+        if users is not None:
+            users[into] = [u for u in users.get(into, []) if u != name] + readers
+        if any(h.node == name for h in self.heads):
+            self.heads = [Head(h.name, into if h.node == name else h.node, h.train_only, h.loss_weight)
+                          for h in self.heads]
 
 
 _CONVS = ("conv", "dwconv", "sepconv")
@@ -124,19 +132,18 @@ def fuse(flat: Flat) -> None:
     """Fold the chains one incdsl layer writes: zeropad -> conv (or count_pad avgpool), conv ->
     bn -> act, dense -> act. Only a node read by its successor alone is folded, so no value the
     network uses elsewhere disappears."""
+    users = flat.consumers()  # kept up to date by each fold (Flat.drop): linear in the nodes
     changed = True
     while changed:
         changed = False
-        users = flat.consumers()
         for node in list(flat.nodes.values()):
             if node.name not in flat.nodes or not node.inputs:
                 continue
             src = flat.nodes[node.inputs[0]] if len(node.inputs) == 1 else None
             if src is None or users[src.name] != [node.name] or not _same_scope(src, node):
                 continue
-            if _fold(flat, src, node):
+            if _fold(flat, src, node, users):
                 changed = True
-                users = flat.consumers()
 
 
 def _same_scope(a: Node, b: Node) -> bool:
@@ -145,7 +152,7 @@ def _same_scope(a: Node, b: Node) -> bool:
     return a.want is None or b.want is None or a.want == b.want
 
 
-def _fold(flat: Flat, src: Node, node: Node) -> bool:
+def _fold(flat: Flat, src: Node, node: Node, users: dict[str, list[str]]) -> bool:
     a = src.attrs
     if node.op == "bn" and src.op in _CONVS and not a["bn"] and a["act"] is None:
         raw = {k: v for k, v in a.items()}
@@ -158,19 +165,19 @@ def _fold(flat: Flat, src: Node, node: Node) -> bool:
         node.attrs = normalize(OPS["conv"], {**node.attrs, "pad": src.attrs["pad"]})
         node.inputs = list(src.inputs)
         _merge_names(src, node)
-        flat.drop(src.name, src.inputs[0])
+        flat.drop(src.name, src.inputs[0], users)
         return True
     elif (src.op == "zeropad" and node.op == "avgpool" and node.attrs["pad"] == "valid"
           and not node.attrs["ceil"]):
         node.attrs = normalize(OPS["avgpool"], {**node.attrs, "pad": src.attrs["pad"], "count_pad": True})
         node.inputs = list(src.inputs)
         _merge_names(src, node)
-        flat.drop(src.name, src.inputs[0])
+        flat.drop(src.name, src.inputs[0], users)
         return True
     else:
         return False
     _merge_names(node, src)
-    flat.drop(node.name, src.name)
+    flat.drop(node.name, src.name, users)
     return True
 
 

@@ -7,6 +7,7 @@ be the source is never written. The weights are then keyed by the spec's layer n
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,6 +158,41 @@ def save_weights(imported: Imported, path: str | Path) -> str:
     except ImportError as e:
         raise OptionError("{weights_out} needs Keras ({name} is not installed): pip install 'incdsl[keras]'",
                           words={"weights_out": "save_weights"}, name=e.name) from None
-    model = build_model(imported.net, weights=imported.weights)
-    model.save(path)
-    return f"{model.count_params():,} params"
+    def build_and_save():
+        model = build_model(imported.net, weights=imported.weights)
+        model.save(path)
+        return f"{model.count_params():,} params"
+    return _deep(build_and_save, len(imported.net.layers))
+
+
+def _deep(fn, layers: int):
+    """`fn()` with room for Keras' recursion over a deep graph: Keras walks a functional model's
+    layers recursively (keras/src/ops/function.py, a frame or more per layer), which overflows
+    Python's default limit of 1,000 from about 900 chained layers. Run in a thread with a 512 MB
+    stack and a limit of 10 frames per layer, restored afterwards; exceptions come back as raised."""
+    import threading
+
+    if layers < 500:
+        return fn()
+    out: dict = {}
+
+    def run():
+        try:
+            out["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 (re-raised in the caller's thread)
+            out["error"] = e
+    old_limit, old_stack = sys.getrecursionlimit(), threading.stack_size()
+    sys.setrecursionlimit(max(old_limit, 10 * layers + 1000))
+    try:
+        threading.stack_size(512 * 1024 * 1024)
+        worker = threading.Thread(target=run, name="incdsl-deep-keras", daemon=True)  # Ctrl-C still ends the process
+        worker.start()
+    finally:
+        threading.stack_size(old_stack)
+    try:
+        worker.join()
+    finally:
+        sys.setrecursionlimit(old_limit)
+    if "error" in out:
+        raise out["error"]
+    return out["value"]

@@ -21,7 +21,9 @@ import numpy as np
 
 from .. import window
 from ..errors import SpecError
+from ..source import visible_name
 from ..text import first_line
+from ..untrusted import JSON_LIMIT, check_weights_input, read_member
 from ..weights import SEP
 from .flat import Flat, Head, Node, fuse, spec_name
 
@@ -33,9 +35,32 @@ def read_spec_meta(path: Path) -> dict | None:
     """The network name, parameters and heads a compiled .keras file carries (None elsewhere)."""
     try:
         with zipfile.ZipFile(path) as z:
-            return json.loads(z.read(SPEC_ENTRY)) if SPEC_ENTRY in z.namelist() else None
-    except (zipfile.BadZipFile, OSError, ValueError):
+            return json.loads(read_member(z, SPEC_ENTRY, JSON_LIMIT, path)) if SPEC_ENTRY in z.namelist() else None
+    except (zipfile.BadZipFile, OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
         return None
+
+
+def check_meta(meta: dict | None, path) -> None:
+    """Refuse an incdsl_spec.json whose contents a compiled file could not hold: the network name
+    and head names must be identifiers, the parameters and layers JSON objects (written by
+    keras_file.write_spec_meta). The SpecError says what is wrong with the file."""
+    if meta is None:
+        return
+    what = None
+    if not isinstance(meta, dict):
+        what = "is not a JSON object"
+    elif not isinstance(meta.get("network"), str) or not re.fullmatch(r"[A-Za-z_]\w*", meta["network"]):
+        what = f"names the network {visible_name(repr(meta.get('network')))[:80]}, which is not an identifier"
+    elif not isinstance(meta.get("params", {}), dict) or not isinstance(meta.get("layers", {}), dict):
+        what = "has parameters or layers that are not JSON objects"
+    elif not isinstance(meta.get("heads", []), list) or not all(
+            isinstance(h, dict) and isinstance(h.get("name"), str) and re.fullmatch(r"[A-Za-z_]\w*", h["name"])
+            for h in meta.get("heads", [])):
+        what = "has heads that are not objects with an identifier for a name"
+    if what:
+        raise SpecError(f"{path}: its {SPEC_ENTRY} {what}: the file was damaged or edited after "
+                        f"incdsl compile wrote it",
+                        hint=f"delete {SPEC_ENTRY} from the archive to import it as a plain Keras model")
 
 
 def load(path: Path):
@@ -45,6 +70,7 @@ def load(path: Path):
     if not (magic.startswith(b"PK") or magic.startswith(b"\x89HDF")):
         raise SpecError(f"{path}: not a Keras model (a .keras file is a zip archive, an .h5 file HDF5)",
                         hint="incdsl import reads .keras and whole-model .h5 files (model.save), and ONNX files")
+    check_weights_input(path)  # a zip bomb, external HDF5 storage: refused before Keras reads
     import keras
 
     from ..backends.keras_layers import CUSTOM_OBJECTS
@@ -61,6 +87,7 @@ def load(path: Path):
 def read(path: Path) -> Flat:
     """The flat graph of the Keras model in `path`, fused (conv + bn + act as one node)."""
     meta = read_spec_meta(path) if path.suffix == ".keras" else None
+    check_meta(meta, path)
     model = load(path)
     flat = from_model(model, str(path), meta)
     fuse(flat)

@@ -19,9 +19,10 @@ import numpy as np
 
 from .. import window
 from ..errors import SpecError
+from ..source import visible_name
 from ..text import first_line
 from .flat import Flat, Head, Node, fuse, spec_name
-from .onnx_parts import ACTS, head_name, node_attrs, scope_of, short_float
+from .onnx_parts import ACTS, head_name, node_attrs, scope_of, short_float, show_names
 
 OPSET = 17  # what the converter brings other opsets to; the ops read here mean the same from 13 on
 
@@ -31,10 +32,17 @@ def read(path: Path) -> Flat:
     import onnx
 
     try:
-        model = onnx.load(str(path))
+        # external data would be read from other files the tensors name: refused below instead
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf's DecodeError and friends: not an ONNX file
         raise SpecError(f"{path}: not an ONNX model ({type(e).__name__})",
                         hint="incdsl import reads .onnx files, .keras and whole-model Keras .h5 files") from None
+    external = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if external:
+        raise SpecError(f"{path}: initializer '{visible_name(external[0])}' keeps its data in another file "
+                        f"(ONNX external data); incdsl reads only the file it was given",
+                        hint="save the model with its weights inside (onnx.save(model, path, "
+                             "save_as_external_data=False))")
     if not model.graph.node:
         raise SpecError(f"{path}: not an ONNX model (no graph nodes)")
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
@@ -43,6 +51,7 @@ def read(path: Path) -> Flat:
             model = onnx.version_converter.convert_version(model, OPSET)
         except Exception as e:  # the converter names the op it cannot adapt
             raise SpecError(f"{path}: cannot convert opset {opset} to {OPSET}: {first_line(e)[:200]}") from None
+    show_names(model.graph)
     flat = _Reader(model, str(path)).run()
     fuse(flat)
     return flat
@@ -53,10 +62,20 @@ class _Reader:
         import onnx.numpy_helper as nh
 
         self.model, self.source, self.g = model, source, model.graph
-        self.consts: dict[str, np.ndarray] = {t.name: nh.to_array(t) for t in self.g.initializer}
+        self.consts: dict[str, np.ndarray] = {t.name: self._array(t, nh) for t in self.g.initializer}
         self.value: dict[str, str] = {}  # ONNX tensor -> node of ours holding it
         self.layout: dict[str, str] = {}  # ONNX tensor -> "nchw" feature map or "flat" vector
         self.nh = nh
+
+    def _array(self, tensor, nh) -> np.ndarray:
+        """An initializer as numpy; its data must fill the dims it declares (a damaged file's does not)."""
+        dims = "x".join(map(str, tensor.dims)) or "a scalar"
+        try:
+            return nh.to_array(tensor)
+        except (ValueError, TypeError, KeyError) as e:  # numpy's "cannot reshape", an unknown data_type
+            raise SpecError(f"{self.source}: initializer '{tensor.name}' declares dims {dims} but its data does "
+                            f"not fill them ({first_line(e)[:120]})",
+                            hint="the file is damaged or was not written by an ONNX exporter") from None
 
     def err(self, node, why: str, hint: str | None = None) -> SpecError:
         return SpecError(f"{self.source}: node '{node.name or node.output[0]}' ({node.op_type}): {why}", hint=hint)

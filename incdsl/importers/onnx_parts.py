@@ -13,6 +13,24 @@ ACTS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Elu": "elu", "Gel
         "HardSigmoid": "hard_sigmoid"}
 
 
+def show_names(graph) -> None:
+    """Give every node, tensor and initializer of an ONNX `graph` its name with control characters as
+    pictures (source.visible_name), in place and consistently, before anything is read or named in a
+    message: a line feed in a node name cannot forge an `error:` line."""
+    from ..source import visible_name as shown
+
+    def visible_name(name) -> str:  # protobuf gives bytes for a name that is not UTF-8
+        return shown(name.decode("utf-8", "replace") if isinstance(name, bytes) else name)
+
+    for node in graph.node:
+        node.name = visible_name(node.name)
+        node.input[:] = [visible_name(n) for n in node.input]
+        node.output[:] = [visible_name(n) for n in node.output]
+    for seq in (graph.input, graph.output, graph.initializer, graph.value_info):
+        for item in seq:
+            item.name = visible_name(item.name)
+
+
 def node_attrs(node) -> dict:
     """An ONNX node's attributes as a dict of plain Python values (onnx.helper)."""
     from onnx import helper

@@ -57,6 +57,8 @@ class _Decomposer:
 
     def run(self):
         heads = self.flat.heads
+        if not heads:  # a damaged or hand-made file: nothing to write a network for
+            raise SpecError(f"{self.flat.source}: the model has no outputs")
         main = heads[0]
         region = ancestors(self.flat.nodes, [main.node]) - {"input"}
         chain = self.chain("input", main.node, region)

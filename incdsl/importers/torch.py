@@ -48,10 +48,12 @@ def is_torch_file(path) -> bool:
     return Path(path).suffix in SUFFIXES
 
 
-def read_state_dict(path) -> dict[str, np.ndarray]:
+def read_state_dict(path, limit: int | None = None) -> dict[str, np.ndarray]:
     """The tensors of a torch state_dict file as numpy arrays, in the file's order. A checkpoint
     dict holding the state_dict under "state_dict" or "model" is unwrapped. Raises SpecError for a
-    missing file, a pickled model (weights_only refuses it) or a non-tensor entry."""
+    missing file, a pickled model (weights_only refuses it) or a non-tensor entry, and for a zip
+    member beyond `limit` bytes (untrusted.check_zip; data.pkl 16 MiB; without `limit`, 512 MiB or
+    20 times its compressed size)."""
     path = Path(path)
     if not path.is_file():
         raise missing_file("weights file", path)
@@ -72,6 +74,8 @@ def read_state_dict(path) -> dict[str, np.ndarray]:
     if not (magic.startswith(_ZIP) or magic[:1] == _PICKLE):
         raise SpecError(f"{path} is not a PyTorch file: it is neither a zip archive (torch.save) nor a pickle",
                         hint="pass the file written by torch.save(model.state_dict(), path), or a .safetensors file")
+    from ..untrusted import check_zip
+    check_zip(path, limit)  # a data record that inflates without bound is refused before torch reads
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # a pickled module, a corrupt file, not a torch file
@@ -315,4 +319,6 @@ def _convert(net, node, kind, members) -> dict[str, np.ndarray]:
 
 def load_torch_weights(net, path) -> Weights:
     """`torch_weights` of the state_dict in `path` (.pth, .pt or .safetensors)."""
-    return torch_weights(net, read_state_dict(path), str(path), ordered=Path(path).suffix != ".safetensors")
+    from ..untrusted import weights_limit
+    return torch_weights(net, read_state_dict(path, weights_limit(net)), str(path),
+                         ordered=Path(path).suffix != ".safetensors")

@@ -21,6 +21,8 @@ def load_model(path: str | Path):
         raise SpecError(f"no such model file: {path}")
     if not zipfile.is_zipfile(path):
         raise SpecError(f"{path} is not a Keras model (.keras files are zip archives)")
+    from ..untrusted import check_weights_archive
+    check_weights_archive(path)  # a zip bomb or external HDF5 storage, before Keras reads
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as e:  # Keras raises many kinds for a damaged archive
