@@ -84,16 +84,24 @@ def _one(tensors):
     return tensors[0] if len(tensors) == 1 else tensors
 
 
-def recalibrate(model, batches, limit: int) -> Recalibrated:
+def statistics_probe(model):
+    """(the trainable BN layers of `model`, a model from `model`'s raw input to each one's
+    per-channel mean and mean of squares), or ([], None) without batch norm: build it once and hand
+    it to `recalibrate` when recalibrating the same model often (before each validation)."""
+    layers = bn_layers(model)
+    return (layers, _graph_model(model, layers)) if layers else ([], None)
+
+
+def recalibrate(model, batches, limit: int, probe=None) -> Recalibrated:
     """Set every BN layer's moving mean and variance of `model` to the average, over the first
     `limit` of `batches` (an iterable of image batches, NHWC as the model takes them, or of
     (images, labels) pairs), of the per-batch mean and biased variance of the layer's input in
     training mode (fvcore's update_bn_stats). Returns what it did; layers 0 when the model has no
-    batch norm. Raises ValueError when `batches` gives none."""
-    layers = bn_layers(model)
+    batch norm. `probe`: `statistics_probe(model)`, built here when not given. Raises ValueError
+    when `batches` gives none."""
+    layers, probe = probe if probe is not None else statistics_probe(model)
     if not layers:
         return Recalibrated(0, 0, 0)
-    probe = _graph_model(model, layers)
     sums = None
     count = images = 0
     for batch in batches:
