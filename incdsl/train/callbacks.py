@@ -89,8 +89,11 @@ class KeepBest(keras.callbacks.Callback):
 
     def key(self, logs) -> str:
         """The log key compared this epoch: `monitor` when the logs have it (e.g. val_accuracy),
-        else `fallback` (e.g. loss, without a validation split)."""
-        return self.monitor if self.monitor in logs else self.fallback
+        else the validation loss when there is one (accuracy not tracked), else `fallback` (e.g.
+        loss, without a validation split)."""
+        if self.monitor in logs:
+            return self.monitor
+        return "val_loss" if "val_loss" in logs else self.fallback
 
     def on_epoch_end(self, epoch, logs=None):
         """Export the model (through `export(epoch, {key: value}, best=True)`) when this epoch's

@@ -13,6 +13,7 @@ closing the listener leaves no connection in TIME_WAIT on the port that TensorFl
 from __future__ import annotations
 
 import socket
+import sys
 import time
 
 from ..errors import SpecError
@@ -43,6 +44,7 @@ def wait_for_workers(cluster: dict, me: tuple[str, int], timeout: float, poll: f
             raise SpecError(f"{job} {index} cannot listen on {mine} (its TF_CONFIG address): {e.strerror or e}",
                             hint="another process holds the port: stop it, or pick a free port") from None
         deadline = time.monotonic() + timeout
+        told = False
         while others:
             for task, address in list(others.items()):
                 try:
@@ -53,6 +55,10 @@ def wait_for_workers(cluster: dict, me: tuple[str, int], timeout: float, poll: f
                     pass
             if not others:
                 break
+            if not told:  # said once, so that a wait is never silent
+                names = ", ".join(f"{j} {i} ({a})" for (j, i), a in sorted(others.items()))
+                print(f"waiting up to {timeout:g} s for {names} to join", file=sys.stderr, flush=True)
+                told = True
             if time.monotonic() >= deadline:
                 missing = ", ".join(f"{j} {i} ({a})" for (j, i), a in sorted(others.items()))
                 raise SpecError(f"multi-worker training: {missing} did not join within {timeout:g} s",
