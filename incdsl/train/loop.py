@@ -184,8 +184,9 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
         keep_best = KeepBest(export, monitor, "loss", _best_so_far(prior, monitor, "loss"))
         throughput = Throughput(config.batch_size)
         n_bn = recalibration_batches(config.bn_recalibrate, steps)
-        # precise BN before each validation (precise.py); one process at a time: not across workers
-        precise = PreciseBN(model, train_data, n_bn) if n_bn and val_data is not None and placement.workers == 1 else None
+        # precise BN before each validation (precise.py); not under tf.distribute (the end does it there)
+        precise = (PreciseBN(model, train_data, n_bn) if n_bn and val_data is not None and placement.strategy is None
+                   else None)
         callbacks = [keras.callbacks.BackupAndRestore(str(paths.backup), double_checkpoint=True), StopOnNonFinite(),
                      StepAndRate(), throughput] + ([precise] if precise is not None else [])
         if placement.chief:
