@@ -302,6 +302,8 @@ def test_a_loss_that_becomes_plus_infinity_stops_naming_the_step(tiny, tmp_path,
     ([{"val_loss": 1.0, "loss": 1.0}, {"val_loss": 0.5, "loss": 0.9}, {"val_loss": 0.7, "loss": 0.1}],
      [0, 1], "val_loss"),  # no accuracy tracked: the lowest validation loss
     ([{"loss": 1.0}, {"loss": 0.5}, {"loss": 0.7}, {"loss": float("nan")}], [0, 1], "loss"),  # no validation
+    ([{"val_accuracy": 0.5}, {"val_accuracy": 0.7}, {"val_accuracy": 0.7}, {"val_accuracy": 0.6},
+      {"val_accuracy": float("inf")}], [0, 1, 2], "val_accuracy"),  # a tie: the later epoch
 ])
 def test_the_best_checkpoint_keeps_the_best_epoch(logs, kept, key):
     from incdsl.train.callbacks import KeepBest
