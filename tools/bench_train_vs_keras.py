@@ -47,6 +47,8 @@ def parse_args(argv=None):
     ap.add_argument("--steps-per-execution", type=int, help="both sides (default: as incdsl train picks)")
     ap.add_argument("--jit", action="store_true", help="XLA on both sides")
     ap.add_argument("--bn-recalibrate", default="auto", help="incdsl's side: N, auto or off")
+    ap.add_argument("--no-profile", dest="profile", action="store_false",
+                    help="do not time each callback's hooks (on by default: where time goes outside the steps)")
     return ap.parse_args(argv)
 
 
@@ -66,6 +68,37 @@ def epoch_timer():
             self.seconds.append(time.perf_counter() - self._start)
 
     return Timer()
+
+
+HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
+         "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_end")
+SPENT: dict[str, float] = {}
+
+
+def profile_callbacks() -> None:
+    """Time every hook of every callback Keras calls (keras.callbacks.CallbackList wraps each one as
+    it is made), into SPENT by "Class.hook": what a run spends outside its train and test steps."""
+    import keras
+    original = keras.callbacks.CallbackList.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        for cb in self.callbacks:
+            for hook in HOOKS:
+                fn = getattr(cb, hook, None)
+                if fn is None or getattr(fn, "_timed", False):
+                    continue
+
+                def timed(*a, _fn=fn, _key=f"{type(cb).__name__}.{hook}", **k):
+                    start = time.perf_counter()
+                    try:
+                        return _fn(*a, **k)
+                    finally:
+                        SPENT[_key] = SPENT.get(_key, 0.0) + time.perf_counter() - start
+                timed._timed = True
+                setattr(cb, hook, timed)
+
+    keras.callbacks.CallbackList.__init__ = init
 
 
 def steady(seconds: list[float]) -> float:
@@ -155,14 +188,20 @@ def main(argv=None) -> int:
     net = incdsl.load(args.spec, **{k: _value(v) for k, v in params.items()}, classes=classes)
     print(f"{net.name} {params} on {folder} ({classes} classes), batch {args.batch_size}, {args.epochs} epochs, "
           f"Keras {keras.backend.backend()}; incdsl --bn-recalibrate {args.bn_recalibrate}")
+    if args.profile:
+        profile_callbacks()
     ours, plain = [], []
     for r in range(args.rounds):
         pair = [("incdsl", lambda: run_incdsl(net, folder, args, tmp / f"r{r}" / "m.keras")),
                 ("plain", lambda: run_plain(net, folder, args))]
         for name, run in (pair if r % 2 == 0 else pair[::-1]):
+            SPENT.clear()
             got = run()
             (ours if name == "incdsl" else plain).append(got)
             print(f"round {r + 1} {name}: " + ", ".join(f"{k} {v:.2f} s" for k, v in got.items()), flush=True)
+            top = sorted(SPENT.items(), key=lambda kv: -kv[1])[:6]
+            if top:
+                print("  callbacks: " + ", ".join(f"{k} {v:.2f} s" for k, v in top), flush=True)
     e_ours = statistics.median(g["epoch"] for g in ours)
     e_nobn = statistics.median(g["epoch_no_bn"] for g in ours)
     e_plain = statistics.median(g["epoch"] for g in plain)
