@@ -78,7 +78,7 @@ def incdsl(*argv) -> list[str]:
 
 # --- preemption: a real signal to a real process, on each backend ------------------------------------
 
-STEPS = 300  # per epoch: the signal lands inside epoch 2, one step per call
+STEPS = 100  # per epoch: the signal, sent as epoch 2 begins, lands inside it (one step per call)
 
 
 @pytest.mark.slow
@@ -98,7 +98,6 @@ def test_a_signal_stops_training_at_the_next_step_and_resume_continues(tiny, tmp
             break
     else:
         pytest.fail(f"no second epoch: {''.join(seen)} {proc.stderr.read()}")
-    time.sleep(0.3)
     sent = time.monotonic()
     proc.send_signal(sig)
     rest, err = proc.communicate(timeout=120)
@@ -108,11 +107,11 @@ def test_a_signal_stops_training_at_the_next_step_and_resume_continues(tiny, tmp
     assert m, err
     assert STEPS < int(m.group(1)) < 2 * STEPS, err  # inside epoch 2: at the next step, not at the end
     assert f"{out} was not written" in err and "rerun with --resume" in err and "Traceback" not in err
-    assert stopped_in < 30, stopped_in
+    assert stopped_in < 60, stopped_in  # one step and the process's exit (loaded CI machine: 18 s seen)
     assert not out.exists() and (tmp_path / "m.backup").is_dir()
     assert [r["epoch"] for r in read_csv(tmp_path / "m.log.csv")] == ["0"]
 
-    done = subprocess.run(argv + ["--resume"], capture_output=True, text=True, env=cli_env(backend), timeout=600)
+    done = subprocess.run(argv + ["--resume"], capture_output=True, text=True, env=cli_env(backend), timeout=1500)
     assert done.returncode == 0, done.stderr
     assert "resuming after epoch 1 of 3" in done.stdout
     rows = read_csv(tmp_path / "m.log.csv")
