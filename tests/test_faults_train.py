@@ -63,7 +63,7 @@ def _grab():
 
 def _run(net, tmp_path, **options):
     grab = _grab()
-    config = TrainConfig(tmp_path / "m.keras", tensorboard=False, bn_recalibrate="off", verbose=0,
+    config = TrainConfig(tmp_path / "m.keras", tensorboard=False, bn_recalibrate="off", progress="off",
                          callbacks=[grab], **options)
     result = train(net, config)
     return result, grab.model_

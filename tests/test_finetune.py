@@ -51,7 +51,7 @@ def _final_weights(net, result):
 
 def _run(net, tmp_path, pre, **kw):
     config = TrainConfig(output=tmp_path / "ft.keras", data="synthetic", epochs=kw.pop("epochs", 3), batch_size=8,
-                         steps_per_epoch=4, optimizer="adam", lr=kw.pop("lr", 0.01), tensorboard=False, verbose=0,
+                         steps_per_epoch=4, optimizer="adam", lr=kw.pop("lr", 0.01), tensorboard=False, progress="off",
                          weights=str(pre), **kw)
     return train(net, config)
 
@@ -91,3 +91,62 @@ def test_unfreeze_after_trains_everything_at_a_lower_rate(pretrained, tmp_path):
     with open(tmp_path / "ft.log.csv") as f:
         rates = [float(r["lr"]) for r in csv.DictReader(f)]
     assert rates == pytest.approx([0.01, 0.001]), rates
+
+
+class _OptimizerState:
+    """Records the optimizer's variables (by name) when a fit ends and when the next one begins."""
+
+    def __new__(cls):
+        import keras
+
+        class Record(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.ends, self.begins = [], []
+
+            def _state(self):
+                return {v.name: np.array(keras.ops.convert_to_numpy(v)) for v in self.model.optimizer.variables}
+
+            def on_train_begin(self, logs=None):
+                self.begins.append(self._state())
+
+            def on_train_end(self, logs=None):
+                self.ends.append(self._state())
+
+        return Record()
+
+
+@pytest.mark.slow
+def test_unfreezing_keeps_the_step_count_schedule_and_momentum(pretrained, tmp_path):
+    spec, pre, _ = pretrained
+    net = incdsl.load(spec, classes=3)
+    record = _OptimizerState()
+    _run(net, tmp_path, pre, freeze="block", unfreeze_after=1, epochs=3, callbacks=[record])
+    with open(tmp_path / "ft.log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(float(r["step"])) for r in rows] == [4, 8, 12]  # the step column goes on (was 4, 4, 8)
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0.01, 0.001, 0.001])
+    (end1, _), (_, begin2) = record.ends, record.begins
+    assert int(begin2["iteration"]) == int(end1["iteration"]) == 4
+    head = [k for k in end1 if k in ("fc_kernel_momentum", "fc_kernel_velocity")]
+    assert len(head) == 2, list(end1)  # Adam's two moving averages of the head's kernel
+    for k in head:
+        assert np.abs(end1[k]).sum() > 0
+        np.testing.assert_array_equal(begin2[k], end1[k])  # carried over, not restarted
+    fresh = [k for k in begin2 if k not in end1 and k != "learning_rate"]
+    assert fresh and all(not np.any(begin2[k]) for k in fresh)  # the newly trainable start at zero
+
+
+@pytest.mark.slow
+def test_every_phase_prints_its_epoch_headers(pretrained, tmp_path, capsys):
+    from incdsl.cli import main
+    spec, pre, _ = pretrained
+    code = main([str(a) for a in ("train", spec, "--set", "classes=3", "--data", "synthetic", "--epochs", 3,
+                                  "--batch-size", 8, "--steps-per-epoch", 4, "--weights", pre, "--freeze", "block",
+                                  "--unfreeze-after", 1, "--progress", "epoch", "--no-tensorboard",
+                                  "-o", tmp_path / "m.keras")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert [ln for ln in out.splitlines() if ln.startswith("Epoch ")] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"]
+    with open(tmp_path / "m.log.csv") as f:
+        assert [int(float(r["step"])) for r in csv.DictReader(f)] == [4, 8, 12]

@@ -125,14 +125,14 @@ def test_a_folder_that_vanishes_mid_run_is_a_clean_error(folder, tmp_path, capsy
     from incdsl.errors import SpecError
     with pytest.raises(SpecError, match=f"the data folder {folder} vanished during training"):
         train(load(spec), TrainConfig(output=out, data=str(folder), epochs=3, batch_size=4, val_split=0.0,
-                                      verbose=0, tensorboard=False, callbacks=[Vanish()]))
+                                      progress="off", tensorboard=False, callbacks=[Vanish()]))
     # The finished epochs are kept (tf.data may have read ahead into the next one): put the folder back
     # and --resume continues from the last of them to the end.
     assert (tmp_path / "v.backup").is_dir() and not out.exists()
     capsys.readouterr()
     (tmp_path / "gone").rename(folder)
     code = main(["train", str(spec), "--data", str(folder), "-o", str(out), "--epochs", "3", "--batch-size", "4",
-                 "--val-split", "0", "--verbose", "0", "--no-tensorboard", "--resume"])
+                 "--val-split", "0", "--progress", "off", "--no-tensorboard", "--resume"])
     text = capsys.readouterr().out
     assert code == 0 and "resuming after epoch" in text and out.exists()
     with open(tmp_path / "v.log.csv") as f:
@@ -180,7 +180,7 @@ net = load(spec)
 runs = {}
 for strategy in ("default", "mirrored"):
     cfg = TrainConfig(output=Path(out) / f"{strategy}.keras", data=data, epochs=2, batch_size=4, val_split=0.0,
-                      strategy=strategy, verbose=0, tensorboard=False, seed=3, workers=2)
+                      strategy=strategy, progress="off", tensorboard=False, seed=3, workers=2)
     r = train(net, cfg)
     runs[strategy] = {"loss": r.history["loss"], "replicas": r.replicas}
 import dataclasses
@@ -190,7 +190,7 @@ class CtrlC(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if epoch == 1:
             raise KeyboardInterrupt
-cfg = TrainConfig(output=Path(out) / "r.keras", data=data, epochs=2, batch_size=4, val_split=0.0, verbose=0,
+cfg = TrainConfig(output=Path(out) / "r.keras", data=data, epochs=2, batch_size=4, val_split=0.0, progress="off",
                   tensorboard=False, seed=3, workers=2, callbacks=[CtrlC()])
 try:
     train(net, cfg)
@@ -249,7 +249,7 @@ import json, sys
 from incdsl.cli import main
 spec, data, out = sys.argv[1:4]
 codes = [main(["train", spec, "--data", data, "-o", out, "--epochs", "1", "--batch-size", "4", "--val-split", "0.34",
-               "--verbose", "0", "--no-tensorboard", "--workers", "2"]),
+               "--progress", "off", "--no-tensorboard", "--workers", "2"]),
          main(["train", spec, "--data", data, "-o", out + ".x.keras", "--strategy", "mirrored"])]
 print("RESULT " + json.dumps(codes))
 """

@@ -176,7 +176,7 @@ def test_learns_colours_and_predicts_fresh_images(tiny, tmp_path, capsys):
     out = tmp_path / "run" / "colours.keras"
     t0 = time.perf_counter()
     code, stdout, err = run_cli(capsys, "train", tiny, "--data", data, "-o", out, "--epochs", 3, "--batch-size", 16,
-                                "--optimizer", "adam", "--lr", "0.01", "--verbose", 0)
+                                "--optimizer", "adam", "--lr", "0.01", "--progress", "off")
     seconds = time.perf_counter() - t0
     assert code == 0, err
     assert "training tiny" in stdout and f"wrote {out}" in stdout
@@ -262,8 +262,8 @@ def test_resume_continues_after_an_interruption(tiny, tmp_path, capsys):
     net = load(tiny)
     recipe = dict(optimizer="rmsprop", label_smoothing=0.1, aux_weight=0.5, precision="mixed_bfloat16")
     common = ["--data", "synthetic", "-o", out, "--epochs", 3, "--steps-per-epoch", 3, "--batch-size", 4,
-              "--verbose", 0, "--no-tensorboard"] + [f"--{k.replace('_', '-')}={v}" for k, v in recipe.items()]
-    config = TrainConfig(output=out, epochs=3, steps_per_epoch=3, batch_size=4, verbose=0, tensorboard=False,
+              "--progress", "off", "--no-tensorboard"] + [f"--{k.replace('_', '-')}={v}" for k, v in recipe.items()]
+    config = TrainConfig(output=out, epochs=3, steps_per_epoch=3, batch_size=4, progress="off", tensorboard=False,
                          callbacks=[_Interrupt(1)], **recipe)
     with pytest.raises(RuntimeError, match="interrupted for the test"):
         train(net, config)
@@ -297,7 +297,7 @@ def test_an_image_that_does_not_decode_is_named(tiny, tmp_path, capsys):
     png = data / "green" / "1.png"
     png.write_bytes(png.read_bytes()[:-200])  # the header still reads; the pixels do not
     out = tmp_path / "m.keras"
-    code, _, err = run_cli(capsys, "train", tiny, "--data", data, "-o", out, "--epochs", 1, "--verbose", 0,
+    code, _, err = run_cli(capsys, "train", tiny, "--data", data, "-o", out, "--epochs", 1, "--progress", "off",
                            "--batch-size", 4)
     assert code == 1 and f"{png} is a damaged image" in err and "Traceback" not in err
     assert not out.exists() and not (tmp_path / "m.log.csv").exists()
@@ -320,7 +320,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny, tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     r = subprocess.run([sys.executable, "-c", MIRRORED, "train", str(tiny), "--data", str(data), "-o", str(out),
                         "--strategy", "mirrored", "--epochs", "2", "--batch-size", "4", "--val-split", "0.34",
-                        "--verbose", "0", "--no-tensorboard"], capture_output=True, text=True, env=env, timeout=300)
+                        "--progress", "off", "--no-tensorboard"], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "MirroredStrategy, 2 replicas" in r.stdout
     rows = read_csv(tmp_path / "m.log.csv")
@@ -349,7 +349,7 @@ def test_multiworker_strategy_from_tf_config(tiny, tmp_path):
     out = tmp_path / "w.keras"
     r = subprocess.run([sys.executable, "-m", "incdsl", "train", str(tiny), "--data", "synthetic", "-o", str(out),
                         "--strategy", "multiworker", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "4",
-                        "--verbose", "0", "--no-tensorboard"], capture_output=True, text=True, env=env, timeout=300)
+                        "--progress", "off", "--no-tensorboard"], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "CollectiveAllReduceStrategy, 1 replica" in r.stdout and out.exists()
 
@@ -374,7 +374,7 @@ class SaveWeights(keras.callbacks.Callback):
         np.savez(weights, *self.model.get_weights())
 
 config = TrainConfig(output=Path(out), strategy=strategy, epochs=2, steps_per_epoch=3, batch_size=4, val_split=0.5,
-                     verbose=0, tensorboard=False, callbacks=[SaveWeights()])
+                     progress="off", tensorboard=False, callbacks=[SaveWeights()])
 result = train(load(spec), config)
 print("history:", json.dumps(result.history))
 """

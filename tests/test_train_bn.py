@@ -96,7 +96,7 @@ def test_readme_command_classifies_fresh_colour_images(tmp_path, capsys, aux):
     out = tmp_path / "m.keras"
     code, stdout, _ = run_cli(capsys, "train", SPECS / "googlenet_tv.inc", "--data", data, "--epochs", 6,
                               "--batch-size", 16, "--set", "width=0.25", "--set", "size=64", "--set", "classes=3",
-                              "--set", f"aux={aux}", "-o", out, "--verbose", 0, "--no-tensorboard")
+                              "--set", f"aux={aux}", "-o", out, "--progress", "off", "--no-tensorboard")
     assert code == 0
     # 162 training images in full batches of 16 (the input path drops an epoch's last partial batch)
     assert "layers recalibrated over 10 training batches (160 images)" in stdout
@@ -131,7 +131,7 @@ def test_small_bn_inception_learns_digits(digits, tmp_path, capsys):
     # and the held-out figure drifts with the order of the batches (seeds 0, 1, 2: 0.942, 0.933, 0.958).
     # At 0.05 seeds 0, 1, 2 gave 0.978, 0.981, 0.986 (training accuracy 0.97).
     code, stdout, _ = run_cli(capsys, "train", spec, "--data", train, "--epochs", 4, "--batch-size", 32, "--lr", 0.05,
-                              "--no-augment", "--verbose", 0, "--no-tensorboard", "-o", out)
+                              "--no-augment", "--progress", "off", "--no-tensorboard", "-o", out)
     assert code == 0, stdout
     acc = saved_model_accuracy(out, test)
     print(f"small BN Inception on the digits: {acc:.4f}")
@@ -144,7 +144,7 @@ def test_googlenet_tv_quarter_width_learns_digits(digits, tmp_path, capsys):
     out = tmp_path / "g.keras"
     code, stdout, _ = run_cli(capsys, "train", SPECS / "googlenet_tv.inc", "--data", train, "--set", "width=0.25",
                               "--set", "size=64", "--set", "classes=10", "--set", "aux=false", "--epochs", 4,
-                              "--batch-size", 32, "--no-augment", "--verbose", 0, "--no-tensorboard", "-o", out)
+                              "--batch-size", 32, "--no-augment", "--progress", "off", "--no-tensorboard", "-o", out)
     assert code == 0, stdout
     acc = saved_model_accuracy(out, test)
     print(f"googlenet_tv width 0.25 on the digits: {acc:.4f}")
@@ -192,7 +192,7 @@ def test_recalibration_on_other_keras_backends(tmp_path, backend):
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)}
     p = subprocess.run([sys.executable, "-m", "incdsl", "train", spec, "--data", "synthetic", "--epochs", "1",
                         "--batch-size", "4", "--steps-per-epoch", "3", "--bn-recalibrate", "2", "-o", tmp_path / "m.keras",
-                        "--verbose", "0", "--no-tensorboard"], capture_output=True, text=True, timeout=300, env=env)
+                        "--progress", "off", "--no-tensorboard"], capture_output=True, text=True, timeout=300, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
     assert f"Keras {backend}" in p.stdout
     assert "13 layers recalibrated over 2 training batches (8 images)" in p.stdout
@@ -208,8 +208,8 @@ def test_recalibration_under_mirrored_strategy(tmp_path):
             "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2); "
             "from incdsl.cli import main; import sys; sys.exit(main(sys.argv[1:]))")
     p = subprocess.run([sys.executable, "-c", code, "train", spec, "--data", "synthetic", "--epochs", "1", "--batch-size",
-                        "4", "--steps-per-epoch", "3", "--strategy", "mirrored", "-o", tmp_path / "m.keras", "--verbose",
-                        "0", "--no-tensorboard"], capture_output=True, text=True, timeout=300,
+                        "4", "--steps-per-epoch", "3", "--strategy", "mirrored", "-o", tmp_path / "m.keras", "--progress",
+                        "off", "--no-tensorboard"], capture_output=True, text=True, timeout=300,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert p.returncode == 0, p.stderr[-2000:]
     assert "MirroredStrategy, 2 replicas" in p.stdout
@@ -234,7 +234,7 @@ def test_divergence_stops_with_an_error(tmp_path, capsys):
     spec.write_text(SMALL_BN)
     out = tmp_path / "m.keras"
     code, stdout, err = run_cli(capsys, "train", spec, "--data", "synthetic", "--lr", "1e30", "--epochs", 3,
-                                "--batch-size", 4, "--steps-per-epoch", 3, "-o", out, "--verbose", 0, "--no-tensorboard")
+                                "--batch-size", 4, "--steps-per-epoch", 3, "-o", out, "--progress", "off", "--no-tensorboard")
     assert code == 1
     assert "training diverged" in err and "at step" in err and "--lr" in err and "Traceback" not in err
     assert f"{out} was not written" in err

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from .help_format import DefaultsHelpFormatter
@@ -38,8 +37,10 @@ def add_parser(sub) -> None:
                    help="decoupled weight decay on the kernels (Keras optimizers' weight_decay: w -= lr * X * w each "
                    "step); the papers' L2 penalty is weight_decay= in the spec (README, Training)")
     p.add_argument("--bn-recalibrate", type=_bn_batches, default="auto", metavar="N|off",
-                   help="at the end, set every batch norm's moving mean and variance to the average over N training "
-                   "batches ('precise BN', fvcore's update_bn_stats); default: up to 100, one epoch at most")
+                   help="before each validation and at the end, set every batch norm's moving mean and variance to the "
+                   "average over N training batches ('precise BN', fvcore's update_bn_stats), so that validation and "
+                   "MODEL.best.keras measure the model as saved; default: up to 100, one epoch at most; off: "
+                   "Keras' moving averages")
     p.add_argument("--weights", metavar="FILE", help="start from pretrained weights (.keras, PyTorch .pth/.pt/.safetensors, "
                    "keras.applications .h5): every layer whose shapes fit; a new head keeps its initial values")
     p.add_argument("--freeze", metavar="NAME|backbone", help="freeze a layer or module call and everything before it, "
@@ -69,8 +70,16 @@ def add_parser(sub) -> None:
                    "outside it (default: such a link is refused, so that nothing outside the folder is read)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last finished epoch")
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
-    p.add_argument("--verbose", type=int, choices=(0, 1, 2), help="Keras' fit verbosity (default: a progress bar "
-                   "on a terminal, a line per epoch otherwise)")
+    p.add_argument("--progress", choices=("bar", "epoch", "off"), default="auto",
+                   help="Keras' progress output: a live bar, one line per epoch, or none (default: a bar on a "
+                   "terminal, a line per epoch otherwise)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="bit-identical losses and weights for two runs with the same --seed on the same backend and "
+                   "machine (the backend's determinism switches; slower, see README)")
+    p.add_argument("--worker-timeout", type=float, default=300.0, metavar="S",
+                   help="--strategy multiworker: how long to wait for every worker of TF_CONFIG to start (default 300 s)")
+    # `train --verbose N` was Keras' verbosity; --verbose is now global only (before the command)
+    p.add_argument("--verbose", dest="train_verbose", nargs="?", const="", default=None, help=argparse.SUPPRESS)
     p.set_defaults(run=run)
 
 
@@ -82,6 +91,12 @@ def run(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     from ..train import train
     net = load_net(args)
+    if args.train_verbose is not None:
+        old = {"0": "off", "1": "bar", "2": "epoch"}.get(args.train_verbose)
+        raise UsageError("train has no --verbose option: Keras' progress output is --progress bar|epoch|off"
+                         + (f" (--verbose {args.train_verbose} is --progress {old})" if old else "")
+                         + "; --verbose before the command (incdsl --verbose train ...) lets libraries' start-up "
+                         "lines through")
     if args.weights:
         note_input(args.weights)  # as the spec files: no output of this command may replace it
     check_output(args.output)  # its name first (a folder, '/' at the end), then every output of the run
@@ -95,10 +110,10 @@ def run(args) -> int:
         precision=args.precision, jit=args.jit, strategy=args.strategy, val_split=args.val_split,
         preprocess=args.preprocess, augment=args.augment, steps_per_epoch=args.steps_per_epoch, seed=args.seed,
         workers=args.workers, steps_per_execution=args.steps_per_execution,
-        follow_symlinks=args.follow_symlinks, resume=args.resume, verbose=_verbosity(args.verbose),
-        tensorboard=args.tensorboard,
+        follow_symlinks=args.follow_symlinks, resume=args.resume, progress=args.progress, tensorboard=args.tensorboard,
         weight_decay=args.weight_decay, bn_recalibrate=args.bn_recalibrate, weights=args.weights,
-        freeze=args.freeze, unfreeze_after=args.unfreeze_after, unfreeze_lr=args.unfreeze_lr)
+        freeze=args.freeze, unfreeze_after=args.unfreeze_after, unfreeze_lr=args.unfreeze_lr,
+        deterministic=args.deterministic, worker_timeout=args.worker_timeout)
     train(net, config)
     return 0
 
@@ -113,10 +128,3 @@ def _bn_batches(text: str) -> int | str:
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 batch (or 'off' to leave the moving averages), got {n}")
     return n
-
-
-def _verbosity(asked: int | None) -> int:
-    """Keras' progress bar on a terminal; one line per epoch in a log file."""
-    if asked is not None:
-        return asked
-    return 1 if sys.stdout.isatty() else 2

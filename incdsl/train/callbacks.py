@@ -89,19 +89,22 @@ class KeepBest(keras.callbacks.Callback):
 
     def key(self, logs) -> str:
         """The log key compared this epoch: `monitor` when the logs have it (e.g. val_accuracy),
-        else `fallback` (e.g. loss, without a validation split)."""
-        return self.monitor if self.monitor in logs else self.fallback
+        else the validation loss when there is one (accuracy not tracked), else `fallback` (e.g.
+        loss, without a validation split)."""
+        if self.monitor in logs:
+            return self.monitor
+        return "val_loss" if "val_loss" in logs else self.fallback
 
     def on_epoch_end(self, epoch, logs=None):
         """Export the model (through `export(epoch, {key: value}, best=True)`) when this epoch's
-        value beats the best so far: higher for an accuracy, lower otherwise; NaN and
-        infinite values never count."""
+        value beats the best so far: higher for an accuracy, lower otherwise; a tie goes to the
+        later epoch (it trained longer for the same score); NaN and infinite values never count."""
         logs = logs or {}
         key = self.key(logs)
         value = logs.get(key)
         if value is None or not math.isfinite(float(value)):
             return
-        better = (lambda a, b: a > b) if key.endswith("accuracy") else (lambda a, b: a < b)
+        better = (lambda a, b: a >= b) if key.endswith("accuracy") else (lambda a, b: a <= b)
         if self.best is None or better(float(value), self.best):
             self.best, self.best_epoch = float(value), epoch
             self.export(epoch, {key: float(value)}, best=True)

@@ -79,18 +79,26 @@ class TrainConfig:
     steps_per_execution: int | None = None  # None: up to 8 where the backend allows (data.steps_per_execution)
     seed: int = 0
     resume: bool = False
-    verbose: str | int = "auto"  # Keras' fit(verbose=...)
+    progress: str = "auto"  # Keras' progress output: "bar", "epoch", "off", or "auto" (a bar on a terminal)
+    verbose: int | None = None  # deprecated: Keras' fit(verbose=0|1|2), the same as progress off|bar|epoch
     tensorboard: bool = True
     follow_symlinks: bool = False  # follow links in the data folder that lead outside it (train/scan.py)
     callbacks: list = field(default_factory=list)  # extra Keras callbacks (Python API)
     weight_decay: float = 0.0  # decoupled (the optimizer's weight_decay), on kernels only
-    bn_recalibrate: int | str = "auto"  # precise BN batches at the end: "auto" (up to 100), N, or "off"
+    bn_recalibrate: int | str = "auto"  # precise BN batches, before each validation and at the end: "auto" (up to 100), N, or "off"
+    worker_timeout: float = 300.0  # s: how long multiworker waits for every worker of TF_CONFIG to start
+    deterministic: bool = False  # bit-identical runs for one seed, backend and machine (train/determinism.py)
     weights: str | None = None  # pretrained weights to start from (train/finetune.py)
     freeze: str | None = None  # a layer or module call, or "backbone": it and what it depends on
     unfreeze_after: int | None = None  # epochs before everything trains (second phase)
     unfreeze_lr: float | None = None  # the second phase's rate (default: a tenth of the first's)
 
     def __post_init__(self) -> None:
+        if self.verbose is not None:  # the old name of the progress setting
+            if self.verbose not in (0, 1, 2):
+                raise OptionError("{verbose} must be 0, 1 or 2 (better: {progress} 'off', 'bar' or 'epoch')")
+            self.progress = {0: "off", 1: "bar", 2: "epoch"}[self.verbose]
+            self.verbose = None
         check_options(self)
 
     @property
@@ -277,6 +285,10 @@ def check_options(c: TrainConfig) -> None:
                                                    or not isinstance(c.bn_recalibrate, int) or c.bn_recalibrate < 1):
         raise OptionError("{bn_recalibrate} must be a number of batches (1 or more) or 'off', got {value}",
                           value=c.bn_recalibrate)
+    if not c.worker_timeout > 0:
+        raise OptionError("{worker_timeout} must be positive (seconds)")
+    if c.progress not in ("auto", "bar", "epoch", "off"):
+        raise OptionError("{progress} must be one of auto, bar, epoch, off, got {value}", value=c.progress)
     if c.steps_per_epoch is not None and c.steps_per_epoch < 1:
         raise OptionError("{steps_per_epoch} must be at least 1")
     if c.steps_per_execution is not None and c.steps_per_execution < 1:

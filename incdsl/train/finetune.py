@@ -115,20 +115,51 @@ def prepare(core, net, config) -> list[str]:
     return notes
 
 
-def fit_in_phases(model, core, net, config, recompile, **fit_args):
+def fit_in_phases(model, core, net, config, recompile, start: int = 0, progress=None, **fit_args):
     """model.fit, in two phases with --unfreeze-after N: N epochs as compiled, then every layer
-    trainable, recompiled at the lower rate (`recompile(lr)`), to the last epoch. Returns a History
-    whose `history` holds both phases."""
+    trainable and the model recompiled at the lower rate (`recompile(lr)`), to the last epoch. The
+    run's state goes on across the switch (`carry_optimizer_state`): the optimizer's step count, so
+    the learning-rate schedule continues (at the new base rate), and the momentum (or RMSProp's and
+    Adam's moving averages) of every variable that trained in the first phase; the newly trainable
+    ones start from zero. A run resumed after epoch `start` >= N starts in the second phase.
+    `progress`: a keras.callbacks.ProgbarLogger counting the run's epochs (headers in both phases),
+    added to the callbacks when given. Returns a History whose `history` holds both phases."""
+    if progress is not None:
+        fit_args["callbacks"] = list(fit_args.get("callbacks", [])) + [progress]
     n = config.unfreeze_after
     if not config.freeze or not n or n >= config.epochs:
         return model.fit(epochs=config.epochs, **fit_args)
+    lr = config.unfreeze_lr if config.unfreeze_lr is not None else config.learning_rate / 10
+    if start >= n:  # resumed in the second phase: its optimizer, so the backup's state fits
+        set_trainable(core, net, set(net.layers), True)
+        recompile(lr)
+        return model.fit(initial_epoch=start, epochs=config.epochs, **fit_args)
     first = model.fit(epochs=n, **fit_args)
+    old = model.optimizer
     set_trainable(core, net, set(net.layers), True)
-    recompile(config.unfreeze_lr if config.unfreeze_lr is not None else config.learning_rate / 10)
+    recompile(lr)
+    carry_optimizer_state(old, model.optimizer, model.trainable_variables)
     second = model.fit(initial_epoch=n, epochs=config.epochs, **fit_args)
     for key, values in first.history.items():
         second.history[key] = list(values) + list(second.history.get(key, []))
     return second
+
+
+def carry_optimizer_state(old, new, variables) -> int:
+    """Build optimizer `new` for `variables` and give it `old`'s state: the step count
+    (`iterations`) and every slot variable (momentum, velocity...) of a variable both optimize.
+    Keras names a slot after its variable's path (`add_variable_from_reference`), so the names
+    match across two optimizers of one model; the learning rate itself is `new`'s. Returns how many
+    variables were carried."""
+    new.build(variables)
+    before = {v.name: v for v in old.variables}
+    carried = 0
+    for v in new.variables:
+        o = before.get(v.name)
+        if o is not None and v.name != "learning_rate" and tuple(o.shape) == tuple(v.shape):
+            v.assign(o)
+            carried += 1
+    return carried
 
 
 def still_frozen(model, net, config) -> None:

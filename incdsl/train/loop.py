@@ -37,7 +37,11 @@ from .callbacks import Diverged, KeepBest, StepAndRate, StopOnNonFinite, Through
 from .config import RESUME, RunPaths, TrainConfig, TrainResult
 from .data import SyntheticImages, folder_input, has_tensorflow, steps_per_execution
 from .diagnose import GAP, explain_gap
+from .determinism import make_deterministic
 from .finish import momenta, recalibrate_and_measure, recalibration_batches, refresh_best
+from .interrupt import Interrupted, StopOnSignal, deferred_signals
+from .precise import PreciseBN
+from .progress import PhaseProgbar, keras_verbosity
 from . import finetune
 from .folders import scan_image_folder
 from .heads import head_losses, main_head
@@ -101,7 +105,10 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
     (throughput in images/s). `folder`: scan_image_folder's (classes, files) for an image folder,
     already checked; None for synthetic data. Raises `incdsl.errors.SpecError` when the loss
     becomes NaN or infinite (saying at which step and what was kept) or the data cannot be read."""
-    placement = Placement(config.strategy)
+    if config.deterministic:
+        done = make_deterministic(config.seed, keras.backend.backend())
+        print(f"deterministic: {', '.join(done)}")
+    placement = Placement(config.strategy, config.worker_timeout)
     paths = config.paths()
     scratch = None
     if not placement.chief:
@@ -175,9 +182,13 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
         keep_best = KeepBest(export, monitor, "loss", _best_so_far(prior, monitor, "loss"))
         throughput = Throughput(config.batch_size)
         tb_made = False
+        n_bn = recalibration_batches(config.bn_recalibrate, steps)
+        # precise BN before each validation (precise.py); not under tf.distribute (the end does it there)
+        precise = (PreciseBN(model, train_data, n_bn) if n_bn and val_data is not None and placement.strategy is None
+                   else None)
         callbacks = [CheckedBackup(str(paths.backup), double_checkpoint=True,
                                    steps_per_epoch=None if config.unfreeze_after is not None else steps), StopOnNonFinite(),
-                     StepAndRate(), throughput]
+                     StepAndRate(), throughput] + ([precise] if precise is not None else [])
         if placement.chief:
             callbacks += [keep_best, keras.callbacks.CSVLogger(str(paths.csv), append=True)]
             if config.tensorboard:
@@ -198,25 +209,28 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
             print(line)
         if start:
             print(f"resuming after epoch {start} of {config.epochs}")
-        with placement.scope():
+        verbose = keras_verbosity(config.progress)
+        with placement.scope(), deferred_signals() as signalled:
             try:
                 history = finetune.fit_in_phases(
                     model, core, net, config,
                     lambda lr: compile_for_training(model, heads, finetune.phase_config(config, lr), steps, per_call),
+                    start=start, progress=PhaseProgbar(config.epochs) if verbose else None,
                     x=train_data, validation_data=val_data,
                     steps_per_epoch=steps if config.data != "synthetic" else None,
-                    callbacks=callbacks, verbose=config.verbose, shuffle=False)
+                    callbacks=callbacks + [StopOnSignal(signalled)], verbose=verbose, shuffle=False)
             except Diverged as d:
                 if not paths.backup.exists():  # no epoch finished: its empty logs are of no use
                     paths.csv.unlink(missing_ok=True)
                     if tb_made:  # only a folder this run made
                         shutil.rmtree(paths.tensorboard, ignore_errors=True)
                 raise _diverged(d, config, paths) from None
-            except KeyboardInterrupt:
-                if paths.backup.exists():
-                    print(f"\nthe finished epochs are kept in {paths.backup}: rerun with --resume to continue",
-                          file=sys.stderr)
-                raise
+            except (KeyboardInterrupt, Interrupted) as e:
+                kept = (f"the finished epochs are kept in {paths.backup}: rerun with --resume to continue"
+                        if paths.backup.exists() else "no epoch had finished, so nothing was kept")
+                print(f"\n{e if isinstance(e, Interrupted) else 'interrupted'}; {config.output} was not written; {kept}",
+                      file=sys.stderr)
+                raise _signal_exit(e) from None
             except Exception as e:
                 if not paths.backup.exists():  # no epoch finished: its empty logs are of no use
                     paths.csv.unlink(missing_ok=True)
@@ -228,9 +242,12 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
         ran = len(next(iter(history.history.values()), []))
         metrics = {k: v for k, v in logs.items() if k.endswith(("accuracy", "loss"))}
         bn = bn_best = None
-        if placement.chief:
+        if placement.chief and precise is not None:  # the last validation was after recalibration
+            export(config.epochs - 1, metrics, extra={"bn_recalibrated": {
+                "layers": precise.done.layers, "batches": precise.done.batches, "images": precise.done.images,
+                "before_each_validation": True}} if precise.done else None)
+        elif placement.chief:
             copy_weights(core, export_core)
-            n_bn = recalibration_batches(config.bn_recalibrate, steps)
             head = main.name if head_names else None
 
             def recal(m):
@@ -255,6 +272,8 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
     best = paths.best if paths.best.exists() else None
     ips = throughput.images_per_second
     if placement.chief:
+        if precise is not None:
+            print(precise.describe())
         if bn is not None:
             print(bn.describe(str(paths.output)))
         if bn_best is not None:
@@ -268,7 +287,7 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
         train_acc, val_acc = logs.get(acc), metrics.get(f"val_{acc}")
         far = train_acc is not None and val_acc is not None and train_acc - val_acc >= GAP
         for line in explain_gap(train_acc, val_acc, steps=steps_run, bn_momenta=momenta(export_model),
-                                recalibrated=bn is not None, val_images=_count(val_data) if far else 0,
+                                recalibrated=bn is not None or precise is not None, val_images=_count(val_data) if far else 0,
                                 classes=len(classes)):
             print(line, file=sys.stderr)
         if math.isfinite(ips):
@@ -276,6 +295,16 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
     if scratch is not None:  # what this worker trained is what the chief wrote
         best = config.paths().best if config.paths().best.exists() else None
     return TrainResult(config.paths().output, best, ran, start, history.history, ips, placement.replicas, classes)
+
+
+def _signal_exit(e: BaseException) -> BaseException:
+    """What an interrupted run raises: KeyboardInterrupt for SIGINT (exit 130), `guard.Terminated`
+    for SIGTERM (exit 143), as the signal itself would have."""
+    import signal
+    from ..guard import Terminated
+    if isinstance(e, Interrupted) and e.signum == signal.SIGTERM:
+        return Terminated(e.signum)
+    return e if isinstance(e, KeyboardInterrupt) else KeyboardInterrupt()
 
 
 def _count(data) -> int:

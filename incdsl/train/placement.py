@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 
 import keras
@@ -29,7 +30,7 @@ def check_strategy(kind: str, backend: str) -> None:
 class Placement:
     """Where training runs: a tf.distribute strategy, a keras.distribution, or one device."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, worker_timeout: float = 300.0):
         self.kind, self.strategy, self.replicas, self.chief, self.worker = kind, None, 1, True, 0
         self.cluster: Cluster | None = None
         backend = keras.backend.backend()
@@ -42,6 +43,10 @@ class Placement:
                 self.strategy = tf.distribute.MirroredStrategy()
             else:  # TF_CONFIG names the cluster and this worker
                 self.cluster = read_tf_config(os.environ.get("TF_CONFIG"))
+                if self.cluster is not None and self.cluster.tasks > 1:  # a bounded wait, in Python (rendezvous.py)
+                    from .rendezvous import wait_for_workers
+                    wait_for_workers(json.loads(os.environ["TF_CONFIG"])["cluster"],
+                                     (self.cluster.task_type, self.cluster.index), worker_timeout)
                 self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
                 if self.cluster is not None:
                     self.chief, self.worker = self.cluster.chief, self.cluster.index
