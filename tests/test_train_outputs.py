@@ -12,7 +12,7 @@ from incdsl.cli import main
 from incdsl.train.outputs import MARK
 
 SPEC = "network t() {\n  input 8x8x3\n  conv(4, 3) -> gap -> dense(2)\n}\n"
-TRAIN = ["--data", "synthetic", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "4", "--verbose", "0",
+TRAIN = ["--data", "synthetic", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "4", "--progress", "off",
          "--bn-recalibrate", "off"]
 
 

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
 
 SPEC = "network t() {\n  input 8x8x3\n  conv(4, 3) -> gap -> dense(2)\n}\n"
-ARGS = ["--data", "synthetic", "--epochs", "3", "--steps-per-epoch", "2", "--batch-size", "4", "--verbose", "0",
+ARGS = ["--data", "synthetic", "--epochs", "3", "--steps-per-epoch", "2", "--batch-size", "4", "--progress", "off",
         "--bn-recalibrate", "off", "--no-tensorboard", "--resume"]
 
 

@@ -18,7 +18,7 @@ FLAGS = {
     "weight_decay": "--weight-decay", "bn_recalibrate": "--bn-recalibrate", "steps_per_epoch": "--steps-per-epoch",
     "steps_per_execution": "--steps-per-execution", "workers": "--workers", "freeze": "--freeze",
     "follow_symlinks": "--follow-symlinks",
-    "progress": "--progress", "deterministic": "--deterministic", "worker_timeout": "--worker-timeout",
+    "progress": "--progress", "verbose": "--verbose", "deterministic": "--deterministic", "worker_timeout": "--worker-timeout",
     # incdsl compile --to onnx (backends.onnx.export)
     "layout": "--layout", "via": "--via", "opset": "--opset", "batch": "--batch", "no_verify": "--no-verify",
     "via_direct": "--via direct", "dynamic": "'dynamic'",

@@ -17,6 +17,7 @@ import sys
 import time
 
 from ..errors import SpecError
+from ..text import ParamText
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -62,7 +63,7 @@ def wait_for_workers(cluster: dict, me: tuple[str, int], timeout: float, poll: f
             if time.monotonic() >= deadline:
                 missing = ", ".join(f"{j} {i} ({a})" for (j, i), a in sorted(others.items()))
                 raise SpecError(f"multi-worker training: {missing} did not join within {timeout:g} s",
-                                hint="start the same command on every task of TF_CONFIG, or raise --worker-timeout")
+                                hint=ParamText("start the same command on every task of TF_CONFIG, or raise {worker_timeout}"))
             time.sleep(poll)
     finally:
         listener.close()
