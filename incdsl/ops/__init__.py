@@ -2,6 +2,7 @@
 shape, weight shapes and MACs (rules.py, result.py), its row in the table (table.py) and the text
 that describes a layer of it (describe.py). Import from here: `from incdsl.ops import OPS, normalize`.
 """
+from .applies import applies
 from .describe import describe
 from .kinds import (ACTIVATION_NAMES, ACTIVATIONS, KINDS, LEAKY_RELU_SLOPE, MAX_DIM, POSITIVE_MIN, REQUIRED, Arg,
                     ArgError, Symbol, show_value)
@@ -11,5 +12,5 @@ from .table import ALIASES, DEFAULTS, KEYWORD_ONLY, OPS, Op, apply, infer, norma
 
 __all__ = ["ACTIVATION_NAMES", "ACTIVATIONS", "ALIASES", "BN_KEYS", "DEFAULTS", "KEYWORD_ONLY", "KINDS",
            "LEAKY_RELU_SLOPE", "MAX_DIM", "NON_TRAINABLE", "OPS", "POSITIVE_MIN", "REQUIRED", "ZERO", "Arg",
-           "ArgError", "Count", "Op", "Rule", "Shape", "ShapeError", "Symbol", "affine_of", "apply", "describe",
+           "ArgError", "Count", "Op", "Rule", "Shape", "ShapeError", "Symbol", "affine_of", "applies", "apply", "describe",
            "infer", "normalize", "show_value"]
