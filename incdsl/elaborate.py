@@ -285,8 +285,8 @@ class _Elaborator:
     def _branches(self, br: ast.Branches, scope: Scope, cur, name: str | None) -> str:
         if cur is None:
             raise SpecError(f"{br.kind} has no input: the network has none yet", br.span)
-        if br.kwargs:
-            raise SpecError(f"{br.kind} takes no options", br.kwargs[0].span)
+        # its only option, `tap=true`, is checked like a layer's arguments (before the branches run)
+        attrs = layer_attrs(ast.Call(br.kind, (), br.kwargs, False, br.span), OPS[br.kind], {}, scope, self.ev)
         if not br.chains:
             raise SpecError(f"empty {br.kind}: it needs at least one branch", br.span)
         base = scope.path + (name,) if name else scope.path
@@ -294,7 +294,7 @@ class _Elaborator:
         for chain in br.chains:
             label = f"b{self.names.fresh(base, 'b')}"
             outs.append(self._chain(chain, scope.child(base + (label,)), cur))
-        layer = Layer(self.names.id(scope.path, name, br.kind, br.span), br.kind, {}, tuple(outs), br.span, scope.module)
+        layer = Layer(self.names.id(scope.path, name, br.kind, br.span), br.kind, attrs, tuple(outs), br.span, scope.module)
         return self._add(layer, br.span)
 
     def _call_module(self, el: ast.Call, scope: Scope, cur: str, name: str | None) -> str:

@@ -59,6 +59,12 @@ _FUNCTIONAL = Arg("functional", "bool", False,
                   "the PyTorch model pools here with torch.nn.functional, not a torch.nn module "
                   "(only --convention ptflops reads it)")
 
+# A fact about the backbone a spec reproduces, read only by `summary`'s taps (summary_extras.taps):
+# timm's feature_info names its own feature maps, and for Inception-v4 the stride-4 one is Mixed3a,
+# not the last map at that stride (timm/models/inception_v4.py: feature_info module 'features.3').
+_TAP = Arg("tap", "bool", False, "this block's output is the backbone's feature tap at its stride "
+           "(timm's features_only), not the last map at that stride")
+
 OPS: dict[str, Op] = {op.name: op for op in (
     Op("input", (Arg("height", "count", REQUIRED, "image height in pixels"),
                  Arg("width", "count", REQUIRED, "image width in pixels"),
@@ -119,10 +125,10 @@ OPS: dict[str, Op] = {op.name: op for op in (
     Op("drop_path", (Arg("rate", "rate", REQUIRED, "probability of dropping a sample's branch in training"),), rules.same,
        doc="stochastic depth: in training, drops a sample's whole branch with probability rate and scales "
            "the rest by 1/(1 - rate) (timm DropPath); the identity at inference"),
-    Op("concat", (), rules.concat, inputs=None, doc="concatenate along channels"),
-    Op("multiply", (), rules.multiply, inputs=None,
+    Op("concat", (_TAP,), rules.concat, inputs=None, doc="concatenate along channels"),
+    Op("multiply", (_TAP,), rules.multiply, inputs=None,
        doc="elementwise product; a vector scales the channels of a feature map (squeeze-and-excitation)"),
-    Op("add", (), rules.add, inputs=None, doc="elementwise sum"),
+    Op("add", (_TAP,), rules.add, inputs=None, doc="elementwise sum"),
 )}
 
 # Words that stand for an op with preset arguments.
