@@ -73,7 +73,9 @@ OPS: dict[str, Op] = {op.name: op for op in (
        doc="the network's image input (NHWC, batch left out)"),
     Op("conv", (Arg("filters", "count", REQUIRED, "number of output channels"),
                Arg("kernel", "size", 1, "kernel size: k or (kh, kw), e.g. 3 or 1x7")) + _CONV_TAIL
-       + (Arg("groups", "count", 1, "grouped convolution: channels in `groups` independent groups (ResNeXt)"),),
+       + (Arg("groups", "count", 1, "grouped convolution: channels in `groups` independent groups (ResNeXt)"),
+          Arg("fit", "fit", None, "none; shrink: each kernel side larger than the input map shrinks to it "
+              "(TF-slim's _reduced_kernel_size_for_small_input); map: the kernel is the input map's HxW")),
        rules.conv,
        doc="2-D convolution, optionally followed by batch norm and an activation"),
     Op("dwconv", (Arg("kernel", "size", 3, "kernel size: k or (kh, kw)"),
