@@ -91,3 +91,43 @@ def test_keras_builds_the_fitted_kernel():
     assert model.count_params() == net.total().params
     kernels = [w.shape for w in model.weights if w.shape[:2] == (1, 1) and w.shape[-1] == 192]
     assert kernels  # the aux conv (768 * 0.25 = 192 filters) is 1x1 in Keras too
+
+
+# inception_resnet_v2_test.py: testBuildAndCheckAllEndPointsUptoPreAuxLogits, ...WithAlignedFeatureMaps,
+# ...WithOutputStrideEight (299x299; the batch left out)
+SLIM_IRV2 = {
+    (16, False): {"Conv2d_1a_3x3": (149, 149, 32), "Conv2d_2a_3x3": (147, 147, 32), "Conv2d_2b_3x3": (147, 147, 64),
+                  "MaxPool_3a_3x3": (73, 73, 64), "Conv2d_3b_1x1": (73, 73, 80), "Conv2d_4a_3x3": (71, 71, 192),
+                  "MaxPool_5a_3x3": (35, 35, 192), "Mixed_5b": (35, 35, 320), "Mixed_6a": (17, 17, 1088),
+                  "PreAuxLogits": (17, 17, 1088)},
+    (16, True): {"Conv2d_1a_3x3": (150, 150, 32), "Conv2d_2a_3x3": (150, 150, 32), "Conv2d_2b_3x3": (150, 150, 64),
+                 "MaxPool_3a_3x3": (75, 75, 64), "Conv2d_3b_1x1": (75, 75, 80), "Conv2d_4a_3x3": (75, 75, 192),
+                 "MaxPool_5a_3x3": (38, 38, 192), "Mixed_5b": (38, 38, 320), "Mixed_6a": (19, 19, 1088),
+                 "PreAuxLogits": (19, 19, 1088)},
+    (8, False): {"Conv2d_1a_3x3": (149, 149, 32), "Conv2d_2a_3x3": (147, 147, 32), "Conv2d_2b_3x3": (147, 147, 64),
+                 "MaxPool_3a_3x3": (73, 73, 64), "Conv2d_3b_1x1": (73, 73, 80), "Conv2d_4a_3x3": (71, 71, 192),
+                 "MaxPool_5a_3x3": (35, 35, 192), "Mixed_5b": (35, 35, 320), "Mixed_6a": (33, 33, 1088),
+                 "PreAuxLogits": (33, 33, 1088)},
+}
+OURS = {"Conv2d_1a_3x3": "stem/conv_1", "Conv2d_2a_3x3": "stem/conv_2", "Conv2d_2b_3x3": "stem/conv_3",
+        "MaxPool_3a_3x3": "stem/maxpool_1", "Conv2d_3b_1x1": "stem/conv_4", "Conv2d_4a_3x3": "stem/conv_5",
+        "MaxPool_5a_3x3": "maxpool_1", "Mixed_5b": "mixed_5b", "Mixed_6a": "mixed_6a", "PreAuxLogits": "block17_20"}
+
+
+@pytest.mark.parametrize("output_stride, align", sorted(SLIM_IRV2))
+def test_irv2_end_points_as_slim(output_stride, align):
+    net = load("inception_resnet_v2", output_stride=output_stride, align_feature_maps=align)
+    ends = {b.name: b.output for b in net.graph.blocks}
+    got = {k: net.shapes[ends.get(v, v)] for k, v in OURS.items()}
+    assert got == SLIM_IRV2[(output_stride, align)]
+    dil = {net.layers[n].attrs["dilation"] for n in net.layers if n.startswith("block17_")
+           and net.layers[n].op == "conv" and net.layers[n].attrs["kernel"] != (1, 1)}
+    assert dil == ({(2, 2)} if output_stride == 8 else {(1, 1)})  # slim: arg_scope rate=2 if use_atrous
+    if output_stride == 8:  # slim builds nothing past PreAuxLogits at output stride 8
+        assert net.outputs == {"features": (33, 33, 1088)} and "conv_7b" not in net.layers
+    else:
+        assert net.outputs == {"predictions": (1000,)}
+
+
+def test_irv2_defaults_stay_keras():
+    assert load("inception_resnet_v2").total().params == 55_873_736  # keras.applications.InceptionResNetV2
