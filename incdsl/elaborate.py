@@ -172,8 +172,11 @@ class _Elaborator:
                             if "input" in self.graph.layers else [])
         self.input_seen = True
         dims = [self.ev.eval(d, scope.vars) for d in st.dims]
+        exprs = list(st.dims)
+        if len(dims) == 2:  # input(size, channels): a square side or HxW (`--set size=350x400`)
+            dims, exprs = _input_size(dims[0], st.dims[0]) + [dims[1]], [st.dims[0]] * 2 + [st.dims[1]]
         raw = dict(zip(("height", "width", "channels"), dims))
-        for (k, v), d in zip(raw.items(), st.dims):
+        for (k, v), d in zip(raw.items(), exprs):
             if isinstance(v, Symbol):
                 raise unknown_name(v, d, scope.vars)
             try:
@@ -181,7 +184,9 @@ class _Elaborator:
                 if k != "channels" and v > 65536:
                     raise ValueError(f"{v:,} is absurdly large (the limit is 65,536)")
             except ValueError as e:
-                raise SpecError(f"input {k} {e}", d.span) from None
+                hint = ("a size of HxW goes in the two-argument form, input(size, channels)"
+                        if isinstance(v, tuple) and len(st.dims) == 3 else None)
+                raise SpecError(f"input {k} {e}", d.span, hint=hint) from None
         return self._add(Layer("input", "input", normalize(OPS["input"], raw), (), st.span), st.span)
 
     def _output(self, st: ast.Output, scope: Scope, cur, in_network: bool):
@@ -340,6 +345,17 @@ class _Elaborator:
             raise SpecError(f"the network has more than {MAX_LAYERS:,} layers; is a `repeat` count absurd?", span)
         g.layers[layer.name] = layer
         return layer.name
+
+
+def _input_size(v, expr) -> list:
+    """`input(size, channels)`'s size as [height, width]: n is n x n, a pair (350x400) is HxW.
+    Raises SpecError at `expr` for anything else."""
+    if isinstance(v, tuple):
+        if len(v) != 2:
+            raise SpecError(f"input size must be one side or HxW, got {len(v)} sides", expr.span,
+                            hint="write for example input(size, 3) with size=299 or size=350x400")
+        return list(v)
+    return [v, v]
 
 
 def _output_name(end: str, g: Graph) -> str:
