@@ -34,6 +34,8 @@ _BN_ARGS = (
     Arg("bn_scale", "bool", True, "batch norm learns a scale (gamma); Keras' Inception v3 has none"),
     Arg("bn_eps", "positive", 1e-3, "batch norm epsilon"),
     Arg("bn_momentum", "rate", 0.99, "batch norm moving-average momentum (Keras convention)"),
+    Arg("bn_unbiased", "bool", False, "in training the moving variance takes the unbiased batch variance "
+        "(n / (n - 1)), as torch.nn.BatchNorm2d; Keras takes the biased one. Inference is the same"),
     Arg("act", "act", None, "activation after batch norm"),
 )
 # Training-only: they change how a network trains, not what it computes (ONNX ignores them).
@@ -42,7 +44,9 @@ _TRAIN_ARGS = (
         "s * sum(w^2) / 2 to the loss (Keras L2(s / 2)); Caffe's and torch SGD's weight_decay"),
     Arg("init", "init", None, "kernel initializer (incdsl/initializers.py); none: glorot_uniform, Keras' default"),
 )
-KEYWORD_ONLY = frozenset(a.name for a in _TRAIN_ARGS)  # never positional, left out of signature hints
+# never positional, left out of signature hints: the training arguments, torch's variance rule and
+# TF-slim's small-input kernel rule (rarely written, and the hint must stay on one screen line)
+KEYWORD_ONLY = frozenset(a.name for a in _TRAIN_ARGS) | {"bn_unbiased", "fit"}
 _CONV_TAIL = (
     Arg("stride", "size", 1, "step of the window: s or (sh, sw)"), Arg("pad", "pad", "same", "same, valid, p, (ph, pw) or (top, bottom, left, right)"),
     Arg("dilation", "size", 1, "spacing of the kernel taps (atrous convolution): d or (dh, dw)"),
@@ -104,7 +108,8 @@ OPS: dict[str, Op] = {op.name: op for op in (
        doc="dropout in training (Keras Dropout); the identity at inference and in the ONNX export"),
     Op("bn", (Arg("eps", "positive", 1e-3, "epsilon added to the variance"),
              Arg("scale", "bool", True, "learn a scale (gamma)"),
-             Arg("momentum", "rate", 0.99, "moving-average momentum (Keras convention)")),
+             Arg("momentum", "rate", 0.99, "moving-average momentum (Keras convention)"),
+             Arg("unbiased", "bool", False, "the moving variance takes the unbiased batch variance, as torch")),
        rules.bn, doc="batch normalization over channels"),
     Op("act", (Arg("fn", "act", REQUIRED, "the activation: relu, sigmoid, softmax, ..."), Arg("slope", "slope", None, "leaky_relu's negative slope (default 0.2, Keras')")),
        rules.act,
