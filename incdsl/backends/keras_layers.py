@@ -289,6 +289,8 @@ class TorchBatchNormalization(keras.layers.BatchNormalization):
     the biased one. Inference is identical. Same arguments and weights as BatchNormalization."""
 
     def call(self, inputs, training=None, mask=None):
+        """BatchNormalization's output (NHWC); in training, the moving variance then moves the rest
+        of the way to torch's unbiased estimate."""
         out = super().call(inputs, training=training, mask=mask)
         if training and self.trainable:
             axis = self.axis % len(inputs.shape)
