@@ -46,6 +46,7 @@ def params_or_none(spec, sets):
         return None
 
 
+@pytest.mark.slow
 def test_scale_inception_v3_under_5M_finds_the_smallest_networks(capsys, monkeypatch):
     """The issue's case: at 5M the search stepped to phi=-15 (does not build) and gave up, though
     phi=-9.94 (size 75, the smallest that builds) has 4,042,909 params."""
