@@ -12,7 +12,7 @@ from .choices import allowed_values, check_in_spec, check_override
 from .errors import ArgumentError, Note, Span, SpecError, UsageError, did_you_mean
 from .evaluate import Evaluator, coerce_override, known_list
 from .foreign_names import argument_hint, op_hint
-from .ops import (ACTIVATION_NAMES, ACTIVATIONS, ALIASES, KEYWORD_ONLY, KINDS, OPS, REQUIRED, ArgError, Op, Symbol,
+from .ops import (ACTIVATION_NAMES, ACTIVATIONS, ALIASES, FITS, KEYWORD_ONLY, KINDS, OPS, REQUIRED, ArgError, Op, Symbol,
                   normalize, show_value)
 from .scopes import DefaultsInForce, Given, Scope
 
@@ -176,7 +176,8 @@ def bad_arg(what: str, where: Span, op: Op, arg: str, msg: str, given: Given | N
     v = given.value if given is not None else None
     kind = op.arg(arg).kind if op.arg(arg) else None
     if isinstance(v, Symbol):
-        words = {"pad": ("same", "valid"), "act": ("none",) + ACTIVATIONS + tuple(ACTIVATION_NAMES), "init": initializers.NAMES}.get(kind)
+        words = {"pad": ("same", "valid"), "act": ("none",) + ACTIVATIONS + tuple(ACTIVATION_NAMES), "init": initializers.NAMES,
+                 "fit": ("none",) + FITS}.get(kind)
         if kind == "init" and v in words:  # a known initializer used wrongly (truncated_normal without stddev)
             return SpecError(f"{what}: 'init' {msg}", span)
         if words is None and kind in ("size", "size0") and "x" in v.strip("x"):

@@ -22,12 +22,21 @@ tool on torchvision's googlenet and inception_v3 and compare (tests/test_convent
   element; relu and max pooling zero. thop hooks only `torch.nn` modules, and torchvision's
   Inception blocks pool with `torch.nn.functional.avg_pool2d`, which it never sees: average
   pooling counts zero here as on those models.
+- torchinfo (`torchinfo.summary(...).total_mult_adds`, torchinfo/layer_info.py `calculate_macs`):
+  for every module with a weight or bias, a conv's parameters times its output pixels (its MACs,
+  plus one per output element for a bias) and any other module's parameters once per image: a
+  linear layer's in*out + out, a batch norm's gamma and beta (2 per channel, not per element).
+  Its own golden file tests/test_output/google.out (googlenet at 112x112) prints 392.46 M in train
+  mode (the aux heads run) and 384.08 M in eval.
+- ptflops-aten (`get_model_complexity_info(..., backend="aten")`, ptflops/aten_ops.py): the aten
+  convolution and addmm/mm ops only: conv and linear MACs plus one per output element for a bias;
+  batch norm, activations and pooling count zero (inception_v3: its MACs plus the fc's 1,000 biases).
 """
 from __future__ import annotations
 
 from .errors import UsageError
 
-CONVENTIONS = ("incdsl", "fvcore", "ptflops", "thop", "torchvision")
+CONVENTIONS = ("incdsl", "fvcore", "ptflops", "ptflops-aten", "thop", "torchinfo", "torchvision")
 
 # What each convention counts, for the README's table: (conv, dense, bias, BN, activations,
 # pooling, adds); tests/test_conventions.py checks the README's table against this.
@@ -36,7 +45,9 @@ COUNTS = {
     "torchvision": ("MACs", "MACs", "-", "-", "-", "-", "-"),
     "fvcore": ("MACs", "MACs", "-", "2/elem", "-", "adaptive avg: 1/input elem", "-"),
     "ptflops": ("MACs", "MACs", "1/output elem", "2/elem", "1/elem", "2/input elem (max, avg, adaptive); 1 if `functional=true`", "-"),
+    "ptflops-aten": ("MACs", "MACs", "1/output elem", "-", "-", "-", "-"),
     "thop": ("MACs", "MACs", "-", "4/elem", "-", "adaptive avg: (kh*kw+1)/output elem", "-"),
+    "torchinfo": ("MACs", "MACs", "1/output elem", "1 per gamma and beta (per channel)", "-", "-", "-"),
 }
 
 _CONVS = ("conv", "dwconv", "sepconv")
@@ -57,6 +68,8 @@ def layer_ops(net, name: str, convention: str) -> int:
     if convention in ("incdsl", "torchvision"):
         return macs
     out = _n(net.shapes[name])
+    if convention in ("torchinfo", "ptflops-aten"):
+        return _weighted(op, a, macs, out, net.shapes[name][-1], convention)
     inp = _n(net.shapes[layer.inputs[0]]) if layer.inputs else 0
     bn_per = {"fvcore": 2, "ptflops": 2, "thop": 4}[convention]
     total = 0
@@ -85,6 +98,19 @@ def layer_ops(net, name: str, convention: str) -> int:
     elif op == "gmp":
         total += inp if convention == "ptflops" else 0
     return total
+
+
+def _weighted(op: str, a: dict, macs: int, out: int, channels: int, convention: str) -> int:
+    """torchinfo and ptflops' aten backend count only layers with weights: conv and dense MACs, a
+    bias once per output element, and (torchinfo) a batch norm's gamma and beta once each."""
+    if op in _CONVS or op == "dense":
+        total = macs + (out if a.get("bias") else 0)
+        if convention == "torchinfo" and a.get("bn"):
+            total += channels * (2 if a.get("bn_scale") else 1)
+        return total
+    if op == "bn" and convention == "torchinfo":
+        return channels * (2 if a.get("scale") else 1)
+    return 0
 
 
 def _ptflops_pool(attrs, inp: int) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from .ops import ZERO, Count
+from .ops import ZERO, Count, applies
 from .report import describe
 from .text import attr_text, shape_text, signed_text
 
@@ -43,7 +43,7 @@ def _changes(na, a, nb, b) -> dict:
         out["op"] = (la.op, lb.op)
     for k in dict.fromkeys(list(la.attrs) + list(lb.attrs)):
         va, vb = la.attrs.get(k), lb.attrs.get(k)
-        if va != vb:
+        if va != vb and applies(la.attrs, k) and applies(lb.attrs, k):  # a bn_* option of a conv without bn: moot
             out[k] = (attr_text(va), attr_text(vb))
     if na.shapes[a] != nb.shapes[b]:
         out["shape"] = (shape_text(na.shapes[a]), shape_text(nb.shapes[b]))

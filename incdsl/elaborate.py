@@ -176,8 +176,11 @@ class _Elaborator:
                             if "input" in self.graph.layers else [])
         self.input_seen = True
         dims = [self.ev.eval(d, scope.vars) for d in st.dims]
+        exprs = list(st.dims)
+        if len(dims) == 2:  # input(size, channels): a square side or HxW (`--set size=350x400`)
+            dims, exprs = _input_size(dims[0], st.dims[0]) + [dims[1]], [st.dims[0]] * 2 + [st.dims[1]]
         raw = dict(zip(("height", "width", "channels"), dims))
-        for (k, v), d in zip(raw.items(), st.dims):
+        for (k, v), d in zip(raw.items(), exprs):
             if isinstance(v, Symbol):
                 raise unknown_name(v, d, scope.vars)
             try:
@@ -185,7 +188,9 @@ class _Elaborator:
                 if k != "channels" and v > 65536:
                     raise ValueError(f"{v:,} is absurdly large (the limit is 65,536)")
             except ValueError as e:
-                raise SpecError(f"input {k} {e}", d.span) from None
+                hint = ("a size of HxW goes in the two-argument form, input(size, channels)"
+                        if isinstance(v, tuple) and len(st.dims) == 3 else None)
+                raise SpecError(f"input {k} {e}", d.span, hint=hint) from None
         return self._add(Layer("input", "input", normalize(OPS["input"], raw), (), st.span), st.span)
 
     def _output(self, st: ast.Output, scope: Scope, cur, in_network: bool):
@@ -289,8 +294,8 @@ class _Elaborator:
     def _branches(self, br: ast.Branches, scope: Scope, cur, name: str | None) -> str:
         if cur is None:
             raise SpecError(f"{br.kind} has no input: the network has none yet", br.span)
-        if br.kwargs:
-            raise SpecError(f"{br.kind} takes no options", br.kwargs[0].span)
+        # its only option, `tap=true`, is checked like a layer's arguments (before the branches run)
+        attrs = layer_attrs(ast.Call(br.kind, (), br.kwargs, False, br.span), OPS[br.kind], {}, scope, self.ev)
         if not br.chains:
             raise SpecError(f"empty {br.kind}: it needs at least one branch", br.span)
         base = scope.path + (name,) if name else scope.path
@@ -298,7 +303,7 @@ class _Elaborator:
         for chain in br.chains:
             label = f"b{self.names.fresh(base, 'b')}"
             outs.append(self._chain(chain, scope.child(base + (label,)), cur))
-        layer = Layer(self.names.id(scope.path, name, br.kind, br.span), br.kind, {}, tuple(outs), br.span, scope.module)
+        layer = Layer(self.names.id(scope.path, name, br.kind, br.span), br.kind, attrs, tuple(outs), br.span, scope.module)
         return self._add(layer, br.span)
 
     def _call_module(self, el: ast.Call, scope: Scope, cur: str, name: str | None) -> str:
@@ -344,6 +349,17 @@ class _Elaborator:
             raise SpecError(f"the network has more than {MAX_LAYERS:,} layers; is a `repeat` count absurd?", span)
         g.layers[layer.name] = layer
         return layer.name
+
+
+def _input_size(v, expr) -> list:
+    """`input(size, channels)`'s size as [height, width]: n is n x n, a pair (350x400) is HxW.
+    Raises SpecError at `expr` for anything else."""
+    if isinstance(v, tuple):
+        if len(v) != 2:
+            raise SpecError(f"input size must be one side or HxW, got {len(v)} sides", expr.span,
+                            hint="write for example input(size, 3) with size=299 or size=350x400")
+        return list(v)
+    return [v, v]
 
 
 def _output_name(end: str, g: Graph) -> str:

@@ -189,6 +189,11 @@ def coerce_override(name: str, text, default):
                 return False
             raise ValueError
         if isinstance(default, int):
+            if "x" in low:  # `--set size=350x400`: an integer side given as HxW (input(size, channels) reads it)
+                sizes = read_sizes(s)
+                if len(sizes) == 2:
+                    return sizes
+                raise ValueError
             return read_int(s)
         if isinstance(default, float):
             return float(read_number(s))
@@ -196,7 +201,8 @@ def coerce_override(name: str, text, default):
             sizes = read_sizes(s)
             return sizes[0] if len(sizes) == 1 else sizes  # `--set k=5` is a square 5x5
     except ValueError:
-        kind = {bool: "true or false", int: "an integer", float: "a number", tuple: "sizes like 3x3"}[type(default)]
+        kind = {bool: "true or false", int: "an integer" + (" or HxW" if "x" in low else ""), float: "a number",
+                tuple: "sizes like 3x3"}[type(default)]
         raise ArgumentError(name, shorten(text), f"{name} is {kind} (its default is {show_value(default)})") from None
     try:
         return read_number(s)

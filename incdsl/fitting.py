@@ -250,12 +250,33 @@ def _bracket(f: Fitter, lo, hi, default, kind, over):
                 if f.fits(cur):
                     return cur, hi
             except (SpecError, UsageError) as e:
+                # networks stop building between cur and hi: the smallest that builds may still fit
+                small = smallest_building(f, cur, hi, kind)
+                if small < hi and f.fits(small):
+                    return small, hi
                 first = e.message if isinstance(e, SpecError) else str(e)
                 raise NothingFits(f"nothing fits: {over(hi)}, and {name}={number_text(cur)} does not build "
                                  f"({first.splitlines()[0]})") from None
             hi = cur
         raise NothingFits(f"nothing fits: {over(cur)}")
     return lo, hi
+
+
+def smallest_building(f, bad, good, kind=float):
+    """The smallest value in (bad, good] whose network builds, by bisection (to adjacent integers
+    for an int parameter, adjacent floats otherwise): `bad` does not build, `good` does. Assumes
+    that above some value every network builds (a network too small for its input stops building
+    below it). `f` is a Fitter (or anything whose `probe(value)` raises SpecError or UsageError
+    for a network that does not build)."""
+    while True:
+        mid = (bad + good) // 2 if kind is int else bad + (good - bad) / 2
+        if mid <= bad or mid >= good:
+            return good
+        try:
+            f.probe(mid)
+            good = mid
+        except (SpecError, UsageError):
+            bad = mid
 
 
 def shortest(f, value, rounding):

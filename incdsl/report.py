@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .graph import Layer
-from .ops import DEFAULTS, OPS, REQUIRED, Count, describe  # noqa: F401 (describe: report.describe for its importers)
+from .ops import DEFAULTS, OPS, REQUIRED, Count, applies, describe  # noqa: F401 (describe: report.describe for its importers)
 from .text import attr_text, counts_dict, shape_text, si
 
 
@@ -167,7 +167,7 @@ def call_text(layer: Layer) -> str:
         elif arg.name == "stride" and arg.default is None:
             if v != layer.attrs.get("kernel"):
                 args.append(f"stride={attr_text(v)}")
-        elif v != DEFAULTS[layer.op][arg.name]:
+        elif v != DEFAULTS[layer.op][arg.name] and applies(layer.attrs, arg.name):
             args.append(f"{arg.name}={attr_text(v)}")
     return f"{layer.op}({', '.join(args)})" if args else layer.op
 

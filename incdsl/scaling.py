@@ -124,7 +124,12 @@ def compound(spec: Spec, bases: dict[str, float], budgets: dict, *, sets: dict |
             try:
                 ok = f.fits(hi - step)
             except SpecError as e:
+                # networks stop building between hi - step and hi: the smallest that builds may
+                # still fit (issue 27: inception_v3 --scale width=1.1,size=1.15 under 5M params)
                 small = _smallest(f, hi - step, hi)
+                if small < hi and f.fits(small):
+                    lo = small
+                    break
                 raise NothingFits(f"nothing fits: the budget is below the smallest network that builds: phi={small:.6g} "
                                   f"{over_text(f.probe(small), budgets, trainable)} (phi={hi - step:g} does not "
                                   f"build: {e.message.splitlines()[0]})") from None

@@ -30,14 +30,18 @@ def trunk(net) -> list[str]:
 
 
 def taps(net) -> list[dict]:
-    """The last trunk feature map at each stride, named by the module call it ends where it ends
-    one (timm's feature_info: `module`, `num_chs`, `reduction`). Shapes NHWC."""
+    """The last trunk feature map at each stride, or the block marked `tap=true` at that stride
+    (timm names Inception-v4's stride-4 map Mixed3a, before Mixed4a), named by the module call it
+    ends where it ends one (timm's feature_info: `module`, `num_chs`, `reduction`). Shapes NHWC."""
     st = strides(net)
     ends = {b.output: b.name for b in net.graph.blocks}
     last: dict[int, str] = {}
+    marked: set[int] = set()
     for n in trunk(net):
-        if n in st and net.layers[n].op != "input":
+        if n in st and net.layers[n].op != "input" and st[n] not in marked:
             last[st[n]] = n
+            if net.layers[n].attrs.get("tap"):
+                marked.add(st[n])
     out = []
     for s in sorted(last):
         n = last[s]

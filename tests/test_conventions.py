@@ -69,7 +69,7 @@ def test_conventions_reproduce_the_tools(name, capsys):
 def test_readme_table_says_what_each_convention_counts():
     text = README.read_text()
     rows = {m.group(1): [c.strip() for c in m.group(2).split("|")]
-            for m in re.finditer(r"^\| `(\w+)` \|(.*)\|$", text, re.M) if m.group(1) in COUNTS}
+            for m in re.finditer(r"^\| `([\w-]+)` \|(.*)\|$", text, re.M) if m.group(1) in COUNTS}
     assert set(rows) == set(COUNTS)
     for name, cells in rows.items():
         assert tuple(cells[:7]) == COUNTS[name], name

@@ -45,7 +45,7 @@ def test_golden(name, capsys, monkeypatch):
 def test_golden_facts():
     """A few lines of the goldens checked by meaning, so an UPDATE_GOLDEN run cannot bless nonsense."""
     tv = (GOLDEN / "googlenet_tv.expand").read_text().splitlines()
-    assert tv[0] == "# network googlenet_tv classes=1000 aux=true width=1 size=224 transform_input=false top=true pooling=none"
+    assert tv[0] == "# network googlenet_tv classes=1000 aux=true width=1 size=224 transform_input=false top=true pooling=none channels=3"
     layers = [l for l in tv if l and not l.startswith(("#", "output", "train_output"))]
     assert len(layers) == 95
     # torchvision's 5x5 branch quirk: the "5x5" branch convolves 3x3
@@ -77,7 +77,8 @@ def test_summary_json_keys_are_stable():
     s = json.loads((GOLDEN / "googlenet_tv_small.summary.json").read_text())
     assert list(s) == ["network", "spec", "set", "input", "params", "macs", "flops", "inference", "outputs", "heads",
                        "depth", "blocks", "layers", "taps", "memory"]
-    assert s["set"] == {"classes": 3, "aux": True, "width": 0.25, "size": 64, "transform_input": False, "top": True, "pooling": None}
+    assert s["set"] == {"classes": 3, "aux": True, "width": 0.25, "size": 64, "transform_input": False, "top": True, "pooling": None,
+                        "channels": 3}
     assert s["flops"] == 2 * s["macs"]
     assert s["params"]["total"] == sum(l["params"] for l in s["layers"])
     assert s["inference"]["params"]["total"] == sum(l["params"] for l in s["layers"] if not l["train_only"])

@@ -44,7 +44,7 @@ from ..targets import strided_dilation
 from ..text import ParamText, first_line
 from .keras_layers import (CUSTOM_OBJECTS, LRN, AdaptiveAvgPool2D, AvgPool2D, ChannelShuffle, DropPath, GroupedConv2D,
                            MaxPool2D,
-                           Subsample)
+                           Subsample, TorchBatchNormalization)
 
 L = keras.layers
 
@@ -68,8 +68,8 @@ def _padding(pad, node, x):
 
 def _bn_act(a: dict, node, x):
     if a["bn"]:
-        x = L.BatchNormalization(epsilon=a["bn_eps"], momentum=a["bn_momentum"], scale=a["bn_scale"],
-                                 name=keras_name(node, "bn"))(x)
+        norm = TorchBatchNormalization if a.get("bn_unbiased") else L.BatchNormalization
+        x = norm(epsilon=a["bn_eps"], momentum=a["bn_momentum"], scale=a["bn_scale"], name=keras_name(node, "bn"))(x)
     if a["act"]:
         x = L.Activation(a["act"], name=keras_name(node, "act"))(x)
     return x
@@ -192,8 +192,8 @@ BUILDERS = {
     "dense": _one(lambda a: (L.Dense, {"units": a["units"], "use_bias": a["bias"], "activation": a["act"],
                                        **_kernel_args(a, "kernel")})),
     "dropout": _one(lambda a: (L.Dropout, {"rate": a["rate"]})),
-    "bn": _one(lambda a: (L.BatchNormalization, {"epsilon": a["eps"], "momentum": a["momentum"],
-                                                  "scale": a["scale"]})),
+    "bn": _one(lambda a: (TorchBatchNormalization if a.get("unbiased") else L.BatchNormalization,
+                          {"epsilon": a["eps"], "momentum": a["momentum"], "scale": a["scale"]})),
     "act": _act,
     "channel_shuffle": _one(lambda a: (ChannelShuffle, {"groups": a["groups"]})),
     "drop_path": _one(lambda a: (DropPath, {"rate": a["rate"]})),

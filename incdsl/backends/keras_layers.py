@@ -13,6 +13,8 @@ file names; `keras_register.py` makes sure this module is imported whenever Kera
 - `ChannelShuffle`: ShuffleNet's channel shuffle (torch.nn.ChannelShuffle).
 - `DropPath`: stochastic depth per sample (timm's DropPath), the identity at inference.
 - `Subsample`: every s-th row and column, for a strided dilated conv computed at stride 1.
+- `TorchBatchNormalization`: batch norm whose moving variance takes the unbiased batch variance,
+  as torch.nn.BatchNorm2d does (`bn_unbiased=true`).
 """
 from __future__ import annotations
 
@@ -276,5 +278,32 @@ class Subsample(keras.layers.Layer):
         return {**super().get_config(), "strides": self.strides}
 
 
+
+
+@register
+class TorchBatchNormalization(keras.layers.BatchNormalization):
+    """keras.layers.BatchNormalization with torch.nn.BatchNorm2d's moving-variance update: in
+    training the batch is normalized with its biased variance (as both do), but the moving variance
+    moves towards the unbiased one, var * n / (n - 1) with n the values per channel (batch x H x W;
+    torch/nn/modules/batchnorm.py, `running_var` "with unbiased estimator"). Keras moves it towards
+    the biased one. Inference is identical. Same arguments and weights as BatchNormalization."""
+
+    def call(self, inputs, training=None, mask=None):
+        """BatchNormalization's output (NHWC); in training, the moving variance then moves the rest
+        of the way to torch's unbiased estimate."""
+        out = super().call(inputs, training=training, mask=mask)
+        if training and self.trainable:
+            axis = self.axis % len(inputs.shape)
+            axes = [i for i in range(len(inputs.shape)) if i != axis]
+            x = ops.cast(inputs, self.moving_variance.dtype)
+            _, var = ops.moments(x, axes)
+            shape = ops.shape(x)
+            n = ops.cast(math.prod(shape[i] for i in axes), self.moving_variance.dtype)
+            # BatchNormalization just moved it by (1 - momentum) * var; the rest of var * n / (n - 1)
+            self.moving_variance.assign(self.moving_variance + (1.0 - self.momentum) * var / (n - 1.0))
+        return out
+
+
 CUSTOM_OBJECTS = {f"incdsl>{cls.__name__}": cls for cls in (LRN, MaxPool2D, AvgPool2D, AdaptiveAvgPool2D,
-                                                           GroupedConv2D, ChannelShuffle, DropPath, Subsample)}
+                                                           GroupedConv2D, ChannelShuffle, DropPath, Subsample,
+                                                           TorchBatchNormalization)}

@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--memory", action="store_true", help="memory columns and totals (parameter bytes, "
                    "activations kept for backward at --batch, the training step)")
     p.add_argument("--convention", metavar="NAME", help="count as another tool does: fvcore, ptflops, "
-                   "thop, torchvision (the README's counting section says what each counts)")
+                   "ptflops-aten, thop, torchinfo, torchvision (the README's counting section says what each counts)")
     p.set_defaults(run=run)
 
 

@@ -292,14 +292,15 @@ class _Reader:
             if c["use_bias"]:
                 w["bias"] = var(layer.bias)
             return op, attrs, w, None
-        if cls == "BatchNormalization":
+        if cls in ("BatchNormalization", "TorchBatchNormalization"):  # the latter: incdsl's bn_unbiased
             if c["axis"] not in (-1, 3, [3], [-1]) or not c.get("center", True) or c.get("renorm"):
                 raise bad("only batch norm over channels with a beta (center=True) maps to incdsl's bn")
             w = {"beta": var(layer.beta), "moving_mean": var(layer.moving_mean),
                  "moving_variance": var(layer.moving_variance)}
             if c["scale"]:
                 w["gamma"] = var(layer.gamma)
-            return "bn", {"eps": c["epsilon"], "scale": c["scale"], "momentum": c["momentum"]}, w, None
+            return "bn", {"eps": c["epsilon"], "scale": c["scale"], "momentum": c["momentum"],
+                          "unbiased": cls == "TorchBatchNormalization"}, w, None
         if cls == "Activation":
             if not isinstance(act, str):
                 raise bad(f"activation {act!r} has no incdsl equivalent")

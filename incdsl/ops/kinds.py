@@ -72,6 +72,17 @@ def _act(v):
     raise ValueError(f"must be none or one of {', '.join(ACTIVATIONS + tuple(ACTIVATION_NAMES))}, got {_show(v)}")
 
 
+FITS = ("shrink", "map")  # how a conv's kernel adapts to a small input map (rules.fitted_kernel)
+
+
+def _fit(v):
+    if v is None or v == "none":
+        return None
+    if isinstance(v, str) and v in FITS:
+        return str(v)
+    raise ValueError(f"must be none, shrink or map, got {_show(v)}")
+
+
 def _bool(v):
     if isinstance(v, bool):
         return v
@@ -170,6 +181,7 @@ KINDS: dict[str, Callable] = {
     "slope": lambda v: _slope(v),
     "decay": _decay,
     "init": _init,
+    "fit": _fit,
 }
 
 

@@ -73,9 +73,25 @@ def input_(a, ins) -> Rule:
     return Rule((a["height"], a["width"], a["channels"]))
 
 
+def fitted_kernel(a, shape) -> tuple[int, int]:
+    """A conv's kernel (kh, kw) on an input map `shape` (h, w, c) under its `fit` argument: as
+    written (none); each side at most the map's (shrink: TF-slim's
+    `_reduced_kernel_size_for_small_input`, nets/inception_v3.py's aux head); or the map's h x w
+    (map: TF-slim's `aux.get_shape()[1:3]`, nets/inception_v4.py and inception_resnet_v2.py)."""
+    (kh, kw), fit = a["kernel"], a.get("fit")
+    if fit == "shrink":
+        return min(kh, shape[0]), min(kw, shape[1])
+    if fit == "map":
+        return shape[0], shape[1]
+    return kh, kw
+
+
 def conv(a, ins) -> Rule:
-    """keras.layers.Conv2D (groups: each filter sees cin / groups channels)."""
+    """keras.layers.Conv2D (groups: each filter sees cin / groups channels). A `fit` kernel is
+    taken at the input's size (the shapes pass writes it back into the layer for the backends)."""
     h, w, cin = feature_map(ins[0])
+    if a.get("fit"):
+        a = {**a, "kernel": fitted_kernel(a, ins[0])}
     groups = a.get("groups", 1)
     if groups > 1:
         for what, n in (("input channels", cin), ("filters", a["filters"])):

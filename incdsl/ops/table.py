@@ -34,6 +34,8 @@ _BN_ARGS = (
     Arg("bn_scale", "bool", True, "batch norm learns a scale (gamma); Keras' Inception v3 has none"),
     Arg("bn_eps", "positive", 1e-3, "batch norm epsilon"),
     Arg("bn_momentum", "rate", 0.99, "batch norm moving-average momentum (Keras convention)"),
+    Arg("bn_unbiased", "bool", False, "in training the moving variance takes the unbiased batch variance "
+        "(n / (n - 1)), as torch.nn.BatchNorm2d; Keras takes the biased one. Inference is the same"),
     Arg("act", "act", None, "activation after batch norm"),
 )
 # Training-only: they change how a network trains, not what it computes (ONNX ignores them).
@@ -42,7 +44,9 @@ _TRAIN_ARGS = (
         "s * sum(w^2) / 2 to the loss (Keras L2(s / 2)); Caffe's and torch SGD's weight_decay"),
     Arg("init", "init", None, "kernel initializer (incdsl/initializers.py); none: glorot_uniform, Keras' default"),
 )
-KEYWORD_ONLY = frozenset(a.name for a in _TRAIN_ARGS)  # never positional, left out of signature hints
+# never positional, left out of signature hints: the training arguments, torch's variance rule and
+# TF-slim's small-input kernel rule (rarely written, and the hint must stay on one screen line)
+KEYWORD_ONLY = frozenset(a.name for a in _TRAIN_ARGS) | {"bn_unbiased", "fit"}
 _CONV_TAIL = (
     Arg("stride", "size", 1, "step of the window: s or (sh, sw)"), Arg("pad", "pad", "same", "same, valid, p, (ph, pw) or (top, bottom, left, right)"),
     Arg("dilation", "size", 1, "spacing of the kernel taps (atrous convolution): d or (dh, dw)"),
@@ -59,6 +63,12 @@ _FUNCTIONAL = Arg("functional", "bool", False,
                   "the PyTorch model pools here with torch.nn.functional, not a torch.nn module "
                   "(only --convention ptflops reads it)")
 
+# A fact about the backbone a spec reproduces, read only by `summary`'s taps (summary_extras.taps):
+# timm's feature_info names its own feature maps, and for Inception-v4 the stride-4 one is Mixed3a,
+# not the last map at that stride (timm/models/inception_v4.py: feature_info module 'features.3').
+_TAP = Arg("tap", "bool", False, "this block's output is the backbone's feature tap at its stride "
+           "(timm's features_only), not the last map at that stride")
+
 OPS: dict[str, Op] = {op.name: op for op in (
     Op("input", (Arg("height", "count", REQUIRED, "image height in pixels"),
                  Arg("width", "count", REQUIRED, "image width in pixels"),
@@ -67,7 +77,9 @@ OPS: dict[str, Op] = {op.name: op for op in (
        doc="the network's image input (NHWC, batch left out)"),
     Op("conv", (Arg("filters", "count", REQUIRED, "number of output channels"),
                Arg("kernel", "size", 1, "kernel size: k or (kh, kw), e.g. 3 or 1x7")) + _CONV_TAIL
-       + (Arg("groups", "count", 1, "grouped convolution: channels in `groups` independent groups (ResNeXt)"),),
+       + (Arg("groups", "count", 1, "grouped convolution: channels in `groups` independent groups (ResNeXt)"),
+          Arg("fit", "fit", None, "none; shrink: each kernel side larger than the input map shrinks to it "
+              "(TF-slim's _reduced_kernel_size_for_small_input); map: the kernel is the input map's HxW")),
        rules.conv,
        doc="2-D convolution, optionally followed by batch norm and an activation"),
     Op("dwconv", (Arg("kernel", "size", 3, "kernel size: k or (kh, kw)"),
@@ -96,7 +108,8 @@ OPS: dict[str, Op] = {op.name: op for op in (
        doc="dropout in training (Keras Dropout); the identity at inference and in the ONNX export"),
     Op("bn", (Arg("eps", "positive", 1e-3, "epsilon added to the variance"),
              Arg("scale", "bool", True, "learn a scale (gamma)"),
-             Arg("momentum", "rate", 0.99, "moving-average momentum (Keras convention)")),
+             Arg("momentum", "rate", 0.99, "moving-average momentum (Keras convention)"),
+             Arg("unbiased", "bool", False, "the moving variance takes the unbiased batch variance, as torch")),
        rules.bn, doc="batch normalization over channels"),
     Op("act", (Arg("fn", "act", REQUIRED, "the activation: relu, sigmoid, softmax, ..."), Arg("slope", "slope", None, "leaky_relu's negative slope (default 0.2, Keras')")),
        rules.act,
@@ -119,10 +132,10 @@ OPS: dict[str, Op] = {op.name: op for op in (
     Op("drop_path", (Arg("rate", "rate", REQUIRED, "probability of dropping a sample's branch in training"),), rules.same,
        doc="stochastic depth: in training, drops a sample's whole branch with probability rate and scales "
            "the rest by 1/(1 - rate) (timm DropPath); the identity at inference"),
-    Op("concat", (), rules.concat, inputs=None, doc="concatenate along channels"),
-    Op("multiply", (), rules.multiply, inputs=None,
+    Op("concat", (_TAP,), rules.concat, inputs=None, doc="concatenate along channels"),
+    Op("multiply", (_TAP,), rules.multiply, inputs=None,
        doc="elementwise product; a vector scales the channels of a feature map (squeeze-and-excitation)"),
-    Op("add", (), rules.add, inputs=None, doc="elementwise sum"),
+    Op("add", (_TAP,), rules.add, inputs=None, doc="elementwise sum"),
 )}
 
 # Words that stand for an op with preset arguments.

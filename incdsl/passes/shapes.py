@@ -6,7 +6,7 @@ import re
 
 from ..errors import Note, SpecError, call_note
 from ..graph import Graph
-from ..ops import OPS, Count, Shape, ShapeError
+from ..ops import OPS, Count, Shape, ShapeError, fitted_kernel
 from ..text import shape_text
 from .min_input import smallest_input
 from .size_trace import size_notes
@@ -38,6 +38,8 @@ def infer_shapes(g: Graph) -> tuple[dict[str, Shape], dict[str, Count], dict[str
     for name, layer in g.layers.items():
         ins = [shapes[i] for i in layer.inputs]
         try:
+            if layer.attrs.get("fit") and len(ins[0]) == 3:  # the kernel the backends build: at this input's size
+                layer.attrs["kernel"] = fitted_kernel(layer.attrs, ins[0])
             rule = OPS[layer.op].rule(layer.attrs, ins)
         except ShapeError as e:
             raise _explain(g, layer, e, shapes, whys) from None
