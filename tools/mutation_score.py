@@ -1,0 +1,63 @@
+"""Print the mutation score per module from a mutmut 3 run (tools/mutation.sh calls it).
+
+Reads mutmut's result files (`mutants/<module>.py.meta`: exit code per mutant) under the scratch
+directory given as the first argument and classifies each exit code as mutmut does
+(`mutmut.stats.status_by_exit_code`). Killed = a test failed, timed out or crashed on the mutant;
+survived = all its tests passed; no tests = no selected test reaches the mutated function; not
+run = not checked yet, skipped or suspicious. The score is killed / (killed + survived + no tests), in
+percent, per module and in total.
+Usage: python tools/mutation_score.py SCRATCH_DIR [--survivors]
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from mutmut.stats import status_by_exit_code
+
+CAUGHT = {"killed", "timeout", "segfault", "caught by type check"}
+
+
+def tally(root: Path) -> dict[str, dict[str, list[str]]]:
+    """{module path: {"killed"|"survived"|"no tests"|"not run": [mutant names]}} from `root`/mutants."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for meta in sorted((root / "mutants").rglob("*.py.meta")):
+        module = str(meta.relative_to(root / "mutants"))[:-len(".meta")]
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        kinds = out.setdefault(module, {"killed": [], "survived": [], "no tests": [], "not run": []})
+        for name, code in codes.items():
+            status = status_by_exit_code[code]
+            kind = ("killed" if status in CAUGHT else status if status in ("survived", "no tests")
+                    else "not run")
+            kinds[kind].append(name)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    """Print one line per module and a total; with --survivors, the surviving mutants' names."""
+    root = Path(argv[0])
+    table = tally(root)
+    if not table:
+        print(f"no mutmut results under {root}/mutants", file=sys.stderr)
+        return 1
+    print(f"{'module':44} {'killed':>7} {'survived':>8} {'no tests':>8} {'not run':>7} {'score':>7}")
+    totals = [0, 0, 0, 0]
+    for module, k in table.items():
+        n = [len(k["killed"]), len(k["survived"]), len(k["no tests"]), len(k["not run"])]
+        totals = [a + b for a, b in zip(totals, n)]
+        judged = n[0] + n[1] + n[2]
+        score = f"{100 * n[0] / judged:6.1f}%" if judged else "     -"
+        print(f"{module:44} {n[0]:7} {n[1]:8} {n[2]:8} {n[3]:7} {score:>7}")
+    judged = sum(totals[:3])
+    print(f"{'total':44} {totals[0]:7} {totals[1]:8} {totals[2]:8} {totals[3]:7} "
+          f"{100 * totals[0] / judged if judged else 0:6.1f}%")
+    if "--survivors" in argv:
+        for module, k in table.items():
+            for name in k["survived"] + k["no tests"]:
+                print(name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
