@@ -7,9 +7,12 @@ survived = all its tests passed; no tests = no selected test reaches the mutated
 run = not checked yet, skipped or suspicious. The score is killed / (killed + survived + no tests), in
 percent, per module and in total.
 Usage: python tools/mutation_score.py SCRATCH_DIR [--survivors]
+       python tools/mutation_score.py --config tools/mutation.cfg GROUP   (prints GROUP's setup.cfg)
 """
 from __future__ import annotations
 
+import configparser
+import io
 import json
 import sys
 from pathlib import Path
@@ -34,8 +37,30 @@ def tally(root: Path) -> dict[str, dict[str, list[str]]]:
     return out
 
 
+def group_config(path: Path, group: str) -> str:
+    """The setup.cfg text mutmut reads for `group` of tools/mutation.cfg: its [common] keys
+    overridden by the group's own, as a [mutmut] section. Raises KeyError for an unknown group."""
+    cfg = configparser.ConfigParser()
+    cfg.read(path)
+    if group not in cfg or group == "common":
+        raise KeyError(f"no group {group!r} in {path}; groups: {', '.join(s for s in cfg.sections() if s != 'common')}")
+    out = configparser.ConfigParser()
+    out["mutmut"] = {**cfg["common"], **cfg[group]}
+    buf = io.StringIO()
+    out.write(buf)
+    return buf.getvalue()
+
+
 def main(argv: list[str]) -> int:
-    """Print one line per module and a total; with --survivors, the surviving mutants' names."""
+    """Print one line per module and a total; with --survivors, the surviving mutants' names.
+    With --config CFG GROUP, print GROUP's setup.cfg instead."""
+    if argv[:1] == ["--config"]:
+        try:
+            print(group_config(Path(argv[1]), argv[2]), end="")
+        except KeyError as e:
+            print(f"error: {e.args[0]}", file=sys.stderr)
+            return 2
+        return 0
     root = Path(argv[0])
     table = tally(root)
     if not table:
