@@ -56,7 +56,7 @@ def specs(draw) -> str:
     return f"network r() {{\n  input {h}x{w}x{c}\n  {lines}\n  {head}\n}}\n"
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs())
 def test_counts_equal_keras_count_params(text):
     net = incdsl.loads(text)

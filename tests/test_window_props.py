@@ -15,7 +15,7 @@ from onnx import TensorProto, helper
 
 from incdsl.window import extent, output_length, overhang, resolve, same_split
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 sizes = st.integers(1, 23)
 kernels = st.integers(1, 6)
