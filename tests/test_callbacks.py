@@ -132,3 +132,27 @@ def test_a_non_finite_loss_stops_with_the_step(bad):
         stop.on_train_batch_end(4, {"loss": bad})
     assert (e.value.step, e.value.epoch, e.value.batch) == (42, 3, 5)
     assert str(e.value.loss) == str(float(bad))
+
+
+def test_throughput_sums_every_validation_between_two_calls(monkeypatch):
+    # found by tools/mutation.sh: two validation runs between two training calls both come off
+    clock = iter([0.0, 1.0, 2.0, 3.0, 4.5, 10.0])
+    monkeypatch.setattr(cb.time, "perf_counter", lambda: next(clock))
+    t = cb.Throughput(batch_size=1, skip=1)
+    t.on_test_end()                          # an end before any begin: nothing to subtract, no error
+    t.on_epoch_begin(0)
+    t.on_train_batch_end(0, {"loss": 1.0})   # t=0: the clock starts
+    t.on_test_begin()                        # t=1
+    t.on_test_end()                          # t=2: 1 s
+    t.on_test_begin()                        # t=3
+    t.on_test_end()                          # t=4.5: 1.5 s more
+    t.on_train_batch_end(1, {"loss": 1.0})   # t=10
+    assert (t.steps, t.paused) == (1, 2.5)
+    assert t.images_per_second == pytest.approx(1 / 7.5)
+
+
+def test_a_non_finite_loss_in_the_first_epoch_counts_it_as_1():
+    stop = with_model(cb.StopOnNonFinite(), step=1)  # Keras calls on_epoch_begin first; the count holds without it
+    with pytest.raises(cb.Diverged) as e:
+        stop.on_train_batch_end(0, {"loss": math.inf})
+    assert (e.value.step, e.value.epoch, e.value.batch) == (1, 1, 1)
