@@ -6,7 +6,7 @@ directory given as the first argument and classifies each exit code as mutmut do
 survived = all its tests passed; no tests = no selected test reaches the mutated function; not
 run = not checked yet, skipped or suspicious. The score is killed / (killed + survived + no tests), in
 percent, per module and in total.
-Usage: python tools/mutation_score.py SCRATCH_DIR [--survivors]
+Usage: python tools/mutation_score.py SCRATCH_DIR [--survivors | --names]
        python tools/mutation_score.py --config tools/mutation.cfg GROUP   (prints GROUP's setup.cfg)
 """
 from __future__ import annotations
@@ -63,6 +63,9 @@ def main(argv: list[str]) -> int:
         return 0
     root = Path(argv[0])
     table = tally(root)
+    if "--names" in argv:  # the survivors (and unreached) alone, for `mutmut run NAME...` to retest
+        print("\n".join(n for k in table.values() for n in k["survived"] + k["no tests"]))
+        return 0
     if not table:
         print(f"no mutmut results under {root}/mutants", file=sys.stderr)
         return 1
