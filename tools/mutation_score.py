@@ -45,7 +45,12 @@ def group_config(path: Path, group: str) -> str:
     if group not in cfg or group == "common":
         raise KeyError(f"no group {group!r} in {path}; groups: {', '.join(s for s in cfg.sections() if s != 'common')}")
     out = configparser.ConfigParser()
-    out["mutmut"] = {**cfg["common"], **cfg[group]}
+    section = {**cfg["common"], **cfg[group]}
+    # pytest's --deselect for each test the group leaves out, after the common pytest arguments
+    deselect = [t for t in section.pop("deselect", "").split("\n") if t]
+    if deselect:
+        section["pytest_add_cli_args"] += "".join(f"\n--deselect\n{t}" for t in deselect)
+    out["mutmut"] = section
     buf = io.StringIO()
     out.write(buf)
     return buf.getvalue()
