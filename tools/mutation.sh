@@ -2,7 +2,7 @@
 # Mutation testing of the core modules with mutmut 3, one module group at a time (groups and their
 # quick tests: tools/mutation.cfg), then the score per module (tools/mutation_score.py).
 #
-#   tools/mutation.sh                       # every group: window ops passes onnx callbacks io
+#   tools/mutation.sh                       # every group: window ops kinds passes onnx callbacks io
 #   tools/mutation.sh window callbacks      # only these groups
 #   tools/mutation.sh --survivors window    # ... and list the surviving mutants' names
 #   tools/mutation.sh --retest window       # check the last run's survivors again (after new tests)
@@ -28,7 +28,7 @@ for a in "$@"; do
     *) GROUPS_+=("$a") ;;
   esac
 done
-[ ${#GROUPS_[@]} -gt 0 ] || GROUPS_=(window ops passes onnx callbacks io)
+[ ${#GROUPS_[@]} -gt 0 ] || GROUPS_=(window ops kinds passes onnx callbacks io)
 if ! "$PY" -c "import mutmut" 2>/dev/null; then
   echo "error: $PY has no mutmut; pip install 'mutmut>=3.8' there or set MUTATION_PYTHON" >&2
   exit 2
