@@ -65,3 +65,10 @@ def test_counts_equal_keras_count_params(text):
     count = lambda ws: sum(math.prod(v.shape) for v in ws)  # noqa: E731
     assert (total.params, total.trainable, total.non_trainable) == (
         model.count_params(), count(model.trainable_weights), count(model.non_trainable_weights)), text
+
+
+def test_counts_add_field_by_field():
+    # found by tools/mutation.sh ops: nothing in the ops tests added two counts' MACs
+    from incdsl.ops import Count
+    total = Count(1, 2, 30) + Count(4, 5, 60)
+    assert (total.trainable, total.non_trainable, total.macs, total.params) == (5, 7, 90, 12)
