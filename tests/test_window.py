@@ -3,7 +3,7 @@ item 2): TF's "same" split, explicit pads, the ceil overhang, worked out by hand
 import incdsl
 from incdsl.backends.onnx_direct import emit
 from incdsl.weights import init_weights
-from incdsl.window import NO_PADS, Pads, output_length, resolve, same_split
+from incdsl.window import NO_PADS, Pads, adaptive_bin, extent, output_length, overhang, resolve, same_split
 
 NET = """
 network pads() {
@@ -60,3 +60,39 @@ def test_the_pads_pass_and_the_backends_read_it():
     net.pads[pool] = Pads(1, 1, 1, 1, over_bottom=1)  # what the pass says is what the emitter writes
     nodes = {n.name: n for n in emit(net, w).model.graph.node}
     assert attr(nodes[pool], "pads") == [1, 1, 2, 1]
+
+
+def test_edges_of_the_length_rule_and_its_text():
+    """The cases mutation testing found unpinned (tools/mutation.sh): the default dilation, the
+    derivation text of explicit pads and of stride 1, an exact division, a window that just fits
+    (span 0) and one that does not (never a negative length), ceil mode with begin padding."""
+    assert extent(3) == 3 and extent(3, 2) == 5
+    assert output_length(7, 3, 2, 1, (1, 2), False) == (4, "floor((7 + 3 - 3) / 2) + 1 = 4 with padding 1+2")
+    assert output_length(7, 3, 2, 1, (1, 1), False) == (4, "(7 + 2 - 3) / 2 + 1 = 4 with padding 1+1")
+    assert output_length(7, 3, 2, 1, "valid", False) == (3, "(7 - 3) / 2 + 1 = 3 with pad=valid")
+    assert output_length(7, 3, 1, 1, "valid", False) == (5, "7 - 3 + 1 = 5 with pad=valid")
+    assert output_length(7, 3, 2, 1, (0, 1), True) == (4, "ceil((7 + 1 - 3) / 2) + 1 = 4 with padding 0+1, ceil mode")
+    assert output_length(3, 3, 1, 1, "valid", False)[0] == 1    # span 0: exactly one window
+    assert output_length(2, 5, 2, 1, "valid", False)[0] == 0    # span -3: none, not -1
+    # ceil mode, pads (2, 0): windows start at -2, 0, 2, 4; the last starts inside the input, kept
+    assert output_length(6, 3, 2, 1, (2, 0), True)[0] == 4
+    assert output_length(1, 3, 2, 1, (2, 2), True)[0] == 2      # starts -2, 0: kept; 2 is past it
+
+
+def test_adaptive_bins_overlap_as_pytorch_s():
+    # PyTorch's AdaptiveAvgPool2d: [floor(i * 10 / 4), ceil((i + 1) * 10 / 4))
+    assert [adaptive_bin(i, 10, 4) for i in range(4)] == [(0, 3), (2, 5), (5, 8), (7, 10)]
+    assert [adaptive_bin(i, 6, 3) for i in range(3)] == [(0, 2), (2, 4), (4, 6)]
+
+
+def test_resolve_keeps_any_single_pad_and_overhang():
+    """Each of the six numbers alone makes a `Pads` (not NO_PADS), and the overhang counts the
+    dilation: 8 pixels, kernel 2 at dilation 2 (spans 3), stride 2, ceil mode: 4 windows, the
+    last reaching 3 * 2 + 3 = 9, one past the input."""
+    for pad in ((1, 0, 0, 0), (0, 1, 0, 0), (0, 0, 1, 0), (0, 0, 0, 1)):
+        t, b, l, r = pad
+        assert resolve(pad, (1, 1), (1, 1), (1, 1), (4, 4, 3), (4 + t + b, 4 + l + r, 3)) == Pads(*pad)
+    assert overhang(8, 2, 2, 2, 0, 0, 4) == 1
+    assert resolve((0, 0, 0, 0), (2, 1), (2, 1), (2, 1), (8, 4, 3), (4, 4, 3)) == Pads(over_bottom=1)
+    assert resolve((0, 0, 0, 0), (1, 2), (1, 2), (1, 2), (4, 8, 3), (4, 4, 3)) == Pads(over_right=1)
+    assert resolve("valid", (3, 3), (1, 1), (1, 1), (5, 5, 3), (3, 3, 3)) is NO_PADS
