@@ -41,7 +41,10 @@ def add_parser(sub) -> None:
     p.add_argument("--fold-bn", dest="fold_bn", action="store_true", default=True, help="onnx: fold batch norm into convs")
     p.add_argument("--no-fold-bn", dest="fold_bn", action="store_false")
     p.add_argument("--via", choices=("direct", "tf2onnx"), default="direct", help="onnx: how to emit")
-    p.add_argument("--no-verify", dest="verify", action="store_false", default=True, help="onnx: skip verification")
+    p.add_argument("--verify", choices=("numpy", "keras"), default="numpy",
+                   help="onnx: compare onnxruntime with incdsl's numpy reference (default; imports neither Keras nor "
+                   "TensorFlow) or with the Keras model holding the same weights (needs Keras)")
+    p.add_argument("--no-verify", dest="verify", action="store_false", help="onnx: skip verification")
     p.add_argument("--depth", type=_depth, metavar="N|all", help="drawings and the page: fold module calls at depth N "
                    "(drawings: default 1 for networks over 100 layers, else none; the page: default 1, "
                    "its first view); 'all' unfolds every call")

@@ -19,6 +19,7 @@ FLAGS = {
     "steps_per_execution": "--steps-per-execution", "workers": "--workers", "freeze": "--freeze",
     # incdsl compile --to onnx (backends.onnx.export)
     "layout": "--layout", "via": "--via", "opset": "--opset", "batch": "--batch", "no_verify": "--no-verify",
+    "verify": "--verify", "verify_keras": "--verify keras",
     "via_direct": "--via direct", "dynamic": "'dynamic'",
     # drawings and the page (backends.dot, backends.html)
     "depth": "--depth", "only": "--only", "to_dot": "--to dot", "fmt": "--to",
