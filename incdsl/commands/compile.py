@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 from .spec_args import add_spec_args, load_net
@@ -12,6 +13,9 @@ from ..io import check_output, note_input
 
 # --to value -> backend module (imported only when chosen) exposing `export(net, path, **options)`.
 TARGETS = {"keras": "keras_export", "onnx": "onnx", "dot": "dot", "svg": "dot", "png": "dot", "html": "html"}
+# what each format needs beyond the bare package, and the extra that brings it
+NEEDS = {"keras": ("keras",), "onnx": ("onnx",)}
+EXTRAS = {"keras": "'incdsl[jax]' (or 'incdsl[torch]', 'incdsl[tf]')", "onnx": "'incdsl[onnx]'"}
 FOLD_ABOVE = 100  # a whole drawing of more layers than this folds module calls unless --depth all
 
 
@@ -65,11 +69,15 @@ def run(args) -> int:
         check_output(args.output)
     if args.weights:
         check_weights_file(args.weights)  # what the file is, before Keras or h5py sees it
+    needs = NEEDS.get(args.to, ()) + (("onnxruntime",) if args.to == "onnx" and args.verify else ())
+    missing = [m for m in needs if importlib.util.find_spec(m) is None]  # found, not imported
     try:
+        if missing:
+            raise ImportError(name=missing[0])
         backend = importlib.import_module(f"..backends.{TARGETS[args.to]}", __package__)
     except ImportError as e:
-        raise UsageError(f"--to {args.to} needs a package that is not installed ({e.name}); "
-                         f"install incdsl with its extras: pip install 'incdsl[all]'") from None
+        raise UsageError(f"--to {args.to} needs {e.name}, which is not installed: "
+                         f"pip install {EXTRAS.get(args.to, repr('incdsl[all]'))}") from None
     WRITERS[args.to](backend, net, args)
     return 0
 
