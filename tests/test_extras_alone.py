@@ -53,6 +53,7 @@ def test_bare_incdsl_runs_the_front_end_with_nothing_heavy(tmp_path):
         (["diff", g, tv], ""),
         (["fmt", "--check", g], ""),
         (["compile", g, "--to", "dot", "-o", "g.dot"], "wrote g.dot"),
+        (["compile", g, "--to", "html", "-o", "g.html"], "wrote g.html"),
     ]:
         p = _run(venv, tmp_path, *args)
         assert p.returncode in (0, 1) if args[0] == "diff" else p.returncode == 0, (args, p.stdout, p.stderr)
