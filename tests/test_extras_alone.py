@@ -112,7 +112,7 @@ def test_tf_extra_alone_has_tensorflow_tf2onnx_and_tf_distribute(tmp_path):
              "-o", "t.onnx", env=env)
     assert p.returncode == 0 and "onnxruntime vs Keras" in p.stdout, p.stdout + p.stderr
     code = ("import tensorflow as tf\ns = tf.distribute.MirroredStrategy()\n"
-            "with s.scope():\n    v = tf.Variable(1.0)\nprint(type(s).__name__, s.num_replicas_in_sync, float(v))")
+            "with s.scope():\n    v = tf.Variable(1.0)\nprint(type(s).__name__, s.num_replicas_in_sync, float(v.numpy()))")
     d = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, env=env,
                        cwd=tmp_path, timeout=300)
     assert d.returncode == 0 and d.stdout.split() == ["MirroredStrategy", "1", "1.0"], d.stdout + d.stderr[-2000:]
