@@ -289,13 +289,15 @@ class Network:
 
     def to_onnx(self, path: str | Path, weights=None, *, via: str = "direct", layout: str = "nchw",
                 batch: int | None = None, opset: int | None = None, fold_bn: bool = True,
-                verify: bool = True, seed: int = 0):
+                verify: bool | str = True, seed: int = 0):
         """Write the inference graph as an ONNX model and return what was written (a `Result`
         with path, opset, layout, size in bytes and the verification line).
 
         `via`: "direct" (onnx only) or "tf2onnx"; `layout`: "nchw" (PyTorch's) or "nhwc";
-        `batch`: None for a dynamic batch or a fixed size; `verify` runs the ONNX checker, shape
-        inference against this network's shapes and onnxruntime against Keras. Needs
+        `batch`: None for a dynamic batch or a fixed size; `verify` (True or "numpy", "keras",
+        False) runs the ONNX checker, shape inference against this network's shapes and
+        onnxruntime against incdsl's numpy reference (no Keras imported) or, with "keras", against
+        the Keras model holding the same weights. Needs
         `incdsl[onnx]`. Raises `OptionError` (a `UsageError` naming the parameter) for options out
         of range (backends/onnx.py `export` checks them), `UsageError` for a path it must not
         write (this network's own spec files among them), `MissingFileError` (a `FileNotFoundError`)

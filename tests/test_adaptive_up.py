@@ -25,7 +25,7 @@ def test_adaptive_avgpool_up_matches_torch_in_keras_and_onnx(spec_file, tmp_path
     assert net.shapes[net.heads[0].node] == (4, 4, 1)
     keras_out = np.asarray(net.to_keras()(x))[0, :, :, 0]
     np.testing.assert_allclose(keras_out, TORCH, atol=1e-6)
-    export(net, tmp_path / "t.onnx")  # verified: checker, shapes, onnxruntime vs Keras
+    export(net, tmp_path / "t.onnx", verify="keras")  # verified: checker, shapes, onnxruntime vs Keras
     sess = ort.InferenceSession(str(tmp_path / "t.onnx"), providers=["CPUExecutionProvider"])
     onnx_out = sess.run(None, {"input": x.transpose(0, 3, 1, 2)})[0][0, 0]
     np.testing.assert_allclose(onnx_out, TORCH, atol=1e-6)

@@ -218,7 +218,7 @@ network t(k=5) {
 def test_onnx_exports_verify_against_keras(spec_file, via, tmp_path):
     from incdsl.backends.onnx import export
     net = incdsl.load(spec_file(ALL_NEW))
-    result = export(net, tmp_path / "t.onnx", perturbed(net), via=via)
+    result = export(net, tmp_path / "t.onnx", perturbed(net), via=via, verify="keras")
     assert "onnxruntime vs Keras" in result.checked  # export verified the values against Keras
 
 
@@ -277,11 +277,12 @@ def test_a_network_ending_in_a_named_module_call_compiles(spec_file, tmp_path, c
     assert [(h.name, h.node) for h in net.heads] == [("r2", "r2/relu_1")]
     assert cli.main(["compile", str(path), "--to", "keras", "-o", str(tmp_path / "o.keras")]) == 0
     assert keras.models.load_model(tmp_path / "o.keras").output_names == ["r2"]
-    assert cli.main(["compile", str(path), "--to", "onnx", "-o", str(tmp_path / "o.onnx")]) == 0
+    assert cli.main(["compile", str(path), "--to", "onnx", "--verify", "keras", "-o", str(tmp_path / "o.onnx")]) == 0
     assert "onnxruntime vs Keras" in capsys.readouterr().out  # verified, not only written
     assert [o.name for o in onnx.load(tmp_path / "o.onnx").graph.output] == ["r2"]
     # tf2onnx too (a feature-map output, NCHW as the direct model gives it)
-    assert cli.main(["compile", str(path), "--to", "onnx", "--via", "tf2onnx", "-o", str(tmp_path / "t.onnx")]) == 0
+    assert cli.main(["compile", str(path), "--to", "onnx", "--via", "tf2onnx", "--verify", "keras",
+                     "-o", str(tmp_path / "t.onnx")]) == 0
     assert "onnxruntime vs Keras" in capsys.readouterr().out
 
 

@@ -204,7 +204,7 @@ def test_tf2onnx_agrees_with_direct(name, layout, batch, check, tmp_path):
     w = perturbed(net)
     direct, via_tf = tmp_path / "direct.onnx", tmp_path / "tf.onnx"
     export(net, direct, w, layout=layout, batch=batch, verify=False)
-    r = export(net, via_tf, w, layout=layout, batch=batch, via="tf2onnx", verify=check)
+    r = export(net, via_tf, w, layout=layout, batch=batch, via="tf2onnx", verify="keras" if check else False)
     assert onnx.load(str(via_tf)).producer_name == "tf2onnx"
     if check:
         assert "onnxruntime vs Keras" in r.checked
@@ -262,8 +262,10 @@ def test_opset_and_batch_bounds(tmp_path):
 # --- failures leave nothing behind ------------------------------------------------------------
 
 @pytest.mark.slow
-def test_failed_verification_leaves_nothing(zoo, tmp_path, monkeypatch):
-    """A wrong batch-norm fold (an emitter bug) is caught by onnxruntime vs Keras: no file."""
+@pytest.mark.parametrize("verify,against", [("keras", "Keras"), (True, "incdsl's numpy reference")])
+def test_failed_verification_leaves_nothing(zoo, tmp_path, monkeypatch, verify, against):
+    """A wrong batch-norm fold (an emitter bug) is caught by onnxruntime vs Keras (--verify keras)
+    and by the default, onnxruntime vs the numpy reference: no file."""
     net, w = zoo
 
     def wrong(p, eps, channels):
@@ -272,8 +274,8 @@ def test_failed_verification_leaves_nothing(zoo, tmp_path, monkeypatch):
     real = onnx_direct.bn_affine
     monkeypatch.setattr(onnx_direct, "bn_affine", wrong)
     out = tmp_path / "zoo.onnx"
-    with pytest.raises(SpecError, match="onnxruntime and Keras disagree"):
-        export(net, out, w, verify=True)
+    with pytest.raises(SpecError, match=f"onnxruntime and {against} disagree"):
+        export(net, out, w, verify=verify)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -320,7 +322,7 @@ def test_keras_file_weights_read_with_h5py(zoo, tmp_path):
         for k in arrays:
             np.testing.assert_array_equal(arrays[k], ref[node][k])
             np.testing.assert_array_equal(arrays[k], w[node][k])
-    r = export(net, tmp_path / "zoo.onnx", tmp_path / "zoo.keras")
+    r = export(net, tmp_path / "zoo.onnx", tmp_path / "zoo.keras", verify="keras")
     assert r.checked and "onnxruntime vs Keras" in r.checked
     other = incdsl.load(_zoo_path(tmp_path), classes=6)
     with pytest.raises(SpecError, match="layer 'probs' holds"):
@@ -346,7 +348,7 @@ def test_trained_model_file_gives_raw_pixel_onnx(zoo, tmp_path):
     heads = [h.name for h in net.heads if not h.train_only]
     saved = with_preprocessing(build_model(net, inference=True, weights=w), net.input_shape, "imagenet", heads)
     saved.save(tmp_path / "trained.keras")
-    r = export(net, tmp_path / "trained.onnx", tmp_path / "trained.keras", layout="nhwc")
+    r = export(net, tmp_path / "trained.onnx", tmp_path / "trained.keras", layout="nhwc", verify="keras")
     assert "Normalization preprocess" in r.lines()[0] and "onnxruntime vs Keras" in r.checked
     raw = np.random.default_rng(7).uniform(0, 255, (3, *net.input_shape)).astype(np.float32)
     ref = saved(raw)
@@ -376,5 +378,5 @@ network h() {
 }
 """)
     net = incdsl.load(p)
-    r = export(net, tmp_path / "h.onnx", perturbed(net), verify=True)  # onnxruntime vs Keras on 'f' too
+    r = export(net, tmp_path / "h.onnx", perturbed(net), verify="keras")  # onnxruntime vs Keras on 'f' too
     assert r.folded == 0 and "BatchNormalization" in ops(tmp_path / "h.onnx")

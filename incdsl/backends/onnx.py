@@ -7,12 +7,14 @@
   independent second opinion on the direct emitter.
 
 Either way the file is written atomically and, unless --no-verify, checked (`onnx_verify`): ONNX's
-checker, ONNX's shape inference against the front end's shapes, and onnxruntime against the
-Keras model holding the same weights. A failed check leaves no file behind.
+checker, ONNX's shape inference against the front end's shapes, and onnxruntime against incdsl's
+numpy reference (default: neither Keras nor TensorFlow is imported) or, with --verify keras,
+against the Keras model holding the same weights. A failed check leaves no file behind.
 """
 from __future__ import annotations
 
 import functools
+import importlib.util
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +74,7 @@ class Result:
 
 
 def export(net, path: str | Path, weights=None, *, opset: int = DEFAULT_OPSET, layout: str = "nchw",
-           batch: int | None = None, fold_bn: bool = True, via: str = "direct", verify: bool = True,
+           batch: int | None = None, fold_bn: bool = True, via: str = "direct", verify: bool | str = True,
            seed: int = 0) -> Result:
     """Export `net`'s inference graph (training-only heads dropped) to the ONNX file `path`,
     written atomically (a failed export or check leaves no file), and return a `Result` (path,
@@ -90,13 +92,16 @@ def export(net, path: str | Path, weights=None, *, opset: int = DEFAULT_OPSET, l
     - `fold_bn` (default True): fold each inference batch norm into the convolution before it
       (direct only).
     - `via` (default "direct"): "direct" (the onnx package alone) or "tf2onnx" (needs TensorFlow).
-    - `verify` (default True): run ONNX's checker, its shape inference against `net.shapes`, and
-      onnxruntime against Keras (or the numpy reference without Keras) on a random batch.
+    - `verify` (default True, the same as "numpy"): run ONNX's checker, its shape inference
+      against `net.shapes`, and onnxruntime on a random batch against incdsl's numpy reference
+      ("numpy": imports neither Keras nor TensorFlow) or against the Keras model holding the same
+      weights ("keras": needs Keras and one of its backends); False: no verification.
     - `seed` (default 0): the seed of the initial weights when `weights` is None.
 
     Raises `incdsl.errors.OptionError` (a `UsageError` naming the parameter) for a layout, via,
     opset or batch out of range, a verification that would need more than VERIFY_BYTES (4 GiB) of
-    activations, or via="tf2onnx" without TensorFlow; `UsageError` for a path that cannot be
+    activations, via="tf2onnx" without TensorFlow, a `verify` other than True, False, "numpy" or
+    "keras", or verify="keras" without Keras; `UsageError` for a path that cannot be
     written or that is one of the network's spec files or the weights file (`io.check_output`);
     `incdsl.errors.SpecError` for weights that do not match the network."""
     from .onnx_weights import load_weights, read_preprocess
@@ -113,6 +118,7 @@ def export(net, path: str | Path, weights=None, *, opset: int = DEFAULT_OPSET, l
                           value=batch)
     if via not in ("direct", "tf2onnx"):
         raise OptionError("{via} must be direct or tf2onnx, got {value}", value=via)
+    reference = _reference(verify)
     # up to DEFAULT_OPSET every onnxruntime we accept (>= 1.18) runs: ask the installed one only
     # above it (importing onnxruntime costs a fifth of a direct export)
     if via == "tf2onnx":
@@ -131,7 +137,7 @@ def export(net, path: str | Path, weights=None, *, opset: int = DEFAULT_OPSET, l
     if batch is not None and not 1 <= batch <= MAX_BATCH:
         raise OptionError("{batch} must be {dynamic} or an integer from 1 to {max:,}, got {value}",
                           words={"dynamic": "None (dynamic)"}, max=MAX_BATCH, value=batch)
-    if verify and batch is not None:
+    if reference and batch is not None:
         need = batch * sum(math.prod(net.shapes[n]) for n in net.inference) * 4 * 2  # Keras and onnxruntime
         if need > VERIFY_BYTES:
             raise OptionError("verifying with {batch} {value:,} would need about {gib:,.0f} GiB for the "
@@ -150,43 +156,57 @@ def export(net, path: str | Path, weights=None, *, opset: int = DEFAULT_OPSET, l
             if via == "direct":
                 from .onnx_direct import emit
                 em = emit(net, w, opset=opset, layout=layout, batch=batch, fold_bn=fold_bn, preprocess=pre)
-                Path(tmp).write_bytes(em.model.SerializeToString())
+                data = em.model.SerializeToString()  # once: the checks below reuse these bytes
+                Path(tmp).write_bytes(data)
                 tensors, folded, model = em.layer_tensors, em.folded, em.model
             else:
                 from .onnx_tf2onnx import convert
                 model = convert(net, w, tmp, opset=opset, layout=layout, batch=batch, preprocess=pre)
-                tensors, folded = None, 0
+                tensors, folded, data = None, 0, Path(tmp).read_bytes()
             bn_nodes = sum(n.op_type == "BatchNormalization" for n in model.graph.node)
             result = Result(path, via, opset, layout, batch, folded, bn_nodes, Path(tmp).stat().st_size,
                             preprocess=pre.kind if pre else None)
-            if verify:
-                result.checked = _verify(str(tmp), net, w, tensors, layout, batch, pre)
+            if reference:
+                from .onnx_verify import Exported
+                result.checked = _verify(Exported(data, model), net, w, tensors, layout, batch, pre, reference)
     except OSError as e:
         raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
     return result
 
 
-def _verify(tmp: str, net, w: dict, tensors, layout: str, batch: int | None, pre) -> str:
+def _reference(verify) -> str | None:
+    """What `export`'s `verify` compares onnxruntime against: "numpy", "keras" or None (no checks)."""
+    if verify is True or verify == "numpy":
+        return "numpy"
+    if verify is False:
+        return None
+    if verify != "keras":
+        raise OptionError("{verify} must be True, False, \"numpy\" or \"keras\", got {value!r}", value=verify)
+    if importlib.util.find_spec("keras") is None:  # found, not imported: that costs seconds
+        raise OptionError("{verify_keras} compares with the Keras model, and Keras is not installed: "
+                          "pip install 'incdsl[jax]' (or [torch], [tf]), or leave {verify} out",
+                          words={"verify_keras": 'verify="keras"'})
+    return "keras"
+
+
+def _verify(model, net, w: dict, tensors, layout: str, batch: int | None, pre, reference: str) -> str:
     from . import onnx_verify as v
     if tensors is not None:
-        compared, total = v.check_structure(tmp, net, tensors, layout, batch)
+        compared, total = v.check_structure(model, net, tensors, layout, batch)
         shapes = f"{compared} of {total} layer tensors"
     else:
-        compared, total = v.check_io_shapes(tmp, net, layout, batch)
+        compared, total = v.check_io_shapes(model, net, layout, batch)
         shapes = f"the input and {compared - 1} output(s) (tf2onnx names tensors its own way)"
     from .numpy_ref import Unsupported
     first = (f"checked: onnx checker (full); ONNX shape inference agrees with incdsl summary on {shapes}; ")
-    keras = v.keras_installed()
     try:
-        rel, absd, scale, n, on = v.compare_runtime(tmp, net, w, layout, batch, preprocess=pre,
-                                                    reference="keras" if keras else "numpy")
+        rel, absd, scale, n, on = v.compare_runtime(model, net, w, layout, batch, preprocess=pre, reference=reference)
     except Unsupported as e:
-        return first + f"onnxruntime not compared: Keras is not installed and the numpy reference lacks {e} " \
-                       "(that check needs incdsl[keras])"
-    against = "Keras" if keras else "incdsl's numpy reference"
-    tail = "" if keras else "\nnot checked: onnxruntime vs Keras (needs incdsl[keras]; Keras is not installed)"
+        return first + f"onnxruntime not compared: the numpy reference lacks {e} (the comparison with Keras " \
+                       "has it: --verify keras, or verify=\"keras\" in Python)"
+    against = "Keras" if reference == "keras" else "incdsl's numpy reference"
     return (first + f"onnxruntime vs {against} on a random batch of {n}: max |diff| {absd:.2g} on {on} "
-            f"(scale {scale:.3g}, {rel:.1e} of it; allowed {v.RTOL:g})" + tail)
+            f"(scale {scale:.3g}, {rel:.1e} of it; allowed {v.RTOL:g})")
 
 
 VERIFY_BYTES = 4 << 30  # activations a verification run may take (float32, both runtimes)

@@ -4,8 +4,15 @@
    strict shape inference too);
 2. ONNX's shape inference agrees with the front end's shapes (`incdsl summary`) for every tensor
    named after an IR layer whose shape it inferred (NHWC in the IR, NCHW in the model);
-3. onnxruntime on a random batch agrees with the Keras model holding the same weights, or, where
-   Keras is not installed (`incdsl[onnx]` alone), with incdsl's numpy interpreter of the graph.
+3. onnxruntime on a random batch agrees with incdsl's numpy interpreter of the graph
+   (backends/numpy_ref.py: the default, which needs neither Keras nor TensorFlow and costs well
+   under a second for Inception v3), or, when asked (`--verify keras`, `verify="keras"`), with
+   the Keras model holding the same weights.
+
+Each step reads the serialized model once: the checker takes the bytes the file holds, shape
+inference runs on a copy whose large weight tensors are typed graph inputs instead (a weight's
+values never decide a shape; the checker's full check has already inferred shapes on the real
+model), and onnxruntime gets the same bytes with the extra outputs appended as a second message.
 
 Outputs are compared as logits, not probabilities: a softmax squashes differences (two sets of
 logits that disagree by 1e-2 give probabilities that agree to 1e-5 when one class dominates, and
@@ -19,6 +26,9 @@ outputs are log-probabilities already and are compared as they are.
 from __future__ import annotations
 
 import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -31,14 +41,38 @@ _REFERENCE = {"keras": "Keras", "numpy": "incdsl's numpy reference"}
 RTOL = 1e-4  # max |diff| allowed, as a fraction of the reference output's largest magnitude
 
 
+SKELETON_ABOVE = 1024  # initializers of more elements than this become typed inputs for shape inference
+
+
 class VerifyError(SpecError):
     """The exported model fails a check (exit code 1; the file is not written)."""
 
 
-def check_structure(path: str, net, layer_tensors: dict[str, str], layout: str,
+@dataclass(frozen=True)
+class Exported:
+    """An ONNX model both as the bytes its file holds and as a ModelProto, so that no check has to
+    serialize or parse ~100 MB of weights again."""
+    data: bytes
+    proto: onnx.ModelProto
+
+    @classmethod
+    def of(cls, model) -> "Exported":
+        """`model` as an Exported: a path (str or Path), the serialized bytes, a ModelProto or an
+        Exported (returned as it is)."""
+        if isinstance(model, Exported):
+            return model
+        if isinstance(model, onnx.ModelProto):
+            return cls(model.SerializeToString(), model)
+        data = model if isinstance(model, bytes) else Path(model).read_bytes()
+        return cls(data, onnx.load_from_string(data))
+
+
+def check_structure(model, net, layer_tensors: dict[str, str], layout: str,
                     batch: int | None) -> tuple[int, int]:
-    """Checker and shape agreement. Returns (tensors compared, tensors named after a layer)."""
-    inferred = _checked(path)
+    """Checker and shape agreement for `model` (a path, bytes, ModelProto or `Exported`): every
+    tensor named after an IR layer has the shape `net.shapes` gives it (NCHW in the model, batch
+    first). Returns (tensors compared, tensors named after a layer). Raises VerifyError."""
+    inferred = _checked(model)
     seen = {vi.name: vi for vi in list(inferred.graph.value_info) + list(inferred.graph.output)
             + list(inferred.graph.input)}
     compared = total = 0
@@ -57,9 +91,10 @@ def check_structure(path: str, net, layer_tensors: dict[str, str], layout: str,
     return compared, total
 
 
-def check_io_shapes(path: str, net, layout: str, batch: int | None) -> tuple[int, int]:
-    """Shape agreement on the graph's input and outputs only (tf2onnx names tensors its own way)."""
-    model = _checked(path)
+def check_io_shapes(model, net, layout: str, batch: int | None) -> tuple[int, int]:
+    """Shape agreement on the graph's input and outputs only (tf2onnx names tensors its own way).
+    `model` as for `check_structure`. Raises VerifyError."""
+    model = _checked(model)
     want = {"input": _dims(net.input_shape, batch, nhwc=layout == "nhwc")}
     for h in net.heads:
         if not h.train_only:
@@ -79,23 +114,16 @@ def check_io_shapes(path: str, net, layout: str, batch: int | None) -> tuple[int
     return compared, compared
 
 
-def keras_installed() -> bool:
-    """Can the Keras backend run here (keras and a backend for it)? `incdsl[onnx]` alone has neither."""
-    try:
-        import keras  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def compare_runtime(path: str, net, weights: dict, layout: str, batch: int | None,
+def compare_runtime(model, net, weights: dict, layout: str, batch: int | None,
                     seed: int = 0, preprocess=None, reference: str = "keras") -> tuple[float, float, float, int, str]:
-    """onnxruntime vs a reference on one random batch: the Keras model holding the same weights
-    (`reference="keras"`), or incdsl's numpy interpreter of the graph (`"numpy"`, backends/numpy_ref.py,
-    when Keras is not installed). Returns (max diff / scale, max |diff|, scale, batch, what was
-    compared). With `preprocess`, the ONNX model takes raw pixels (a random image in [0, 255])
-    and the reference gets them scaled. Raises numpy_ref.Unsupported for an op the numpy
-    interpreter lacks."""
+    """onnxruntime running `model` (a path, bytes, ModelProto or `Exported`) vs a reference on one
+    random batch (NHWC images of `net.input_shape`, `batch` of them, 2 when dynamic): the Keras
+    model holding the same weights (`reference="keras"`, imports Keras and its backend), or
+    incdsl's numpy interpreter of the graph (`"numpy"`, backends/numpy_ref.py). Returns (max diff /
+    scale, max |diff|, scale, batch, what was compared). With `preprocess`, the ONNX model takes
+    raw pixels (a random image in [0, 255]) and the reference gets them scaled. Raises VerifyError
+    when they disagree by more than RTOL of the output's scale, numpy_ref.Unsupported for an op the
+    numpy interpreter lacks."""
     import onnxruntime as ort
 
     n = batch or 2
@@ -108,24 +136,37 @@ def compare_runtime(path: str, net, weights: dict, layout: str, batch: int | Non
         x = raw * preprocess.scale + preprocess.offset
     feed = raw if layout == "nhwc" else raw.transpose(0, 3, 1, 2)
 
-    model = onnx.load(path)
+    ex = Exported.of(model)
     heads = [h for h in net.heads if not h.train_only]
     extra = {}  # output -> the tensor feeding its final softmax
     for h in heads:
-        t = _before_softmax(model, h.name)
+        t = _before_softmax(ex.proto, h.name)
         if t is not None:
             extra[h.name] = t
-            model.graph.output.append(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None))
+    data = ex.data
+    if extra:
+        # protobuf merges concatenated messages, appending repeated fields: a ModelProto holding only
+        # the extra graph outputs, appended to the bytes, adds them without re-serializing the weights
+        more = onnx.GraphProto(output=[onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None)
+                                       for t in extra.values()])
+        data = data + onnx.ModelProto(graph=more).SerializeToString()
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    # idle worker threads that spin burn CPU time (a loaded machine: seconds of it) for no speed
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     got = dict(zip(names, sess.run(None, {sess.get_inputs()[0].name: feed})))
 
     ref_net = strip_final_softmax(net, set(extra))
     if reference == "numpy":
+        from threadpoolctl import threadpool_limits
+
         from .numpy_ref import run
-        ref = run(ref_net, weights, x)
+        # one BLAS thread: OpenBLAS's idle threads spin, which on a busy machine costs more CPU time
+        # than the whole reference (threadpoolctl: the maintained way to set it after numpy loaded)
+        with threadpool_limits(limits=1, user_api="blas"):
+            ref = run(ref_net, weights, x, np.float32)  # as onnxruntime computes; float64 doubles the cost
     else:
         import keras
 
@@ -189,13 +230,34 @@ def strip_final_softmax(net, heads: set[str]):
     return type(net)(new, net.path)  # a Network; its module is not imported here (no circle)
 
 
-def _checked(path: str) -> onnx.ModelProto:
-    """The ONNX checker (full: with strict shape inference), then the model with inferred shapes."""
+def _checked(model) -> onnx.ModelProto:
+    """The ONNX checker (full: with strict shape inference) on the model's bytes, then the
+    model's skeleton (`_skeleton`) with inferred shapes."""
+    ex = Exported.of(model)
     try:
-        onnx.checker.check_model(path, full_check=True)
-        return onnx.shape_inference.infer_shapes(onnx.load(path), check_type=True, strict_mode=True)
+        onnx.checker.check_model(ex.data, full_check=True)
+        return onnx.shape_inference.infer_shapes(_skeleton(ex.proto), check_type=True, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise VerifyError(f"the ONNX checker rejects the model: {first_line(e)}") from None
+
+
+def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with each initializer of more than SKELETON_ABOVE elements turned into a graph input
+    of the same type and shape: shape inference gives the same shapes (it reads the values of
+    small constants only, such as a Reshape's target shape) without copying the weights."""
+    out = onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import, functions=model.functions)
+    g, sg = model.graph, out.graph
+    sg.name = g.name
+    sg.node.extend(g.node)
+    sg.input.extend(g.input)
+    sg.output.extend(g.output)
+    sg.value_info.extend(g.value_info)
+    for t in g.initializer:
+        if math.prod(t.dims) > SKELETON_ABOVE:
+            sg.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+        else:
+            sg.initializer.append(t)
+    return out
 
 
 def _before_softmax(model: onnx.ModelProto, output: str) -> str | None:

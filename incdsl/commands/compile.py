@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 from .compile_target import target_for
@@ -13,6 +14,9 @@ from ..io import check_output, note_input
 
 # --to value -> backend module (imported only when chosen) exposing `export(net, path, **options)`.
 TARGETS = {"keras": "keras_export", "onnx": "onnx", "dot": "dot", "svg": "dot", "png": "dot", "html": "html"}
+# what each format needs beyond the bare package, and the extra that brings it
+NEEDS = {"keras": ("keras",), "onnx": ("onnx",)}
+EXTRAS = {"keras": "'incdsl[jax]' (or 'incdsl[torch]', 'incdsl[tf]')", "onnx": "'incdsl[onnx]'"}
 FOLD_ABOVE = 100  # a whole drawing of more layers than this folds module calls unless --depth all
 
 
@@ -42,7 +46,10 @@ def add_parser(sub) -> None:
     p.add_argument("--fold-bn", dest="fold_bn", action="store_true", default=True, help="onnx: fold batch norm into convs")
     p.add_argument("--no-fold-bn", dest="fold_bn", action="store_false")
     p.add_argument("--via", choices=("direct", "tf2onnx"), default="direct", help="onnx: how to emit")
-    p.add_argument("--no-verify", dest="verify", action="store_false", default=True, help="onnx: skip verification")
+    p.add_argument("--verify", choices=("numpy", "keras"), default="numpy",
+                   help="onnx: compare onnxruntime with incdsl's numpy reference (default; imports neither Keras nor "
+                   "TensorFlow) or with the Keras model holding the same weights (needs Keras)")
+    p.add_argument("--no-verify", dest="verify", action="store_false", help="onnx: skip verification")
     p.add_argument("--depth", type=_depth, metavar="N|all", help="drawings and the page: fold module calls at depth N "
                    "(drawings: default 1 for networks over 100 layers, else none; the page: default 1, "
                    "its first view); 'all' unfolds every call")
@@ -66,11 +73,15 @@ def run(args) -> int:
     target_for(args.to, args.output)  # a file name that disagrees with --to is bad usage (exit 2)
     if args.weights:
         check_weights_file(args.weights)  # what the file is, before Keras or h5py sees it
+    needs = NEEDS.get(args.to, ()) + (("onnxruntime",) if args.to == "onnx" and args.verify else ())
+    missing = [m for m in needs if importlib.util.find_spec(m) is None]  # found, not imported
     try:
+        if missing:
+            raise ImportError(name=missing[0])
         backend = importlib.import_module(f"..backends.{TARGETS[args.to]}", __package__)
     except ImportError as e:
-        raise UsageError(f"--to {args.to} needs a package that is not installed ({e.name}); "
-                         f"install incdsl with its extras: pip install 'incdsl[all]'") from None
+        raise UsageError(f"--to {args.to} needs {e.name}, which is not installed: "
+                         f"pip install {EXTRAS.get(args.to, repr('incdsl[all]'))}") from None
     WRITERS[args.to](backend, net, args)
     return 0
 

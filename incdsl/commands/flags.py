@@ -21,6 +21,7 @@ FLAGS = {
     "progress": "--progress", "verbose": "--verbose", "deterministic": "--deterministic", "worker_timeout": "--worker-timeout",
     # incdsl compile --to onnx (backends.onnx.export)
     "layout": "--layout", "via": "--via", "opset": "--opset", "batch": "--batch", "no_verify": "--no-verify",
+    "verify": "--verify", "verify_keras": "--verify keras",
     "via_direct": "--via direct", "dynamic": "'dynamic'",
     # drawings and the page (backends.dot, backends.html)
     "depth": "--depth", "only": "--only", "to_dot": "--to dot", "fmt": "--to",

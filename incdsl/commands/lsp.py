@@ -15,12 +15,13 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     """Run `incdsl lsp` with the parsed command line `args`; returns the exit code (0 when fine).
 
-    Serves the language server on stdin/stdout until the editor closes it. Raises `UsageError` (exit 2) when pygls (the lsp extra) is not installed.
+    Serves the language server on stdin/stdout until the editor closes it. Raises `UsageError` (exit 2) when pygls (a dependency of incdsl) is missing.
     """
     try:
         from ..lsp import serve
         import pygls  # noqa: F401
     except ImportError as e:
-        raise UsageError(f"incdsl lsp needs pygls ({e.name} is not installed): pip install 'incdsl[lsp]'") from None
+        raise UsageError(f"incdsl lsp needs pygls ({e.name} is not installed), a dependency of incdsl: "
+                         f"pip install --force-reinstall incdsl") from None
     serve()
     return 0

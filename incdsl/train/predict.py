@@ -14,6 +14,9 @@ from .folders import check_predict_files
 from .saving import read_meta
 
 
+EAGER_UP_TO = 32  # images classified by one eager call rather than model.predict
+
+
 def load_model(path: str | Path):
     """A saved .keras model and its incdsl metadata (None for a model saved elsewhere)."""
     path = Path(path)
@@ -23,8 +26,9 @@ def load_model(path: str | Path):
         raise SpecError(f"{path} is not a Keras model (.keras files are zip archives)")
     from ..untrusted import check_weights_archive
     check_weights_archive(path)  # a zip bomb or external HDF5 storage, before Keras reads
+    from .inference_load import load_for_inference
     try:
-        model = keras.saving.load_model(path, compile=False)
+        model = load_for_inference(path)  # keras.saving.load_model(compile=False), minus drawing initial weights
     except Exception as e:  # Keras raises many kinds for a damaged archive
         raise SpecError(f"cannot load the model {path}: {type(e).__name__}: {first_line(e, '')}") from None
     return model, read_meta(path)
@@ -80,7 +84,15 @@ def predict(model_path: str, images: list[str], top: int = 5) -> list[list[tuple
     if len(shape) != 3 or None in shape:
         raise SpecError(f"{model_path} does not take fixed-size images (input {model.input_shape})")
     x = load_images(images, shape)
-    y = model.predict(x, verbose=0)
+    # a few images: one eager call; predict() would first trace the model into a graph, which
+    # costs more than the images (Keras' own advice for small batches)
+    y = model(x, training=False) if len(x) <= EAGER_UP_TO else model.predict(x, verbose=0)
+    if isinstance(y, dict):
+        y = {k: keras.ops.convert_to_numpy(v) for k, v in y.items()}
+    elif isinstance(y, (list, tuple)):
+        y = [keras.ops.convert_to_numpy(v) for v in y]
+    else:
+        y = keras.ops.convert_to_numpy(y)
     if isinstance(y, dict):
         y = y[meta["head"]] if meta and meta.get("head") in y else next(iter(y.values()))
     elif isinstance(y, (list, tuple)):
