@@ -146,10 +146,20 @@ MAX_NOTES = 12
 _LONG_WORD = re.compile(r"\S{%d,}" % (MAX_WORD + 1))
 
 
+# Terminal escape sequences (ANSI CSI: colours, bold) that Keras puts in its own messages
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+
+
+def strip_ansi(text: str) -> str:
+    """`text` without terminal escape sequences (Keras 3 writes names in its errors in bold,
+    `\\x1b[1m...\\x1b[0m`): relayed messages must read as plain text."""
+    return _ANSI.sub("", text)
+
+
 def shorten(text: str, limit: int = MAX_ECHO) -> str:
     """`text` as quoted in a message: whole if short, else its start, '...' and its length, so
-    that a 100,000-character name still gives a one-screen error."""
-    text = str(text)
+    that a 100,000-character name still gives a one-screen error. Terminal escapes are dropped."""
+    text = strip_ansi(str(text))
     if len(text) <= limit:
         return text
     return f"{text[:limit - 20]}...({len(text):,} characters)"
@@ -166,8 +176,9 @@ def _clip_word(m: re.Match) -> str:
 def clip(text: str) -> str:
     """A message with every word over MAX_WORD characters shortened (a 100,000-character name is
     echoed as its start and its length) and the whole capped at MAX_LINE: one screen, always;
-    control characters are shown as pictures (source.visible)."""
-    text = visible(_LONG_WORD.sub(_clip_word, text))
+    terminal escapes (Keras' bold names) are dropped, other control characters are shown as
+    pictures (source.visible)."""
+    text = visible(_LONG_WORD.sub(_clip_word, strip_ansi(text)))
     if len(text) > MAX_LINE:
         text = text[:MAX_LINE - 30] + f"... ({len(text):,} characters)"
     return text

@@ -103,7 +103,7 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
     (throughput in images/s). `folder`: scan_image_folder's (classes, files) for an image folder,
     already checked; None for synthetic data. Raises `incdsl.errors.SpecError` when the loss
     becomes NaN or infinite (saying at which step and what was kept) or the data cannot be read."""
-    placement = Placement(config.strategy)
+    placement = Placement(config.strategy, config.precision)
     paths = config.paths()
     scratch = None
     if not placement.chief:
