@@ -12,6 +12,7 @@ import re
 import string
 
 from .source import Source, Span, excerpt, visible  # Source, Span: re-exported, importers use errors.Span
+from .text import strip_ansi  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,16 +145,6 @@ MAX_WORD = 120  # a longer run of non-blanks in a message is clipped by `clip`
 MAX_LINE = 400  # characters of one message, note or hint line
 MAX_NOTES = 12
 _LONG_WORD = re.compile(r"\S{%d,}" % (MAX_WORD + 1))
-
-
-# Terminal escape sequences (ANSI CSI: colours, bold) that Keras puts in its own messages
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
-
-
-def strip_ansi(text: str) -> str:
-    """`text` without terminal escape sequences (Keras 3 writes names in its errors in bold,
-    `\\x1b[1m...\\x1b[0m`): relayed messages must read as plain text."""
-    return _ANSI.sub("", text)
 
 
 def shorten(text: str, limit: int = MAX_ECHO) -> str:

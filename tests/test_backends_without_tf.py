@@ -139,7 +139,11 @@ def test_backend_rule_and_version(venv, tmp_path):
     assert f"Keras backend: {backend} (the first installed of tensorflow, jax, torch" in shown.stdout
     assert "tensorflow not installed" in shown.stdout and "devices: cpu:0" in shown.stdout
     assert "GPUs: none" in shown.stdout
-    # the keras.json Keras itself writes on first import (backend tensorflow) is its default, not a choice
+    # compile imports Keras, which writes its default keras.json (backend tensorflow) on first import:
+    # that file is Keras' default, not a choice
+    first = incdsl(v, tmp_path, "compile", SPECS / "googlenet.inc", "--to", "keras", "--set", "width=0.25",
+                   "--set", "size=48", "--set", "aux=false", "-o", "first.keras", home=home)
+    assert first.returncode == 0, first.stderr
     written = json.loads((home / ".keras" / "keras.json").read_text())
     assert written["backend"] == "tensorflow"
     again = incdsl(v, tmp_path, "--version", home=home)

@@ -14,6 +14,7 @@ import pytest
 from incdsl.backends import keras_backend as kb
 from incdsl.backends.keras_devices import Device, bf16_unable, check_precision
 from incdsl.errors import OptionError, SpecError, clip, shorten, strip_ansi
+from incdsl.text import first_line
 from incdsl.importers.torch_zip import read_torch_zip
 
 
@@ -110,7 +111,7 @@ def test_mixed_bfloat16_needs_compute_capability_8():
 
 def test_keras_ansi_codes_never_reach_the_user():
     keras_says = "This requires the \x1b[1mtensorflow\x1b[0m module. You can install it via `pip install tensorflow`"
-    for out in (strip_ansi(keras_says), shorten(keras_says), clip(keras_says)):
+    for out in (strip_ansi(keras_says), shorten(keras_says), clip(keras_says), first_line(ImportError(keras_says))):
         assert "\x1b" not in out and "␛" not in out and "the tensorflow module" in out
 
 
