@@ -220,7 +220,11 @@ def _interrupt_after_first_epoch(v, cwd, args, backend) -> subprocess.CompletedP
     meta = cwd / "r.backup" / "training_metadata.json"
     deadline = time.time() + 900
     while time.time() < deadline and p.poll() is None:
-        if meta.exists() and json.loads(meta.read_text() or "{}").get("epoch", 0) >= 1:
+        try:
+            epoch = json.loads(meta.read_text()).get("epoch", 0) if meta.exists() else 0
+        except ValueError:  # caught mid-write
+            epoch = 0
+        if epoch >= 1:
             p.send_signal(signal.SIGINT)
             break
         time.sleep(0.5)
