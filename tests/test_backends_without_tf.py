@@ -58,9 +58,7 @@ def venv(request):
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """The issue's 3-class folder of JPEGs, scikit-learn's digits, and weight files as users bring
-    them: torchvision googlenet as .pth and .safetensors, keras.applications InceptionV3 as Keras 3
-    .weights.h5 and legacy .h5 (random weights: no download)."""
+    """The issue's 3-class folder of JPEGs, scikit-learn's digits and the small BN spec."""
     from PIL import Image
     root = tmp_path_factory.mktemp("nontf")
     rng = np.random.default_rng(0)
@@ -74,7 +72,15 @@ def files(tmp_path_factory):
     from digits_folder import write_digits
     write_digits(root / "digits", size=32)
     (root / "small_bn.inc").write_text(SMALL_BN.format(specs=SPECS))
+    return root
 
+
+@pytest.fixture(scope="module")
+def weight_files(tmp_path_factory):
+    """Weight files as users bring them: torchvision googlenet as .pth and .safetensors,
+    keras.applications InceptionV3 (headless) as Keras 3 .weights.h5 and legacy .h5 (random
+    weights: no download); with the arrays to compare against."""
+    root = tmp_path_factory.mktemp("weights")
     import torch
     import torchvision
     from safetensors.torch import save_file
@@ -182,8 +188,9 @@ def test_bad_backends_and_strategies_are_usage_errors(venv, files, tmp_path):
         assert not (tmp_path / "out").exists()  # nothing written
 
 
-def test_weights_files_from_keras_and_torch(venv, files, tmp_path):
+def test_weights_files_from_keras_and_torch(venv, weight_files, tmp_path):
     backend, v = venv
+    files = weight_files
     got = {}
     for name in ("g.pth", "g.safetensors"):
         out = tmp_path / f"{name}.keras"
