@@ -19,7 +19,9 @@ COMMANDS = ("check", "summary", "compile", "train", "predict", "compare", "fit",
 def build_parser() -> argparse.ArgumentParser:
     """The `incdsl` argparse parser: `--version`, `--verbose`, and the subcommands of each module in COMMANDS (its `add_parser`: `check`, `expand`, `list`, `summary`, ...)."""
     ap = argparse.ArgumentParser(prog="incdsl", description="A DSL and compiler for Inception-family CNNs.")
-    ap.add_argument("--version", action="version", version=f"incdsl {_version()}")
+    ap.add_argument("--version", action=_Version, nargs=0,
+                    help="show incdsl's, Keras' and the backends' versions, the Keras backend in use and why, "
+                         "and the devices it sees (GPUs with their memory), then exit")
     ap.add_argument("--verbose", action="store_true",
                     help="let TensorFlow's native start-up log lines through (hidden by default)")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -29,9 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _version() -> str:
-    from .version import __version__
-    return __version__
+class _Version(argparse.Action):
+    """`--version`: several lines (backends.keras_devices.version_report), which argparse's own
+    version action would rewrap into one; it imports the Keras backend's framework to list devices."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .backends.keras_devices import version_report
+        text, usable = version_report()
+        print(text)
+        parser.exit(0 if usable else 2)  # no usable Keras backend: bad set-up, as for any Keras command
 
 
 def main(argv: list[str] | None = None) -> int:

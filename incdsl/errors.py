@@ -14,6 +14,7 @@ import re
 import string
 
 from .source import Source, Span, excerpt, visible  # Source, Span: re-exported, importers use errors.Span
+from .text import strip_ansi  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +174,8 @@ _LONG_WORD = re.compile(r"\S{%d,}" % (MAX_WORD + 1))
 
 def shorten(text: str, limit: int = MAX_ECHO) -> str:
     """`text` as quoted in a message: whole if short, else its start, '...' and its length, so
-    that a 100,000-character name still gives a one-screen error."""
-    text = str(text)
+    that a 100,000-character name still gives a one-screen error. Terminal escapes are dropped."""
+    text = strip_ansi(str(text))
     if len(text) <= limit:
         return text
     return f"{text[:limit - 20]}...({len(text):,} characters)"
@@ -191,8 +192,9 @@ def _clip_word(m: re.Match) -> str:
 def clip(text: str) -> str:
     """A message with every word over MAX_WORD characters shortened (a 100,000-character name is
     echoed as its start and its length) and the whole capped at MAX_LINE: one screen, always;
-    control characters are shown as pictures (source.visible)."""
-    text = visible(_LONG_WORD.sub(_clip_word, text))
+    terminal escapes (Keras' bold names) are dropped, other control characters are shown as
+    pictures (source.visible)."""
+    text = visible(_LONG_WORD.sub(_clip_word, strip_ansi(text)))
     if len(text) > MAX_LINE:
         text = text[:MAX_LINE - 30] + f"... ({len(text):,} characters)"
     return text

@@ -3,6 +3,7 @@ parameter value or an exception reads the same wherever incdsl prints it. Plain 
 plain values; nothing here imports the rest of incdsl."""
 from __future__ import annotations
 
+import re
 import string
 
 
@@ -16,11 +17,21 @@ def shape_text(shape, empty: str = "") -> str:
     return "x".join(str(d) for d in shape) or empty
 
 
+# Terminal escape sequences (ANSI CSI: colours, bold) that Keras puts in its own messages
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+
+
+def strip_ansi(text: str) -> str:
+    """`text` without terminal escape sequences (Keras 3 writes names in its errors in bold,
+    ESC[1m...ESC[0m): relayed messages must read as plain text."""
+    return _ANSI.sub("", text)
+
+
 def first_line(e: BaseException, default: str | None = None) -> str:
     """The first non-blank line of an exception's message: libraries (Keras, onnx, h5py) put pages of
     context after it, and an incdsl error must fit one screen. For an empty message: `default`, or
-    the exception's class name when `default` is None."""
-    lines = str(e).strip().splitlines()
+    the exception's class name when `default` is None. Terminal escapes (Keras' bold) are dropped."""
+    lines = strip_ansi(str(e)).strip().splitlines()
     if lines:
         return lines[0]
     return type(e).__name__ if default is None else default

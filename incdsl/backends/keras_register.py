@@ -4,8 +4,9 @@
 `keras_layers`) before the call. The front end must stay light, so `import incdsl` calls
 `install()`, which:
 - registers at once if Keras is already imported;
-- otherwise puts a small finder on `sys.meta_path` that waits for `import keras` and registers
-  right after Keras's own `__init__` has run, then removes itself.
+- otherwise puts a small finder on `sys.meta_path` that waits for `import keras`, settles the
+  Keras backend just before it (`keras_backend.apply`: KERAS_BACKEND and keras.json win, else an
+  installed backend), and registers right after Keras's own `__init__` has run, then removes itself.
 So both `import keras, incdsl` and `import incdsl, keras` (in either order) load incdsl models.
 `incdsl.backends.keras.custom_objects()` gives the same classes for an explicit `custom_objects=`.
 """
@@ -61,6 +62,15 @@ class _ThenRegister(importlib.abc.Loader):
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
+        # Keras reads its backend once, at this import: settle it first (KERAS_BACKEND and
+        # keras.json win; else an installed backend rather than a missing TensorFlow)
+        from .keras_backend import BackendError, apply
+        try:
+            apply()
+        except BackendError:
+            if not any(isinstance(f, _KerasFinder) for f in sys.meta_path):
+                sys.meta_path.insert(0, _KerasFinder())  # the import fails; a later one is checked again
+            raise
         module.__loader__ = self._loader  # keras sees its own loader (resources, is_package)
         module.__spec__.loader = self._loader
         self._loader.exec_module(module)

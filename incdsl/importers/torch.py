@@ -58,7 +58,11 @@ def read_state_dict(path, limit: int | None = None) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise missing_file("weights file", path)
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
+        try:
+            from safetensors import SafetensorError
+        except ImportError:
+            raise SpecError(f"reading {path} needs the safetensors package: pip install safetensors "
+                            f"(the jax, torch and onnx extras of incdsl have it)") from None
         from safetensors.numpy import load_file
         try:
             return strip_wrapper_prefix(dict(load_file(str(path))))
@@ -66,20 +70,27 @@ def read_state_dict(path, limit: int | None = None) -> dict[str, np.ndarray]:
             raise SpecError(f"cannot read {path} as safetensors: {first_line(e)}") from None
     try:
         import torch
-    except ImportError:
-        raise SpecError(f"reading {path} needs PyTorch (pip install torch)",
-                        hint="or save the state_dict with safetensors, which reads without torch") from None
+    except ImportError:  # Keras on JAX without torch: torch.save's zip format is read without it
+        torch = None
     with open(path, "rb") as f:
         magic = f.read(4)
     if not (magic.startswith(_ZIP) or magic[:1] == _PICKLE):
         raise SpecError(f"{path} is not a PyTorch file: it is neither a zip archive (torch.save) nor a pickle",
                         hint="pass the file written by torch.save(model.state_dict(), path), or a .safetensors file")
     from ..untrusted import check_zip
-    check_zip(path, limit)  # a data record that inflates without bound is refused before torch reads
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # a pickled module, a corrupt file, not a torch file
-        raise _load_error(path, e) from None
+    if magic.startswith(_ZIP):
+        check_zip(path, limit)  # a data record that inflates without bound is refused before torch reads
+    if torch is None:
+        if not magic.startswith(_ZIP):
+            raise SpecError(f"reading {path} (torch.save's legacy format, before PyTorch 1.6) needs PyTorch "
+                            f"(pip install torch)", hint="or save the state_dict with safetensors, which reads without torch")
+        from .torch_zip import read_torch_zip
+        state = read_torch_zip(path)
+    else:
+        try:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as e:  # a pickled module, a corrupt file, not a torch file
+            raise _load_error(path, e) from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -88,7 +99,10 @@ def read_state_dict(path, limit: int | None = None) -> dict[str, np.ndarray]:
     state = strip_wrapper_prefix(state)
     out = {}
     for k, v in state.items():
-        if not isinstance(v, torch.Tensor):
+        if isinstance(v, np.ndarray):  # read without torch (torch_zip)
+            out[k] = v
+            continue
+        if torch is None or not isinstance(v, torch.Tensor):
             raise SpecError(f"{path}: entry '{k}' is a {type(v).__name__}, not a tensor")
         out[k] = v.detach().cpu().float().numpy() if v.is_floating_point() else v.cpu().numpy()
     return out

@@ -108,7 +108,7 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
     if config.deterministic:
         done = make_deterministic(config.seed, keras.backend.backend())
         print(f"deterministic: {', '.join(done)}")
-    placement = Placement(config.strategy, config.worker_timeout)
+    placement = Placement(config.strategy, config.precision, config.worker_timeout)
     paths = config.paths()
     scratch = None
     if not placement.chief:

@@ -7,6 +7,7 @@ import os
 
 import keras
 
+from ..backends.keras_devices import check_precision
 from ..errors import OptionError
 from .config import Cluster, read_tf_config
 
@@ -30,11 +31,15 @@ def check_strategy(kind: str, backend: str) -> None:
 class Placement:
     """Where training runs: a tf.distribute strategy, a keras.distribution, or one device."""
 
-    def __init__(self, kind: str, worker_timeout: float = 300.0):
+    def __init__(self, kind: str, precision: str = "float32", worker_timeout: float = 300.0):
+        """Raises OptionError (nothing written yet) for a strategy the backend lacks (check_strategy)
+        or a precision its GPUs cannot compute in (keras_devices.check_precision); a multi-worker
+        run waits at most `worker_timeout` seconds for every worker (rendezvous.py)."""
         self.kind, self.strategy, self.replicas, self.chief, self.worker = kind, None, 1, True, 0
         self.cluster: Cluster | None = None
         backend = keras.backend.backend()
         check_strategy(kind, backend)
+        check_precision(precision, backend)
         if kind == "default":
             return
         if backend == "tensorflow":
