@@ -1,6 +1,7 @@
 """The commands of the README's and specs/README.md's command blocks, as tests/test_readme_commands.py
 runs them: the lines of ```-fenced blocks (plain or shell; not ```python) that start with
-`incdsl `, `$ incdsl ` or `tools/`, a trailing backslash joining the next line."""
+`incdsl `, `$ incdsl ` or `tools/`, a trailing backslash joining the next line. In a block that
+shows a session (some line starts with `$ `), only the `$ ` lines are commands: the rest is output."""
 from __future__ import annotations
 
 import re
@@ -35,16 +36,22 @@ def doc_commands(path: Path, name: str) -> list[DocCommand]:
     out: list[DocCommand] = []
     lines = path.read_text().splitlines()
     fence: str | None = None
+    session = False
     i = 0
     while i < len(lines):
         s = lines[i].strip()
         i += 1
         if s.startswith("```"):
             fence = None if fence is not None else s[3:].strip()
+            if fence is not None:
+                end = next((j for j in range(i, len(lines)) if lines[j].strip().startswith("```")), len(lines))
+                session = any(line.strip().startswith("$ ") for line in lines[i:end])
             continue
         if fence is None or fence not in SHELL_FENCES:
             continue
         dollar = s.startswith("$ ")
+        if session and not dollar:
+            continue
         t = s[2:] if dollar else s
         if not (t.startswith("incdsl ") or t.startswith("tools/")):
             continue

@@ -94,14 +94,15 @@ def exports(monitor="val_accuracy", fallback="loss", best=None, epochs=()):
 def test_keep_best_keeps_the_highest_accuracy_when_it_goes_up_then_down():
     keep, done = exports(epochs=[{"loss": 3.0, "val_accuracy": 0.5}, {"loss": 2.0, "val_accuracy": 0.8},
                                  {"loss": 1.0, "val_accuracy": 0.6}, {"loss": 0.5, "val_accuracy": 0.8}])
-    assert done == [(0, {"val_accuracy": 0.5}, True), (1, {"val_accuracy": 0.8}, True)]  # a tie is not better
-    assert (keep.best, keep.best_epoch) == (0.8, 1)
+    # the dip at epoch 2 is not kept; a tie goes to the later, longer-trained epoch (KeepBest's rule)
+    assert done == [(0, {"val_accuracy": 0.5}, True), (1, {"val_accuracy": 0.8}, True), (3, {"val_accuracy": 0.8}, True)]
+    assert (keep.best, keep.best_epoch) == (0.8, 3)
 
 
 def test_keep_best_keeps_the_lowest_loss_without_accuracy():
     keep, done = exports(epochs=[{"loss": 2.0}, {"loss": 1.0}, {"loss": 1.5}, {"loss": 1.0}])
-    assert [(e, logs) for e, logs, _ in done] == [(0, {"loss": 2.0}), (1, {"loss": 1.0})]
-    assert (keep.best, keep.best_epoch) == (1.0, 1)
+    assert [(e, logs) for e, logs, _ in done] == [(0, {"loss": 2.0}), (1, {"loss": 1.0}), (3, {"loss": 1.0})]
+    assert (keep.best, keep.best_epoch) == (1.0, 3)
     keep, done = exports(monitor="val_loss", epochs=[{"loss": 9.0, "val_loss": 2.0}, {"loss": 1.0, "val_loss": 3.0}])
     assert [(e, logs) for e, logs, _ in done] == [(0, {"val_loss": 2.0})]  # val_loss wins over loss when present
 

@@ -46,7 +46,9 @@ def test_googlenet_with_default_pools_shows_where_the_size_went(tmp_path, capsys
 
 def test_following_the_new_hint_builds_the_papers_network(tmp_path, capsys):
     path = _googlenet_with_default_pools(tmp_path)
-    path.write_text(path.read_text().replace("input(size, size, 3)", "defaults maxpool(pad=same)\n  input(size, size, 3)"))
+    text = path.read_text()
+    assert "  input(size, channels)\n" in text
+    path.write_text(text.replace("  input(size, channels)\n", "  defaults maxpool(pad=same)\n  input(size, channels)\n"))
     assert main(["check", str(path)]) == 0
     import incdsl
     net = incdsl.load(str(path))
