@@ -2,11 +2,9 @@
 reference models with random weights and saved the way a reader would bring them (nothing can be
 downloaded in a test): keras.applications' legacy .h5 and Keras 3's .weights.h5, a torchvision
 googlenet state_dict, a timm inception_v4 state_dict as .safetensors, a folder of 5 classes of
-images and a .keras compiled by incdsl. tests/test_readme_pretrained.py runs the commands on them."""
+images (iv3.keras, a model compiled by incdsl, the test makes with the CLI). tests/test_readme_pretrained.py runs the commands on them."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +59,3 @@ def write_torch_files(root: Path) -> dict[str, dict]:
     return {"googlenet.pth": {k: v.numpy() for k, v in g.state_dict().items()},
             "inception_v4.safetensors": {k: v.numpy() for k, v in v4.state_dict().items()}}
 
-
-def write_incdsl_keras(root: Path, env: dict) -> None:
-    """iv3.keras: inception_v3 compiled by incdsl (a model of ours the reader kept)."""
-    subprocess.run([sys.executable, "-m", "incdsl", "compile", "specs/inception_v3.inc", "--to", "keras", "-o", "iv3.keras"],
-                   cwd=root, env=env, check=True, capture_output=True, timeout=900)
