@@ -44,7 +44,7 @@ def write_keras_files(root: Path) -> dict[str, object]:
 
 
 def write_torch_files(root: Path) -> dict[str, dict]:
-    """googlenet.pth (torchvision, as its pretrained model is after loading: no aux heads) and
+    """googlenet.pth (torchvision's, with the aux heads its downloaded weights hold) and
     inception_v4.safetensors (timm); returns their state_dicts as numpy arrays."""
     import timm
     import torch
@@ -52,7 +52,7 @@ def write_torch_files(root: Path) -> dict[str, dict]:
     from safetensors.torch import save_file
 
     torch.manual_seed(0)
-    g = torchvision.models.googlenet(weights=None, aux_logits=False, transform_input=True, init_weights=True)
+    g = torchvision.models.googlenet(weights=None, aux_logits=True, transform_input=True, init_weights=True)
     torch.save(g.state_dict(), root / "googlenet.pth")
     v4 = timm.create_model("inception_v4", pretrained=False)
     save_file({k: v.contiguous() for k, v in v4.state_dict().items()}, str(root / "inception_v4.safetensors"))
