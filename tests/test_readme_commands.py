@@ -7,7 +7,8 @@ and tools/ (the files it writes go there), `incdsl` and `python3` on PATH runnin
   train, predict on an image the first command wrote), and tools/demo;
 - the "Start from pretrained weights" commands name files the reader brings (keras.applications'
   and torchvision's downloads, a folder of flowers): they run too, and the only error allowed is
-  that such a file is missing (so a renamed flag or a spec change still fails here);
+  that such a file is missing (so a renamed flag or a spec change still fails here, quickly);
+  tests/test_readme_pretrained.py (slow) makes those files and runs the commands for real;
 - tools/test runs the whole suite, which cannot run inside itself: it runs with --collect-only.
 """
 from __future__ import annotations
