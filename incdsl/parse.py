@@ -280,7 +280,11 @@ class _ToAst:
     # -- top level
     @_rule
     def param(self, s, c, raw):
-        return ast.Param(str(c[0]), c[1], s, c[2])
+        # `[...]` placeholders: a missing `= expr` leaves a None for each of its two symbols, so
+        # the default and the choices are picked by kind, not by position
+        default = next((x for x in c[1:] if x is not None and not isinstance(x, tuple)), None)
+        choices = next((x for x in c[1:] if isinstance(x, tuple)), None)
+        return ast.Param(str(c[0]), default, s, choices)
 
     @_rule
     def choices(self, s, c, raw):

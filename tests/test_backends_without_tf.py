@@ -242,7 +242,7 @@ def _interrupt_after_first_epoch(v, cwd, args, backend) -> subprocess.CompletedP
 def test_finetune_freeze_precise_bn_resume_and_mirrored(venv, files, tmp_path):
     backend, v = venv
     spec = files / "small_bn.inc"
-    common = ("--data", files / "three", "--set", "classes=3", "--batch-size", 8, "--verbose", 2)
+    common = ("--data", files / "three", "--set", "classes=3", "--batch-size", 8, "--progress", "epoch")
     init = incdsl(v, tmp_path, "compile", spec, "--set", "classes=3", "--to", "keras", "-o", "init.keras",
                   KERAS_BACKEND=backend)
     assert init.returncode == 0, init.stderr
@@ -279,7 +279,7 @@ DIGITS_ACCURACY = 0.95
 def test_digits_train_to_the_readme_accuracy(venv, files, tmp_path):
     backend, v = venv
     done = incdsl(v, tmp_path, "train", files / "small_bn.inc", "--set", "channels=1", "--data", files / "digits" / "train",
-                  "--epochs", 4, "--batch-size", 32, "--lr", 0.05, "--no-augment", "--verbose", 0, "-o", "d.keras",
+                  "--epochs", 4, "--batch-size", 32, "--lr", 0.05, "--no-augment", "--progress", "off", "-o", "d.keras",
                   KERAS_BACKEND=backend)
     assert done.returncode == 0, done.stdout + done.stderr
     test = sorted((files / "digits" / "test").rglob("*.png"))
