@@ -2,6 +2,8 @@
 layers that shrank the map, with their arithmetic) and compare with the sizes of the same network
 with pad=same pools, so the first place the two part is on screen; the "larger input" hint is not
 the only guidance."""
+import pytest
+
 from incdsl.cli import main
 
 from conftest import SPECS
@@ -66,3 +68,20 @@ def test_inception_v3_too_small_keeps_the_size_hint_and_lists_the_route(capsys):
     assert "note: the smallest input this network accepts is 75x75 (this one is 64x64)" in err
     assert "hint: use pad=same, a smaller kernel, or a larger input" in err
     assert len(err.splitlines()) <= 12
+
+
+@pytest.mark.parametrize("size", ["100", "224x100"])
+def test_a_network_too_small_even_with_same_pools_gets_no_false_fit(tmp_path, capsys, size):
+    """The same GoogLeNet at 100x100 (or 224x100) is too small whatever its pools do: the note must
+    not say that pad=same pools make the failing avgpool fit (the failing layer itself made `same`
+    once counted as one of those pools), and the hint stays the general one."""
+    path = _googlenet_with_default_pools(tmp_path)
+    assert main(["check", str(path), "--set", "aux=false", "--set", f"size={size}"]) == 1
+    err = capsys.readouterr().err
+    assert " and fit" not in err and "would only hide the cause" not in err, err
+    assert "hint: use pad=same, a smaller kernel, or a larger input" in err
+    # and that advice is right: with pad=same pools it still does not fit
+    text = path.read_text()
+    path.write_text(text.replace("  input(size, channels)\n", "  defaults maxpool(pad=same)\n  input(size, channels)\n"))
+    assert main(["check", str(path), "--set", "aux=false", "--set", f"size={size}"]) == 1
+    assert "does not fit" in capsys.readouterr().err

@@ -69,7 +69,9 @@ def size_notes(g: Graph, failing: str, shapes: dict, whys: dict) -> tuple[list[N
         for prev, n in shown:
             why = f": {whys[n]}" if n in whys else ""
             notes.append(Note(f"{n} ({g.layers[n].op}) {_hw(shapes[prev])} -> {_hw(shapes[n])}{why}", g.layers[n].span))
-    changed = _same_pools(g)
+    # the failing layer keeps its own padding: made `same` it would always "fit", which says nothing
+    # about the pools before it (a GoogLeNet at 100x100 is too small whatever its pools do)
+    changed = {n: a for n, a in _same_pools(g).items() if n != failing}
     if not changed:
         return notes, None
     other = _shapes_with(g, changed, failing)
