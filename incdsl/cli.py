@@ -76,6 +76,19 @@ def main(argv: list[str] | None = None) -> int:
     return g.code
 
 
+# a third-party module a command may need -> (its package, the extra that brings it): a command run
+# where that extra is not installed is bad usage (exit 2, naming what to install), not a bug
+_KERAS = "'incdsl[jax]' (or 'incdsl[torch]', 'incdsl[tf]')"
+OPTIONAL_PACKAGES = {
+    "keras": ("keras", _KERAS), "PIL": ("Pillow", _KERAS), "jax": ("jax", "'incdsl[jax]'"),
+    "torch": ("torch", "'incdsl[torch]'"), "tensorflow": ("tensorflow", "'incdsl[tf]'"),
+    "tf2onnx": ("tf2onnx", "'incdsl[tf]'"), "tensorboard": ("tensorboard", "'incdsl[tf]'"),
+    "onnx": ("onnx", "'incdsl[onnx]'"), "onnxruntime": ("onnxruntime", "'incdsl[onnx]'"),
+    "h5py": ("h5py", "'incdsl[onnx]' (or a Keras extra)"), "safetensors": ("safetensors", "'incdsl[onnx]' (or a Keras extra)"),
+    "matplotlib": ("matplotlib", "'incdsl[plot]'"), "pydot": ("pydot", "'incdsl[plot]'"),
+}
+
+
 def _run(args) -> int:
     try:
         return args.run(args) or 0
@@ -102,6 +115,11 @@ def _run(args) -> int:
     except StdoutError:
         raise  # guarded() reports it
     except Exception as e:  # a bug in incdsl, not in the spec: say so in one screen
+        extra = OPTIONAL_PACKAGES.get((e.name or "").split(".")[0]) if isinstance(e, ModuleNotFoundError) else None
+        if extra is not None:
+            print(f"incdsl {args.command}: error: this needs {extra[0]}, which is not installed: pip install {extra[1]}",
+                  file=sys.stderr)
+            return 2
         if os.environ.get("INCDSL_DEBUG"):
             raise
         print(f"incdsl: internal error: {type(e).__name__}: {shorten(str(e), 300)}\n"

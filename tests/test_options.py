@@ -4,6 +4,7 @@ the parameter (`TrainConfig(epochs=0)`: "epochs must be at least 1"), the same e
 library error can name has its flag in the one table (incdsl/commands/flags.py)."""
 from __future__ import annotations
 
+import argparse
 import ast
 import re
 import string
@@ -164,3 +165,23 @@ def test_to_onnx_checks_its_options_once_in_python_words(tmp_path):
             net.to_onnx(tmp_path / "m.onnx", verify=False, **options)
         assert str(e.value).startswith(text) and "--" not in str(e.value)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("module, package, extra", [("PIL", "Pillow", "incdsl[jax]"), ("matplotlib", "matplotlib", "incdsl[plot]"),
+                                                     ("keras.src.x", "keras", "incdsl[jax]")])
+def test_a_missing_optional_package_is_bad_usage_naming_the_extra(monkeypatch, capsys, module, package, extra):
+    """A command that reaches an optional package its extra did not install (train or predict after
+    `tools/demo`'s incdsl[onnx] alone: Pillow; compare --plot: matplotlib) says what to install,
+    exit 2, instead of an internal error; a missing module of incdsl's own stays a bug (exit 3)."""
+    from incdsl import cli
+
+    def run(args):
+        raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+    assert cli._run(argparse.Namespace(run=run, command="train")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"incdsl train: error: this needs {package}, which is not installed: pip install '{extra}'"), err
+
+    def bug(args):
+        raise ModuleNotFoundError("No module named 'incdsl.nothing'", name="incdsl.nothing")
+    assert cli._run(argparse.Namespace(run=bug, command="train")) == 3
+    assert "internal error" in capsys.readouterr().err
