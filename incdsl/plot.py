@@ -89,7 +89,7 @@ def left_out_note(labels: list[str], placed) -> str:
     first, so these are the others): how many, with the right plural, and which."""
     shown = {a.get_text() for a in placed}
     left = [t for t in labels if t not in shown]
-    names = ", ".join(left[:6]) + (f" and {len(left) - 6} more" if len(left) > 6 else "")
+    names = ", ".join(left)  # every one named (issue 28): the title wraps to the figure
     one = len(left) == 1
     return f"{len(left)} label{'' if one else 's'} left out where {'it' if one else 'they'} would overlap: {names}"
 

@@ -67,3 +67,19 @@ def test_compare_plot_names_what_it_leaves_out_and_labels_the_front_first():
     assert all(name in title for name in left)
     assert "1 labels" not in title
     assert all(rows[i].label in shown for i in pareto(rows))
+
+
+def test_left_out_note_names_every_label_however_many():
+    """Eight labels left out: each is named (the note once said "and 2 more")."""
+    from incdsl.plot import left_out_note
+    labels = [f"width={w / 10}" for w in range(1, 11)]
+
+    class Placed:
+        def __init__(self, text):
+            self.text = text
+
+        def get_text(self):
+            return self.text
+    note = left_out_note(labels, [Placed(labels[0]), Placed(labels[1])])
+    assert note.startswith("8 labels left out where they would overlap: ")
+    assert all(t in note for t in labels[2:]) and "more" not in note
