@@ -27,6 +27,8 @@ _MISSING = object()
 def match(value, allowed: tuple):
     """The value of `allowed` that `value` is, or `_MISSING`: equal and of the same kind (true is not
     1; 1.0 is 1; a string is the word it spells, `"avg"` from Python is the word avg, `"none"` or `"None"` is none)."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]  # `--set 'pooling="avg"'`: the spec's own quoting of the word
     def kind(v):
         return "bool" if isinstance(v, bool) else "number" if isinstance(v, (int, float)) else \
             "word" if isinstance(v, str) else type(v).__name__

@@ -182,3 +182,10 @@ def test_fmt_keeps_the_list_of_a_parameter_without_a_default(tmp_path):
     path.write_text(STAGE.replace("CALL", "4").replace("POOL", "max"))
     assert main(["fmt", str(path)]) == 0
     assert "module stage(n in (1, 2, 4)) {" in path.read_text() and "module sw(pool in (avg, max)) {" in path.read_text()
+
+
+@pytest.mark.parametrize("given", ['"avg"', "'avg'"])
+def test_a_quoted_word_from_set_is_the_word(capsys, given):
+    """specs/README.md: a word given from --set as the spec would quote it ("avg") is the bare word."""
+    assert main(["summary", "googlenet", "--set", "top=false", "--set", f"pooling={given}", "--set", "aux=false"]) == 0
+    assert "1024" in capsys.readouterr().out
