@@ -9,9 +9,10 @@ The limits (checked before anything inflates or a library such as Keras, h5py or
   parameter of the network plus SLACK (float64 is the widest dtype the readers accept), or without
   a network (`incdsl import`, `incdsl predict`) the larger of FALLBACK_LIMIT and RATIO times its
   compressed size (weights are floats, which deflate hardly at all; a bomb's ratio is ~1,000).
-Python's zipfile (also Keras' reader) never inflates more than a member's declared size, so
-checking the declared sizes bounds every later read; `read_member` reads in chunks with the cap
-anyway. h5py is imported lazily (the front end never needs it).
+Python's zipfile (also Keras' reader) never returns more than a member's declared size, but a
+`read()` of a whole member decompresses all its compressed bytes at once: so each compressed member
+is also inflated once in 1 MiB steps, to see that it holds what it declares (`_inflate_within`);
+`read_member` reads in chunks with the cap. h5py is imported lazily (the front end never needs it).
 """
 from __future__ import annotations
 
@@ -71,9 +72,29 @@ def check_zip(path: str | Path, weights: int | None = None) -> None:
                             f"bytes from {info.compress_size:,}; {kind} are limited to {limit:,} bytes here "
                             f"({'16 MiB' if kind == 'metadata' else _why(weights)})",
                             hint="the file is damaged, or built to exhaust memory (a zip bomb)")
+    with zipfile.ZipFile(path) as z:
+        for info in infos:
+            if info.compress_type != zipfile.ZIP_STORED:
+                _inflate_within(z, info, path)
     if weights is not None and total > weights + len(infos) * JSON_LIMIT:
         raise SpecError(f"{path}: its members would inflate to {total:,} bytes in all; the network's weights "
                         f"are limited to {weights:,} bytes", hint="were the weights saved from another spec?")
+
+
+def _inflate_within(z: zipfile.ZipFile, info: zipfile.ZipInfo, path) -> None:
+    """Inflate a compressed member in 1 MiB steps, keeping nothing, to see that its data is what its
+    directory entry declares: a member that declares 700 bytes and inflates to 1 GiB passes the
+    size check, and Keras' and torch's own `read()` would inflate the whole of it at once (zipfile
+    hands decompress() every compressed byte when asked for all). zipfile stops at the declared
+    size and the CRC then fails: refused here, in constant memory, before those readers run."""
+    try:
+        with z.open(info) as f:
+            while f.read(1 << 20):
+                pass
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError, zlib.error) as e:
+        raise SpecError(f"{path}: its member {shorten(info.filename, 80)} does not inflate to the {info.file_size:,} "
+                        f"bytes its directory declares ({shorten(str(e), 80)})",
+                        hint="the file is damaged, or built to exhaust memory (a zip bomb)") from None
 
 
 def read_member(z: zipfile.ZipFile, name: str, limit: int, path) -> bytes:
