@@ -153,3 +153,34 @@ def test_an_intact_backup_restores_exactly_what_was_saved(run, capsys):
     assert seen["step"] == 4  # two epochs of two steps: the optimizer's state came back
     for w in seen["weights"]:
         assert any(s.shape == w.shape and np.array_equal(s, w) for s in saved)
+
+
+def test_a_refused_resume_keeps_the_whole_log(run, capsys):
+    """Review of issue 24: metadata one epoch behind its weights is refused when Keras restores the
+    backup, and that refusal used to come after the log had been cut back to the metadata's epochs
+    (rows 0, 1 -> row 0). The log is cut only once the backup has restored."""
+    (run / "m.backup" / "training_metadata.json.bkp").replace(run / "m.backup" / "training_metadata.json")
+    before = (run / "m.log.csv").read_text()
+    assert [r.split(",")[0] for r in before.split()[1:]] == ["0", "1"]
+    code, text = _resume(capsys)
+    assert code == 1 and "cannot resume" in text
+    assert (run / "m.log.csv").read_text() == before
+
+
+@pytest.mark.parametrize("log", ["missing", "short"])
+def test_a_missing_or_short_log_is_refused(run, capsys, log):
+    """A resumed run's log must hold a row for each finished epoch (else it reports epochs 0, 3, 4)."""
+    if log == "missing":
+        (run / "m.log.csv").unlink()
+    else:
+        lines = (run / "m.log.csv").read_text().splitlines(keepends=True)
+        (run / "m.log.csv").write_text("".join(lines[:2]))  # the header and epoch 0's row
+    code, text = _resume(capsys)
+    assert code == 1 and not (run / "m.keras").exists(), text
+    assert ("m.log.csv is missing" if log == "missing" else "m.log.csv holds epochs 0, but the backup") in text
+
+
+def test_a_resumed_run_logs_each_epoch_once(run, capsys):
+    code, text = _resume(capsys)
+    assert code == 0, text
+    assert [r.split(",")[0] for r in (run / "m.log.csv").read_text().split()[1:]] == ["0", "1", "2"]

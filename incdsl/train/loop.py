@@ -21,7 +21,6 @@ What a run writes (RunPaths in incdsl/train/config.py), next to `model.keras`:
 from __future__ import annotations
 
 import contextlib
-import csv
 import importlib.util
 import math
 import shutil
@@ -48,11 +47,11 @@ from .heads import head_losses, main_head
 from .model import accuracy_key, compile_for_training, with_preprocessing
 from .placement import Placement
 from .outputs import start_tensorboard
-from .resume import CheckedBackup, read_backup
+from .resume import CheckedBackup, TruncateLog, check_log_rows, log_rows, read_backup
 from .saving import META_FORMAT, copy_weights, read_meta, save_model
 
 
-def _start_epoch(paths, config: TrainConfig, done: Path) -> int | None:
+def _start_epoch(paths, config: TrainConfig, done: Path, chief: bool = True) -> int | None:
     """The epoch to start from (0 for a fresh run), or None when a resumed run had already finished
     (its model `done` written: the chief's, which a non-chief worker looks at too)."""
     if paths.backup.exists():
@@ -60,8 +59,9 @@ def _start_epoch(paths, config: TrainConfig, done: Path) -> int | None:
             raise OptionError("an interrupted run left its state in {backup}: pass {resume} to continue it, "
                               "or delete that folder to start afresh", words=RESUME, backup=paths.backup)
         epoch = read_backup(paths.backup, paths.csv)  # every file whole, or a SpecError naming the damaged one
-        _truncate_csv(paths.csv, epoch)
-        return epoch
+        if chief:
+            check_log_rows(paths, epoch)
+        return epoch  # the log is cut back only once the backup has been restored (TruncateLog)
     if config.resume and done.exists():
         return None
     if config.resume:
@@ -69,23 +69,6 @@ def _start_epoch(paths, config: TrainConfig, done: Path) -> int | None:
     for stale in (paths.csv,):
         stale.unlink(missing_ok=True)
     return 0  # model.tb/ is replaced only when this run writes logs there (outputs.start_tensorboard)
-
-
-def _truncate_csv(path: Path, epochs: int) -> list[dict]:
-    """Keep the rows of the first `epochs` epochs (a row written just before an interruption, whose
-    epoch the backup does not hold, would otherwise appear twice); return them."""
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-        fields = list(rows[0].keys()) if rows else None
-    kept = [r for r in rows if int(r["epoch"]) < epochs]
-    if fields is not None and len(kept) != len(rows):
-        with path.open("w", newline="") as f:
-            w = csv.DictWriter(f, fields)
-            w.writeheader()
-            w.writerows(kept)
-    return kept
 
 
 def _best_so_far(rows: list[dict], monitor: str, fallback: str) -> float | None:
@@ -118,7 +101,7 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
         scratch = paths.output.parent / f"{paths.output.stem}.workertemp_{placement.worker}"
         paths = RunPaths.beside(scratch / paths.output.name)
     paths.output.parent.mkdir(parents=True, exist_ok=True)
-    start = _start_epoch(paths, config, done=config.paths().output)
+    start = _start_epoch(paths, config, done=config.paths().output, chief=placement.chief)
     classes: list[str]
     if start is None:
         final = config.paths()
@@ -178,7 +161,7 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
 
         acc = accuracy_key(heads)
         monitor = f"val_{acc}" if val_data is not None else "loss"
-        prior = _truncate_csv(paths.csv, start) if start else []
+        prior = log_rows(paths.csv, start) if start else []
         keep_best = KeepBest(export, monitor, "loss", _best_so_far(prior, monitor, "loss"))
         throughput = Throughput(config.batch_size)
         tb_made = False
@@ -187,7 +170,8 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
         precise = (PreciseBN(model, train_data, n_bn) if n_bn and val_data is not None and placement.strategy is None
                    else None)
         callbacks = [CheckedBackup(str(paths.backup), double_checkpoint=True,
-                                   steps_per_epoch=None if config.unfreeze_after is not None else steps), StopOnNonFinite(),
+                                   steps_per_epoch=None if config.unfreeze_after is not None else steps),
+                     *([TruncateLog(paths.csv, start)] if start and placement.chief else []), StopOnNonFinite(),
                      StepAndRate(), throughput] + ([precise] if precise is not None else [])
         if placement.chief:
             callbacks += [keep_best, keras.callbacks.CSVLogger(str(paths.csv), append=True)]

@@ -144,4 +144,52 @@ class CheckedBackup(keras.callbacks.BackupAndRestore):
                                f"of different epochs", backup)
 
 
-__all__ = ["read_backup", "CheckedBackup", "WEIGHTS", "METADATA"]
+
+
+def log_rows(path: Path, epochs: int) -> list[dict]:
+    """The log's rows of the first `epochs` epochs (read only; TruncateLog writes the cut)."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return [r for r in csv.DictReader(f) if int(r["epoch"]) < epochs]
+
+
+def check_log_rows(paths, epochs: int) -> None:
+    """A resumed run's log must hold a row for each finished epoch: a missing or short log would
+    leave a gap (epochs 0, 3, 4) in what the run reports. Raises SpecError naming it."""
+    if not paths.csv.exists():
+        raise SpecError(f"cannot resume: {paths.csv} is missing (the backup in {paths.backup} says {epochs} "
+                        f"epoch{'s' * (epochs != 1)} finished)", hint="put the log back, or delete the backup "
+                        "folder to start afresh")
+    found = sorted({int(r["epoch"]) for r in log_rows(paths.csv, epochs)})
+    if found != list(range(epochs)):
+        raise SpecError(f"cannot resume: {paths.csv} holds epochs {', '.join(map(str, found)) or 'none'}, but the "
+                        f"backup in {paths.backup} says {epochs} finished", hint="put the whole log back, or delete "
+                        "the backup folder to start afresh")
+
+
+class TruncateLog(keras.callbacks.Callback):
+    """Cut the log back to the first `epochs` epochs when training starts, after the backup (the
+    callback before it) restored without error: a row written just before an interruption, whose
+    epoch the backup does not hold, would otherwise appear twice; a refused resume keeps the whole
+    log. Once per run (the second phase of --unfreeze-after starts training again)."""
+
+    def __init__(self, path: Path, epochs: int):
+        super().__init__()
+        self.path, self.epochs, self.done = path, epochs, False
+
+    def on_train_begin(self, logs=None):
+        if self.done or not self.path.exists():
+            return
+        self.done = True
+        with self.path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        kept = [r for r in rows if int(r["epoch"]) < self.epochs]
+        if rows and len(kept) != len(rows):
+            with self.path.open("w", newline="") as f:
+                w = csv.DictWriter(f, list(rows[0].keys()))
+                w.writeheader()
+                w.writerows(kept)
+
+
+__all__ = ["read_backup", "CheckedBackup", "WEIGHTS", "METADATA", "TruncateLog", "check_log_rows", "log_rows"]
