@@ -179,6 +179,7 @@ class TruncateLog(keras.callbacks.Callback):
         self.path, self.epochs, self.done = path, epochs, False
 
     def on_train_begin(self, logs=None):
+        """Rewrite the log without the rows of epochs the backup does not hold (the first call only)."""
         if self.done or not self.path.exists():
             return
         self.done = True
