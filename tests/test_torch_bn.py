@@ -97,3 +97,34 @@ def test_saved_model_keeps_torchs_rule(tmp_path):
     model.save(tmp_path / "m.keras")
     again = keras.models.load_model(tmp_path / "m.keras")
     assert any(type(l).__name__ == "TorchBatchNormalization" for l in again.layers)
+
+
+def test_one_value_per_channel_keeps_the_moving_variance_finite():
+    """Review of issue 27: batch 1 on a 1x1 map (inception_v3_tv at size 75, an aux head's 1x1 map)
+    once gave var / (n - 1) = 0 / 0 and a model that predicts NaN. torch refuses to train there; the
+    variance stays the biased estimate (here 0) instead."""
+    import keras
+    net = incdsl.Spec.from_text(SPEC.replace("input(7, 7, 3)", "input(1, 1, 3)")).build(unbiased=True)
+    model = net.to_keras()
+    bn = next(l for l in model.layers if isinstance(l, keras.layers.BatchNormalization))
+    before = np.array(bn.moving_variance)
+    model(np.ones((1, 1, 1, 3), "float32"), training=True)
+    after = np.array(bn.moving_variance)
+    assert np.isfinite(after).all()
+    np.testing.assert_allclose(after, 0.9 * before, rtol=1e-6)  # moved towards the batch's variance, 0
+
+
+def test_recalibration_keeps_torchs_rule():
+    """Review of issue 27: precise BN (train/bn.py, on by default) wrote the biased variance over a
+    `bn_unbiased` layer's moving variance. Recalibrated on one batch of 2 images of 7x7, torch's
+    layer holds var * n / (n - 1), n = 98; Keras' the biased var, as fvcore's update_bn_stats gives."""
+    import keras
+    from incdsl.train.bn import recalibrate
+    x = np.random.default_rng(3).normal(size=(2, 7, 7, 3)).astype("float32") * 2 + 1
+    got = {}
+    for unbiased in (True, False):
+        model = incdsl.Spec.from_text(SPEC).build(unbiased=unbiased).to_keras()
+        recalibrate(model, [x], limit=1)
+        bn = next(l for l in model.layers if isinstance(l, keras.layers.BatchNormalization))
+        got[unbiased] = np.array(bn.moving_variance, dtype="float64")
+    np.testing.assert_allclose(got[True], got[False] * 98 / 97, rtol=1e-5)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -161,7 +162,7 @@ def test_digits_folder_tool_refuses_bad_input(tmp_path):
 
 # --- precise batch norm itself ------------------------------------------------------------------
 
-def test_recalibrated_statistics_are_the_batch_statistics():
+def test_recalibrated_statistics_are_the_batch_statistics(tmp_path):
     """After recalibrating on one batch, every BN layer's moving mean and variance are that batch's:
     the model in inference mode computes what Keras' training mode computes on it (up to the last
     BN; dropout after it differs on purpose)."""
@@ -170,7 +171,14 @@ def test_recalibrated_statistics_are_the_batch_statistics():
     from incdsl.train.bn import bn_layers, recalibrate
     from incdsl.train.model import with_preprocessing
 
-    net = load(SPECS / "googlenet_tv.inc", width=0.25, size=64, classes=3, aux=False)
+    # Keras' biased rule (the spec's torch rule, bn_unbiased, keeps n / (n - 1) more variance on
+    # purpose: tests/test_torch_bn.py)
+    text = (SPECS / "googlenet_tv.inc").read_text().replace("bn_unbiased=true", "bn_unbiased=false")
+    assert "bn_unbiased=false" in text
+    spec = tmp_path / "googlenet_tv.inc"
+    spec.write_text(text)
+    shutil.copy(SPECS / "googlenet.inc", tmp_path / "googlenet.inc")
+    net = load(spec, width=0.25, size=64, classes=3, aux=False)
     core = build_model(net, inference=True, seed=0)
     model = with_preprocessing(core, net.input_shape, "inception", ["fc"])
     x = np.random.default_rng(0).uniform(0, 255, (8, 64, 64, 3)).astype("float32")

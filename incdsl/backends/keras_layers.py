@@ -299,8 +299,11 @@ class TorchBatchNormalization(keras.layers.BatchNormalization):
             _, var = ops.moments(x, axes)
             shape = ops.shape(x)
             n = ops.cast(math.prod(shape[i] for i in axes), self.moving_variance.dtype)
-            # BatchNormalization just moved it by (1 - momentum) * var; the rest of var * n / (n - 1)
-            self.moving_variance.assign(self.moving_variance + (1.0 - self.momentum) * var / (n - 1.0))
+            # BatchNormalization just moved it by (1 - momentum) * var; the rest of var * n / (n - 1).
+            # One value per channel (batch 1 on a 1x1 map): torch refuses to train; here the variance
+            # (0) stays the biased one instead of 0 / 0 = NaN in every later prediction.
+            self.moving_variance.assign(self.moving_variance
+                                        + (1.0 - self.momentum) * var / ops.maximum(n - 1.0, 1.0))
         return out
 
 

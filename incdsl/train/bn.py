@@ -16,6 +16,7 @@ inside): the statistics of its layers are those that inference uses.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,6 +118,11 @@ def recalibrate(model, batches, limit: int, probe=None) -> Recalibrated:
     layers, probe = probe if probe is not None else statistics_probe(model)
     if not layers:
         return Recalibrated(0, 0, 0)
+    # torch's rule (TorchBatchNormalization, `bn_unbiased=true`): each batch's variance unbiased,
+    # n / (n - 1) with n its values per channel, as fvcore's update_bn_stats on the torch model gives
+    unbiased = [type(l).__name__ == "TorchBatchNormalization" for l in layers]
+    per_image = [math.prod(d for i, d in enumerate(l.input.shape) if i not in (0, l.axis % len(l.input.shape)))
+                 for l in layers]
     sums = None
     count = images = 0
     for batch in batches:
@@ -125,7 +131,9 @@ def recalibrate(model, batches, limit: int, probe=None) -> Recalibrated:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         outs = [np.asarray(o, dtype="float64") for o in probe.predict_on_batch(x)]
         means, squares = outs[0::2], outs[1::2]
-        var = [sq - m * m for m, sq in zip(means, squares)]
+        n = int(np.shape(x)[0])
+        var = [(sq - m * m) * (n * k / max(n * k - 1, 1) if u else 1.0)
+               for m, sq, u, k in zip(means, squares, unbiased, per_image)]
         step = [(m, v) for m, v in zip(means, var)]
         sums = step if sums is None else [(a + m, b + v) for (a, b), (m, v) in zip(sums, step)]
         count += 1
