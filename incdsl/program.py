@@ -209,11 +209,14 @@ def _load_file(path: Path, prog: Program, stack: list[Path], seen: set[Path], sp
     try:
         f = parse_source(Source(file, text))
     except SpecError as e:
-        if span is not None and _first_line_fails(e, file, text):
-            # an imported file whose very first line is not the language is not a spec: say so
-            # where it is imported, without quoting a line of it (it may be a key or a password)
-            raise SpecError(f"{file} is not an incdsl spec: its first line is not a `use`, `module`, `network`, "
-                            f"`defaults` or `variant` item, nor a comment", span,
+        if span is not None and (_first_line_fails(e, file, text) or path.suffix != ".inc"):
+            # an imported file whose first item is not the language, or one not named .inc that does
+            # not parse, is not a spec: say so where it is imported, without quoting a line of it
+            # (it may be a key or a password, whose first line happened to parse)
+            why = ("its first line that is not blank or a comment is not a `use`, `module`, `network`, "
+                   "`defaults` or `variant` item" if _first_line_fails(e, file, text)
+                   else "its name does not end in .inc and it does not parse")
+            raise SpecError(f"{file} is not an incdsl spec: {why}", span,
                             hint="`use` imports spec files (.inc) of modules") from None
         raise
     stack.append(real)

@@ -186,3 +186,21 @@ def test_shutdown_then_exit_exits_0(raw):
     _, err = raw.p.communicate(timeout=60)
     assert raw.p.returncode == 0, err.decode()[-2000:]
     assert b"Traceback" not in err
+
+
+def test_use_of_a_secret_whose_first_item_parses_quotes_none_of_it(tmp_path, capsys):
+    """Review of issue 24: a file whose first item is valid language (here a module) and whose later
+    lines are a secret was quoted from its second line on. A `use`d file not named .inc that does
+    not parse is not a spec: named, not quoted."""
+    from incdsl import cli
+    (tmp_path / "s10.env").write_text("module m() { conv(8, 3) }\nAKIA hunter2xyz secret stuff\n")
+    (tmp_path / "n.inc").write_text('use "s10.env"\n' + SPEC)
+    assert cli.main(["check", str(tmp_path / "n.inc")]) == 1
+    err = capsys.readouterr().err
+    assert "s10.env is not an incdsl spec: its name does not end in .inc and it does not parse" in err, err
+    assert "hunter2" not in err and "AKIA" not in err
+    # a spec library (.inc) with a typo is still quoted at its line: that is the help its author needs
+    (tmp_path / "lib.inc").write_text("module m() { conv(8, 3) }\nmodule k( { }\n")
+    (tmp_path / "u.inc").write_text('use "lib.inc"\n' + SPEC)
+    assert cli.main(["check", str(tmp_path / "u.inc")]) == 1
+    assert "lib.inc:2:" in capsys.readouterr().err
