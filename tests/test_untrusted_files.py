@@ -167,6 +167,18 @@ def test_a_stored_network_name_that_is_not_an_identifier_says_what_is_wrong(made
     assert "bug in incdsl" not in err and not [l for l in err.splitlines() if l.startswith("error: forged")]
 
 
+@pytest.mark.parametrize("word", ["network", "module", "concat", "repeat", "output"])
+def test_a_stored_network_name_that_is_a_keyword_says_what_is_wrong(made, tmp_path, capsys, word):
+    """Review of issue 24: a keyword for a name passed the identifier check and ended in "a bug in
+    incdsl import"."""
+    meta = json.loads(zipfile.ZipFile(made / "good.keras").read("incdsl_spec.json"))
+    meta["network"] = word
+    bad = repack(made / "good.keras", tmp_path / "bad.keras", {"incdsl_spec.json": json.dumps(meta).encode()})
+    assert cli.main(["import", str(bad), "-o", str(tmp_path / "b.inc")]) == 1
+    err = capsys.readouterr().err
+    assert f"names the network '{word}', a word of the language" in err and "bug in incdsl" not in err, err
+
+
 # --- zip bombs (issue 24 #7) ----------------------------------------------------------------------
 
 def _zeros(size: int):

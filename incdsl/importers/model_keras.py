@@ -25,7 +25,7 @@ from ..source import visible_name
 from ..text import first_line
 from ..untrusted import JSON_LIMIT, check_weights_input, read_member
 from ..weights import SEP
-from .flat import Flat, Head, Node, fuse, spec_name
+from .flat import KEYWORDS, Flat, Head, Node, fuse, spec_name
 
 SPEC_ENTRY = "incdsl_spec.json"  # what `incdsl compile --to keras` adds to the .keras zip
 _PARTS = ("bn", "act", "pad")
@@ -51,6 +51,8 @@ def check_meta(meta: dict | None, path) -> None:
         what = "is not a JSON object"
     elif not isinstance(meta.get("network"), str) or not re.fullmatch(r"[A-Za-z_]\w*", meta["network"]):
         what = f"names the network {visible_name(repr(meta.get('network')))[:80]}, which is not an identifier"
+    elif meta["network"] in KEYWORDS:
+        what = f"names the network {meta['network']!r}, a word of the language (no network incdsl writes has that name)"
     elif not isinstance(meta.get("params", {}), dict) or not isinstance(meta.get("layers", {}), dict):
         what = "has parameters or layers that are not JSON objects"
     elif not isinstance(meta.get("heads", []), list) or not all(
