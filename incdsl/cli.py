@@ -48,8 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     Returns the exit code: 0 fine, 1 an error in the spec or its data (or `fit`: nothing fits the
     budgets), 2 bad usage, 3 a bug.
     """
-    # TensorFlow, when a backend loads it, greets with INFO lines on stderr; keep the CLI's quiet
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     ap = build_parser()
     # --help and --version write to stdout from inside argparse, which drops a failed write; the
     # guard turns one into "cannot write to standard output", exit 1 (or 0 for a closed pipe)
@@ -67,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     with guarded() as g:
         if args.verbose:
             os.environ["INCDSL_VERBOSE"] = "1"  # and TensorFlow's import is not quieted either (quiet_import.py)
+        else:  # TensorFlow, when a backend loads it, greets with INFO lines on stderr; keep the CLI's quiet
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         if g.code is None and argv is None and not args.verbose:
             from .quiet_import import quiet_native  # the lines TF_CPP_MIN_LOG_LEVEL cannot reach
             with quiet_native():
@@ -89,8 +89,22 @@ OPTIONAL_PACKAGES = {
 }
 
 
+def _settle_keras_backend() -> None:
+    """Set KERAS_BACKEND to the backend rule's choice (backends/keras_backend.py) before any command
+    can import Keras, which reads it once; looks for packages, imports none. Where no backend can
+    be chosen, the command that needs one says so."""
+    if "keras" in sys.modules or os.environ.get("KERAS_BACKEND", "").strip():
+        return
+    from .backends.keras_backend import BackendError, apply
+    try:
+        apply()
+    except BackendError:
+        pass
+
+
 def _run(args) -> int:
     try:
+        _settle_keras_backend()
         return args.run(args) or 0
     except SpecError as e:
         from .commands.flags import cli_error  # the library names parameters; the command line, flags

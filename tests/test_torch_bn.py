@@ -68,7 +68,7 @@ def test_inference_and_export_unchanged(tmp_path):
     graphs = []
     for unbiased in (True, False):  # the direct ONNX exporter never sees a training-only option
         path = tmp_path / f"n_{unbiased}.onnx"
-        result = incdsl.Spec.from_text(SPEC).build(unbiased=unbiased).to_onnx(path)
+        result = incdsl.Spec.from_text(SPEC).build(unbiased=unbiased).to_onnx(path, verify="keras")
         assert "onnxruntime vs Keras" in result.checked  # the export's own check against Keras inference
         graphs.append(onnx.load(path).graph)
     assert graphs[0].node == graphs[1].node
