@@ -89,22 +89,30 @@ OPTIONAL_PACKAGES = {
 }
 
 
-def _settle_keras_backend() -> None:
+def _needs_keras(args) -> bool:
+    return args.command in ("train", "predict", "import") or (args.command == "compile" and (
+        getattr(args, "to", None) == "keras" or getattr(args, "via", None) == "tf2onnx"
+        or getattr(args, "verify", None) == "keras"))
+
+
+def _settle_keras_backend(args) -> None:
     """Set KERAS_BACKEND to the backend rule's choice (backends/keras_backend.py) before any command
     can import Keras, which reads it once; looks for packages, imports none. Where no backend can
-    be chosen, the command that needs one says so."""
+    be chosen, a command that needs Keras gets the BackendError (a UsageError naming what to set or
+    install); the others never import it."""
     if "keras" in sys.modules or os.environ.get("KERAS_BACKEND", "").strip():
         return
     from .backends.keras_backend import BackendError, apply
     try:
         apply()
     except BackendError:
-        pass
+        if _needs_keras(args):
+            raise
 
 
 def _run(args) -> int:
     try:
-        _settle_keras_backend()
+        _settle_keras_backend(args)
         return args.run(args) or 0
     except SpecError as e:
         from .commands.flags import cli_error  # the library names parameters; the command line, flags
