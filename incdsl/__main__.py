@@ -1,6 +1,6 @@
-"""`python -m incdsl ...`: runs the `incdsl` command (`incdsl.cli.main`) and exits with its code."""
+"""`python -m incdsl ...`: runs the `incdsl` command (`incdsl.cli.main.main`) and exits with its code."""
 import sys
 
-from .cli import main
+from .cli.main import main
 
 sys.exit(main())

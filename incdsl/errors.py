@@ -6,14 +6,14 @@ errors or parses.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import difflib
 import errno
 import os
 import re
 import string
+from dataclasses import dataclass, field
 
-from .source import Source, Span, excerpt, visible  # Source, Span: re-exported, importers use errors.Span
+from .source import Source, Span, excerpt, visible  # noqa: F401 (Source, Span: re-exported, importers use errors.Span)
 from .text import strip_ansi  # noqa: F401 (re-exported)
 
 
@@ -69,6 +69,31 @@ class SpecError(Exception):
         return "\n".join(out)
 
 
+@dataclass
+class DataError(Exception):
+    """A training run that failed while it ran, for a reason outside the spec: the loss became
+    NaN or infinite, the data folder or one of its images vanished or does not decode, a file to
+    load is not a model. Kept apart from `SpecError` (a fault of the spec, found before anything
+    runs) so that `except SpecError` does not catch it; the command line prints it the same way,
+    `error: ...` with its hint, and exits 1. `message` and `hint` may be `ParamText`, naming
+    parameters (the command line words them as flags)."""
+
+    message: str
+    hint: str | None = None
+    span = None  # no spec place: what failed is the data or the run, not a line of the spec
+    label = None
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def render(self) -> str:
+        """One screen: `error: message`, then `hint: ...`, each clipped as `SpecError.render` does."""
+        return SpecError(self.message, hint=self.hint).render()
+
+
 class MissingFileError(SpecError, FileNotFoundError):
     """A file or folder that is not there: a spec, a `use`d file, a weights file, a data folder.
 
@@ -89,7 +114,8 @@ def missing_file(role: str, path, missing: str = "not found") -> SpecError:
     shown = shorten(str(path), 200)
     if not os.path.exists(path):
         return MissingFileError(f"{role} {shown} {missing}", path)
-    return SpecError(f"{role} {shown} is not a regular file" + (" (it is a directory)" if os.path.isdir(path) else ""))
+    return SpecError(
+        f"{role} {shown} is not a regular file" + (" (it is a directory)" if os.path.isdir(path) else ""))
 
 
 class UsageError(Exception):
@@ -128,7 +154,7 @@ class OptionError(UsageError):
     `values` (the offending values, filled in as they are). `str()` writes each parameter as its
     Python name (`epochs must be at least 1`) or as `words` says (`{"no_verify": "verify=False"}`);
     `worded(flags)` writes each as the command line's flag (`--epochs must be at least 1`; the table
-    is `incdsl.commands.flags.FLAGS`).
+    is `incdsl.cli.commands.flags.FLAGS`).
     """
 
     def __init__(self, template: str, words: dict[str, str] | None = None, **values):
@@ -218,3 +244,11 @@ def did_you_mean(name: str, known) -> str | None:
         close = [k for k in keys if len(k) >= 3 and ((name.startswith(k) and name[len(k)] != "_") or
                                                     (k.startswith(name) and k[len(name)] != "_"))][:1]
     return f"did you mean '{lower[close[0]]}'?" if close else None
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

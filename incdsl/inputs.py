@@ -14,6 +14,9 @@ from pathlib import Path
 
 from .errors import MissingFileError, SpecError, shorten
 from .text import ParamText, first_line
+from .untrusted import JSON_LIMIT, read_member
+
+SPEC_ENTRY = "incdsl_spec.json"  # what `incdsl compile --to keras` adds to the .keras zip
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _MAGIC = (  # the start of common files, to name what a refused file is
@@ -78,16 +81,17 @@ def regular_file(path: str | Path, role: str) -> Path:
 def check_weights_file(path: str | Path) -> Path:
     """A `--weights` file: a .keras zip archive with a readable config.json, an HDF5 file
     (.weights.h5, or a keras.applications .h5), or a PyTorch file (.pth, .pt, .safetensors, whose
-    contents incdsl/importers/torch.py checks). Anything else is refused by what it is."""
+    contents incdsl/weights/torch.py checks). Anything else is refused by what it is."""
     p = regular_file(path, "weights file")
     what = describe(p)
     takes = ParamText("{weights} takes a .keras archive, a .weights.h5 file, a keras.applications .h5 file "
                       "or a PyTorch state_dict (.pth, .pt, .safetensors)")
-    if p.suffix in (".pth", ".pt", ".safetensors"):  # incdsl/importers/torch.py reads and checks these
+    if p.suffix in (".pth", ".pt", ".safetensors"):  # incdsl/weights/torch.py reads and checks these
         return p
     if p.suffix == ".keras":
         if what != "a zip archive":
-            raise SpecError(f"weights file {p} is {what}, not a Keras archive (.keras files are zip archives)",
+            raise SpecError(
+                f"weights file {p} is {what}, not a Keras archive (.keras files are zip archives)",
                             hint=takes)
         _check_keras_zip(p)
     elif p.suffix == ".h5":
@@ -115,14 +119,16 @@ def _check_keras_zip(p: Path) -> None:
             # kilobytes; Inception-ResNet-v2's is about 1 MB)
             size = z.getinfo("config.json").file_size
             if size > MAX_CONFIG_BYTES:
-                raise SpecError(f"{p} is not a usable Keras model: its config.json would inflate to {size:,} bytes "
+                raise SpecError(
+                    f"{p} is not a usable Keras model: its config.json would inflate to {size:,} bytes "
                                 f"(the limit is {MAX_CONFIG_BYTES:,})")
             config = json.loads(z.read("config.json"))
             if not isinstance(config, dict):
                 raise SpecError(f"{p} is not a usable Keras model: its config.json is not a JSON object")
     except SpecError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as e:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError,
+            NotImplementedError) as e:
         raise SpecError(f"{p} is a damaged zip archive ({shorten(str(e), 120)})") from None
     except (ValueError, UnicodeDecodeError, RecursionError) as e:  # json.JSONDecodeError is a ValueError
         raise SpecError(f"{p} is not a usable Keras model: its config.json is not valid JSON "
@@ -170,3 +176,13 @@ def check_image(path: str | Path) -> tuple[int, int]:
         raise SpecError(f"image {p} is {w:,}x{h:,} pixels ({w * h:,}); images are limited to {limit:,} "
                         f"pixels (PIL's decompression-bomb limit)", hint="shrink the image first")
     return w, h
+
+
+def read_spec_meta(path: Path) -> dict | None:
+    """The network name, parameters and heads a compiled .keras file carries (None elsewhere)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return json.loads(read_member(z, SPEC_ENTRY, JSON_LIMIT,
+                                          path)) if SPEC_ENTRY in z.namelist() else None
+    except (zipfile.BadZipFile, OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
+        return None

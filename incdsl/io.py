@@ -48,7 +48,8 @@ def inputs_of(net, *files) -> tuple[str | Path, ...]:
     """What an export of `net` must never replace: the spec files it was read from
     (`Network.input_files`) and those of `files` that are paths (a weights file; a weights dict or
     None is skipped)."""
-    return tuple(getattr(net, "input_files", ())) + tuple(f for f in files if isinstance(f, (str, os.PathLike)))
+    return tuple(getattr(net, "input_files", ())) + tuple(f for f in files if isinstance(f,
+                                                                                         (str, os.PathLike)))
 
 
 def forget_inputs() -> None:
@@ -185,6 +186,8 @@ def clean_stale(folder: Path, name: str) -> list[Path]:
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
+    if pid <= 0:  # kill(0, 0) asks about our own process group and succeeds: no writer has pid 0
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -1,4 +1,5 @@
-"""The checked network: the graph IR plus what the passes computed, and the public API on it."""
+"""The checked network: the record the passes built (graph IR, shapes, counts, pads...) and the
+public API on it."""
 from __future__ import annotations
 
 import contextlib
@@ -7,16 +8,17 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from .elaborate import elaborate, network_params
-from .graph import Graph, Layer
+from .elaborate.statements import elaborate, network_params
 from .errors import ArgumentError, OptionError, UsageError, missing_file
+from .frontend.program import Program, load_program, load_program_text
+from .ir.graph import Graph, Layer
+from .ir.window import Pads
 from .ops import Count, Shape
-from .program import Program, load_program, load_program_text
+from .ops.groups import WEIGHTED
 from .passes import count as count_pass
 from .passes import pipeline
 from .passes.count import total
-from .quiet_import import quiet_native
-from .window import Pads
+from .passes.record import Record
 
 
 class Spec:
@@ -37,6 +39,12 @@ class Spec:
     def from_text(cls, text: str, network: str | None = None, name: str = "<string>") -> "Spec":
         """A spec from text in memory (`use` paths are relative to the working directory)."""
         return cls(name, network, _program=load_program_text(text, name))
+
+    @classmethod
+    def from_sources(cls, path: str | Path, sources: dict[Path, str], network: str | None = None) -> "Spec":
+        """The spec `path` with its files' text taken from `sources` (resolved path -> text) where
+        given rather than read from disk; the files still read from disk are `program.files`."""
+        return cls(path, network, _program=load_program(path, overlays=sources))
 
     @cached_property
     def params(self) -> dict:
@@ -113,18 +121,31 @@ class Network:
     as Keras' `count_params()` (trainable plus batch-norm moving statistics), MACs of conv and
     dense layers for one image. Training-only heads (auxiliary classifiers) are counted unless
     `inference=True`. Making one runs the passes of `incdsl.passes.PIPELINE` in order on `graph`
-    (prune, infer-shapes, mark-inference); raises `SpecError` where a layer does not fit.
+    (prune, infer-shapes, mark-inference) into `record`, the frozen `Record` (passes/record.py)
+    whose fields `graph`, `shapes`, `counts`, `derivations`, `inference` and `pads` are this
+    object's attributes of those names; raises `SpecError` where a layer does not fit.
     """
 
     def __init__(self, graph: Graph, path: str = "<memory>", input_files: tuple[Path, ...] = ()):
-        self.graph = graph
         self.path = path
         self.input_files = input_files  # the spec and the files it `use`s: never replaced by an output
-        self.shapes: dict[str, Shape]  # these four are set by the passes (passes/pipeline.py)
-        self.counts: dict[str, Count]
-        self.derivations: dict[str, str]
-        self.inference: set[str]
-        pipeline.run(self)
+        self.record: Record = pipeline.run(Record(graph))
+        # The record's fields, as plain attributes: the backends and reports read them in their
+        # inner loops, where a property per read makes Inception-ResNet-v2's `report()` 8% slower.
+        self.graph: Graph = self.record.graph  # as the passes left it: pruned, `fit` kernels fitted
+        self.shapes: dict[str, Shape] = self.record.shapes  # NHWC, batch left out
+        self.counts: dict[str, Count] = self.record.counts  # params and MACs for one image
+        self.derivations: dict[str, str] = self.record.derivations  # size arithmetic, for error notes
+        self.inference: frozenset[str] = self.record.inference  # the layers the inference graph keeps
+
+    @cached_property
+    def pads(self) -> dict[str, Pads]:
+        """Layer name -> `Pads` (top, bottom, left, right and ceil overhang, in pixels) of every conv
+        and pool, from the pipeline's on-demand pass resolve-pads (passes/pads.py), which the
+        backends read. Run on first use (the record then holds it too), as `fields` is: summaries
+        and sweeps never need it."""
+        self.record = pipeline.demand(self.record, "pads")
+        return self.record.pads
 
     # -- what it is -----------------------------------------------------------------------
     @property
@@ -160,7 +181,8 @@ class Network:
     @property
     def heads(self) -> list[Head]:
         """Every output with its node, shape, whether it is training-only, and its loss weight."""
-        return [Head(o.name, o.node, self.shapes[o.node], o.train_only, o.loss_weight) for o in self.graph.outputs]
+        return [Head(o.name, o.node, self.shapes[o.node], o.train_only,
+                     o.loss_weight) for o in self.graph.outputs]
 
     @property
     def outputs(self) -> dict[str, Shape]:
@@ -197,22 +219,14 @@ class Network:
         return count_pass(self.counts, depth)
 
     @cached_property
-    def pads(self) -> dict[str, Pads]:
-        """Layer name -> `Pads` (top, bottom, left, right and ceil overhang, in pixels) of every conv
-        and pool, from the pipeline's on-demand pass resolve-pads (passes/pads.py), which the
-        backends read. Run on first use, as `fields` is: summaries and sweeps never need it."""
-        return pipeline.demand(self, "pads")
-
-    @cached_property
     def depth(self) -> int:
         """Layers with weights (conv of any kind, and dense) on the longest path from the input to
         an output: GoogLeNet's "22 layers deep when counting only layers with parameters" (Szegedy
         et al. 2014, Section 5). Batch norm is not counted: it belongs to its conv."""
-        convs = {"conv", "dwconv", "sepconv", "dense"}
         best: dict[str, int] = {}
         for name, layer in self.layers.items():
             d = max((best[i] for i in layer.inputs), default=0)
-            best[name] = d + (layer.op in convs)
+            best[name] = d + (layer.op in WEIGHTED)
         return max(best[o.node] for o in self.graph.outputs)
 
     @cached_property
@@ -237,14 +251,15 @@ class Network:
         one image's forward pass, what a training step of `batch` images keeps, with the
         `optimizer`'s state at `precision`; passes/memory.py says how it is counted).
         Raises `OptionError` for a batch below 1, or a precision or optimizer it does not know."""
-        from . import summary_extras as extras
+        from .analysis import summary_extras as extras
         from .passes.memory import OPTIMIZER_SLOTS, PRECISIONS
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise OptionError("{batch} must be an int of at least 1, got {value!r}", value=batch)
-        for name, value, known in (("precision", precision, PRECISIONS), ("optimizer", optimizer, OPTIMIZER_SLOTS)):
+        for name, value, known in (("precision", precision, PRECISIONS),
+                                   ("optimizer", optimizer, OPTIMIZER_SLOTS)):
             if value not in known:
                 raise OptionError("{%s} {value!r} is not one of %s" % (name, ", ".join(known)), value=value)
-        from .report import summary_dict
+        from .analysis.report import summary_dict
         data = summary_dict(self)
         data["taps"] = extras.taps(self)
         data["memory"] = extras.memory_json(self, batch, precision, optimizer)
@@ -255,14 +270,14 @@ class Network:
 
     def expand(self) -> str:
         """The flat network, one layer per line with its inputs and shape (`incdsl expand`)."""
-        from .report import expand_text
+        from .analysis.report import expand_text
         return expand_text(self)
 
     def table(self, depth: int | None = None, rf: bool = False, **extras) -> str:
         """The summary table as text (what `summary()` prints); `rf` adds receptive fields;
         `extras` go to report.summary_table (columns, footer, ops, ops_label)."""
         _check_depth(depth)
-        from .report import summary_table
+        from .analysis.report import summary_table
         return summary_table(self, depth, rf=rf, **extras)
 
     # -- backends (imported lazily: the front end never loads TensorFlow, Keras or onnx) ---
@@ -275,12 +290,13 @@ class Network:
         `seed` draws reproducible initial weights (`None`: Keras' own initializers).
         Needs `incdsl[keras]`; raises `MissingFileError` (a `FileNotFoundError`) for a weights file
         that is not there, `SpecError` for weights that do not fit. TensorFlow's native start-up
-        lines are filtered from stderr meanwhile (incdsl/quiet_import.py).
+        lines are filtered from stderr meanwhile (incdsl/backends/keras/quiet_import.py).
         """
         if weights is not None and not isinstance(weights, dict) and not Path(weights).is_file():
             raise missing_file("weights file", weights)  # before building the model
+        from .backends.keras.quiet_import import quiet_native  # Keras' backend room, loaded when used
         with quiet_native():
-            from .backends.keras import build_model, load_weights_file
+            from .backends.keras.build import build_model, load_weights_file
             if weights is None or isinstance(weights, dict):
                 return build_model(self, inference=inference, seed=None if weights else seed, weights=weights)
             model = build_model(self, inference=inference, seed=seed)
@@ -299,12 +315,13 @@ class Network:
         onnxruntime against incdsl's numpy reference (no Keras imported) or, with "keras", against
         the Keras model holding the same weights. Needs
         `incdsl[onnx]`. Raises `OptionError` (a `UsageError` naming the parameter) for options out
-        of range (backends/onnx.py `export` checks them), `UsageError` for a path it must not
+        of range (backends/onnx/convert.py `export` checks them), `UsageError` for a path it must not
         write (this network's own spec files among them), `MissingFileError` (a `FileNotFoundError`)
         for a weights file that is not there, `SpecError` for weights that do not fit.
         """
+        from .backends.keras.quiet_import import quiet_native  # Keras' backend room, loaded when used
         with quiet_native():  # verifying against Keras imports TensorFlow
-            from .backends.onnx import DEFAULT_OPSET, export
+            from .backends.onnx.convert import DEFAULT_OPSET, export
             return export(self, path, weights, opset=DEFAULT_OPSET if opset is None else opset, layout=layout,
                           batch=batch, fold_bn=fold_bn, via=via, verify=verify, seed=seed)
 

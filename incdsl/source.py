@@ -67,7 +67,8 @@ class Span:
 MAX_EXCERPT = 100  # characters of the source line shown; an error must fit one screen
 # A control character of the spec is shown as its Unicode control picture (ESC as U+241B), one
 # character for one, so carets stay in place and a hostile file cannot drive the terminal.
-_PICTURES = {c: 0x2400 + c for c in range(0x20) if c != 0x09} | {0x7F: 0x2421} | {c: 0xFFFD for c in range(0x80, 0xA0)}
+_PICTURES = {
+    c: 0x2400 + c for c in range(0x20) if c != 0x09} | {0x7F: 0x2421} | {c: 0xFFFD for c in range(0x80, 0xA0)}
 _PICTURES_BUT_LINES = {c: p for c, p in _PICTURES.items() if c != 0x0A}
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import string
 
-
 ARGUMENTS = {"set": "network argument"}  # ParamText words for `{set}` where "set" would not read as a verb
 SCALAR = "a scalar"  # how a weight's shape () reads in messages: shape_text((), SCALAR)
 
@@ -111,7 +110,7 @@ class ParamText(str):
     does for a whole error: `template` is a `str.format` template whose fields are parameter names,
     except those given in `values` (filled in as they are). As a `str` it reads in Python's words,
     each parameter as its name or as `words` says (`{"resume": "resume=True"}`); `worded(flags)`
-    gives the command line's words (`incdsl.commands.flags.FLAGS`: `--resume`), which the CLI
+    gives the command line's words (`incdsl.cli.commands.flags.FLAGS`: `--resume`), which the CLI
     writes into a SpecError's message and hint before printing it (`flags.cli_error`)."""
 
     def __new__(cls, template: str, words: dict[str, str] | None = None, **values):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import zipfile
 import zlib
-from math import prod
 from pathlib import Path
 
 from .errors import SpecError, shorten
@@ -30,15 +29,6 @@ FALLBACK_LIMIT = 512 * 1024 * 1024
 RATIO = 20
 _SMALL = (".json", ".pkl")  # members that are metadata, whatever the network
 WEIGHTS_H5 = "model.weights.h5"
-
-
-def weights_limit(net) -> int:
-    """The most bytes a weights file of `net` may hold: 8 bytes for each of its parameters (batch
-    norms' moving statistics and training heads included) plus SLACK."""
-    from .weights import weight_shapes
-
-    params = sum(prod(s) for n in net.layers for s in weight_shapes(net, n).values())
-    return 8 * params + SLACK
 
 
 def _limit(info: zipfile.ZipInfo, weights: int | None) -> int:
@@ -68,7 +58,8 @@ def check_zip(path: str | Path, weights: int | None = None) -> None:
         total += info.file_size
         if info.file_size > limit:
             kind = "metadata" if info.filename.endswith(_SMALL) else "weights"
-            raise SpecError(f"{path}: its member {shorten(info.filename, 80)} would inflate to {info.file_size:,} "
+            raise SpecError(
+                f"{path}: its member {shorten(info.filename, 80)} would inflate to {info.file_size:,} "
                             f"bytes from {info.compress_size:,}; {kind} are limited to {limit:,} bytes here "
                             f"({'16 MiB' if kind == 'metadata' else _why(weights)})",
                             hint="the file is damaged, or built to exhaust memory (a zip bomb)")
@@ -91,8 +82,10 @@ def _inflate_within(z: zipfile.ZipFile, info: zipfile.ZipInfo, path) -> None:
         with z.open(info) as f:
             while f.read(1 << 20):
                 pass
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError, zlib.error) as e:
-        raise SpecError(f"{path}: its member {shorten(info.filename, 80)} does not inflate to the {info.file_size:,} "
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError,
+            zlib.error) as e:
+        raise SpecError(
+            f"{path}: its member {shorten(info.filename, 80)} does not inflate to the {info.file_size:,} "
                         f"bytes its directory declares ({shorten(str(e), 80)})",
                         hint="the file is damaged, or built to exhaust memory (a zip bomb)") from None
 
@@ -100,23 +93,39 @@ def _inflate_within(z: zipfile.ZipFile, info: zipfile.ZipInfo, path) -> None:
 def read_member(z: zipfile.ZipFile, name: str, limit: int, path) -> bytes:
     """The member `name` of the open archive `z`, read in 1 MiB chunks and refused (SpecError) as
     soon as it passes `limit` bytes, whatever its directory entry says."""
+    out = io.BytesIO()
+    copy_member(z, name, limit, path, out)
+    return out.getvalue()
+
+
+def copy_member(z: zipfile.ZipFile, name: str, limit: int, path, out) -> None:
+    """Copy the member `name` of the open archive `z` into the binary file object `out`, in 1 MiB
+    chunks, refused (SpecError) as soon as it passes `limit` bytes, whatever its directory entry
+    says (`read_member`, without holding the member in memory)."""
     info = z.getinfo(name)
     if info.file_size > limit:
-        raise SpecError(f"{path}: its {name} would inflate to {info.file_size:,} bytes; the limit is {limit:,}",
+        raise SpecError(
+            f"{path}: its {name} would inflate to {info.file_size:,} bytes; the limit is {limit:,}",
                         hint="the file is damaged, or built to exhaust memory (a zip bomb)")
-    out = io.BytesIO()
+    size = 0
     try:
         with z.open(info) as f:
             while chunk := f.read(1 << 20):
                 out.write(chunk)
-                if out.tell() > limit:
+                size += len(chunk)
+                if size > limit:
                     raise SpecError(f"{path}: its {name} inflates beyond {limit:,} bytes",
                                     hint="the file is damaged, or built to exhaust memory (a zip bomb)")
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError,
             RuntimeError, zlib.error) as e:
         raise SpecError(f"{path} is a damaged zip archive: its {shorten(name, 80)} cannot be read "
                         f"({shorten(str(e), 120)})") from None
-    return out.getvalue()
+
+
+def member_limit(z: zipfile.ZipFile, name: str, weights: int | None = None) -> int:
+    """The most bytes the member `name` of the open archive `z` may inflate to (module docstring);
+    `weights` as for `check_zip`."""
+    return _limit(z.getinfo(name), weights)
 
 
 def check_h5(source, shown, limit: int | None = None) -> None:
@@ -143,7 +152,8 @@ def check_h5(source, shown, limit: int | None = None) -> None:
     except SpecError:
         raise
     except Exception as e:  # noqa: BLE001 - h5py raises RuntimeError, KeyError, ... for a damaged file
-        raise SpecError(f"{shown} is a damaged HDF5 file ({shorten(str(e).splitlines()[0] if str(e) else type(e).__name__, 120)})",
+        raise SpecError(f"{shown} is a damaged HDF5 file "
+                        f"({shorten(str(e).splitlines()[0] if str(e) else type(e).__name__, 120)})",
                         hint="save the weights again") from None
 
 
@@ -157,7 +167,8 @@ def _walk(f, shown, limit: int) -> None:
             link = group.get(name, getlink=True)
             where = f"{group.name.rstrip('/')}/{name}"
             if isinstance(link, h5py.ExternalLink):
-                raise SpecError(f"{shown}: {where} is an HDF5 external link to {shorten(link.filename, 120)}; "
+                raise SpecError(
+                    f"{shown}: {where} is an HDF5 external link to {shorten(link.filename, 120)}; "
                                 f"incdsl reads only the file it was given",
                                 hint="save the weights again with Keras, which stores every array inside")
             if isinstance(link, h5py.SoftLink):
@@ -181,12 +192,14 @@ def _dataset_bytes(ds, where: str, shown) -> int:
 
     plist = ds.id.get_create_plist()
     if plist.get_layout() == h5py.h5d.VIRTUAL:
-        raise SpecError(f"{shown}: dataset {where} is an HDF5 virtual dataset, whose data lies in other files; "
+        raise SpecError(
+            f"{shown}: dataset {where} is an HDF5 virtual dataset, whose data lies in other files; "
                         f"incdsl reads only the file it was given",
                         hint="save the weights again with Keras, which stores every array inside")
     if plist.get_external_count() > 0:
         target = plist.get_external(0)[0].decode(errors="replace")
-        raise SpecError(f"{shown}: dataset {where} keeps its data in another file ({shorten(target, 120)}: HDF5 "
+        raise SpecError(
+            f"{shown}: dataset {where} keeps its data in another file ({shorten(target, 120)}: HDF5 "
                         f"external storage); incdsl reads only the file it was given",
                         hint="save the weights again with Keras, which stores every array inside")
     return int(ds.size) * ds.dtype.itemsize
@@ -208,11 +221,10 @@ def check_weights_archive(path: str | Path, weights: int | None = None) -> None:
     check_h5(data, f"{path} ({WEIGHTS_H5})", weights)
 
 
-def check_weights_input(path: str | Path, net=None) -> None:
+def check_weights_input(path: str | Path, limit: int | None = None) -> None:
     """Every check above that applies to the file at `path`, by what it is: a zip archive
-    (`.keras`, a torch.save `.pth`) or an HDF5 file (`.h5`, `.weights.h5`). `net`, when known,
-    gives the size limit (`weights_limit`)."""
-    limit = weights_limit(net) if net is not None else None
+    (`.keras`, a torch.save `.pth`) or an HDF5 file (`.h5`, `.weights.h5`). `limit`, when the
+    network is known, is its size limit in bytes (`weights.arrays.weights_limit(net)`)."""
     try:
         with open(path, "rb") as f:
             magic = f.read(8)

@@ -1,8 +1,11 @@
 import importlib.util
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
+
+import nets
 
 # torchvision must be imported before TensorFlow: the other way round, TF 2.21 and torchvision 0.29
 # crash the process (segmentation fault in `import torchvision`). The reference tests compare
@@ -24,6 +27,97 @@ def spec_file(tmp_path):
         p.write_text(text)
         return p
     return make
+
+
+class CliResult(NamedTuple):
+    """What one `incdsl` command line did: its exit code and what it wrote to stdout and stderr.
+    A tuple, so `code, out, err = cli(...)` unpacks it."""
+    code: int
+    out: str
+    err: str
+
+    @property
+    def output(self) -> str:
+        """stdout then stderr, for checks that do not care which stream a line went to."""
+        return self.out + self.err
+
+    @property
+    def code_err(self) -> tuple[int, str]:
+        """(exit code, stderr), for tests that compare both at once."""
+        return self.code, self.err
+
+    @property
+    def code_output(self) -> tuple[int, str]:
+        """(exit code, stdout then stderr)."""
+        return self.code, self.output
+
+
+class Cli:
+    """Runs `incdsl.cli.main.main(argv)` in this process with pytest's capsys; arguments are
+    turned into strings (paths welcome). argparse's own usage errors (SystemExit) come back as
+    their exit code, like any other."""
+
+    def __init__(self, capsys):
+        self._capsys = capsys
+
+    def __call__(self, *argv) -> CliResult:
+        from incdsl.cli.main import main
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as e:
+            code = e.code
+        captured = self._capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    def ok(self, *argv) -> str:
+        """Run a command that must succeed (exit code 0, else the test fails showing stderr);
+        return its stdout."""
+        code, out, err = self(*argv)
+        assert code == 0, err
+        return out
+
+
+@pytest.fixture
+def cli(capsys) -> Cli:
+    """`cli(*argv)` -> CliResult(code, out, err); `cli.ok(*argv)` -> stdout of a command that
+    must exit 0."""
+    return Cli(capsys)
+
+
+def _spec_fixture(text: str, name: str, doc: str):
+    @pytest.fixture
+    def fixture(tmp_path) -> Path:
+        p = tmp_path / name
+        p.write_text(text)
+        return p
+    fixture.__doc__ = doc
+    return fixture
+
+
+plain_spec = _spec_fixture(nets.PLAIN, "t.inc",
+                           "tmp_path/t.inc holding nets.PLAIN (8x8x3, one conv, softmax).")
+plain_logits_spec = _spec_fixture(nets.PLAIN_LOGITS, "t.inc",
+                                  "tmp_path/t.inc holding nets.PLAIN_LOGITS (PLAIN, no softmax).")
+plain32_spec = _spec_fixture(nets.PLAIN32, "g.inc",
+                             "tmp_path/g.inc holding nets.PLAIN32 (32x32x3, one conv).")
+tiny_bn_spec = _spec_fixture(
+    nets.TINY_BN,
+    "tiny.inc",
+    "tmp_path/tiny.inc holding nets.TINY_BN (16x16x3, BN convs, a concat, 3 classes).",
+)
+tiny_inception_spec = _spec_fixture(nets.TINY_INCEPTION, "tiny.inc",
+                                    "tmp_path/tiny.inc holding nets.TINY_INCEPTION (googlenet's inception, "
+                                    "width 0.25, 32x32, aux head).")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """A test that drives a browser (the `browser` fixture: chromium through Selenium) is slow, as
+    issue 29 has it: the quick suite (-m "not slow") leaves out browsers, fresh venvs and clusters,
+    and the full suite runs them. Runs before pytest's own -m selection."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_sessionfinish(session, exitstatus):

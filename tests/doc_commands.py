@@ -1,4 +1,4 @@
-"""The commands of the README's and specs/README.md's command blocks, as tests/test_readme_commands.py
+"""The commands of the README's and specs/README.md's command blocks, as tests/cli/test_readme_commands.py
 runs them: the lines of ```-fenced blocks (plain or shell; not ```python) that start with
 `incdsl `, `$ incdsl ` or `tools/`, a trailing backslash joining the next line. In a block that
 shows a session (some line starts with `$ `), only the `$ ` lines are commands: the rest is output."""
@@ -44,7 +44,8 @@ def doc_commands(path: Path, name: str) -> list[DocCommand]:
         if s.startswith("```"):
             fence = None if fence is not None else s[3:].strip()
             if fence is not None:
-                end = next((j for j in range(i, len(lines)) if lines[j].strip().startswith("```")), len(lines))
+                end = next((j for j in range(i, len(lines)) if lines[j].strip().startswith("```")),
+                           len(lines))
                 session = any(line.strip().startswith("$ ") for line in lines[i:end])
             continue
         if fence is None or fence not in SHELL_FENCES:

@@ -2,24 +2,31 @@
 `pip install incdsl[EXTRA]`: the tests that must run where TensorFlow (or Keras, or torch) is absent
 run in one of these, for real (no `sys.modules` tricks).
 
-A venv's dependencies are installed once per (extras, pins, pyproject.toml) and kept under
-`.test-venvs/` in the checkout (gitignored; `INCDSL_TEST_VENVS` moves it); pip's own cache is shared
-by all of them, so a second venv with the same wheels costs seconds. incdsl itself is reinstalled
-from a copy of the source tree (non-editable, `--no-deps`) whenever that tree changed, so the venv
-always runs the code under test. A file lock makes parallel pytest-xdist workers share one venv.
+A venv's dependencies are installed once per (extras, pins, pyproject.toml's dependency tables)
+and kept under `.test-venvs/` in the checkout (gitignored; `INCDSL_TEST_VENVS` moves it).
+tools/venv_installer.py installs with uv when it is there (the dev extra has it): uv unpacks each
+wheel once into its cache and hardlinks it into every venv, so a venv whose wheels were seen
+before costs seconds; else with pip. incdsl itself is reinstalled from a copy of the source tree
+(non-editable, `--no-deps`) whenever that tree changed, so the venv always runs the code under test. A file
+lock makes parallel pytest-xdist workers share one venv.
 """
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))  # venv_installer: shared with tools/_setup.sh
+import venv_installer  # noqa: E402
+
 VENVS = Path(os.environ.get("INCDSL_TEST_VENVS", ROOT / ".test-venvs"))
 
 # torch's CPU build, as this machine family keeps it on disk (a plain `torch` would take the CUDA
@@ -38,11 +45,12 @@ def _tree_hash(*paths: Path) -> str:
     return h.hexdigest()[:12]
 
 
-def _pip(py: Path, *args: str, timeout: int = 1800) -> None:
-    done = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args],
-                          capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        raise RuntimeError(f"pip install {' '.join(args)} failed:\n{done.stdout[-2000:]}{done.stderr[-4000:]}")
+def _deps_key() -> str:
+    """What decides a venv's dependencies: pyproject.toml's dependency tables, not its other
+    settings (a new pytest marker or a comment rebuilds no venv)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    text = json.dumps([project.get("dependencies"), project.get("optional-dependencies")], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _source_copy(dest: Path) -> Path:
@@ -58,24 +66,23 @@ def fresh_venv(extras: str = "", *pins: str) -> Path:
     requirement pins (e.g. TORCH_CPU, "pytest"), installed from this checkout; returns the venv's
     folder (its programs are in bin/). Raises RuntimeError with pip's output when an install fails:
     a test that needs the venv then fails loudly, never skips."""
-    key = _tree_hash(ROOT / "pyproject.toml") + "-" + hashlib.sha256(" ".join(pins).encode()).hexdigest()[:6]
+    key = _deps_key() + "-" + hashlib.sha256(" ".join(pins).encode()).hexdigest()[:6]
     venv = VENVS / f"{extras.replace(',', '+') or 'base'}-{key}"
     VENVS.mkdir(parents=True, exist_ok=True)
     with open(f"{venv}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        py = venv / "bin" / "python"
         deps_done = venv / ".deps-installed"
         if not deps_done.exists():
             shutil.rmtree(venv, ignore_errors=True)
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            venv_installer.create(venv)
             with tempfile.TemporaryDirectory() as tmp:
                 src = _source_copy(Path(tmp))
-                _pip(py, f"{src}[{extras}]" if extras else str(src), *pins)
+                venv_installer.install(venv, f"{src}[{extras}]" if extras else str(src), *pins)
             deps_done.touch()
         code = venv / f".incdsl-{_tree_hash(ROOT / 'incdsl')}"
         if not code.exists():
             with tempfile.TemporaryDirectory() as tmp:
-                _pip(py, "--no-deps", "--force-reinstall", str(_source_copy(Path(tmp))))
+                venv_installer.install(venv, str(_source_copy(Path(tmp))), again=True)
             for old in venv.glob(".incdsl-*"):
                 old.unlink()
             code.touch()
@@ -96,7 +103,12 @@ def venv_env(venv: Path, home: Path, **extra: str) -> dict[str, str]:
 
 def has_module(venv: Path, name: str) -> bool:
     """Whether `import name` would find a module in the venv (found, not imported)."""
-    done = subprocess.run([str(venv / "bin" / "python"), "-c",
-                           f"import importlib.util, sys; sys.exit(importlib.util.find_spec({name!r}) is None)"],
-                          capture_output=True)
+    done = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            f"import importlib.util, sys; sys.exit(importlib.util.find_spec({name!r}) is None)",
+        ],
+        capture_output=True,
+    )
     return done.returncode == 0

@@ -1,6 +1,6 @@
-"""The fuzzer shared by tests/test_fuzz_corpus.py (a fixed budget in the suite) and tools/fuzz.py
+"""The fuzzer shared by tests/frontend/test_fuzz_corpus.py (a fixed budget in the suite) and tools/fuzz.py
 (long runs): inputs from mutating the reference specs and the error corpus (tests/errors), and
-random expressions; each runs through the command line's own entry point (`incdsl.cli.main`, as
+random expressions; each runs through the command line's own entry point (`incdsl.cli.main.main`, as
 `check`, `summary --json` and `expand`) under a time bound.
 
 A run is fine when it exits 0, 1 or 2 with no "internal error" and no traceback. Anything else is
@@ -22,17 +22,20 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 ERRORS = ROOT / "tests" / "errors"
 
-NUMBERS = ["0", "-1", "1", "2", "3.5", "0.0", "-0.5", "1e30", "1e-30", "65536", "65537", "1000000", "2147483648",
+NUMBERS = ["0", "-1", "1", "2", "3.5", "0.0", "-0.5", "1e30", "1e-30", "65536", "65537", "1000000",
+           "2147483648",
            "99999999999999999999999", "1x1", "0x0", "3x", "1x2x3x4", "224x224x0", "1024", "\u0661", "1_0"]
 TOKENS = ["(", ")", "{", "}", "->", ",", "=", "==", '"', "#", "\n", ";", "x", "0", "-", "*", "/", "//", "%",
           "concat", "add", "identity", "repeat 3", "repeat 0", "if", "else", "elif", "let", "input 8x8x3",
-          "input", "output", "train_output", 'use "googlenet.inc"', 'use "nothere.inc"', 'use "lib"', 'use "."',
+          "input", "output", "train_output", 'use "googlenet.inc"', 'use "nothere.inc"', 'use "lib"',
+          'use "."',
           "module", "network", "defaults", "variant", "true", "false", "none", "gap", "flatten",
           "dense(3)", "conv(0, 1)", "maxpool(99)", "maxpool(3, pad=5)", "avgpool(2, pad=(9, 9, 9, 9))",
           "as i", "not", "and", "or", "\t", "\u00a0", "\u201c", "\x00", "int(", "1e999", "min()", "min(1)",
           "max(2.5)", "max(1, true)", "relu", "softmax", "add { identity }", "concat { }", "dense(1000000)",
           "flatten -> dense(100000)", "bn(eps=0)", "\ufeff", "\r", "\x0c", "\u2028"]
-WORDS = ["x", "conv", "width", "classes", "size", "inception", "stem", "input", "aux", "i", "b1", "k5", "relu",
+WORDS = ["x", "conv", "width", "classes", "size", "inception", "stem", "input", "aux", "i", "b1", "k5",
+         "relu",
          "nothere", "repeat", "true", "none", "gap", "add", "concat", "q" * 5000]
 FUNCS = ["int", "float", "round", "floor", "ceil", "abs", "min", "max", "nothere"]
 
@@ -92,7 +95,8 @@ def mutate(rng: random.Random, text: str) -> str:
 def expression(rng: random.Random, depth: int = 0) -> str:
     """A random expression of the spec language (and some near misses)."""
     if depth > 4 or rng.random() < 0.3:
-        return rng.choice(["1", "0", "2", "3.5", "-1", "1e300", "0.0", "true", "false", "none", "width", "classes",
+        return rng.choice(["1", "0", "2", "3.5", "-1", "1e300", "0.0", "true", "false", "none", "width",
+                           "classes",
                            "nothere", "same", "relu", "3x3", "(1, 2)", '"s"', "1e-300", "99999999999999999"])
     kind = rng.choice(["bin", "bin", "cmp", "bool", "not", "neg", "func", "paren", "tuple"])
     e = lambda: expression(rng, depth + 1)
@@ -162,7 +166,7 @@ def run(path: Path, bound: float, commands=(("check",), ("summary", "--json"), (
 
 def run_argv(argv: list[str], bound: float, label: str = "") -> Outcome:
     """Run incdsl's `main(argv)` once under a CPU-time bound of `bound` seconds (see `run`)."""
-    from incdsl.cli import main
+    from incdsl.cli.main import main
     cmd = label or " ".join(argv[:1])
     err, out = io.StringIO(), io.StringIO()
     # a CPU-time alarm (ITIMER_VIRTUAL), not a wall clock: a loaded machine must not make hangs

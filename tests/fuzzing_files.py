@@ -6,7 +6,7 @@ read the way users read them: `incdsl compile SPEC --to onnx --weights FILE` and
 
 Findings, as tests/fuzzing.py counts them: `internal` (exit 3, a traceback), `hang` (over the CPU
 bound), and `leak`: an output that holds the bytes of the secret file the mutations point at.
-Used by tools/fuzz.py (long runs) and tests/test_fuzz_files.py (a small budget).
+Used by tools/fuzz.py (long runs) and tests/cli/test_fuzz_files.py (a small budget).
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def make_seeds(root: Path) -> Seeds:
     import torch
     from safetensors.numpy import save_file
 
-    from incdsl import cli
+    from incdsl.cli import main as cli
 
     root.mkdir(parents=True, exist_ok=True)
     spec = root / "k.inc"
@@ -58,7 +58,8 @@ def make_seeds(root: Path) -> Seeds:
              "dense_1.bias": np.zeros(3, np.float32)}
     save_file(state, str(root / "k.safetensors"))
     torch.save({k: torch.from_numpy(v) for k, v in state.items()}, root / "k.pth")
-    files = {".keras": (root / "k.keras").read_bytes(), ".weights.h5": h5, ".pth": (root / "k.pth").read_bytes(),
+    files = {".keras": (root / "k.keras").read_bytes(), ".weights.h5": h5,
+             ".pth": (root / "k.pth").read_bytes(),
              ".safetensors": (root / "k.safetensors").read_bytes(), ".onnx": (root / "k.onnx").read_bytes()}
     return Seeds(root, spec, secret, files)
 
@@ -77,7 +78,9 @@ def mutate_bytes(rng: random.Random, data: bytes) -> bytes:
             b[i] ^= 1 << rng.randrange(8)
     elif kind == "int":
         size = rng.choice([1, 2, 4, 8])
-        b[at:at + size] = (rng.choice(INTERESTING) % (1 << (8 * size))).to_bytes(size, rng.choice(["little", "big"]))
+        b[at:at + size] = (rng.choice(INTERESTING) % (1 << (8 * size))).to_bytes(size,
+                                                                                 rng.choice(["little",
+                                                                                             "big"]))
     elif kind == "truncate":
         del b[at:]
     elif kind == "insert":
@@ -112,7 +115,8 @@ def mutate_h5(rng: random.Random, data: bytes, secret: Path) -> bytes:
             if kind != "name":
                 del f[k]
             if kind == "external":
-                f.create_dataset(k, shape=shape, dtype=dtype, external=[(str(secret), 0, int(np.prod(shape)) * 4)])
+                f.create_dataset(k, shape=shape, dtype=dtype,
+                                 external=[(str(secret), 0, int(np.prod(shape)) * 4)])
             elif kind == "link":
                 f[k] = h5py.ExternalLink(str(secret.with_suffix(".h5")), "/x")
             elif kind == "virtual":
@@ -126,7 +130,8 @@ def mutate_h5(rng: random.Random, data: bytes, secret: Path) -> bytes:
             elif kind == "huge":
                 f.create_dataset(k, shape=(1 << 28,), dtype="f4", chunks=(1 << 18,), compression="gzip")
             elif kind == "name" and groups:
-                f[rng.choice(groups)].attrs["name"] = rng.choice(["", "x\ny", "a-b-c", "conv_1", "\x1b[2J", "q" * 5000])
+                f[rng.choice(groups)].attrs["name"] = rng.choice(["", "x\ny", "a-b-c", "conv_1", "\x1b[2J",
+                                                                  "q" * 5000])
     except Exception:  # noqa: BLE001 - h5py raises many kinds for a damaged file: mutate its bytes instead
         return mutate_bytes(rng, data)
     return buf.getvalue()
@@ -157,8 +162,10 @@ def mutate_zip(rng: random.Random, data: bytes, secret: Path) -> bytes:
                             w.write(bytes(1 << 20))
                     continue
                 if kind == "member":
-                    if inf.filename.endswith(".json") and len(b) < 1 << 20:  # repeated lines grow it 1,000-fold
-                        b = mutate(rng, b.decode("utf-8", "replace")).encode("utf-8", "surrogatepass")[:4 << 20]
+                    # repeated lines grow it 1,000-fold
+                    if inf.filename.endswith(".json") and len(b) < 1 << 20:
+                        b = mutate(rng, b.decode("utf-8", "replace")).encode("utf-8",
+                                                                             "surrogatepass")[:4 << 20]
                     elif inf.filename.endswith(".h5"):
                         b = mutate_h5(rng, b, secret)
                     else:
@@ -197,7 +204,8 @@ def run_file(seeds: Seeds, suffix: str, data: bytes, bound: float, rng: random.R
     try:
         res = run_argv(argv, bound, " ".join(argv[:1] + argv[2:3]))
         if out.exists() and SECRET[:16] in out.read_bytes():
-            return Outcome(res.code, res.seconds, f"{argv[0]}: the output holds the secret file's bytes", "leak")
+            return Outcome(res.code, res.seconds, f"{argv[0]}: the output holds the secret file's bytes",
+                           "leak")
         return res
     finally:
         case.unlink(missing_ok=True)

@@ -2,71 +2,36 @@
 (lengths that are huge, negative, not numbers, too long or too short for the body), JSON that is
 not JSON-RPC, unknown methods, wrong parameter types, and didOpen/didChange of mutated specs.
 After each input the server must still answer a plain request within the bound: otherwise a
-`hang`, or `internal` when it has exited. Used by tools/fuzz.py and tests/test_fuzz_files.py.
+`hang`, or `internal` when it has exited. Used by tools/fuzz.py and tests/cli/test_fuzz_files.py.
 """
 from __future__ import annotations
 
 import json
 import os
 import random
-import select
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-from fuzzing import Outcome, mutate
+from lsp_wire import Pipe, frame
+
+from fuzzing import mutate
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ["textDocument/hover", "textDocument/completion", "textDocument/definition", "textDocument/didOpen",
-           "textDocument/didChange", "textDocument/didClose", "workspace/symbol", "nothere", "$/cancelRequest",
+           "textDocument/didChange", "textDocument/didClose", "workspace/symbol", "nothere",
+           "$/cancelRequest",
            "initialize", "textDocument/didSave"]
 
 
-def frame(body: bytes) -> bytes:
-    return b"Content-Length: %d\r\n\r\n" % len(body) + body
-
-
-class Server:
+class Server(Pipe):
     """An `incdsl lsp` process on pipes, initialized; `alive(bound)` says whether it still answers."""
 
     def __init__(self, workspace: Path):
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.p = subprocess.Popen([sys.executable, "-m", "incdsl", "lsp"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=workspace)
-        self.ws, self.buf, self.next_id = workspace, b"", 1000
+        super().__init__(dict(os.environ, PYTHONPATH=str(ROOT)), cwd=workspace, stderr=subprocess.DEVNULL)
+        self.ws, self.next_id = workspace, 1000
         self.send(frame(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
                                     "params": {"capabilities": {}, "rootUri": workspace.as_uri()}}).encode()))
         assert self.answer(1, 120) is not None, "the server did not start"
-
-    def send(self, raw: bytes) -> bool:
-        try:
-            self.p.stdin.write(raw)
-            self.p.stdin.flush()
-            return True
-        except (BrokenPipeError, OSError):
-            return False
-
-    def answer(self, id_: int, timeout: float):
-        deadline = time.monotonic() + timeout
-        while True:
-            while b"\r\n\r\n" in self.buf:
-                head, rest = self.buf.split(b"\r\n\r\n", 1)
-                n = int(head.split(b"Content-Length:")[1].split(b"\r\n")[0])
-                if len(rest) < n:
-                    break
-                msg, self.buf = json.loads(rest[:n]), rest[n:]
-                if isinstance(msg, dict) and msg.get("id") == id_:
-                    return msg
-            left = deadline - time.monotonic()
-            if left <= 0 or self.p.poll() is not None:
-                return None
-            ready, _, _ = select.select([self.p.stdout], [], [], left)
-            if ready:
-                data = os.read(self.p.stdout.fileno(), 1 << 16)
-                if not data:
-                    return None
-                self.buf += data
 
     def alive(self, bound: float) -> bool:
         self.next_id += 1
@@ -83,11 +48,6 @@ class Server:
         except (OSError, StopIteration, ValueError):
             return 0
 
-    def close(self) -> None:
-        if self.p.poll() is None:
-            self.p.kill()
-        self.p.communicate()
-
 
 def message(rng: random.Random, corpus: list[str], ws: Path) -> bytes:
     """One hostile input: a framing error, a JSON or JSON-RPC error, or a mutated spec in a buffer."""
@@ -97,7 +57,8 @@ def message(rng: random.Random, corpus: list[str], ws: Path) -> bytes:
         text = mutate(rng, text)
     method = rng.choice(METHODS)
     params = {"textDocument": {"uri": uri, "languageId": "inc", "version": rng.randint(-2, 9), "text": text},
-              "position": {"line": rng.choice([0, 3, -1, 2**31, 10**12]), "character": rng.choice([0, 5, -3, 2**40])},
+              "position": {"line": rng.choice([0, 3, -1, 2**31, 10**12]),
+                           "character": rng.choice([0, 5, -3, 2**40])},
               "contentChanges": [{"text": text}]}
     if rng.random() < 0.2:  # wrong types
         params = rng.choice([None, [], 5, "x", {"textDocument": 3}, {"textDocument": {"uri": 7}}])

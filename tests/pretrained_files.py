@@ -2,7 +2,8 @@
 reference models with random weights and saved the way a reader would bring them (nothing can be
 downloaded in a test): keras.applications' legacy .h5 and Keras 3's .weights.h5, a torchvision
 googlenet state_dict, a timm inception_v4 state_dict as .safetensors, a folder of 5 classes of
-images (iv3.keras, a model compiled by incdsl, the test makes with the CLI). tests/test_readme_pretrained.py runs the commands on them."""
+images (iv3.keras, a model compiled by incdsl, the test makes with the CLI).
+tests/cli/test_readme_pretrained.py runs the commands on them."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,7 +33,6 @@ def write_keras_files(root: Path) -> dict[str, object]:
     """The three keras.applications files, from models with random weights (and random batch-norm
     statistics); returns the models by file name, to compare with what the commands wrote."""
     import keras
-    from test_keras_app_weights import randomized, save_legacy_h5
 
     notop = randomized(keras.applications.InceptionV3(include_top=False, weights=None), seed=1)
     save_legacy_h5(notop, root / "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5")
@@ -40,7 +40,8 @@ def write_keras_files(root: Path) -> dict[str, object]:
     top.save_weights(root / "iv3.weights.h5")  # Keras 3's own format
     irv2 = randomized(keras.applications.InceptionResNetV2(weights=None), seed=3)
     save_legacy_h5(irv2, root / "irv2.h5")
-    return {"inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5": notop, "iv3.weights.h5": top, "irv2.h5": irv2}
+    return {"inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5": notop, "iv3.weights.h5": top,
+            "irv2.h5": irv2}
 
 
 def write_torch_files(root: Path) -> dict[str, dict]:
@@ -59,3 +60,28 @@ def write_torch_files(root: Path) -> dict[str, dict]:
     return {"googlenet.pth": {k: v.numpy() for k, v in g.state_dict().items()},
             "inception_v4.safetensors": {k: v.numpy() for k, v in v4.state_dict().items()}}
 
+
+def randomized(ref, seed=0):
+    """Random values in every weight of a keras.applications model (kernels and batch-norm
+    statistics alike: fresh batch norms are the identity)."""
+    rng = np.random.default_rng(seed)
+    for layer in ref.layers:
+        for w in layer.weights:
+            name = w.path.split("/")[-1]
+            if name == "moving_variance":
+                v = rng.uniform(0.5, 2.0, w.shape)
+            elif name in ("gamma", "moving_mean", "beta", "bias"):
+                v = rng.normal(1.0 if name == "gamma" else 0.0, 0.2, w.shape)
+            else:  # kernels: scaled so activations stay O(1) through 100+ layers
+                fan_in = int(np.prod(w.shape[:-1])) or 1
+                v = rng.normal(0, np.sqrt(2.0 / fan_in), w.shape)
+            w.assign(v.astype("float32"))
+    return ref
+
+
+def save_legacy_h5(model, path):
+    """keras.applications' own file layout (what its *.h5 downloads hold)."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)

@@ -2,6 +2,7 @@
 # with what the caller needs. Re-running is quick: a stamp file records what was installed.
 #   SETUP_EXTRAS  pip extras of incdsl ("onnx" for tools/demo; "all,dev,refs" for tools/test)
 #   SETUP_FULL=1  also the pinned torch/torchvision and the Debian packages the tests need
+#   SETUP_WHY     what the install is for, said once with it
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -9,7 +10,7 @@ py="${PYTHON:-python3}"
 extras="${SETUP_EXTRAS:?tools/_setup.sh: set SETUP_EXTRAS}"
 full="${SETUP_FULL:-0}"
 if [[ ! -x .venv/bin/python ]]; then
-  echo "setting up .venv: incdsl[$extras]" >&2
+  echo "setting up .venv: incdsl[$extras]${SETUP_WHY:+ ($SETUP_WHY)}" >&2
   "$py" -m venv .venv
 fi
 full_stamp=.venv/.incdsl-installed  # everything (tools/test): enough for tools/demo too
@@ -20,10 +21,22 @@ if ! fresh "$stamp" && ! fresh "$full_stamp"; then
   # torch/torchvision pinned to the CPU-usable builds this machine family has on disk; only the
   # reference tests need them (torchvision and timm models)
   [[ $full == 1 ]] && pins=("torch==2.14.1" "torchvision==0.29.1")
-  # pip's own chatter (index warnings, setuptools' editable-install banner) goes to a log that is
-  # shown only when the install fails
-  if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]" "${pins[@]}" \
-      >.venv/pip-install.log 2>&1; then
+  # The installer's chatter (index warnings, setuptools' editable-install banner) goes to a log
+  # that is shown only when the install fails. uv first (a pip install of uv takes seconds; uv then
+  # installs incdsl[onnx] in about 3 s where pip takes minutes, and its cache is the one the tests'
+  # fresh venvs hardlink from); pip where uv cannot be had or INCDSL_TEST_INSTALLER=pip.
+  : >.venv/pip-install.log
+  pip_install=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+  installed=0
+  if [[ ${INCDSL_TEST_INSTALLER:-uv} != pip ]] && "${pip_install[@]}" uv >>.venv/pip-install.log 2>&1; then
+    if .venv/bin/python tools/venv_installer.py .venv -e ".[$extras]" "${pins[@]}" >>.venv/pip-install.log 2>&1
+    then
+      installed=1
+    else  # uv could not (an index it cannot reach, say): pip, which reads the machine's pip.conf itself
+      echo "(uv pip install failed: pip install instead)" >>.venv/pip-install.log
+    fi
+  fi
+  if [[ $installed == 0 ]] && ! "${pip_install[@]}" -e ".[$extras]" "${pins[@]}" >>.venv/pip-install.log 2>&1; then
     grep -v -e "^WARNING: Location" -e "is ignored: it is neither" .venv/pip-install.log >&2
     echo "tools/_setup.sh: pip install failed (log: .venv/pip-install.log)" >&2; exit 1
   fi

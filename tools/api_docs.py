@@ -28,12 +28,14 @@ except ImportError:
 
 def modules() -> list[str]:
     """The package and its public children: incdsl's `__all__` hides its submodules from pdoc's
-    walk, so they are named here; pdoc walks the subpackages (backends, passes, ...) itself."""
+    walk, so they are named here; pdoc walks the subpackages (backends, passes, ...) itself. A
+    child whose name is also in `__all__` (explore: the function shadows its package) pdoc
+    already finds from the package, and naming it twice is a warning."""
     import pkgutil
 
     import incdsl
     return ["incdsl"] + [f"incdsl.{m.name}" for m in pkgutil.iter_modules(incdsl.__path__)
-                         if not m.name.startswith("_")]
+                         if not m.name.startswith("_") and m.name not in incdsl.__all__]
 
 
 def main() -> int:
@@ -56,7 +58,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    from incdsl.quiet import native_stderr_filtered  # TensorFlow's start-up lines, as the CLI hides them
+    from incdsl.backends.keras.quiet import (
+        native_stderr_filtered,  # TensorFlow's start-up lines, as the CLI hides them
+    )
     with native_stderr_filtered():
         code = main()
     sys.exit(code)

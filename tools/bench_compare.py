@@ -47,9 +47,9 @@ def main() -> int:
         spec = ROOT / "specs" / "googlenet.inc"
     rel = str(spec.relative_to(ROOT)) if spec.is_relative_to(ROOT) else str(spec)
 
-    from incdsl import sweep as cmp
-    from incdsl.commands.flag_values import parse_sweep
-    from incdsl.compare_out import to_json
+    from incdsl.analysis import sweep as cmp
+    from incdsl.analysis.compare_out import to_json
+    from incdsl.cli.commands.flag_values import parse_sweep
     from incdsl.network import Spec
 
     def in_process():
@@ -74,7 +74,7 @@ def main() -> int:
     print(f"ratio: whole-process sweep / one summary = {t_sweep / t_summary:.1f}x "
           f"(in-process sweep: {t_in / t_summary:.1f}x); aim: under 20x")
 
-    from incdsl.scaling import compound
+    from incdsl.analysis.scaling import compound
     builds = []
 
     def scale_in_process():

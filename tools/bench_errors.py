@@ -55,7 +55,7 @@ def main() -> int:
     args = ap.parse_args()
     import tempfile
     path = Path(tempfile.mkdtemp(prefix="incdsl-bench-")) / "x.inc"
-    from incdsl.parse import parser
+    from incdsl.frontend.parse import parser
     parser()  # the LALR tables, outside the timing
     worst = 0.0
     print(f"{'case':42} {'N=' + format(args.n, ','):>12} {'2N':>10} {'ratio':>7}")

@@ -19,9 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def in_process(spec: Path, repeat: int) -> tuple[float, float, float]:
+    from incdsl.elaborate.statements import elaborate
+    from incdsl.frontend.program import load_program
     from incdsl.network import Network
-    from incdsl.program import load_program
-    from incdsl.elaborate import elaborate
 
     parse_t, total_t = [], []
     for _ in range(repeat):
@@ -59,7 +59,7 @@ def main() -> int:
     ap.add_argument("--spec", default="specs/googlenet.inc", help="spec for the whole-process comparison")
     args = ap.parse_args()
 
-    from incdsl.parse import parser
+    from incdsl.frontend.parse import parser
     parser()  # build the LALR tables once, outside the timings, as a sweep would
     print(f"{'spec':32s} {'layers':>6s} {'parse ms':>9s} {'all ms':>8s} {'median':>8s}")
     for spec in sorted((ROOT / "specs").glob("*.inc")):

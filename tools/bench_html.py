@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
-import incdsl  # noqa: E402
 from html_screenshots import browser  # noqa: E402
+
+import incdsl  # noqa: E402
 from incdsl.backends.html import to_html  # noqa: E402
 
 TIMES = """const t0 = performance.now(); incdsl.unfoldAll(); const t1 = performance.now();

@@ -32,7 +32,8 @@ def chain(path: Path, nodes: int) -> Path:
         made += [helper.make_node("Conv", [prev, f"w{i}"], [f"c{i}"], name=f"conv{i}"),
                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}")]
         prev = f"r{i}"
-    graph = helper.make_graph(made, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+    graph = helper.make_graph(made, "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
                               [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [1, 2, 4, 4])], inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path
@@ -52,7 +53,8 @@ def main() -> int:
             import_model(src, Path(d) / f"c{n}.inc")
             times[n] = time.process_time() - t
             print(f"{n:>7,} nodes: {times[n]:.2f} s CPU", flush=True)
-    print(f"ratio {10 * args.n:,} / {args.n:,} nodes: {times[10 * args.n] / times[args.n]:.1f} (10 is linear, 100 quadratic)")
+    print(f"ratio {10 * args.n:,} / {args.n:,} nodes: {times[10 * args.n] / times[args.n]:.1f} (10 is "
+          f"linear, 100 quadratic)")
     return 0
 
 

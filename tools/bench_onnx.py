@@ -79,8 +79,9 @@ def main() -> int:
         spec = fallback
 
     import numpy as np
+
     import incdsl
-    from incdsl.commands.spec_args import parse_sets
+    from incdsl.cli.commands.spec_args import parse_sets
 
     net = incdsl.load(spec, **parse_sets(args.set))
     print(f"network {net.name} ({spec.name}{', ' + ' '.join(args.set) if args.set else ''}): "
@@ -94,11 +95,13 @@ def main() -> int:
         print(f"  {'':8} {'wall':>8} {'CPU':>8}")
         print(f"  direct   {t_direct[0]:7.2f}s {t_direct[1]:7.2f}s   ({direct.stat().st_size / 1e6:.1f} MB)")
         print(f"  tf2onnx  {t_tf[0]:7.2f}s {t_tf[1]:7.2f}s   ({via_tf.stat().st_size / 1e6:.1f} MB)")
-        print(f"  direct is {t_tf[0] / t_direct[0]:.1f}x faster in wall time, {t_tf[1] / t_direct[1]:.1f}x in CPU time "
+        print(f"  direct is {t_tf[0] / t_direct[0]:.1f}x faster in wall time, {t_tf[1] / t_direct[1]:.1f}x "
+              f"in CPU time "
               f"(aim: at least 20x; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
         import onnxruntime as ort
-        from incdsl.backends.keras import build_model
+
+        from incdsl.backends.keras.build import build_model
 
         def session(path):
             return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -118,7 +121,8 @@ def main() -> int:
             a, b = s_direct.run(None, {"input": x_nchw})[0], s_tf.run(None, {"input": x_nchw})[0]
             c = np.asarray(keras_model.predict_on_batch(x))
             agree = max(np.abs(a - b).max(), np.abs(a - c).max()) / np.abs(c).max()
-            print(f"  {batch:>5}  {d[0]:7.1f} / {d[1]:6.1f}  {t[0]:7.1f} / {t[1]:6.1f}  {k[0]:7.1f} / {k[1]:6.1f}  "
+            print(f"  {batch:>5}  {d[0]:7.1f} / {d[1]:6.1f}  {t[0]:7.1f} / {t[1]:6.1f}  {k[0]:7.1f} / "
+                  f"{k[1]:6.1f}  "
                   f"{t[0] / d[0]:13.2f}x  {k[0] / d[0]:11.2f}x   (outputs agree to {agree:.1e} of scale)")
         print("ratios use the best times; above 1.00x means direct is faster (aim: tf2onnx/direct >= 1)")
     return 0

@@ -77,8 +77,10 @@ def main() -> int:
             n = header_only(root)
             base = best(lambda: header_only(root), args.repeat)
             rows = [("header only (before)", base),
-                    ("scan_image_folder, 1 thread", best(lambda: scan_image_folder(root, workers=1), args.repeat)),
-                    ("scan_image_folder", best(lambda: scan_image_folder(root, workers=args.workers), args.repeat)),
+                    ("scan_image_folder, 1 thread",
+                     best(lambda: scan_image_folder(root, workers=1), args.repeat)),
+                    ("scan_image_folder",
+                     best(lambda: scan_image_folder(root, workers=args.workers), args.repeat)),
                     ("full Pillow decode, 1 thread", best(lambda: full_decode(root), args.repeat))]
             print(f"{name}: {n} images")
             for label, t in rows:

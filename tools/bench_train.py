@@ -55,7 +55,8 @@ def parse_args(argv=None):
     ap.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"))
     ap.add_argument("--jit", action="store_true", help="XLA (Keras' jit_compile=True)")
     ap.add_argument("--steps-per-execution", type=int, help="default: as incdsl train picks (up to 8)")
-    ap.add_argument("--eager", action="store_true", help="no graph compilation (quick start, slow steps; for tests)")
+    ap.add_argument("--eager", action="store_true",
+                    help="no graph compilation (quick start, slow steps; for tests)")
     ap.add_argument("--data", default="synthetic", metavar="synthetic|jpeg|DIR",
                     help="train mode: synthetic batches, a generated JPEG folder (--images), or a folder")
     ap.add_argument("--images", type=int, default=256, help="JPEGs to generate (--data jpeg, --mode reader)")
@@ -83,7 +84,8 @@ def pick_pair(spec: str | None, reference: str | None) -> tuple[Path, str, str |
 
 
 def make_jpeg_folder(root: Path, images: int, size: tuple[int, int], classes: int = 4, seed: int = 0) -> Path:
-    """`images` JPEGs (quality 90) of smooth random colour fields with noise, spread over `classes` folders."""
+    """`images` JPEGs (quality 90) of smooth random colour fields with noise, spread over `classes`
+    folders."""
     import numpy as np
     from PIL import Image
     rng = np.random.default_rng(seed)
@@ -100,8 +102,8 @@ def make_jpeg_folder(root: Path, images: int, size: tuple[int, int], classes: in
 
 
 def folder_plan(folder: Path, batch_size: int):
-    from incdsl.train.images import plan_folder
     from incdsl.train import scan_image_folder
+    from incdsl.train.images import plan_folder
     classes, files = scan_image_folder(folder)
     return plan_folder(folder, classes, files, batch_size, 0.0, seed=0, augment=True)
 
@@ -109,6 +111,7 @@ def folder_plan(folder: Path, batch_size: int):
 def reader_mode(args) -> int:
     import keras
     from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter  # what fit uses
+
     from incdsl.train.data import FolderBatches
 
     size = args.size or 299
@@ -119,7 +122,8 @@ def reader_mode(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_jpeg_folder(Path(tmp), args.images, (jw, jh))
         plan = folder_plan(folder, args.batch_size)
-        print(f"bench_train reader: {args.images} JPEGs of {jw}x{jh} -> {size}x{size}x3 uint8, batch {plan.batch}, "
+        print(f"bench_train reader: {args.images} JPEGs of {jw}x{jh} -> {size}x{size}x3 uint8, batch "
+              f"{plan.batch}, "
               f"{args.batches} batches after 2 warm-up, best of {args.repeats}; {cores} cores; Pillow in "
               f"Keras PyDataset threads (backend {keras.backend.backend()})")
         print(f"{'workers':>8}{'images/s':>12}{'speed-up':>10}{'per worker':>12}")
@@ -189,14 +193,15 @@ def train_mode(args) -> int:
         print(f"note: {note}")
 
     import keras
+
     import incdsl
-    from incdsl.commands.spec_args import parse_sets
-    from incdsl.backends.keras import build_model
+    from incdsl.backends.keras.build import build_model
+    from incdsl.cli.commands.spec_args import parse_sets
+    from incdsl.train import HeadLoss, TrainConfig, head_losses
     from incdsl.train.callbacks import Throughput
     from incdsl.train.data import FolderBatches, SyntheticImages, steps_per_execution
     from incdsl.train.images import default_workers
     from incdsl.train.model import compile_for_training, with_preprocessing
-    from incdsl.train import HeadLoss, TrainConfig, head_losses
 
     sets = parse_sets(args.set)
     spec = incdsl.Spec(spec_path)
@@ -210,7 +215,8 @@ def train_mode(args) -> int:
     shape = tuple(net.input_shape)
     steps = args.warmup + args.steps
     # A whole number of calls for the warm-up and for the timed steps.
-    per_call = 1 if args.eager else steps_per_execution(args.steps_per_execution, math.gcd(args.warmup, args.steps),
+    per_call = 1 if args.eager else steps_per_execution(args.steps_per_execution,
+                                                        math.gcd(args.warmup, args.steps),
                                                         keras.backend.backend(), False)
     config = TrainConfig(output=Path("unused.keras"), batch_size=args.batch_size, optimizer=args.optimizer,
                          precision=args.precision, jit=args.jit)
@@ -220,7 +226,8 @@ def train_mode(args) -> int:
     plan, described = None, "synthetic uint8 batches"
     if args.data != "synthetic":
         jw, jh = (int(v) for v in args.jpeg_size.split("x"))
-        folder = make_jpeg_folder(Path(tmp.name), args.images, (jw, jh)) if args.data == "jpeg" else Path(args.data)
+        folder = make_jpeg_folder(Path(tmp.name), args.images,
+                                  (jw, jh)) if args.data == "jpeg" else Path(args.data)
         plan = folder_plan(folder, args.batch_size)
         described = f"{'generated ' if args.data == 'jpeg' else ''}JPEG folder ({len(plan.paths)} images)"
     workers = int(args.workers) if args.workers else default_workers()
@@ -250,14 +257,16 @@ def train_mode(args) -> int:
         for key, (m, heads) in models.items():
             names = [h.name for h in heads] if len(heads) > 1 else None
             timer = Throughput(args.batch_size, skip=max(1, args.warmup // per_call))
-            m.fit(data_for(names), epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False, callbacks=[timer])
+            m.fit(data_for(names), epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
+                  callbacks=[timer])
             path[key] = max(path[key], timer.images_per_second)
             yy = y if names is None else {n: y for n in names}
             ceiling[key] = max(ceiling[key], device_step_rate(m, x, yy, args.warmup, args.steps))
 
     size = shape[0]
     print(f"bench_train: {spec_path.relative_to(ROOT) if spec_path.is_relative_to(ROOT) else spec_path} vs "
-          f"keras.applications.{ref_name}, {size}x{size}x{shape[2]}, {classes} classes, batch {args.batch_size}, "
+          f"keras.applications.{ref_name}, {size}x{size}x{shape[2]}, {classes} classes, batch "
+          f"{args.batch_size}, "
           f"{args.steps} steps after {args.warmup} warm-up, best of {args.repeats}, {args.optimizer}, "
           f"{args.precision}{', jit' if args.jit else ''}{', eager' if args.eager else ''}, "
           f"{per_call} step(s) per execution; path data: {described}"

@@ -32,8 +32,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import fuzzing  # noqa: E402
 
-SOUP = fuzzing.TOKENS + ["network n()", "module m(a, b=2)", "{", "}", "conv(8, 3)", "x =", "output o =", "1x1",
-                         "3.5", "stride=2", "pad=same", "act=relu", "-> relu", "if a", "elif b", "repeat 2 as i",
+SOUP = fuzzing.TOKENS + ["network n()", "module m(a, b=2)", "{", "}", "conv(8, 3)", "x =", "output o =",
+                         "1x1",
+                         "3.5", "stride=2", "pad=same", "act=relu", "-> relu", "if a", "elif b",
+                         "repeat 2 as i",
                          '"s"', "use"]
 
 
@@ -60,7 +62,8 @@ def main() -> int:
         minutes = args.minutes / len(targets)
         run = {"specs": fuzz_specs, "files": fuzz_files, "lsp": fuzz_lsp}[target]
         codes.append(run(args, minutes, random.Random(args.seed + k)))
-    print(f"peak memory: this process {_hwm('self') / 2**20:,.0f} MiB (VmHWM; Keras, JAX and torch loaded in it), "
+    print(f"peak memory: this process {_hwm('self') / 2**20:,.0f} MiB (VmHWM; Keras, JAX and torch loaded "
+          f"in it), "
           f"the language server {LSP_PEAK[0] / 2**20:,.0f} MiB")
     return max(codes)
 
@@ -134,7 +137,8 @@ def fuzz_lsp(args, minutes: float, rng: random.Random) -> int:
                     continue
                 kind = "internal" if server.p.poll() is not None or not sent else "hang"
                 tally[kind] += 1
-                _finding(Path(args.out), kind, tally[kind], ".lsp", raw, f"lsp: the server {'exited' if kind == 'internal' else 'stopped answering'}")
+                _finding(Path(args.out), kind, tally[kind], ".lsp", raw,
+                         f"lsp: the server {'exited' if kind == 'internal' else 'stopped answering'}")
                 server.close()
                 server = fuzzing_lsp.Server(ws)
         finally:
@@ -179,7 +183,8 @@ def fuzz_specs(args, minutes: float, rng: random.Random) -> int:
                 stem = f"{res.kind}_{tally[res.kind]:03d}"
                 (out / f"{stem}.inc").write_text(text, encoding="utf-8", errors="surrogatepass")
                 (out / f"{stem}.txt").write_text(f"from {name}\n{res.err}\n")
-                print(f"{res.kind}: {out / stem}.inc ({res.err.splitlines()[0] if res.err else ''})", flush=True)
+                print(f"{res.kind}: {out / stem}.inc ({res.err.splitlines()[0] if res.err else ''})",
+                      flush=True)
             if tally["inputs"] % 1000 == 0:
                 print(f"... {tally['inputs']:,} inputs", file=sys.stderr, flush=True)
     return _report("specs", tally, minutes, args.seed, f"; slowest {slowest[0]:.2f} s ({slowest[1]})")

@@ -1,7 +1,8 @@
 """Screenshots of the `--to html` page for the README, taken in headless Chromium (Debian's
 `chromium` and `chromium-driver`, driven by Selenium; nothing is downloaded).
 
-    .venv/bin/python tools/html_screenshots.py     # writes docs/img/googlenet_html.png, inception_v3_mixed9_html.png
+    .venv/bin/python tools/html_screenshots.py     # writes docs/img/googlenet_html.png,
+    inception_v3_mixed9_html.png
 """
 from __future__ import annotations
 

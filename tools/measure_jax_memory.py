@@ -52,7 +52,8 @@ def measure(spec: str, sets: dict, batch: int) -> dict:
     m = compiled.memory_analysis()
     peak = m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
     est = training_step(net, batch, "float32", "momentum")
-    return {"spec": spec, "sets": sets, "batch": batch, "backend": f"keras {keras.__version__} on jax {jax.__version__} "
+    return {"spec": spec, "sets": sets, "batch": batch,
+            "backend": f"keras {keras.__version__} on jax {jax.__version__} "
             f"({jax.devices()[0].platform})",
             "xla": {"arguments": m.argument_size_in_bytes, "outputs": m.output_size_in_bytes,
                     "temp": m.temp_size_in_bytes, "alias": m.alias_size_in_bytes, "peak": peak},
@@ -67,7 +68,7 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--batch", type=int, default=4)
     a = ap.parse_args()
-    from incdsl.commands.spec_args import parse_sets
+    from incdsl.cli.commands.spec_args import parse_sets
     print(json.dumps(measure(a.spec, parse_sets(a.set), a.batch), indent=1))
     return 0
 

@@ -45,6 +45,9 @@ for group in "${GROUPS_[@]}"; do
     # mutmut keeps a mutant's verdict until its function changes: name the survivors to rerun them
     mapfile -t NAMES < <("$PY" "$ROOT/tools/mutation_score.py" "$WORK" --names)
     [ ${#NAMES[@]} -gt 0 ] || { echo "== $group: no survivors to retest"; continue; }
+    # and retrace which test reaches which function: mutmut traces only tests it has not seen,
+    # so a test edited to reach a function would not be run on its mutants
+    rm -f "$WORK/mutants/mutmut-stats.json"
   fi
   echo "== $group: mutmut run in $WORK (log: $WORK/mutmut.log)"
   start=$(date +%s)

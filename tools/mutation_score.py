@@ -43,7 +43,8 @@ def group_config(path: Path, group: str) -> str:
     cfg = configparser.ConfigParser()
     cfg.read(path)
     if group not in cfg or group == "common":
-        raise KeyError(f"no group {group!r} in {path}; groups: {', '.join(s for s in cfg.sections() if s != 'common')}")
+        raise KeyError(
+            f"no group {group!r} in {path}; groups: {', '.join(s for s in cfg.sections() if s != 'common')}")
     out = configparser.ConfigParser()
     section = {**cfg["common"], **cfg[group]}
     # pytest's --deselect for each test the group leaves out, after the common pytest arguments

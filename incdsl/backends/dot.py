@@ -15,17 +15,30 @@ The drawing follows the IR, never recomputes it: shapes come from `net.shapes`, 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import OptionError, UsageError
+from ..errors import OptionError
 from ..io import atomic_path, inputs_of
 from ..ops import Count, describe
+from ..ops.groups import WEIGHTED
 from ..text import attr_text, shape_text
-from .dot_labels import (BOX_COLOUR, CLUSTER_COLOURS, FAMILIES, FAMILY_COLOURS, FONT, TRAIN_COLOUR,  # noqa: F401
-                         attr_list, given_name, html_label, quoted, attr_statements, op_text, si)
+from .dot_labels import (  # noqa: F401
+    BOX_COLOUR,
+    CLUSTER_COLOURS,
+    FAMILIES,
+    FAMILY_COLOURS,
+    FONT,
+    TRAIN_COLOUR,
+    attr_list,
+    attr_statements,
+    given_name,
+    html_label,
+    op_text,
+    quoted,
+    si,
+)
+from .graphviz import find_dot, render  # noqa: F401 (find_dot: dot.find_dot for its callers)
 
 FORMATS = ("dot", "svg", "png")
 TITLE = ":title"  # suffix of the node that titles a module call's cluster
@@ -135,7 +148,8 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
 
     out = [f"digraph {quoted(net.name)} {{"]
     title = _network_title(net, depth, only)
-    out.append("  graph " + attr_list(rankdir=rankdir, fontname=FONT, fontsize="16", label=title, labelloc="t",
+    out.append("  graph " + attr_list(rankdir=rankdir, fontname=FONT, fontsize="16", label=title,
+                                      labelloc="t",
                                    newrank="true", nodesep="0.25", ranksep="0.35", ordering="out",
                                    tooltip=net.name) + ";")
     out.append("  node " + attr_list(shape="box", style="rounded,filled", fontname=FONT, fontsize="11",
@@ -144,7 +158,8 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
                                   arrowsize="0.6", penwidth="0.8") + ";")
 
     # Shapes appear once: on the edges that carry them, and on a node only when no edge leaves it.
-    feeding = {plan.node_id(i) for n in layers for i in net.layers[n].inputs if plan.node_id(i) != plan.node_id(n)}
+    feeding = {
+        plan.node_id(i) for n in layers for i in net.layers[n].inputs if plan.node_id(i) != plan.node_id(n)}
     if only is not None:
         feeding.add(plan.node_id(plan.blocks[only].output))
     titles: dict[str, list[str]] = {}  # first node of a module call -> the titles left of it, outermost first
@@ -213,7 +228,8 @@ def to_dot(net, depth: int | None = None, only: str | None = None, rankdir: str 
             edges.append(f"  {quoted(src)} -> {quoted(dst)} " + attr_list(
                 label=shape_text(net.shapes[src_layer]), style="dashed" if train else None,
                 color=TRAIN_COLOUR if train else None,
-                tooltip=f"{src_layer} -> {layer}: {shape_text(net.shapes[src_layer])}" + (f" (input {port + 1})" if several else "")))
+                tooltip=f"{src_layer} -> {layer}: {shape_text(net.shapes[src_layer])}" + (
+                    f" (input {port + 1})" if several else "")))
     if only is not None:  # where the focused call's output goes
         b = plan.blocks[only]
         users = [n for n, lay in net.layers.items() if b.output in lay.inputs and not plan.visible(n)]
@@ -264,7 +280,8 @@ def _node(net, plan: _Plan, nid: str, sink: bool) -> str:
         b = plan.blocks[nid]
         c = plan.block_count(nid)
         train = plan.train_only(nid)
-        label = html_label([("b", nid.rsplit("/", 1)[-1]), ("", b.module), ("small", f"{si(c.params)} params · {si(c.macs)} MACs"),
+        label = html_label([("b", nid.rsplit("/", 1)[-1]), ("", b.module),
+                            ("small", f"{si(c.params)} params · {si(c.macs)} MACs"),
                        ("", shape_text(net.shapes[b.output]) if sink else "")])
         return quoted(nid) + " " + attr_list(label=label, fillcolor=BOX_COLOUR, shape="box",
                                       style="filled" + (",dashed" if train else ""), penwidth="1.2",
@@ -276,7 +293,7 @@ def _node(net, plan: _Plan, nid: str, sink: bool) -> str:
     given = given_name(nid)
     if given:
         lines.append(("small", given))
-    lines.append(("b" if layer.op in ("conv", "dwconv", "sepconv", "dense") else "", op_text(layer)))
+    lines.append(("b" if layer.op in WEIGHTED else "", op_text(layer)))
     if sink:
         lines.append(("", shape_text(net.shapes[nid])))
     c = net.counts[nid]
@@ -315,34 +332,6 @@ def _network_title(net, depth, only) -> str:
 
 
 # --- rendering --------------------------------------------------------------------------------
-
-def find_dot() -> str:
-    """The path of Graphviz's `dot` program on PATH (the tool that lays out SVG and PNG).
-
-    Raises `OptionError` (a `UsageError`, exit 2) with how to install Graphviz when it is not found.
-    """
-    exe = shutil.which("dot")
-    if exe is None:
-        raise OptionError("drawing SVG or PNG needs Graphviz's `dot` program, which is not on PATH; "
-                          "install the Graphviz package (Debian/Ubuntu: apt-get install graphviz, "
-                          "macOS: brew install graphviz), or write DOT text with {to_dot}",
-                          words={"to_dot": "a .dot path"})
-    return exe
-
-
-def render(dot_text: str, fmt_: str) -> bytes:
-    """Lay out DOT text with Graphviz: 'svg' or 'png' bytes."""
-    exe = find_dot()
-    args = [exe, f"-T{fmt_}"] + (["-Gdpi=96"] if fmt_ == "png" else [])
-    try:
-        done = subprocess.run(args, input=dot_text.encode(), capture_output=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        raise OptionError("Graphviz `dot` took more than 5 minutes; try a smaller {depth}") from None
-    if done.returncode != 0 or not done.stdout:
-        err = done.stderr.decode(errors="replace").strip()
-        raise UsageError(f"Graphviz `dot` failed (exit {done.returncode}): {err or 'no output'}")
-    return done.stdout
-
 
 @dataclass(frozen=True)
 class Drawing:

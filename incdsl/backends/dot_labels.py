@@ -6,6 +6,7 @@ import html
 import re
 
 from ..ops import ALIASES, OPS, describe
+from ..ops.groups import CONVS
 
 FONT = "Helvetica"
 
@@ -20,7 +21,7 @@ FAMILY_COLOURS = {
     "other": "#ffffff",   # dropout, flatten, act, zeropad
 }
 FAMILIES = {
-    "conv": "conv", "dwconv": "conv", "sepconv": "conv",
+    **{op: "conv" for op in sorted(CONVS)},
     "maxpool": "pool", "avgpool": "pool", "adaptive_avgpool": "pool", "gap": "pool", "gmp": "pool",
     "dense": "dense", "concat": "merge", "add": "merge", "multiply": "merge", "scale": "merge",
     "bn": "norm", "lrn": "norm", "input": "io",

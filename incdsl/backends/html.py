@@ -18,14 +18,15 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ..analysis.report import call_text, describe
 from ..errors import OptionError
 from ..io import inputs_of, write_atomic
-from ..report import call_text, describe
 from ..text import shape_text
 
 VENDOR = ("cytoscape.min.js", "dagre.min.js", "cytoscape-expand-collapse.js")
 LICENSES = ("cytoscape.LICENSE", "dagre.LICENSE", "cytoscape-expand-collapse.LICENSE")
-LEGEND = '      <p class="legend"><span class="train-mark">dashed</span>: training only (not in the inference model)</p>\n'
+LEGEND = ('      <p class="legend"><span class="train-mark">dashed</span>: training only (not in the '
+          'inference model)</p>\n')
 
 
 def page_data(net, depth: int | str = 1) -> dict:
@@ -56,7 +57,8 @@ def page_data(net, depth: int | str = 1) -> dict:
     for b in net.graph.blocks:
         c = groups.get(b.name)
         out_blocks.append({
-            "id": b.name, "module": b.module, "parent": parent(b.name), "shape": shape_text(net.shapes[b.output]),
+            "id": b.name, "module": b.module, "parent": parent(b.name),
+            "shape": shape_text(net.shapes[b.output]),
             "params": c.params, "trainable": c.trainable, "macs": c.macs, "output": b.output,
             "train_only": net.is_train_only(b.output), "place": place(b.span),
             "layers": sum(1 for n in net.layers if n.startswith(b.name + "/")),

@@ -3,19 +3,20 @@ checks onnxruntime against by default (no Keras, no TensorFlow: `pip install inc
 
 It shares no code with the ONNX emitter but `adaptive_bins`; its pads are the pads pass's
 (`Network.pads`, incdsl/passes/pads.py), and it follows the ops' documented meaning:
-NHWC (float64 unless asked otherwise), TF 'same' padding, PyTorch ceil mode, count_pad, adaptive bins and LRN windows,
-Keras 3's activations. Plain rather than fast, though convolutions are matrix products (BLAS);
+NHWC (float64 unless asked otherwise), TF 'same' padding, PyTorch ceil mode, count_pad, adaptive bins and LRN
+windows, Keras 3's activations. Plain rather than fast, though convolutions are matrix products (BLAS);
 inference only (dropout is the identity).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..ops import LEAKY_RELU_SLOPE, affine_of
-from .onnx_ops import adaptive_bins
+from ..ops import ACTIVATION_TABLE, affine_of
+from ..ops.groups import CONVS
+from .onnx.ops import adaptive_bins
+
+IM2COL_BYTES = 4 << 20  # about the most a convolution's copied windows take at once
 
 
 class Unsupported(Exception):
@@ -23,31 +24,12 @@ class Unsupported(Exception):
 
 
 def _act(fn, x, slope=None):
+    """The activation `fn` (a name of the activation table, or None: the identity) of x."""
     if fn is None:
         return x
-    if fn == "relu":
-        return np.maximum(x, 0)
-    if fn == "relu6":
-        return np.clip(x, 0, 6)
-    if fn == "sigmoid":
-        return 1 / (1 + np.exp(-x))
-    if fn == "hard_sigmoid":
-        return np.clip(x + 3, 0, 6) / 6
-    if fn == "tanh":
-        return np.tanh(x)
-    if fn in ("softmax", "log_softmax"):
-        z = x - x.max(axis=-1, keepdims=True)
-        lse = np.log(np.exp(z).sum(axis=-1, keepdims=True))
-        return np.exp(z - lse) if fn == "softmax" else z - lse
-    if fn == "silu":
-        return x / (1 + np.exp(-x))
-    if fn == "gelu":  # exact: x * Phi(x)
-        return 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
-    if fn == "elu":
-        return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
-    if fn == "leaky_relu":
-        return np.where(x > 0, x, (LEAKY_RELU_SLOPE if slope is None else slope) * x)
-    raise Unsupported(f"activation {fn}")
+    if fn not in ACTIVATION_TABLE:
+        raise Unsupported(f"activation {fn}")
+    return ACTIVATION_TABLE[fn].numpy(np, x, slope)
 
 
 def _windows(x, layer, pads, out_shape, value):
@@ -92,9 +74,18 @@ def _conv(layer, x, w, net):
         cin, cout = k.shape[2], k.shape[3] // g
         # one matrix product per group (im2col: tensordot copies the windows into rows, in (kh, kw, C)
         # order so that the innermost copy runs along memory, and the kernel needs no copy), which
-        # BLAS does many times faster than einsum over the window view
-        y = np.concatenate([np.tensordot(win[:, :, :, i * cin:(i + 1) * cin], k[..., i * cout:(i + 1) * cout],
-                                         axes=([4, 5, 3], [0, 1, 2])) for i in range(g)], axis=-1)
+        # BLAS does many times faster than einsum over the window view. A few output rows at a
+        # time: the copied windows stay near IM2COL_BYTES (a whole stem layer's are 50 MB, which
+        # the allocator maps fresh from the kernel for each layer: page faults cost more than
+        # the copy)
+        n, oh, ow = win.shape[:3]
+        y = np.empty((n, oh, ow, k.shape[3]), x.dtype)
+        step = max(1, IM2COL_BYTES // (n * ow * k[..., 0].size * x.itemsize))  # rows of windows
+        for r in range(0, oh, step):
+            for i in range(g):
+                y[:, r:r + step, :, i * cout:(i + 1) * cout] = np.tensordot(
+                    win[:, r:r + step, :, i * cin:(i + 1) * cin], k[..., i * cout:(i + 1) * cout],
+                    axes=([4, 5, 3], [0, 1, 2]))
     else:
         win = _windows(x, layer, pads, net.shapes[name], 0.0)
         y = np.einsum("nhwcij,ijcm->nhwcm", win, p["depthwise_kernel"], optimize=True)
@@ -133,70 +124,96 @@ def _lrn(a, x):
     return x / (a["bias"] + a["alpha"] / a["size"] * total) ** a["beta"]
 
 
+def _dense(layer, ins, w, net, dtype):
+    p = w[layer.name]
+    y = ins[0] @ np.asarray(p["kernel"], dtype) + (np.asarray(p["bias"], dtype) if layer.attrs["bias"] else 0)
+    return _act(layer.attrs["act"], y)
+
+
+def _adaptive(layer, ins, w, net, dtype):
+    (h, w_, _), (oh, ow, _) = net.shapes[layer.inputs[0]], net.shapes[layer.name]
+    return np.einsum("ph,nhwc,qw->npqc", adaptive_bins(h, oh), ins[0], adaptive_bins(w_, ow))
+
+
+def _channel_shuffle(layer, ins, w, net, dtype):
+    *lead, c = ins[0].shape
+    g = layer.attrs["groups"]
+    return ins[0].reshape(*lead, g, c // g).swapaxes(-1, -2).reshape(*lead, c)
+
+
+def _multiply(layer, ins, w, net, dtype):
+    """A vector (N, C) scales a map's channels."""
+    y = ins[0]
+    for t in ins[1:]:
+        y, t = (y[:, None, None, :] if y.ndim < t.ndim else y), (t[:, None, None,
+                                                                   :] if t.ndim < y.ndim else t)
+        y = y * t
+    return y
+
+
+def _zeropad(layer, ins, w, net, dtype):
+    t, b, l, r = layer.attrs["pad"]
+    return np.pad(ins[0], ((0, 0), (t, b), (l, r), (0, 0)))
+
+
+def _affine(layer, ins, w, net, dtype):
+    scale, shift = affine_of(layer.attrs)
+    # in the input's dtype: float64 constants would turn a float32 run into float64 from here on
+    return ins[0] * np.asarray(scale, ins[0].dtype) + np.asarray(shift, ins[0].dtype)
+
+
+def _identity(layer, ins, w, net, dtype):
+    """Dropout and drop_path: the identity at inference."""
+    return ins[0]
+
+
+# op -> (layer, input arrays, weights dict, net, dtype) -> output array: one entry per op of the
+# table but `input` (tests/backends/test_backend_dispatch.py checks that none is missing)
+RUNNERS = {
+    **dict.fromkeys(sorted(CONVS), lambda layer, ins, w, net, dtype: _conv(layer, ins[0], w, net)),
+    "maxpool": lambda layer, ins, w, net, dtype: _windows(ins[0], layer, net.pads[layer.name],
+                                                          net.shapes[layer.name],
+                                                          -np.inf).max(axis=(-2, -1)),
+    "avgpool": lambda layer, ins, w, net, dtype: _avgpool(layer, ins[0], net),
+    "adaptive_avgpool": _adaptive,
+    "gap": lambda layer, ins, w, net, dtype: ins[0].mean(axis=(1, 2)),
+    "gmp": lambda layer, ins, w, net, dtype: ins[0].max(axis=(1, 2)),
+    "flatten": lambda layer, ins, w, net, dtype: ins[0].reshape(len(ins[0]), -1),
+    "dense": _dense,
+    "dropout": _identity,
+    "bn": lambda layer, ins, w, net, dtype: _bn(ins[0],
+                                                {k: np.asarray(v, dtype) for k, v in w[layer.name].items()},
+                                                layer.attrs["eps"]),
+    "act": lambda layer, ins, w, net, dtype: _act(layer.attrs["fn"], ins[0], layer.attrs.get("slope")),
+    "channel_shuffle": _channel_shuffle,
+    "drop_path": _identity,
+    "multiply": _multiply,
+    "lrn": lambda layer, ins, w, net, dtype: _lrn(layer.attrs, ins[0]),
+    "scale": lambda layer, ins, w, net, dtype: ins[0] * layer.attrs["factor"],
+    "zeropad": _zeropad,
+    "affine": _affine,
+    "normalize": _affine,
+    "concat": lambda layer, ins, w, net, dtype: np.concatenate(ins, axis=-1),
+    "add": lambda layer, ins, w, net, dtype: sum(ins),
+}
+
+
 def run(net, weights: dict, x: np.ndarray, dtype=np.float64) -> list[np.ndarray]:
     """The inference heads of `net` on an NHWC batch `x` (batch, H, W, C), computed in `dtype`
     (float64 by default; float32, as the runtimes compute, takes half the time),
     in `net.heads` order (training-only heads left out); each output is (batch, units) or
     (batch, H', W', C'). `weights` is a weights dict (layer name -> arrays in Keras layouts,
-    `incdsl.weights`). A slow, plain reference for checking ONNX exports without Keras, not a
+    `incdsl.weights.arrays`). A slow, plain reference for checking ONNX exports without Keras, not a
     runtime. Raises Unsupported for an op it does not know."""
-    shapes, out = net.shapes, {}
+    out = {}
     for name, layer in net.layers.items():
         if name not in net.inference:
             continue
-        a, op = layer.attrs, layer.op
-        ins = [out[i] for i in layer.inputs]
-        if op == "input":
-            y = np.asarray(x, dtype)
-        elif op in ("conv", "dwconv", "sepconv"):
-            y = _conv(layer, ins[0], weights, net)
-        elif op == "maxpool":
-            y = _windows(ins[0], layer, net.pads[name], shapes[name], -np.inf).max(axis=(-2, -1))
-        elif op == "avgpool":
-            y = _avgpool(layer, ins[0], net)
-        elif op == "adaptive_avgpool":
-            (h, w, _), (oh, ow, _) = shapes[layer.inputs[0]], shapes[name]
-            y = np.einsum("ph,nhwc,qw->npqc", adaptive_bins(h, oh), ins[0], adaptive_bins(w, ow))
-        elif op in ("gap", "gmp"):
-            y = ins[0].mean(axis=(1, 2)) if op == "gap" else ins[0].max(axis=(1, 2))
-        elif op == "flatten":
-            y = ins[0].reshape(len(ins[0]), -1)
-        elif op == "dense":
-            p = weights[name]
-            y = ins[0] @ np.asarray(p["kernel"], dtype) + (np.asarray(p["bias"], dtype) if a["bias"] else 0)
-            y = _act(a["act"], y)
-        elif op == "dropout":
-            y = ins[0]
-        elif op == "bn":
-            y = _bn(ins[0], {k: np.asarray(v, dtype) for k, v in weights[name].items()}, a["eps"])
-        elif op == "act":
-            y = _act(a["fn"], ins[0], a.get("slope"))
-        elif op == "channel_shuffle":
-            *lead, c = ins[0].shape
-            g = a["groups"]
-            y = ins[0].reshape(*lead, g, c // g).swapaxes(-1, -2).reshape(*lead, c)
-        elif op == "drop_path":
-            y = ins[0]
-        elif op == "multiply":  # a vector (N, C) scales a map's channels
-            y = ins[0]
-            for t in ins[1:]:
-                y, t = (y[:, None, None, :] if y.ndim < t.ndim else y), (t[:, None, None, :] if t.ndim < y.ndim else t)
-                y = y * t
-        elif op == "lrn":
-            y = _lrn(a, ins[0])
-        elif op == "scale":
-            y = ins[0] * a["factor"]
-        elif op == "zeropad":
-            t, b, l, r = a["pad"]
-            y = np.pad(ins[0], ((0, 0), (t, b), (l, r), (0, 0)))
-        elif op in ("affine", "normalize"):
-            scale, shift = affine_of(a)
-            y = ins[0] * np.asarray(scale) + np.asarray(shift)
-        elif op == "concat":
-            y = np.concatenate(ins, axis=-1)
-        elif op == "add":
-            y = sum(ins)
-        else:
-            raise Unsupported(f"op {op} ('{name}')")
-        out[name] = y
+        if layer.op == "input":
+            out[name] = np.asarray(x, dtype)
+            continue
+        runner = RUNNERS.get(layer.op)
+        if runner is None:
+            raise Unsupported(f"op {layer.op} ('{name}')")
+        out[name] = runner(layer, [out[i] for i in layer.inputs], weights, net, dtype)
     return [out[h.node] for h in net.heads if not h.train_only]

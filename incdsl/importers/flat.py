@@ -1,7 +1,7 @@
 """The flat imported graph: what the Keras and ONNX readers produce and the spec writer reads.
 
 One `Node` per incdsl layer, in topological order, with the op's normalized arguments (ops.py),
-NHWC weights in the interchange format of incdsl/weights.py, and what the source called it. The
+NHWC weights in the interchange format of incdsl/weights/arrays.py, and what the source called it. The
 readers translate the source's layers one for one; `fuse` then folds the chains a person writes
 as one layer: conv -> batch norm -> activation becomes `conv(..., bn=true, act=relu)`, zero
 padding in front of a conv becomes its `pad`, dense -> activation becomes `dense(..., act=)`.
@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import SpecError
+from ..ops import ALIASES, OPS, Shape, ShapeError, infer, normalize
+from ..ops.groups import CONVS, WEIGHTED
 from ..text import shape_text
-from ..ops import ALIASES, OPS, ShapeError, Shape, infer, normalize
 
 
 @dataclass
 class Node:
-    """One imported layer as an incdsl op: its normalized arguments, its inputs by name and its weights (NHWC, Keras layouts)."""
+    """One imported layer as an incdsl op: its normalized arguments, its inputs by name and its weights (NHWC,
+    Keras layouts)."""
     name: str                      # unique id: the source's name for it
     op: str                        # an incdsl op
     attrs: dict                    # normalized arguments
@@ -34,8 +36,10 @@ class Node:
 
 
 # the grammar's keywords (grammar.lark) and the values an argument can name: never a layer's name
-KEYWORDS = frozenset({"module", "network", "use", "defaults", "variant", "let", "input", "output", "train_output",
-                      "if", "elif", "else", "repeat", "as", "in", "identity", "true", "false", "none", "and", "or", "not",
+KEYWORDS = frozenset({"module", "network", "use", "defaults", "variant", "let", "input", "output",
+                      "train_output",
+                      "if", "elif", "else", "repeat", "as", "in", "identity", "true", "false", "none", "and",
+                      "or", "not",
                       "concat", "add", "multiply"})
 
 
@@ -91,7 +95,8 @@ class Flat:
             raise SpecError(f"{self.source}: layer {node.what or node.name} maps to {node.op} but "
                             f"{getattr(e, 'message', e)}") from None
         if shape is not None and tuple(shape) != tuple(out):
-            raise SpecError(f"{self.source}: layer {node.what or node.name} gives {shape_text(shape)}; as incdsl's "
+            raise SpecError(
+                f"{self.source}: layer {node.what or node.name} gives {shape_text(shape)}; as incdsl's "
                             f"{node.op} it would give {shape_text(out)}",
                             hint="its semantics differ from the op's (padding or rounding rule)")
         self.nodes[node.name] = node
@@ -112,7 +117,8 @@ class Flat:
         """Remove node `name`, whose consumers now read `into` (fusion, pass-through layers).
         `users` (from `consumers()`), when given, is kept up to date and spares a scan of every
         node: `fuse` drops thousands of nodes of a long chain, and a scan each made it quadratic."""
-        readers = users.pop(name) if users is not None else [n.name for n in self.nodes.values() if name in n.inputs]
+        readers = users.pop(
+            name) if users is not None else [n.name for n in self.nodes.values() if name in n.inputs]
         del self.nodes[name]
         del self.shapes[name]
         for r in dict.fromkeys(readers):
@@ -123,9 +129,6 @@ class Flat:
         if any(h.node == name for h in self.heads):
             self.heads = [Head(h.name, into if h.node == name else h.node, h.train_only, h.loss_weight)
                           for h in self.heads]
-
-
-_CONVS = ("conv", "dwconv", "sepconv")
 
 
 def fuse(flat: Flat) -> None:
@@ -154,12 +157,13 @@ def _same_scope(a: Node, b: Node) -> bool:
 
 def _fold(flat: Flat, src: Node, node: Node, users: dict[str, list[str]]) -> bool:
     a = src.attrs
-    if node.op == "bn" and src.op in _CONVS and not a["bn"] and a["act"] is None:
+    if node.op == "bn" and src.op in CONVS and not a["bn"] and a["act"] is None:
         raw = {k: v for k, v in a.items()}
-        raw.update(bn=True, bn_scale=node.attrs["scale"], bn_eps=node.attrs["eps"], bn_momentum=node.attrs["momentum"])
+        raw.update(bn=True, bn_scale=node.attrs["scale"], bn_eps=node.attrs["eps"],
+                   bn_momentum=node.attrs["momentum"])
         src.attrs = normalize(OPS[src.op], raw)
         src.weights.update(node.weights)
-    elif node.op == "act" and src.op in _CONVS + ("dense",) and a["act"] is None and node.attrs["slope"] is None:
+    elif node.op == "act" and src.op in WEIGHTED and a["act"] is None and node.attrs["slope"] is None:
         src.attrs = normalize(OPS[src.op], {**a, "act": node.attrs["fn"]})
     elif src.op == "zeropad" and node.op == "conv" and node.attrs["pad"] == "valid":
         node.attrs = normalize(OPS["conv"], {**node.attrs, "pad": src.attrs["pad"]})

@@ -7,6 +7,7 @@ be the source is never written. The weights are then keyed by the spec's layer n
 """
 from __future__ import annotations
 
+import importlib.util
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,8 @@ def kind_of(path: Path) -> str:
 
 
 def read(path: Path) -> tuple[str, Flat]:
-    """(the source's kind, its flat graph) for a .keras/.h5 or .onnx file; UsageError for a missing file or a folder, SpecError for a file that is not a model."""
+    """(the source's kind, its flat graph) for a .keras/.h5 or .onnx file; UsageError for a missing file or a
+    folder, SpecError for a file that is not a model."""
     if not path.exists():
         raise UsageError(f"no such model file: {path}")
     if path.is_dir():
@@ -118,7 +120,8 @@ def check(flat: Flat, written: Written, net) -> dict[str, str]:
     order = ["input"] + written.order
     layers = list(net.layers.values())
     if len(order) != len(layers):
-        raise SpecError(f"{flat.source}: the written spec has {len(layers)} layers for {len(order)} imported ones "
+        raise SpecError(
+            f"{flat.source}: the written spec has {len(layers)} layers for {len(order)} imported ones "
                         f"(a bug in incdsl import)")
     mapping: dict[str, str] = {}
     for node_name, layer in zip(order, layers):
@@ -141,7 +144,8 @@ def check(flat: Flat, written: Written, net) -> dict[str, str]:
     heads = {h.name: h.node for h in net.heads}
     for h in flat.heads:
         if heads.get(h.name) != mapping[h.node]:
-            raise SpecError(f"{flat.source}: output {h.name} would be {heads.get(h.name)} (a bug in incdsl import)")
+            raise SpecError(
+                f"{flat.source}: output {h.name} would be {heads.get(h.name)} (a bug in incdsl import)")
     return mapping
 
 
@@ -152,14 +156,13 @@ def save_weights(imported: Imported, path: str | Path) -> str:
     path = Path(path)
     if path.suffix != ".keras":
         raise OptionError("{weights_out} writes a .keras file (which `{weights}` reads); got {path}",
-                          words={"weights_out": "save_weights", "weights": "to_keras(weights=...)"}, path=path)
-    try:
-        from ..backends.keras import build_model
-    except ImportError as e:
+                          words={"weights_out": "save_weights", "weights": "to_keras(weights=...)"},
+                          path=path)
+    if importlib.util.find_spec("keras") is None:  # found, not imported
         raise OptionError("{weights_out} needs Keras ({name} is not installed): pip install 'incdsl[keras]'",
-                          words={"weights_out": "save_weights"}, name=e.name) from None
+                          words={"weights_out": "save_weights"}, name="keras")
     def build_and_save():
-        model = build_model(imported.net, weights=imported.weights)
+        model = imported.net.to_keras(weights=imported.weights)
         model.save(path)
         return f"{model.count_params():,} params"
     return _deep(build_and_save, len(imported.net.layers))
@@ -185,7 +188,8 @@ def _deep(fn, layers: int):
     sys.setrecursionlimit(max(old_limit, 10 * layers + 1000))
     try:
         threading.stack_size(512 * 1024 * 1024)
-        worker = threading.Thread(target=run, name="incdsl-deep-keras", daemon=True)  # Ctrl-C still ends the process
+        # Ctrl-C still ends the process
+        worker = threading.Thread(target=run, name="incdsl-deep-keras", daemon=True)
         worker.start()
     finally:
         threading.stack_size(old_stack)

@@ -9,35 +9,25 @@ interchange format's NHWC layouts.
 A `.keras` file that `incdsl compile --to keras` wrote carries `incdsl_spec.json` (network name,
 parameters, heads): its layer names are the IR names with '-' for '/' (weights.keras_name) and
 `-bn`, `-act`, `-pad` mark a node's parts, so the import gives every layer back its own name.
+
+This file loads the model and walks its layers; each layer class's converter is in keras_convert.py,
+found through its `CONVERT` dict.
 """
 from __future__ import annotations
 
-import json
 import re
-import zipfile
 from pathlib import Path
 
-import numpy as np
-
-from .. import window
 from ..errors import SpecError
+from ..inputs import SPEC_ENTRY, read_spec_meta
 from ..source import visible_name
 from ..text import first_line
-from ..untrusted import JSON_LIMIT, check_weights_input, read_member
-from ..weights import SEP
+from ..untrusted import check_weights_input
+from ..weights.arrays import SEP
 from .flat import KEYWORDS, Flat, Head, Node, fuse, spec_name
+from .keras_convert import KerasLayer, translate
 
-SPEC_ENTRY = "incdsl_spec.json"  # what `incdsl compile --to keras` adds to the .keras zip
 _PARTS = ("bn", "act", "pad")
-
-
-def read_spec_meta(path: Path) -> dict | None:
-    """The network name, parameters and heads a compiled .keras file carries (None elsewhere)."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            return json.loads(read_member(z, SPEC_ENTRY, JSON_LIMIT, path)) if SPEC_ENTRY in z.namelist() else None
-    except (zipfile.BadZipFile, OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
-        return None
 
 
 def check_meta(meta: dict | None, path) -> None:
@@ -52,11 +42,13 @@ def check_meta(meta: dict | None, path) -> None:
     elif not isinstance(meta.get("network"), str) or not re.fullmatch(r"[A-Za-z_]\w*", meta["network"]):
         what = f"names the network {visible_name(repr(meta.get('network')))[:80]}, which is not an identifier"
     elif meta["network"] in KEYWORDS:
-        what = f"names the network {meta['network']!r}, a word of the language (no network incdsl writes has that name)"
+        what = (f"names the network {meta['network']!r}, a word of the language (no network incdsl writes "
+                f"has that name)")
     elif not isinstance(meta.get("params", {}), dict) or not isinstance(meta.get("layers", {}), dict):
         what = "has parameters or layers that are not JSON objects"
     elif not isinstance(meta.get("heads", []), list) or not all(
-            isinstance(h, dict) and isinstance(h.get("name"), str) and re.fullmatch(r"[A-Za-z_]\w*", h["name"])
+            isinstance(h, dict) and isinstance(h.get("name"), str) and re.fullmatch(r"[A-Za-z_]\w*",
+                                                                                    h["name"])
             for h in meta.get("heads", [])):
         what = "has heads that are not objects with an identifier for a name"
     if what:
@@ -70,20 +62,24 @@ def load(path: Path):
     with open(path, "rb") as f:  # before Keras takes its seconds to load
         magic = f.read(8)
     if not (magic.startswith(b"PK") or magic.startswith(b"\x89HDF")):
-        raise SpecError(f"{path}: not a Keras model (a .keras file is a zip archive, an .h5 file HDF5)",
-                        hint="incdsl import reads .keras and whole-model .h5 files (model.save), and ONNX files")
+        raise SpecError(
+            f"{path}: not a Keras model (a .keras file is a zip archive, an .h5 file HDF5)",
+            hint="incdsl import reads .keras and whole-model .h5 files (model.save), and ONNX files",
+        )
     check_weights_input(path)  # a zip bomb, external HDF5 storage: refused before Keras reads
     import keras
-
-    from ..backends.keras_layers import CUSTOM_OBJECTS
     from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
 
-    custom = dict(CUSTOM_OBJECTS, CustomScaleLayer=CustomScaleLayer)
+    # incdsl's own layers (incdsl>LRN ...) are registered with Keras whenever incdsl is imported
+    # (backends/keras/register.py), so a compiled model loads without importing the backend here
+    custom = {"CustomScaleLayer": CustomScaleLayer}
     try:
         return keras.models.load_model(path, compile=False, custom_objects=custom)
     except Exception as e:  # Keras raises many kinds for a file that is not a model
-        raise SpecError(f"{path}: not a Keras model Keras can load: {first_line(e)[:200]}",
-                        hint="incdsl import reads .keras and whole-model .h5 files (model.save), and ONNX files") from None
+        raise SpecError(
+            f"{path}: not a Keras model Keras can load: {first_line(e)[:200]}",
+            hint="incdsl import reads .keras and whole-model .h5 files (model.save), and ONNX files",
+        ) from None
 
 
 def read(path: Path) -> Flat:
@@ -159,7 +155,8 @@ def from_model(model, source: str, meta: dict | None = None) -> Flat:
         node = read.alias.get(lname, lname)
         h = heads[i] if i < len(heads) else {"name": spec_name(lname, taken)}
         taken.add(h["name"])
-        flat.heads.append(Head(h["name"], node, bool(h.get("train_only", False)), float(h.get("loss_weight", 1.0))))
+        flat.heads.append(Head(h["name"], node, bool(h.get("train_only", False)),
+                               float(h.get("loss_weight", 1.0))))
     return flat
 
 
@@ -197,7 +194,8 @@ class _Reader:
     def _inputs(self, lc) -> list[str]:
         nodes = lc.get("inbound_nodes") or []
         if len(nodes) > 1:
-            raise SpecError(f"{self.flat.source}: layer {lc['name']} ({lc['class_name']}) is used {len(nodes)} "
+            raise SpecError(
+                f"{self.flat.source}: layer {lc['name']} ({lc['class_name']}) is used {len(nodes)} "
                             f"times; incdsl layers are used once (shared layers cannot be imported)")
         if not nodes:
             return []
@@ -234,18 +232,20 @@ class _Reader:
             path = ()
         layer = self.model.get_layer(lname) if cls != "InputLayer" else None
         shape = tuple(layer.output.shape[1:]) if cls != "InputLayer" else tuple(c["batch_shape"][1:])
-        spec = self._translate(cls, c, layer, ins, what)
+        spec = translate(KerasLayer(cls, c, layer, ins, what, self.flat.source, self.keras))
         if spec is None:  # a pass-through layer (Identity, a head's name)
             self.alias[lname] = ins[0]
             return
-        op, attrs, weights, extra = spec
+        op, attrs, weights, extra = spec.op, spec.attrs, spec.weights, spec.scale
         if cls == "InputLayer":
             if any(d is None for d in shape):
-                raise SpecError(f"{self.flat.source}: input '{lname}' has a dynamic size {_dims(shape)}; incdsl "
+                raise SpecError(
+                    f"{self.flat.source}: input '{lname}' has a dynamic size {_dims(shape)}; incdsl "
                                 f"needs a fixed height, width and channels",
                                 hint="rebuild the model with a fixed input_shape, e.g. (299, 299, 3)")
             if len(shape) != 3:
-                raise SpecError(f"{self.flat.source}: input '{lname}' is {_dims(shape)}; incdsl networks take "
+                raise SpecError(
+                    f"{self.flat.source}: input '{lname}' is {_dims(shape)}; incdsl networks take "
                                 f"an HxWxC image")
             self.flat.add(Node("input", "input", dict(zip(("height", "width", "channels"), shape)), [], {},
                                (), "input" if self.compiled else None, what))
@@ -256,132 +256,6 @@ class _Reader:
             self.flat.add(Node(sname, "scale", {"factor": extra}, [ins[1]], {}, path, None, what))
             ins = [ins[0], sname]
         self.flat.add(Node(lname, op, attrs, ins, weights, path, want, what), shape)
-
-    def _translate(self, cls, c, layer, ins, what):
-        """(op, raw attrs, weights, scale-for-CustomScaleLayer) or None for a pass-through layer."""
-        unsupported = SpecError(f"{self.flat.source}: layer {what} has no incdsl op",
-                                hint="incdsl's ops are listed in specs/README.md; import a model built from them")
-
-        def bad(why):
-            return SpecError(f"{self.flat.source}: layer {what}: {why}")
-
-        def var(v):
-            return np.asarray(self.keras.ops.convert_to_numpy(v), np.float32)
-
-        if cls == "InputLayer":
-            return "input", {}, {}, None
-        if c.get("data_format", "channels_last") != "channels_last":
-            raise bad("channels_first layers cannot be imported (incdsl is NHWC)")
-        act = c.get("activation", "linear")
-        if act not in (None, "linear") and cls not in ("Activation", "Dense"):
-            if not isinstance(act, str):
-                raise bad(f"activation {act!r} has no incdsl equivalent")
-        if cls in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D"):
-            if c.get("groups", 1) != 1:
-                raise bad(f"grouped convolution (groups={c['groups']}) has no incdsl op")
-            common = {"kernel": tuple(c["kernel_size"]), "stride": tuple(c["strides"]), "pad": c["padding"],
-                      "dilation": tuple(c["dilation_rate"]), "bias": c["use_bias"],
-                      "act": None if act in (None, "linear") else act}
-            if cls == "Conv2D":
-                w = {"kernel": var(layer.kernel)}
-                op, attrs = "conv", {"filters": c["filters"], **common}
-            elif cls == "DepthwiseConv2D":
-                w = {"depthwise_kernel": var(layer.kernel)}
-                op, attrs = "dwconv", {"multiplier": c["depth_multiplier"], **common}
-            else:
-                w = {"depthwise_kernel": var(layer.depthwise_kernel), "pointwise_kernel": var(layer.pointwise_kernel)}
-                op, attrs = "sepconv", {"filters": c["filters"], "multiplier": c["depth_multiplier"], **common}
-            if c["use_bias"]:
-                w["bias"] = var(layer.bias)
-            return op, attrs, w, None
-        if cls in ("BatchNormalization", "TorchBatchNormalization"):  # the latter: incdsl's bn_unbiased
-            if c["axis"] not in (-1, 3, [3], [-1]) or not c.get("center", True) or c.get("renorm"):
-                raise bad("only batch norm over channels with a beta (center=True) maps to incdsl's bn")
-            w = {"beta": var(layer.beta), "moving_mean": var(layer.moving_mean),
-                 "moving_variance": var(layer.moving_variance)}
-            if c["scale"]:
-                w["gamma"] = var(layer.gamma)
-            return "bn", {"eps": c["epsilon"], "scale": c["scale"], "momentum": c["momentum"],
-                          "unbiased": cls == "TorchBatchNormalization"}, w, None
-        if cls == "Activation":
-            if not isinstance(act, str):
-                raise bad(f"activation {act!r} has no incdsl equivalent")
-            return "act", {"fn": act}, {}, None
-        if cls == "ReLU":
-            if c.get("negative_slope", 0) or c.get("threshold", 0) or c.get("max_value") not in (None, 6, 6.0):
-                raise bad("only plain relu and relu6 map to incdsl")
-            return "act", {"fn": "relu6" if c.get("max_value") else "relu"}, {}, None
-        if cls == "LeakyReLU":  # Keras 3 calls the slope negative_slope, Keras 2 alpha
-            slope = c.get("negative_slope", c.get("alpha", 0.3))
-            return "act", {"fn": "leaky_relu", "slope": float(slope)}, {}, None
-        if cls == "Multiply":
-            return ("multiply", {}, {}, None) if len(ins) > 1 else None
-        if cls == "Softmax":
-            return "act", {"fn": "softmax"}, {}, None
-        if cls == "Dense":
-            w = {"kernel": var(layer.kernel)}
-            if c["use_bias"]:
-                w["bias"] = var(layer.bias)
-            return "dense", {"units": c["units"], "bias": c["use_bias"],
-                             "act": None if act in (None, "linear") else act}, w, None
-        if cls in ("MaxPooling2D", "AveragePooling2D"):
-            return ("maxpool" if cls.startswith("Max") else "avgpool",
-                    {"kernel": tuple(c["pool_size"]), "stride": tuple(c["strides"] or c["pool_size"]),
-                     "pad": c["padding"]}, {}, None)
-        if cls in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
-            if c.get("keepdims"):
-                raise bad("keepdims=True has no incdsl op (gap gives a flat vector)")
-            return ("gap" if "Average" in cls else "gmp"), {}, {}, None
-        if cls == "Flatten":
-            return "flatten", {}, {}, None
-        if cls == "Dropout":
-            return "dropout", {"rate": c["rate"]}, {}, None
-        if cls in ("Concatenate", "Add"):
-            if cls == "Concatenate" and c["axis"] not in (-1, 3):
-                raise bad(f"concatenation along axis {c['axis']}; incdsl concatenates channels")
-            if len(ins) == 1:
-                return None
-            return cls.lower().replace("concatenate", "concat"), {}, {}, None
-        if cls == "ZeroPadding2D":
-            (t, b), (l, r) = c["padding"]
-            return "zeropad", {"pad": (t, b, l, r)}, {}, None
-        if cls == "Rescaling":
-            if c.get("offset", 0) != 0 or not isinstance(c["scale"], (int, float)):
-                raise bad("rescaling with an offset or per-channel scale has no incdsl op")
-            return "scale", {"factor": float(c["scale"])}, {}, None
-        if cls == "Identity":
-            return None
-        if cls == "CustomScaleLayer":  # keras.applications Inception-ResNet-v2: x + r * scale
-            return "add", {}, {}, float(c["scale"])
-        if cls == "LRN":
-            return "lrn", {k: c[k] for k in ("size", "alpha", "beta", "bias")}, {}, None
-        if cls == "AdaptiveAvgPool2D":
-            return "adaptive_avgpool", {"size": tuple(c["output_size"])}, {}, None
-        if cls in ("MaxPool2D", "AvgPool2D"):  # incdsl's own: explicit padding (and PyTorch's divisor)
-            t, b, l, r = c["padding"]
-            eb, er = c.get("extra", (0, 0))
-            attrs = {"kernel": tuple(c["pool_size"]), "stride": tuple(c["strides"]), "pad": (t, b + eb, l, r + er)}
-            if cls == "MaxPool2D":
-                attrs = _ceil_mode(attrs, tuple(layer.input.shape[1:3]), tuple(layer.output.shape[1:3]))
-            if cls == "AvgPool2D":
-                if eb or er:
-                    raise bad("ceil-mode average pooling cannot be imported yet")
-                attrs["count_pad"] = c["count_pad"]
-            return ("maxpool" if cls == "MaxPool2D" else "avgpool"), attrs, {}, None
-        raise unsupported
-
-
-def _ceil_mode(attrs: dict, size: tuple, out: tuple) -> dict:
-    """incdsl's Keras backend writes a ceil-mode max pool as extra bottom/right padding
-    (backends/keras.py `_pool`): read it back as `ceil=true` where that is what it was."""
-    (kh, kw), (sh, sw) = attrs["kernel"], attrs["stride"]
-    t, b, l, r = attrs["pad"]
-    (h, w), (oh, ow) = size, out
-    eb, er = window.overhang(h, kh, sh, 1, t, t, oh), window.overhang(w, kw, sw, 1, l, l, ow)
-    if (eb or er) and b - eb == t and r - er == l:
-        pad = (t, t, l, l) if (t or l) else "valid"
-        return {**attrs, "pad": pad, "ceil": True}
-    return attrs
 
 
 def _dims(shape) -> str:

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..ops import ALIASES, DEFAULTS, OPS, normalize
+from ..ops.groups import CONVS
 from .flat import KEYWORDS, Flat
 from .render import SLOT, Renderer, value_text
 from .structure import Block, Layer
@@ -31,7 +32,8 @@ HOIST = {  # op -> arguments worth hoisting (never the ones that make each layer
 
 
 def hoist_defaults(flat: Flat) -> dict[str, dict]:
-    """The `defaults` a person would write, per op: an argument value shared by most of at least three layers of that op (as TF-slim's arg_scope)."""
+    """The `defaults` a person would write, per op: an argument value shared by most of at least three layers
+    of that op (as TF-slim's arg_scope)."""
     out: dict[str, dict] = {}
     for op, args in HOIST.items():
         nodes = [n for n in flat.nodes.values() if n.op == op]
@@ -40,7 +42,7 @@ def hoist_defaults(flat: Flat) -> dict[str, dict]:
         for arg in args:
             if arg.startswith("bn_"):
                 pool = [n for n in nodes if n.attrs["bn"]]
-            elif arg == "pad" and op in _CONVS:
+            elif arg == "pad" and op in CONVS:
                 pool = [n for n in nodes if not _pad_free(n)] or nodes
             else:
                 pool = nodes
@@ -53,17 +55,15 @@ def hoist_defaults(flat: Flat) -> dict[str, dict]:
     # batch-norm arguments of a conv without batch norm change nothing, nor does the padding of a
     # 1x1 conv: give them the defaults in force, so that no line writes them
     for n in flat.nodes.values():
-        if n.op in _CONVS:
+        if n.op in CONVS:
             h = out.get(n.op, {})
-            keep = {k: h.get(k, DEFAULTS[n.op][k]) for k in ("bn_scale", "bn_eps", "bn_momentum") if not n.attrs["bn"]}
+            keep = {k: h.get(k, DEFAULTS[n.op][k]) for k in ("bn_scale", "bn_eps",
+                                                             "bn_momentum") if not n.attrs["bn"]}
             if _pad_free(n):
                 keep["pad"] = h.get("pad", DEFAULTS[n.op]["pad"])
             if keep:
                 n.attrs = normalize(OPS[n.op], {**n.attrs, **keep})
     return out
-
-
-_CONVS = ("conv", "sepconv", "dwconv")
 
 
 def _pad_free(n) -> bool:
@@ -80,7 +80,8 @@ def _key(v):
 
 
 def identifier(name: str) -> str | None:
-    """The source's name as a spec identifier, or None when it cannot be one (empty, a leading digit, an op, an activation word or a keyword)."""
+    """The source's name as a spec identifier, or None when it cannot be one (empty, a leading digit, an op,
+    an activation word or a keyword)."""
     out = re.sub(r"\W", "_", name).strip("_")
     if not out or out[0].isdigit() or out in OPS or out in ALIASES or out in KEYWORDS:
         return None
@@ -91,7 +92,8 @@ def identifier(name: str) -> str | None:
 
 @dataclass
 class Group:
-    """A run of chain items that becomes one module call (`call`) or stays inline; `key` is its structure, for finding repeats."""
+    """A run of chain items that becomes one module call (`call`) or stays inline; `key` is its structure, for
+    finding repeats."""
     items: list
     key: tuple | None
     call: bool
@@ -137,7 +139,8 @@ def _key_of(flat: Flat, item, want_mode: bool) -> tuple | None:
 
 
 def group_items(flat: Flat, chain: list, want_mode: bool) -> list[Group]:
-    """Split the main chain into groups: items that share a name scope (or, in want mode, the IR names a compiled model carries) form one call."""
+    """Split the main chain into groups: items that share a name scope (or, in want mode, the IR names a
+    compiled model carries) form one call."""
     groups: list[Group] = []
     for item in chain:
         key = _key_of(flat, item, want_mode)
@@ -165,7 +168,8 @@ def group_items(flat: Flat, chain: list, want_mode: bool) -> list[Group]:
 
 @dataclass
 class Call:
-    """One module call being written: its group, the body's lines, the argument slots whose values differ between calls, and the module it calls."""
+    """One module call being written: its group, the body's lines, the argument slots whose values differ
+    between calls, and the module it calls."""
     group: Group
     lines: list[str]
     slots: list[tuple[str, object]]

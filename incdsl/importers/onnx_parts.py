@@ -6,11 +6,16 @@ import re
 
 import numpy as np
 
+from ..ops import ACTIVATION_TABLE
 from .flat import spec_name
 
-# ONNX activation ops that are incdsl `act` layers, by their `fn`
-ACTS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Elu": "elu", "Gelu": "gelu",
-        "HardSigmoid": "hard_sigmoid"}
+# ONNX activation ops that are incdsl `act` layers, by their `fn` (the activation table's onnx_op)
+ACTS = {a.onnx_op: a.name for a in ACTIVATION_TABLE.values() if a.onnx_op}
+# the attributes each of those ops must carry (the table's onnx_attrs), and ONNX's defaults for them
+# (onnx.defs: HardSigmoid alpha 0.2 beta 0.5, Elu alpha 1.0, Gelu approximate "none")
+ACT_ATTRS = {a.onnx_op: dict(a.onnx_attrs) for a in ACTIVATION_TABLE.values() if a.onnx_op}
+ONNX_ACT_DEFAULTS = {"HardSigmoid": {"alpha": 0.2, "beta": 0.5}, "Elu": {"alpha": 1.0},
+                     "Gelu": {"approximate": "none"}}
 
 
 def show_names(graph) -> None:

@@ -43,7 +43,8 @@ def value_text(v) -> str:
 
 
 class Renderer:
-    """Writes flat nodes as spec statements, leaving out what the `defaults` already say, and tracks the names the front end will give each layer."""
+    """Writes flat nodes as spec statements, leaving out what the `defaults` already say, and tracks the names
+    the front end will give each layer."""
     def __init__(self, flat: Flat, defaults: dict[str, dict], prefix: str = "", use_names: bool = True,
                  subst: dict | None = None):
         self.flat, self.defaults, self.prefix, self.use_names = flat, defaults, prefix, use_names
@@ -134,7 +135,8 @@ class Renderer:
                 args.append(f"{arg.name}={text}")
         return op, (f"{op}({', '.join(args)})" if args else op)
 
-    def layer(self, node: str, path: tuple, can_name: bool, force: str | None = None) -> tuple[str | None, str]:
+    def layer(self, node: str, path: tuple, can_name: bool, force: str | None = None) -> tuple[str | None,
+                                                                                               str]:
         """(explicit name or None, call text) of one layer; `force` names it whatever its source."""
         base, text = self.call(node)
         if force is not None:
@@ -145,7 +147,8 @@ class Renderer:
         self.order.append(node)
         return name, text
 
-    def block(self, blk: Block, path: tuple, can_name: bool, force: str | None = None) -> tuple[str | None, list[str]]:
+    def block(self, blk: Block, path: tuple, can_name: bool, force: str | None = None) -> tuple[str | None,
+                                                                                                list[str]]:
         """(explicit name or None, lines): `concat {`, each branch indented, `}`."""
         want = self._want(blk.node)
         name = force
@@ -161,7 +164,8 @@ class Renderer:
         base = path + (name,) if name else path
         lines = [f"{blk.kind} {{"]
         for br in blk.branches:
-            n = self.counters.get((base, "b"), 0) + 1  # elaborate._branches: b1, b2, ... (no taken-name check)
+            # elaborate._branches: b1, b2, ... (no taken-name check)
+            n = self.counters.get((base, "b"), 0) + 1
             self.counters[(base, "b")] = n
             label = f"b{n}"
             lines += ["  " + line for line in self.branch(br, base + (label,))]
@@ -188,7 +192,8 @@ class Renderer:
                 lines += sub[1:]
         return lines
 
-    def statements(self, items: list, path: tuple = (), names: dict | None = None) -> list[tuple[list[str], str]]:
+    def statements(self, items: list, path: tuple = (),
+                   names: dict | None = None) -> list[tuple[list[str], str]]:
         """A chain as statements: [(lines, node the statement ends with)]. `names`: node -> name to
         write whatever the source says (top-level layers named after the source)."""
         names = names or {}

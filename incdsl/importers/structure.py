@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import SpecError
-from ..graph import ancestors
+from ..ir.graph import ancestors
 from .flat import Flat, Node
 
 
@@ -24,7 +24,8 @@ class Layer:
 
 @dataclass
 class Block:
-    """Parallel branches joined by a concat or an add at `node`; an empty branch is the identity (a residual's shortcut)."""
+    """Parallel branches joined by a concat or an add at `node`; an empty branch is the identity (a residual's
+    shortcut)."""
     kind: str                 # concat or add
     branches: list[list]      # each a chain (list of Layer / Block); [] is identity
     node: str                 # the join node
@@ -71,7 +72,8 @@ class _Decomposer:
                 taps.append(Tap(h.name, h.node, []))
                 continue
             if len(entries) != 1:
-                raise self._unstructured(h.node, f"head '{h.name}' reads {len(entries)} values of the main network")
+                raise self._unstructured(h.node,
+                                         f"head '{h.name}' reads {len(entries)} values of the main network")
             src = entries.pop()
             taps.append(Tap(h.name, src, self.chain(src, h.node, reg)))
             written |= reg
@@ -80,7 +82,8 @@ class _Decomposer:
     def _unstructured(self, node: str, why: str) -> SpecError:
         n = self.flat.nodes[node]
         return SpecError(f"{self.flat.source}: cannot write layer {n.what or node} ({n.op}) as chains and "
-                         f"branches: {why}", hint="incdsl imports graphs whose forks end in one concat or add")
+                         f"branches: {why}",
+                         hint="incdsl imports graphs whose forks end in one concat or add")
 
     def _postdom(self, start: str, end: str, region: set[str]) -> dict:
         import networkx as nx
@@ -148,7 +151,8 @@ class _Decomposer:
         for g in groups:  # a non-adjacent overlap cannot be nested without reordering
             for j in range(len(sets)):
                 if j not in g and any(sets[j] & sets[k] for k in g):
-                    raise self._unstructured(jn.name, "its inputs share layers in an order nested concats cannot keep")
+                    raise self._unstructured(jn.name,
+                                             "its inputs share layers in an order nested concats cannot keep")
         if all(len(g) == 1 for g in groups):
             return False
         if jn.op != "concat":

@@ -27,7 +27,8 @@ from .structure import Layer, Tap
 
 @dataclass
 class Written:
-    """A written spec: its text, the nodes in elaboration order, module call counts, hoisted defaults, and which spec line ends with which node."""
+    """A written spec: its text, the nodes in elaboration order, module call counts, hoisted defaults, and
+    which spec line ends with which node."""
     text: str
     order: list[str]                 # flat nodes in the order elaboration emits their layers
     modules: dict[str, int] = field(default_factory=dict)  # module -> calls
@@ -39,7 +40,8 @@ class Written:
 # --- the spec -------------------------------------------------------------------------------
 
 def write_spec(flat: Flat, chain: list, taps: list[Tap], header: str, use_names: bool = True) -> Written:
-    """The spec text for a decomposed model: header, modules for repeated structure, hoisted defaults, the network with shape comments and its taps."""
+    """The spec text for a decomposed model: header, modules for repeated structure, hoisted defaults, the
+    network with shape comments and its taps."""
     want_mode = use_names and any(n.want for n in flat.nodes.values())
     defaults = hoist_defaults(flat)
     params, subst = _network_params(flat, chain)
@@ -57,7 +59,8 @@ def write_spec(flat: Flat, chain: list, taps: list[Tap], header: str, use_names:
         wants = [flat.nodes[n].want or "" for it in tap.chain for n in nodes_of(it)]
         if want_mode and wants and all(w.startswith(tap.head + "/") for w in wants):
             tap_groups[tap.head] = Group(tap.chain, (tap.head,), True, tap.head)
-    calls = [render_call(flat, g, defaults, want_mode, {}) for g in groups + list(tap_groups.values()) if g.call]
+    calls = [render_call(flat, g, defaults, want_mode,
+                         {}) for g in groups + list(tap_groups.values()) if g.call]
     modules = assign_modules(calls)
     counts = Counter(c.module for c in calls)
     numbered = Counter()
@@ -77,7 +80,11 @@ def write_spec(flat: Flat, chain: list, taps: list[Tap], header: str, use_names:
             for it in g.items if not g.call else []:
                 if isinstance(it, Layer) and flat.nodes[it.node].path:
                     nm = identifier("_".join(flat.nodes[it.node].path))
-                    automatic = nm and re.fullmatch(r"[a-z_0-9]+_\d+", nm) and nm.rsplit("_", 1)[0] in {**OPS, **ALIASES}
+                    automatic = (
+                        nm
+                        and re.fullmatch(r"[a-z_0-9]+_\d+", nm)
+                        and nm.rsplit("_", 1)[0] in {**OPS, **ALIASES}
+                    )
                     if nm and not automatic and nm not in taken and nm != head.name:
                         named[it.node] = nm
                         taken.add(nm)
@@ -94,8 +101,10 @@ def write_spec(flat: Flat, chain: list, taps: list[Tap], header: str, use_names:
                     break
                 run.append(nxt)
             base = re.sub(r"_1$", "", c.group.name)
-            if len(run) >= 3 and [x.group.name for x in run] == [f"{base}_{i}" for i in range(1, len(run) + 1)]:
-                stmts.append(([f"{base} = repeat {len(run)} {{ {c.module}({', '.join(c.args)}) }}"], run[-1].order[-1]))
+            if len(run) >= 3 and [x.group.name for x in run] == [f"{base}_{i}" for i in range(1,
+                                                                                              len(run) + 1)]:
+                stmts.append(([f"{base} = repeat {len(run)} {{ {c.module}({', '.join(c.args)}) }}"],
+                              run[-1].order[-1]))
             else:
                 run = [c]
                 stmts.append(([f"{c.group.name} = {c.module}({', '.join(c.args)})"], c.order[-1]))

@@ -7,7 +7,7 @@ from .table import OPS
 
 
 def describe(layer) -> str:
-    """A short, human description of one layer (an `incdsl.graph.Layer`): the op (or, for `act`,
+    """A short, human description of one layer (an `incdsl.ir.graph.Layer`): the op (or, for `act`,
     its function), kernel and stride, size, padding other than the op's default, dilation, ceil,
     rate, groups, slope, factor, LRN size, then its batch norm and activation:
     'conv 3x3/2 valid bn relu', 'maxpool 3x3/2 ceil', 'dense softmax'."""

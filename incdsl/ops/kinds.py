@@ -7,16 +7,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..text import shape_text
+from .activations import ALIASES as ACTIVATION_NAMES
+from .activations import NAMES as ACTIVATIONS
 
 REQUIRED = object()
 MAX_DIM = 1 << 20  # any single size above this is treated as a mistake
 
-ACTIVATIONS = ("relu", "relu6", "sigmoid", "hard_sigmoid", "tanh", "softmax", "log_softmax",
-               "silu", "gelu", "elu", "leaky_relu")
-ACTIVATION_NAMES = {"swish": "silu"}  # other names of the same function (Ramachandran et al. 2017)
-# leaky_relu's negative slope when none is given: Keras' default (keras.layers.LeakyReLU,
-# keras.activations.leaky_relu); torch.nn.LeakyReLU's is 0.01, TF-slim's tf.nn.leaky_relu 0.2.
-LEAKY_RELU_SLOPE = 0.2
 
 
 class Symbol(str):
@@ -69,7 +65,8 @@ def _act(v):
         return str(v)
     if isinstance(v, str) and v in ACTIVATION_NAMES:
         return ACTIVATION_NAMES[str(v)]
-    raise ValueError(f"must be none or one of {', '.join(ACTIVATIONS + tuple(ACTIVATION_NAMES))}, got {_show(v)}")
+    raise ValueError(
+        f"must be none or one of {', '.join(ACTIVATIONS + tuple(ACTIVATION_NAMES))}, got {_show(v)}")
 
 
 FITS = ("shrink", "map")  # how a conv's kernel adapts to a small input map (rules.fitted_kernel)
@@ -115,7 +112,7 @@ def _decay(v):
 
 
 def _init(v):
-    from ..initializers import NAMES, check
+    from .initializers import NAMES, check
     if isinstance(v, Symbol) and v not in NAMES:
         raise ValueError(f"unknown initializer '{v}' (known: {', '.join(NAMES)})")
     return check(v)
@@ -130,14 +127,15 @@ def _slope(v) -> float:
     return v
 
 
-def show_value(v, sizes: bool = True, strings: Callable = repr, floats: str = "", other: Callable = str) -> str:
+def show_value(v, sizes: bool = True, strings: Callable = repr, floats: str = "",
+               other: Callable = str) -> str:
     """A value as messages quote it, in the language's words: true/false, none, the word 'avg' (a
     bare word), 3x3 (a tuple as a size), 'he_normal' (a string, as Python writes it), other values
     as `str` does. The one copy for every message; where messages differ, a parameter says how:
     the argument checks here, which see any value, write a tuple as `(1, 1)` (`sizes=False`), a
     string as the spec does (`strings=SPEC_STRING`: "he_normal") and another value, such as a numpy
     scalar from Python, by its repr (`other=repr`: np.int64(3)); the channel-rounding functions'
-    checks (incdsl.functions) write floats in %g form (`floats="g"`)."""
+    checks (incdsl.elaborate.functions) write floats in %g form (`floats="g"`)."""
     if isinstance(v, Symbol):
         return f"the word '{v}'"
     if isinstance(v, bool):

@@ -17,7 +17,8 @@ Shape = tuple[int, ...]
 
 
 class Count(NamedTuple):
-    """A layer's (or a sum of layers') counts: `trainable` and `non_trainable` params and `macs` for one image.
+    """A layer's (or a sum of layers') counts: `trainable` and `non_trainable` params and `macs` for one
+    image.
 
     Params split as Keras splits them (non-trainable: batch-norm moving mean and variance, so the
     total equals keras `count_params()`); MACs are multiply-accumulates of conv, depthwise/separable
@@ -43,7 +44,8 @@ ZERO = Count()
 class ShapeError(Exception):
     """Raised by a shape rule; the shape pass adds the node's span and notes."""
 
-    def __init__(self, message: str, hint: str | None = None, culprit: int | None = None, detail: str | None = None,
+    def __init__(self, message: str, hint: str | None = None, culprit: int | None = None,
+                 detail: str | None = None,
                  too_small: bool = False):
         super().__init__(message)
         self.message, self.hint, self.culprit, self.detail = message, hint, culprit, detail

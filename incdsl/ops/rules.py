@@ -1,13 +1,13 @@
 """One rule per op: (normalized arguments, input shapes) -> `Rule` (output shape, weight shapes in
 Keras' names and layouts, MACs, derivation), a few plain lines each, like jax stax's layers.
 Shapes are NHWC without the batch: `(h, w, c)` for feature maps, `(n,)` for flat vectors. The
-window arithmetic lives in incdsl/window.py; the params are derived from the weights (result.py).
+window arithmetic lives in incdsl/ir/window.py; the params are derived from the weights (result.py).
 """
 from __future__ import annotations
 
 import math
 
-from .. import window
+from ..ir import window
 from ..text import shape_text
 from .result import BN_KEYS, Rule, ShapeError
 
@@ -39,7 +39,8 @@ def _spatial(a, h: int, w: int, channels: int, dilation=(1, 1)):
     why = why_h if why_h == why_w else f"height {why_h}; width {why_w}"
     if oh < 1 or ow < 1:
         size = f"{window.extent(kh, dh)}x{window.extent(kw, dw)}"
-        raise ShapeError(f"output would be {max(oh, 0)}x{max(ow, 0)}: the {size} window does not fit the {h}x{w} input",
+        raise ShapeError(
+            f"output would be {max(oh, 0)}x{max(ow, 0)}: the {size} window does not fit the {h}x{w} input",
                          hint="use pad=same, a smaller kernel, or a larger input", detail=why, too_small=True)
     return (oh, ow, channels), why
 
@@ -170,7 +171,8 @@ def bn(a, ins) -> Rule:
 def act(a, ins) -> Rule:
     """An activation; only leaky_relu takes a slope."""
     if a["slope"] is not None and a["fn"] != "leaky_relu":
-        raise ShapeError("takes no slope: only leaky_relu has one", hint=f"drop the slope, or use leaky_relu({a['slope']:g})")
+        raise ShapeError("takes no slope: only leaky_relu has one",
+                         hint=f"drop the slope, or use leaky_relu({a['slope']:g})")
     return Rule(ins[0])
 
 
@@ -217,7 +219,9 @@ def concat(a, ins) -> Rule:
     for i, s in enumerate(ins[1:], 1):
         if len(s) != len(first) or s[:-1] != first[:-1]:
             what = "spatial size" if len(s) == len(first) == 3 else "shape"
-            raise ShapeError(f"concat inputs disagree on {what}: {shape_text(first[:-1])} vs {shape_text(s[:-1])}", culprit=i,
+            raise ShapeError(
+                f"concat inputs disagree on {what}: {shape_text(first[:-1])} vs {shape_text(s[:-1])}",
+                culprit=i,
                              hint="give every branch the same strides and padding, or pad=same")
     return Rule(first[:-1] + (sum(s[-1] for s in ins),))
 
@@ -244,6 +248,9 @@ def add(a, ins) -> Rule:
     first = ins[0]
     for i, s in enumerate(ins[1:], 1):
         if s != first:
-            raise ShapeError(f"add inputs disagree on shape: {shape_text(first)} vs {shape_text(s)}", culprit=i,
-                             hint="a residual branch must end with as many channels as its input, at the same size")
+            raise ShapeError(
+                f"add inputs disagree on shape: {shape_text(first)} vs {shape_text(s)}",
+                culprit=i,
+                hint="a residual branch must end with as many channels as its input, at the same size",
+            )
     return Rule(first)

@@ -19,11 +19,13 @@ How it is counted (the README states it too):
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 
+from ..ops.groups import CONVS, WEIGHTED
+
 PRECISIONS = {  # name -> (bytes per variable, bytes per activation)
-    "float32": (4, 4), "mixed_bfloat16": (4, 2), "mixed_float16": (4, 2), "bfloat16": (2, 2), "float16": (2, 2),
+    "float32": (4, 4), "mixed_bfloat16": (4, 2), "mixed_float16": (4, 2), "bfloat16": (2, 2),
+    "float16": (2, 2),
 }
 OPTIMIZER_SLOTS = {"sgd": 0, "momentum": 1, "rmsprop": 1, "rmsprop_momentum": 2, "adam": 2, "adamw": 2}
 INDEX_BYTES, MASK_BYTES = 8, 1  # torch max pooling's int64 indices; dropout's bool mask
@@ -46,15 +48,16 @@ def layer_memory(net, precision: str = "float32") -> dict[str, LayerMemory]:
     precision (the command line checks the name first)."""
     var_b, act_b = PRECISIONS[precision]
     kept: set[str] = set()  # layers whose final output backward keeps
-    extra_kept: dict[str, int] = {}  # bytes of a layer's own internal tensors kept (pre-BN output, indices, masks)
+    # bytes of a layer's own internal tensors kept (pre-BN output, indices, masks)
+    extra_kept: dict[str, int] = {}
     outputs: dict[str, int] = {}
     for name, layer in net.layers.items():
         op, a = layer.op, layer.attrs
         n = math.prod(net.shapes[name])
-        pre_bn = op in ("conv", "dwconv", "sepconv") and a.get("bn")
+        pre_bn = op in CONVS and a.get("bn")
         outputs[name] = n * act_b * (2 if pre_bn else 1)
         own = 0
-        if op in ("conv", "dwconv", "sepconv", "dense"):
+        if op in WEIGHTED:
             kept.update(layer.inputs)
             if pre_bn:
                 own += n * act_b  # batch norm keeps the conv output it normalizes
@@ -146,7 +149,8 @@ def param_bytes_by_dtype(net, precision: str = "float32") -> dict[str, int]:
 def fmt_bytes(n: float, digits: int = 2) -> str:
     """1,536 -> '1.50 KiB' (binary units, as device memory is sold and torchinfo's MB are not), up
     to PiB; `digits` after the decimal point."""
-    for unit, size in (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+    for unit, size in (("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20),
+                       ("KiB", 1 << 10)):
         if abs(n) >= size:
             return f"{n / size:.{digits}f} {unit}"
     return f"{int(n)} B"

@@ -2,7 +2,7 @@
 input sizes (no re-elaboration), for the note under a "window does not fit" error."""
 from __future__ import annotations
 
-from ..graph import Graph
+from ..ir.graph import Graph
 from ..ops import OPS, ShapeError, infer
 
 SCAN = 512       # sides tried one by one: exact even where fitting is not monotonic in the size

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-WINDOW_OPS = frozenset({"conv", "dwconv", "sepconv", "maxpool", "avgpool"})
+from ..ops.groups import WINDOWED
+
 GLOBAL_OPS = frozenset({"gap", "gmp", "flatten"})
 
 
@@ -45,7 +46,7 @@ def receptive_fields(net) -> dict[str, Field]:
             continue
         f, a, op = ins[0], layer.attrs, layer.op
         in_shape = net.shapes[layer.inputs[0]]
-        if op in WINDOW_OPS:
+        if op in WINDOWED:
             kernel, strides, dil = a["kernel"], a["stride"], a.get("dilation", (1, 1))
         elif op == "adaptive_avgpool" or (op in GLOBAL_OPS and len(in_shape) == 3):
             h, w = in_shape[:2]

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 
 from ..errors import Note, SpecError, call_note
-from ..graph import Graph
-from ..ops import OPS, Count, Shape, ShapeError, fitted_kernel
+from ..ir.graph import Graph
+from ..ops import OPS, Count, Shape, ShapeError, fitted_kernel, groups
 from ..text import shape_text
 from .min_input import smallest_input
 from .size_trace import size_notes
-
 
 # Absurd sizes, refused by `check` so that no backend tries to allocate them (issue 12: a
 # 67 G-param dense layer passed `check` and died in `compile` asking for 250 GiB). Far above every
@@ -19,14 +19,16 @@ MAX_PARAMS = 1 << 31  # params of the whole network: 8 GiB of float32 weights
 MAX_ELEMENTS = 1 << 31  # elements of one layer's output for one image: 8 GiB of float32
 
 
-def infer_shapes(g: Graph) -> tuple[dict[str, Shape], dict[str, Count], dict[str, str]]:
+def infer_shapes(g: Graph) -> tuple[Graph, dict[str, Shape], dict[str, Count], dict[str, str]]:
     """Every layer's output shape, in the graph's (topological) order.
 
-    Returns (shapes, counts, derivations): shape per layer as (H, W, C) for images (NHWC, batch
-    left out) or (C,) for vectors; `incdsl.ops.Count` per layer (trainable and non-trainable
-    params, MACs for one image); and, for layers whose size arithmetic is worth showing in an
-    error note, that arithmetic as text. Each op's rule (incdsl/ops/rules.py) gives
-    shape, weight shapes and MACs together; the counts are derived from the weight shapes.
+    Returns (graph, shapes, counts, derivations): `g` with each `fit` conv's kernel written at its
+    input's size, as the backends build it (`g` itself, unchanged, when no kernel changes); shape
+    per layer as (H, W, C) for images (NHWC, batch left out) or (C,) for vectors;
+    `incdsl.ops.Count` per layer (trainable and non-trainable params, MACs for one image); and,
+    for layers whose size arithmetic is worth showing in an error note, that arithmetic as text.
+    Each op's rule (incdsl/ops/rules.py) gives shape, weight shapes and MACs together; the counts
+    are derived from the weight shapes.
 
     Raises `incdsl.errors.SpecError` at the first layer whose inputs do not fit (with the module
     calls it sits in and, for a too-small input, the smallest input that works), an output over
@@ -35,18 +37,24 @@ def infer_shapes(g: Graph) -> tuple[dict[str, Shape], dict[str, Count], dict[str
     counts: dict[str, Count] = {}
     whys: dict[str, str] = {}
     params = 0
+    layers = g.layers  # a copy once a `fit` kernel changes: `g` stays as it was
     for name, layer in g.layers.items():
         ins = [shapes[i] for i in layer.inputs]
         try:
-            if layer.attrs.get("fit") and len(ins[0]) == 3:  # the kernel the backends build: at this input's size
-                layer.attrs["kernel"] = fitted_kernel(layer.attrs, ins[0])
+            # the kernel the backends build: at this input's size
+            if layer.attrs.get("fit") and len(ins[0]) == 3:
+                kernel = fitted_kernel(layer.attrs, ins[0])
+                if kernel != layer.attrs["kernel"]:
+                    layers = dict(layers) if layers is g.layers else layers
+                    layer = layers[name] = replace(layer, attrs={**layer.attrs, "kernel": kernel})
             rule = OPS[layer.op].rule(layer.attrs, ins)
-        except ShapeError as e:
-            raise _explain(g, layer, e, shapes, whys) from None
+        except ShapeError as e:  # explained on the graph as fitted so far, as the size notes re-run the rules
+            raise _explain(_with(g, layers), layer, e, shapes, whys) from None
         out, why, cnt = rule.out, rule.why, rule.count  # params derived from the weight shapes
         elements = math.prod(out)
         if elements > MAX_ELEMENTS:
-            raise SpecError(f"{layer.op} output {shape_text(out)} is absurdly large: {elements:,} elements per image "
+            raise SpecError(
+                f"{layer.op} output {shape_text(out)} is absurdly large: {elements:,} elements per image "
                             f"(the limit is {MAX_ELEMENTS:,})", layer.span)
         params += cnt.params
         if params > MAX_PARAMS:
@@ -58,12 +66,18 @@ def infer_shapes(g: Graph) -> tuple[dict[str, Shape], dict[str, Count], dict[str
         shapes[name], counts[name] = out, cnt
         if why is not None:
             whys[name] = why
-    return shapes, counts, whys
+    return _with(g, layers), shapes, counts, whys
+
+
+def _with(g: Graph, layers: dict) -> Graph:
+    return g if layers is g.layers else replace(g, layers=layers)
 
 
 def _explain(g: Graph, layer, e: ShapeError, shapes, whys) -> SpecError:
     if e.culprit is None:
-        ins = ", ".join(shape_text(shapes[i]) if len(shapes[i]) > 1 else f"a vector of {shapes[i][0]}" for i in layer.inputs)
+        ins = ", ".join(
+            shape_text(
+                shapes[i]) if len(shapes[i]) > 1 else f"a vector of {shapes[i][0]}" for i in layer.inputs)
         notes = [Note(e.detail)] if e.detail else []
         notes += call_chain(g, layer.name)
         hint = e.hint
@@ -91,11 +105,6 @@ def _explain(g: Graph, layer, e: ShapeError, shapes, whys) -> SpecError:
                      label=f"branch {e.culprit + 1} gives {shape_text(shapes[bad])}")
 
 
-# Ops whose output has as many channels as their (first) input: a channel count is set further up.
-_KEEPS_CHANNELS = frozenset({"act", "bn", "scale", "dropout", "drop_path", "lrn", "maxpool", "avgpool",
-                             "adaptive_avgpool", "zeropad", "channel_shuffle", "add", "multiply"})
-
-
 def _channel_mismatch(g: Graph, layer, e: ShapeError, shapes) -> SpecError:
     """Branches at the same spatial size but with other channel counts (a residual add whose
     branch ends with the wrong number of filters): the caret goes to the layer that set the
@@ -104,18 +113,23 @@ def _channel_mismatch(g: Graph, layer, e: ShapeError, shapes) -> SpecError:
     origin_bad, origin_first = _channel_origin(g, bad), _channel_origin(g, first)
     c_bad, c_first = shapes[bad][-1], shapes[first][-1]
     what = "the block's input (identity)" if _is_identity(layer, first) else shape_text(shapes[first])
-    notes = [Note(f"branch 1 gives {c_first} channels: {what}, whose channels are set by '{origin_first}' here",
+    notes = [
+        Note(f"branch 1 gives {c_first} channels: {what}, whose channels are set by '{origin_first}' here",
                   g.layers[origin_first].span)]
     notes += call_chain(g, layer.name)
-    return SpecError(f"{layer.op} inputs disagree on channels: {c_first} vs {c_bad}", g.layers[origin_bad].span,
-                     notes=notes, label=f"branch {e.culprit + 1} gives {shape_text(shapes[bad])}",
-                     hint=f"every input of {layer.op} needs the same channels: end branch {e.culprit + 1} with "
-                          f"{c_first} filters, or change what feeds the block")
+    return SpecError(
+        f"{layer.op} inputs disagree on channels: {c_first} vs {c_bad}",
+        g.layers[origin_bad].span,
+        notes=notes,
+        label=f"branch {e.culprit + 1} gives {shape_text(shapes[bad])}",
+        hint=f"every input of {layer.op} needs the same channels: end branch {e.culprit + 1} with "
+        f"{c_first} filters, or change what feeds the block",
+    )
 
 
 def _channel_origin(g: Graph, node: str) -> str:
     """The nearest layer up the chain that set the channel count (a conv, dense, concat or input)."""
-    while g.layers[node].op in _KEEPS_CHANNELS and g.layers[node].inputs:
+    while g.layers[node].op in groups.KEEPS_CHANNELS and g.layers[node].inputs:
         node = g.layers[node].inputs[0]
     return node
 
@@ -144,7 +158,8 @@ def _smallest_input_note(g: Graph) -> list[Note]:
     if side is None:
         return []
     a = g.layers["input"].attrs
-    return [Note(f"the smallest input this network accepts is {side}x{side} (this one is {a['height']}x{a['width']})")]
+    return [Note(f"the smallest input this network accepts is {side}x{side} (this one is "
+                 f"{a['height']}x{a['width']})")]
 
 
 def _origin(g: Graph, node: str, shapes, whys) -> str | None:

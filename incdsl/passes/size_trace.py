@@ -9,10 +9,8 @@ with `pad=same` pools: the first layer where the two part is where to look.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..errors import Note
-from ..graph import Graph
+from ..ir.graph import Graph
 from ..ops import OPS, ShapeError
 
 POOLS = ("maxpool", "avgpool")
@@ -44,7 +42,8 @@ def _shapes_with(g: Graph, changed: dict[str, dict], upto: str) -> dict | None:
     shapes = {}
     for name, layer in g.layers.items():
         try:
-            shapes[name] = OPS[layer.op].rule(changed.get(name, layer.attrs), [shapes[i] for i in layer.inputs]).out
+            shapes[name] = OPS[layer.op].rule(changed.get(name, layer.attrs),
+                                              [shapes[i] for i in layer.inputs]).out
         except (ShapeError, KeyError):
             return shapes if name == upto else None
         if name == upto:
@@ -68,7 +67,8 @@ def size_notes(g: Graph, failing: str, shapes: dict, whys: dict) -> tuple[list[N
         notes.append(Note(f"where the size went: {route}{more}"))
         for prev, n in shown:
             why = f": {whys[n]}" if n in whys else ""
-            notes.append(Note(f"{n} ({g.layers[n].op}) {_hw(shapes[prev])} -> {_hw(shapes[n])}{why}", g.layers[n].span))
+            notes.append(Note(f"{n} ({g.layers[n].op}) {_hw(shapes[prev])} -> {_hw(shapes[n])}{why}",
+                              g.layers[n].span))
     # the failing layer keeps its own padding: made `same` it would always "fit", which says nothing
     # about the pools before it (a GoogLeNet at 100x100 is too small whatever its pools do)
     changed = {n: a for n, a in _same_pools(g).items() if n != failing}
@@ -82,12 +82,18 @@ def size_notes(g: Graph, failing: str, shapes: dict, whys: dict) -> tuple[list[N
         return notes, None
     fits = failing in other
     inp = g.layers[failing].inputs[0]
-    notes.append(Note(f"with pad=same pools this network would differ first at {first}: {_hw(other[first])} "
-                      f"instead of {_hw(shapes[first])}, and this {g.layers[failing].op} would get {_hw(other[inp])}"
-                      + (" and fit" if fits else ""), g.layers[first].span))
+    notes.append(
+        Note(
+            f"with pad=same pools this network would differ first at {first}: {_hw(other[first])} "
+            f"instead of {_hw(shapes[first])}, and this {g.layers[failing].op} would get {_hw(other[inp])}"
+            + (" and fit" if fits else ""),
+            g.layers[first].span,
+        )
+    )
     if not fits:
         return notes, None
     pools = sorted(n for n in changed if n in path)
-    return notes, (f"the pools shrink the map ({', '.join(pools[:4])}{', ...' if len(pools) > 4 else ''} pad valid, "
+    return notes, (
+        f"the pools shrink the map ({', '.join(pools[:4])}{', ...' if len(pools) > 4 else ''} pad valid, "
                    f"rounding down): give them pad=same (or ceil=true, as Caffe's GoogLeNet); "
                    f"a larger input or a smaller window here would only hide the cause")

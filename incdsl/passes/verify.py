@@ -1,5 +1,6 @@
-"""The IR verifier: the invariants the graph and what the passes add must hold, checked after each
-pass when the pipeline runs with `verify` (the tests do; INCDSL_VERIFY=1 turns it on anywhere).
+"""The IR verifier: the invariants the graph and what the passes add must hold, checked on the
+record (passes/record.py) after each pass when the pipeline runs with `verify` (the tests do;
+INCDSL_VERIFY=1 turns it on anywhere).
 
 A broken invariant is the compiler's bug, never the spec's: `IRError` names the pass after which it
 broke, so the fault is found where it was made rather than in a backend three steps later. Not run
@@ -10,9 +11,9 @@ from __future__ import annotations
 
 import re
 
-from ..graph import Graph, Layer, ancestors
+from ..ir.graph import Graph, Layer, ancestors
+from ..ir.window import resolve
 from ..ops import OPS, REQUIRED, Count, normalize
-from ..window import resolve
 from .outputs import inference_layers
 
 _ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
@@ -81,8 +82,13 @@ def _check_attrs(name: str, op, attrs: dict) -> None:
     if sorted(attrs) != sorted(expected):
         missing = sorted(set(expected) - set(attrs))
         extra = sorted(set(attrs) - set(expected))
-        raise ValueError(f"layer '{name}' ({op.name}) has " + "; ".join(
-            ([f"no {', '.join(missing)}"] if missing else []) + ([f"unknown {', '.join(extra)}"] if extra else [])))
+        raise ValueError(
+            f"layer '{name}' ({op.name}) has "
+            + "; ".join(
+                ([f"no {', '.join(missing)}"] if missing else [])
+                + ([f"unknown {', '.join(extra)}"] if extra else [])
+            )
+        )
     for k, v in attrs.items():
         if v is REQUIRED:
             raise ValueError(f"layer '{name}' ({op.name}) has no value for '{k}'")
@@ -92,11 +98,21 @@ def _check_attrs(name: str, op, attrs: dict) -> None:
         raise ValueError(f"layer '{name}' ({op.name}) has a bad argument: {e}") from None
     if again != attrs:
         bad = next(k for k in attrs if again[k] != attrs[k])
-        raise ValueError(f"layer '{name}' ({op.name}) has '{bad}' = {attrs[bad]!r}, not normalized ({again[bad]!r})")
+        raise ValueError(
+            f"layer '{name}' ({op.name}) has '{bad}' = {attrs[bad]!r}, not normalized ({again[bad]!r})")
 
 
-def _pruned(net) -> None:
-    g = net.graph
+def _elaborated(rec) -> None:
+    """The graph elaboration emitted; once prune has made `graph` (the same layers or fewer, and
+    the same objects), that one is checked instead."""
+    if rec.graph is None:
+        verify_graph(rec.elaborated)
+
+
+def _graph(rec) -> None:
+    """The graph the passes made: valid as any graph, and every layer of it reaches an output."""
+    verify_graph(rec.graph)
+    g = rec.graph
     used = ancestors(g.layers, [o.node for o in g.outputs])
     if len(used) != len(g.layers):
         raise ValueError(f"layer '{next(n for n in g.layers if n not in used)}' reaches no output")
@@ -111,76 +127,81 @@ def _per_layer(what: str, values: dict, layers: dict) -> None:
         raise ValueError(f"'{odd}' has {state}: {what} and layers disagree")
 
 
-def _rule(net, name: str):
+def _rule(rec, name: str):
     """Layer `name`'s rule re-applied to the shapes its inputs hold now (None when an input has
     no shape, which `_per_layer` reports)."""
-    layer = net.graph.layers[name]
-    if any(i not in net.shapes for i in layer.inputs):
+    layer = rec.graph.layers[name]
+    if any(i not in rec.shapes for i in layer.inputs):
         return None
-    return OPS[layer.op].rule(layer.attrs, [net.shapes[i] for i in layer.inputs])
+    return OPS[layer.op].rule(layer.attrs, [rec.shapes[i] for i in layer.inputs])
 
 
-def _shapes(net) -> None:
+def _shapes(rec) -> None:
     """Every layer has a shape of positive ints, and it is what its op's rule gives for the shapes
     of its inputs: a pass that changed a shape, an attribute or an input order after the shape
     pass is caught here."""
-    _per_layer("shape", net.shapes, net.graph.layers)
-    for n, s in net.shapes.items():
+    _per_layer("shape", rec.shapes, rec.graph.layers)
+    for n, s in rec.shapes.items():
         if type(s) is not tuple or not s or not all(type(d) is int and d >= 1 for d in s):
             raise ValueError(f"layer '{n}' has shape {s!r}, not a tuple of positive ints")
-        rule = _rule(net, n)
+        rule = _rule(rec, n)
         if rule is not None and rule.out != s:
             raise ValueError(f"layer '{n}' has shape {s}, but its rule gives {rule.out} for its inputs")
 
 
-def _counts(net) -> None:
+def _counts(rec) -> None:
     """Every layer's count is the one derived from its rule's weight shapes and MACs."""
-    _per_layer("count", net.counts, net.graph.layers)
-    for n, c in net.counts.items():
+    _per_layer("count", rec.counts, rec.graph.layers)
+    for n, c in rec.counts.items():
         if not isinstance(c, Count) or not all(type(x) is int and x >= 0 for x in c):
             raise ValueError(f"layer '{n}' has count {c!r}, not a Count of non-negative ints")
-        rule = _rule(net, n)
+        rule = _rule(rec, n)
         if rule is not None and rule.count != c:
-            raise ValueError(f"layer '{n}' has count {tuple(c)}, but its rule's weights give {tuple(rule.count)}")
+            raise ValueError(
+                f"layer '{n}' has count {tuple(c)}, but its rule's weights give {tuple(rule.count)}")
 
 
-def _derivations(net) -> None:
-    for n, why in net.derivations.items():
-        if n not in net.graph.layers or not isinstance(why, str):
+def _derivations(rec) -> None:
+    for n, why in rec.derivations.items():
+        if n not in rec.graph.layers or not isinstance(why, str):
             raise ValueError(f"derivation of '{n}' is {why!r}: not text about a layer of the graph")
 
 
-def _inference(net) -> None:
-    g = net.graph
-    if not net.inference <= g.layers.keys():
+def _inference(rec) -> None:
+    g = rec.graph
+    if not isinstance(rec.inference, frozenset):
+        raise ValueError(f"the inference set is a {type(rec.inference).__name__}, not a frozenset")
+    if not rec.inference <= g.layers.keys():
         raise ValueError("the inference set names layers that are not in the graph")
     for o in g.outputs:
-        if not o.train_only and o.node not in net.inference:
-            raise ValueError(f"output '{o.name}' is not training-only but '{o.node}' is not kept for inference")
+        if not o.train_only and o.node not in rec.inference:
+            raise ValueError(
+                f"output '{o.name}' is not training-only but '{o.node}' is not kept for inference")
     kept = inference_layers(g)
-    if net.inference != kept:
-        odd = sorted(net.inference ^ kept)[0]
-        raise ValueError(f"the inference set {'keeps' if odd in net.inference else 'drops'} '{odd}', "
-                         f"which the inference outputs {'do not read' if odd in net.inference else 'read'}")
+    if rec.inference != kept:
+        odd = sorted(rec.inference ^ kept)[0]
+        raise ValueError(f"the inference set {'keeps' if odd in rec.inference else 'drops'} '{odd}', "
+                         f"which the inference outputs {'do not read' if odd in rec.inference else 'read'}")
 
 
-def _pads(net) -> None:
+def _pads(rec) -> None:
     """Every windowed layer has pads, and the floor rule over its input padded by them (ceil
     overhang included) gives the output the shape pass inferred: what an ONNX or Keras runtime
     with those pads computes."""
-    g = net.graph
+    g = rec.graph
     windowed = {n for n, lay in g.layers.items() if "kernel" in lay.attrs}
-    if net.pads.keys() != windowed:
-        odd = next(iter(net.pads.keys() ^ windowed))
-        raise ValueError(f"'{odd}' " + ("has pads but no window" if odd in net.pads else "has a window but no pads"))
-    for n, p in net.pads.items():
+    if rec.pads.keys() != windowed:
+        odd = next(iter(rec.pads.keys() ^ windowed))
+        raise ValueError(f"'{odd}' " + ("has pads but no window" if odd in rec.pads
+                                        else "has a window but no pads"))
+    for n, p in rec.pads.items():
         a = g.layers[n].attrs
         if isinstance(a["pad"], tuple) and p.real != a["pad"]:
             raise ValueError(f"layer '{n}' has pads {p.real}, but its pad argument says {a['pad']}")
         if a["pad"] == "same" and p != resolve(a["pad"], a["kernel"], a["stride"], a.get("dilation", (1, 1)),
-                                               net.shapes[g.layers[n].inputs[0]], net.shapes[n]):
+                                               rec.shapes[g.layers[n].inputs[0]], rec.shapes[n]):
             raise ValueError(f"layer '{n}' has pads {p.real}, not TF's same split (the odd pixel at the end)")
-        size, out = net.shapes[g.layers[n].inputs[0]][:2], net.shapes[n][:2]
+        size, out = rec.shapes[g.layers[n].inputs[0]][:2], rec.shapes[n][:2]
         dilation = a.get("dilation", (1, 1))
         for axis, lo, hi in ((0, p.top, p.bottom + p.over_bottom), (1, p.left, p.right + p.over_right)):
             if min(lo, hi) < 0:
@@ -190,25 +211,25 @@ def _pads(net) -> None:
                 raise ValueError(f"layer '{n}': pads {p} do not give the inferred output {out}")
 
 
-# fact -> its check; a fact without one (a pass added later) is checked to be an attribute of the network
-CHECKS = {"graph": lambda net: verify_graph(net.graph), "pruned": _pruned, "shapes": _shapes,
-          "counts": _counts, "derivations": _derivations, "inference": _inference, "pads": _pads}
+# field of the record -> its check; a field without one (a pass added later) is checked to be set
+CHECKS = {"elaborated": _elaborated, "graph": _graph, "shapes": _shapes, "counts": _counts,
+          "derivations": _derivations, "inference": _inference, "pads": _pads}
 
 
-def verify_after(net, pass_name: str, facts, added: tuple[str, ...] = ()) -> None:
-    """Check the invariants of every fact in `facts` (what elaboration and the passes so far
-    established, in that order; the graph's own invariants first) on `net`, a Network being
-    built, after pass `pass_name`; and that the pass set the attributes it `added`. Raises
-    `IRError` naming the pass."""
+def verify_after(rec, pass_name: str, facts, added: tuple[str, ...] = ()) -> None:
+    """Check the invariants of every field named in `facts` (what elaboration and the passes so
+    far established, in that order: the graphs' own invariants first) on `rec`, the `Record` the
+    pipeline has built after pass `pass_name`; and that the pass set the fields it `added`.
+    Raises `IRError` naming the pass."""
     for fact in added:
-        if fact not in CHECKS and not hasattr(net, fact):
+        if getattr(rec, fact, None) is None:
             raise IRError(pass_name, f"the pass promised '{fact}' but did not set it")
     try:
-        for fact in ["graph"] + [f for f in facts if f != "graph"]:
+        for fact in facts:
             check = CHECKS.get(fact)
             if check is not None:
-                check(net)
-            elif not hasattr(net, fact):
+                check(rec)
+            elif getattr(rec, fact, None) is None:
                 raise ValueError(f"'{fact}' is gone")
     except ValueError as e:
         raise IRError(pass_name, str(e)) from None

@@ -15,7 +15,9 @@ surface before Keras takes its seconds to load. The Keras work is in the modules
 - data: uint8 input: synthetic batches, the folder as a PyDataset (Pillow threads) or tf.data  (Keras)
 - model: preprocessing inside the model, losses, optimizer   (Keras)
 - placement: distribution strategies                          (Keras, tf.distribute)
-- callbacks (incl. StopOnNonFinite), saving, loop (the fit loop), predict   (Keras)
+- callbacks (incl. StopOnNonFinite), saving, predict   (Keras)
+- loop: one run, its steps in run/ (data, export, callbacks, fit, failures, report)   (Keras)
+- keras_saving_fix: a cache of Keras 3.15's saving code that never hit, filled (half of each save)
 - bn: precise batch norm (fvcore's update_bn_stats in Keras); finish: it, applied to the saved
   models with validation accuracy before and after                 (Keras)
 - diagnose: why validation accuracy stays far below training accuracy (no Keras)
@@ -24,8 +26,21 @@ from __future__ import annotations
 
 from ..errors import SpecError
 from ..text import ParamText
-from .config import (OPTIMIZERS, PRECISIONS, PREPROCESS, RECIPES, STRATEGIES, Cluster, HeadLoss, Recipe, RunPaths,
-                     TrainConfig, TrainResult, check_config, read_tf_config)
+from .config import (
+    OPTIMIZERS,
+    PRECISIONS,
+    PREPROCESS,
+    RECIPES,
+    STRATEGIES,
+    Cluster,
+    HeadLoss,
+    Recipe,
+    RunPaths,
+    TrainConfig,
+    TrainResult,
+    check_config,
+    read_tf_config,
+)
 from .folders import IMAGE_SUFFIXES, check_predict_files, scan_image_folder
 from .heads import check_classes, head_losses, main_head
 
@@ -37,10 +52,12 @@ def train(net, config: TrainConfig) -> TrainResult:
     (see `incdsl.train.config`: GoogLeNet Section 6, Inception-v3 Section 8).
 
     Raises UsageError for bad settings and SpecError for a spec or data folder training cannot use,
-    both before Keras loads."""
+    both before Keras loads; DataError for a run that fails while it runs (the loss diverged, the
+    data vanished or does not decode, a --weights file that is not a model)."""
     check_config(config)
     from .outputs import check_run_outputs, run_inputs
-    check_run_outputs(config.paths(), run_inputs(net, config.weights, config.data), config.tensorboard, config.data)
+    check_run_outputs(config.paths(), run_inputs(net, config.weights, config.data), config.tensorboard,
+                      config.data)
     main_head(net)
     head_losses(net, config.aux_weight)  # spec problems surface before Keras loads
     folder = None
@@ -68,12 +85,17 @@ def check_recalibration(config: TrainConfig, folder) -> None:
         batches = -(-train // config.batch_size)
         what = f"{config.data} gives ({train} training images)"
     if asked > batches:
-        raise SpecError(ParamText("{bn_recalibrate} {asked} needs {asked} training batches of {batch}, and {what} "
-                                  "{batches}", asked=asked, batch=config.batch_size, what=what, batches=batches),
-                        hint=ParamText("{bn_recalibrate} {batches} or less, a smaller {batch_size}, or more images",
+        raise SpecError(
+            ParamText("{bn_recalibrate} {asked} needs {asked} training batches of {batch}, and {what} "
+                                  "{batches}", asked=asked, batch=config.batch_size, what=what,
+                                  batches=batches),
+                        hint=ParamText(
+                            "{bn_recalibrate} {batches} or less, a smaller {batch_size}, or more images",
                                        batches=batches))
 
 
-__all__ = ["TrainConfig", "TrainResult", "RunPaths", "HeadLoss", "Recipe", "head_losses", "main_head", "check_classes",
-           "scan_image_folder", "check_predict_files", "train", "Cluster", "read_tf_config", "check_config", "check_recalibration",
+__all__ = ["TrainConfig", "TrainResult", "RunPaths", "HeadLoss", "Recipe", "head_losses", "main_head",
+           "check_classes",
+           "scan_image_folder", "check_predict_files", "train", "Cluster", "read_tf_config", "check_config",
+           "check_recalibration",
            "OPTIMIZERS", "PRECISIONS", "STRATEGIES", "PREPROCESS", "RECIPES", "IMAGE_SUFFIXES"]

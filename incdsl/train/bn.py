@@ -19,8 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import keras
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,8 @@ def recalibrate(model, batches, limit: int, probe=None) -> Recalibrated:
     # torch's rule (TorchBatchNormalization, `bn_unbiased=true`): each batch's variance unbiased,
     # n / (n - 1) with n its values per channel, as fvcore's update_bn_stats on the torch model gives
     unbiased = [type(l).__name__ == "TorchBatchNormalization" for l in layers]
-    per_image = [math.prod(d for i, d in enumerate(l.input.shape) if i not in (0, l.axis % len(l.input.shape)))
+    per_image = [math.prod(d for i, d in enumerate(l.input.shape) if i not in (0,
+                                                                               l.axis % len(l.input.shape)))
                  for l in layers]
     sums = None
     count = images = 0

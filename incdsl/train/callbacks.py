@@ -23,7 +23,8 @@ class StepAndRate(keras.callbacks.Callback):
 
 class Throughput(keras.callbacks.Callback):
     """Training images per second, from the end of call `skip` (the first call compiles) to the end of
-    the last one (a call runs the model's steps_per_execution steps), leaving out validation. Reading a step's loss waits for asynchronous backends (JAX)."""
+    the last one (a call runs the model's steps_per_execution steps), leaving out validation. Reading a step's
+    loss waits for asynchronous backends (JAX)."""
 
     def __init__(self, batch_size: int, skip: int = 1):
         super().__init__()

@@ -76,7 +76,10 @@ class TrainConfig:
     augment: bool = True  # random horizontal flips of folder images
     steps_per_epoch: int | None = None  # synthetic data: batches per epoch (default 10)
     workers: int | None = None  # Pillow reader threads (JAX, PyTorch); None: every core, at most 16
-    steps_per_execution: int | None = None  # None: up to 8 where the backend allows (data.steps_per_execution)
+    # MiB of decoded images the Pillow reader keeps (each file decoded once; train/image_cache.py); 0: off
+    image_cache_mb: float = 1024
+    # None: up to 8 where the backend allows (data.steps_per_execution)
+    steps_per_execution: int | None = None
     seed: int = 0
     resume: bool = False
     progress: str = "auto"  # Keras' progress output: "bar", "epoch", "off", or "auto" (a bar on a terminal)
@@ -84,9 +87,17 @@ class TrainConfig:
     tensorboard: bool = True
     follow_symlinks: bool = False  # follow links in the data folder that lead outside it (train/scan.py)
     callbacks: list = field(default_factory=list)  # extra Keras callbacks (Python API)
+    # write MODEL.best.keras at each new best epoch rather than when the run stops: for runs that
+    # may be ended from outside before they can write it (an explore trial that ASHA stops)
+    best_each_epoch: bool = False
     weight_decay: float = 0.0  # decoupled (the optimizer's weight_decay), on kernels only
-    bn_recalibrate: int | str = "auto"  # precise BN batches, before each validation and at the end: "auto" (up to 100), N, or "off"
-    worker_timeout: float = 300.0  # s: how long multiworker waits for every worker of TF_CONFIG to start
+    # precise BN batches, before each validation and at the end: "auto" (up to 100), N, or "off"
+    bn_recalibrate: int | str = "auto"
+    worker_timeout: float = 300.0  # s: multiworker's wait for every worker (TF_CONFIG's or the JAX job's)
+    coordinator: str | None = None  # JAX multiworker: process 0's "host:port" (None: JAX detects the cluster)
+    num_processes: int | None = None  # JAX multiworker: processes in the job (None: JAX detects them)
+    # JAX multiworker: this process, 0 to num_processes - 1 (0 writes the outputs)
+    process_id: int | None = None
     deterministic: bool = False  # bit-identical runs for one seed, backend and machine (train/determinism.py)
     weights: str | None = None  # pretrained weights to start from (train/finetune.py)
     freeze: str | None = None  # a layer or module call, or "backbone": it and what it depends on
@@ -137,12 +148,14 @@ class RunPaths:
         tb = self.tensorboard
         if tb.is_symlink() or (tb.exists() and not tb.is_dir()):
             what = "a symbolic link" if tb.is_symlink() else "not a folder"
-            raise OptionError("cannot write TensorBoard logs to {tb}: it is {what}; move it, or pick another {output} "
+            raise OptionError(
+                "cannot write TensorBoard logs to {tb}: it is {what}; move it, or pick another {output} "
                               "(the logs go beside the model)", tb=tb, what=what)
         if tb.is_dir():
             for f in sorted(tb.rglob("*")):
                 if f.is_symlink() or (f.is_file() and not f.name.startswith("events.out.tfevents.")):
-                    raise OptionError("{tb} holds {name}, which is not a TensorBoard log of an earlier run and a "
+                    raise OptionError(
+                        "{tb} holds {name}, which is not a TensorBoard log of an earlier run and a "
                                       "new run would delete it; move it, or pick another {output}", tb=tb,
                                       name=f.relative_to(tb))
 
@@ -219,7 +232,8 @@ def read_tf_config(text: str | None) -> Cluster | None:
                                                                          for a in addresses):
             raise bad(": cluster '{job}' must be a list of \"host:port\" addresses", job=job)
     if "ps" in cluster:
-        raise bad(" names parameter servers ('ps'); {strategy} multiworker is all-reduce between a chief and workers")
+        raise bad(" names parameter servers ('ps'); {strategy} multiworker is all-reduce between a chief "
+                  "and workers")
     if len(cluster.get("chief", [])) > 1:
         raise bad(": a cluster has at most one chief")
     kind, index = task.get("type"), task.get("index", 0)
@@ -231,7 +245,8 @@ def read_tf_config(text: str | None) -> Cluster | None:
         raise bad(": task index must be an integer, got {index}", index=json.dumps(index))
     if not 0 <= index < len(cluster[kind]):
         n = len(cluster[kind])
-        raise bad(": task index {index} is out of range: cluster '{kind}' has {n} address{es} (index 0 to {last})",
+        raise bad(
+            ": task index {index} is out of range: cluster '{kind}' has {n} address{es} (index 0 to {last})",
                   index=json.dumps(index), kind=kind, n=n, es="es" * (n != 1), last=n - 1)
     tasks = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
     chief = kind == "chief" or ("chief" not in cluster and index == 0)
@@ -259,6 +274,8 @@ def check_options(c: TrainConfig) -> None:
     nor "auto"/"off", or more workers than this machine has cores."""
     if c.epochs < 1:
         raise OptionError("{epochs} must be at least 1")
+    from .jax_link import check_job  # the JAX job's settings (no JAX imported)
+    check_job(c.coordinator, c.num_processes, c.process_id)
     if c.seed < 0:
         raise OptionError("{seed} must be 0 or more")
     if c.batch_size < 1:
@@ -280,15 +297,20 @@ def check_options(c: TrainConfig) -> None:
     if c.val_split is not None and not 0 <= c.val_split < 1:
         raise OptionError("{val_split} must be in [0, 1)")
     if not (math.isfinite(c.weight_decay) and c.weight_decay >= 0):
-        raise OptionError("{weight_decay} must be a finite number, 0 or more, got {value}", value=c.weight_decay)
+        raise OptionError("{weight_decay} must be a finite number, 0 or more, got {value}",
+                          value=c.weight_decay)
     if c.bn_recalibrate not in ("auto", "off") and (isinstance(c.bn_recalibrate, bool)
-                                                   or not isinstance(c.bn_recalibrate, int) or c.bn_recalibrate < 1):
+                                                   or not isinstance(c.bn_recalibrate,
+                                                                     int) or c.bn_recalibrate < 1):
         raise OptionError("{bn_recalibrate} must be a number of batches (1 or more) or 'off', got {value}",
                           value=c.bn_recalibrate)
     if not c.worker_timeout > 0:
         raise OptionError("{worker_timeout} must be positive (seconds)")
     if c.progress not in ("auto", "bar", "epoch", "off"):
         raise OptionError("{progress} must be one of auto, bar, epoch, off, got {value}", value=c.progress)
+    if not c.image_cache_mb >= 0:
+        raise OptionError("{image_cache_mb} must be 0 (off) or more (MiB), got {value}",
+                          value=c.image_cache_mb)
     if c.steps_per_epoch is not None and c.steps_per_epoch < 1:
         raise OptionError("{steps_per_epoch} must be at least 1")
     if c.steps_per_execution is not None and c.steps_per_execution < 1:
@@ -298,6 +320,7 @@ def check_options(c: TrainConfig) -> None:
         if c.workers < 1:
             raise OptionError("{workers} must be at least 1")
         if c.workers > cores:
-            raise OptionError("{workers} {n} is more than the {cores} core{s} of this machine: the reader threads "
+            raise OptionError(
+                "{workers} {n} is more than the {cores} core{s} of this machine: the reader threads "
                               "would only wait for each other (use {workers} {cores} or fewer)",
                               n=c.workers, cores=cores, s="s" * (cores != 1))

@@ -6,7 +6,8 @@ machinery overlaps loading, transfer and compute:
 - image folders on TensorFlow: tf.data (tf.io decoding in a parallel map, prefetch);
 - image folders on JAX and PyTorch: Keras' PyDataset with worker threads running Pillow (it releases
   the GIL while it decodes and resizes, so threads scale with cores without forking a process that
-  JAX's threads run in), then Keras' JAX trainer puts the next batch on the device while the current
+  JAX's threads run in), each file decoded once and kept in memory while the folder fits a budget
+  (incdsl/train/image_cache.py), then Keras' JAX trainer puts the next batch on the device while the current
   step runs (JAXEpochIterator._one_batch_ahead_iterator; on GPUs) or lays it out over the devices
   under keras.distribution;
 - synthetic data: a few uint8 batches made once and served as they are.
@@ -66,13 +67,16 @@ class SyntheticImages(keras.utils.PyDataset):
 
 class FolderBatches(keras.utils.PyDataset):
     """The training images of a FolderPlan as an endless stream of uint8 batches (item k is the plan's
-    batch first_batch + k), decoded by Pillow in `workers` threads. Endless so
+    batch first_batch + k), decoded by Pillow in `workers` threads (each file once with `cache`, an
+    image_cache.DecodedImages; every epoch without). Endless so
     that Keras keeps one iterator across epochs (fit is called with steps_per_epoch=plan.steps) and
     the batch index alone says which epoch it belongs to, whatever the workers prefetch."""
 
-    def __init__(self, plan: FolderPlan, shape, heads: list[str] | None, first_batch: int = 0, workers: int = 1):
+    def __init__(self, plan: FolderPlan, shape, heads: list[str] | None, first_batch: int = 0,
+                 workers: int = 1, cache=None):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(4, 2 * workers))
         self.plan, self.shape, self.heads, self.first_batch = plan, tuple(shape), heads, first_batch
+        self.cache = cache
 
     @property
     def num_batches(self):
@@ -82,16 +86,19 @@ class FolderBatches(keras.utils.PyDataset):
 
     def __getitem__(self, k):
         indices, flips = self.plan.train_batch(self.first_batch + k)
-        return read_batch(self.plan, indices, flips, self.shape), _labels(self.plan.labels[indices], self.heads)
+        return (read_batch(self.plan, indices, flips, self.shape, self.cache),
+                _labels(self.plan.labels[indices], self.heads))
 
 
 class FolderValBatches(keras.utils.PyDataset):
-    """The validation images of a FolderPlan, in its fixed order, unflipped."""
+    """The validation images of a FolderPlan, in its fixed order, unflipped (through `cache` as
+    FolderBatches)."""
 
-    def __init__(self, plan: FolderPlan, shape, heads: list[str] | None, batch_size: int, drop_remainder: bool,
-                 workers: int = 1):
+    def __init__(self, plan: FolderPlan, shape, heads: list[str] | None, batch_size: int,
+                 drop_remainder: bool,
+                 workers: int = 1, cache=None):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(4, 2 * workers))
-        self.plan, self.shape, self.heads = plan, tuple(shape), heads
+        self.plan, self.shape, self.heads, self.cache = plan, tuple(shape), heads, cache
         self.batches = plan.val_batches(batch_size, drop_remainder)
 
     def __len__(self) -> int:
@@ -99,7 +106,8 @@ class FolderValBatches(keras.utils.PyDataset):
 
     def __getitem__(self, i):
         idx = self.batches[i]
-        return read_batch(self.plan, idx, None, self.shape), _labels(self.plan.labels[idx], self.heads)
+        return read_batch(self.plan, idx, None, self.shape, self.cache), _labels(self.plan.labels[idx],
+                                                                                 self.heads)
 
 
 def tf_folder_datasets(plan: FolderPlan, shape, heads: list[str] | None, first_batch: int, val_batch: int,
@@ -142,9 +150,11 @@ def tf_folder_datasets(plan: FolderPlan, shape, heads: list[str] | None, first_b
     return train, val
 
 
-def folder_data(plan: FolderPlan, shape, heads: list[str] | None, first_batch: int, replicas: int, workers: int,
-                reader: str):
-    """(training stream, validation data or None) for `reader` "tf.data" or "pillow". With several
+def folder_data(plan: FolderPlan, shape, heads: list[str] | None, first_batch: int, replicas: int,
+                workers: int,
+                reader: str, cache=None):
+    """(training stream, validation data or None) for `reader` "tf.data" or "pillow" (sharing
+    `cache`, an image_cache.DecodedImages, or decoding every epoch without one). With several
     replicas every batch must split evenly, so a last partial validation batch is left out, and a
     validation set smaller than one batch is left out altogether (with a note)."""
     drop = replicas > 1
@@ -153,11 +163,12 @@ def folder_data(plan: FolderPlan, shape, heads: list[str] | None, first_batch: i
               f"{replicas} replicas (use a smaller --batch-size)", file=sys.stderr)
     if drop and plan.batch % replicas:
         raise SpecError(f"a training batch of {plan.batch} images does not split over {replicas} replicas",
-                        hint=ParamText("use a {batch_size} that is a multiple of {replicas}", replicas=replicas))
+                        hint=ParamText("use a {batch_size} that is a multiple of {replicas}",
+                                       replicas=replicas))
     if reader == "tf.data":
         return tf_folder_datasets(plan, shape, heads, first_batch, plan.batch, drop)
-    val = FolderValBatches(plan, shape, heads, plan.batch, drop, workers)
-    return FolderBatches(plan, shape, heads, first_batch, workers), (val if len(val) else None)
+    val = FolderValBatches(plan, shape, heads, plan.batch, drop, workers, cache)
+    return FolderBatches(plan, shape, heads, first_batch, workers, cache), (val if len(val) else None)
 
 
 
@@ -165,8 +176,10 @@ def folder_data(plan: FolderPlan, shape, heads: list[str] | None, first_batch: i
 def folder_input(folder, config, shape, heads: list[str] | None, replicas: int, start_epoch: int):
     """The image folder `folder` (scan_image_folder's classes, files) as (training stream, validation
     data or None, steps per epoch, a description): tf.data on TensorFlow, Pillow in PyDataset threads
-    on JAX and PyTorch, both following one FolderPlan. A resumed run starts the stream at the batch
-    where epoch `start_epoch` begins."""
+    on JAX and PyTorch (each file decoded once while all fit `config.image_cache_mb`:
+    incdsl/train/image_cache.py), both following one FolderPlan. A resumed run starts the stream at
+    the batch where epoch `start_epoch` begins."""
+    from .image_cache import image_cache
     from .images import MODES, default_workers, plan_folder
 
     classes, files = folder
@@ -182,8 +195,11 @@ def folder_input(folder, config, shape, heads: list[str] | None, replicas: int, 
     steps = config.steps_per_epoch or plan.steps
     reader = "tf.data" if keras.backend.backend() == "tensorflow" else "pillow"
     workers = config.workers or default_workers()
-    train, val = folder_data(plan, shape, heads, start_epoch * steps, replicas, workers, reader)
+    cache = image_cache(plan, shape, config.image_cache_mb) if reader == "pillow" else None
+    train, val = folder_data(plan, shape, heads, start_epoch * steps, replicas, workers, reader, cache)
     how = "tf.data" if reader == "tf.data" else f"Pillow, {workers} thread{'s' * (workers != 1)}"
+    if cache is not None:
+        how += f", each image decoded once and kept ({cache.nbytes / 2**20:.1f} MiB)"
     described = (f"{config.data} ({total} images, {len(classes)} classes"
                  f"{', validating on ' + format(val_split, 'g') if val is not None else ''}; read by {how})")
     return train, val, steps, described
@@ -203,5 +219,6 @@ def steps_per_execution(asked: int | None, steps: int, backend: str, distributed
     return max(d for d in range(1, limit + 1) if steps % d == 0)
 
 
-__all__ = ["has_tensorflow", "folder_input", "SyntheticImages", "FolderBatches", "FolderValBatches", "tf_folder_datasets", "folder_data",
+__all__ = ["has_tensorflow", "folder_input", "SyntheticImages", "FolderBatches", "FolderValBatches",
+           "tf_folder_datasets", "folder_data",
            "steps_per_execution"]

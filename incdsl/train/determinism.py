@@ -24,7 +24,8 @@ def make_deterministic(seed: int, backend: str) -> list[str]:
     was done, one phrase each (for the log)."""
     done = []
     if backend == "jax" and "jax" not in sys.modules:
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_gpu_deterministic_ops=true").strip()
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS",
+                                                  "") + " --xla_gpu_deterministic_ops=true").strip()
         done.append("XLA deterministic GPU ops")
     if backend == "torch":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

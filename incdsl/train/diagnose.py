@@ -23,15 +23,19 @@ def explain_gap(train_acc: float | None, val_acc: float | None, *, steps: int, b
         m = max(bn_momenta)
         left = m ** steps
         if left > 0.05:
-            lines.append(f"- batch norm: {len(bn_momenta)} layers average their statistics with momentum up to {m:g}, "
-                         f"about {1 / (1 - m):.0f} steps, and the weights took {steps} steps: {left:.0%} of each moving "
+            lines.append(
+                f"- batch norm: {len(bn_momenta)} layers average their statistics with momentum up to {m:g}, "
+                         f"about {1 / (1 - m):.0f} steps, and the weights took {steps} steps: {left:.0%} of "
+                         f"each moving "
                          "average is still its initial value. Keep --bn-recalibrate on (the default)"
                          + (", or give the spec bn_momentum=0.9" if m > 0.9 else ", or train for more steps"))
     per_class = val_images / max(classes, 1)
     if val_images < 50 or per_class < 10:
-        lines.append(f"- validation has {val_images} images ({per_class:.1f} per class): one image moves its accuracy by "
+        lines.append(f"- validation has {val_images} images ({per_class:.1f} per class): one image moves "
+                     f"its accuracy by "
                      f"{1 / max(val_images, 1):.1%}; use more images or a larger --val-split")
     if len(lines) == 1:
-        lines.append("- overfitting: the network fits the training images but not others. More data, augmentation, "
+        lines.append(
+            "- overfitting: the network fits the training images but not others. More data, augmentation, "
                      "weight decay (--weight-decay, or weight_decay= in the spec) or fewer epochs help")
     return lines

@@ -5,7 +5,7 @@ network (`--freeze NAME|backbone`), and unfreeze it for a second phase at a lowe
 much lower rate).
 
 - What loads: every layer of the file whose arrays fit this spec's shapes (.keras by layer name,
-  PyTorch .pth/.pt/.safetensors through incdsl/importers/torch.py); layers that do not fit, like a
+  PyTorch .pth/.pt/.safetensors through incdsl/weights/torch.py); layers that do not fit, like a
   classifier for another number of classes, keep their initial values and are listed. Other files
   (keras.applications .h5 / .weights.h5) load whole, as `incdsl compile --weights` does.
 - What freezes: `--freeze NAME` freezes the layer or module call NAME and every layer it depends on
@@ -21,10 +21,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from ..errors import OptionError, SpecError, UsageError, missing_file
-from ..graph import ancestors
+from ..errors import DataError, OptionError, SpecError, missing_file
+from ..ir.graph import ancestors
 from ..text import first_line
-from ..weights import keras_name, weight_shapes
+from ..weights.arrays import keras_name, weight_shapes
 
 
 def backbone(net) -> set[str]:
@@ -68,9 +68,9 @@ def set_trainable(core, net, nodes: set[str], trainable: bool) -> int:
 def load_pretrained(core, net, path) -> str:
     """Load what fits from `path` into `core` (the training model of `net`); returns a one-line
     account. Raises SpecError when nothing fits."""
-    from ..backends.keras import load_weights_file
-    from ..backends.keras_weights import from_keras, to_keras
-    from ..importers.torch import is_torch_file, read_state_dict, torch_weights
+    from ..backends.keras.build import load_weights_file
+    from ..backends.keras.weights import from_keras, to_keras
+    from ..weights.torch import is_torch_file, read_state_dict, torch_weights
 
     path = Path(path)
     if not path.is_file():
@@ -82,7 +82,7 @@ def load_pretrained(core, net, path) -> str:
         try:
             got = from_keras(keras.models.load_model(path, compile=False), net)
         except Exception as e:  # not a Keras archive
-            raise SpecError(f"cannot read {path} as a Keras model: {first_line(e, '')}") from None
+            raise DataError(f"cannot read {path} as a Keras model: {first_line(e, '')}") from None
     else:
         how = load_weights_file(core, net, path)
         return f"loaded every layer from {path} ({how})"
@@ -94,7 +94,11 @@ def load_pretrained(core, net, path) -> str:
     weighted = [n for n in net.layers if weight_shapes(net, n)]
     fresh = [n for n in weighted if n not in fits]
     to_keras(core, net, {**from_keras(core, net), **fits})
-    left = f"; left at their initial values: {', '.join(fresh[:4])}{' ...' if len(fresh) > 4 else ''}" if fresh else ""
+    left = (
+        f"; left at their initial values: {', '.join(fresh[:4])}{' ...' if len(fresh) > 4 else ''}"
+        if fresh
+        else ""
+    )
     return f"loaded {len(fits)} of {len(weighted)} weighted layers from {path}{left}"
 
 
@@ -111,7 +115,8 @@ def prepare(core, net, config) -> list[str]:
             raise OptionError("{freeze} {name} leaves nothing to train in network {net}", name=config.freeze,
                               net=net.name)
         later = f", unfrozen after epoch {config.unfreeze_after}" if config.unfreeze_after else ""
-        notes.append(f"frozen: {n} weighted layers up to {config.freeze} ({trainable:,} params left to train{later})")
+        notes.append(
+            f"frozen: {n} weighted layers up to {config.freeze} ({trainable:,} params left to train{later})")
     return notes
 
 

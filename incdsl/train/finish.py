@@ -10,8 +10,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import keras
+import numpy as np
 
 from .bn import Recalibrated, bn_layers, recalibrate
 
@@ -71,7 +71,8 @@ class BNResult:
         over how many batches and images, and the accuracy before -> after."""
         shown = (f"; val accuracy {self.before:.4f} -> {self.after:.4f}" if self.before is not None
                  and self.after is not None else "")
-        return (f"batch norm of {what}: {self.done.layers} layers recalibrated over {self.done.batches} training "
+        return (
+            f"batch norm of {what}: {self.done.layers} layers recalibrated over {self.done.batches} training "
                 f"batches ({self.done.images} images){shown}")
 
 
@@ -85,7 +86,8 @@ def recalibrate_and_measure(model, train_data, val_data, head: str | None, batch
     return BNResult(done, before, accuracy(model, val_data, head))
 
 
-def refresh_best(model, best: Path, final_epoch: int, final: BNResult, read_meta, save, recal) -> BNResult | None:
+def refresh_best(model, best: Path, final_epoch: int, final: BNResult, read_meta, save,
+                 recal) -> BNResult | None:
     """Give the best checkpoint recalibrated statistics too: the final model's own when the best
     epoch is the last one (`final`: what precise BN did there), else its weights loaded into `model`
     and recalibrated. `recal(model)`

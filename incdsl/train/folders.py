@@ -29,7 +29,8 @@ def scan_image_folder(path: str | Path, follow_symlinks: bool = False,
             "pass an image folder with one sub-folder per class, or {data_synthetic}",
             words={"data_synthetic": 'data="synthetic"'}))
     if not root.is_dir():
-        raise SpecError(ParamText("{data} {root} is a file; it must be a folder with one sub-folder per class",
+        raise SpecError(
+            ParamText("{data} {root} is a file; it must be a folder with one sub-folder per class",
                                   root=root))
     from .scan import check_all, check_decodes, class_folders, image_files
     classes = class_folders(root, follow_symlinks)

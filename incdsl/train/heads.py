@@ -6,6 +6,7 @@ from ..errors import SpecError
 from ..text import ParamText
 from .config import HeadLoss
 
+
 def _last_activation(net, node: str) -> tuple[str | None, str]:
     """The activation a head ends in, looking through layers that keep values as they are."""
     while True:
@@ -24,7 +25,8 @@ def head_losses(net, aux_weight: float | None = None) -> list[HeadLoss]:
     for head in net.heads:
         if len(head.shape) != 1:
             raise SpecError(f"output '{head.name}' gives a {'x'.join(map(str, head.shape))} map; "
-                            "training needs a flat vector of class scores per output", _head_span(net, head.name),
+                            "training needs a flat vector of class scores per output",
+                            _head_span(net, head.name),
                             hint="end the output in gap/flatten and dense(classes)")
         act, node = _last_activation(net, head.node)
         if act not in (None, "softmax", "log_softmax"):
@@ -62,7 +64,8 @@ def check_classes(net, classes: list[str], source: str) -> None:
             span = net.layers[node].span or _head_span(net, head.name)
             shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
             raise SpecError(
-                f"output '{head.name}' scores {units} classes but {source} has {len(classes)} ({shown})", span,
+                f"output '{head.name}' scores {units} classes but {source} has {len(classes)} ({shown})",
+                span,
                 label=f"{units} units",
                 hint=ParamText("{set_classes}={n}", words={"set_classes": "build the network with classes"},
                                n=len(classes)) if "classes" in net.params else

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SpecError
+from ..errors import DataError
 from ..text import ParamText, first_line
 from .config import RESUME
 
@@ -91,11 +91,13 @@ def plan_folder(root: str | Path, classes: list[str], files: list[list[Path]], b
                       seed, augment)
 
 
-def read_image(path: str | Path, size: tuple[int, int], channels: int, root: Path | None = None) -> np.ndarray:
+def read_image(path: str | Path, size: tuple[int, int], channels: int,
+               root: Path | None = None) -> np.ndarray:
     """One image as uint8 pixels (height, width, channels): decoded by Pillow, converted to the
     channels (grey replicated, alpha dropped), resized with Pillow's bilinear filter (antialiased when
-    shrinking, as tf.image.resize(antialias=True)). Raises SpecError naming the file when it is
-    gone (naming the folder when the whole folder is) or does not decode."""
+    shrinking, as tf.image.resize(antialias=True)). Raises DataError naming the file when it is
+    gone (naming the folder when the whole folder is) or does not decode: it is read while the run
+    goes on, after the folder was checked."""
     from PIL import Image, UnidentifiedImageError
 
     h, w = size
@@ -108,23 +110,27 @@ def read_image(path: str | Path, size: tuple[int, int], channels: int, root: Pat
             arr = np.asarray(im, dtype=np.uint8)
     except FileNotFoundError:
         if root is not None and not root.is_dir():
-            raise SpecError(f"the data folder {root} vanished during training (at {path})",
-                            hint=ParamText("keep the folder in place until the run ends; then rerun with {resume}",
+            raise DataError(f"the data folder {root} vanished during training (at {path})",
+                            hint=ParamText(
+                                "keep the folder in place until the run ends; then rerun with {resume}",
                                            words=RESUME)) from None
-        raise SpecError(f"{path} vanished during training",
-                        hint=ParamText("rerun with {resume} once the folder is whole", words=RESUME)) from None
+        raise DataError(f"{path} vanished during training",
+                        hint=ParamText("rerun with {resume} once the folder is whole",
+                                       words=RESUME)) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise SpecError(f"{path} is a damaged image ({first_line(e)})",
+        raise DataError(f"{path} is a damaged image ({first_line(e)})",
                         hint="remove or replace the file") from None
     return arr[..., None] if arr.ndim == 2 else arr
 
 
-def read_batch(plan: FolderPlan, indices: np.ndarray, flips: np.ndarray | None, shape) -> np.ndarray:
-    """uint8 images (batch, height, width, channels) for `indices`, flipped where `flips` says."""
+def read_batch(plan: FolderPlan, indices: np.ndarray, flips: np.ndarray | None, shape,
+               cache=None) -> np.ndarray:
+    """uint8 images (batch, height, width, channels) for `indices`, flipped where `flips` says;
+    through `cache` (an image_cache.DecodedImages: each file decoded once) when given."""
     h, w, c = shape
     out = np.empty((len(indices), h, w, c), np.uint8)
     for n, i in enumerate(indices):
-        img = read_image(plan.paths[i], (h, w), c, plan.root)
+        img = cache.image(i) if cache is not None else read_image(plan.paths[i], (h, w), c, plan.root)
         out[n] = img[:, ::-1] if flips is not None and flips[n] else img
     return out
 

@@ -8,28 +8,45 @@ from the archive's config.json with every built-in initializer replaced by Zeros
 weights with Keras' own `Model.load_weights`, which reads the same archive and checks every
 layer's variables as load_model does, from the archive's weights file extracted to a temporary
 folder: read in place, through the zip stream, h5py's random reads make zipfile re-read the
-entry from its start again and again (5 s of CPU for Inception v3).
+entry from its start again and again (5 s of CPU for Inception v3). The built-in initializers
+become HostZeros (numpy's zeros): Keras' own Zeros compiles an XLA program per weight shape on JAX.
 """
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import zipfile
 from pathlib import Path
 
 import keras
+import numpy as np
+
+from ..untrusted import check_h5, check_zip, copy_member, member_limit, read_member
 
 CONFIG = "config.json"  # the model's architecture inside a Keras 3 .keras archive
 WEIGHTS = "model.weights.h5"  # its weights, as Model.save_weights writes them
 
 
+class HostZeros(keras.initializers.Initializer):
+    """Zeros made by numpy on the host. keras.initializers.Zeros calls keras.ops.zeros, which on
+    JAX compiles one XLA program per distinct weight shape (56 for Inception v3: ~2 s of CPU)
+    for values that load_weights overwrites at once."""
+
+    def __call__(self, shape, dtype=None):
+        return np.zeros(shape, keras.backend.standardize_dtype(dtype or "float32"))
+
+
+_HOST_ZEROS = {"module": None, "class_name": "HostZeros", "config": {}, "registered_name": "HostZeros"}
+
+
 def _zeros_everywhere(node) -> None:
-    """Replace, in place, every built-in Keras initializer in a serialized config by Zeros."""
+    """Replace, in place, every built-in Keras initializer in a serialized config by HostZeros."""
     if isinstance(node, dict):
         for key, value in node.items():
-            if key.endswith("initializer") and isinstance(value, dict) and value.get("module") == "keras.initializers":
-                node[key] = {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": None}
+            if key.endswith("initializer") and isinstance(value,
+                                                          dict) and value.get(
+                                                              "module") == "keras.initializers":
+                node[key] = dict(_HOST_ZEROS)
             else:
                 _zeros_everywhere(value)
     elif isinstance(node, list):
@@ -40,14 +57,22 @@ def _zeros_everywhere(node) -> None:
 def load_for_inference(path: str | Path):
     """The keras.Model saved in the .keras archive `path`, built without drawing initial weights
     and holding the archive's weights. Not compiled (no optimizer state): for inference.
-    Raises what Keras raises for an archive it cannot read (the caller turns it into a SpecError)."""
+
+    The archive is checked as `untrusted.check_weights_archive` checks it (members that would
+    inflate beyond their limit, an HDF5 file naming other files), but its weights are read once:
+    copied with the cap to the temporary file Keras then reads, and checked there (h5py reads
+    only the file's structure for that). Raises incdsl.errors.SpecError for what those checks
+    refuse, and what Keras raises for an archive it cannot read (the caller turns it into a
+    SpecError)."""
+    check_zip(path)
     with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory(prefix="incdsl-predict.") as tmp:
-        config = json.loads(archive.read(CONFIG))
+        config = json.loads(read_member(archive, CONFIG, member_limit(archive, CONFIG), path))
         _zeros_everywhere(config)
         config.pop("compile_config", None)  # load_model(compile=False) ignores it too
-        model = keras.saving.deserialize_keras_object(config)
         weights = Path(tmp) / WEIGHTS
-        with archive.open(WEIGHTS) as src, open(weights, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 24)
+        with open(weights, "wb") as dst:
+            copy_member(archive, WEIGHTS, member_limit(archive, WEIGHTS), path, dst)
+        check_h5(str(weights), f"{path} ({WEIGHTS})")
+        model = keras.saving.deserialize_keras_object(config, custom_objects={"HostZeros": HostZeros})
         model.load_weights(str(weights))
     return model

@@ -1,6 +1,6 @@
 """Preemption: SIGTERM and SIGINT stop a training run at the next step, on every Keras backend.
 
-A signal handler that raises (Python's default for SIGINT, `incdsl.guard`'s for SIGTERM) fires
+A signal handler that raises (Python's default for SIGINT, `incdsl.cli.guard`'s for SIGTERM) fires
 wherever the main thread happens to be. On JAX that is often inside Keras' `pythonify_logs`
 (`np.array(x)` on a device array), where the exception is swallowed and the run carries on to the
 end with exit 0 (issue 31: 2 of 2 tries). So while `fit` runs, the handler only records the signal,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from ..errors import OptionError, UsageError
+from ..errors import OptionError
 from .config import RECIPES, HeadLoss, TrainConfig
 
 
@@ -36,7 +36,8 @@ def with_preprocessing(core, input_shape, kind: str, output_names: list[str]):
     outs = core(layer(inp) if layer is not None else inp)
     outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
     outs = [keras.layers.Identity(name=n, dtype="float32")(o) for n, o in zip(output_names, outs)]
-    return keras.Model(inp, outs[0] if len(outs) == 1 else dict(zip(output_names, outs)), name=f"{core.name}_train")
+    return keras.Model(inp, outs[0] if len(outs) == 1 else dict(zip(output_names, outs)),
+                       name=f"{core.name}_train")
 
 
 # --- losses -------------------------------------------------------------------------------
@@ -44,7 +45,8 @@ def with_preprocessing(core, input_shape, kind: str, output_names: list[str]):
 class SmoothedSparseCrossentropy(keras.losses.Loss):
     """Sparse categorical crossentropy with label smoothing, which Keras' sparse loss lacks."""
 
-    def __init__(self, classes: int, from_logits: bool, label_smoothing: float, name="crossentropy", **kwargs):
+    def __init__(self, classes: int, from_logits: bool, label_smoothing: float, name="crossentropy",
+                 **kwargs):
         super().__init__(name=name, **kwargs)
         self.classes, self.from_logits, self.label_smoothing = classes, from_logits, label_smoothing
 
@@ -107,7 +109,8 @@ def compile_for_training(model, heads: list[HeadLoss], config: TrainConfig, step
     single = len(heads) == 1
     loss = {h.name: make_loss(h, config.label_smoothing) for h in heads}
     model.compile(
-        optimizer=make_optimizer(config.optimizer, config.learning_rate, steps_per_epoch, config.weight_decay),
+        optimizer=make_optimizer(config.optimizer, config.learning_rate, steps_per_epoch,
+                                 config.weight_decay),
         loss=loss[main.name] if single else loss,
         loss_weights=None if single else {h.name: h.weight for h in heads},
         metrics=({main.name: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]} if not single

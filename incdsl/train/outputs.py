@@ -64,7 +64,8 @@ def check_run_outputs(paths: RunPaths, inputs: Iterable[str | Path], tensorboard
         extra = sorted(e.name for e in os.scandir(paths.backup) if e.name not in BACKUP_FILES
                        or not e.is_file(follow_symlinks=False))
         if extra:
-            raise OptionError("{backup} holds {name}, which an interrupted run does not leave there, and the run "
+            raise OptionError(
+                "{backup} holds {name}, which an interrupted run does not leave there, and the run "
                               "deletes that folder when it ends; move it, or pick another {output}",
                               backup=paths.backup, name=extra[0])
     if tensorboard:
@@ -90,7 +91,8 @@ def check_worker_folders(paths: RunPaths) -> None:
                    or own.is_symlink() or (own.exists() and (not own.is_dir() or any(
                        f.name not in BACKUP_FILES or f.is_symlink() for f in own.iterdir()))))
         if strange:
-            raise OptionError("{folder} is not a worker's folder of an earlier run (a run with several workers "
+            raise OptionError(
+                "{folder} is not a worker's folder of an earlier run (a run with several workers "
                               "deletes it); move it, or pick another {output}", folder=folder)
 
 
@@ -105,10 +107,13 @@ def check_tensorboard(paths: RunPaths) -> None:
         if f.name == MARK and f.parent == tb:
             continue
         if f.is_symlink() or (not f.is_dir() and not f.name.startswith("events.out.tfevents.")):
-            raise OptionError("{tb} holds {name}, which is not a TensorBoard log of an earlier run and a new run "
-                              "would delete it; move it, or pick another {output}", tb=tb, name=f.relative_to(tb))
+            raise OptionError(
+                "{tb} holds {name}, which is not a TensorBoard log of an earlier run and a new run "
+                              "would delete it; move it, or pick another {output}", tb=tb,
+                              name=f.relative_to(tb))
     if _mark_of(tb) != paths.output.name:
-        raise OptionError("{tb} was not made by a run of incdsl train writing {model}, and a new run would replace "
+        raise OptionError(
+            "{tb} was not made by a run of incdsl train writing {model}, and a new run would replace "
                           "it; move it, or pick another {output}", tb=tb, model=paths.output.name)
 
 
@@ -149,21 +154,25 @@ def _check_folder(folder: Path, inputs: tuple[Path, ...], data_dir: Path | None)
     say = "cannot write TensorBoard logs to {folder}" if logs else "cannot write {folder}"
     beside = " (the logs go beside the model)" if logs else " (it goes beside the model)"
     if stat.S_ISLNK(st.st_mode):
-        raise OptionError(say + ": it is a symbolic link (to {target}); the run writes (and deletes) that folder "
+        raise OptionError(
+            say + ": it is a symbolic link (to {target}); the run writes (and deletes) that folder "
                           "itself; move the link, or pick another {output}" + beside,
                           folder=folder, target=os.readlink(folder))
     if not stat.S_ISDIR(st.st_mode):
-        raise OptionError(say + ": it is not a folder; move it, or pick another {output}" + beside, folder=folder)
+        raise OptionError(say + ": it is not a folder; move it, or pick another {output}" + beside,
+                          folder=folder)
     real = _real(folder)
     for p in inputs:
         r = _real(p)
         if r is not None and real is not None and (r == real or real in r.parents):
-            raise OptionError("cannot write {folder}: it holds {given}, an input of this run, which the run could "
+            raise OptionError(
+                "cannot write {folder}: it holds {given}, an input of this run, which the run could "
                               "delete; pick another {output}", folder=folder, given=p)
     keys = {_key(p) for p in inputs} - {None}
     for f in folder.rglob("*"):
         if _key(f) in keys:
-            raise OptionError("cannot write {folder}: {f} in it is an input of this run (a hard link), which the "
+            raise OptionError(
+                "cannot write {folder}: {f} in it is an input of this run (a hard link), which the "
                               "run could delete; pick another {output}", folder=folder, f=f)
 
 
@@ -173,11 +182,14 @@ def _outside_data(path: Path, data_dir: Path | None) -> None:
     if data_dir is None or real is None:
         return
     if real == data_dir or real in data_dir.parents:
-        raise OptionError("cannot write {path}: it is or holds the data folder {folder}, an input of this run; "
+        raise OptionError(
+            "cannot write {path}: it is or holds the data folder {folder}, an input of this run; "
                           "pick another {output}", path=path, folder=data_dir)
     if data_dir in real.parents:
-        raise OptionError("cannot write {path}: it is inside the data folder {folder}, an input of this run (a "
-                          "folder there would be read as a class); pick another {output}", path=path, folder=data_dir)
+        raise OptionError(
+            "cannot write {path}: it is inside the data folder {folder}, an input of this run (a "
+                          "folder there would be read as a class); pick another {output}", path=path,
+                          folder=data_dir)
 
 
 def _real(path) -> Path | None:

@@ -4,32 +4,47 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 
 import keras
 
-from ..backends.keras_devices import check_precision
+from ..backends.keras.devices import check_precision
 from ..errors import OptionError
 from .config import Cluster, read_tf_config
 
-
 # What each Keras backend can do with --strategy (the README's table says the same).
-SUPPORTED = {"tensorflow": ("default", "mirrored", "multiworker"), "jax": ("default", "mirrored"),
+SUPPORTED = {"tensorflow": ("default", "mirrored", "multiworker"),
+             "jax": ("default", "mirrored", "multiworker"),
              "torch": ("default",)}
 
 
 def check_strategy(kind: str, backend: str) -> None:
     """Raises OptionError (naming `strategy`) when the Keras backend cannot run strategy `kind`: mirrored is
     tf.distribute.MirroredStrategy on TensorFlow and keras.distribution.DataParallel on JAX;
-    multiworker is TensorFlow's MultiWorkerMirroredStrategy; the PyTorch backend trains on one device."""
+    multiworker is TensorFlow's MultiWorkerMirroredStrategy, or jax.distributed with DataParallel over
+    every process's devices (multiworker_jax.py); the PyTorch backend trains on one device."""
     if kind in SUPPORTED.get(backend, ("default",)):
         return
     able = [b for b, kinds in SUPPORTED.items() if kind in kinds]
-    raise OptionError("{strategy} {kind} is not available on the {backend} backend (KERAS_BACKEND={backend}); "
+    raise OptionError(
+        "{strategy} {kind} is not available on the {backend} backend (KERAS_BACKEND={backend}); "
                       "it runs on {able}", kind=kind, backend=backend, able=" or ".join(able))
 
 
+def place(net, config, folder):
+    """Where `config`'s run trains: a `Placement`, or a `multiworker_jax.JaxPlacement` for
+    strategy multiworker on JAX (which joins the job first: see its errors)."""
+    if config.strategy == "multiworker" and keras.backend.backend() == "jax":
+        from .multiworker_jax import JaxPlacement
+        return JaxPlacement(net, config, folder)
+    return Placement(config.strategy, config.precision, config.worker_timeout)
+
+
 class Placement:
-    """Where training runs: a tf.distribute strategy, a keras.distribution, or one device."""
+    """Where training runs: a tf.distribute strategy, a keras.distribution, or one device. The
+    methods after `prepare` are hooks that only multiworker_jax.JaxPlacement fills in."""
+
+    writes = True  # every process writes: the chief its outputs, a TF worker its scratch folder
 
     def __init__(self, kind: str, precision: str = "float32", worker_timeout: float = 300.0):
         """Raises OptionError (nothing written yet) for a strategy the backend lacks (check_strategy)
@@ -48,7 +63,8 @@ class Placement:
                 self.strategy = tf.distribute.MirroredStrategy()
             else:  # TF_CONFIG names the cluster and this worker
                 self.cluster = read_tf_config(os.environ.get("TF_CONFIG"))
-                if self.cluster is not None and self.cluster.tasks > 1:  # a bounded wait, in Python (rendezvous.py)
+                # a bounded wait, in Python (rendezvous.py)
+                if self.cluster is not None and self.cluster.tasks > 1:
                     from .rendezvous import wait_for_workers
                     wait_for_workers(json.loads(os.environ["TF_CONFIG"])["cluster"],
                                      (self.cluster.task_type, self.cluster.index), worker_timeout)
@@ -116,9 +132,57 @@ class Placement:
         model.test_step = lambda data: vectors(test_step(data))
         model._maybe_symbolic_build = symbolic_build
 
+    def shard_input(self, data):
+        """The data fit reads (run/data.py's RunData): all of it (tf.distribute splits batches itself)."""
+        return data
+
+    def model_batches(self, batches):
+        """`batches` as a model called outside fit takes them: as they are."""
+        return batches
+
+    def local(self):
+        """A context for models only this process computes with: nothing to change here."""
+        return contextlib.nullcontext()
+
+    def agree(self, decide):
+        """`decide()`: each process decides for itself."""
+        return decide()
+
+    def callbacks(self, start: int) -> list:
+        """No callbacks of the placement's own."""
+        return []
+
+    def alone(self, callback):
+        """A callback only this process runs, as it is."""
+        return callback
+
+    def check_lost(self, error: BaseException) -> None:
+        """After fit failed with `error`: on a TF multi-worker job, when the collective all-reduce
+        was aborted because a peer's connection closed (tf.errors.UnavailableError: a worker was
+        killed or its machine went away), say so and end this process (exit status 1) at once,
+        before Python's teardown trips over TensorFlow's half-closed worker pools."""
+        if self.workers < 2 or not isinstance(error, Exception):
+            return
+        import tensorflow as tf
+        if not isinstance(error, tf.errors.UnavailableError):
+            return
+        first = (str(error.message) if hasattr(error, "message") else str(error)).strip()
+        first = first.splitlines()[0] if first else type(error).__name__
+        cause = first.split("}}")[-1].strip() or first  # TF's node prefix says nothing to a user
+        sys.stdout.flush()
+        print(f"incdsl: error: another worker of the job was lost ({cause}); this worker "
+              f"({self.cluster.name}) stops. Start every worker again with --resume: the chief's "
+              "backup holds the last finished epoch", file=sys.stderr, flush=True)
+        os._exit(1)
+
+    def finished(self) -> None:
+        """Nothing to say to other processes at the end."""
+
     def describe(self) -> str:
         """One line for the log: the strategy's class (MirroredStrategy, DataParallel, 'one
         device'), the replica count and, on a cluster, this worker."""
-        name = type(self.strategy).__name__ if self.strategy else ("DataParallel" if self.replicas > 1 else "one device")
+        name = type(
+            self.strategy).__name__ if self.strategy else (
+                "DataParallel" if self.replicas > 1 else "one device")
         where = f" on {self.workers} workers (this one {self.cluster.name})" if self.workers > 1 else ""
         return f"{name}, {self.replicas} replica{'s' * (self.replicas != 1)}{where}"

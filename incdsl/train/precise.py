@@ -73,5 +73,7 @@ class PreciseBN(keras.callbacks.Callback):
         if self.done is None:
             return "precise batch norm: no validation ran"
         timed = self.seconds[1:] or self.seconds
-        return (f"batch norm: {self.done.layers} layers recalibrated over {self.done.batches} training batches "
-                f"({self.done.images} images) before each validation, {sum(timed) / len(timed):.2f} s per epoch")
+        return (
+            f"batch norm: {self.done.layers} layers recalibrated over {self.done.batches} training batches "
+            f"({self.done.images} images) before each validation, {sum(timed) / len(timed):.2f} s per epoch"
+        )

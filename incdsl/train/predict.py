@@ -4,17 +4,18 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import keras
 
-from ..errors import SpecError
-from ..importers.model_keras import read_spec_meta
+from ..errors import DataError, SpecError
+from ..inputs import read_spec_meta
 from ..text import first_line
 from .folders import check_predict_files
+from .predict_light import load_images, ranked
 from .saving import read_meta
 
-
 EAGER_UP_TO = 32  # images classified by one eager call rather than model.predict
+
+__all__ = ["load_images", "load_model", "predict"]  # load_images: predict_light's, for callers of this module
 
 
 def load_model(path: str | Path):
@@ -23,14 +24,16 @@ def load_model(path: str | Path):
     if not path.exists():
         raise SpecError(f"no such model file: {path}")
     if not zipfile.is_zipfile(path):
-        raise SpecError(f"{path} is not a Keras model (.keras files are zip archives)")
-    from ..untrusted import check_weights_archive
-    check_weights_archive(path)  # a zip bomb or external HDF5 storage, before Keras reads
+        raise DataError(f"{path} is not a Keras model (.keras files are zip archives)")
     from .inference_load import load_for_inference
     try:
-        model = load_for_inference(path)  # keras.saving.load_model(compile=False), minus drawing initial weights
+        # keras.saving.load_model(compile=False), minus drawing initial weights; it refuses a zip
+        # bomb or external HDF5 storage before Keras reads
+        model = load_for_inference(path)
+    except SpecError:
+        raise
     except Exception as e:  # Keras raises many kinds for a damaged archive
-        raise SpecError(f"cannot load the model {path}: {type(e).__name__}: {first_line(e, '')}") from None
+        raise DataError(f"cannot load the model {path}: {type(e).__name__}: {first_line(e, '')}") from None
     return model, read_meta(path)
 
 
@@ -43,31 +46,6 @@ def _main_output(path, outputs: int) -> int:
     return mains[0] if len(heads) == outputs and mains else 0
 
 
-def load_images(paths: list[str], shape) -> np.ndarray:
-    """Raw images (float32 pixels 0-255) read and resized as in training, by images.read_image (Pillow,
-    bilinear, antialiased when shrinking: what both training readers do)."""
-    from PIL import Image, UnidentifiedImageError
-
-    from .images import read_image
-
-    h, w, c = shape
-    mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(c)
-    if mode is None:
-        raise SpecError(f"the model's input has {c} channels; images give 1, 3 or 4")
-    out = []
-    for p in paths:
-        path = Path(p)
-        if not path.is_file():
-            raise SpecError(f"no such image: {p}")
-        try:
-            with Image.open(path) as im:
-                im.load()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise SpecError(f"{p} is not a readable image ({first_line(e)})") from None
-        out.append(read_image(path, (h, w), c).astype("float32"))
-    return np.stack(out)
-
-
 def predict(model_path: str, images: list[str], top: int = 5) -> list[list[tuple[str, float]]]:
     """Classify `images` (paths to image files) with the saved Keras model at `model_path`: each
     image is read, resized to the model's input (H, W, C) and scored; returns, per image, the
@@ -75,9 +53,9 @@ def predict(model_path: str, images: list[str], top: int = 5) -> list[list[tuple
     model's incdsl metadata (indices as text for a model from elsewhere); outputs that are
     logits get a softmax. A model with several outputs is read at its main head: the one its
     metadata names, the inference head of a model `incdsl compile` wrote with its training-only
-    heads, else the first output. Raises `incdsl.errors.SpecError` for a missing or unreadable model
-    or image, a model without fixed-size image input, or metadata that names the wrong number
-    of classes."""
+    heads, else the first output. Raises `incdsl.errors.DataError` for a file that is not a model
+    or does not load, `SpecError` for a missing model, an unreadable image, a model without fixed-size image
+    input, or metadata that names the wrong number of classes."""
     check_predict_files(model_path, images)
     model, meta = load_model(model_path)
     shape = tuple(model.input_shape[1:])
@@ -85,8 +63,15 @@ def predict(model_path: str, images: list[str], top: int = 5) -> list[list[tuple
         raise SpecError(f"{model_path} does not take fixed-size images (input {model.input_shape})")
     x = load_images(images, shape)
     # a few images: one eager call; predict() would first trace the model into a graph, which
-    # costs more than the images (Keras' own advice for small batches)
-    y = model(x, training=False) if len(x) <= EAGER_UP_TO else model.predict(x, verbose=0)
+    # costs more than the images (Keras' own advice for small batches). Not on JAX: there every
+    # op called eagerly compiles its own XLA program (Inception v3: ~11 s of CPU), where one
+    # compiled program for the whole forward pass costs ~3 s
+    if len(x) > EAGER_UP_TO:
+        y = model.predict(x, verbose=0)
+    elif keras.backend.backend() == "jax":
+        y = model.predict_on_batch(x)
+    else:
+        y = model(x, training=False)
     if isinstance(y, dict):
         y = {k: keras.ops.convert_to_numpy(v) for k, v in y.items()}
     elif isinstance(y, (list, tuple)):
@@ -97,18 +82,4 @@ def predict(model_path: str, images: list[str], top: int = 5) -> list[list[tuple
         y = y[meta["head"]] if meta and meta.get("head") in y else next(iter(y.values()))
     elif isinstance(y, (list, tuple)):
         y = y[_main_output(model_path, len(y))]
-    y = np.asarray(y, dtype="float64")
-    logits = meta.get("logits") if meta else None
-    if logits is None:  # a model from elsewhere: probabilities are non-negative and sum to 1
-        logits = not (np.all(y >= 0) and np.allclose(y.sum(-1), 1.0, atol=1e-3))
-    if logits:
-        y = np.exp(y - y.max(-1, keepdims=True))
-        y /= y.sum(-1, keepdims=True)
-    names = list(meta["classes"]) if meta and meta.get("classes") else [str(i) for i in range(y.shape[-1])]
-    if len(names) != y.shape[-1]:
-        raise SpecError(f"{model_path} scores {y.shape[-1]} classes but its metadata names {len(names)}")
-    out = []
-    for row in y:
-        order = np.argsort(-row, kind="stable")[:top]
-        out.append([(names[i], float(row[i])) for i in order])
-    return out
+    return ranked(y, meta, model_path, top)

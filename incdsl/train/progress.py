@@ -1,5 +1,6 @@
 """Keras' progress output during training (`--progress bar|epoch|off`), one name for one thing:
-`--verbose` is the global switch that lets libraries' start-up lines through (incdsl/quiet.py)."""
+`--verbose` is the global switch that lets libraries' start-up lines through
+(incdsl/backends/keras/quiet.py)."""
 from __future__ import annotations
 
 import sys

@@ -42,7 +42,8 @@ def wait_for_workers(cluster: dict, me: tuple[str, int], timeout: float, poll: f
             listener.bind(("" if host not in ("localhost", "127.0.0.1") else host, port))
             listener.listen(64)
         except OSError as e:
-            raise SpecError(f"{job} {index} cannot listen on {mine} (its TF_CONFIG address): {e.strerror or e}",
+            raise SpecError(
+                f"{job} {index} cannot listen on {mine} (its TF_CONFIG address): {e.strerror or e}",
                             hint="another process holds the port: stop it, or pick a free port") from None
         deadline = time.monotonic() + timeout
         told = False
@@ -62,8 +63,12 @@ def wait_for_workers(cluster: dict, me: tuple[str, int], timeout: float, poll: f
                 told = True
             if time.monotonic() >= deadline:
                 missing = ", ".join(f"{j} {i} ({a})" for (j, i), a in sorted(others.items()))
-                raise SpecError(f"multi-worker training: {missing} did not join within {timeout:g} s",
-                                hint=ParamText("start the same command on every task of TF_CONFIG, or raise {worker_timeout}"))
+                raise SpecError(
+                    f"multi-worker training: {missing} did not join within {timeout:g} s",
+                    hint=ParamText(
+                        "start the same command on every task of TF_CONFIG, or raise {worker_timeout}"
+                    ),
+                )
             time.sleep(poll)
     finally:
         listener.close()

@@ -30,11 +30,13 @@ METADATA = "training_metadata.json"
 
 def _damaged(path: Path, why: str, backup: Path) -> SpecError:
     older = all((backup / f"{name}.bkp").is_file() for name in (WEIGHTS, METADATA))
-    also = ("; or continue from the epoch before: Keras kept it as the two .bkp files there, which can replace "
+    also = (
+        "; or continue from the epoch before: Keras kept it as the two .bkp files there, which can replace "
             "the two files without .bkp" if older and not path.name.endswith(".bkp") and path.parent == backup
             else "")
     return SpecError(f"cannot resume: {path} {why}",
-                     hint=ParamText("the interrupted run cannot be continued exactly; delete {backup} to start "
+                     hint=ParamText(
+                         "the interrupted run cannot be continued exactly; delete {backup} to start "
                                     "afresh (without {resume})" + also, words=RESUME, backup=backup))
 
 
@@ -54,7 +56,8 @@ def read_backup(backup: Path, log: Path | None = None) -> int:
         raise _damaged(meta, f"is damaged ({first_line(e)})", backup) from None
     epoch = found.get("epoch") if isinstance(found, dict) else None
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
-        raise _damaged(meta, f"is damaged: it must say how many epochs finished ('epoch', a whole number of at "
+        raise _damaged(meta,
+                       f"is damaged: it must say how many epochs finished ('epoch', a whole number of at "
                        f"least 1), got {json.dumps(found)[:80]}", backup)
     if not weights.is_file():
         raise _damaged(weights, f"is missing (the metadata says {epoch} epochs had finished)", backup)
@@ -129,7 +132,8 @@ class CheckedBackup(keras.callbacks.BackupAndRestore):
             warnings.simplefilter("always")
             try:
                 self._load_model()  # Keras' own restore, without its fallback to the .bkp pair
-            except Exception as e:  # Keras raises ValueError, KeyError, OSError... for weights that do not fit
+            # Keras raises ValueError, KeyError, OSError... for weights that do not fit
+            except Exception as e:
                 raise _damaged(weights, f"does not restore the network being trained ({first_line(e)})",
                                backup) from None
         skipped = [str(w.message) for w in caught if "skipping" in str(w.message).lower()
@@ -139,9 +143,13 @@ class CheckedBackup(keras.callbacks.BackupAndRestore):
         if self.steps_per_epoch and self.model.optimizer is not None:
             step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
             if step != epoch * self.steps_per_epoch:
-                raise _damaged(backup / METADATA, f"says {epoch} epochs had finished, but {WEIGHTS} holds the state "
-                               f"after {step} training steps ({self.steps_per_epoch} per epoch): the two files are "
-                               f"of different epochs", backup)
+                raise _damaged(
+                    backup / METADATA,
+                    f"says {epoch} epochs had finished, but {WEIGHTS} holds the state "
+                    f"after {step} training steps ({self.steps_per_epoch} per epoch): the two files are "
+                    f"of different epochs",
+                    backup,
+                )
 
 
 
@@ -159,12 +167,15 @@ def check_log_rows(paths, epochs: int) -> None:
     leave a gap (epochs 0, 3, 4) in what the run reports. Raises SpecError naming it."""
     if not paths.csv.exists():
         raise SpecError(f"cannot resume: {paths.csv} is missing (the backup in {paths.backup} says {epochs} "
-                        f"epoch{'s' * (epochs != 1)} finished)", hint="put the log back, or delete the backup "
+                        f"epoch{'s' * (epochs != 1)} finished)",
+                        hint="put the log back, or delete the backup "
                         "folder to start afresh")
     found = sorted({int(r["epoch"]) for r in log_rows(paths.csv, epochs)})
     if found != list(range(epochs)):
-        raise SpecError(f"cannot resume: {paths.csv} holds epochs {', '.join(map(str, found)) or 'none'}, but the "
-                        f"backup in {paths.backup} says {epochs} finished", hint="put the whole log back, or delete "
+        raise SpecError(
+            f"cannot resume: {paths.csv} holds epochs {', '.join(map(str, found)) or 'none'}, but the "
+                        f"backup in {paths.backup} says {epochs} finished",
+                        hint="put the whole log back, or delete "
                         "the backup folder to start afresh")
 
 

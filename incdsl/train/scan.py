@@ -23,7 +23,8 @@ from pathlib import Path
 from ..errors import SpecError
 from ..text import ParamText, first_line
 
-DECODABLE = {"BMP", "GIF", "JPEG", "MPO", "PNG"}  # Pillow's names of what tf.io.decode_image reads (MPO: a JPEG)
+# Pillow's names of what tf.io.decode_image reads (MPO: a JPEG)
+DECODABLE = {"BMP", "GIF", "JPEG", "MPO", "PNG"}
 FOLLOW = {"follow_symlinks": "follow_symlinks=True"}  # how the library's messages name the parameter
 
 
@@ -34,7 +35,8 @@ def _refuse_outside(link: Path, root: Path, follow: bool) -> None:
     target = Path(os.path.realpath(link))
     if target != root and root not in target.parents:
         raise SpecError(ParamText("{link} is a symbolic link to {target}, outside the data folder {root}; "
-                                  "training reads only what is inside it", link=link, target=target, root=root),
+                                  "training reads only what is inside it", link=link, target=target,
+                                  root=root),
                         hint=ParamText("copy the files into the folder, or pass {follow_symlinks} to follow "
                                        "links that leave it", words=FOLLOW))
 
@@ -103,7 +105,8 @@ def check_decodes(path: Path) -> None:
     except SpecError:
         raise
     except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, struct.error... for bad data
-        raise SpecError(f"{path} is a damaged image ({first_line(e)})", hint="remove or replace the file") from None
+        raise SpecError(f"{path} is a damaged image ({first_line(e)})",
+                        hint="remove or replace the file") from None
 
 
 def check_all(paths: list[Path], check_one, workers: int) -> None:
@@ -113,6 +116,9 @@ def check_all(paths: list[Path], check_one, workers: int) -> None:
         for p in paths:
             check_one(p)
         return
+    from PIL import Image
+    Image.init()  # every format plugin, once: Pillow loads them lazily, and threads racing to do it were seen
+    # to call a good PNG unidentifiable ("cannot identify image file", Pillow 13, a loaded machine)
     pool = ThreadPoolExecutor(workers)
     try:
         for future in [pool.submit(check_one, p) for p in paths]:

@@ -1,0 +1,1 @@
+"""What editors use: the formatter (`incdsl fmt`) and the language server (`incdsl lsp`)."""

@@ -1,0 +1,341 @@
+"""The processes of a JAX multi-worker job meet in Python before `jax.distributed.initialize`, and keep
+a line open to process 0 while they train.
+
+Why not leave it all to JAX: its coordination client aborts the whole process from C++ (SIGABRT, a
+stack dump, no Python exception) when the coordinator cannot be reached within
+`initialization_timeout`, and a process whose peer died waits in the next collective (Gloo on CPUs)
+until JAX's heartbeat timeout, 100 s by default, then aborts the same way (both seen with JAX 0.10.2).
+So, first, every process connects to the coordinator's address, where process 0 listens (before
+JAX's own service binds that port), says who it is and what it was given (a fingerprint of the spec,
+the data and the flags), and waits for process 0's answer: everyone has come and agrees, or an error
+that names the problem (a process id out of range or taken twice, a difference between the processes,
+a process that did not come within `timeout`). Then, during training, the same connections are
+watched by a thread: one that closes without having said "done" means its process ended, and the
+survivor says so and exits (status 1) at once instead of waiting in a collective that can never
+finish. Nothing here imports JAX or Keras.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from ..errors import OptionError
+
+DONE = b"done\n"
+GRACE = 5.0  # s a survivor waits after a peer's connection closed, so that an error both hit prints first
+
+
+@dataclass(frozen=True)
+class Job:
+    """Where this process stands in a multi-worker JAX job: process 0's `coordinator` address
+    ("host:port", where JAX's coordination service listens), how many processes train together, and
+    this one's id (0 to processes - 1; process 0 writes the outputs)."""
+    coordinator: str
+    processes: int
+    process_id: int
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """("host", port) of "host:port" (IPv6 hosts in brackets). Raises OptionError naming
+    `coordinator` when it is not that."""
+    host, _, port = address.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not host or not 0 < number < 65536:
+        raise OptionError(
+            "{coordinator} must be HOST:PORT (process 0's address and a free port), got {value}",
+                          value=address)
+    return host.strip("[]"), number
+
+
+def check_job(coordinator: str | None, processes: int | None, process_id: int | None) -> None:
+    """Check the job's settings as given (any may be None: JAX's cluster detection fills them in).
+    Raises OptionError naming `num_processes`, `process_id` or `coordinator`."""
+    if coordinator is not None:
+        split_address(coordinator)
+    if processes is not None and processes < 1:
+        raise OptionError("{num_processes} must be at least 1, got {n}", n=processes)
+    if process_id is not None and process_id < 0:
+        raise OptionError("{process_id} must be 0 or more, got {i}", i=process_id)
+    if processes is not None and process_id is not None and process_id >= processes:
+        raise OptionError(
+            "{process_id} {i} is out of range: {num_processes} {n} numbers the processes 0 to {last}",
+                          i=process_id, n=processes, last=processes - 1)
+
+
+def _send(sock: socket.socket, message: dict) -> None:
+    sock.sendall(json.dumps(message).encode() + b"\n")
+
+
+def _read_line(sock: socket.socket, deadline: float) -> bytes:
+    """One line from `sock`, or b"" when it closed or the deadline passed first."""
+    data = b""
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return b""
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except OSError:
+            return b""
+        if not chunk:
+            return b""
+        data += chunk
+    return data
+
+
+def differences(ours: dict[str, str], theirs: dict[str, str]) -> list[str]:
+    """The names whose values differ between two fingerprints (in `ours`' order, then any only in theirs)."""
+    return [k for k in list(ours) + [k for k in theirs if k not in ours] if ours.get(k) != theirs.get(k)]
+
+
+def _mismatch(name: str, process: int, theirs: dict, ours: dict) -> dict:
+    """The error, as OptionError's (template, values), for fingerprint entry `name` differing."""
+    values = {"p": process, "theirs": theirs.get(name, "(none)"), "ours": ours.get(name, "(none)")}
+    if name in ("spec", "arguments", "data contents"):
+        what = {"spec": "the spec's text (with the files it uses)", "arguments": "the network's arguments",
+                "data contents": "the data folder's files"}[name]
+        template = what + " differ: process {p} has {theirs}, process 0 has {ours}"
+    else:
+        template = "{" + name + "} differs: process {p} has {theirs}, process 0 has {ours}"
+    return {"template": template + "; every process of the job must be given the same spec, data and flags",
+            "values": values}
+
+
+class Link:
+    """The connections between process 0 and the others, open while the job trains (see the module's
+    docstring). `peers`: process id -> socket (process 0 holds one per other process, the others one,
+    to process 0, under id 0)."""
+
+    def __init__(self, job: Job, peers: dict[int, socket.socket]):
+        self.job, self.peers = job, peers
+        self.said_done: set[int] = set()
+        self.finished = threading.Event()  # set when this process ends normally: closes stop counting
+        self.chief_done = threading.Event()
+        self.context = ""  # appended to the error when a peer is lost (what was kept, how to go on)
+        self.lost = threading.Event()  # a peer's connection closed before it said "done"
+        self.lost_id: int | None = None
+        self.handled = threading.Event()  # the main thread reports the loss itself (`loss_error`)
+        self._thread: threading.Thread | None = None
+
+    def watch(self) -> None:
+        """Start the thread that ends this process (exit status 1, with a message naming the lost
+        process) when a peer's connection closes before it said "done"."""
+        if not self.peers:
+            return
+        self._thread = threading.Thread(target=self._watch, name="incdsl-job-watch", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        open_ = dict(self.peers)
+        while open_ and not self.finished.is_set():
+            try:
+                ready, _, _ = select.select(list(open_.values()), [], [], 0.5)
+            except (OSError, ValueError):  # closed by done() meanwhile
+                return
+            for sock in ready:
+                pid = next(p for p, s in open_.items() if s is sock)
+                try:
+                    data = sock.recv(4096)
+                except OSError:
+                    data = b""
+                if data:
+                    if DONE.strip() in data:
+                        self.said_done.add(pid)
+                        if pid == 0:
+                            self.chief_done.set()
+                    continue
+                del open_[pid]
+                if pid not in self.said_done and not self.finished.is_set():
+                    self._lost(pid)
+
+    def message(self, pid: int) -> str:
+        """What a survivor says when process `pid` is lost."""
+        who = "process 0 (the coordinator)" if pid == 0 else f"process {pid}"
+        return (f"multi-worker training: {who} ended before the job finished (its connection to this process "
+                f"{self.job.process_id} closed), so this process cannot go on: every step needs every "
+                f"process{self.context}")
+
+    def loss_error(self, wait: float = GRACE) -> str | None:
+        """For the main thread, whose collective failed: the message if a peer was lost (waiting up
+        to `wait` s for the watcher to see it), else None. The watcher then leaves the report to it."""
+        if self.lost.wait(wait):
+            self.handled.set()
+            return self.message(self.lost_id)
+        return None
+
+    def _lost(self, pid: int) -> None:
+        self.lost_id = pid
+        self.lost.set()
+        time.sleep(GRACE)  # an error every process hit (a diverged loss) ends each one its own way first
+        if self.finished.is_set() or self.handled.is_set():
+            return
+        print(f"incdsl: error: {self.message(pid)}", file=sys.stderr, flush=True)
+        os._exit(1)  # the main thread waits in a collective (C++) that can never finish: nothing else ends it
+
+    def done(self) -> None:
+        """This process ends normally: say "done" to the peers; a process other than 0 then waits
+        for process 0 to say it too (process 0 writes the outputs last), so that JAX's shutdown
+        finds everyone there. Process 0's connections close."""
+        for sock in self.peers.values():
+            try:
+                sock.sendall(DONE)
+            except OSError:
+                pass
+        if self.job.process_id != 0:
+            while not self.chief_done.is_set() and self._thread is not None and self._thread.is_alive():
+                self.chief_done.wait(0.5)
+        self.finished.set()
+        if self._thread is not None:
+            self._thread.join(2.0)  # it looks at `finished` every 0.5 s
+        for sock in self.peers.values():
+            sock.close()
+
+
+def meet(job: Job, fingerprint: dict[str, str], timeout: float, poll: float = 0.2) -> Link:
+    """Bring the processes of `job` together (see the module's docstring), each giving its
+    `fingerprint` (name -> value as text; names are parameter names, or 'spec', 'arguments', 'data
+    contents'). Waits at most `timeout` seconds. Raises OptionError (exit 2 on the command line)
+    naming the problem: the coordinator not reachable or not listening, processes that did not come,
+    a process id taken twice, a different process count or fingerprint."""
+    if job.processes == 1:
+        return Link(job, {})
+    deadline = time.monotonic() + timeout
+    if job.process_id == 0:
+        return _host(job, fingerprint, timeout, deadline)
+    return _join(job, fingerprint, timeout, deadline, poll)
+
+
+def _host(job: Job, fingerprint: dict, timeout: float, deadline: float) -> Link:
+    host, port = split_address(job.coordinator)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    peers: dict[int, socket.socket] = {}
+    try:
+        try:
+            listener.bind(("127.0.0.1" if host in ("localhost", "127.0.0.1") else "", port))
+            listener.listen(64)
+        except OSError as e:
+            raise OptionError("process 0 cannot listen on {coordinator} {address}: {why}",
+                              address=job.coordinator,
+                              why=e.strerror or e) from None
+        told = False
+        while len(peers) < job.processes - 1:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                missing = ", ".join(str(i) for i in range(1, job.processes) if i not in peers)
+                raise OptionError("multi-worker training: process{s} {missing} did not join within {t:g} s "
+                                  "({worker_timeout})", s="es" * (job.processes - 1 - len(peers) > 1),
+                                  missing=missing, t=timeout)
+            if not told:
+                print(f"waiting up to {timeout:g} s for {job.processes - 1} other process"
+                      f"{'es' * (job.processes > 2)} to join at {job.coordinator}", file=sys.stderr,
+                      flush=True)
+                told = True
+            listener.settimeout(min(1.0, left))
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            line = _read_line(conn, min(deadline, time.monotonic() + 10))
+            try:
+                hello = json.loads(line)
+                pid, count, theirs = int(hello["id"]), int(hello["processes"]), dict(hello["fingerprint"])
+            except (ValueError, KeyError, TypeError):
+                conn.close()  # not one of ours (a port scan, a health check): ignore it
+                continue
+            problem = None
+            if count != job.processes:
+                problem = {
+                    "template": "{num_processes} differs: process {p} was given {theirs}, process 0 {ours}",
+                           "values": {"p": pid, "theirs": count, "ours": job.processes}}
+            elif pid in peers or pid == 0:
+                problem = {
+                    "template": "{process_id} {p} was given to two processes: each process of the job needs "
+                                       "its own id, 0 to {last}",
+                           "values": {"p": pid, "last": job.processes - 1}}
+            elif not 0 < pid < job.processes:
+                problem = {
+                    "template": "{process_id} {p} is out of range: {num_processes} {n} numbers the processes "
+                                       "0 to {last}",
+                           "values": {"p": pid, "n": job.processes, "last": job.processes - 1}}
+            else:
+                diff = differences(fingerprint, theirs)
+                if diff:
+                    problem = _mismatch(diff[0], pid, theirs, fingerprint)
+            if problem is not None:
+                for sock in [conn, *peers.values()]:
+                    try:
+                        _send(sock, {"error": problem})
+                    except OSError:
+                        pass
+                    sock.close()
+                peers.clear()
+                raise OptionError(problem["template"], **problem["values"])
+            peers[pid] = conn
+        for sock in peers.values():
+            _send(sock, {"ok": True})
+    except BaseException:
+        for sock in peers.values():
+            sock.close()
+        raise
+    finally:
+        listener.close()
+    for sock in peers.values():
+        sock.settimeout(None)
+    return Link(job, peers)
+
+
+def _join(job: Job, fingerprint: dict, timeout: float, deadline: float, poll: float) -> Link:
+    address = split_address(job.coordinator)
+    told = False
+    while True:
+        try:
+            sock = socket.create_connection(address, timeout=min(1.0, timeout))
+            break
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise OptionError(
+                    "multi-worker training: process {i} could not reach process 0 at {coordinator} "
+                    "{address} within {t:g} s ({worker_timeout}): start process 0 there, or check "
+                    "the address",
+                    i=job.process_id,
+                    address=job.coordinator,
+                    t=timeout,
+                ) from None
+            if not told:
+                print(f"waiting up to {timeout:g} s for process 0 at {job.coordinator}", file=sys.stderr,
+                      flush=True)
+                told = True
+            time.sleep(poll)
+    try:
+        _send(sock, {"id": job.process_id, "processes": job.processes, "fingerprint": fingerprint})
+        line = _read_line(sock, deadline + 5)
+        try:
+            answer = json.loads(line)
+        except ValueError:
+            answer = {}
+        if "error" in answer:
+            raise OptionError(answer["error"]["template"], **answer["error"]["values"])
+        if not answer.get("ok"):
+            raise OptionError(
+                "multi-worker training: process 0 at {coordinator} {address} did not confirm the job "
+                "within {t:g} s ({worker_timeout}): is every process started, and is that address "
+                "this job's process 0?",
+                address=job.coordinator,
+                t=timeout,
+            )
+    except BaseException:
+        sock.close()
+        raise
+    sock.settimeout(None)
+    return Link(job, {0: sock})

@@ -1,0 +1,246 @@
+"""The passes as named, ordered steps (passes/pipeline.py) that build one frozen record
+(passes/record.py) and the IR verifier (passes/verify.py): every reference spec leaves the IR valid
+after each pass, and the verifier catches a pass that breaks it, naming that pass (issue 19,
+structure item 3; issue 26 item 4: passes produce a value)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+import incdsl
+from incdsl.elaborate.statements import elaborate
+from incdsl.ir.graph import Layer
+from incdsl.network import Spec
+from incdsl.ops import Count
+from incdsl.passes import PIPELINE, Pass, Record, pipeline, verify
+from incdsl.passes.record import FACTS
+from incdsl.passes.verify import IRError
+
+SPECS = sorted((Path(__file__).resolve().parents[2] / "specs").glob("*.inc"))
+TINY = """
+module blk(c) { conv(c, 1) }
+network n(aux=true) {
+  input 16x16x3
+  x = conv(8, 3, stride=2, bn=true, act=relu)
+  lost = x -> maxpool(2)
+  x -> concat { conv(4, 1); avgpool(3, stride=1, pad=same) -> conv(4, 1) }
+  if aux { train_output side(loss_weight=0.3) = x -> gap -> dense(5) }
+  blk(4) -> gap -> dense(10, act=softmax)
+}
+"""
+
+
+def _cases():
+    for spec in SPECS:
+        params = Spec(spec).params
+        yield pytest.param(spec, {}, id=spec.stem)
+        if "aux" in params:  # the auxiliary heads on and off, whichever the default is
+            yield pytest.param(spec, {"aux": not params["aux"]}, id=f"{spec.stem}-aux={not params['aux']}")
+
+
+def _verified(g):
+    """Run the real pipeline on graph `g` with the verifier after each pass; the record it built
+    and the facts it checked."""
+    checked = []
+    real = verify.verify_after
+
+    def spy(net, name, facts, added=()):
+        checked.append((name, frozenset(facts)))
+        real(net, name, facts, added)
+
+    verify.verify_after = spy
+    try:
+        record = pipeline.run(Record(g), verify=True)
+    finally:
+        verify.verify_after = real
+    return record, checked
+
+
+@pytest.mark.parametrize("spec, overrides", list(_cases()))
+def test_every_reference_spec_keeps_the_ir_valid_after_each_pass(spec, overrides, monkeypatch):
+    monkeypatch.delenv("INCDSL_VERIFY", raising=False)  # the plain build below must not verify
+    g = elaborate(Spec(spec).program, None, overrides)
+    state, checked = _verified(g)
+    assert [name for name, _ in checked] == ["elaborate"] + [p.name for p in PIPELINE]
+    assert checked[-1][1] == set(FACTS) == {
+        "elaborated", "graph", "shapes", "counts", "derivations", "inference", "pads"}
+    # the same numbers as a build that does not verify
+    net = incdsl.load(spec, **overrides)
+    assert state.shapes == net.shapes and state.counts == net.counts and state.inference == net.inference
+    assert net.record.pads is None  # on demand: a plain build does not resolve them
+    assert state.pads == net.pads and net.record.pads is net.pads  # resolved once, then kept
+    if overrides.get("aux") or Spec(spec).params.get("aux") and not overrides:
+        assert any(o.train_only for o in g.outputs) and state.inference < set(g.layers)
+
+
+def test_the_debug_flag_verifies_every_build(spec_file, monkeypatch):
+    calls = []
+    monkeypatch.setattr(verify, "verify_after", lambda net, name, facts, added=(): calls.append(name))
+    monkeypatch.delenv("INCDSL_VERIFY", raising=False)
+    incdsl.load(spec_file(TINY))
+    assert calls == []  # a user's build does not pay for the verifier
+    monkeypatch.setenv("INCDSL_VERIFY", "1")
+    incdsl.load(spec_file(TINY))
+    assert calls == ["elaborate", "prune", "infer-shapes", "mark-inference", "resolve-pads"]
+
+
+def test_pruning_is_a_pass_not_part_of_elaboration(spec_file):
+    prog = Spec(spec_file(TINY)).program
+    g = elaborate(prog)
+    assert "lost" in g.layers and g.unused == []
+    net = incdsl.Network(g)
+    assert "lost" not in net.layers and net.graph.unused == ["lost"]
+    assert str(net.graph.unused_spans["lost"]).endswith("t.inc:6:15")  # the layer written there
+    assert "lost" in g.layers and g.unused == [] and net.record.elaborated is g  # data in, data out: g kept
+
+
+def test_the_passes_build_a_frozen_record_from_what_each_needs(spec_file):
+    g = elaborate(Spec(spec_file(TINY)).program)
+    rec = Record(g)
+    assert (rec.graph, rec.shapes, rec.pads) == (None, None, None)
+    after = PIPELINE[0].apply(rec)  # prune: elaborated -> graph, a new record
+    assert rec.graph is None and after.elaborated is g and "lost" not in after.graph.layers
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        after.shapes = {}  # type: ignore[misc]
+    net = incdsl.Network(g)
+    assert isinstance(net.record, Record) and net.record.elaborated is g
+    for fact in ("graph", "shapes", "counts", "derivations", "inference"):  # Network reads its record
+        assert getattr(net, fact) is getattr(net.record, fact) is not None
+    assert net.inference == frozenset(net.layers) - {"side", "gap_1"} and isinstance(net.inference, frozenset)
+    assert net.record.pads is None
+    pads = net.pads
+    assert net.record.pads is pads and net.pads is pads and set(pads) == {
+        "x", "b1/conv_1", "b2/avgpool_1", "b2/conv_1", "blk_1/conv_1"}
+    assert pipeline.demand(net.record, "pads") is net.record  # asked again: nothing recomputed
+    with pytest.raises(KeyError):
+        pipeline.demand(net.record, "shapes")  # not an on-demand fact
+
+
+def test_infer_shapes_writes_fit_kernels_into_a_new_graph(spec_file):
+    """A `fit` conv's kernel at its input's size (TF-slim's aux heads): infer-shapes returns it as a
+    rewritten graph for the backends, and leaves the graph it was given as it was."""
+    g = elaborate(Spec(spec_file(
+        "network n() { input 6x6x3\n conv(4, 5, pad=valid) -> conv(2, 5, pad=valid, fit=shrink) -> gap }"
+    )).program)
+    net = incdsl.Network(g)
+    assert g.layers["conv_2"].attrs["kernel"] == (5, 5) and net.layers["conv_2"].attrs["kernel"] == (2, 2)
+    assert net.shapes["conv_2"] == (1, 1, 2) and net.graph is not net.record.elaborated
+    plain = incdsl.Network(elaborate(Spec(spec_file("network n() { input 8x8x3\n conv(2, 3) -> gap }"))
+                                     .program))
+    assert plain.graph is plain.record.elaborated  # nothing pruned, nothing fitted: no copy
+
+
+def _state(spec_file):
+    return Record(elaborate(Spec(spec_file(TINY)).program))
+
+
+FIELDS = ("graph", "shapes", "counts", "inference", "pads")
+
+
+def _breaking(name: str, fault) -> tuple[Pass, ...]:
+    """The pipeline with a faulty pass `name` at its end (after every fact is there). `fault`
+    gets the record, changes what its fields hold in place or returns a dict of fields to replace
+    (anything else it returns, such as what a `pop` gave, is not a change)."""
+    def run(*values):
+        changed = fault(Record(None, **dict(zip(FIELDS, values))))
+        changed = changed if isinstance(changed, dict) else {}
+        return tuple(changed.get(f, v) for f, v in zip(FIELDS, values))
+
+    return PIPELINE + (Pass(name, FIELDS, FIELDS, "breaks the IR on purpose", run),)
+
+
+def _replace(g, node: str, **changes):
+    g.layers[node] = dataclasses.replace(g.layers[node], **changes)
+
+
+@pytest.mark.parametrize("fault, message", [
+    (lambda s: _replace(s.graph, "gap_1", inputs=("nowhere",)),
+     "layer 'gap_1' reads 'nowhere', which does not exist"),
+    (lambda s: s.graph.layers.update({"x": s.graph.layers.pop("x")}),
+     "layer 'b1/conv_1' reads 'x', which comes after it"),
+    (lambda s: _replace(s.graph, "concat_1", inputs=list(s.graph.layers["concat_1"].inputs)),
+     "not an ordered tuple"),
+    (lambda s: _replace(s.graph, "x", attrs={**s.graph.layers["x"].attrs, "kernel": 3}),
+     "layer 'x' (conv) has 'kernel' = 3, not normalized ((3, 3))"),
+    (lambda s: _replace(s.graph, "x",
+                        attrs={k: v for k, v in s.graph.layers["x"].attrs.items() if k != "stride"}),
+     "layer 'x' (conv) has no stride"),
+    (lambda s: _replace(s.graph, "x", op="convv"), "unknown op 'convv'"),
+    (lambda s: _replace(s.graph, "x", name="y"), "not the layer of that name"),
+    (lambda s: s.graph.layers.update({"a//b": dataclasses.replace(s.graph.layers["gap_1"], name="a//b")}),
+     "layer id 'a//b' is not identifiers joined by '/'"),
+    (lambda s: s.graph.outputs.__setitem__(0, dataclasses.replace(s.graph.outputs[0], node="gone")),
+     "reads 'gone', which does not exist"),
+    (lambda s: s.graph.blocks.append(dataclasses.replace(s.graph.blocks[0], name="x")),
+     "module call 'x' shares its name"),
+    (lambda s: s.shapes.pop("gap_1"), "'gap_1' has no shape"),
+    (lambda s: s.shapes.__setitem__("gap_1", (0, 8)), "not a tuple of positive ints"),
+    (lambda s: s.counts.pop("x"), "'x' has no count"),
+    (lambda s: s.pads.__setitem__("x", dataclasses.replace(s.pads["x"], bottom=s.pads["x"].bottom + 2)),
+     "layer 'x' has pads (0, 3, 0, 1), not TF's same split"),
+    (lambda s: s.pads.__setitem__("x", dataclasses.replace(s.pads["x"], top=1, bottom=0)),  # SAME_LOWER
+     "layer 'x' has pads (1, 0, 0, 1), not TF's same split"),
+    (lambda s: s.shapes.__setitem__("x", (8, 8, 9)),
+     "layer 'x' has shape (8, 8, 9), but its rule gives (8, 8, 8)"),
+    (lambda s: s.counts.__setitem__("x", Count(0, 0, 0)),
+     "layer 'x' has count (0, 0, 0), but its rule's weights give"),
+    (lambda s: {"inference": frozenset(s.graph.layers)},
+     "the inference set keeps 'gap_1', which the inference outputs do not read"),
+    (lambda s: {"inference": set(s.inference)}, "the inference set is a set, not a frozenset"),
+    (lambda s: {"graph": dataclasses.replace(s.graph, layers={**s.graph.layers, "spare": dataclasses.replace(
+        s.graph.layers["gap_1"], name="spare")})},  # a new graph, not a change in place
+     "layer 'spare' reaches no output"),
+    (lambda s: s.pads.pop("x"), "'x' has a window but no pads"),
+    (lambda s: _replace(s.graph, "x", attrs={**s.graph.layers["x"].attrs, "pad": (1, 0, 0, 1)}),
+     "layer 'x' has pads (0, 1, 0, 1), but its pad argument says (1, 0, 0, 1)"),
+    (lambda s: s.graph.layers.update({"extra": Layer("extra", "gap", s.graph.layers["gap_1"].attrs, ("x",),
+                                                     None)}), "reaches no output"),
+])
+def test_the_verifier_names_the_pass_that_broke_the_ir(spec_file, fault, message):
+    state = _state(spec_file)
+    with pytest.raises(IRError) as e:
+        pipeline.run(state, _breaking("faulty", fault), verify=True)
+    assert e.value.pass_name == "faulty"
+    assert message in str(e.value) and str(e.value).startswith("internal error: after pass 'faulty': ")
+
+
+def test_the_verifier_checks_the_elaborated_graph_and_promised_facts(spec_file):
+    state = _state(spec_file)
+    _replace(state.elaborated, "gap_1", inputs=("nowhere",))
+    with pytest.raises(IRError, match="after pass 'elaborate': layer 'gap_1' reads 'nowhere'"):
+        pipeline.run(state, verify=True)
+    liar = Pass("resolve-nothing", ("shapes",), ("extra",), "promises extra, sets none", lambda shapes: None)
+    start = Extended(_state(spec_file).elaborated)
+    with pytest.raises(IRError, match="after pass 'resolve-nothing': the pass promised 'extra'"):
+        pipeline.run(start, PIPELINE + (liar,), verify=True)
+    honest = Pass("resolve-extra", ("shapes",), ("extra",), "sets extra",
+                  lambda shapes: dict.fromkeys(shapes, 0))
+    done = pipeline.run(start, PIPELINE + (honest,), verify=True)
+    assert type(done) is Extended and done.extra.keys() == done.shapes.keys() and start.extra is None
+    plain = pipeline.run(start, PIPELINE + (honest,), verify=False)  # one record at the end, of the same kind
+    assert type(plain) is Extended and plain.extra == done.extra and plain.pads is None
+
+
+@dataclasses.dataclass(frozen=True)
+class Extended(Record):
+    """A record with one more field, as a new pass would add one."""
+    extra: dict | None = None
+
+
+def test_the_pipeline_is_named_and_ordered_by_what_each_pass_needs():
+    assert [p.name for p in PIPELINE] == ["prune", "infer-shapes", "mark-inference", "resolve-pads"]
+    assert [p.name for p in PIPELINE if p.on_demand] == ["resolve-pads"]
+    assert all(p.doc and len(p.doc.splitlines()) == 1 for p in PIPELINE)
+    pipeline.check_order(PIPELINE)
+    with pytest.raises(ValueError, match="pass 'infer-shapes' needs graph, which no earlier pass adds"):
+        pipeline.check_order(PIPELINE[1:])
+    with pytest.raises(ValueError, match="pass 'prune' is in the pipeline twice"):
+        pipeline.check_order(PIPELINE + PIPELINE[:1])
+    late = Pass("resolve-extra", ("shapes",), ("extra",), "one more fact", lambda shapes: None)
+    pipeline.check_order(PIPELINE + (late,), Extended)  # extending it is one entry and one field
+    with pytest.raises(ValueError, match="pass 'resolve-extra' adds extra, which Record has no field for"):
+        pipeline.check_order(PIPELINE + (late,))
+    with pytest.raises(ValueError, match="needs shapes"):
+        pipeline.check_order((late,) + PIPELINE, Extended)

@@ -1,0 +1,97 @@
+"""Issue 28 item 3: a window that does not fit ends in notes that show where the size went (the
+layers that shrank the map, with their arithmetic) and compare with the sizes of the same network
+with pad=same pools, so the first place the two part is on screen; the "larger input" hint is not
+the only guidance."""
+import pytest
+
+from incdsl.cli.main import main
+
+from conftest import SPECS
+
+
+def _googlenet_with_default_pools(tmp_path):
+    """GoogLeNet as the issue's user wrote it from the paper's Table 1: specs/googlenet.inc with the
+    pools' padding and rounding removed (`defaults maxpool(ceil=true)` gone: every maxpool at its
+    default, pad=valid, floor) and Table 1's 7x7 average pool as the head."""
+    text = (SPECS / "googlenet.inc").read_text()
+    assert "  defaults maxpool(ceil=true)\n" in text and "output predictions = gap -> " in text
+    text = text.replace("  defaults maxpool(ceil=true)\n", "")
+    text = text.replace("output predictions = gap -> ", "output predictions = avgpool(7) -> flatten -> ")
+    (tmp_path / "lib").mkdir()
+    for f in (SPECS / "lib").glob("*.inc"):
+        (tmp_path / "lib" / f.name).write_text(f.read_text())
+    path = tmp_path / "googlenet.inc"
+    path.write_text(text)
+    return path
+
+
+def test_googlenet_with_default_pools_shows_where_the_size_went(tmp_path, capsys):
+    path = _googlenet_with_default_pools(tmp_path)
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert lines[
+        0] == (f"{path}:53:26: error: avgpool output would be 0x0: the 7x7 window does not fit the 6x6 input")
+    assert ("note: where the size went: 224x224 -> 112x112 -> 55x55 -> 27x27 -> 13x13 -> 6x6 "
+            "(the last 4 steps below)") in lines
+    # each shrinking layer with its arithmetic and its place
+    assert (
+        f"note: pool1 (maxpool) 112x112 -> 55x55: floor((112 - 3) / 2) + 1 = 55 with pad=valid ({path}:33:11)"
+        in lines
+    )
+    assert f"note: pool4 (maxpool) 13x13 -> 6x6: (13 - 3) / 2 + 1 = 6 with pad=valid ({path}:48:11)" in lines
+    assert (
+        f"note: pool2 (maxpool) 55x55 -> 27x27: (55 - 3) / 2 + 1 = 27 with pad=valid ({path}:38:11)" in lines
+    )
+    assert len(lines) <= 12  # one screen
+    # the comparison with pad=same pools: the first place they part, and that the head then fits
+    assert (f"note: with pad=same pools this network would differ first at pool1: 56x56 instead of 55x55, "
+            f"and this avgpool would get 7x7 and fit ({path}:33:11)") in lines
+    hint = [line for line in lines if line.startswith("hint: ")]
+    assert len(hint) == 1 and "pad=same" in hint[0] and "pool1, pool2, pool3, pool4" in hint[0]
+    assert "hint: use pad=same, a smaller kernel, or a larger input" not in lines  # the misleading one alone
+    assert "Traceback" not in err
+
+
+def test_following_the_new_hint_builds_the_papers_network(tmp_path, capsys):
+    path = _googlenet_with_default_pools(tmp_path)
+    text = path.read_text()
+    assert "  input(size, channels)\n" in text
+    path.write_text(text.replace("  input(size, channels)\n",
+                                 "  defaults maxpool(pad=same)\n  input(size, channels)\n"))
+    assert main(["check", str(path)]) == 0
+    import incdsl
+    net = incdsl.load(str(path))
+    assert net.shapes["pool4"] == (7, 7, 832) and net.outputs["predictions"] == (1000,)
+    # the paper's figures (Table 1): the same params as the shipped spec, which rounds up instead
+    assert net.count_params() == incdsl.load(str(SPECS / "googlenet.inc")).count_params()
+
+
+def test_inception_v3_too_small_keeps_the_size_hint_and_lists_the_route(capsys):
+    """Where pad=same pools would not rescue the network (Inception v3 at 64x64 pads valid on
+    purpose), the notes still show the route and the hint stays the general one."""
+    assert main(["check", str(SPECS / "inception_v3.inc"), "--set", "size=64"]) == 1
+    err = capsys.readouterr().err
+    assert ("note: where the size went: 64x64 -> 31x31 -> 29x29 -> 14x14 -> 12x12 -> 5x5 -> 2x2 "
+            "(the last 4 steps below)") in err
+    assert "note: the smallest input this network accepts is 75x75 (this one is 64x64)" in err
+    assert "hint: use pad=same, a smaller kernel, or a larger input" in err
+    assert len(err.splitlines()) <= 12
+
+
+@pytest.mark.parametrize("size", ["100", "224x100"])
+def test_a_network_too_small_even_with_same_pools_gets_no_false_fit(tmp_path, capsys, size):
+    """The same GoogLeNet at 100x100 (or 224x100) is too small whatever its pools do: the note must
+    not say that pad=same pools make the failing avgpool fit (the failing layer itself made `same`
+    once counted as one of those pools), and the hint stays the general one."""
+    path = _googlenet_with_default_pools(tmp_path)
+    assert main(["check", str(path), "--set", "aux=false", "--set", f"size={size}"]) == 1
+    err = capsys.readouterr().err
+    assert " and fit" not in err and "would only hide the cause" not in err, err
+    assert "hint: use pad=same, a smaller kernel, or a larger input" in err
+    # and that advice is right: with pad=same pools it still does not fit
+    text = path.read_text()
+    path.write_text(text.replace("  input(size, channels)\n",
+                                 "  defaults maxpool(pad=same)\n  input(size, channels)\n"))
+    assert main(["check", str(path), "--set", "aux=false", "--set", f"size={size}"]) == 1
+    assert "does not fit" in capsys.readouterr().err

@@ -1,0 +1,113 @@
+"""Issue 24 items 6 and 11: the scan of `--data` reads nothing outside the folder unless told to,
+and an image that does not decode is named before training starts. No Keras: the scan runs first."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from incdsl.errors import SpecError
+from incdsl.train import scan_image_folder
+
+SPEC = "network t(classes=2) {\n  input 8x8x3\n  conv(4, 3) -> gap -> dense(classes)\n}\n"
+
+
+def _png(path, seed=0):
+    from PIL import Image
+    img = np.random.default_rng(seed).integers(0, 255, size=(12, 12, 3)).astype("uint8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path)
+    return path
+
+
+@pytest.fixture
+def folders(tmp_path, monkeypatch):
+    """data/a, data/b with two PNGs each, outside/ with more images, s.inc (2 classes)."""
+    monkeypatch.chdir(tmp_path)
+    for cls in ("a", "b"):
+        for i in range(2):
+            _png(tmp_path / "data" / cls / f"{i}.png", seed=i)
+    for i in range(3):
+        _png(tmp_path / "outside" / "imgs" / f"{i}.png", seed=10 + i)
+    (tmp_path / "s.inc").write_text(SPEC)
+    return tmp_path
+
+
+# --- item 6: symbolic links that leave the data folder -------------------------------------------
+
+def test_a_class_folder_linked_outside_is_refused(folders, cli):
+    """The issue's case (training read 4,959 images from /usr/share): a class folder that is a
+    link to a folder outside the data folder is not followed by default."""
+    (folders / "data" / "c").symlink_to(folders / "outside" / "imgs")
+    code, text = cli("train", "s.inc", "--data", "data", "--set", "classes=3", "-o", "m.keras").code_output
+    assert code == 1
+    assert f"data/c is a symbolic link to {folders / 'outside' / 'imgs'}, outside the data folder" in text
+    assert "--follow-symlinks" in text and "training t (" not in text and not (folders / "m.keras").exists()
+    with pytest.raises(SpecError, match="pass follow_symlinks=True"):  # the library names its parameter
+        scan_image_folder(folders / "data")
+
+
+def test_an_image_linked_outside_is_refused(folders, cli):
+    (folders / "data" / "b" / "x.png").symlink_to(folders / "outside" / "imgs" / "0.png")
+    (folders / "data" / "b" / "deep").symlink_to(folders / "outside")  # a folder below a class too
+    code, text = cli("train", "s.inc", "--data", "data", "-o", "m.keras").code_output
+    assert code == 1 and "outside the data folder" in text and "data/b/" in text
+    (folders / "data" / "b" / "deep").unlink()
+    with pytest.raises(SpecError, match=r"data/b/x\.png is a symbolic link to .*outside/imgs/0\.png"):
+        scan_image_folder("data")
+
+
+def test_follow_symlinks_follows_them(folders, cli):
+    (folders / "data" / "c").symlink_to(folders / "outside" / "imgs")
+    (folders / "data" / "b" / "x.png").symlink_to(folders / "outside" / "imgs" / "0.png")
+    (folders / "outside" / "imgs" / "loop").symlink_to(folders / "outside")  # read once, not forever
+    classes, files = scan_image_folder("data", follow_symlinks=True)
+    assert classes == ["a", "b", "c"]
+    assert [len(f) for f in files] == [2, 3, 3]  # c: imgs once, though the loop leads back to it
+    # the flag reaches the scan: with it, the run gets past the scan to the class count check
+    code, text = cli("train", "s.inc", "--data", "data", "--follow-symlinks", "-o", "m.keras").code_output
+    assert code == 1 and "outside the data folder" not in text and "3" in text and "class" in text
+
+
+def test_links_inside_the_folder_are_followed(folders):
+    (folders / "data" / "b" / "again.png").symlink_to(folders / "data" / "a" / "0.png")
+    (folders / "data" / "b" / "sub").symlink_to(folders / "data" / "a")
+    classes, files = scan_image_folder("data")
+    assert classes == ["a", "b"] and len(files[1]) == 2 + 1 + 2
+
+
+# --- item 11: an image that passes the header check but does not decode -------------------------
+
+def _tiff_named_png(path):
+    from PIL import Image
+    Image.fromarray(np.zeros((12, 12, 3), "uint8")).save(path, format="TIFF")
+
+
+def _truncated_jpeg(path):
+    from PIL import Image
+    buf = io.BytesIO()
+    img = np.random.default_rng(0).integers(0, 255, size=(64, 64, 3)).astype("uint8")
+    Image.fromarray(img).save(buf, format="JPEG", quality=90)
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+
+
+@pytest.mark.parametrize("name, make, says", [("x.png", _tiff_named_png, "is a TIFF image"),
+                                              ("y.jpg", _truncated_jpeg, "is a damaged image")])
+def test_an_image_that_does_not_decode_is_named_before_training(folders, cli, name, make, says):
+    """The issue's files: a TIFF saved as .png, a truncated JPEG. Both pass the header check
+    (incdsl.inputs.check_image); the scan finds them, naming the file, and nothing trains."""
+    from incdsl.inputs import check_image
+    bad = folders / "data" / "b" / name
+    make(bad)
+    check_image(bad)  # the header alone does not tell
+    code, text = cli("train", "s.inc", "--data", "data", "-o", "m.keras").code_output
+    assert code == 1 and f"data/b/{name} {says}" in text
+    assert "training t (" not in text and not (folders / "m.keras").exists()
+
+
+def test_a_truncated_png_is_found_too(folders):
+    good = folders / "data" / "a" / "1.png"
+    good.write_bytes(good.read_bytes()[:-30])
+    with pytest.raises(SpecError, match=r"data/a/1\.png is a damaged image"):
+        scan_image_folder("data", workers=2)
