@@ -7,6 +7,7 @@ from typing import NamedTuple
 import pytest
 
 import nets
+import suite_order
 
 
 def _bytecode_caches() -> None:
@@ -137,6 +138,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(specname="pytest_collection_modifyitems", trylast=True)
+def pytest_collection_modifyitems_longest_first(items):
+    """The files of the slowest tests first (tests/suite_order.py), so that under `pytest -n 2
+    --dist worksteal` (tools/test) a 500-s test never starts last while the other worker sits idle.
+    Runs after pytest's own reordering (trylast), whose order within a file it keeps."""
+    rank = {nodeid: i for i, nodeid in enumerate(suite_order.longest_files_first([i.nodeid for i in items]))}
+    items.sort(key=lambda item: rank[item.nodeid])
 
 
 def pytest_sessionfinish(session, exitstatus):
