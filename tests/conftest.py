@@ -1,12 +1,32 @@
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 
 import nets
+import suite_order
 
+
+def _bytecode_caches() -> None:
+    """Let this process, pytest-xdist's workers and the tests' `python -m incdsl` subprocesses keep
+    Python's bytecode caches, under the venv (PYTHONPYCACHEPREFIX: nothing beside the sources).
+    Where PYTHONDONTWRITEBYTECODE is set (this machine family sets it) in a venv that uv installed
+    (uv compiles no bytecode), every process compiled TensorFlow, Keras and torch from source again:
+    `import keras` took 18.7 s of CPU, 6.1 s with the caches (issue 29 item 4: the suite's time).
+    A prefix the caller set is kept; outside a venv nothing changes."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or sys.prefix == sys.base_prefix:
+        return
+    prefix = os.environ.get("PYTHONPYCACHEPREFIX") or str(Path(sys.prefix) / "pycache")
+    del os.environ["PYTHONDONTWRITEBYTECODE"]
+    os.environ["PYTHONPYCACHEPREFIX"] = prefix
+    sys.dont_write_bytecode = False
+    sys.pycache_prefix = prefix  # read at each import: the imports from here on are cached
+
+
+_bytecode_caches()  # before torchvision's import below
 # torchvision must be imported before TensorFlow: the other way round, TF 2.21 and torchvision 0.29
 # crash the process (segmentation fault in `import torchvision`). The reference tests compare
 # against both; the front-end tests need neither, so a checkout without the `refs` extra still
@@ -118,6 +138,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(specname="pytest_collection_modifyitems", trylast=True)
+def pytest_collection_modifyitems_longest_first(items):
+    """The files of the slowest tests first (tests/suite_order.py), so that under `pytest -n 2
+    --dist worksteal` (tools/test) a 500-s test never starts last while the other worker sits idle.
+    Runs after pytest's own reordering (trylast), whose order within a file it keeps."""
+    rank = {nodeid: i for i, nodeid in enumerate(suite_order.longest_files_first([i.nodeid for i in items]))}
+    items.sort(key=lambda item: rank[item.nodeid])
 
 
 def pytest_sessionfinish(session, exitstatus):
