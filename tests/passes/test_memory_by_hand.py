@@ -74,11 +74,41 @@ def test_what_backward_keeps_for_each_kind_of_op(spec_file):
     assert all(mem[n].params == 4 * net.counts[n].params for n in net.layers)
     half = layer_memory(net, "bfloat16")  # 2 bytes a value and a variable
     assert half["s"].kept == 2 * (256 + 384 + 256) and half["s"].params == 2 * net.counts["s"].params
-    assert half["d"].kept == 16  # the mask stays one byte
+    assert half["d"].kept == 16 and type(half["d"].kept) is int  # the mask stays one byte
     # forward peak, bytes: input 512, normalize 512 (the input freed after it), then sepconv's 1,024
     # with its pre-BN copy (1,024) while normalize's output is alive; everything after is smaller
     assert forward_peak(net) == 512 + 2 * 1024
     assert forward_peak(net, "bfloat16") == (512 + 2 * 1024) // 2
+
+
+# Each op after one that keeps nothing of its own, so that what it keeps shows alone.
+ALONE = """
+network k() {
+  input 4x4x2
+  a = conv(2, 1)
+  r = relu
+  u = affine(2.0, 1.0)
+  s = scale(2.0)
+  l = lrn(3)
+  t = scale(0.5)
+  b = bn
+  p = avgpool(2)
+  gap -> dense(2)
+}
+"""
+
+
+def test_what_each_op_keeps_on_its_own(spec_file):
+    mem = layer_memory(incdsl.load(spec_file(ALONE)))
+    kept = {n: m.kept // 4 for n, m in mem.items()}
+    # (values; every map is 4x4x2 = 32 until the pool): the conv keeps its input, not its output (no
+    # activation, no batch norm: one output, not two); relu its output only; affine (not in the
+    # table) its output; lrn its output and its input; a standalone bn its input; avgpool its input;
+    # gap its input (2x2x2 = 8); dense its input (2) and, without an activation, not its output
+    assert kept == {"input": 32, "a": 0, "r": 32, "u": 32, "s": 32, "l": 32, "t": 32, "b": 32, "p": 8,
+                    "gap_1": 2, "dense_1": 0}
+    assert mem["a"].outputs == 4 * 32 and mem["b"].outputs == 4 * 32
+    assert all(type(m.kept) is int and type(m.outputs) is int for m in mem.values())
 
 
 def test_the_forward_peak_keeps_outputs_and_frees_the_rest(spec_file):

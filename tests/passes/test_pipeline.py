@@ -103,16 +103,17 @@ def test_pruning_is_a_pass_not_part_of_elaboration(spec_file):
 
 def test_a_dropped_nested_call_is_warned_about_at_the_outermost_call(spec_file, cli):
     path = spec_file("module inner(c) { conv(c, 1) }\nmodule outer(c) { inner(c) -> inner(c) }\n"
-                     "network n() {\n  input 4x4x3\n  x = conv(4, 1)\n  lost = x -> outer(4)\n"
+                     "module top(c) { outer(c) }\n"
+                     "network n() {\n  input 4x4x3\n  x = conv(4, 1)\n  lost = x -> top(4)\n"
                      "  x -> gap -> dense(2)\n}\n")
     net = incdsl.load(path)
-    assert net.graph.unused == ["lost/inner_1/conv_1", "lost/inner_2/conv_1"]
-    # the call in the network's file (line 6), not the calls inside outer's body (line 2) or inner's
+    assert net.graph.unused == ["lost/outer_1/inner_1/conv_1", "lost/outer_1/inner_2/conv_1"]
+    # the call in the network's file (line 7), not the calls inside top's, outer's or inner's bodies
     assert {n: str(s).rsplit(":", 2)[-2:] for n, s in net.graph.unused_spans.items()} == {
-        "lost/inner_1/conv_1": ["6", "15"], "lost/inner_2/conv_1": ["6", "15"]}
-    assert net.graph.blocks == [] and len(net.record.elaborated.blocks) == 3  # the calls went with them
+        "lost/outer_1/inner_1/conv_1": ["7", "15"], "lost/outer_1/inner_2/conv_1": ["7", "15"]}
+    assert net.graph.blocks == [] and len(net.record.elaborated.blocks) == 4  # the calls went with them
     code, out, err = cli("check", path)
-    assert code == 0 and f"{path}:6:15: warning: 'lost/inner_1/conv_1' reaches no output" in err
+    assert code == 0 and f"{path}:7:15: warning: 'lost/outer_1/inner_1/conv_1' reaches no output" in err
 
 
 def test_the_passes_build_a_frozen_record_from_what_each_needs(spec_file):
