@@ -392,3 +392,36 @@ network h() {
     net = incdsl.load(p)
     r = export(net, tmp_path / "h.onnx", perturbed(net), verify="keras")  # onnxruntime vs Keras on 'f' too
     assert r.folded == 0 and "BatchNormalization" in ops(tmp_path / "h.onnx")
+
+
+@pytest.mark.parametrize("layout,batch,fold,opset", OPTIONS, ids=lambda v: str(v))
+def test_zoo_options_match_the_numpy_reference(zoo, tmp_path, layout, batch, fold, opset):
+    """The zoo under every option, in the quick suite: onnxruntime against incdsl's numpy
+    interpreter of the graph (backends/numpy_ref.py, itself checked against Keras and torch by the
+    slow tests), on every inference head and every layer tensor's inferred shape."""
+    net, w = zoo
+    opset = max_opset() if opset == "max" else opset
+    out = tmp_path / "zoo.onnx"
+    r = export(net, out, w, opset=opset, layout=layout, batch=batch, fold_bn=fold, verify=False)
+    em = onnx_direct.emit(net, w, opset=opset, layout=layout, batch=batch, fold_bn=fold)
+    assert em.serialized() == out.read_bytes() and onnx.load(str(out)) == em.model
+    compared, total = onnx_verify.check_structure(str(out), net, em.layer_tensors, layout, batch)
+    assert compared == total > 0
+    rel, _, scale, n, against = onnx_verify.compare_runtime(str(out), net, w, layout, batch,
+                                                            reference="numpy")
+    assert rel <= onnx_verify.RTOL and scale > 0 and n == (batch or 1)
+    model = onnx.load(str(out))
+    assert model.opset_import[0].version == opset and model.graph.name == "zoo"
+    assert model.producer_name == "incdsl" and model.graph.doc_string.startswith("incdsl: network zoo from ")
+    assert [o.name for o in model.graph.output] == ["probs", "logp", "flat", "late"]
+    b = "batch" if batch is None else batch
+    dims = [d.dim_value or d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ([b, 24, 24, 3] if layout == "nhwc" else [b, 3, 24, 24])
+    assert all([d.dim_value or d.dim_param for d in o.type.tensor_type.shape.dim] == [b, 5]
+               for o in model.graph.output)
+    kinds = ops(out)
+    assert kinds.count(
+        "BatchNormalization") == (1 if fold else 5) and r.folded == em.folded == (4 if fold else 0)
+    assert kinds.count("LRN") == 1 and ("Gelu" in kinds) == (opset >= 20)
+    assert [t.input[0] for t in model.graph.node if t.op_type == "Transpose"] == (
+        ["input"] if layout == "nhwc" else []) + ["conv_4"]
