@@ -142,3 +142,16 @@ def test_many_pools_are_listed_four_and_the_route_ends_with_the_last_four_steps(
                         "larger input or a smaller window here would only hide the cause"]
     else:
         assert hint == ["hint: use pad=same, a smaller kernel, or a larger input"]
+
+
+def test_four_pools_are_all_named_and_a_step_without_arithmetic_says_none(cli, spec_file):
+    # four 2/2 floor pools on 100x100: 50, 25, 12, 6 (same: 13, 7, where a 7x7 window fits)
+    err = _check_err(cli, spec_file, "  input 100x100x3\n" + "  maxpool(2, stride=2)\n" * 4
+                     + "  conv(4, 7, pad=valid)\n")
+    assert "note: where the size went: 100x100 -> 50x50 -> 25x25 -> 12x12 -> 6x6" in err  # no "last 4"
+    assert any(
+        line.startswith("hint: the pools shrink the map (maxpool_1, maxpool_2, maxpool_3, maxpool_4 pad "
+                               "valid, rounding down)") for line in err)
+    # adaptive pooling's size is its argument: its step has no arithmetic after it
+    err = _check_err(cli, spec_file, "  input 16x16x3\n  adaptive_avgpool(4)\n  conv(4, 7, pad=valid)\n")
+    assert "note: adaptive_avgpool_1 (adaptive_avgpool) 16x16 -> 4x4" in err
