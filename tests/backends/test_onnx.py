@@ -425,3 +425,33 @@ def test_zoo_options_match_the_numpy_reference(zoo, tmp_path, layout, batch, fol
     assert kinds.count("LRN") == 1 and ("Gelu" in kinds) == (opset >= 20)
     assert [t.input[0] for t in model.graph.node if t.op_type == "Transpose"] == (
         ["input"] if layout == "nhwc" else []) + ["conv_4"]
+
+
+OTHERS = """
+network others() {
+  input 6x6x4
+  normalize((0.1, 0.2, 0.3, 0.4), (0.5, 1.5, 2.0, 0.8))
+  affine(1.5, -0.25)
+  x = conv(8, 3, act=relu)
+  channel_shuffle(2)
+  multiply { identity; gap -> dense(8, act=sigmoid) }
+  drop_path(0.2)
+  add { identity; conv(8, 1); conv(8, 3) }
+  output v = gap -> dense(3) -> affine((1.0, 2.0, 3.0), 0.5)
+}
+"""
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_the_ops_the_zoo_lacks_match_the_numpy_reference(layout):
+    """Per-channel normalize and affine (on a map and on a vector), channel shuffle, a
+    squeeze-and-excitation gate, drop path and a three-input add, against the numpy interpreter."""
+    net = incdsl.loads(OTHERS)
+    w = perturbed(net)
+    em = onnx_direct.emit(net, w, layout=layout)
+    compared, total = onnx_verify.check_structure(em.model, net, em.layer_tensors, layout, None)
+    assert compared == total > 0
+    rel, _, scale, _, _ = onnx_verify.compare_runtime(em.model, net, w, layout, None, reference="numpy")
+    assert rel <= onnx_verify.RTOL and scale > 0
+    kinds = [n.op_type for n in em.model.graph.node]
+    assert kinds.count("Sum") == 1 and kinds.count("Reshape") == 3  # shuffle: 2, the gate: 1
