@@ -392,3 +392,66 @@ network h() {
     net = incdsl.load(p)
     r = export(net, tmp_path / "h.onnx", perturbed(net), verify="keras")  # onnxruntime vs Keras on 'f' too
     assert r.folded == 0 and "BatchNormalization" in ops(tmp_path / "h.onnx")
+
+
+@pytest.mark.parametrize("layout,batch,fold,opset", OPTIONS, ids=lambda v: str(v))
+def test_zoo_options_match_the_numpy_reference(zoo, tmp_path, layout, batch, fold, opset):
+    """The zoo under every option, in the quick suite: onnxruntime against incdsl's numpy
+    interpreter of the graph (backends/numpy_ref.py, itself checked against Keras and torch by the
+    slow tests), on every inference head and every layer tensor's inferred shape."""
+    net, w = zoo
+    opset = max_opset() if opset == "max" else opset
+    out = tmp_path / "zoo.onnx"
+    r = export(net, out, w, opset=opset, layout=layout, batch=batch, fold_bn=fold, verify=False)
+    em = onnx_direct.emit(net, w, opset=opset, layout=layout, batch=batch, fold_bn=fold)
+    assert em.serialized() == out.read_bytes() and onnx.load(str(out)) == em.model
+    compared, total = onnx_verify.check_structure(str(out), net, em.layer_tensors, layout, batch)
+    assert compared == total > 0
+    rel, _, scale, n, against = onnx_verify.compare_runtime(str(out), net, w, layout, batch,
+                                                            reference="numpy")
+    assert rel <= onnx_verify.RTOL and scale > 0 and n == (batch or 1)
+    model = onnx.load(str(out))
+    assert model.opset_import[0].version == opset and model.graph.name == "zoo"
+    assert model.producer_name == "incdsl" and model.graph.doc_string.startswith("incdsl: network zoo from ")
+    assert [o.name for o in model.graph.output] == ["probs", "logp", "flat", "late"]
+    b = "batch" if batch is None else batch
+    dims = [d.dim_value or d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ([b, 24, 24, 3] if layout == "nhwc" else [b, 3, 24, 24])
+    assert all([d.dim_value or d.dim_param for d in o.type.tensor_type.shape.dim] == [b, 5]
+               for o in model.graph.output)
+    kinds = ops(out)
+    assert kinds.count(
+        "BatchNormalization") == (1 if fold else 5) and r.folded == em.folded == (4 if fold else 0)
+    assert kinds.count("LRN") == 1 and ("Gelu" in kinds) == (opset >= 20)
+    assert [t.input[0] for t in model.graph.node if t.op_type == "Transpose"] == (
+        ["input"] if layout == "nhwc" else []) + ["conv_4"]
+
+
+OTHERS = """
+network others() {
+  input 6x6x4
+  normalize((0.1, 0.2, 0.3, 0.4), (0.5, 1.5, 2.0, 0.8))
+  affine(1.5, -0.25)
+  x = conv(8, 3, act=relu)
+  channel_shuffle(2)
+  multiply { identity; gap -> dense(8, act=sigmoid) }
+  drop_path(0.2)
+  add { identity; conv(8, 1); conv(8, 3) }
+  output v = gap -> dense(3) -> affine((1.0, 2.0, 3.0), 0.5)
+}
+"""
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_the_ops_the_zoo_lacks_match_the_numpy_reference(layout):
+    """Per-channel normalize and affine (on a map and on a vector), channel shuffle, a
+    squeeze-and-excitation gate, drop path and a three-input add, against the numpy interpreter."""
+    net = incdsl.loads(OTHERS)
+    w = perturbed(net)
+    em = onnx_direct.emit(net, w, layout=layout)
+    compared, total = onnx_verify.check_structure(em.model, net, em.layer_tensors, layout, None)
+    assert compared == total > 0
+    rel, _, scale, _, _ = onnx_verify.compare_runtime(em.model, net, w, layout, None, reference="numpy")
+    assert rel <= onnx_verify.RTOL and scale > 0
+    kinds = [n.op_type for n in em.model.graph.node]
+    assert kinds.count("Sum") == 1 and kinds.count("Reshape") == 3  # shuffle: 2, the gate: 1

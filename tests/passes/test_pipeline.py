@@ -13,7 +13,7 @@ import incdsl
 from incdsl.elaborate.statements import elaborate
 from incdsl.ir.graph import Layer
 from incdsl.network import Spec
-from incdsl.ops import Count
+from incdsl.ops import REQUIRED, Count
 from incdsl.passes import PIPELINE, Pass, Record, pipeline, verify
 from incdsl.passes.record import FACTS
 from incdsl.passes.verify import IRError
@@ -84,6 +84,11 @@ def test_the_debug_flag_verifies_every_build(spec_file, monkeypatch):
     monkeypatch.setenv("INCDSL_VERIFY", "1")
     incdsl.load(spec_file(TINY))
     assert calls == ["elaborate", "prune", "infer-shapes", "mark-inference", "resolve-pads"]
+    for off in ("", "0"):  # set but empty, or 0: off
+        calls.clear()
+        monkeypatch.setenv("INCDSL_VERIFY", off)
+        incdsl.load(spec_file(TINY))
+        assert calls == []
 
 
 def test_pruning_is_a_pass_not_part_of_elaboration(spec_file):
@@ -94,6 +99,21 @@ def test_pruning_is_a_pass_not_part_of_elaboration(spec_file):
     assert "lost" not in net.layers and net.graph.unused == ["lost"]
     assert str(net.graph.unused_spans["lost"]).endswith("t.inc:6:15")  # the layer written there
     assert "lost" in g.layers and g.unused == [] and net.record.elaborated is g  # data in, data out: g kept
+
+
+def test_a_dropped_nested_call_is_warned_about_at_the_outermost_call(spec_file, cli):
+    path = spec_file("module inner(c) { conv(c, 1) }\nmodule outer(c) { inner(c) -> inner(c) }\n"
+                     "module top(c) { outer(c) }\n"
+                     "network n() {\n  input 4x4x3\n  x = conv(4, 1)\n  lost = x -> top(4)\n"
+                     "  x -> gap -> dense(2)\n}\n")
+    net = incdsl.load(path)
+    assert net.graph.unused == ["lost/outer_1/inner_1/conv_1", "lost/outer_1/inner_2/conv_1"]
+    # the call in the network's file (line 7), not the calls inside top's, outer's or inner's bodies
+    assert {n: str(s).rsplit(":", 2)[-2:] for n, s in net.graph.unused_spans.items()} == {
+        "lost/outer_1/inner_1/conv_1": ["7", "15"], "lost/outer_1/inner_2/conv_1": ["7", "15"]}
+    assert net.graph.blocks == [] and len(net.record.elaborated.blocks) == 4  # the calls went with them
+    code, out, err = cli("check", path)
+    assert code == 0 and f"{path}:7:15: warning: 'lost/outer_1/inner_1/conv_1' reaches no output" in err
 
 
 def test_the_passes_build_a_frozen_record_from_what_each_needs(spec_file):
@@ -114,8 +134,9 @@ def test_the_passes_build_a_frozen_record_from_what_each_needs(spec_file):
     assert net.record.pads is pads and net.pads is pads and set(pads) == {
         "x", "b1/conv_1", "b2/avgpool_1", "b2/conv_1", "blk_1/conv_1"}
     assert pipeline.demand(net.record, "pads") is net.record  # asked again: nothing recomputed
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError) as e:
         pipeline.demand(net.record, "shapes")  # not an on-demand fact
+    assert e.value.args == ("shapes",)
 
 
 def test_infer_shapes_writes_fit_kernels_into_a_new_graph(spec_file):
@@ -136,7 +157,7 @@ def _state(spec_file):
     return Record(elaborate(Spec(spec_file(TINY)).program))
 
 
-FIELDS = ("graph", "shapes", "counts", "inference", "pads")
+FIELDS = ("graph", "shapes", "counts", "derivations", "inference", "pads")
 
 
 def _breaking(name: str, fault) -> tuple[Pass, ...]:
@@ -153,6 +174,12 @@ def _breaking(name: str, fault) -> tuple[Pass, ...]:
 
 def _replace(g, node: str, **changes):
     g.layers[node] = dataclasses.replace(g.layers[node], **changes)
+
+
+# the messages below that are the whole problem, not a part of it
+WHOLE = {"the graph has no output", "a layer named unused is still in the graph",
+         "layer 'x' (conv) has no stride",
+         "the inference set names layers that are not in the graph", "layer 'x' (conv) has unknown bogus"}
 
 
 @pytest.mark.parametrize("fault, message", [
@@ -197,12 +224,64 @@ def _replace(g, node: str, **changes):
      "layer 'x' has pads (0, 1, 0, 1), but its pad argument says (1, 0, 0, 1)"),
     (lambda s: s.graph.layers.update({"extra": Layer("extra", "gap", s.graph.layers["gap_1"].attrs, ("x",),
                                                      None)}), "reaches no output"),
+    # each invariant's own message, so that the pass author reads what broke
+    (lambda s: {"graph": "a graph"}, "the graph is a str, not a Graph"),
+    (lambda s: _replace(s.graph, "gap_1", inputs=()), "layer 'gap_1' (gap) has 0 inputs, not 1"),
+    (lambda s: _replace(s.graph, "concat_1", inputs=()),
+     "layer 'concat_1' (concat) has 0 inputs, not one or more"),
+    # one input is a concat's right: what is wrong here is the branch left behind
+    (lambda s: _replace(s.graph, "concat_1", inputs=("b1/conv_1",)),
+     "layer 'b2/avgpool_1' reaches no output"),
+    (lambda s: s.graph.outputs.append(s.graph.outputs[0]), "two outputs are called 'dense_1'"),
+    (lambda s: s.graph.outputs.clear(), "the graph has no output"),
+    (lambda s: s.graph.blocks.__setitem__(0, dataclasses.replace(s.graph.blocks[0], output="gone")),
+     "module call 'blk_1' returns 'gone', which does not exist"),
+    (lambda s: s.graph.blocks.append(s.graph.blocks[0]), "module call 'blk_1' shares its name"),
+    (lambda s: _replace(s.graph, "x", attrs={**s.graph.layers["x"].attrs, "bogus": 1}),
+     "layer 'x' (conv) has unknown bogus"),
+    (lambda s: _replace(s.graph, "x", attrs={**{k: v for k, v in s.graph.layers["x"].attrs.items()
+                                                if k not in ("stride", "kernel")}, "bogus": 1, "extra": 2}),
+     "layer 'x' (conv) has no kernel, stride; unknown bogus, extra"),
+    (lambda s: s.shapes.__setitem__("x", [8, 8, 8]),
+     "layer 'x' has shape [8, 8, 8], not a tuple of positive ints"),
+    (lambda s: _replace(s.graph, "x", attrs={**s.graph.layers["x"].attrs, "filters": REQUIRED}),
+     "layer 'x' (conv) has no value for 'filters'"),
+    (lambda s: _replace(s.graph, "x", attrs={**s.graph.layers["x"].attrs, "kernel": (0, 3)}),
+     "layer 'x' (conv) has a bad argument: must be at least 1, got 0"),
+    (lambda s: {"graph": dataclasses.replace(s.graph, unused=["x"])},
+     "a layer named unused is still in the graph"),
+    (lambda s: s.shapes.__setitem__("ghost", (1,)), "'ghost' has no layer: shape and layers disagree"),
+    (lambda s: s.counts.__setitem__("x", Count(-1, 0, 0)), "layer 'x' has count Count(trainable=-1"),
+    (lambda s: s.counts.__setitem__("x", Count(1.5, 0, 0)), "not a Count of non-negative ints"),
+    (lambda s: s.derivations.__setitem__("ghost", "ceil(1 / 1) = 1"),
+     "derivation of 'ghost' is 'ceil(1 / 1) = 1': not text about a layer of the graph"),
+    (lambda s: s.derivations.__setitem__("x", 8), "derivation of 'x' is 8"),
+    (lambda s: {"inference": s.inference | {"ghost"}},
+     "the inference set names layers that are not in the graph"),
+    (lambda s: {"inference": s.inference - {"dense_1"}},
+     "output 'dense_1' is not training-only but 'dense_1' is not kept for inference"),
+    (lambda s: {"inference": s.inference - {"x"}},
+     "the inference set drops 'x', which the inference outputs read"),
+    (lambda s: s.pads.__setitem__("gap_1", s.pads["x"]), "'gap_1' has pads but no window"),
+    # an explicit pad argument: its pads must still give the inferred output, and none negative
+    (lambda s: (_replace(s.graph, "b1/conv_1",
+                         attrs={**s.graph.layers["b1/conv_1"].attrs, "pad": (0, 0, 0, 0)}),
+                s.pads.__setitem__("b1/conv_1", dataclasses.replace(s.pads["b1/conv_1"], over_bottom=1))),
+     "layer 'b1/conv_1': pads Pads(top=0, bottom=0, left=0, right=0, over_bottom=1, over_right=0) "
+     "do not give the inferred output (8, 8)"),
+    (lambda s: (_replace(s.graph, "b1/conv_1",
+                         attrs={**s.graph.layers["b1/conv_1"].attrs, "pad": (0, 0, 0, 0)}),
+                s.pads.__setitem__("b1/conv_1", dataclasses.replace(s.pads["b1/conv_1"], over_right=-1))),
+     "layer 'b1/conv_1' has negative pads Pads(top=0, bottom=0, left=0, right=0, over_bottom=0, "
+     "over_right=-1)"),
 ])
 def test_the_verifier_names_the_pass_that_broke_the_ir(spec_file, fault, message):
     state = _state(spec_file)
     with pytest.raises(IRError) as e:
         pipeline.run(state, _breaking("faulty", fault), verify=True)
-    assert e.value.pass_name == "faulty"
+    assert e.value.pass_name == "faulty" and message in e.value.problem
+    if message in WHOLE:
+        assert e.value.problem == message
     assert message in str(e.value) and str(e.value).startswith("internal error: after pass 'faulty': ")
 
 
@@ -244,3 +323,20 @@ def test_the_pipeline_is_named_and_ordered_by_what_each_pass_needs():
         pipeline.check_order(PIPELINE + (late,))
     with pytest.raises(ValueError, match="needs shapes"):
         pipeline.check_order((late,) + PIPELINE, Extended)
+    both = Pass("both", ("graph", "shapes"), ("extra", "more"), "two of each", lambda g, s: (1, 2, 3))
+    with pytest.raises(ValueError, match="pass 'both' needs graph, shapes, which no earlier pass adds"):
+        pipeline.check_order((both,))
+    with pytest.raises(ValueError, match="pass 'both' adds extra, more, which Record has no field for"):
+        pipeline.check_order(PIPELINE + (both,))
+    with pytest.raises(ValueError):  # three values for two fields: a broken pass, not a silent cut
+        both.results(None, None)
+
+
+def test_dilated_windows_get_pads_over_their_extent_and_verify(spec_file):
+    """A 3x3 kernel dilated 2 spans 5 pixels: `same` pads 2 on each side (4 in all), not 1; `valid`
+    none. The verifier accepts them (it applies the dilation too)."""
+    g = elaborate(Spec(spec_file("network t() {\n  input 8x8x3\n  conv(4, 3, dilation=2)\n"
+                                 "  conv(4, 3, dilation=2, pad=valid)\n  gap\n}\n")).program)
+    record = pipeline.run(Record(g), verify=True)
+    assert record.pads["conv_1"].real == (2, 2, 2, 2) and record.shapes["conv_1"] == (8, 8, 4)
+    assert record.pads["conv_2"].real == (0, 0, 0, 0) and record.shapes["conv_2"] == (4, 4, 4)

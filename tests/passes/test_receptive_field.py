@@ -68,3 +68,19 @@ def test_summary_rf_and_json(capsys):
     assert (layer["rf"], layer["rf_stride"]) == ([19, 19], [4, 4])
     block = next(b for b in data["blocks"] if b["name"] == "inception3a")
     assert (block["rf"], block["rf_stride"]) == ([59, 59], [8, 8])
+
+
+def test_adaptive_pooling_and_a_stride_per_axis(spec_file):
+    net = incdsl.load(spec_file("network t() {\n  input 16x16x3\n  a = conv(4, 3, stride=2x1)\n"
+                                "  c = concat { conv(4, 1); maxpool(3, stride=1, pad=same) }\n"
+                                "  adaptive_avgpool(3) -> gap\n}\n"))
+    f = net.fields
+    assert (f["a"].size, f["a"].stride) == ((3, 3), (2, 1))  # 3x3 at stride 2 down, 1 across: 8x16
+    # the pool's branch: 3 + 2*2 = 7 down, 3 + 2*1 = 5 across; the concat keeps the strides per axis
+    assert (f["c"].size, f["c"].stride) == ((7, 5), (2, 1))
+    # adaptive 8x16 -> 3x3 (PyTorch's widest bin): windows ceil(8/3) = 3 by ceil(16/3) = 6 at strides
+    # 8//3 = 2 by 16//3 = 5: 7 + 2*2 = 11, 5 + 5*1 = 10; strides 2*2 = 4, 1*5 = 5
+    assert (f["adaptive_avgpool_1"].size, f["adaptive_avgpool_1"].stride) == ((11, 10), (4, 5))
+    assert all(type(v) is int for v in f["adaptive_avgpool_1"].size + f["adaptive_avgpool_1"].stride)
+    # gap over the 3x3 map: one 3x3 window at stride 3
+    assert (f["gap_1"].size, f["gap_1"].stride) == ((11 + 2 * 4, 10 + 2 * 5), (12, 15))

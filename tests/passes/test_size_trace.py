@@ -95,3 +95,63 @@ def test_a_network_too_small_even_with_same_pools_gets_no_false_fit(tmp_path, ca
                                  "  defaults maxpool(pad=same)\n  input(size, channels)\n"))
     assert main(["check", str(path), "--set", "aux=false", "--set", f"size={size}"]) == 1
     assert "does not fit" in capsys.readouterr().err
+
+
+def _check_err(cli, spec_file, lines: str) -> list[str]:
+    code, out, err = cli("check", spec_file("network t() {\n" + lines + "}\n"))
+    assert code == 1 and out == ""
+    return [line.split(" (/")[0] for line in err.splitlines()]  # the notes without their places
+
+
+def test_only_strided_floor_pools_are_the_suspects_on_a_non_square_map(cli, spec_file):
+    """A stride-1 pool and a ceil-mode pool shrink the map too, but they are not the strided floor
+    rounding the hint is about (the ceil-mode pool already rounds up): only the strided floor pool
+    is named. Hand-worked: 40x24 -> conv 3x3/2 valid 19x11
+    -> pool 3/1 17x9 -> pool 2/2 ceil 9x5 -> pool 3/2 4x2, where a 3x3 valid conv does not fit;
+    with that last pool `same`: ceil(9/2) x ceil(5/2) = 5x3, where it does."""
+    err = _check_err(cli, spec_file,
+                     "  input 40x24x3\n  conv(4, 3, stride=2, pad=valid)\n  maxpool(3, stride=1)\n"
+                     "  maxpool(2, stride=2, ceil=true)\n  maxpool(3, stride=2)\n  conv(4, 3, pad=valid)\n")
+    assert "note: where the size went: 40x24 -> 19x11 -> 17x9 -> 9x5 -> 4x2" in err  # four steps: all shown
+    assert [line.split(": ")[1] for line in err if " (conv) " in line or " (maxpool) " in line] == [
+        "conv_1 (conv) 40x24 -> 19x11", "maxpool_1 (maxpool) 19x11 -> 17x9",
+        "maxpool_2 (maxpool) 17x9 -> 9x5", "maxpool_3 (maxpool) 9x5 -> 4x2"]
+    assert ("note: with pad=same pools this network would differ first at maxpool_3: 5x3 instead of 4x2, "
+            "and this conv would get 5x3 and fit") in err
+    assert any(line.startswith("hint: the pools shrink the map (maxpool_3 pad valid, rounding down)")
+               for line in err)
+
+
+@pytest.mark.parametrize("kernel, fits", [(7, True), (8, False)])
+def test_many_pools_are_listed_four_and_the_route_ends_with_the_last_four_steps(cli, spec_file, kernel, fits):
+    """Five 2/2 floor pools on 200x200: 100, 50, 25, 12, 6; with pad=same: 100, 50, 25, 13, 7."""
+    err = _check_err(cli, spec_file, "  input 200x200x3\n" + "  maxpool(2, stride=2)\n" * 5
+                     + f"  conv(4, {kernel}, pad=valid)\n")
+    assert ("note: where the size went: 200x200 -> 100x100 -> 50x50 -> 25x25 -> 12x12 -> 6x6 "
+            "(the last 4 steps below)") in err
+    assert [line.split(":")[1] for line in err if line.startswith("note: maxpool_")] == [
+        " maxpool_2 (maxpool) 100x100 -> 50x50", " maxpool_3 (maxpool) 50x50 -> 25x25",
+        " maxpool_4 (maxpool) 25x25 -> 12x12", " maxpool_5 (maxpool) 12x12 -> 6x6"]
+    note = ("note: with pad=same pools this network would differ first at maxpool_4: 13x13 instead of 12x12, "
+            "and this conv would get 7x7")
+    assert (note + " and fit" if fits else note) in err
+    hint = [line for line in err if line.startswith("hint: ")]
+    if fits:
+        assert hint == ["hint: the pools shrink the map (maxpool_1, maxpool_2, maxpool_3, maxpool_4, ... pad "
+                        "valid, rounding down): give them pad=same (or ceil=true, as Caffe's GoogLeNet); a "
+                        "larger input or a smaller window here would only hide the cause"]
+    else:
+        assert hint == ["hint: use pad=same, a smaller kernel, or a larger input"]
+
+
+def test_four_pools_are_all_named_and_a_step_without_arithmetic_says_none(cli, spec_file):
+    # four 2/2 floor pools on 100x100: 50, 25, 12, 6 (same: 13, 7, where a 7x7 window fits)
+    err = _check_err(cli, spec_file, "  input 100x100x3\n" + "  maxpool(2, stride=2)\n" * 4
+                     + "  conv(4, 7, pad=valid)\n")
+    assert "note: where the size went: 100x100 -> 50x50 -> 25x25 -> 12x12 -> 6x6" in err  # no "last 4"
+    assert any(
+        line.startswith("hint: the pools shrink the map (maxpool_1, maxpool_2, maxpool_3, maxpool_4 pad "
+                               "valid, rounding down)") for line in err)
+    # adaptive pooling's size is its argument: its step has no arithmetic after it
+    err = _check_err(cli, spec_file, "  input 16x16x3\n  adaptive_avgpool(4)\n  conv(4, 7, pad=valid)\n")
+    assert "note: adaptive_avgpool_1 (adaptive_avgpool) 16x16 -> 4x4" in err
