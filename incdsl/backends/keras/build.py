@@ -33,6 +33,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from ...errors import SpecError, missing_file
 from ...ops import ACTIVATION_TABLE, LEAKY_RELU_SLOPE, affine_of
@@ -53,7 +54,7 @@ from .layers import (
     Subsample,
     TorchBatchNormalization,
 )
-from .weights import all_layers, from_keras, to_keras
+from .weights import all_layers, from_keras, settable_variables, to_keras
 
 L = keras.layers
 
@@ -229,7 +230,8 @@ BUILDERS = {
 }
 
 
-def build_model(net, inference: bool = False, seed: int | None = None, weights=None) -> keras.Model:
+def build_model(net, inference: bool = False, seed: int | None = None, weights=None, *,
+                placeholder: bool = False) -> keras.Model:
     """The Keras model of `net`: a functional `keras.Model` named after the network, taking NHWC
     images (batch, H, W, C) as `net.input_shape` says, with one output per head (the training
     model, aux heads included, by default; only the inference heads with `inference=True`).
@@ -237,12 +239,41 @@ def build_model(net, inference: bool = False, seed: int | None = None, weights=N
 
     `seed` sets the weights from `incdsl.weights.arrays.init_weights(net, seed)` (reproducible without
     Keras); `weights` (a weights dict, layer name -> arrays in Keras layouts) sets them explicitly;
-    with neither, Keras' own random initializers are left in place.
+    with neither, Keras' own random initializers are left in place, unless `placeholder` says that
+    the caller sets every weight (`model.weights`) before using the model: then, on JAX, the weights
+    are zeros until it does (no initial values drawn; on the other backends Keras draws them).
 
     Raises `incdsl.errors.SpecError` when Keras refuses a layer (its ValueError, at the layer's
     spec place) or a weights array is missing, extra or misshapen; RuntimeError if a Keras
     layer's shape disagrees with `net.shapes` (a bug: the backend and the op's rule in incdsl/ops/rules.py
     must agree)."""
+    if weights is None and seed is not None:
+        weights = init_weights(net, seed)
+    if (weights is None and not placeholder) or keras.backend.backend() != "jax":
+        model = _functional(net, inference)
+    else:
+        # Keras draws every weight's initial values as the layer is built, and on JAX each
+        # distinct weight shape compiles its own XLA random-number program (~70 for GoogLeNet:
+        # ~60 s of CPU) for values `to_keras` overwrites at once. Built in a StatelessScope, the
+        # variables wait; those `to_keras` sets are then made as numpy zeros, the others (a
+        # dropout's seed state) by their own initializers, as the scope ends (Keras' deferred
+        # initialization, which also places them under an active keras.distribution).
+        with keras.StatelessScope():
+            model = _functional(net, inference)
+            for variable in settable_variables(model, net) if weights is not None else model.weights:
+                variable._initializer = _host_zeros
+    if weights is not None:
+        to_keras(model, net, weights)
+    return model
+
+
+def _host_zeros(shape, dtype=None):
+    """Zeros made by numpy on the host, not by an XLA program compiled for the shape."""
+    return np.zeros(shape, keras.backend.standardize_dtype(dtype or "float32"))
+
+
+def _functional(net, inference: bool) -> keras.Model:
+    """The functional model of `net` (see `build_model`), its weights as Keras' initializers make them."""
     heads = [h for h in net.heads if not (inference and h.train_only)]
     keep = net.inference if inference else net.layers  # elaboration already dropped dead ends
     tensors = {}
@@ -262,13 +293,8 @@ def build_model(net, inference: bool = False, seed: int | None = None, weights=N
         tensors[name] = x
     inputs = [t for n, t in tensors.items() if net.layers[n].op == "input"]
     outputs = [_named_output(net, h, tensors[h.node], tensors) for h in heads]
-    model = keras.Model(inputs[0] if len(inputs) == 1 else inputs,
-                        outputs[0] if len(outputs) == 1 else outputs, name=net.name)
-    if weights is None and seed is not None:
-        weights = init_weights(net, seed)
-    if weights is not None:
-        to_keras(model, net, weights)
-    return model
+    return keras.Model(inputs[0] if len(inputs) == 1 else inputs,
+                       outputs[0] if len(outputs) == 1 else outputs, name=net.name)
 
 
 def _named_output(net, head, x, tensors):

@@ -41,6 +41,17 @@ def all_layers(model) -> dict:
     return out
 
 
+def settable_variables(model, net) -> list:
+    """The variables `to_keras` sets: those of every node of `net` that has weights and a layer in
+    `model` (its main layer and its batch norm)."""
+    layers = all_layers(model)
+    out = []
+    for name in net.layers:
+        variables = _node_variables(layers, name) if weight_shapes(net, name) else None
+        out.extend((variables or {}).values())
+    return out
+
+
 def from_keras(model, net) -> Weights:
     """The weights dict of every weighted node of `net` that `model` has a layer for, read from
     the model as it is (so `to_keras` can tell a model of another spec or variant)."""

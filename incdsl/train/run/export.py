@@ -94,7 +94,7 @@ def make_exporter(net, config: TrainConfig, core, heads, classes, chief: bool) -
     label order)."""
     main = next(h for h in heads if not h.train_only)
     with _policy("float32"):  # the saved model computes in float32, whatever training used
-        inner = build_model(net, inference=True)
+        inner = build_model(net, inference=True, placeholder=True)  # core's weights are copied in
         finetune.still_frozen(inner, net, config)
         model = with_preprocessing(inner, net.input_shape, config.preprocess, [main.name])
     meta = {"format": META_FORMAT, "network": net.name, "spec": str(net.path),
