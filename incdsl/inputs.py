@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 import warnings
 import zipfile
 from pathlib import Path
@@ -15,6 +16,12 @@ from pathlib import Path
 from .errors import MissingFileError, SpecError, shorten
 from .text import ParamText, first_line
 from .untrusted import JSON_LIMIT, read_member
+
+# Held while check_image lifts PIL's process-wide MAX_IMAGE_PIXELS, and by a thread that opens an
+# image meanwhile (train/scan.py's threads): Image.open reads the limit twice (`is None`, then
+# `2 * MAX_IMAGE_PIXELS`), and lifted in between it raises a TypeError, which Image.open reports as
+# "cannot identify image file" (a good PNG called damaged, seen on a loaded machine, Pillow 13).
+PIL_LIMIT_LOCK = threading.Lock()
 
 SPEC_ENTRY = "incdsl_spec.json"  # what `incdsl compile --to keras` adds to the .keras zip
 
@@ -157,21 +164,23 @@ def check_image(path: str | Path) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     p = regular_file(path, "image")
-    limit, pil_limit = image_limit(), Image.MAX_IMAGE_PIXELS
-    try:
-        # PIL refuses a bomb in open() itself, before saying its size: read the header without
-        # PIL's check, then apply the same limit here with the size in the message
-        Image.MAX_IMAGE_PIXELS = None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
-                w, h = im.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise SpecError(f"image {p} is not a readable image: it is {describe(p)} "
-                        f"({shorten(first_line(e), 120)})",
-                        hint="remove or replace the file") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = pil_limit
+    limit = image_limit()
+    with PIL_LIMIT_LOCK:  # the limit is PIL's, for every thread: no other may open an image meanwhile
+        pil_limit = Image.MAX_IMAGE_PIXELS
+        try:
+            # PIL refuses a bomb in open() itself, before saying its size: read the header without
+            # PIL's check, then apply the same limit here with the size in the message
+            Image.MAX_IMAGE_PIXELS = None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(p) as im:
+                    w, h = im.size
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise SpecError(f"image {p} is not a readable image: it is {describe(p)} "
+                            f"({shorten(first_line(e), 120)})",
+                            hint="remove or replace the file") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = pil_limit
     if w * h > limit:
         raise SpecError(f"image {p} is {w:,}x{h:,} pixels ({w * h:,}); images are limited to {limit:,} "
                         f"pixels (PIL's decompression-bomb limit)", hint="shrink the image first")

@@ -155,13 +155,15 @@ def folder_data(plan: FolderPlan, shape, heads: list[str] | None, first_batch: i
                 reader: str, cache=None):
     """(training stream, validation data or None) for `reader` "tf.data" or "pillow" (sharing
     `cache`, an image_cache.DecodedImages, or decoding every epoch without one). With several
-    replicas every batch must split evenly, so a last partial validation batch is left out, and a
-    validation set smaller than one batch is left out altogether (with a note)."""
-    drop = replicas > 1
+    replicas every batch must split evenly: on tf.data a last partial validation batch is left out,
+    and a validation set smaller than one batch is left out altogether (with a note); the Pillow
+    reader's validation batches keep every image, and the placement fills the last one up for
+    several replicas (placement.py, shard.ShardValBatches)."""
+    drop = replicas > 1 and reader == "tf.data"
     if drop and 0 < len(plan.val) < plan.batch:
         print(f"note: {len(plan.val)} validation image(s), less than a batch of {plan.batch}: left out under "
               f"{replicas} replicas (use a smaller --batch-size)", file=sys.stderr)
-    if drop and plan.batch % replicas:
+    if replicas > 1 and plan.batch % replicas:
         raise SpecError(f"a training batch of {plan.batch} images does not split over {replicas} replicas",
                         hint=ParamText("use a {batch_size} that is a multiple of {replicas}",
                                        replicas=replicas))

@@ -3,7 +3,6 @@ the files `incdsl predict` is handed, checked before Keras loads. PIL only, impo
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 from ..errors import MissingFileError, SpecError
@@ -47,11 +46,8 @@ def scan_image_folder(path: str | Path, follow_symlinks: bool = False,
                             hint="remove the empty folder or add images to it")
         files.append(images)
 
-    lock = threading.Lock()
-
     def check(p: Path) -> None:
-        with lock:  # check_image sets PIL's process-wide pixel limit for a moment: one thread at a time
-            check_image(p)  # the header: not an image, or a decompression bomb, is named here
+        check_image(p)  # the header: not an image, or a decompression bomb, is named here
         check_decodes(p)  # the data: found now rather than as a decoder failure halfway through an epoch
 
     check_all([p for group in files for p in group], check,

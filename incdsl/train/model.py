@@ -103,8 +103,8 @@ def compile_for_training(model, heads: list[HeadLoss], config: TrainConfig, step
                          steps_per_execution: int = 1) -> None:
     """Compile `model` for training: one loss per head weighted by its `weight` (aux heads 0.3 in
     GoogLeNet, Section 5), the optimizer of `config` with its schedule (`make_optimizer`),
-    top-1 accuracy on the main head, XLA when `config.jit`, and `steps_per_execution` steps
-    per call. Returns None."""
+    top-1 accuracy on the main head (weighted by the batches' sample weights where they have them), XLA when
+    `config.jit`, and `steps_per_execution` steps per call. Returns None."""
     main = next(h for h in heads if not h.train_only)
     single = len(heads) == 1
     loss = {h.name: make_loss(h, config.label_smoothing) for h in heads}
@@ -113,8 +113,11 @@ def compile_for_training(model, heads: list[HeadLoss], config: TrainConfig, step
                                  config.weight_decay),
         loss=loss[main.name] if single else loss,
         loss_weights=None if single else {h.name: h.weight for h in heads},
-        metrics=({main.name: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]} if not single
-                 else [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]),
+        # weighted: the validation batches filled up for several replicas weight their repeats 0
+        # (shard.ShardValBatches); without sample weights a weighted metric is the plain one
+        weighted_metrics=(
+            {main.name: [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]} if not single
+                          else [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]),
         jit_compile=True if config.jit else "auto",
         steps_per_execution=steps_per_execution,
     )

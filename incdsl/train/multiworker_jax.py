@@ -135,7 +135,7 @@ class JaxPlacement:
         self.replicas, self.workers, self.worker = len(devices), job.processes, job.process_id
         self.chief = self.writes = job.process_id == 0
         self.shard = Shard(job.process_id, job.processes)
-        self.threads, self.backup = config.workers, config.paths().backup
+        self.backup = config.paths().backup
 
     def scope(self):
         """No-op: the distribution is set globally."""
@@ -153,8 +153,7 @@ class JaxPlacement:
     def shard_input(self, data):
         """`data` (run/data.py's RunData) as this process reads it: its part of every global batch of
         the training and validation data (shard.shard_input)."""
-        from .images import default_workers
-        train, val = shard_input(data.train, data.val, self.shard, self.threads or default_workers())
+        train, val = shard_input(data.train, data.val, self.shard)
         return dataclasses.replace(data, train=train, val=val)
 
     def model_batches(self, data):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -133,7 +134,15 @@ class Placement:
         model._maybe_symbolic_build = symbolic_build
 
     def shard_input(self, data):
-        """The data fit reads (run/data.py's RunData): all of it (tf.distribute splits batches itself)."""
+        """The data fit reads (run/data.py's RunData): all of it (tf.distribute splits batches itself).
+        Under keras.distribution (JAX, mirrored) an image folder's validation batches are filled up
+        to full batches, weighted so that every image counts once (shard.ShardValBatches): each batch
+        must split evenly over the devices."""
+        if self.strategy is None and self.replicas > 1:
+            from .data import FolderValBatches
+            from .shard import Shard, ShardValBatches
+            if isinstance(data.val, FolderValBatches):
+                return dataclasses.replace(data, val=ShardValBatches(data.val, Shard(0, 1)))
         return data
 
     def model_batches(self, batches):

@@ -41,6 +41,7 @@ class PreciseBN(keras.callbacks.Callback):
         self.seconds: list[float] = []
         self.done: Recalibrated | None = None
         self._probe = None
+        self._trains: tuple[str, ...] = ()
         self._fitting = False
 
     def on_train_begin(self, logs=None):
@@ -56,8 +57,13 @@ class PreciseBN(keras.callbacks.Callback):
         if not self._fitting:
             return
         start = time.perf_counter()
-        if self._probe is None:
-            self._probe = statistics_probe(self.target)
+        # built again when what trains changed (--unfreeze-after): the unfrozen BN layers are
+        # recalibrated too, and the probe's compiled predict step, whose output shardings under a
+        # keras.distribution are those of the variables it was built with, fits the new split
+        # (a stale one: "pjit out_shardings ... a list of length 10, but ... of length 13")
+        trains = tuple(v.path for v in self.target.trainable_variables)
+        if self._probe is None or trains != self._trains:
+            self._probe, self._trains = statistics_probe(self.target), trains
         self.done = recalibrate(self.target, _batches(self.train_data), self.batches, probe=self._probe)
         self.seconds.append(time.perf_counter() - start)
 

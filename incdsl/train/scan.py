@@ -89,8 +89,11 @@ def check_decodes(path: Path) -> None:
     (see the module's docstring for what is read of each format)."""
     from PIL import Image
 
+    from ..inputs import PIL_LIMIT_LOCK
     try:
-        with Image.open(path) as im:
+        with PIL_LIMIT_LOCK:  # the header (cheap) not while check_image lifts PIL's limit; decoding after
+            im = Image.open(path)
+        with im:
             fmt = im.format
             if fmt not in DECODABLE:
                 raise SpecError(f"{path} is a {fmt} image; training reads BMP, GIF, JPEG and PNG images "
@@ -101,7 +104,8 @@ def check_decodes(path: Path) -> None:
             elif fmt == "PNG":
                 im.verify()
             else:
-                im.load()
+                with PIL_LIMIT_LOCK:  # GIF's frames check PIL's limit as they load
+                    im.load()
     except SpecError:
         raise
     except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, struct.error... for bad data

@@ -111,3 +111,21 @@ def test_a_truncated_png_is_found_too(folders):
     good.write_bytes(good.read_bytes()[:-30])
     with pytest.raises(SpecError, match=r"data/a/1\.png is a damaged image"):
         scan_image_folder("data", workers=2)
+
+
+def test_opening_an_image_waits_while_the_header_check_lifts_pils_limit(folders):
+    # check_image lifts PIL's process-wide pixel limit for a moment; a scan thread that opened an image
+    # then hit Pillow's `2 * None` (a TypeError it reports as "cannot identify image file"): a good PNG
+    # of the digits called damaged. check_decodes opens under the same lock.
+    import threading
+
+    from incdsl.inputs import PIL_LIMIT_LOCK
+    from incdsl.train.scan import check_decodes
+
+    done = threading.Event()
+    with PIL_LIMIT_LOCK:
+        t = threading.Thread(target=lambda: (check_decodes(folders / "data" / "a" / "0.png"), done.set()))
+        t.start()
+        assert not done.wait(0.5)
+    t.join(10)
+    assert done.is_set()

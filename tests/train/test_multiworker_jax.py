@@ -24,12 +24,6 @@ from incdsl.train.jax_link import Job, meet
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "specs" / "googlenet_tv.inc"
 NET = ["--set", "width=0.25", "--set", "size=32", "--set", "classes=10", "--set", "aux=false"]
-# 1437 training images: --val-split 0.0891 holds out 128, 8 full batches of 16, so that a run on one
-# device (which would keep a last partial batch) validates on the same images as several replicas
-RUN = ["--batch-size", "16", "--steps-per-epoch", "3", "--val-split", "0.0891", "--bn-recalibrate", "2",
-       "--steps-per-execution", "1", "--deterministic", "--progress", "epoch", "--no-tensorboard"]
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -146,6 +140,59 @@ def test_job_settings_out_of_range_are_usage_errors(tmp_path, capsys, flags, mes
     assert not (tmp_path / "out").exists()
 
 
+# --- validation under several replicas: every image once (shard.ShardValBatches) ----------------
+
+def test_validation_batches_under_replicas_count_every_image_once(tmp_path):
+    # 13 validation images, batches of 4, two processes: the last batch is one image filled up with
+    # repeats of it, weighted 0; Keras' evaluate on the global batches (the processes' parts side by
+    # side) gives the loss and accuracy of one device on the 13 images, its last batch partial.
+    import keras
+
+    from incdsl.train import TrainConfig, scan_image_folder
+    from incdsl.train.config import HeadLoss
+    from incdsl.train.data import FolderValBatches
+    from incdsl.train.images import plan_folder
+    from incdsl.train.model import compile_for_training
+    from incdsl.train.shard import Shard, ShardValBatches
+
+    from test_train import colour_folder
+
+    folder = colour_folder(tmp_path / "data", 10, seed=1)
+    plan = plan_folder(folder, *scan_image_folder(folder), 4, 0.45, seed=0)
+    assert len(plan.val) == 13
+    whole = FolderValBatches(plan, (8, 8, 3), None, 4, False)
+    parts = [ShardValBatches(whole, Shard(i, 2)) for i in (0, 1)]
+    assert len(whole) == len(parts[0]) == 4 and len(whole[3][0]) == 1
+    batches = [[np.concatenate(a) for a in zip(*(p[b] for p in parts))] for b in range(4)]
+    assert all(len(x) == len(y) == len(w) == 4 for x, y, w in batches)
+    real = np.concatenate([idx[w > 0] for idx, w in zip(parts[0].batches, parts[0].weights)])
+    assert list(real) == list(plan.val)
+    np.testing.assert_array_equal(batches[3][2], np.float32([16 / 13, 0, 0, 0]))
+    assert (batches[3][0] == batches[3][0][0]).all()  # the repeats are the batch's own image
+
+    class Global(keras.utils.PyDataset):
+        def __len__(self):
+            return len(batches)
+
+        def __getitem__(self, i):
+            return tuple(batches[i])
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    compile_for_training(model, [HeadLoss("fc", 3, True, 1.0, False)], TrainConfig(), 4)
+    one = model.evaluate(whole, verbose=0, return_dict=True)
+    job = model.evaluate(Global(), verbose=0, return_dict=True)
+    assert 0 < one["accuracy"] < 1
+    np.testing.assert_allclose(job["loss"], one["loss"], rtol=1e-6)
+    np.testing.assert_allclose(job["accuracy"], one["accuracy"], rtol=1e-6)
+    # the weights matter: without them the repeats count, and the loss is that of 16 images
+    assert sorted(job) == ["accuracy", "loss"]
+    plain = model.evaluate(np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches]),
+                           batch_size=4, verbose=0, return_dict=True)
+    assert abs(plain["loss"] - one["loss"]) > 1e-4
+
+
 # --- real processes -----------------------------------------------------------------------------
 
 # JAX's persistent compilation cache, one folder for every process this module starts: XLA's compile
@@ -172,16 +219,47 @@ def _env(devices: int = 2, backend: str = "jax") -> dict:
     return env
 
 
-def _train(data, out, *extra, env) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "incdsl", "train", str(SPEC), *NET, "--data", str(data),
-                             "-o", str(out), *RUN, *map(str, extra)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+# `incdsl train` itself (the command line, in-process), with one callback added: when training ends it
+# saves this process's copy of every weight of the training model (argv[1], .npz), so that what
+# process 1 holds at the end, which it writes nowhere, can be compared with process 0's.
+DUMP = r"""
+import dataclasses, sys
+import numpy as np
+import keras
+from incdsl.train import loop
+
+dump, argv = sys.argv[1], sys.argv[2:]
+made = loop.make_callbacks
+
+class Dump(keras.callbacks.Callback):
+    def on_train_end(self, logs=None):
+        np.savez(dump, **{w.path.replace("/", "|"): np.asarray(w.value.addressable_data(0))
+                          for w in self.model.weights})
+
+def with_dump(*args, **kwargs):
+    run = made(*args, **kwargs)
+    return dataclasses.replace(run, callbacks=[*run.callbacks, Dump()])
+
+loop.make_callbacks = with_dump
+from incdsl.cli.main import main
+sys.exit(main(argv))
+"""
 
 
-def _job(data, outs, port, *extra, devices=1):
-    """Start process i of len(outs) with output outs[i]."""
-    return [_train(data, out, "--strategy", "multiworker", "--coordinator", f"127.0.0.1:{port}",
-                   "--num-processes", len(outs), "--process-id", i, *extra, env=_env(devices))
+def _train(spec, data, out, *extra, env, dump=None) -> subprocess.Popen:
+    """`incdsl train spec --data data -o out extra...` in a process of its own (saving its weights at
+    the end to `dump` when given: DUMP)."""
+    head = [sys.executable, "-c", DUMP, str(dump)] if dump else [sys.executable, "-m", "incdsl"]
+    argv = [*head, "train", str(spec), "--data", str(data), "-o", str(out), *map(str, extra)]
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _job(spec, data, outs, *extra, devices=1, dumps=None):
+    """Process i of a job of len(outs) processes (`devices` CPU devices each), output outs[i]."""
+    port = free_port()
+    return [_train(spec, data, out, *extra, "--strategy", "multiworker", "--coordinator", f"127.0.0.1:{port}",
+                   "--num-processes", len(outs), "--process-id", i, env=_env(devices),
+                   dump=dumps[i] if dumps else None)
             for i, out in enumerate(outs)]
 
 
@@ -198,6 +276,12 @@ def _finish(procs, timeout=900):
     return results
 
 
+def _ok(procs, results):
+    failed = [f"process {i} (exit {p.returncode}):\n{err[-3000:]}" for i, (p, (_, err)) in
+              enumerate(zip(procs, results)) if p.returncode != 0]
+    assert not failed, "\n".join(failed)
+
+
 def _rows(path: Path) -> list[dict]:
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
@@ -212,7 +296,8 @@ def _predictions(model_path: Path, folder: Path) -> tuple[np.ndarray, np.ndarray
     model = keras.saving.load_model(model_path, compile=False)
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
     files = sorted(folder.rglob("*.png"))[:200]
-    x = np.stack([np.asarray(Image.open(f).convert("RGB").resize((32, 32), Image.BILINEAR), dtype="float32")
+    size = model.input_shape[1:3][::-1]
+    x = np.stack([np.asarray(Image.open(f).convert("RGB").resize(size, Image.BILINEAR), dtype="float32")
                   for f in files])
     return np.asarray(model.predict(x, batch_size=50, verbose=0)), np.array([classes.index(f.parent.name)
                                                                               for f in files])
@@ -225,50 +310,124 @@ def digits(tmp_path_factory):
     return write_digits(tmp_path_factory.mktemp("digits"), size=32)
 
 
-@pytest.mark.slow
-def test_two_jax_processes_train_as_one(digits, tmp_path):
-    # Two processes of one CPU device each (2 replicas) against one process on one device, over the
-    # same global batches of 16: the same losses (gradients and batch-norm statistics are computed
-    # over the whole global batch), the same validation after precise BN, and process 0's model
-    # predicts as the single process's does. Process 1 is given an output folder of its own: it must
-    # stay unmade. One step per epoch, so that the log holds each step's loss: the first step starts
-    # from the same weights, so its loss agrees to float32 rounding; after it, googlenet_tv at
-    # 32x32 (1x1 maps in its last modules, batch norm over 16 values per channel) amplifies the
-    # summation-order differences of the all-reduce roughly a hundredfold per step (measured: 6e-7,
-    # 4e-5, 3e-3 relative over three steps), so two steps are compared, each to its own tolerance.
-    # Validation after precise BN (statistics measured with those slightly different weights) is
-    # looser still: measured 3.3% and 1.2% apart (1e-4 with --bn-recalibrate off).
-    train, test = digits
-    job, alone, elsewhere = tmp_path / "job", tmp_path / "alone", tmp_path / "elsewhere"
-    steps = ("--epochs", 2, "--steps-per-epoch", 1)
-    procs = _job(train, [job / "m.keras", elsewhere / "m.keras"], free_port(), *steps, devices=1)
-    procs.append(_train(train, alone / "m.keras", *steps, env=_env(1)))
+# A small BN Inception (two layers of batch norm before one Inception module): it compiles in a
+# fraction of googlenet_tv's time.
+SMALL_BN = f"""
+use "{ROOT / 'specs' / 'googlenet.inc'}"
+
+network small_bn(classes=10, width=0.25, size=16) {{
+  defaults conv(bias=false, bn=true, act=relu)
+  input(size, size, 3)
+  conv1 = conv(16, 3, stride=2)
+  a = inception(64, 96, 128, 16, 32, 32, width)
+  output fc = gap -> dropout(0.2) -> dense(classes)
+}}
+"""
+
+
+# 1437 training images: --val-split 0.0905 holds out 130, eight batches of 16 and a last one of 2,
+# which a job of two replicas fills up (shard.ShardValBatches): every image must count once.
+VAL = 130
+TRAINED = ["--batch-size", 16, "--val-split", "0.0905", "--bn-recalibrate", 2, "--steps-per-execution", 1,
+           "--deterministic", "--progress", "epoch", "--no-tensorboard", "--optimizer", "adam",
+           "--lr", "0.01", "--epochs", 2, "--steps-per-epoch", 15, "--freeze", "conv1",
+           "--unfreeze-after", 1, "--unfreeze-lr", "0.01"]
+
+
+@pytest.fixture(scope="module")
+def trained(digits, tmp_path_factory):
+    """A small BN Inception trained on the digits once for the module: by a job of two processes of
+    one CPU device each (process 1 given an output folder of its own, which it must leave unmade),
+    and by one process on two CPU devices (--strategy mirrored), the reference.
+
+    Why the reference has two devices: it then computes the very program the job does, the
+    global batch split in two and the halves' sums added (the gradients, the batch-norm batch
+    statistics), and a sum of two is the same in either order, so the job must match it to float
+    rounding after any number of steps. One device sums the 16 images in another order, which
+    googlenet_tv at 32x32 (1x1 maps in its last modules, batch norm over 16 values per channel)
+    amplifies about a hundredfold per step (measured: 6e-7, 4e-5, 3e-3 relative over three steps);
+    tests/train/test_input.py matches the mirrored run with one device. Why not googlenet_tv here:
+    30 steps with two phases and precise BN cost it over 15 minutes of a loaded 2-core machine
+    (the compiles); it trains as a job in the kill and --resume test. The run: 15 steps with conv1
+    frozen, then 15 with everything trainable (--freeze, --unfreeze-after), precise BN before each
+    validation, enough to move off chance."""
+    train, _ = digits
+    root = tmp_path_factory.mktemp("trained")
+    job, elsewhere, alone = root / "job", root / "elsewhere", root / "alone"
+    spec = root / "small_bn.inc"
+    spec.write_text(SMALL_BN)
+    procs = _job(spec, train, [job / "m.keras", elsewhere / "m.keras"], *TRAINED,
+                 dumps=[root / "p0.npz", root / "p1.npz"])
+    procs.append(_train(spec, train, alone / "m.keras", *TRAINED, "--strategy", "mirrored", env=_env(2),
+                        dump=root / "alone.npz"))
     results = _finish(procs)
-    for p, (out, err) in zip(procs, results):
-        assert p.returncode == 0, err[-3000:]
+    return root, procs, results
+
+
+@pytest.mark.slow
+def test_two_jax_processes_train_as_one(trained):
+    # The same losses, accuracies and validation as one process over the same global batches, in
+    # both phases of --freeze/--unfreeze-after; process 0 writes, process 1 writes nothing.
+    root, procs, results = trained
+    _ok(procs, results)
     (chief, _), (other, _), (single, _) = results
     assert "DataParallel, 2 replicas on 2 processes (this one process 0)" in chief
+    assert "DataParallel, 2 replicas, Keras jax" in single
     assert "(this one process 1)" in other and "wrote" not in other
-    assert not elsewhere.exists()
-    assert sorted(p.name for p in job.iterdir()) == ["m.best.keras", "m.keras", "m.log.csv"]
+    frozen = [line for line in chief.splitlines() if "frozen" in line]
+    assert frozen and frozen == [line for line in single.splitlines() if "frozen" in line]
+    assert not (root / "elsewhere").exists()
+    assert sorted(p.name for p in (root / "job").iterdir()) == ["m.best.keras", "m.keras", "m.log.csv"]
 
-    got, ref = _rows(job / "m.log.csv"), _rows(alone / "m.log.csv")
-    assert [r["step"] for r in got] == [r["step"] for r in ref] == ["1", "2"]
-    loss, loss_ref = [float(r["loss"]) for r in got], [float(r["loss"]) for r in ref]
-    np.testing.assert_allclose(loss[0], loss_ref[0], rtol=1e-5)
-    np.testing.assert_allclose(loss[1], loss_ref[1], rtol=1e-4)
-    assert [r["accuracy"] for r in got] == [r["accuracy"] for r in ref]
-    np.testing.assert_allclose([float(r["val_loss"]) for r in got], [float(r["val_loss"]) for r in ref],
-                               rtol=5e-2)
-    # training moved the loss: the agreement above is not that of two untouched models
-    assert loss[0] != loss[1]
-
-    # "predicts as well": the same accuracy on held-out digits, to 5 points (measured: equal)
-    (a, labels), (b, _) = _predictions(job / "m.keras", test), _predictions(alone / "m.keras", test)
-    assert abs((a.argmax(-1) == labels).mean() - (b.argmax(-1) == labels).mean()) <= 0.05
+    got, ref = _rows(root / "job" / "m.log.csv"), _rows(root / "alone" / "m.log.csv")
+    assert [r["step"] for r in got] == [r["step"] for r in ref] == ["15", "30"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose([float(r[key]) for r in got], [float(r[key]) for r in ref], rtol=1e-6,
+                                   err_msg=key)
+    # every validation image counted once: an accuracy of k/130 (not k/128: the last batch of 2 left out)
+    for r in got:
+        k = float(r["val_accuracy"]) * VAL
+        assert abs(k - round(k)) < 1e-3, r["val_accuracy"]
+    loss = [float(r["loss"]) for r in got]
+    assert loss[1] < loss[0]  # training moved: the agreement above is not that of two untouched models
     from incdsl.train.saving import read_meta
-    meta = read_meta(job / "m.keras")
+    meta = read_meta(root / "job" / "m.keras")
     assert meta["epoch"] == 2 and meta["bn_recalibrated"]["before_each_validation"]
+
+
+@pytest.mark.slow
+def test_the_model_process_0_wrote_predicts_as_the_single_process_one(trained, digits):
+    # The same outputs on held-out digits, to float32 rounding, from a model trained off chance.
+    root, procs, results = trained
+    _ok(procs, results)
+    _, test = digits
+    a, labels = _predictions(root / "job" / "m.keras", test)
+    b, _ = _predictions(root / "alone" / "m.keras", test)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert (a.argmax(-1) == labels).mean() >= 0.3  # 10 classes: chance is 0.1
+
+
+@pytest.mark.slow
+def test_batch_norm_statistics_are_the_same_on_every_process(trained):
+    # What each process holds when training ends (DUMP): process 1's every weight, batch norm's
+    # moving statistics included, is process 0's, bit for bit, and the model process 0 wrote holds them.
+    import keras
+
+    import incdsl.backends.keras.layers  # noqa: F401  (registers the spec's layers for loading)
+    root, procs, results = trained
+    _ok(procs, results)
+    p0, p1, alone = (dict(np.load(root / f"{n}.npz")) for n in ("p0", "p1", "alone"))
+    moving = [k for k in p0 if k.endswith(("moving_mean", "moving_variance"))]
+    assert len(moving) >= 14 and sorted(p0) == sorted(p1)
+    for k in p0:
+        np.testing.assert_array_equal(p1[k], p0[k], err_msg=k)
+        np.testing.assert_allclose(p0[k], alone[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    model = keras.saving.load_model(root / "job" / "m.keras", compile=False)
+    written = {w.path.replace("/", "|"): np.asarray(w) for w in model.weights}
+    shared = [k for k in moving if k in written]
+    assert len(shared) == len(moving)
+    for k in shared:
+        np.testing.assert_array_equal(written[k], p0[k], err_msg=k)
 
 
 @pytest.mark.slow
@@ -278,8 +437,11 @@ def test_a_killed_process_ends_the_job_and_resume_continues_it(digits, tmp_path)
     # both started again with --resume finish the job, continuing from epoch 1.
     train, _ = digits
     job = tmp_path / "job"
-    extra = ("--epochs", 2, "--steps-per-epoch", 12)
-    procs = _job(train, [job / "m.keras", tmp_path / "p1" / "m.keras"], free_port(), *extra, devices=1)
+    extra = (*NET, "--batch-size", 16, "--val-split", 0, "--bn-recalibrate", "off", "--optimizer", "adam",
+             "--steps-per-execution", 1, "--progress", "epoch", "--no-tensorboard", "--epochs", 2,
+             "--steps-per-epoch", 8)
+    outs = [job / "m.keras", tmp_path / "p1" / "m.keras"]
+    procs = _job(SPEC, train, outs, *extra)
     log = job / "m.log.csv"
     deadline = time.monotonic() + 900
     while not (log.exists() and len(_rows(log)) >= 1):
@@ -296,23 +458,51 @@ def test_a_killed_process_ends_the_job_and_resume_continues_it(digits, tmp_path)
     assert "process 1 ended before the job finished" in err and "--resume" in err and "Traceback" not in err
     assert not (job / "m.keras").exists() and (job / "m.backup").is_dir()
 
-    procs = _job(train, [job / "m.keras", tmp_path / "p1" / "m.keras"], free_port(), *extra, "--resume",
-                 devices=1)
+    procs = _job(SPEC, train, outs, *extra, "--resume")
     results = _finish(procs)
-    for p, (o, e) in zip(procs, results):
-        assert p.returncode == 0, e[-3000:]
+    _ok(procs, results)
     assert "resuming after epoch 1 of 2" in results[0][0]
     assert [r["epoch"] for r in _rows(log)] == ["0", "1"] and (job / "m.keras").exists()
     assert not (job / "m.backup").exists() and not (tmp_path / "p1").exists()
 
 
 @pytest.mark.slow
+def test_two_processes_of_two_devices_each_diverge_as_one_process(digits, tmp_path):
+    # Each process splits its part of the batch over two CPU devices of its own (4 replicas in all),
+    # a small BN Inception (it compiles quickly). At a learning rate of 1e30 the first step is
+    # finite and the same as one process's (to 1e-5), and the second is not: every process stops
+    # with one process's message and exit status, the first epoch kept, no model written.
+    # Both processes are given the same -o, as the same command on every machine would.
+    train, _ = digits
+    spec = tmp_path / "small_bn.inc"
+    spec.write_text(SMALL_BN)
+    flags = ["--batch-size", 16, "--val-split", 0, "--bn-recalibrate", "off", "--optimizer", "adam",
+             "--lr", "1e30", "--epochs", 3, "--steps-per-epoch", 1, "--progress", "epoch",
+             "--no-tensorboard", "--deterministic"]  # --deterministic: one process's dropout seeded too
+    out = tmp_path / "job" / "m.keras"
+    procs = _job(spec, train, [out, out], *flags, devices=2)
+    procs.append(_train(spec, train, tmp_path / "one" / "m.keras", *flags, env=_env(1)))
+    results = _finish(procs)
+    errors = [err for _, err in results]
+    assert [p.returncode for p in procs] == [1, 1, 1], "\n".join(e[-2000:] for e in errors)
+    assert "DataParallel, 4 replicas on 2 processes (this one process 0)" in results[0][0]
+    said = [e[e.find("error: "):] for e in errors]  # the error and its hint, after any progress lines
+    assert said[2].startswith("error: training diverged: the loss is nan at step 2 (epoch 2, batch 1)")
+    assert said[0] == said[1] == said[2].replace(str(tmp_path / "one"), str(tmp_path / "job"))
+    assert "Traceback" not in "".join(errors)
+    assert not out.exists() and (tmp_path / "job" / "m.backup").is_dir()
+    got, ref = _rows(tmp_path / "job" / "m.log.csv"), _rows(tmp_path / "one" / "m.log.csv")
+    assert len(got) == len(ref) == 1
+    np.testing.assert_allclose(float(got[0]["loss"]), float(ref[0]["loss"]), rtol=1e-5)
+
+
+@pytest.mark.slow
 def test_different_flags_on_two_processes_are_refused_before_jax_starts(digits, tmp_path):
     train, _ = digits
     port = free_port()
-    procs = [_train(train, tmp_path / "a" / "m.keras", "--strategy", "multiworker", "--coordinator",
-                    f"127.0.0.1:{port}", "--num-processes", 2, "--process-id", i, "--epochs", 1 + i,
-                    env=_env(1))
+    procs = [_train(SPEC, train, tmp_path / "a" / "m.keras", *NET, "--strategy", "multiworker",
+                    "--coordinator", f"127.0.0.1:{port}", "--num-processes", 2, "--process-id", i,
+                    "--epochs", 1 + i, env=_env(1))
              for i in (0, 1)]
     results = _finish(procs, timeout=300)
     for p, (_, err) in zip(procs, results):
@@ -345,55 +535,6 @@ def test_multiworker_on_torch_is_a_usage_error(tmp_path):
         and "Traceback" not in p.stderr
     )
     assert not (tmp_path / "o").exists()
-
-
-SMALL_BN = f"""
-use "{ROOT / 'specs' / 'googlenet.inc'}"
-
-network small_bn(classes=10, width=0.25, size=16) {{
-  defaults conv(bias=false, bn=true, act=relu)
-  input(size, size, 3)
-  conv1 = conv(16, 3, stride=2)
-  a = inception(64, 96, 128, 16, 32, 32, width)
-  output fc = gap -> dropout(0.2) -> dense(classes)
-}}
-"""
-
-
-@pytest.mark.slow
-def test_two_processes_of_two_devices_each_match_one_process(digits, tmp_path):
-    # Each process splits its part of the batch over two CPU devices of its own (4 replicas in all):
-    # a small BN Inception (so that it compiles quickly) gives one process's training losses and
-    # accuracies (to 1e-5).
-    train, _ = digits
-    spec = tmp_path / "small_bn.inc"
-    spec.write_text(SMALL_BN)
-    flags = ["--data", str(train), "--epochs", "2", "--steps-per-epoch", "2", *RUN]
-    port = free_port()
-    env = _env(2)
-    procs = [subprocess.Popen([sys.executable, "-m", "incdsl", "train", str(spec), "-o",
-                               str(tmp_path / f"p{i}" / "m.keras"),
-                               *flags, "--strategy", "multiworker", "--coordinator", f"127.0.0.1:{port}",
-                               "--num-processes", "2", "--process-id", str(i)], env=env,
-                              stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in (0, 1)]
-    procs.append(subprocess.Popen([sys.executable, "-m", "incdsl", "train", str(spec), "-o",
-                                   str(tmp_path / "one" / "m.keras"),
-                                   *flags], env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True))
-    results = _finish(procs)
-    failed = [f"process {i} (exit {p.returncode}):\n{err[-2000:]}" for i, (p, (_, err)) in
-              enumerate(zip(procs, results)) if p.returncode != 0]
-    assert not failed, "\n".join(failed)
-    assert "DataParallel, 4 replicas on 2 processes (this one process 0)" in results[0][0]
-    assert not (tmp_path / "p1").exists()
-    got, ref = _rows(tmp_path / "p0" / "m.log.csv"), _rows(tmp_path / "one" / "m.log.csv")
-    for key in ("loss", "accuracy"):
-        np.testing.assert_allclose([float(r[key]) for r in got], [float(r[key]) for r in ref], rtol=1e-5,
-                                   err_msg=key)
-    # Not compared: validation. The job validated fewer images than one process (val_accuracy 15/112
-    # against 15/128 here; shard.ShardValBatches keeps full batches only, the likely cause): an open
-    # bug of issue 30, named in the closing note.
 
 
 def test_the_job_comes_from_jax_cluster_detection_or_is_asked_for(monkeypatch):

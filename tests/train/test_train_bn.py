@@ -314,3 +314,31 @@ def test_bn_momentum_and_eps_match_torch():
         assert len(ours) == len(theirs), spec
         for i, ((m, eps), (tm, teps)) in enumerate(zip(ours, theirs)):
             assert m == pytest.approx(1 - tm) and eps == pytest.approx(teps), (spec, i)
+
+
+def test_precise_bn_recalibrates_the_layers_unfrozen_between_validations():
+    # --unfreeze-after makes frozen BN layers trainable between two validations: the next precise BN
+    # recalibrates them too, with a probe built for the new split of the variables (a stale one left
+    # them out, and its compiled step no longer fit the variables under keras.distribution).
+    import keras
+
+    from incdsl.train.precise import PreciseBN
+
+    x_in = keras.Input((8, 8, 3))
+    h = keras.layers.BatchNormalization(name="bn1")(keras.layers.Conv2D(4, 3, name="c1")(x_in))
+    h = keras.layers.BatchNormalization(name="bn2")(keras.layers.Conv2D(4, 3, name="c2")(h))
+    model = keras.Model(x_in, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(h)))
+    x = np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 3)).astype("float32")
+    first = [model.get_layer("c1"), model.get_layer("bn1")]
+    for layer in first:
+        layer.trainable = False
+    precise = PreciseBN(model, [(x, None)], 1)
+    precise.on_train_begin()
+    precise.on_test_begin()
+    assert precise.done.layers == 1
+    assert np.all(keras.ops.convert_to_numpy(model.get_layer("bn1").moving_mean) == 0)
+    for layer in first:
+        layer.trainable = True
+    precise.on_test_begin()
+    assert precise.done.layers == 2
+    assert np.any(keras.ops.convert_to_numpy(model.get_layer("bn1").moving_mean) != 0)

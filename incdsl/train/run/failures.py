@@ -14,13 +14,17 @@ from ..folders import scan_image_folder
 from ..interrupt import Interrupted
 
 
-def diverged_error(d: Diverged, config: TrainConfig, paths: RunPaths) -> DataError:
-    """The error of a run whose loss became NaN or infinite: where, what to try, what is kept."""
+def diverged_error(d: Diverged, config: TrainConfig, paths: RunPaths, has: tuple[bool, bool] | None = None
+                   ) -> DataError:
+    """The error of a run whose loss became NaN or infinite: where, what to try, what is kept.
+    `has`: whether the backup and the best model exist, as the process that writes them found
+    (JAX multi-worker: process 0's answer, so that every process says the same); None: look."""
+    has_backup, has_best = has if has is not None else (paths.backup.exists(), paths.best.exists())
     kept, values = [], {}
-    if paths.backup.exists():
+    if has_backup:
         kept.append("the last finished epoch is kept in {backup} ({resume} continues from it)")
         values["backup"] = paths.backup
-    if paths.best.exists():
+    if has_best:
         kept.append("the best model so far is {best}")
         values["best"] = paths.best
     where = "; ".join(kept) if kept else "no epoch had finished, so nothing was kept"

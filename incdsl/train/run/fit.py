@@ -55,8 +55,9 @@ def _stopped(e: BaseException, config, paths, run, exporter, placement) -> BaseE
         paths.csv.unlink(missing_ok=True)
         if run.tb_made:  # only a folder this run made
             shutil.rmtree(paths.tensorboard, ignore_errors=True)
-    if isinstance(e, Diverged):
-        return diverged_error(e, config, paths)
+    if isinstance(e, Diverged):  # every process of a job reached it at the same step (the loss is the job's)
+        kept = placement.agree(lambda: paths.backup.exists() + 2 * paths.best.exists())
+        return diverged_error(e, config, config.paths(), (bool(kept & 1), bool(kept & 2)))
     if isinstance(e, (KeyboardInterrupt, Interrupted)):
         print(interrupted_line(e, config, paths), file=sys.stderr)
         return signal_exit(e)
