@@ -42,7 +42,8 @@ SCRIPT = textwrap.dedent("""
     assert sorted(want) == sorted(got), (sorted(want), sorted(got))
     for name in want:
         for key in want[name]:
-            np.testing.assert_array_equal(np.asarray(got[name][key]), np.asarray(want[name][key]), err_msg=name)
+            np.testing.assert_array_equal(np.asarray(got[name][key]), np.asarray(want[name][key]),
+                                          err_msg=name)
     x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
     before = np.asarray(model(x))  # training calls below move the batch norms' moving statistics
     # the dropout's seed state was initialized by its own initializer: two training calls differ
@@ -78,7 +79,7 @@ def test_compile_to_keras_on_jax_writes_the_same_bytes_as_on_tensorflow(tmp_path
     jax = _jax("-m", "incdsl", "compile", "small.inc", "--to", "keras", "-o", "jax.keras", cwd=tmp_path)
     assert jax.returncode == 0, jax.stderr[-3000:]
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    tf = subprocess.run([sys.executable, "-m", "incdsl", "compile", "small.inc", "--to", "keras", "-o", "tf.keras"],
-                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    tf = subprocess.run([sys.executable, "-m", "incdsl", "compile", "small.inc", "--to", "keras", "-o",
+                         "tf.keras"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert tf.returncode == 0, tf.stderr[-3000:]
     assert (tmp_path / "jax.keras").read_bytes() == (tmp_path / "tf.keras").read_bytes()
