@@ -25,9 +25,10 @@ for model.save) and the --resume backup (BackupAndRestore's save_weights with th
 saving_attr_skiplist_*, writes saving_attr_skipset_*: a bare Layer built and dir()'d per layer
 saved), filled by incdsl/train/keras_saving_fix.py (save 1.19 -> 0.59 s, save_weights 0.90 -> 0.51
 s); the best epoch is held in memory (0.05 s) and written when the run stops
-(incdsl/train/run/export.py). What is left per epoch is by design: the backup (0.5 s, for
---resume) and precise BN before each validation (a forward pass over N training batches, N = one
-epoch on the digits: about a third of an epoch; the log's bn_seconds column and last lines state it).
+(incdsl/train/run/export.py). What is left per epoch is by design: the backup (for --resume;
+0.5 s then, 0.13-0.27 s since, below) and precise BN before each validation (a forward pass
+over N training batches, N = one epoch on the digits: about a third of an epoch; the log's
+bn_seconds column and last lines state it).
 On JAX (2026-12-07) the epoch without precise BN was 1.16-1.21x in CPU seconds. The CPU of each
 thread group per epoch (printed under each run) names where it went: XLA's compute threads
 (tf_XLAEigen, ~6.5-7.5 s, the same work on both sides, but swinging by 10% and more with the
@@ -37,12 +38,20 @@ enqueuer restarts its thread pool each epoch, so this showed as CPU of threads t
 where the plain loop decodes once into arrays: fixed by decoding each file once and keeping it
 (incdsl/train/image_cache.py, --image-cache MB; side incdsl-bn-off-nocache is the old reader), host
 CPU 1.15-1.27 s after; (2) the --resume backup, 0.37-0.45 s (CheckedBackup.on_epoch_end: Keras'
-save_weights, h5 datasets and groups for 569 variables, Python-bound), by design and left as it is.
+save_weights, h5 datasets and groups for 569 variables, Python-bound), made cheaper since (below).
 Two runs (load 12 on 2 cores): CPU per steady epoch, incdsl-bn-off against plain, 0.917x and 1.153x
 (the compute threads' noise); host CPU 1.21 and 1.33 s against 0.82 and 0.73 s: at equal compute
 1.045x and 1.082x; a third (load 10): 1.061x CPU, host 1.16 vs 0.71 s, 1.059x at equal compute. The
-goal of 1.05 is not met (1.04-1.08x): the backup (0.45 s, 6% of an epoch) is most of what is left; a
-faster backup format (not Keras' per-variable h5) is the next step.
+rest was the backup: cProfile of save_weights (Inception v3 width 0.25: 319 HDF5 groups, 569
+arrays, 0.39 s of CPU unprofiled) spent its time in h5py's high-level dataset and group creation
+(about 45%), Keras' walk of the model (_walk_saveable: dir() and getattr of every attribute of
+every layer, about 25%) and the conversions to NumPy (about 5%). incdsl/train/backup_write.py walks
+once and writes the same file with h5py's low-level calls (0.13 s, of which the HDF5 library's own
+object creation is 0.1 s), renamed into place so that a kill leaves a whole backup. 2026-12-07, load
+10-13, 2 rounds, --sides incdsl-bn-off,plain, in one session: JAX before 1.093x CPU, host 1.30 vs
+0.79 s, 1.067x at equal compute, backup 0.40-0.48 s per epoch; after 0.957x CPU, host 0.91 vs 0.84
+s, 1.009x at equal compute, backup 0.15 s per epoch (its first includes the walk). TF before 1.087x
+CPU (backup 0.49-0.62 s per epoch), after 0.990x (0.27 s).
 
   KERAS_BACKEND=tensorflow python tools/bench_train_vs_keras.py              # digits, v3 width 0.25, 75x75
   KERAS_BACKEND=jax python tools/bench_train_vs_keras.py --epochs 3 --rounds 2

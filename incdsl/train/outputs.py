@@ -26,11 +26,13 @@ from pathlib import Path
 
 from ..errors import OptionError
 from ..io import check_output
+from .backup_write import STAGED
 from .config import RunPaths
 
 MARK = ".incdsl-train.json"  # in model.tb/: made by a run of `incdsl train` writing {"model": name}
+# what Keras' BackupAndRestore writes, and the files of a new backup while it is written (backup_write.py)
 BACKUP_FILES = frozenset({"latest.weights.h5", "latest.weights.h5.bkp", "training_metadata.json",
-                          "training_metadata.json.bkp"})  # what Keras' BackupAndRestore writes
+                          "training_metadata.json.bkp", *STAGED})
 
 
 def run_inputs(net, weights: str | Path | None, data: str | Path | None) -> tuple[Path, ...]:

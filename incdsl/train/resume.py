@@ -1,14 +1,16 @@
 """`--resume`: the state an interrupted run left in model.backup/, restored exactly or refused.
 
-Keras' BackupAndRestore (keras/src/callbacks/backup_and_restore.py, Keras 3.15) writes, after each
+Keras' BackupAndRestore (keras/src/callbacks/backup_and_restore.py, Keras 3.15) keeps, after each
 finished epoch, `latest.weights.h5` (the model's and the optimizer's variables) and
-`training_metadata.json` ({"epoch": epochs finished, "batch": ...}), keeping the previous pair as
-`*.bkp`. On its own it resumes from fresh weights when the weights file is gone (it loads only what
-exists), falls back to the `.bkp` pair on a read error, and fails with an internal error on bad
-JSON. Here the backup is checked before training (`read_backup`: each file present, the JSON an
-object with a whole `epoch` of at least 1, the weights an HDF5 file whose every array reads in
-full, with no external or virtual storage) and loaded by `CheckedBackup`, which refuses any
-variable Keras would skip. Every refusal is a SpecError naming the damaged file.
+`training_metadata.json` ({"epoch": epochs finished, "batch": ...}), the previous pair as `*.bkp`.
+`CheckedBackup` writes the same files (backup_write.py: without Keras' walk of the model each
+epoch, and renamed into place so that a kill leaves a whole backup, the old or the new; `settle`
+finishes a save a kill interrupted). On its own Keras resumes from fresh weights when the weights
+file is gone (it loads only what exists), falls back to the `.bkp` pair on a read error, and fails
+with an internal error on bad JSON. Here the backup is checked before training (`read_backup`: each
+file present, the JSON an object with a whole `epoch` of at least 1, the weights an HDF5 file whose
+every array reads in full, with no external or virtual storage) and loaded by `CheckedBackup`,
+which refuses any variable Keras would skip. Every refusal is a SpecError naming the damaged file.
 """
 from __future__ import annotations
 
@@ -22,10 +24,8 @@ import keras
 
 from ..errors import SpecError
 from ..text import ParamText, first_line
+from .backup_write import METADATA, WEIGHTS, LayoutError, WeightsPlan, save_backup, settle
 from .config import RESUME
-
-WEIGHTS = "latest.weights.h5"
-METADATA = "training_metadata.json"
 
 
 def _damaged(path: Path, why: str, backup: Path) -> SpecError:
@@ -45,8 +45,14 @@ def read_backup(backup: Path, log: Path | None = None) -> int:
     state can be restored exactly: the metadata is a JSON object with a whole `epoch` >= 1, the
     weights file is there and is HDF5 whose every dataset reads in full (no external files, no
     virtual datasets, no external links), and `log` (model.log.csv), when present, is a CSV whose
-    `epoch` column holds whole numbers. Raises SpecError naming the file that is missing or
-    damaged."""
+    `epoch` column holds whole numbers. A save that a kill interrupted is settled first
+    (backup_write.settle: the staged new backup moved into place if it was complete, else deleted).
+    Raises SpecError naming the file that is missing or damaged."""
+    try:
+        settle(backup)
+    except OSError as e:
+        raise _damaged(backup, f"holds a backup that could not be put in place ({first_line(e)})",
+                       backup) from None
     meta, weights = backup / METADATA, backup / WEIGHTS
     if not meta.is_file():
         raise _damaged(meta, "is missing, so the epoch to continue from is unknown", backup)
@@ -113,12 +119,35 @@ class CheckedBackup(keras.callbacks.BackupAndRestore):
     `read_backup`, loaded without Keras' silent fallbacks (the `.bkp` pair, skipping variables that
     do not fit, fresh weights when the file is gone), and any failure is a SpecError naming the
     weights file. `steps_per_epoch`, when given, is also checked against the optimizer's restored
-    step count: Keras writes the weights and then the metadata, so a run killed between the two
-    leaves weights one epoch ahead of what the metadata says."""
+    step count: Keras' own writer wrote the weights and then the metadata, so a run it left killed
+    between the two has weights one epoch ahead of what the metadata says (this class's writer,
+    backup_write.save_backup, cannot leave that). Each epoch's backup is written by a
+    `backup_write.WeightsPlan` (the file Keras' save_weights writes, without its walk of the model),
+    or by save_weights where this Keras is laid out otherwise."""
 
     def __init__(self, backup_dir: str, double_checkpoint: bool = True, steps_per_epoch: int | None = None):
         super().__init__(backup_dir, double_checkpoint=double_checkpoint)
         self.steps_per_epoch = steps_per_epoch
+        self._plan: WeightsPlan | None | bool = None  # False: this Keras needs save_weights
+
+    def _save_model(self):
+        """Write the backup (Keras calls this at each epoch's end): the weights and the metadata
+        Keras' BackupAndRestore writes, through backup_write.save_backup's staged renames."""
+        save_backup(Path(self.backup_dir), self._write_weights,
+                    {"epoch": self._current_epoch, "batch": self._last_batch_seen},
+                    keep_previous=self.double_checkpoint)
+
+    def _write_weights(self, path: Path) -> None:
+        if self._plan is not False:
+            try:
+                if self._plan is None or not self._plan.fits(self.model):
+                    self._plan = WeightsPlan(self.model)  # the first save, or the variables changed
+            except LayoutError:
+                self._plan = False
+            else:
+                self._plan.write(path)
+                return
+        self.model.save_weights(str(path), overwrite=True)
 
     def on_train_begin(self, logs=None):
         """Restore the model's and optimizer's variables and the epoch from the backup folder, if

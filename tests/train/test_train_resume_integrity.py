@@ -189,3 +189,30 @@ def test_a_resumed_run_logs_each_epoch_once(run, capsys):
     code, text = _resume(capsys)
     assert code == 0, text
     assert [r.split(",")[0] for r in (run / "m.log.csv").read_text().split()[1:]] == ["0", "1", "2"]
+
+
+def test_a_save_killed_after_its_new_backup_was_complete_is_finished_and_resumed(run, capsys):
+    """Issue 31 item 4: the backup is written under staged names and renamed into place
+    (incdsl/train/backup_write.py). Here the run was killed while saving epoch 2, after the new
+    weights and metadata were complete and the previous pair had become the .bkp pair, before the
+    renames into place: --resume finishes them and continues after epoch 2."""
+    from incdsl.train.backup_write import STAGED_METADATA, STAGED_WEIGHTS
+    backup = run / "m.backup"
+    (backup / "latest.weights.h5").replace(backup / STAGED_WEIGHTS)
+    (backup / "training_metadata.json").replace(backup / STAGED_METADATA)
+    code, text = _resume(capsys)
+    assert code == 0, text
+    assert "completed the backup after epoch 2 that the interrupted run was writing" in text
+    assert "resuming after epoch 2 of 3" in text and (run / "m.keras").is_file()
+
+
+def test_a_save_killed_before_its_new_backup_was_complete_resumes_from_the_old_one(run, capsys):
+    """Killed while writing the metadata of epoch 3: the staged files are deleted, the backup of
+    epoch 2 (untouched) is resumed from."""
+    from incdsl.train.backup_write import STAGED_METADATA, STAGED_WEIGHTS
+    backup = run / "m.backup"
+    (backup / STAGED_WEIGHTS).write_bytes((backup / "latest.weights.h5").read_bytes())
+    (backup / STAGED_METADATA).write_text('{"epoch": 3, "bat')
+    code, text = _resume(capsys)
+    assert code == 0, text
+    assert "completed the backup" not in text and "resuming after epoch 2 of 3" in text
