@@ -431,6 +431,36 @@ def test_batch_norm_statistics_are_the_same_on_every_process(trained):
 
 
 @pytest.mark.slow
+def test_googlenet_tv_at_width_0_25_trains_as_a_job_as_in_one_process(digits, tmp_path):
+    # The issue's own case: specs/googlenet_tv.inc at width 0.25 on the digits, a job of two
+    # processes of one CPU device each against one process on two devices (the same program: see
+    # `trained`), over the same global batches, precise BN before the validation: the same losses,
+    # accuracies and validation, and process 0's model gives the single process's outputs. Short
+    # (one epoch of 4 steps): the long run, --freeze and the BN statistics are the small network's.
+    train, test = digits
+    job, alone = tmp_path / "job", tmp_path / "alone"
+    run = ("--batch-size", 16, "--val-split", "0.0905", "--bn-recalibrate", 2, "--steps-per-execution", 1,
+           "--deterministic", "--progress", "epoch", "--no-tensorboard", "--epochs", 1,
+           "--steps-per-epoch", 4)
+    procs = _job(SPEC, train, [job / "m.keras", tmp_path / "p1" / "m.keras"], *NET, *run)
+    procs.append(_train(SPEC, train, alone / "m.keras", *NET, *run, "--strategy", "mirrored", env=_env(2)))
+    results = _finish(procs)
+    _ok(procs, results)
+    assert "DataParallel, 2 replicas on 2 processes (this one process 0)" in results[0][0]
+    got, ref = _rows(job / "m.log.csv"), _rows(alone / "m.log.csv")
+    assert [r["step"] for r in got] == [r["step"] for r in ref] == ["4"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose([float(r[key]) for r in got], [float(r[key]) for r in ref], rtol=1e-6,
+                                   err_msg=key)
+    k = float(got[0]["val_accuracy"]) * VAL
+    assert abs(k - round(k)) < 1e-3, got[0]["val_accuracy"]  # every one of the 130 images counted once
+    a, _ = _predictions(job / "m.keras", test)
+    b, _ = _predictions(alone / "m.keras", test)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not (tmp_path / "p1").exists()
+
+
+@pytest.mark.slow
 def test_a_killed_process_ends_the_job_and_resume_continues_it(digits, tmp_path):
     # Process 1 is killed once the first epoch is done: process 0 must end with a clear error within
     # a bounded time (it would otherwise wait in the next collective), keeping the finished epoch;
