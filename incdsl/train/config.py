@@ -276,6 +276,11 @@ def check_options(c: TrainConfig) -> None:
         raise OptionError("{epochs} must be at least 1")
     from .jax_link import check_job  # the JAX job's settings (no JAX imported)
     check_job(c.coordinator, c.num_processes, c.process_id)
+    job = [n for n in ("coordinator", "num_processes", "process_id") if getattr(c, n) is not None]
+    if job and c.strategy != "multiworker":
+        # otherwise each process of the intended job would train alone and write its own outputs
+        raise OptionError(f"{{{job[0]}}} is a setting of a job of several processes: it needs "
+                          "{strategy} multiworker")
     if c.seed < 0:
         raise OptionError("{seed} must be 0 or more")
     if c.batch_size < 1:

@@ -102,9 +102,10 @@ def _mismatch(name: str, process: int, theirs: dict, ours: dict) -> dict:
     """The error, as OptionError's (template, values), for fingerprint entry `name` differing."""
     values = {"p": process, "theirs": theirs.get(name, "(none)"), "ours": ours.get(name, "(none)")}
     if name in ("spec", "arguments", "data contents"):
-        what = {"spec": "the spec's text (with the files it uses)", "arguments": "the network's arguments",
-                "data contents": "the data folder's files"}[name]
-        template = what + " differ: process {p} has {theirs}, process 0 has {ours}"
+        what = {"spec": "the spec's text (with the files it uses) differs",
+                "arguments": "the network's arguments differ",
+                "data contents": "the data folder's files differ"}[name]
+        template = what + ": process {p} has {theirs}, process 0 has {ours}"
     else:
         template = "{" + name + "} differs: process {p} has {theirs}, process 0 has {ours}"
     return {"template": template + "; every process of the job must be given the same spec, data and flags",

@@ -124,7 +124,7 @@ class JaxPlacement:
                                 hint="start a fresh process for each process of the job") from None
         self.link.watch()
         self.link.context = (f"; process 0 keeps the finished epochs in {config.paths().backup}: start every "
-                             f"process again with --resume (resume=True) to go on")
+                             f"process again with --resume to go on")
         # every random draw must agree across processes: JAX checks that what a variable is first set to is
         # the same on every process, and Keras' initializers (overwritten by the seeded weights) and
         # dropout draw from the global seed (Keras' own keras.distribution.initialize agrees on one too)

@@ -81,7 +81,7 @@ def test_a_flag_that_differs_is_refused_on_every_process_naming_it():
         assert e.worded(FLAGS).startswith("--epochs differs: process 1 has 3, process 0 has 2")
     spec = _meet_all([FP, {**FP, "spec": "sha256 2"}], [0, 1], 2)
     assert all(
-        "the spec's text (with the files it uses) differ: process 1 has sha256 2, process 0 has sha256 1"
+        "the spec's text (with the files it uses) differs: process 1 has sha256 2, process 0 has sha256 1"
                in str(e) for e in spec)
 
 
@@ -137,6 +137,19 @@ def test_job_settings_out_of_range_are_usage_errors(tmp_path, capsys, flags, mes
                            "multiworker",
                            *flags)
     assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flags", [
+    ["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "1"],
+    ["--num-processes", "2"],
+])
+def test_job_settings_without_the_multiworker_strategy_are_usage_errors(tmp_path, capsys, flags):
+    # without --strategy multiworker, every process of the intended job would train alone and write
+    out = tmp_path / "out" / "m.keras"
+    code, _, err = run_cli(capsys, "train", SPEC, *NET, "--data", "synthetic", "-o", out, *flags)
+    assert code == 2 and "Traceback" not in err
+    assert f"{flags[0]} is a setting of a job of several processes: it needs --strategy multiworker" in err
     assert not (tmp_path / "out").exists()
 
 
