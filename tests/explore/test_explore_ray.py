@@ -104,7 +104,7 @@ def test_a_trial_equals_a_sequential_train_and_a_failing_trial_does_not_stop_the
           [(r["loss"], r["val_accuracy"]) for r in alone])
 
 
-def wait_for(check, timeout: float, proc=None, what: str = ""):
+def wait_for(check, timeout: float, proc=None, what: str = "", every: float = 1.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         found = check()
@@ -112,7 +112,7 @@ def wait_for(check, timeout: float, proc=None, what: str = ""):
             return found
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"the run ended before {what}: {proc.stdout.read()}")
-        time.sleep(1)
+        time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -167,7 +167,8 @@ def test_an_interrupted_experiment_resumes_without_rerunning_finished_trials(tin
             busy = [f for f in trials.glob("*") if not (f / "model.keras").exists()
                     and len(log_rows(f / "model.log.csv")) == 1]
             return (done, busy) if done and busy else None
-        done, busy = wait_for(mid_run, 600, proc, "one trial done and another mid-run")
+        # a tiny trial's second epoch takes under a second on a quiet machine: look often
+        done, busy = wait_for(mid_run, 600, proc, "one trial done and another mid-run", every=0.02)
         os.killpg(proc.pid, signal.SIGINT)
         output, _ = proc.communicate(timeout=300)
     finally:
