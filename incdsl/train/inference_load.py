@@ -19,21 +19,12 @@ import zipfile
 from pathlib import Path
 
 import keras
-import numpy as np
 
+from ..backends.keras.build import HostZeros
 from ..untrusted import check_h5, check_zip, copy_member, member_limit, read_member
 
 CONFIG = "config.json"  # the model's architecture inside a Keras 3 .keras archive
 WEIGHTS = "model.weights.h5"  # its weights, as Model.save_weights writes them
-
-
-class HostZeros(keras.initializers.Initializer):
-    """Zeros made by numpy on the host. keras.initializers.Zeros calls keras.ops.zeros, which on
-    JAX compiles one XLA program per distinct weight shape (56 for Inception v3: ~2 s of CPU)
-    for values that load_weights overwrites at once."""
-
-    def __call__(self, shape, dtype=None):
-        return np.zeros(shape, keras.backend.standardize_dtype(dtype or "float32"))
 
 
 _HOST_ZEROS = {"module": None, "class_name": "HostZeros", "config": {}, "registered_name": "HostZeros"}

@@ -261,15 +261,19 @@ def build_model(net, inference: bool = False, seed: int | None = None, weights=N
         with keras.StatelessScope():
             model = _functional(net, inference)
             for variable in settable_variables(model, net) if weights is not None else model.weights:
-                variable._initializer = _host_zeros
+                variable._initializer = HostZeros()
     if weights is not None:
         to_keras(model, net, weights)
     return model
 
 
-def _host_zeros(shape, dtype=None):
-    """Zeros made by numpy on the host, not by an XLA program compiled for the shape."""
-    return np.zeros(shape, keras.backend.standardize_dtype(dtype or "float32"))
+class HostZeros(keras.initializers.Initializer):
+    """Zeros made by numpy on the host. keras.initializers.Zeros calls keras.ops.zeros, which on
+    JAX compiles one XLA program per distinct weight shape (56 for Inception v3: ~2 s of CPU)
+    for values that are overwritten at once (build_model, train/inference_load.py)."""
+
+    def __call__(self, shape, dtype=None):
+        return np.zeros(shape, keras.backend.standardize_dtype(dtype or "float32"))
 
 
 def _functional(net, inference: bool) -> keras.Model:
