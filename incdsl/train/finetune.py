@@ -126,16 +126,18 @@ def fit_in_phases(model, core, net, config, recompile, start: int = 0, progress=
     run's state goes on across the switch (`carry_optimizer_state`): the optimizer's step count, so
     the learning-rate schedule continues (at the new base rate), and the momentum (or RMSProp's and
     Adam's moving averages) of every variable that trained in the first phase; the newly trainable
-    ones start from zero. A run resumed after epoch `start` >= N starts in the second phase.
-    `progress`: a keras.callbacks.ProgbarLogger counting the run's epochs (headers in both phases),
-    added to the callbacks when given. Returns a History whose `history` holds both phases."""
+    ones start from zero. A run resumed after epoch `start` > N starts in the second phase; one
+    resumed after epoch N exactly restores in a first fit of no epochs (its backup holds the first
+    phase's optimizer) and then switches. `progress`: a keras.callbacks.ProgbarLogger counting the
+    run's epochs (headers in both phases), added to the callbacks when given. Returns a History
+    whose `history` holds both phases."""
     if progress is not None:
         fit_args["callbacks"] = list(fit_args.get("callbacks", [])) + [progress]
     n = config.unfreeze_after
     if not config.freeze or not n or n >= config.epochs:
         return model.fit(epochs=config.epochs, **fit_args)
     lr = config.unfreeze_lr if config.unfreeze_lr is not None else config.learning_rate / 10
-    if start >= n:  # resumed in the second phase: its optimizer, so the backup's state fits
+    if start > n:  # resumed in the second phase: its optimizer, so the backup's state fits
         set_trainable(core, net, set(net.layers), True)
         recompile(lr)
         return model.fit(initial_epoch=start, epochs=config.epochs, **fit_args)
@@ -144,6 +146,9 @@ def fit_in_phases(model, core, net, config, recompile, start: int = 0, progress=
     set_trainable(core, net, set(net.layers), True)
     recompile(lr)
     carry_optimizer_state(old, model.optimizer, model.trainable_variables)
+    # a restore in the first fit set the epoch Keras starts from (BackupAndRestore's _initial_epoch),
+    # which fit prefers to its argument
+    model._initial_epoch = None
     second = model.fit(initial_epoch=n, epochs=config.epochs, **fit_args)
     for key, values in first.history.items():
         second.history[key] = list(values) + list(second.history.get(key, []))

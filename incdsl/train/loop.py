@@ -6,7 +6,7 @@ tool for the job: tf.data for image folders (through keras.utils.image_dataset_f
 tf.distribute for `--strategy mirrored|multiworker`, and the TensorBoard callback. Keras 3.15's fit
 fails under MultiWorkerMirroredStrategy with several workers; Placement.prepare works around it
 (keras-team/keras#20585). With several workers, the chief (task "chief", or worker 0 without one)
-writes the files below; the others write theirs to MODEL.workertemp_N/, removed when they finish.
+writes the files below; the others write nothing, and on `--resume` take the chief's state (from_chief.py).
 
 What a run writes (RunPaths in incdsl/train/config.py), next to `model.keras`:
 - model.keras: the inference model (training-only heads left out) of the last epoch. It takes
@@ -20,9 +20,7 @@ What a run writes (RunPaths in incdsl/train/config.py), next to `model.keras`:
 """
 from __future__ import annotations
 
-import shutil
 import sys
-from pathlib import Path
 
 import keras
 
@@ -45,19 +43,18 @@ from .run.report import finish, report
 from .saving import read_meta
 
 
-def _start_epoch(paths, config: TrainConfig, done: Path, chief: bool = True) -> int | None:
+def _start_epoch(paths: RunPaths, config: TrainConfig) -> int | None:
     """The epoch to start from (0 for a fresh run), or None when a resumed run had already finished
-    (its model `done` written: the chief's, which a non-chief worker looks at too)."""
+    (its model written)."""
     if paths.backup.exists():
         if not config.resume:
             raise OptionError("an interrupted run left its state in {backup}: pass {resume} to continue it, "
                               "or delete that folder to start afresh", words=RESUME, backup=paths.backup)
         # every file whole, or a SpecError naming the damaged one
         epoch = read_backup(paths.backup, paths.csv)
-        if chief:
-            check_log_rows(paths, epoch)
+        check_log_rows(paths, epoch)
         return epoch  # the log is cut back only once the backup has been restored (TruncateLog)
-    if config.resume and done.exists():
+    if config.resume and paths.output.exists():
         return None
     if config.resume:
         print(f"note: no interrupted run in {paths.backup}; starting afresh", file=sys.stderr)
@@ -87,21 +84,13 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
     placement = place(net, config, folder)
     keras_saving_fix.warm()  # every save and load of the run (this thread's Keras state)
     paths = config.paths()
-    scratch = None
-    if not placement.chief and placement.writes:
-        # TensorFlow's pattern for multi-worker training: the chief writes the outputs; each other
-        # worker writes what it must (its BackupAndRestore state) to a folder of its own, removed at
-        # the end, kept after an interruption for --resume.
-        scratch = paths.output.parent / f"{paths.output.stem}.workertemp_{placement.worker}"
-        paths = RunPaths.beside(scratch / paths.output.name)
-    if placement.writes:  # not a JAX process other than 0: those write nothing
+    if placement.writes:  # the chief of a multi-worker job (the others write nothing)
         paths.output.parent.mkdir(parents=True, exist_ok=True)
-    # on JAX multiworker process 0 decides for every process
-    start = placement.agree(lambda: _start_epoch(paths, config, done=config.paths().output,
-                                                 chief=placement.chief))
+    # on a multi-worker job the chief decides for every process
+    start = placement.agree(lambda: _start_epoch(paths, config))
     if start is None:
         placement.finished()
-        return _already_done(config, scratch)
+        return _already_done(config)
 
     heads = head_losses(net, config.aux_weight)
     main = main_head(net)
@@ -145,13 +134,16 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
         with placement.local():
             done = finish(history, config, paths, data, exporter, run, main.name if head_names else None,
                           acc, n_bn)
+    except Exception as e:
+        # multiworker: a process lost while the model is built, restored or exported (fit checks its own)
+        placement.check_lost(e)
+        raise
     finally:
         keras.config.set_dtype_policy(policy)
         if placement.strategy is None and placement.replicas > 1:
             keras.distribution.set_distribution(None)
 
-    if scratch is not None:
-        shutil.rmtree(scratch, ignore_errors=True)
+    if not placement.writes and placement.cluster is not None:
         print(f"{placement.cluster.name} done: the chief writes {config.output}")
     if placement.chief:
         report(done, config, paths, data, run, exporter, acc)
@@ -162,11 +154,9 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
                        run.throughput.images_per_second, placement.replicas, list(data.classes))
 
 
-def _already_done(config: TrainConfig, scratch: Path | None) -> TrainResult:
+def _already_done(config: TrainConfig) -> TrainResult:
     """The result of resuming a run that had finished: nothing trained, its model as it is."""
     final = config.paths()
-    if scratch is not None:
-        shutil.rmtree(scratch, ignore_errors=True)
     meta = read_meta(final.output) or {}
     print(f"{final.output} is complete: nothing to resume")
     return TrainResult(final.output, final.best if final.best.exists() else None, 0, config.epochs, {},

@@ -15,7 +15,7 @@ What each process does (the same command on each; JAX's documentation, "Multi-pr
    global batch from the processes' parts (`jax.make_array_from_process_local_data`).
 Process 0 writes every output (model, best checkpoint, log, TensorBoard, the backup for `--resume`);
 the others write nothing, and on `--resume` take the restored state from process 0
-(`FromChief`, by `jax.experimental.multihost_utils.broadcast_one_to_all`).
+(`from_chief.FromChief`, by `jax.experimental.multihost_utils.broadcast_one_to_all`).
 """
 from __future__ import annotations
 
@@ -175,7 +175,14 @@ class JaxPlacement:
 
     def callbacks(self, start: int) -> list:
         """What every process adds to fit's callbacks: on a resumed run, the restore (FromChief)."""
-        return [FromChief(start, self.backup, self.chief)] if start else []
+        if not start:
+            return []
+        from jax.experimental import multihost_utils
+
+        from .from_chief import FromChief
+        def send(array):
+            return np.asarray(multihost_utils.broadcast_one_to_all(array))
+        return [FromChief(start, self.backup, self.chief, send, load_on_chief=True)]
 
     def alone(self, callback):
         """`callback`, which only process 0 runs, wrapped to run without the distribution (`Alone`);
@@ -209,53 +216,6 @@ def _without_distribution():
         yield
     finally:
         keras.distribution.set_distribution(old)
-
-
-class FromChief(keras.callbacks.Callback):
-    """On a resumed run, restore the state process 0 keeps in its backup folder on every process:
-    process 0 reads the weights file (`resume.WEIGHTS`: model and optimizer variables) and sends its
-    bytes to the others (`multihost_utils.broadcast_one_to_all`), and each process loads them at once
-    (Keras' load_weights: every variable is set on every process together, as JAX requires of a value
-    put on devices of several processes); a process other than 0 holds them in a temporary file only
-    while they load. The epoch to start from is the one process 0 read. Once per run."""
-
-    def __init__(self, start: int, backup: Path, chief: bool):
-        super().__init__()
-        self.start, self.backup, self.chief, self.done = start, Path(backup), chief, False
-
-    def on_train_begin(self, logs=None):
-        """Restore the backup's state on every process together."""
-        if self.done:
-            return
-        self.done = True
-        import tempfile
-
-        from jax.experimental import multihost_utils
-
-        from ..text import first_line
-        from .resume import WEIGHTS
-
-        weights = self.backup / WEIGHTS
-        data = np.frombuffer(weights.read_bytes(), np.uint8) if self.chief else np.zeros(0, np.uint8)
-        size = int(multihost_utils.broadcast_one_to_all(np.int64(data.size)))
-        padded = np.zeros(size, np.uint8)
-        padded[:data.size] = data
-        data = np.asarray(multihost_utils.broadcast_one_to_all(padded))
-        model = self.model
-        if model.optimizer is not None and not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
-        with tempfile.TemporaryDirectory(prefix="incdsl-resume-") as folder:
-            path = weights if self.chief else Path(folder) / WEIGHTS
-            if not self.chief:
-                path.write_bytes(data.tobytes())
-            try:
-                model.load_weights(path)
-            # Keras raises ValueError, KeyError, OSError... for weights that do not fit
-            except Exception as e:
-                raise SpecError(f"cannot resume: {weights} does not restore the network being trained "
-                                f"({first_line(e)})",
-                                hint="delete the backup folder to start afresh") from None
-        model._initial_epoch = self.start  # what BackupAndRestore sets on process 0 (fit reads it)
 
 
 HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",

@@ -11,8 +11,7 @@ an input. The single files follow `incdsl.io.check_output`. The folders:
   TensorBoard's event files; anything else is refused, naming the folder. `--no-tensorboard` never
   looks at it.
 - model.backup/ (Keras' BackupAndRestore) must be a real folder holding only what
-  BackupAndRestore writes, since Keras deletes the whole folder when the run ends; likewise a
-  model.workertemp_N/ (a worker's folder in a multi-worker run, deleted when it ends).
+  BackupAndRestore writes, since Keras deletes the whole folder when the run ends.
 A symbolic link is never a side-output folder. No Keras here: it runs before Keras loads.
 """
 from __future__ import annotations
@@ -72,30 +71,6 @@ def check_run_outputs(paths: RunPaths, inputs: Iterable[str | Path], tensorboard
                               backup=paths.backup, name=extra[0])
     if tensorboard:
         check_tensorboard(paths)
-    check_worker_folders(paths)
-
-
-def check_worker_folders(paths: RunPaths) -> None:
-    """Refuse a `model.workertemp_N` beside the model that a multi-worker run would delete but did
-    not make: a link, a file, or a folder holding anything but a worker's `model.backup/` (with
-    BackupAndRestore's files). Raises OptionError naming it."""
-    stem = paths.output.stem
-    parent = paths.output.parent
-    try:
-        entries = [e for e in os.scandir(parent) if e.name.startswith(f"{stem}.workertemp_")]
-    except OSError:
-        return
-    for entry in entries:
-        folder = Path(entry.path)
-        own = folder / paths.backup.name
-        strange = (entry.is_symlink() or not entry.is_dir()
-                   or any(p != own for p in folder.iterdir())
-                   or own.is_symlink() or (own.exists() and (not own.is_dir() or any(
-                       f.name not in BACKUP_FILES or f.is_symlink() for f in own.iterdir()))))
-        if strange:
-            raise OptionError(
-                "{folder} is not a worker's folder of an earlier run (a run with several workers "
-                              "deletes it); move it, or pick another {output}", folder=folder)
 
 
 def check_tensorboard(paths: RunPaths) -> None:
@@ -210,4 +185,4 @@ def _key(path: Path) -> tuple[int, int] | None:
 
 
 __all__ = ["MARK", "BACKUP_FILES", "run_inputs", "check_run_outputs", "check_tensorboard",
-           "check_worker_folders", "start_tensorboard"]
+           "start_tensorboard"]

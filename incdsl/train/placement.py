@@ -6,8 +6,10 @@ import dataclasses
 import json
 import os
 import sys
+from pathlib import Path
 
 import keras
+import numpy as np
 
 from ..backends.keras.devices import check_precision
 from ..errors import OptionError
@@ -38,21 +40,23 @@ def place(net, config, folder):
     if config.strategy == "multiworker" and keras.backend.backend() == "jax":
         from .multiworker_jax import JaxPlacement
         return JaxPlacement(net, config, folder)
-    return Placement(config.strategy, config.precision, config.worker_timeout)
+    return Placement(config.strategy, config.precision, config.worker_timeout, config.paths().backup)
 
 
 class Placement:
     """Where training runs: a tf.distribute strategy, a keras.distribution, or one device. The
     methods after `prepare` are hooks that only multiworker_jax.JaxPlacement fills in."""
 
-    writes = True  # every process writes: the chief its outputs, a TF worker its scratch folder
-
-    def __init__(self, kind: str, precision: str = "float32", worker_timeout: float = 300.0):
+    def __init__(self, kind: str, precision: str = "float32", worker_timeout: float = 300.0,
+                 backup: Path | None = None):
         """Raises OptionError (nothing written yet) for a strategy the backend lacks (check_strategy)
         or a precision its GPUs cannot compute in (keras_devices.check_precision); a multi-worker
-        run waits at most `worker_timeout` seconds for every worker (rendezvous.py)."""
+        run waits at most `worker_timeout` seconds for every worker (rendezvous.py). `backup`: the
+        chief's `--resume` folder, which it sends to the other workers (from_chief.py)."""
         self.kind, self.strategy, self.replicas, self.chief, self.worker = kind, None, 1, True, 0
         self.cluster: Cluster | None = None
+        self.writes = True  # only the chief of a multi-worker job writes: the others hold nothing on disk
+        self.backup, self._send = backup, None
         backend = keras.backend.backend()
         check_strategy(kind, backend)
         check_precision(precision, backend)
@@ -72,6 +76,10 @@ class Placement:
                 self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
                 if self.cluster is not None:
                     self.chief, self.worker = self.cluster.chief, self.cluster.index
+                    self.writes = self.chief
+                if self.workers > 1:
+                    from .multiworker_tf import Broadcast
+                    self._send = Broadcast(self.strategy, self.chief)
             self.replicas = self.strategy.num_replicas_in_sync
         else:  # JAX, mirrored: Keras' own data parallelism over every local device (CPU, GPU or TPU)
             devices = keras.distribution.list_devices()
@@ -154,12 +162,37 @@ class Placement:
         return contextlib.nullcontext()
 
     def agree(self, decide):
-        """`decide()`: each process decides for itself."""
-        return decide()
+        """`decide()` (an int >= 0, or None) of this process; on a multi-worker job the chief's,
+        sent to every worker (the others do not call `decide`). When the chief's `decide` raises,
+        the chief raises it and the others an OptionError saying so (exit 2: nothing trained)."""
+        if self._send is None:
+            return decide()
+        error = None
+        value = 0
+        if self.chief:
+            try:
+                value = decide()
+            except Exception as e:  # said by the chief; the others must not wait for it
+                error, value = e, -2
+        try:
+            agreed = int(self._send(np.array([-1 if value is None else value], np.int64))[0])
+        except Exception as e:
+            self.check_lost(e)
+            raise
+        if error is not None:
+            raise error
+        if agreed == -2:
+            raise OptionError("the chief of the job refused to start (its error says why); this worker "
+                              "({name}) stops too, having written nothing", name=self.cluster.name)
+        return None if agreed == -1 else agreed
 
     def callbacks(self, start: int) -> list:
-        """No callbacks of the placement's own."""
-        return []
+        """On a resumed multi-worker job, the chief's restored state sent to the others (its own
+        BackupAndRestore restores it, checked: resume.CheckedBackup); else nothing."""
+        if self._send is None or not start:
+            return []
+        from .from_chief import FromChief
+        return [FromChief(start, self.backup, self.chief, self._send, load_on_chief=False)]
 
     def alone(self, callback):
         """A callback only this process runs, as it is."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -123,12 +124,23 @@ class CheckedBackup(keras.callbacks.BackupAndRestore):
     between the two has weights one epoch ahead of what the metadata says (this class's writer,
     backup_write.save_backup, cannot leave that). Each epoch's backup is written by a
     `backup_write.WeightsPlan` (the file Keras' save_weights writes, without its walk of the model),
-    or by save_weights where this Keras is laid out otherwise."""
+    or by save_weights where this Keras is laid out otherwise.
+
+    One callback serves a whole run, which `--unfreeze-after` splits into two fits: it restores at
+    the first fit's start only (the second goes on from the state in memory; the backup may hold
+    the first phase's optimizer), and the folder outlives each fit's end (Keras deletes it there),
+    so that a stop in the second phase keeps the first one's epochs: the run deletes it with
+    `discard()` once the last fit has returned."""
 
     def __init__(self, backup_dir: str, double_checkpoint: bool = True, steps_per_epoch: int | None = None):
-        super().__init__(backup_dir, double_checkpoint=double_checkpoint)
+        super().__init__(backup_dir, double_checkpoint=double_checkpoint, delete_checkpoint=False)
         self.steps_per_epoch = steps_per_epoch
         self._plan: WeightsPlan | None | bool = None  # False: this Keras needs save_weights
+        self._began = False
+
+    def discard(self) -> None:
+        """Delete the backup folder (the run finished its last epoch: nothing to resume)."""
+        shutil.rmtree(self.backup_dir, ignore_errors=True)
 
     def _save_model(self):
         """Write the backup (Keras calls this at each epoch's end): the weights and the metadata
@@ -151,7 +163,10 @@ class CheckedBackup(keras.callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs=None):
         """Restore the model's and optimizer's variables and the epoch from the backup folder, if
-        there is one; raise SpecError if they cannot all be restored."""
+        there is one, at the run's first fit; raise SpecError if they cannot all be restored."""
+        if self._began:
+            return
+        self._began = True
         backup = Path(self.backup_dir)
         if not backup.is_dir() or not any(os.scandir(backup)):
             return  # a fresh run

@@ -119,7 +119,7 @@ def test_interrupted_run_and_diverged_run_name_resume_and_lr(tmp_path):
     paths = RunPaths.beside(config.output)
     paths.backup.mkdir()
     with pytest.raises(OptionError) as e:
-        _start_epoch(paths, config, done=paths.output)
+        _start_epoch(paths, config)
     said = (f"an interrupted run left its state in {paths.backup}: pass {{}} to continue it, or delete that "
             "folder to start afresh")
     assert (str(e.value), cli_text(e.value)) == (said.format("resume=True"), said.format("--resume"))

@@ -15,6 +15,8 @@ from incdsl.errors import UsageError
 from incdsl.train import TrainConfig, train
 from incdsl.train.finetune import backbone, frozen_nodes
 
+from test_train import _Interrupt  # a callback that fails as an epoch begins
+
 TINY = """network tiny(classes=10) {
   defaults conv(bias=false, bn=true, act=relu)
   input(16, 16, 3)
@@ -158,3 +160,38 @@ def test_every_phase_prints_its_epoch_headers(pretrained, tmp_path, capsys):
                                                                           "Epoch 3/3"]
     with open(tmp_path / "m.log.csv") as f:
         assert [int(float(r["step"])) for r in csv.DictReader(f)] == [4, 8, 12]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [1, 2, 3])
+def test_a_run_stopped_in_either_phase_resumes_as_if_it_had_not_stopped(pretrained, tmp_path, stop):
+    # --unfreeze-after 2 of 4 epochs, stopped as epoch `stop` begins: in the first phase (1), as the
+    # second begins (2: the backup holds the first phase's optimizer) and inside it (3). Before, the
+    # first phase's end deleted the backup (a stop in the second phase kept nothing, and the log was
+    # removed as if no epoch had finished), and a run resumed in the first phase trained its epoch
+    # `stop` twice (the restored start epoch outlived the first fit).
+    spec, pre, _ = pretrained
+    net = incdsl.load(spec, classes=3)
+    phases = dict(freeze="block", unfreeze_after=2, epochs=4)
+    whole = _run(net, tmp_path / "whole", pre, **phases)
+    cut = tmp_path / "cut"
+    with pytest.raises(RuntimeError, match="interrupted for the test"):
+        _run(net, cut, pre, callbacks=[_Interrupt(stop)], **phases)
+    assert (cut / "ft.backup").is_dir() and not (cut / "ft.keras").exists()
+    with open(cut / "ft.log.csv") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == list(range(stop))
+    resumed = _run(net, cut, pre, resume=True, **phases)
+    assert resumed.initial_epoch == stop and resumed.epochs_run == 4 - stop
+    assert not (cut / "ft.backup").exists()
+    with open(cut / "ft.log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert [int(float(r["step"])) for r in rows] == [4, 8, 12, 16]
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0.01, 0.01, 0.001, 0.001])
+    got, want = _final_weights(net, resumed), _final_weights(net, whole)
+    assert got.keys() == want.keys()
+    for node in want:
+        assert got[node].keys() == want[node].keys()
+        for key in want[node]:
+            np.testing.assert_allclose(got[node][key], want[node][key], rtol=1e-5, atol=1e-6,
+                                       err_msg=f"{node} {key}")

@@ -100,15 +100,32 @@ def test_two_tf_workers_train_a_killed_one_ends_the_chief_and_resume_continues(d
     assert "CollectiveAllReduceStrategy, 2 replicas on 2 workers (this one worker 0)" in out
     assert "error: another worker of the job was lost" in err and "--resume" in err, err[-3000:]
     assert not (run / "m.keras").exists() and (run / "m.backup").is_dir()
+    # worker 1 wrote nothing: the job's state is the chief's backup alone (CI once killed worker 1
+    # after the chief's epoch but before worker 1 had written a backup of its own, and the resumed
+    # workers started from different epochs)
+    assert {p.name for p in run.iterdir()} <= {"m.backup", "m.best.keras", "m.log.csv"}
+    before = sorted((p.relative_to(run), p.stat().st_mtime_ns) for p in run.rglob("*"))
+
+    # the same commands without --resume: the chief refuses (its backup), and worker 1 with it
+    procs = _workers(train, run / "m.keras", *extra)
+    results = _finish(procs)
+    (_, chief_err), (_, other_err) = results
+    assert [p.returncode for p in procs] == [2, 2], chief_err[-2000:] + other_err[-2000:]
+    assert "pass --resume to continue it" in chief_err
+    assert "the chief of the job refused to start (its error says why); this worker (worker 1)" in other_err
+    assert sorted((p.relative_to(run), p.stat().st_mtime_ns) for p in run.rglob("*")) == before
 
     procs = _workers(train, run / "m.keras", *extra, "--resume")
     results = _finish(procs)
     for p, (_, e) in zip(procs, results):
-        assert p.returncode == 0, e[-3000:]
+        assert p.returncode == 0, "\n".join(e[-3000:] for _, e in results)
     (chief, _), (other, _) = results
-    assert "resuming after epoch 1 of 2" in chief
+    assert "resuming after epoch 1 of 2" in chief and "resuming after epoch 1 of 2" in other
+    # worker 1 took the chief's state: its epoch and its optimizer's step count (the logged losses
+    # are all-reduced, the same on both workers whatever each one's weights are)
+    assert "Epoch 2/2" in other and "Epoch 1/2" not in other and "step: 16.0000" in other
     assert f"worker 1 done: the chief writes {run / 'm.keras'}" in other
-    # only the chief wrote, and worker 1's scratch folder is gone
+    # only the chief wrote
     assert sorted(p.name for p in run.iterdir()) == ["m.best.keras", "m.keras", "m.log.csv"]
     rows = _rows(run / "m.log.csv")
     assert [r["epoch"] for r in rows] == ["0", "1"]

@@ -149,16 +149,6 @@ def test_the_next_run_of_a_model_replaces_the_logs_its_run_made(w, cli):
     assert len(second) == len(first) and not set(first) & set(second)
 
 
-def test_a_worker_folder_not_made_by_a_run_is_refused(w, cli):
-    """A multi-worker run deletes MODEL.workertemp_N/ when it ends: a folder of that name holding
-    anything but a worker's backup is refused before any run."""
-    (w / "m.workertemp_1").mkdir()
-    (w / "m.workertemp_1" / "thesis.tex").write_text("mine")
-    code, text = cli("train", "s.inc", "--data", "synthetic", "-o", "W/m.keras").code_output
-    assert code == 2 and "W/m.workertemp_1 is not a worker's folder of an earlier run" in text
-    assert (w / "m.workertemp_1" / "thesis.tex").read_text() == "mine"
-
-
 def test_the_library_refuses_the_same_before_keras_loads(w):
     """`incdsl.train.train` checks what the command checks, in the library's words (parameters,
     not flags): the weights as the model, a use'd file inside MODEL.backup/."""

@@ -23,12 +23,15 @@ from ..saving import read_meta
 class RunCallbacks:
     """The callbacks fit gets (`callbacks`, in order) and those the run reads afterwards: the best
     epoch (`keep_best`), throughput, precise BN (None when it runs only at the end), and whether
-    this run made the TensorBoard folder (`tb_made`: a failed run with no finished epoch removes it)."""
+    this run made the TensorBoard folder (`tb_made`: a failed run with no finished epoch removes it),
+    and the `--resume` backup this process writes (`backup`: None where it writes nothing), which fit
+    deletes once the last epoch is done."""
     callbacks: list
     keep_best: KeepBest
     throughput: Throughput
     precise: PreciseBN | None
     tb_made: bool
+    backup: CheckedBackup | None = None
 
 
 def prior_best(paths: RunPaths, start: int, monitor: str, fallback: str) -> float | None:
@@ -83,4 +86,5 @@ def make_callbacks(model, data, config: TrainConfig, paths: RunPaths, placement,
             else:
                 print("note: no TensorBoard logs (they need the tensorflow and tensorboard packages)",
                       file=sys.stderr)
-    return RunCallbacks(callbacks + list(config.callbacks), keep_best, throughput, precise, tb_made)
+    return RunCallbacks(callbacks + list(config.callbacks), keep_best, throughput, precise, tb_made,
+                        backup if placement.writes else None)

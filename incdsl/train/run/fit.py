@@ -30,12 +30,15 @@ def fit(model, core, net, config, heads, data, per_call: int, run, start: int, p
 
     with placement.scope(), deferred_signals() as signalled:
         try:
-            return finetune.fit_in_phases(
+            history = finetune.fit_in_phases(
                 model, core, net, config, recompile, start=start,
                 progress=PhaseProgbar(config.epochs) if verbose else None, x=data.train,
                 validation_data=data.val,
                 steps_per_epoch=None if data.synthetic else data.steps,
                 callbacks=run.callbacks + [StopOnSignal(signalled)], verbose=verbose, shuffle=False)
+            if run.backup is not None:  # every epoch done (Keras would have deleted it at each fit's end)
+                run.backup.discard()
+            return history
         except BaseException as e:
             error = _stopped(e, config, paths, run, exporter, placement)
             if error is None:
