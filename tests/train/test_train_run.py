@@ -94,6 +94,30 @@ def test_a_signal_stops_training_at_the_next_step_and_resume_continues(tiny_bn_s
     assert out.exists() and not (tmp_path / "m.backup").exists()
 
 
+@pytest.mark.slow
+def test_a_signal_after_the_last_step_is_said_and_the_run_completes(tiny_bn_spec, tmp_path, capsys):
+    # SIGINT as the last epoch ends (after its last step, where the stop is checked): the run had
+    # all its epochs; before, the signal was recorded and then silently dropped
+    import keras
+
+    from incdsl import load
+    from incdsl.train import TrainConfig, train
+
+    class LateSignal(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    out = tmp_path / "m.keras"
+    result = train(load(tiny_bn_spec), TrainConfig(output=out, data="synthetic", epochs=2, steps_per_epoch=2,
+                                                   batch_size=4, progress="off", tensorboard=False,
+                                                   callbacks=[LateSignal()]))
+    err = capsys.readouterr().err
+    assert "note: SIGINT came after the last training step: the run is complete and writes its outputs" in err
+    assert result.epochs_run == 2 and out.exists() and not (tmp_path / "m.backup").exists()
+    assert [r["epoch"] for r in read_csv(tmp_path / "m.log.csv")] == ["0", "1"]
+
+
 # --- repeatable runs --------------------------------------------------------------------------------
 
 def _weights(path: Path) -> list[np.ndarray]:

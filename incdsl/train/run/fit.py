@@ -3,6 +3,7 @@ of a training call, and one cleanup path for every way fit can stop before its l
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 
 from .. import finetune
@@ -22,7 +23,8 @@ def fit(model, core, net, config, heads, data, per_call: int, run, start: int, p
     empty logs are removed (no epoch finished: nothing in them), and the reason is raised:
     DataError for a loss that became NaN or infinite or for data that vanished or does not decode;
     KeyboardInterrupt (SIGINT) or guard.Terminated (SIGTERM), after a line saying what was kept,
-    for a signal; anything else as it came."""
+    for a signal; anything else as it came. A signal that comes after the last training step
+    (during the last epoch's validation or callbacks) is said, and the run completes."""
     verbose = keras_verbosity(config.progress)
 
     def recompile(lr):
@@ -38,6 +40,9 @@ def fit(model, core, net, config, heads, data, per_call: int, run, start: int, p
                 callbacks=run.callbacks + [StopOnSignal(signalled)], verbose=verbose, shuffle=False)
             if run.backup is not None:  # every epoch done (Keras would have deleted it at each fit's end)
                 run.backup.discard()
+            if signalled.signum is not None:  # it came after the last step that could stop on it
+                print(f"note: {signal.Signals(signalled.signum).name} came after the last training step: "
+                      f"the run is complete and writes its outputs", file=sys.stderr)
             return history
         except BaseException as e:
             error = _stopped(e, config, paths, run, exporter, placement)
