@@ -141,9 +141,10 @@ def training_step(net, batch: int = 1, precision: str = "float32", optimizer: st
 
 
 def param_bytes_by_dtype(net, precision: str = "float32") -> dict[str, int]:
-    """{dtype: bytes} of the parameters as the precision stores them (batch-norm statistics too)."""
+    """{dtype: bytes} of the parameters as the precision stores them (batch-norm statistics too):
+    float32 under Keras' mixed policies (float32 variables), else the precision's own dtype."""
     var_b, _ = PRECISIONS[precision]
-    return {("float32" if var_b == 4 else precision.replace("mixed_", "")): net.total().params * var_b}
+    return {("float32" if var_b == 4 else precision): net.total().params * var_b}
 
 
 def fmt_bytes(n: float, digits: int = 2) -> str:
