@@ -20,6 +20,7 @@ What a run writes (RunPaths in incdsl/train/config.py), next to `model.keras`:
 """
 from __future__ import annotations
 
+import signal
 import sys
 
 import keras
@@ -32,6 +33,7 @@ from .data import steps_per_execution
 from .determinism import make_deterministic
 from .finish import recalibration_batches
 from .heads import head_losses, main_head
+from .interrupt import deferred_signals
 from .model import accuracy_key, compile_for_training, with_preprocessing
 from .placement import place
 from .resume import check_log_rows, read_backup
@@ -129,11 +131,17 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
             print(line)
         if start:
             print(f"resuming after epoch {start} of {config.epochs}")
-        history = fit(model, core, net, config, heads, fit_data, per_call, run, start, paths, placement,
-                      exporter)
-        with placement.local():
-            done = finish(history, config, paths, data, exporter, run, main.name if head_names else None,
-                          acc, n_bn)
+        # a signal while the outputs are written is held until they are whole: fit has deleted the
+        # backup by then, so stopping half-way would lose the run
+        with deferred_signals() as late:
+            history = fit(model, core, net, config, heads, fit_data, per_call, run, start, paths, placement,
+                          exporter)
+            with placement.local():
+                done = finish(history, config, paths, data, exporter, run, main.name if head_names else None,
+                              acc, n_bn)
+        if late.signum is not None:
+            print(f"note: {signal.Signals(late.signum).name} came while the outputs were written: they are "
+                  f"complete", file=sys.stderr)
     except Exception as e:
         # multiworker: a process lost while the model is built, restored or exported (fit checks its own)
         placement.check_lost(e)
@@ -144,7 +152,7 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
             keras.distribution.set_distribution(None)
 
     if not placement.writes and placement.cluster is not None:
-        print(f"{placement.cluster.name} done: the chief writes {config.output}")
+        print(f"{placement.cluster.name} done: the chief writes the outputs")
     if placement.chief:
         report(done, config, paths, data, run, exporter, acc)
     placement.finished()

@@ -208,8 +208,11 @@ class Placement:
         import tensorflow as tf
         if not isinstance(error, tf.errors.UnavailableError):
             return
-        first = (str(error.message) if hasattr(error, "message") else str(error)).strip()
-        first = first.splitlines()[0] if first else type(error).__name__
+        text = str(error.message) if hasattr(error, "message") else str(error)
+        lines = [ln.strip() for ln in text.splitlines()]
+        # Keras' "Graph execution error:" heads the message and says nothing of the cause
+        first = next((ln for ln in lines if ln and not ln.startswith("Graph execution error")),
+                     type(error).__name__)
         cause = first.split("}}")[-1].strip() or first  # TF's node prefix says nothing to a user
         sys.stdout.flush()
         print(f"incdsl: error: another worker of the job was lost ({cause}); this worker "

@@ -124,7 +124,7 @@ def test_two_tf_workers_train_a_killed_one_ends_the_chief_and_resume_continues(d
     # worker 1 took the chief's state: its epoch and its optimizer's step count (the logged losses
     # are all-reduced, the same on both workers whatever each one's weights are)
     assert "Epoch 2/2" in other and "Epoch 1/2" not in other and "step: 16.0000" in other
-    assert f"worker 1 done: the chief writes {run / 'm.keras'}" in other
+    assert "worker 1 done: the chief writes the outputs" in other
     # only the chief wrote
     assert sorted(p.name for p in run.iterdir()) == ["m.best.keras", "m.keras", "m.log.csv"]
     rows = _rows(run / "m.log.csv")

@@ -415,7 +415,7 @@ def test_two_workers_train_in_lockstep(tiny_inception_spec, tmp_path):
         assert p.returncode == 0, stderr[-3000:]
     (chief, _), (other, _), (alone, _) = results
     assert "CollectiveAllReduceStrategy, 2 replicas on 2 workers (this one worker 0)" in chief
-    assert "(this one worker 1)" in other and f"worker 1 done: the chief writes {out}" in other
+    assert "(this one worker 1)" in other and "worker 1 done: the chief writes the outputs" in other
 
     # Lockstep: the same steps, and the same logs, reduced over both workers.
     h0, h1, ref = _history(chief), _history(other), _history(alone)

@@ -118,6 +118,28 @@ def test_a_signal_after_the_last_step_is_said_and_the_run_completes(tiny_bn_spec
     assert [r["epoch"] for r in read_csv(tmp_path / "m.log.csv")] == ["0", "1"]
 
 
+@pytest.mark.slow
+def test_a_signal_while_the_outputs_are_written_waits_for_them(tiny_bn_spec, tmp_path, capsys, monkeypatch):
+    # the backup is gone once fit returns: a SIGTERM during the export would have lost the whole run
+    # (exit 143, no model, no backup; the reviewer's kill came 20 ms after the last log row)
+    from incdsl import load
+    from incdsl.train import TrainConfig, loop, train
+
+    real = loop.finish
+
+    def finish(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "finish", finish)
+    out = tmp_path / "m.keras"
+    result = train(load(tiny_bn_spec), TrainConfig(output=out, data="synthetic", epochs=1, steps_per_epoch=2,
+                                                   batch_size=4, progress="off", tensorboard=False))
+    err = capsys.readouterr().err
+    assert "note: SIGTERM came while the outputs were written: they are complete" in err
+    assert result.epochs_run == 1 and out.exists() and (tmp_path / "m.best.keras").exists()
+
+
 # --- repeatable runs --------------------------------------------------------------------------------
 
 def _weights(path: Path) -> list[np.ndarray]:

@@ -36,11 +36,16 @@ def diverged_error(d: Diverged, config: TrainConfig, paths: RunPaths, has: tuple
                                     now=config.learning_rate, lower=config.learning_rate / 10))
 
 
-def interrupted_line(e: BaseException, config: TrainConfig, paths: RunPaths) -> str:
+def interrupted_line(e: BaseException, config: TrainConfig, paths: RunPaths, writes: bool = True) -> str:
     """What an interrupted run prints (stderr): the signal, that the model was not written, and
-    what was kept for --resume."""
-    kept = (f"the finished epochs are kept in {paths.backup}: rerun with --resume to continue"
-            if paths.backup.exists() else "no epoch had finished, so nothing was kept")
+    what was kept for --resume (`writes`: False on a multi-worker job's process that is not the
+    chief, which keeps nothing itself)."""
+    if not writes:
+        kept = "the chief of the job keeps the finished epochs: start every process again with --resume"
+    elif paths.backup.exists():
+        kept = f"the finished epochs are kept in {paths.backup}: rerun with --resume to continue"
+    else:
+        kept = "no epoch had finished, so nothing was kept"
     return f"\n{e if isinstance(e, Interrupted) else 'interrupted'}; {config.output} was not written; {kept}"
 
 

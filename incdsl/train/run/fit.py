@@ -67,6 +67,6 @@ def _stopped(e: BaseException, config, paths, run, exporter, placement) -> BaseE
         kept = placement.agree(lambda: paths.backup.exists() + 2 * paths.best.exists())
         return diverged_error(e, config, config.paths(), (bool(kept & 1), bool(kept & 2)))
     if isinstance(e, (KeyboardInterrupt, Interrupted)):
-        print(interrupted_line(e, config, paths), file=sys.stderr)
+        print(interrupted_line(e, config, paths, placement.writes), file=sys.stderr)
         return signal_exit(e)
     return data_error(e, config.data) if isinstance(e, Exception) else None
