@@ -26,13 +26,7 @@ def _bytecode_caches() -> None:
     sys.pycache_prefix = prefix  # read at each import: the imports from here on are cached
 
 
-_bytecode_caches()  # before torchvision's import below
-# torchvision must be imported before TensorFlow: the other way round, TF 2.21 and torchvision 0.29
-# crash the process (segmentation fault in `import torchvision`). The reference tests compare
-# against both; the front-end tests need neither, so a checkout without the `refs` extra still
-# runs them (and a reference test fails loudly on its own import).
-if importlib.util.find_spec("torchvision") is not None:
-    import torchvision  # noqa: F401,E402
+_bytecode_caches()  # before torchvision's import (pytest_configure below)
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -128,6 +122,25 @@ tiny_bn_spec = _spec_fixture(
 tiny_inception_spec = _spec_fixture(nets.TINY_INCEPTION, "tiny.inc",
                                     "tmp_path/tiny.inc holding nets.TINY_INCEPTION (googlenet's inception, "
                                     "width 0.25, 32x32, aux head).")
+
+
+def _hands_tests_to_workers(config) -> bool:
+    """True in pytest-xdist's controller (`-n 2`, not --collect-only): it imports no test module,
+    the workers do (the conditions of xdist's own `_is_distribution_mode`)."""
+    return (not hasattr(config, "workerinput") and not config.getoption("collectonly")
+            and config.getoption("dist", "no") != "no" and bool(config.getoption("tx", None)))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """torchvision must be imported before TensorFlow: the other way round, TF 2.21 and torchvision
+    0.29 crash the process (segmentation fault in `import torchvision`). So every process that
+    collects tests imports it first, before any test module; the reference tests compare against
+    both. Not in xdist's controller, which runs no test: 3.4 s of CPU before the workers start
+    (issue 29 item 4). The front-end tests need neither, so a checkout without the `refs` extra
+    still runs them (and a reference test fails loudly on its own import)."""
+    if not _hands_tests_to_workers(config) and importlib.util.find_spec("torchvision") is not None:
+        import torchvision  # noqa: F401
 
 
 @pytest.hookimpl(tryfirst=True)
