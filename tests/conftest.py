@@ -28,6 +28,23 @@ def _bytecode_caches() -> None:
 
 _bytecode_caches()  # before torchvision's import (pytest_configure below)
 
+# JAX's persistent compilation cache for the whole suite: what tests/conftest.py sets here every
+# later process inherits (xdist's workers, the tests' `python -m incdsl` subprocesses; freshvenv's
+# venv_env passes it on), and JAX reads it when it is imported. XLA's compile of a train step is
+# most of a short JAX run's CPU (`incdsl train` of small_bn on synthetic data: 25 s of CPU, 10.5 s
+# with the cache warm), and the suite compiles the same programs again (a run and its --resume,
+# the same spec in several tests, every later run of the suite). A hit runs the very executable a
+# miss would compile (keyed by the program, the compile options and jaxlib's version): the trained
+# weights are bit for bit the same. Under the venv, mode 0700 (the user's own, like incdsl's cache:
+# a compiled program planted there would run); a folder the caller set is kept.
+JAX_CACHE = {"JAX_COMPILATION_CACHE_DIR": str(Path(sys.prefix) / "jax-cache"),
+             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",  # default 1 s: a small net compiles faster
+             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+if sys.prefix != sys.base_prefix and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.makedirs(JAX_CACHE["JAX_COMPILATION_CACHE_DIR"], mode=0o700, exist_ok=True)
+    for _k, _v in JAX_CACHE.items():
+        os.environ.setdefault(_k, _v)
+
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
