@@ -26,13 +26,28 @@ def _bytecode_caches() -> None:
     sys.pycache_prefix = prefix  # read at each import: the imports from here on are cached
 
 
-_bytecode_caches()  # before torchvision's import below
-# torchvision must be imported before TensorFlow: the other way round, TF 2.21 and torchvision 0.29
-# crash the process (segmentation fault in `import torchvision`). The reference tests compare
-# against both; the front-end tests need neither, so a checkout without the `refs` extra still
-# runs them (and a reference test fails loudly on its own import).
-if importlib.util.find_spec("torchvision") is not None:
-    import torchvision  # noqa: F401,E402
+_bytecode_caches()  # before torchvision's import (pytest_configure below)
+
+# JAX's persistent compilation cache for the whole suite: what tests/conftest.py sets here every
+# later process inherits (xdist's workers, the tests' `python -m incdsl` subprocesses; freshvenv's
+# venv_env passes it on), and JAX reads it when it is imported. XLA's compile of a train step is
+# most of a short JAX run's CPU (`incdsl train` of small_bn on synthetic data: 25 s of CPU, 10.5 s
+# with the cache warm), and the suite compiles the same programs again (a run and its --resume,
+# the same spec in several tests, every later run of the suite). A hit runs the very executable a
+# miss would compile (keyed by the program, the compile options and jaxlib's version): the trained
+# weights are bit for bit the same. Under the venv, mode 0700 (the user's own, like incdsl's cache:
+# a compiled program planted there would run); a folder the caller set is kept.
+JAX_CACHE = {"JAX_COMPILATION_CACHE_DIR": str(Path(sys.prefix) / "jax-cache"),
+             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",  # default 1 s: a small net compiles faster
+             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+if sys.prefix != sys.base_prefix and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    try:
+        os.makedirs(JAX_CACHE["JAX_COMPILATION_CACHE_DIR"], mode=0o700, exist_ok=True)
+    except OSError:  # a read-only venv: the suite runs without the cache, as before
+        pass
+    else:
+        for _k, _v in JAX_CACHE.items():
+            os.environ.setdefault(_k, _v)
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -128,6 +143,25 @@ tiny_bn_spec = _spec_fixture(
 tiny_inception_spec = _spec_fixture(nets.TINY_INCEPTION, "tiny.inc",
                                     "tmp_path/tiny.inc holding nets.TINY_INCEPTION (googlenet's inception, "
                                     "width 0.25, 32x32, aux head).")
+
+
+def _hands_tests_to_workers(config) -> bool:
+    """True in pytest-xdist's controller (`-n 2`, not --collect-only): it imports no test module,
+    the workers do (the conditions of xdist's own `_is_distribution_mode`)."""
+    return (not hasattr(config, "workerinput") and not config.getoption("collectonly")
+            and config.getoption("dist", "no") != "no" and bool(config.getoption("tx", None)))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """torchvision must be imported before TensorFlow: the other way round, TF 2.21 and torchvision
+    0.29 crash the process (segmentation fault in `import torchvision`). So every process that
+    collects tests imports it first, before any test module; the reference tests compare against
+    both. Not in xdist's controller, which runs no test: 3.4 s of CPU before the workers start
+    (issue 29 item 4). The front-end tests need neither, so a checkout without the `refs` extra
+    still runs them (and a reference test fails loudly on its own import)."""
+    if not _hands_tests_to_workers(config) and importlib.util.find_spec("torchvision") is not None:
+        import torchvision  # noqa: F401
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -94,7 +94,9 @@ def venv_env(venv: Path, home: Path, **extra: str) -> dict[str, str]:
     HOME of the test's own (no ~/.keras/keras.json of the developer's), none of the caller's
     PYTHONPATH, KERAS_BACKEND or TF_ variables unless passed in `extra`."""
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8"}
-    for k in ("PIP_CACHE_DIR", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "TMPDIR"):
+    # JAX_*: the suite's persistent compilation cache (tests/conftest.py), a cache and nothing a user sets
+    for k in ("PIP_CACHE_DIR", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "TMPDIR", "JAX_COMPILATION_CACHE_DIR",
+              "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"):
         if k in os.environ:
             env[k] = os.environ[k]
     env.update(extra)

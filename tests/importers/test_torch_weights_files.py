@@ -25,6 +25,12 @@ def _googlenet():
     return randomize_bn(torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True))
 
 
+@pytest.fixture(scope="module")
+def googlenet_sd():
+    """torchvision's GoogLeNet (aux heads, random BN statistics), built once for the file (0.7 s)."""
+    return _googlenet().state_dict()
+
+
 # builds torchvision's GoogLeNet and incdsl's in Keras: ~4 s of CPU (issue 29's quick budget)
 @pytest.mark.slow
 def test_data_parallel_googlenet_loads_every_head_like_torch(tmp_path):
@@ -41,22 +47,17 @@ def test_data_parallel_googlenet_loads_every_head_like_torch(tmp_path):
     assert max(diff.values()) < 1e-5, diff
 
 
-def test_same_shaped_heads_that_names_cannot_tell_apart_are_refused():
+def test_same_shaped_heads_that_names_cannot_tell_apart_are_refused(googlenet_sd):
     """The classifiers fc and aux1.fc2 are both 1024 -> classes: without names to pair them by
     (here torch's blocks are renamed), taking the first would swap them silently."""
     net = incdsl.load(SPECS / "googlenet_tv.inc", size=64)
-    sd = {k: v.numpy() for k, v in _googlenet().state_dict().items()}
+    sd = {k: v.numpy() for k, v in googlenet_sd.items()}
     renamed = {re.sub(r"^(fc|aux1)\.", lambda m: {"fc": "head.", "aux1": "side."}[m.group(1)], k): v
                for k, v in sd.items()}
     from incdsl.weights.torch import torch_weights
     with pytest.raises(SpecError,
                        match=r"layer 'fc' fits 2 modules .* 'head', 'side.fc2'|layer 'fc' fits 2 modules"):
         torch_weights(net, renamed)
-
-
-@pytest.fixture(scope="module")
-def googlenet_sd():
-    return _googlenet().state_dict()
 
 
 def _error(path) -> SpecError:

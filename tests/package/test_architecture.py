@@ -6,6 +6,7 @@ and 7)."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import networkx as nx
@@ -41,10 +42,15 @@ def _package(name: str) -> str:
     return name if MODULES[name].name == "__init__.py" else name.rsplit(".", 1)[0]
 
 
-def _imports(name: str, top_level_only: bool = False):
+@functools.cache  # each module read and parsed once, not once per test and per start (4 s of CPU)
+def _imports(name: str, top_level_only: bool = False) -> tuple:
     """(target module, imported names or None, node) for each import statement in module `name`;
     `from .x import y` targets `x.y` when that is a module, else `x`. With `top_level_only`, only
     the statements that run when the module loads (not those inside functions)."""
+    return tuple(_walk_imports(name, top_level_only))
+
+
+def _walk_imports(name: str, top_level_only: bool):
     tree = ast.parse(MODULES[name].read_text())
     nodes = ast.walk(tree)
     if top_level_only:

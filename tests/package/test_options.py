@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import re
 import string
 from pathlib import Path
@@ -71,10 +72,15 @@ def test_backend_options_name_parameters_and_flags(tmp_path, capsys):
     assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob("*.dot"))
 
 
+@functools.cache  # read only: each module parsed once for the three tests, not once per error found
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text())
+
+
 def _option_errors():
     """(path, line, parameters) of every OptionError and ParamText with a literal template."""
     for path in sorted(PKG.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(_tree(path)):
             if (isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("OptionError", "ParamText")
                     and node.args and isinstance(node.args[0], ast.Constant)):
                 given = {k.arg for k in node.keywords}
@@ -92,7 +98,7 @@ def test_every_parameter_a_library_error_names_has_its_flag():
 
 def test_library_modules_name_no_flags_in_option_errors():
     for path, line, _ in _option_errors():
-        node = next(n for n in ast.walk(ast.parse(path.read_text()))
+        node = next(n for n in ast.walk(_tree(path))
                     if isinstance(n, ast.Call) and getattr(n, "lineno", 0) == line
                     and getattr(n.func, "id", None) in ("OptionError", "ParamText"))
         assert "--" not in node.args[0].value, f"{path.name}:{line} names a flag; use a {{parameter}} field"
@@ -145,7 +151,7 @@ def test_library_messages_name_no_flags():
         rel = path.relative_to(PKG).as_posix()
         if rel.startswith("cli/"):
             continue
-        for part in _message_parts(ast.parse(path.read_text())):
+        for part in _message_parts(_tree(path)):
             found |= {f"{rel}:{c.lineno}: {c.value!r}" for c in ast.walk(part)
                       if isinstance(c, ast.Constant) and isinstance(c.value, str) and FLAG.search(c.value)}
     assert not found, "these messages name flags; name the parameter instead:\n" + "\n".join(sorted(found))
