@@ -124,8 +124,8 @@ def reader_mode(args) -> int:
         plan = folder_plan(folder, args.batch_size)
         print(f"bench_train reader: {args.images} JPEGs of {jw}x{jh} -> {size}x{size}x3 uint8, batch "
               f"{plan.batch}, "
-              f"{args.batches} batches after 2 warm-up, best of {args.repeats}; {cores} cores; Pillow in "
-              f"Keras PyDataset threads (backend {keras.backend.backend()})")
+              f"{args.batches} batches after 2 warm-up, best of {args.repeats}; {cores} cores; Pillow in the "
+              f"PyDataset's reader threads (backend {keras.backend.backend()})")
         print(f"{'workers':>8}{'images/s':>12}{'speed-up':>10}{'per worker':>12}")
         one = None
         for n in counts:

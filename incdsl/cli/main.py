@@ -52,8 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; `argv` None means the process's own command line (the `incdsl` program).
 
     Returns the exit code: 0 fine, 1 an error in the spec or its data (or `fit`: nothing fits the
-    budgets), 2 bad usage, 3 a bug.
+    budgets), 2 bad usage, 3 a bug. A process of a JAX multi-worker job that failed ends here, with
+    that code, once its error is said (train/jax_link.py's exit_if_failed).
     """
+    code = _main(argv)
+    link = sys.modules.get("incdsl.train.jax_link")  # loaded only by a JAX multi-worker run
+    if link is not None:
+        link.exit_if_failed(code)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     ap = build_parser()
     # --help and --version write to stdout from inside argparse, which drops a failed write; the
     # guard turns one into "cannot write to standard output", exit 1 (or 0 for a closed pipe)

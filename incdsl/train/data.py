@@ -4,7 +4,7 @@ Pixels travel as uint8 (4x fewer bytes than float32) and become floats on the de
 model's own preprocessing layer. Nothing copies a whole batch on the host per step. The backends'
 machinery overlaps loading, transfer and compute:
 - image folders on TensorFlow: tf.data (tf.io decoding in a parallel map, prefetch);
-- image folders on JAX and PyTorch: Keras' PyDataset with worker threads running Pillow (it releases
+- image folders on JAX and PyTorch: a Keras PyDataset whose threads (its own) run Pillow (it releases
   the GIL while it decodes and resizes, so threads scale with cores without forking a process that
   JAX's threads run in), each file decoded once and kept in memory while the folder fits a budget
   (incdsl/train/image_cache.py), then Keras' JAX trainer puts the next batch on the device while the current
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import numpy as np
@@ -70,13 +72,21 @@ class FolderBatches(keras.utils.PyDataset):
     batch first_batch + k), decoded by Pillow in `workers` threads (each file once with `cache`, an
     image_cache.DecodedImages; every epoch without). Endless so
     that Keras keeps one iterator across epochs (fit is called with steps_per_epoch=plan.steps) and
-    the batch index alone says which epoch it belongs to, whatever the workers prefetch."""
+    the batch index alone says which epoch it belongs to.
+
+    The threads are this class's own (`_Ahead`), not Keras' PyDataset workers: Keras' enqueuer
+    hands out the indices of an endless dataset from one counter shared by every iterator made
+    from it, so the batch fit takes to build the model (JAX trainer's `_symbolic_build`) used up
+    item 0 and training began at item 1 with two or more workers, at item 0 with one: --workers
+    changed the numbers. Here Keras reads items in order in its own thread (workers=1: no
+    enqueuer, each iterator counts from 0), and item k is the same batch whatever the threads."""
 
     def __init__(self, plan: FolderPlan, shape, heads: list[str] | None, first_batch: int = 0,
                  workers: int = 1, cache=None):
-        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(4, 2 * workers))
+        super().__init__(workers=1, use_multiprocessing=False)
         self.plan, self.shape, self.heads, self.first_batch = plan, tuple(shape), heads, first_batch
-        self.cache = cache
+        self.cache, self.threads = cache, workers
+        self._ahead = _Ahead(self.batch, workers, max(4, 2 * workers))
 
     @property
     def num_batches(self):
@@ -84,10 +94,42 @@ class FolderBatches(keras.utils.PyDataset):
         steps_per_epoch."""
         return None
 
-    def __getitem__(self, k):
+    def batch(self, k: int):
+        """Item k, read now in the caller's thread: (uint8 images NHWC, labels)."""
         indices, flips = self.plan.train_batch(self.first_batch + k)
         return (read_batch(self.plan, indices, flips, self.shape, self.cache),
                 _labels(self.plan.labels[indices], self.heads))
+
+    def __getitem__(self, k):
+        return self._ahead.get(k)
+
+
+class _Ahead:
+    """`read(k)` for k = 0, 1, 2, ... computed ahead in `threads` threads: get(k) returns read(k)
+    (raising what it raised) and starts reading k+1 ... k+depth. A pure `read` makes the results
+    independent of the threads; a reader that goes back (precise BN reading the first batches
+    between epochs) is served too, the batches read ahead for the other kept while they are few."""
+
+    def __init__(self, read, threads: int, depth: int):
+        self.read, self.threads, self.depth = read, threads, depth
+        self.pool = None  # made on first use: a dataset that is never read starts no thread
+        self.pending: dict[int, object] = {}
+        self.lock = threading.Lock()
+
+    def get(self, k: int):
+        if self.threads <= 1:
+            return self.read(k)
+        with self.lock:
+            if self.pool is None:
+                self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="incdsl-reader")
+            future = self.pending.pop(k, None) or self.pool.submit(self.read, k)
+            for j in range(k + 1, k + 1 + self.depth):
+                if j not in self.pending:
+                    self.pending[j] = self.pool.submit(self.read, j)
+            # keep what was read ahead near k, and one other reader's window (see the docstring)
+            for j in sorted(self.pending, key=lambda j: abs(j - k))[2 * self.depth:]:
+                self.pending.pop(j).cancel()
+        return future.result()
 
 
 class FolderValBatches(keras.utils.PyDataset):

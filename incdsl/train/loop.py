@@ -84,6 +84,15 @@ def train(net, config: TrainConfig, folder=None) -> TrainResult:
     # allows only before its context starts (warm() builds a Layer and an optimizer, which start it)
     # (multiworker on JAX joins the job here, before any JAX computation: multiworker_jax.py)
     placement = place(net, config, folder)
+    try:
+        return _placed(net, config, folder, placement)
+    except BaseException as e:
+        placement.failed(e)  # JAX multiworker: tell the others why, and leave without JAX's shutdown
+        raise
+
+
+def _placed(net, config: TrainConfig, folder, placement) -> TrainResult:
+    """`train` once the placement is made (a multi-worker job joined)."""
     keras_saving_fix.warm()  # every save and load of the run (this thread's Keras state)
     paths = config.paths()
     if placement.writes:  # the chief of a multi-worker job (the others write nothing)

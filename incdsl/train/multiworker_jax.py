@@ -29,8 +29,8 @@ import keras
 import numpy as np
 
 from ..backends.keras.devices import check_precision
-from ..errors import OptionError, SpecError
-from .jax_link import Job, check_job, meet
+from ..errors import DataError, OptionError, SpecError
+from .jax_link import GRACE, Job, check_job, meet
 from .shard import GlobalBatches, Shard, shard_input
 
 # TrainConfig fields that may differ between processes: where this process writes or how it reads,
@@ -116,7 +116,8 @@ class JaxPlacement:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")  # multi-process on CPUs needs it
         if job.processes > 1:
             try:
-                jax.distributed.initialize(job.coordinator, job.processes, job.process_id,
+                # at the address process 0 chose (jax_link: the coordinator's port stays with meet's listener)
+                jax.distributed.initialize(self.link.jax_address, job.processes, job.process_id,
                                            local_device_ids=local,
                                            initialization_timeout=max(1, int(config.worker_timeout)))
             except RuntimeError as e:  # JAX already in use in this process (a computation ran before)
@@ -193,7 +194,10 @@ class JaxPlacement:
     def check_lost(self, error: BaseException) -> None:
         """After fit failed (with `error`): when a lost process is why (Gloo's collectives fail once a peer's
         connection closes), say which and end this process (exit status 1)."""
-        message = self.link.loss_error()
+        # incdsl's own errors are this process's verdict (a damaged image, a backup that does not
+        # load), not a collective that failed: no wait for the watcher then
+        own = isinstance(error, (SpecError, DataError))
+        message = self.link.loss_error(0.0 if own else GRACE)
         if message is not None:
             # said here and exited at once: a normal exit runs jax.distributed's shutdown, whose barrier
             # waits for the dead process until the heartbeat timeout, then aborts with a stack dump
@@ -202,6 +206,14 @@ class JaxPlacement:
             sys.stdout.flush()
             print(f"incdsl: error: {message}", file=sys.stderr, flush=True)
             os._exit(1)
+
+    def failed(self, error: BaseException) -> None:
+        """This process's run failed with `error`: the others are told why and end at once (their
+        message names this process and the error's first line), and this one will end without
+        JAX's shutdown barrier (`jax_link.Link.fail`, `exit_if_failed`)."""
+        from ..text import first_line
+        why = first_line(error)
+        self.link.fail(why.removeprefix("error: "))  # incdsl's errors render as "error: ...", hint below
 
     def finished(self) -> None:
         """This process ended normally (`jax_link.Link.done`)."""

@@ -223,6 +223,9 @@ class Placement:
     def finished(self) -> None:
         """Nothing to say to other processes at the end."""
 
+    def failed(self, error: BaseException) -> None:
+        """Nothing to do when the run fails: a TF worker's error ends its collectives (check_lost)."""
+
     def describe(self) -> str:
         """One line for the log: the strategy's class (MirroredStrategy, DataParallel, 'one
         device'), the replica count and, on a cluster, this worker."""

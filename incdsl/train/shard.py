@@ -50,11 +50,11 @@ class ShardBatches(FolderBatches):
     the plan's batch first_batch + k), through the run's image cache when it has one."""
 
     def __init__(self, whole: FolderBatches, shard: Shard):
-        super().__init__(whole.plan, whole.shape, whole.heads, whole.first_batch, whole.workers, whole.cache)
+        super().__init__(whole.plan, whole.shape, whole.heads, whole.first_batch, whole.threads, whole.cache)
         shard.check(whole.plan.batch)
         self.shard = shard
 
-    def __getitem__(self, k):
+    def batch(self, k: int):
         indices, flips = self.plan.train_batch(self.first_batch + k)
         s = self.shard.part(len(indices))
         return (read_batch(self.plan, indices[s], flips[s], self.shape, self.cache),

@@ -20,7 +20,7 @@ from incdsl.cli.main import main
 from incdsl.train import TrainConfig, scan_image_folder
 from incdsl.train.images import plan_folder, read_image
 
-from nets import TINY_INCEPTION
+from nets import TINY_BN, TINY_INCEPTION
 from test_train import colour_folder
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -291,3 +291,52 @@ def test_bench_reader_mode_runs_tiny(capsys):
     rows = [ln.split() for ln in out.splitlines() if ln.strip() and ln.split()[0] in ("1", "2")]
     assert [r[0] for r in rows] == ["1", "2"] and all(float(r[1]) > 0 for r in rows)
     assert float(rows[0][2]) == 1.0
+
+
+# The same run with one reader thread and with three (os.cpu_count raised so that --workers 3 is
+# allowed on any machine): each run's log and every weight of its model.
+WORKERS_RUN = r"""
+import json, os, sys
+from pathlib import Path
+import numpy as np
+import keras
+from incdsl.cli.main import main
+spec, data, out = sys.argv[1:4]
+os.cpu_count = lambda: 4
+runs = {}
+for workers in (1, 3):
+    model = Path(out) / f"w{workers}" / "m.keras"
+    code = main(["train", spec, "--data", data, "-o", str(model), "--batch-size", "8", "--epochs", "2",
+                 "--steps-per-epoch", "3", "--val-split", "0.02", "--bn-recalibrate", "2", "--deterministic",
+                 "--seed", "5", "--progress", "off", "--no-tensorboard", "--workers", str(workers)])
+    rows = (model.parent / "m.log.csv").read_text().splitlines()
+    head = rows[0].split(",")
+    keep = [i for i, h in enumerate(head) if h != "bn_seconds"]  # a time, not a training number
+    runs[workers] = {"code": code, "log": [[r.split(",")[i] for i in keep] for r in rows],
+                     "weights": [np.asarray(w).tolist() for w in keras.saving.load_model(model).weights]}
+print("RESULT " + json.dumps(runs))
+"""
+
+
+@pytest.mark.slow
+def test_reader_threads_do_not_change_the_training(tmp_path):
+    # --workers 1 and --workers 3 on JAX, one process, the digits: the same batches in the same steps,
+    # so the same log and weights, bit for bit. (Keras' own PyDataset threads took the batch fit
+    # reads to build the model out of the stream: with 2+ workers training began one batch later.)
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        from digits_folder import write_digits
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    train, _ = write_digits(tmp_path / "digits", size=16)
+    spec = tmp_path / "tiny.inc"
+    spec.write_text(TINY_BN.replace("classes=3", "classes=10"))
+    runs, text = _subprocess(WORKERS_RUN, "jax", spec, train, tmp_path)
+    one, three = runs["1"], runs["3"]
+    assert one["code"] == three["code"] == 0, text[-2000:]
+    assert "read by Pillow, 3 threads" in text and "read by Pillow, 1 thread," in text
+    assert len(one["log"]) == 3 and one["log"][1] != one["log"][2]  # two epochs, and training moved
+    assert three["log"] == one["log"]
+    assert len(one["weights"]) == len(three["weights"]) > 4
+    for a, b in zip(one["weights"], three["weights"]):
+        np.testing.assert_array_equal(np.array(a), np.array(b))

@@ -92,6 +92,45 @@ def test_a_repeated_process_id_is_refused():
     assert "--process-id 1 was given to two processes" in errors[0].worded(FLAGS)
 
 
+def test_a_process_that_comes_after_the_job_met_is_told_its_id_is_taken_at_once():
+    # Process 0 keeps the coordinator's port while the job runs (JAX's service is elsewhere) and
+    # answers a late process at once, rather than leaving it to wait out its timeout.
+    port = free_port()
+    results = {}
+
+    def one(pid):
+        results[pid] = meet(Job(f"127.0.0.1:{port}", 2, pid), FP, 20)
+
+    threads = [threading.Thread(target=one, args=(pid,)) for pid in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    chief = results[0]
+    assert chief.jax_address.startswith("127.0.0.1:") and chief.jax_address != f"127.0.0.1:{port}"
+    assert results[1].jax_address == chief.jax_address
+    door = threading.Thread(target=chief._answer_late, daemon=True)
+    door.start()
+    try:
+        for pid, processes, message in (
+                (1, 2, r"^process_id 1 is taken \(the job already has it: processes 0 to 1 met at "
+                       r"coordinator 127\.0\.0\.1:\d+ and are training\)"),
+                (5, 2, r"^process_id 5 is out of range"),
+                (1, 3, r"^num_processes differs: process 1 was given 3, process 0 2")):
+            start = time.monotonic()
+            with pytest.raises(OptionError, match=message):
+                meet(Job(f"127.0.0.1:{port}", processes, pid), FP, 30)
+            assert time.monotonic() - start < 5
+    finally:
+        chief.finished.set()
+        chief._close_listener()
+        door.join(5)
+        for link in results.values():
+            for s in link.peers.values():
+                s.close()
+    assert not door.is_alive()
+
+
 def test_a_different_process_count_is_refused():
     port = free_port()
     results = {}
@@ -599,3 +638,65 @@ def test_the_job_comes_from_jax_cluster_detection_or_is_asked_for(monkeypatch):
     # flags win over what the cluster says
     job, _ = resolve_job(TrainConfig(strategy="multiworker", process_id=2))
     assert job.process_id == 2
+
+
+@pytest.mark.slow
+def test_one_process_failing_alone_ends_the_job_at_once_and_a_late_one_is_refused(digits, tmp_path):
+    # Process 1 reads its own copy of the folder (decoded every epoch: --image-cache 0), removed once
+    # the first epoch is done: process 1 fails alone (a DataError on its reader), and must end the job
+    # at once, each process with exit 1: process 1 with its error, process 0 naming process 1 and
+    # that error, neither waiting in JAX's shutdown barrier or a collective, no stack dump.
+    import shutil
+    train, _ = digits
+    mine = tmp_path / "p1data"
+    shutil.copytree(train, mine)
+    spec = tmp_path / "small_bn.inc"
+    spec.write_text(SMALL_BN)
+    flags = ["--batch-size", 16, "--val-split", 0, "--bn-recalibrate", "off", "--epochs", 200,
+             "--steps-per-epoch", 8, "--progress", "epoch", "--no-tensorboard", "--image-cache", 0,
+             "--workers", 1]
+    port = free_port()
+    outs = [tmp_path / "job" / "m.keras", tmp_path / "p1" / "m.keras"]
+    procs = [_train(spec, data, out, *flags, "--strategy", "multiworker", "--coordinator",
+                    f"127.0.0.1:{port}", "--num-processes", 2, "--process-id", i, env=_env(1))
+             for i, (data, out) in enumerate(zip((train, mine), outs))]
+    log = outs[0].parent / "m.log.csv"
+    try:
+        deadline = time.monotonic() + 900
+        while not (log.exists() and len(_rows(log)) >= 1):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), \
+                "the first epoch did not finish"
+            time.sleep(0.05)
+        # while it trains, a process given a taken id is told so at once (process 0 still answers
+        # on the coordinator's port), exit 2, nothing written
+        late_start = time.monotonic()
+        late = _train(spec, train, tmp_path / "late" / "m.keras", *flags, "--strategy", "multiworker",
+                      "--coordinator", f"127.0.0.1:{port}", "--num-processes", 2, "--process-id", 1,
+                      env=_env(1))
+        _, late_err = late.communicate(timeout=240)
+        late_took = time.monotonic() - late_start
+        assert all(p.poll() is None for p in procs), "the job ended when the late process came"
+        shutil.rmtree(mine)
+        removed = time.monotonic()
+        results = [p.communicate(timeout=120) for p in procs]
+        took = time.monotonic() - removed
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    (_, err0), (_, err1) = results
+    assert late.returncode == 2, late_err[-2000:]
+    assert "error: --process-id 1 is taken (the job already has it: processes 0 to 1 met at --coordinator " \
+           "127.0.0.1:" in late_err and "Traceback" not in late_err
+    assert late_took < 120 and not (tmp_path / "late").exists()  # not the 300 s of --worker-timeout
+    assert [p.returncode for p in procs] == [1, 1], err0[-2000:] + err1[-2000:]
+    assert took < 60
+    assert "vanished during training" in err1 and "ended before the job finished" not in err1
+    said = err0[err0.find("error: "):]
+    assert said.startswith("error: multi-worker training: process 1 ended before the job finished "
+                           "(it failed: "), err0[-2000:]
+    assert "vanished during training" in said and "--resume" in said and "(it failed: error:" not in said
+    for err in (err0, err1):
+        assert "Traceback" not in err and "Check failure" not in err and "stack trace" not in err.lower()
+    assert (tmp_path / "job" / "m.backup").is_dir() and not (tmp_path / "p1").exists()
