@@ -103,6 +103,13 @@ class FolderBatches(keras.utils.PyDataset):
     def __getitem__(self, k):
         return self._ahead.get(k)
 
+    def seek(self, batch: int) -> None:
+        """Make item 0 the plan's batch `batch` from now on (see `seek`); what was read ahead is
+        dropped."""
+        old, self.first_batch = self._ahead, batch
+        self._ahead = _Ahead(self.batch, old.threads, old.depth)
+        old.close()
+
 
 class _Ahead:
     """`read(k)` for k = 0, 1, 2, ... computed ahead in `threads` threads: get(k) returns read(k)
@@ -130,6 +137,27 @@ class _Ahead:
             for j in sorted(self.pending, key=lambda j: abs(j - k))[2 * self.depth:]:
                 self.pending.pop(j).cancel()
         return future.result()
+
+    def close(self) -> None:
+        """Cancel what was read ahead and let the threads end."""
+        with self.lock:
+            for future in self.pending.values():
+                future.cancel()
+            self.pending.clear()
+            if self.pool is not None:
+                self.pool.shutdown(wait=False, cancel_futures=True)
+                self.pool = None
+
+
+def seek(stream, batch: int) -> None:
+    """Make the next pass over the training `stream` (what `folder_data` or `SyntheticImages`
+    made) start at the plan's batch `batch`. Keras makes a new iterator for each fit, which starts
+    a stream at its item 0: the second phase of --unfreeze-after must go on where the first
+    stopped, as an uninterrupted epoch count and a resumed run do, not read the first phase's
+    batches again. Synthetic batches are the same every epoch: nothing to move."""
+    move = getattr(stream, "seek", None) or getattr(stream, "incdsl_seek", None)
+    if move is not None:
+        move(batch)
 
 
 class FolderValBatches(keras.utils.PyDataset):
@@ -171,8 +199,10 @@ def tf_folder_datasets(plan: FolderPlan, shape, heads: list[str] | None, first_b
         img = tf.cond(flip, lambda: tf.reverse(img, [1]), lambda: img)
         return img, labels[i]
 
+    start = [first_batch]  # read as each new iterator begins: `seek` moves it
+
     def stream():
-        k = first_batch
+        k = start[0]
         while True:
             yield plan.train_batch(k)
             k += 1
@@ -182,6 +212,7 @@ def tf_folder_datasets(plan: FolderPlan, shape, heads: list[str] | None, first_b
                                                                      tf.TensorSpec([None], tf.bool)))
     train = (train.unbatch().map(load, num_parallel_calls=auto, deterministic=True).batch(plan.batch)
              .map(lambda x, y: (x, _labels(y, heads))).prefetch(auto))
+    train.incdsl_seek = lambda batch: start.__setitem__(0, batch)  # data.seek
     val = None
     batches = plan.val_batches(val_batch, drop_remainder)
     if batches:

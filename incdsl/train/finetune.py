@@ -25,6 +25,7 @@ from ..errors import DataError, OptionError, SpecError, missing_file
 from ..ir.graph import ancestors
 from ..text import first_line
 from ..weights.arrays import keras_name, weight_shapes
+from .data import seek
 
 
 def backbone(net) -> set[str]:
@@ -149,6 +150,8 @@ def fit_in_phases(model, core, net, config, recompile, start: int = 0, progress=
     # a restore in the first fit set the epoch Keras starts from (BackupAndRestore's _initial_epoch),
     # which fit prefers to its argument
     model._initial_epoch = None
+    if fit_args.get("steps_per_epoch"):  # an image folder's stream: on at epoch n's first batch
+        seek(fit_args["x"], n * fit_args["steps_per_epoch"])
     second = model.fit(initial_epoch=n, epochs=config.epochs, **fit_args)
     for key, values in first.history.items():
         second.history[key] = list(values) + list(second.history.get(key, []))
