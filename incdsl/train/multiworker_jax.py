@@ -29,7 +29,7 @@ import keras
 import numpy as np
 
 from ..backends.keras.devices import check_precision
-from ..errors import DataError, OptionError, SpecError
+from ..errors import DataError, OptionError, SpecError, UsageError
 from .jax_link import GRACE, Job, check_job, meet
 from .shard import GlobalBatches, Shard, shard_input
 
@@ -195,9 +195,12 @@ class JaxPlacement:
         """After fit failed (with `error`): when a lost process is why (Gloo's collectives fail once a peer's
         connection closes), say which and end this process (exit status 1)."""
         # incdsl's own errors are this process's verdict (a damaged image, a backup that does not
-        # load), not a collective that failed: no wait for the watcher then
-        own = isinstance(error, (SpecError, DataError))
-        message = self.link.loss_error(0.0 if own else GRACE)
+        # load, a loss that diverged), not a collective that failed: said as they are, even when
+        # another process already left with the same one (every process of a job diverges at the
+        # same step: each says so, not "process 0 ended")
+        if isinstance(error, (SpecError, DataError, UsageError)):
+            return
+        message = self.link.loss_error(GRACE)
         if message is not None:
             # said here and exited at once: a normal exit runs jax.distributed's shutdown, whose barrier
             # waits for the dead process until the heartbeat timeout, then aborts with a stack dump
