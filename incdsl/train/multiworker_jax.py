@@ -5,7 +5,7 @@ What each process does (the same command on each; JAX's documentation, "Multi-pr
 1. learns the job: `coordinator` ("host:port" of process 0), `num_processes` and `process_id` as given,
    else as JAX detects them itself (JAX_COORDINATOR_ADDRESS, SLURM, Open MPI, TPU pods...: JAX's
    `ClusterEnv.auto_detect_unset_distributed_params`, which `jax.distributed.initialize` runs too);
-2. meets the others in Python first (`jax_link.meet`: a bounded wait, and a refusal naming any
+2. meets the others in Python first (`jax_meet.meet`: a bounded wait, and a refusal naming any
    difference in the spec, data or flags), then calls `jax.distributed.initialize` (CPU collectives by
    Gloo, which multi-process CPU jobs need);
 3. sets `keras.distribution.DataParallel(devices=every device, auto_shard_dataset=False)`: the
@@ -30,7 +30,8 @@ import numpy as np
 
 from ..backends.keras.devices import check_precision
 from ..errors import DataError, OptionError, SpecError, UsageError
-from .jax_link import GRACE, Job, check_job, meet
+from .jax_link import GRACE, Job, check_job
+from .jax_meet import meet
 from .shard import GlobalBatches, Shard, shard_input
 
 # TrainConfig fields that may differ between processes: where this process writes or how it reads,

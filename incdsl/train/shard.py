@@ -55,6 +55,8 @@ class ShardBatches(FolderBatches):
         self.shard = shard
 
     def batch(self, k: int):
+        """Item k, read now in the caller's thread: this process's part of the plan's batch
+        first_batch + k (uint8 images NHWC, labels)."""
         indices, flips = self.plan.train_batch(self.first_batch + k)
         s = self.shard.part(len(indices))
         return (read_batch(self.plan, indices[s], flips[s], self.shape, self.cache),

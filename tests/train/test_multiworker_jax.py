@@ -1,6 +1,6 @@
 """`--strategy multiworker` on JAX (issue 30): jax.distributed + keras.distribution.DataParallel,
 tested as a cluster on one machine (processes on 127.0.0.1, each with CPU devices of its own), and
-the job's bad input (train/jax_link.py, train/multiworker_jax.py, train/shard.py)."""
+the job's bad input (train/jax_link.py, train/jax_meet.py, train/multiworker_jax.py, train/shard.py)."""
 from __future__ import annotations
 
 import csv
@@ -19,7 +19,8 @@ import pytest
 from incdsl.cli.commands.flags import FLAGS
 from incdsl.cli.main import main
 from incdsl.errors import OptionError
-from incdsl.train.jax_link import Job, meet
+from incdsl.train.jax_link import Job
+from incdsl.train.jax_meet import meet
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "specs" / "googlenet_tv.inc"
