@@ -207,8 +207,12 @@ def test_the_second_phase_reads_on_where_the_first_stopped(pretrained, tmp_path)
     # batch, could never equal an uninterrupted one (the reviewer: weights 0.007-0.03 apart).
     # Stopped as epoch 3 begins and resumed, the run ends with the uninterrupted run's weights.
     import sys
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-    from digits_folder import write_digits
+    tools = str(Path(__file__).resolve().parents[2] / "tools")
+    sys.path.insert(0, tools)
+    try:
+        from digits_folder import write_digits
+    finally:
+        sys.path.remove(tools)
     spec, pre, _ = pretrained
     train_dir, _ = write_digits(tmp_path / "digits", size=16)
     net = incdsl.load(spec, classes=10)
