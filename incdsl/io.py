@@ -192,8 +192,10 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OverflowError, ValueError):
-        return pid < 2**22  # another user's live process (or an absurd number: not a pid)
+    except PermissionError:  # another user's live process
+        return True
+    except (OverflowError, ValueError):  # a number too large to be a pid
+        return False
     return True
 
 
