@@ -30,12 +30,12 @@ def _flat(shape) -> int:
 def _spatial(a, h: int, w: int, channels: int, dilation=(1, 1)):
     """((oh, ow, channels), derivation) of a sliding window over an h x w feature map."""
     (kh, kw), (sh, sw), (dh, dw), pad = a["kernel"], a["stride"], dilation, a["pad"]
-    ceil = a.get("ceil", False)
+    ceil = a.get("ceil")  # pools have it; convolutions do not
     if ceil and pad == "same":
         raise ShapeError("ceil mode means nothing with pad=same (its output is already ceil(in / stride))",
                          hint="drop ceil=true, or give explicit padding")
-    oh, why_h = window.output_length(h, kh, sh, dh, pad if isinstance(pad, str) else pad[0:2], ceil)
-    ow, why_w = window.output_length(w, kw, sw, dw, pad if isinstance(pad, str) else pad[2:4], ceil)
+    oh, why_h = window.output_length(h, kh, sh, dh, pad if isinstance(pad, str) else pad[:2], ceil)
+    ow, why_w = window.output_length(w, kw, sw, dw, pad if isinstance(pad, str) else pad[2:], ceil)
     why = why_h if why_h == why_w else f"height {why_h}; width {why_w}"
     if oh < 1 or ow < 1:
         size = f"{window.extent(kh, dh)}x{window.extent(kw, dw)}"
@@ -91,14 +91,13 @@ def conv(a, ins) -> Rule:
     """keras.layers.Conv2D (groups: each filter sees cin / groups channels). A `fit` kernel is
     taken at the input's size (the shapes pass writes it back into the layer for the backends)."""
     h, w, cin = feature_map(ins[0])
-    if a.get("fit"):
+    if a["fit"]:
         a = {**a, "kernel": fitted_kernel(a, ins[0])}
-    groups = a.get("groups", 1)
-    if groups > 1:
-        for what, n in (("input channels", cin), ("filters", a["filters"])):
-            if n % groups:
-                raise ShapeError(f"groups={groups} does not divide the {n} {what}",
-                                 hint="both the input channels and the filters must be multiples of groups")
+    groups = a["groups"]
+    for what, n in (("input channels", cin), ("filters", a["filters"])):
+        if n % groups:
+            raise ShapeError(f"groups={groups} does not divide the {n} {what}",
+                             hint="both the input channels and the filters must be multiples of groups")
     out, why = _spatial(a, h, w, a["filters"], a["dilation"])
     (kh, kw), (oh, ow, cout), cg = a["kernel"], out, cin // groups
     weights = _with_bias_bn({"kernel": (kh, kw, cg, cout)}, a, cout)
@@ -217,12 +216,13 @@ def concat(a, ins) -> Rule:
     """keras.layers.Concatenate along channels: every other axis must agree."""
     first = ins[0]
     for i, s in enumerate(ins[1:], 1):
-        if len(s) != len(first) or s[:-1] != first[:-1]:
-            what = "spatial size" if len(s) == len(first) == 3 else "shape"
+        if len(s) != len(first):  # a map and a flat vector: their whole shapes say it
+            raise ShapeError(f"concat inputs disagree on shape: {shape_text(first)} vs {shape_text(s)}",
+                             culprit=i, hint="concatenate feature maps with maps, flat vectors with vectors")
+        if s[:-1] != first[:-1]:
             raise ShapeError(
-                f"concat inputs disagree on {what}: {shape_text(first[:-1])} vs {shape_text(s[:-1])}",
-                culprit=i,
-                             hint="give every branch the same strides and padding, or pad=same")
+                f"concat inputs disagree on spatial size: {shape_text(first[:-1])} vs {shape_text(s[:-1])}",
+                culprit=i, hint="give every branch the same strides and padding, or pad=same")
     return Rule(first[:-1] + (sum(s[-1] for s in ins),))
 
 

@@ -131,6 +131,20 @@ def test_resolved_pads_give_the_length_under_the_floor_rule(w, ceil):
     assert ort_length("MaxPool", size, k, s, d, (lo, hi), False) == out
 
 
+@SETTINGS
+@given(windows(pool=True), st.booleans())
+def test_a_pools_resolved_pads_are_smaller_than_its_window(w, ceil):
+    """The ONNX emitter writes a pool's resolved pads as they are (incdsl/backends/onnx/ops.py), which
+    onnxruntime accepts only below the window: true of every pool the shape rules admit (no
+    dilation, explicit pads below the window): the ceil overhang and pad=same's split end where the
+    last window, which starts inside the input, ends."""
+    size, k, s, _, pad = w
+    out, _ = output_length(size, k, s, 1, pad, ceil and pad != "same")
+    assume(out >= 1)
+    p = resolve(pad if pad in ("same", "valid") else (0, 0, *pad), (1, k), (1, s), (1, 1), (1, size), (1, out))
+    assert max(p.left, p.right + p.over_right) < k
+
+
 def test_onnx_helpers_see_a_known_case():
     """The two references on a case worked by hand: 7 pixels, kernel 3, stride 2, ceil mode, pads
     (0, 1): ceil((7 + 1 - 3) / 2) + 1 = 4 windows; floor mode 3."""

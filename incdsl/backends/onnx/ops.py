@@ -6,17 +6,16 @@ NCHW inside. Pools read their pads from `Network.pads` (incdsl/passes/pads.py): 
 include the ceil overhang, so that ONNX's floor rule gives the inferred output size; max pooling
 pads with -inf (ONNX MaxPool's own pads), average pooling excludes its pads (count_include_pad=0)
 except the real padding of count_pad=true, which becomes a zero Pad node first (the ceil overhang
-then still does not count, as in PyTorch).
+then still does not count, as in PyTorch). Every pad is smaller than the window, as onnxruntime
+requires: the pool rule refuses explicit pads as large (incdsl/ops/rules.py), and pad=same's split
+and the ceil overhang end where the last window, which starts inside the input, ends.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ...errors import SpecError
 from ...ir import window
 from ...ops import ACTIVATION_TABLE, affine_of
-
-NEG_INF = float("-inf")  # what max pooling pads with (Keras and ONNX MaxPool alike)
 
 
 def adaptive_bins(n: int, out: int) -> np.ndarray:
@@ -43,19 +42,11 @@ class OpEmitters:
 
     # -- pooling -------------------------------------------------------------------------
     def op_maxpool(self, layer, ins):
-        """MaxPool with the pads pass's pads (ceil overhang included); -inf Pad first where a pad reaches the
-        window."""
+        """MaxPool with the pads pass's pads (ceil overhang included)."""
         a = layer.attrs
         pads = self.net.pads[layer.name]
-        begin, end = pads.begin, pads.end
-        x = ins[0]
-        if any(p >= k for p, k in zip(begin + end, list(a["kernel"]) * 2)):
-            # onnxruntime refuses pool pads as large as the window: pad with -inf first
-            x = self.pad(x, begin, end, f"{layer.name}/pad", NEG_INF)
-            begin, end = [0, 0], [0, 0]
-        return self.node("MaxPool", [x], layer.name, kernel_shape=list(a["kernel"]),
-                         strides=list(a["stride"]),
-                         pads=begin + end)
+        return self.node("MaxPool", [ins[0]], layer.name, kernel_shape=list(a["kernel"]),
+                         strides=list(a["stride"]), pads=pads.begin + pads.end)
 
     def op_avgpool(self, layer, ins):
         """AveragePool excluding pads; count_pad's real padding becomes zeros first, the ceil overhang never
@@ -71,10 +62,6 @@ class OpEmitters:
             if any(rb + re):
                 x = self.pad(x, rb, re, f"{layer.name}/pad", 0.0)
                 begin, end = [0, 0], [e - r for e, r in zip(end, re)]
-        if any(p >= k for p, k in zip(begin + end, list(a["kernel"]) * 2)):
-            # some window would hold padding only: onnxruntime refuses such pads
-            raise SpecError("ONNX cannot average-pool with padding as large as the window", layer.span,
-                            hint="use less padding than the pooling window")
         return self.node("AveragePool", [x], layer.name, kernel_shape=list(a["kernel"]),
                          strides=list(a["stride"]),
                          pads=begin + end, count_include_pad=0)
