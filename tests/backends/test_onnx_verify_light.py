@@ -94,6 +94,27 @@ def test_shape_inference_on_the_skeleton_equals_the_full_model():
     assert sum(t.ByteSize() for t in onnx_verify._skeleton(model).graph.initializer) < 1e5 < model.ByteSize()
 
 
+def test_the_emitters_own_skeleton_infers_the_full_models_shapes():
+    """`Emitted.skeleton()`, which the export verifies instead of parsing the whole model back: its
+    large weights are graph inputs of their own name, type and shape, so strict shape inference
+    gives every tensor the shape it gives on the whole model."""
+    net = incdsl.load(SPECS / "inception_v3.inc", width=0.25, size=75, classes=10, aux=False)
+    em = emit(net, init_weights(net, seed=0))
+    full = onnx.shape_inference.infer_shapes(em.model, check_type=True, strict_mode=True)
+    skeleton = em.skeleton()
+    light = onnx.shape_inference.infer_shapes(skeleton, check_type=True, strict_mode=True)
+
+    def shapes(m):
+        return {v.name: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
+                for v in list(m.graph.value_info) + list(m.graph.output)}
+    assert len(shapes(full)) > 100 and shapes(light) == shapes(full)
+    inputs = {v.name: v.type.tensor_type for v in skeleton.graph.input}
+    assert len(em.large) > 10 and {name for name, _ in em.large} <= set(inputs)
+    for name, a in em.large:
+        assert inputs[name].elem_type == onnx.TensorProto.FLOAT
+        assert [d.dim_value for d in inputs[name].shape.dim] == list(a.shape)
+
+
 def test_numpy_reference_in_float32_agrees_with_float64():
     """The verification runs the numpy reference in float32 (as onnxruntime computes); it agrees
     with the float64 run far inside the check's tolerance (RTOL of the output's scale)."""
