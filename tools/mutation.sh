@@ -51,8 +51,12 @@ for group in "${GROUPS_[@]}"; do
   fi
   echo "== $group: mutmut run in $WORK (log: $WORK/mutmut.log)"
   start=$(date +%s)
-  # mutmut imports incdsl from $WORK/mutants; PYTHONPATH must not point at another checkout
-  (cd "$WORK" && PYTHONPATH= TF_CPP_MIN_LOG_LEVEL=3 nice -n 10 "$PY" -m mutmut run --max-children "$JOBS" \
+  # mutmut imports incdsl from $WORK/mutants; PYTHONPATH must not point at another checkout. mutmut
+  # forks each mutant's test run from a process that has run the tests once: torch's OpenMP threads
+  # (and MKL's) do not survive a fork, and a child's first parallel conv waited for them forever
+  # (each mutant then ran to its timeout); one thread each makes no pool to inherit
+  (cd "$WORK" && PYTHONPATH= TF_CPP_MIN_LOG_LEVEL=3 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+    nice -n 10 "$PY" -m mutmut run --max-children "$JOBS" \
     ${NAMES[@]+"${NAMES[@]}"} >mutmut.log 2>&1) || { tr '\r' '\n' < "$WORK/mutmut.log" | tail -40; exit 1; }
   echo "   done in $(( $(date +%s) - start )) s"
 done

@@ -278,8 +278,8 @@ def test_failed_verification_leaves_nothing(zoo, tmp_path, monkeypatch, verify, 
     and by the default, onnxruntime vs the numpy reference: no file."""
     net, w = zoo
 
-    def wrong(p, eps, channels):
-        scale, shift = real(p, eps, channels)
+    def wrong(p, eps):
+        scale, shift = real(p, eps)
         return scale * 1.01, shift
     real = onnx_direct.bn_affine
     monkeypatch.setattr(onnx_direct, "bn_affine", wrong)

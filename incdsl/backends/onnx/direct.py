@@ -18,6 +18,7 @@ translation is in ops.py. `EMITTERS` (at the end) maps each op to its method.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -115,15 +116,14 @@ def _dims(shape, batch):
     return [b, *shape]
 
 
-def bn_affine(p: dict, eps: float, channels: int) -> tuple[np.ndarray, np.ndarray]:
+def bn_affine(p: dict, eps: float) -> tuple[np.ndarray, np.ndarray]:
     """Batch norm at inference as y = x * scale + shift per channel (float64 arrays of shape
     (channels,)): scale = gamma / sqrt(moving_variance + eps), shift = beta - moving_mean * scale
     (Keras' BatchNormalization and torch.nn.BatchNorm2d in eval mode; gamma 1 when the layer does
     not scale). Used to fold a batch norm into the convolution before it."""
-    gamma = np.asarray(p.get("gamma", np.ones(channels)), np.float64)
-    scale = gamma / np.sqrt(np.asarray(p["moving_variance"], np.float64) + eps)
-    shift = np.asarray(p["beta"], np.float64) - np.asarray(p["moving_mean"], np.float64) * scale
-    return scale, shift
+    variance, beta, mean = (np.asarray(p[k], np.float64) for k in ("moving_variance", "beta", "moving_mean"))
+    scale = p.get("gamma", 1.0) / np.sqrt(variance + eps)  # float64: gamma's float32 promotes
+    return scale, beta - mean * scale
 
 
 class _Emitter(OpEmitters):
@@ -167,26 +167,23 @@ class _Emitter(OpEmitters):
         return name
 
     def params(self, layer_name: str, key: str) -> np.ndarray:
-        return np.asarray(self.w[layer_name][key])
+        """One weight array of a layer, in float32 (the model's type; a float64 array a user passes
+        is not copied twice the size through the folding)."""
+        return np.asarray(self.w[layer_name][key], np.float32)
 
     def _standalone_bn_folds(self) -> dict[str, str]:
         """Standalone `bn` layers that can fold into the conv before them: conv -> bn with the conv
         feeding nothing else and having no batch norm or activation of its own."""
+        readers = Counter(i for n in self.keep for i in self.net.layers[n].inputs)
+        outputs = {h.node for h in self.net.heads}  # an output that reads the conv needs it before the bn
         out: dict[str, str] = {}
-        consumers: dict[str, int] = {}
-        for n in self.keep:
-            for i in self.net.layers[n].inputs:
-                consumers[i] = consumers.get(i, 0) + 1
-        for h in self.net.heads:  # an output that reads the conv itself needs it before the bn
-            if h.node in self.keep:
-                consumers[h.node] = consumers.get(h.node, 0) + 1
         for n in self.keep:
             layer = self.net.layers[n]
             if layer.op != "bn":
                 continue
             src = self.net.layers[layer.inputs[0]]
             if (src.op in CONVS and not src.attrs["bn"] and src.attrs["act"] is None
-                    and consumers[src.name] == 1):
+                    and readers[src.name] == 1 and src.name not in outputs):
                 out[src.name] = n
         return out
 
@@ -286,7 +283,9 @@ class _Emitter(OpEmitters):
     def conv_bn(self, layer, x: str, kernel: np.ndarray, kernel_name: str, bias, group: int,
                 pads: list[int], strides, dilations, node_name: str) -> str:
         """Conv, then the layer's batch norm: folded into kernel and bias, or a BatchNormalization
-        node. `kernel` is ONNX's (cout, cin / group, kh, kw), possibly a transposed view."""
+        node. `kernel` is ONNX's (cout, cin / group, kh, kw), possibly a transposed view. The nodes
+        are named inside the layer (`node_name`, LAYER/bn); the layer's last node takes the layer's
+        name when it is finished (`finish`, `rename`)."""
         name = layer.name
         channels = kernel.shape[0]
         bn_of = layer.name if layer.attrs["bn"] else self.absorbed.get(layer.name)
@@ -296,7 +295,7 @@ class _Emitter(OpEmitters):
             eps = a["bn_eps"] if bn_of == name else a["eps"]
         fold = bn_of is not None and self.fold_bn
         if fold:
-            scale, shift = bn_affine(self.w[bn_of], eps, channels)  # float64
+            scale, shift = bn_affine(self.w[bn_of], eps)  # float64
             kernel = np.multiply(kernel, scale.astype(np.float32)[:, None, None, None], order="C")
             bias = shift + (bias * scale if bias is not None else 0.0)
             self.folded += 1
@@ -311,7 +310,7 @@ class _Emitter(OpEmitters):
 
     def batchnorm(self, bn_name: str, x: str, eps: float, channels: int, out: str) -> str:
         p = self.w[bn_name]
-        gamma = p.get("gamma", np.ones(channels, np.float32))
+        gamma = p.get("gamma", np.ones(channels))  # const() writes float32
         ins = [x, self.const(f"{bn_name}/gamma", gamma), self.const(f"{bn_name}/beta", p["beta"]),
                self.const(f"{bn_name}/moving_mean", p["moving_mean"]),
                self.const(f"{bn_name}/moving_variance", p["moving_variance"])]
@@ -320,24 +319,19 @@ class _Emitter(OpEmitters):
     def _bias(self, layer):
         if not layer.attrs["bias"]:
             return None
-        return np.asarray(self.params(layer.name, "bias"), np.float64)  # small: folds in float64
+        return self.params(layer.name, "bias")  # folds in float64 with bn_affine's scale
 
     def _pads(self, layer) -> list[int]:
         p = self.net.pads[layer.name]
         return p.begin + p.end
 
-    def _more(self, layer) -> bool:
-        """Does anything follow the conv node inside this layer?"""
-        unfolded_bn = (layer.attrs["bn"] or layer.name in self.absorbed) and not self.fold_bn
-        return unfolded_bn or layer.attrs["act"] is not None
-
     def op_conv(self, layer, ins):
-        k = np.asarray(self.params(layer.name, "kernel"), np.float32)  # Keras (kh, kw, cin, cout)
+        k = self.params(layer.name, "kernel")  # Keras (kh, kw, cin, cout)
         a = layer.attrs
         y = self.conv_bn(layer, ins[0], k.transpose(3, 2, 0, 1), f"{layer.name}/kernel", self._bias(layer),
                          a["groups"],
                          self._pads(layer), a["stride"], a["dilation"],
-                         f"{layer.name}/conv" if self._more(layer) else layer.name)
+                         f"{layer.name}/conv")
         return self._after_conv(layer, y)
 
     @staticmethod
@@ -348,24 +342,24 @@ class _Emitter(OpEmitters):
         return k.transpose(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw)
 
     def op_dwconv(self, layer, ins):
-        k = np.asarray(self.params(layer.name, "depthwise_kernel"), np.float32)
+        k = self.params(layer.name, "depthwise_kernel")
         a = layer.attrs
         y = self.conv_bn(layer, ins[0], self._depthwise(k), f"{layer.name}/depthwise_kernel",
                          self._bias(layer),
                          k.shape[2], self._pads(layer), a["stride"], a["dilation"],
-                         f"{layer.name}/conv" if self._more(layer) else layer.name)
+                         f"{layer.name}/conv")
         return self._after_conv(layer, y)
 
     def op_sepconv(self, layer, ins):
         name, a = layer.name, layer.attrs
-        dk = np.asarray(self.params(name, "depthwise_kernel"), np.float32)
+        dk = self.params(name, "depthwise_kernel")
         d = self.node("Conv", [ins[0], self.const(f"{name}/depthwise_kernel", self._depthwise(dk))],
                       f"{name}/depthwise", kernel_shape=list(dk.shape[:2]), strides=list(a["stride"]),
                       dilations=list(a["dilation"]), pads=self._pads(layer), group=dk.shape[2])
-        pk = np.asarray(self.params(name, "pointwise_kernel"), np.float32)  # (1, 1, cin*mult, cout)
+        pk = self.params(name, "pointwise_kernel")  # (1, 1, cin*mult, cout)
         # batch norm folds into the pointwise half (a 1x1 conv without padding)
         y = self.conv_bn(layer, d, pk.transpose(3, 2, 0, 1), f"{name}/pointwise_kernel", self._bias(layer), 1,
-                         [0, 0, 0, 0], (1, 1), (1, 1), f"{name}/pointwise" if self._more(layer) else name)
+                         [0, 0, 0, 0], (1, 1), (1, 1), f"{name}/pointwise")
         return self._after_conv(layer, y)
 
     def _after_conv(self, layer, y: str) -> str:

@@ -1,0 +1,118 @@
+"""The ONNX emitter's less travelled paths, in the quick suite, found by `tools/mutation.sh onnx`:
+batch-norm folding in float64 (bn_affine, against the formula of Keras' BatchNormalization), weights
+a user passes in float64 (written as float32 initializers), grouped, strided and dilated
+convolutions of each kind, a batch norm that must not fold because another layer or an output also
+reads its conv, a multiply of one input, and the node names a reader of the graph sees (each layer's
+last node carries the layer's name, without Identity nodes). onnxruntime runs every graph against
+incdsl's numpy interpreter (backends/numpy_ref.py, checked against Keras and torch elsewhere)."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+import incdsl
+from incdsl.backends.onnx import direct as onnx_direct
+from incdsl.backends.onnx import verify as onnx_verify
+from incdsl.weights.arrays import init_weights
+
+
+def perturbed(net, seed: int = 1) -> dict:
+    """Weights with biases and batch-norm statistics far from the identity (so folding shows)."""
+    w = init_weights(net, 0)
+    rng = np.random.default_rng(seed)
+    for arrays in w.values():
+        for k, a in arrays.items():
+            if k in ("moving_variance", "gamma"):
+                arrays[k] = rng.uniform(0.5, 2.0, a.shape).astype(np.float32)
+            elif k in ("beta", "moving_mean", "bias"):
+                arrays[k] = (0.2 * rng.standard_normal(a.shape)).astype(np.float32)
+    return w
+
+
+def matches_numpy(net, w, fold: bool, layout: str = "nchw") -> onnx.ModelProto:
+    """The emitted model, after checking its every tensor's shape and its outputs against numpy."""
+    em = onnx_direct.emit(net, w, fold_bn=fold, layout=layout)
+    compared, total = onnx_verify.check_structure(em.model, net, em.layer_tensors, layout, None)
+    assert compared == total > 0
+    rel, _, scale, _, _ = onnx_verify.compare_runtime(em.model, net, w, layout, None, reference="numpy")
+    assert rel <= onnx_verify.RTOL and scale > 0
+    return em.model
+
+
+def test_bn_affine_is_keras_batch_norm_in_float64():
+    rng = np.random.default_rng(0)
+    p = {k: rng.uniform(0.1, 2.0, 5).astype(np.float32) for k in ("gamma", "beta", "moving_mean",
+                                                                  "moving_variance")}
+    scale, shift = onnx_direct.bn_affine(p, 1e-3)
+    assert scale.dtype == shift.dtype == np.float64
+    g, b, m, v = (p[k].astype(np.float64) for k in ("gamma", "beta", "moving_mean", "moving_variance"))
+    np.testing.assert_array_equal(scale, g / np.sqrt(v + 1e-3))
+    np.testing.assert_array_equal(shift, b - m * (g / np.sqrt(v + 1e-3)))
+    del p["gamma"]  # bn_scale=false: gamma is 1
+    scale, _ = onnx_direct.bn_affine(p, 1e-3)
+    np.testing.assert_array_equal(scale, 1 / np.sqrt(v + 1e-3))
+
+
+KINDS = """
+network kinds() {
+  input 9x9x4
+  conv(8, 3, groups=2)                                   # grouped: each filter sees 2 channels
+  conv(8, 3, bn=true, bn_scale=false, bias=false)        # a batch norm without gamma
+  dwconv(3, multiplier=2, stride=2, bn=true)             # 5x5x16
+  sepconv(6, 3, stride=2, bias=true)                     # 3x3
+  sepconv(6, 3, dilation=2, pad=same, bn=true)
+  conv(5, 1, bias=false) -> bn                           # a standalone bn that folds
+  gap
+}
+"""
+
+
+@pytest.mark.parametrize("fold", [True, False])
+def test_every_conv_kind_from_float64_weights(fold):
+    net = incdsl.loads(KINDS)
+    w64 = {n: {k: a.astype(np.float64) for k, a in arrays.items()} for n, arrays in perturbed(net).items()}
+    model = matches_numpy(net, w64, fold)
+    assert {t.data_type for t in model.graph.initializer} == {onnx.TensorProto.FLOAT}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    groups = [next(a.i for a in n.attribute if a.name == "group") for n in convs]
+    # the dwconv's 8 channels, each sepconv's depthwise (16, 6 channels) and pointwise
+    assert groups == [2, 1, 8, 16, 1, 6, 1, 1]
+    assert [n.op_type for n in model.graph.node].count("BatchNormalization") == (0 if fold else 4)
+
+
+def test_a_bn_after_a_conv_that_another_layer_reads_does_not_fold():
+    # folding would scale the conv's output for the concat's second input too
+    net = incdsl.loads("""
+network two() {
+  input 6x6x3
+  x = conv(4, 3, bias=false)
+  concat { bn; identity }
+}
+""")
+    model = matches_numpy(net, perturbed(net), fold=True)
+    assert [n.op_type for n in model.graph.node] == ["Conv", "BatchNormalization", "Concat"]
+
+
+def test_a_multiply_of_one_input_passes_it_on_under_its_name():
+    net = incdsl.loads("network one() {\n  input 4x4x3\n  x = conv(4, 1)\n  m = multiply { x }\n  gap\n}\n")
+    model = matches_numpy(net, perturbed(net), fold=True)
+    nodes = [(n.op_type, n.name, list(n.input)) for n in model.graph.node]
+    assert nodes[1] == ("Identity", "m", ["x"])
+
+
+@pytest.mark.parametrize("fold", [True, False])
+def test_each_layers_last_node_carries_its_name(fold):
+    """A reader of the graph (Netron, onnxruntime's profiler) finds each layer by its spec name: the
+    layer's last node is renamed, not followed by an Identity."""
+    net = incdsl.loads(KINDS)
+    model = matches_numpy(net, perturbed(net), fold)
+    names = {n.name for n in model.graph.node}
+    assert "Identity" not in {n.op_type for n in model.graph.node}
+    # a folded standalone bn is its conv's node
+    made = {name for name, layer in net.layers.items() if layer.op != "input"} - ({"bn_1"} if fold else set())
+    assert made <= names
+    # inside a layer: LAYER/conv then LAYER (its batch norm or the conv itself)
+    conv2 = [n for n in model.graph.node if n.name.startswith("conv_2")]
+    want = [("Conv", "conv_2")] if fold else [("Conv", "conv_2/conv"), ("BatchNormalization", "conv_2")]
+    assert [(n.op_type, n.name) for n in conv2] == want
