@@ -116,3 +116,59 @@ def test_each_layers_last_node_carries_its_name(fold):
     conv2 = [n for n in model.graph.node if n.name.startswith("conv_2")]
     want = [("Conv", "conv_2")] if fold else [("Conv", "conv_2/conv"), ("BatchNormalization", "conv_2")]
     assert [(n.op_type, n.name) for n in conv2] == want
+
+
+MAPS = """
+network maps(classes=4) {
+  input 7x7x3
+  feat = conv(6, 3, stride=2, bn=true)          # 4x4x6
+  output map = feat -> conv(6, 1)               # its last layer is named 'map' too
+  output probs = feat -> gap -> dense(classes, act=softmax)
+}
+"""
+
+
+@pytest.mark.parametrize("layout, batch", [("nhwc", None), ("nhwc", 3), ("nchw", 2)])
+def test_raw_pixels_through_the_models_preprocess_and_map_outputs_in_the_layout(layout, batch):
+    """A trained model's file gives raw-pixel ONNX: x * scale + offset per channel before the
+    network (onnx/weights.py's Preprocess, from the file's Rescaling or Normalization layer); a map
+    output is declared and given in the model's layout, its batch as asked."""
+    from incdsl.backends.onnx.weights import Preprocess
+
+    net = incdsl.loads(MAPS)
+    w = perturbed(net)
+    pre = Preprocess("Normalization", np.array([0.02, -0.01, 0.004], np.float32),
+                     np.array([-1.0, 0.5, 2.0], np.float32))
+    em = onnx_direct.emit(net, w, layout=layout, batch=batch, preprocess=pre)
+    compared, total = onnx_verify.check_structure(em.model, net, em.layer_tensors, layout, batch)
+    assert compared == total > 0
+    rel, _, scale, n, _ = onnx_verify.compare_runtime(em.model, net, w, layout, batch, preprocess=pre,
+                                                      reference="numpy")
+    assert rel <= onnx_verify.RTOL and scale > 0 and n == (batch or 1)
+    g = em.model.graph
+    nodes = [(n.op_type, n.name, list(n.input)) for n in g.node]
+    first = "input/nchw" if layout == "nhwc" else "input"
+    assert nodes[int(layout == "nhwc"):][:2] == [
+        ("Mul", "preprocess/scaled", [first, "preprocess/scale"]),
+        ("Add", "preprocess", ["preprocess/scaled", "preprocess/offset"])]
+    consts = {t.name: onnx.numpy_helper.to_array(t) for t in g.initializer}
+    np.testing.assert_array_equal(consts["preprocess/scale"], pre.scale.reshape(1, 3, 1, 1))
+    np.testing.assert_array_equal(consts["preprocess/offset"], pre.offset.reshape(1, 3, 1, 1))
+    b = "batch" if batch is None else batch
+    dims = {o.name: [d.dim_value or d.dim_param for d in o.type.tensor_type.shape.dim] for o in g.output}
+    assert dims == {"map": [b, 4, 4, 6] if layout == "nhwc" else [b, 6, 4, 4], "probs": [b, 4]}
+    if layout == "nhwc":  # the map leaves through a transpose; the layer's NCHW tensor is renamed
+        assert ("Transpose", "map/nhwc", ["map/nchw"]) in nodes
+        assert [list(n.output) for n in g.node if n.name == "map"] == [["map/nchw"]]
+
+
+def test_emit_defaults_and_the_models_description():
+    """emit's defaults (README, "ONNX"): opset 18, NCHW, a dynamic batch, batch norm folded; the
+    graph's doc string names the network, its file and the parameters it was built with."""
+    net = incdsl.loads(MAPS, classes=3)
+    em = onnx_direct.emit(net, perturbed(net))
+    m = em.model
+    assert m.opset_import[0].version == 18 and "BatchNormalization" not in {n.op_type for n in m.graph.node}
+    dims = [d.dim_param or d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 3, 7, 7]
+    assert m.graph.doc_string == f"incdsl: network maps from {net.path} (classes=3)"
