@@ -122,8 +122,9 @@ MAPS = """
 network maps(classes=4) {
   input 7x7x3
   feat = conv(6, 3, stride=2, bn=true)          # 4x4x6
-  output map = feat -> conv(6, 1)               # its last layer is named 'map' too
-  output probs = feat -> gap -> dense(classes, act=softmax)
+  map = feat -> conv(6, 1)
+  output map = map                              # an output named as its layer
+  output probs = map -> leaky_relu(0.3) -> gap -> dense(classes, act=softmax)   # reads that layer too
 }
 """
 
@@ -160,6 +161,9 @@ def test_raw_pixels_through_the_models_preprocess_and_map_outputs_in_the_layout(
     if layout == "nhwc":  # the map leaves through a transpose; the layer's NCHW tensor is renamed
         assert ("Transpose", "map/nhwc", ["map/nchw"]) in nodes
         assert [list(n.output) for n in g.node if n.name == "map"] == [["map/nchw"]]
+        assert [n.op_type for n in g.node if "map/nchw" in n.input] == ["LeakyRelu", "Transpose"]
+    alpha = [a.f for n in g.node if n.op_type == "LeakyRelu" for a in n.attribute if a.name == "alpha"]
+    assert alpha == [pytest.approx(0.3)]
 
 
 def test_emit_defaults_and_the_models_description():

@@ -78,6 +78,8 @@ def test_multiply_gates_scale_the_channels_as_torch_broadcasts(layout, tmp_path)
     # named as the Keras backend names its layers (input i of the multiply counted from 1)
     nodes = {n.name: n.op_type for n in onnx.load(str(tmp_path / f"m_{layout}.onnx")).graph.node}
     assert (nodes["gate/expand2"], nodes["gate/mul2"], nodes["gate"]) == ("Reshape", "Mul", "Mul")
+    model = onnx.load(str(tmp_path / f"m_{layout}.onnx"))
+    assert "gate/expand2/shape" in {t.name for t in model.graph.initializer}
 
 
 @pytest.mark.parametrize("layout", ["nhwc", "nchw"])

@@ -289,14 +289,13 @@ class _Emitter(OpEmitters):
         name = layer.name
         channels = kernel.shape[0]
         bn_of = layer.name if layer.attrs["bn"] else self.absorbed.get(layer.name)
-        eps = None
         if bn_of is not None:
             a = self.net.layers[bn_of].attrs
             eps = a["bn_eps"] if bn_of == name else a["eps"]
         fold = bn_of is not None and self.fold_bn
         if fold:
             scale, shift = bn_affine(self.w[bn_of], eps)  # float64
-            kernel = np.multiply(kernel, scale.astype(np.float32)[:, None, None, None], order="C")
+            kernel = kernel * scale.astype(np.float32)[:, None, None, None]
             bias = shift + (bias * scale if bias is not None else 0.0)
             self.folded += 1
         ins = [x, self.const(kernel_name, kernel)]

@@ -21,7 +21,7 @@ from ...ops import ACTIVATION_TABLE, affine_of
 def adaptive_bins(n: int, out: int) -> np.ndarray:
     """PyTorch's adaptive average pooling as an (out, n) matrix: bin i averages
     [floor(i*n/out), ceil((i+1)*n/out)) (window.adaptive_bin)."""
-    m = np.zeros((out, n), np.float64)
+    m = np.zeros((out, n))
     for i in range(out):
         lo, hi = window.adaptive_bin(i, n, out)
         m[i, lo:hi] = 1.0 / (hi - lo)
@@ -159,7 +159,7 @@ class OpEmitters:
         y = xs[0]
         for i, x in enumerate(xs[1:], 2):
             y = self.node("Mul", [y, x], layer.name if i == len(xs) else f"{layer.name}/mul{i}")
-        return y if len(xs) > 1 else self.rename(y, layer.name)
+        return self.rename(y, layer.name)  # the last Mul has the layer's name; one input is passed on
 
     def op_lrn(self, layer, ins):
         """Caffe/PyTorch LRN: ONNX's LRN for odd sizes, a banded 1x1 conv of squares for even ones."""
@@ -174,7 +174,7 @@ class OpEmitters:
         c = self.net.shapes[layer.name][-1]
         band = np.zeros((c, c, 1, 1))
         for o in range(c):
-            band[o, max(0, o - size // 2):min(c, o + (size - 1) // 2 + 1), 0, 0] = 1.0
+            band[o, max(0, o - size // 2):min(c, o + size // 2), 0, 0] = 1.0  # c - size/2 .. c + size/2 - 1
         sq = self.node("Mul", [ins[0], ins[0]], f"{layer.name}/square")
         s = self.node("Conv", [sq, self.const(f"{layer.name}/window", band)], f"{layer.name}/sum",
                       kernel_shape=[1, 1])
@@ -193,7 +193,7 @@ class OpEmitters:
         scale, shift = affine_of(layer.attrs)
         c = self.net.shapes[layer.name][-1]
         dims = (1, c, 1, 1) if len(self.net.shapes[layer.name]) == 3 else (1, c)
-        per_channel = lambda v: np.broadcast_to(np.asarray(v, np.float32), (c,)).reshape(dims)  # noqa: E731
+        per_channel = lambda v: np.broadcast_to(v, (c,)).reshape(dims)  # noqa: E731 (const() writes float32)
         x = self.node("Mul", [ins[0], self.const(f"{layer.name}/scale", per_channel(scale))],
                       f"{layer.name}/scaled")
         return self.node("Add", [x, self.const(f"{layer.name}/shift", per_channel(shift))], layer.name)
