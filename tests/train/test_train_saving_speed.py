@@ -4,7 +4,8 @@
 - the best epoch's .keras written at every improvement: now held in memory and written when the
   run stops (incdsl/train/run/export.py), every way it stops;
 - Keras' serializer importing TensorFlow on the JAX and PyTorch backends, which nothing else there
-  uses (3 s of CPU and 460 MB per small run): incdsl/backends/keras/save_without_tf.py.
+  uses (3 s of CPU and 460 MB per small run): incdsl/backends/keras/save_without_tf.py; and its
+  seeding, under --deterministic (train/determinism.py).
 The speed itself is measured by tools/bench_train_vs_keras.py, not here. Quick."""
 from __future__ import annotations
 
@@ -179,3 +180,29 @@ def test_the_serializer_sees_tensorflow_once_it_is_imported():
     assert serialization_lib.tf.available
     assert serialization_lib.serialize_keras_object(tf.TensorShape([2, 3])) == [2, 3]
     assert serialization_lib.serialize_keras_object(tf.float16) == "float16"
+
+
+# --deterministic's seeding on JAX: no TensorFlow imported, and every generator seeded all the same
+# (two seedings give the same draws from Python, NumPy and Keras' own generator).
+SEED_ON_JAX = r"""
+import json, random, sys
+import numpy as np
+import keras
+from incdsl.train.determinism import make_deterministic
+draws = []
+for _ in range(2):
+    done = make_deterministic(7, "jax")
+    draws.append([random.random(), float(np.random.rand()),
+                  float(keras.ops.convert_to_numpy(keras.random.uniform((1,)))[0])])
+print(json.dumps({"tensorflow": "tensorflow" in sys.modules, "same": draws[0] == draws[1], "done": done}))
+"""
+
+
+def test_seeding_on_jax_imports_no_tensorflow_and_seeds_every_generator():
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    p = subprocess.run([sys.executable, "-c", SEED_ON_JAX], capture_output=True, text=True, timeout=300,
+                       env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    got = json.loads(p.stdout.strip().splitlines()[-1])
+    assert got["tensorflow"] is False and got["same"] is True
+    assert "keras.utils.set_random_seed(7)" in got["done"]

@@ -11,14 +11,14 @@ and 967 MB of memory with it, 6.0 s and 503 MB without (issue 29 item 4).
 TensorFlow has been imported by someone else: no object can be a TensorFlow object before then, so
 each of those `isinstance` checks answers as before, and once TensorFlow is imported (the
 TensorFlow backend, tf.data) everything is Keras' own. Nothing changes where Keras is laid out
-otherwise.
+otherwise. (train/determinism.py gives Keras' seeding the same view, for the same reason.)
 """
 from __future__ import annotations
 
 import sys
 
 
-class _ImportedOnly:
+class ImportedOnly:
     """Keras' lazy `tensorflow` module, except that `available` is False while TensorFlow is not
     imported; every other attribute is the lazy module's."""
 
@@ -42,7 +42,7 @@ def install() -> bool:
     except ImportError:  # a Keras laid out otherwise: nothing to work around
         return False
     lazy = getattr(serialization_lib, "tf", None)
-    if lazy is None or isinstance(lazy, _ImportedOnly) or not hasattr(type(lazy), "available"):
+    if lazy is None or isinstance(lazy, ImportedOnly) or not hasattr(type(lazy), "available"):
         return False
-    serialization_lib.tf = _ImportedOnly(lazy)
+    serialization_lib.tf = ImportedOnly(lazy)
     return True
