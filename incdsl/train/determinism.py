@@ -29,8 +29,11 @@ def make_deterministic(seed: int, backend: str) -> list[str]:
         done.append("XLA deterministic GPU ops")
     if backend == "torch":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    import keras
-    keras.utils.set_random_seed(seed)
+    if backend != "tensorflow" and "tensorflow" not in sys.modules:
+        _seed_without_tensorflow(seed)
+    else:
+        import keras
+        keras.utils.set_random_seed(seed)
     done.append(f"keras.utils.set_random_seed({seed})")
     if backend == "tensorflow":
         import tensorflow as tf
@@ -41,3 +44,28 @@ def make_deterministic(seed: int, backend: str) -> list[str]:
         torch.use_deterministic_algorithms(True)
         done.append("torch deterministic algorithms")
     return done
+
+
+def _seed_without_tensorflow(seed: int) -> None:
+    """keras.utils.set_random_seed(seed) on JAX or PyTorch while TensorFlow is not imported. Keras
+    seeds TensorFlow's generator too whenever TensorFlow is installed, importing it (2-3 s of CPU
+    and ~460 MB per run) for a run that never uses it: incdsl's JAX and PyTorch training use no
+    TensorFlow (they run in venvs without it: tests/backends/test_backends_without_tf.py). While
+    Keras seeds, its `tf` is the view of backends/keras/save_without_tf.py (unavailable until
+    imported); Python's, NumPy's, Keras' and torch's generators are seeded as before."""
+    import keras
+
+    from ..backends.keras.save_without_tf import ImportedOnly
+    try:
+        from keras.src.utils import rng_utils
+    except ImportError:  # a Keras laid out otherwise: its own call
+        rng_utils = None
+    lazy = getattr(rng_utils, "tf", None)
+    if lazy is None or not hasattr(type(lazy), "available"):
+        keras.utils.set_random_seed(seed)
+        return
+    rng_utils.tf = ImportedOnly(lazy)
+    try:
+        keras.utils.set_random_seed(seed)
+    finally:
+        rng_utils.tf = lazy

@@ -188,6 +188,40 @@ def test_recalibrated_statistics_are_the_batch_statistics(tmp_path):
     assert np.abs(infer - train).max() < 1e-3 * np.abs(train).max()
 
 
+# Counts the XLA programs JAX compiles while `recalibrate` runs a small BN network on two batches:
+# the probe through Keras' compiled predict is one program (and the batch's conversions), where an
+# eager call of the network compiles one per op and shape (conv, mean, variance, rsqrt...).
+COMPILES = r"""
+import jax, keras, numpy as np
+from incdsl.train.bn import recalibrate, statistics_probe
+inp = keras.Input((16, 16, 3))
+x = keras.layers.ReLU()(keras.layers.BatchNormalization()(keras.layers.Conv2D(8, 3)(inp)))
+x = keras.layers.BatchNormalization()(keras.layers.Conv2D(8, 3, padding="same")(x))
+model = keras.Model(inp, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x)))
+probe = statistics_probe(model)
+compiles = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, secs, **kw: compiles.append(event) if event.endswith("backend_compile_duration") else None)
+x = np.random.default_rng(0).uniform(0, 255, (4, 16, 16, 3)).astype("float32")
+done = recalibrate(model, [x, x + 1], 2, probe)
+print(done.layers, done.batches, len(compiles))
+"""
+
+
+@pytest.mark.slow
+def test_recalibration_on_jax_runs_the_network_as_one_compiled_program():
+    # Keras' predict_on_batch on JAX builds an unbuilt model by calling it eagerly first: the probe
+    # must count as built, or every recalibrating run compiles the network op by op once
+    # (googlenet_tv at 32x32: ~450 programs, 23 of the first epoch's 29 s of recalibration).
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)  # every program compiled here, none read from a cache
+    p = subprocess.run([sys.executable, "-c", COMPILES], capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    layers, batches, compiles = map(int, p.stdout.split())
+    assert (layers, batches) == (2, 2)
+    assert 1 <= compiles <= 3, compiles
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_recalibration_on_other_keras_backends(tmp_path, backend):

@@ -2,9 +2,18 @@
 - a cache in Keras 3.15's saving code that never hits (get_attr_skipset reads one key, writes
   another), so every save built a bare Layer per layer it saved: incdsl/train/keras_saving_fix.py;
 - the best epoch's .keras written at every improvement: now held in memory and written when the
-  run stops (incdsl/train/run/export.py), every way it stops.
+  run stops (incdsl/train/run/export.py), every way it stops;
+- Keras' serializer importing TensorFlow on the JAX and PyTorch backends, which nothing else there
+  uses (3 s of CPU and 460 MB per small run): incdsl/backends/keras/save_without_tf.py; and its
+  seeding, under --deterministic (train/determinism.py).
 The speed itself is measured by tools/bench_train_vs_keras.py, not here. Quick."""
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,3 +136,73 @@ def test_the_speed_bench_prints_both_ratios_and_the_fixed_cost(tmp_path):
     assert re.search(
         rf"^incdsl-bn-off: {ratio}; fixed per run [-+][\d.]+ s wall, [-+][\d.]+ s CPU beyond plain fit",
                      out, re.M), out
+
+
+# A model saved through incdsl on JAX (and `incdsl compile --to keras` there): which heavy modules
+# the process imported, and the saved weights read back.
+SAVE_ON_JAX = r"""
+import json, sys
+import numpy as np
+import incdsl, keras
+from incdsl.backends.keras.build import build_model
+from incdsl.backends.keras.export import export
+from incdsl.train.saving import save_model
+net = incdsl.loads(sys.argv[3])
+model = build_model(net, inference=True, seed=0)
+save_model(model, sys.argv[1], {"classes": ["a", "b", "c"]})
+export(net, sys.argv[2], inference=True)
+back = keras.saving.load_model(sys.argv[1], compile=False)
+same = all(np.array_equal(a, b) for a, b in zip(model.get_weights(), back.get_weights()))
+print(json.dumps({"tensorflow": "tensorflow" in sys.modules, "backend": keras.backend.backend(),
+                  "same": same, "weights": len(back.get_weights())}))
+"""
+
+
+def test_saving_on_jax_imports_no_tensorflow(tmp_path):
+    # TensorFlow is installed in the suite's venv: Keras' serializer imported it on every save
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    a, b = tmp_path / "a.keras", tmp_path / "b.keras"
+    p = subprocess.run([sys.executable, "-c", SAVE_ON_JAX, a, b, TINY], capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    got = json.loads(p.stdout.strip().splitlines()[-1])
+    assert got == {"tensorflow": False, "backend": "jax", "same": True, "weights": got["weights"]}
+    assert got["weights"] >= 8 and a.stat().st_size > 0 and b.stat().st_size > 0
+
+
+def test_the_serializer_sees_tensorflow_once_it_is_imported():
+    # on the TensorFlow backend (this process) the view answers as Keras' own lazy module does
+    import tensorflow as tf
+    from keras.src.saving import serialization_lib
+
+    from incdsl.backends.keras import save_without_tf
+    save_without_tf.install()
+    assert serialization_lib.tf.available
+    assert serialization_lib.serialize_keras_object(tf.TensorShape([2, 3])) == [2, 3]
+    assert serialization_lib.serialize_keras_object(tf.float16) == "float16"
+
+
+# --deterministic's seeding on JAX: no TensorFlow imported, and every generator seeded all the same
+# (two seedings give the same draws from Python, NumPy and Keras' own generator).
+SEED_ON_JAX = r"""
+import json, random, sys
+import numpy as np
+import keras
+from incdsl.train.determinism import make_deterministic
+draws = []
+for _ in range(2):
+    done = make_deterministic(7, "jax")
+    draws.append([random.random(), float(np.random.rand()),
+                  float(keras.ops.convert_to_numpy(keras.random.uniform((1,)))[0])])
+print(json.dumps({"tensorflow": "tensorflow" in sys.modules, "same": draws[0] == draws[1], "done": done}))
+"""
+
+
+def test_seeding_on_jax_imports_no_tensorflow_and_seeds_every_generator():
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    p = subprocess.run([sys.executable, "-c", SEED_ON_JAX], capture_output=True, text=True, timeout=300,
+                       env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    got = json.loads(p.stdout.strip().splitlines()[-1])
+    assert got["tensorflow"] is False and got["same"] is True
+    assert "keras.utils.set_random_seed(7)" in got["done"]
