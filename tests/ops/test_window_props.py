@@ -141,7 +141,8 @@ def test_a_pools_resolved_pads_are_smaller_than_its_window(w, ceil):
     size, k, s, _, pad = w
     out, _ = output_length(size, k, s, 1, pad, ceil and pad != "same")
     assume(out >= 1)
-    p = resolve(pad if pad in ("same", "valid") else (0, 0, *pad), (1, k), (1, s), (1, 1), (1, size), (1, out))
+    p = resolve(pad if pad in ("same", "valid") else (0, 0, *pad), (1, k), (1, s), (1, 1), (1, size),
+                (1, out))
     assert max(p.left, p.right + p.over_right) < k
 
 
