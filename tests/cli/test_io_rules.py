@@ -8,6 +8,7 @@ file, a symlink loop in a parent, a writer that leaves a folder, and which temp 
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 import tempfile
@@ -199,8 +200,15 @@ def test_clean_stale_removes_every_dead_temp_and_nothing_else(tmp_path):
     assert target.read_text() == "precious"
 
 
+def _default_signals() -> None:
+    # a child of a shell started under nohup (a long mutation run) would ignore SIGHUP: any signal
+    # the liveness check sent must end it
+    for s in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(s, signal.SIG_DFL)
+
+
 def test_checking_a_live_process_sends_it_no_signal(tmp_path):
-    child = subprocess.Popen(["sleep", "60"])
+    child = subprocess.Popen(["sleep", "60"], preexec_fn=_default_signals)
     try:
         temp = tmp_path / f".incdsl-{child.pid}-00000000.m.onnx"
         temp.write_text("partial")
