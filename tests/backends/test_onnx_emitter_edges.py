@@ -176,3 +176,11 @@ def test_emit_defaults_and_the_models_description():
     dims = [d.dim_param or d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", 3, 7, 7]
     assert m.graph.doc_string == f"incdsl: network maps from {net.path} (classes=3)"
+
+
+def test_a_first_layer_that_passes_the_input_on_is_an_identity_named_after_it():
+    # in NCHW no node precedes it (the input is the graph's own tensor): nothing to rename
+    net = incdsl.loads("network first() {\n  input 4x4x3\n  dropout(0.1)\n}\n")
+    model = matches_numpy(net, {}, fold=True)
+    nodes = [(n.op_type, n.name, list(n.input)) for n in model.graph.node]
+    assert nodes == [("Identity", "dropout_1", ["input"])]
