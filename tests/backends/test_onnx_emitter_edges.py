@@ -184,3 +184,19 @@ def test_a_first_layer_that_passes_the_input_on_is_an_identity_named_after_it():
     model = matches_numpy(net, {}, fold=True)
     nodes = [(n.op_type, n.name, list(n.input)) for n in model.graph.node]
     assert nodes == [("Identity", "dropout_1", ["input"])]
+
+
+def test_the_description_lists_every_parameter_or_none():
+    two = incdsl.loads("network two(classes=4, width=2) {\n  input 6x5x3\n  conv(width, 1)\n  gap\n"
+                       "  dense(classes)\n}\n", classes=3)
+    assert onnx_direct.emit(two, perturbed(two)).model.graph.doc_string == (
+        f"incdsl: network two from {two.path} (classes=3, width=2)")
+    bare = incdsl.loads("network bare() {\n  input 4x4x3\n  gap\n}\n")
+    assert onnx_direct.emit(bare, {}).model.graph.doc_string == f"incdsl: network bare from {bare.path}"
+
+
+def test_a_non_square_map_output_is_declared_in_nhwc():
+    net = incdsl.loads("network wide() {\n  input 7x5x3\n  conv(6, 3)\n}\n")
+    model = matches_numpy(net, perturbed(net), fold=True, layout="nhwc")
+    dims = [d.dim_value or d.dim_param for d in model.graph.output[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 7, 5, 6]
