@@ -17,9 +17,9 @@ from incdsl.backends.onnx import direct as onnx_direct
 from incdsl.backends.onnx import verify as onnx_verify
 from incdsl.backends.onnx.convert import DEFAULT_OPSET, MIN_OPSET, export, max_opset
 from incdsl.errors import SpecError, UsageError
-from incdsl.weights.arrays import init_weights
 
 from conftest import ROOT, SPECS
+from perturbed_weights import perturbed
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
 SIZES = (75, 96, 128, 160, 224, 299)
@@ -75,18 +75,6 @@ def small(path: Path):
     raise AssertionError(f"no small variant of {path} builds")
 
 
-def perturbed(net, seed: int = 1) -> dict:
-    """init_weights with non-trivial biases and batch-norm statistics, so that folding is tested
-    on something other than gamma 1, beta 0, mean 0, var 1."""
-    w = init_weights(net, 0)
-    rng = np.random.default_rng(seed)
-    for arrays in w.values():
-        for k, a in arrays.items():
-            if k in ("moving_variance", "gamma"):
-                arrays[k] = rng.uniform(0.5, 2.0, a.shape).astype(np.float32)
-            elif k in ("beta", "moving_mean", "bias"):
-                arrays[k] = (0.2 * rng.standard_normal(a.shape)).astype(np.float32)
-    return w
 
 
 @pytest.fixture(scope="module")

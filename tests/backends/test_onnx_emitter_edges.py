@@ -14,20 +14,8 @@ import pytest
 import incdsl
 from incdsl.backends.onnx import direct as onnx_direct
 from incdsl.backends.onnx import verify as onnx_verify
-from incdsl.weights.arrays import init_weights
 
-
-def perturbed(net, seed: int = 1) -> dict:
-    """Weights with biases and batch-norm statistics far from the identity (so folding shows)."""
-    w = init_weights(net, 0)
-    rng = np.random.default_rng(seed)
-    for arrays in w.values():
-        for k, a in arrays.items():
-            if k in ("moving_variance", "gamma"):
-                arrays[k] = rng.uniform(0.5, 2.0, a.shape).astype(np.float32)
-            elif k in ("beta", "moving_mean", "bias"):
-                arrays[k] = (0.2 * rng.standard_normal(a.shape)).astype(np.float32)
-    return w
+from perturbed_weights import perturbed
 
 
 def matches_numpy(net, w, fold: bool, layout: str = "nchw") -> onnx.ModelProto:

@@ -16,25 +16,13 @@ import pytest
 
 import incdsl
 from incdsl.analysis.rebuild import KEY, fingerprint, rebuild, record
-from incdsl.weights.arrays import init_weights
 
 from conftest import ROOT, SPECS
+from perturbed_weights import perturbed
 
 HEAVY = {"tensorflow", "keras", "jax", "torch", "onnx", "onnxruntime"}
 
 
-def perturbed(net, seed: int = 1) -> dict:
-    """init_weights with biases and batch-norm statistics other than 0 and 1, so that a wrong batch
-    norm or bias shows."""
-    w = init_weights(net, 0)
-    rng = np.random.default_rng(seed)
-    for arrays in w.values():
-        for k, a in arrays.items():
-            if k in ("moving_variance", "gamma"):
-                arrays[k] = rng.uniform(0.5, 2.0, a.shape).astype(np.float32)
-            elif k in ("beta", "moving_mean", "bias"):
-                arrays[k] = (0.2 * rng.standard_normal(a.shape)).astype(np.float32)
-    return w
 
 
 # --- the record: rebuilt from its own text, or not at all (no Keras) ----------------------------------
