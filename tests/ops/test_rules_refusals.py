@@ -58,8 +58,7 @@ def test_each_layer_keeps_its_size_arithmetic_for_later_notes():
     assert why == "(229 - 7) / 2 + 1 = 112 with pad=valid"
     # a non-square map: each side's arithmetic
     _, why, _ = infer(OPS["maxpool"], normalize(OPS["maxpool"], dict(kernel=3, stride=2)), [(35, 17, 8)])
-    assert why == "(35 - 3) / 2 + 1 = 17 with pad=valid; width (17 - 3) / 2 + 1 = 8 with pad=valid".replace(
-        "(35", "height (35", 1)
+    assert why == "height (35 - 3) / 2 + 1 = 17 with pad=valid; width (17 - 3) / 2 + 1 = 8 with pad=valid"
     # explicit (top, bottom, left, right) padding: the bottom and right pads are read for their sides
     out, why, _ = infer(OPS["avgpool"], normalize(OPS["avgpool"], dict(kernel=3, stride=1, pad=(0, 2, 1, 0))),
                         [(8, 8, 4)])
