@@ -164,8 +164,10 @@ def check_image(path: str | Path) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     p = regular_file(path, "image")
-    limit = image_limit()
     with PIL_LIMIT_LOCK:  # the limit is PIL's, for every thread: no other may open an image meanwhile
+        # read under the lock: another thread's check_image may have lifted it (None) this moment, and
+        # a bomb read past it then was called "damaged" by the decode check (CI, stop 35)
+        limit = image_limit()
         pil_limit = Image.MAX_IMAGE_PIXELS
         try:
             # PIL refuses a bomb in open() itself, before saying its size: read the header without

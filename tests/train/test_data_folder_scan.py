@@ -10,6 +10,8 @@ import pytest
 from incdsl.errors import SpecError
 from incdsl.train import scan_image_folder
 
+from fake_images import png_header
+
 SPEC = "network t(classes=2) {\n  input 8x8x3\n  conv(4, 3) -> gap -> dense(classes)\n}\n"
 
 
@@ -129,3 +131,34 @@ def test_opening_an_image_waits_while_the_header_check_lifts_pils_limit(folders)
         assert not done.wait(0.5)
     t.join(10)
     assert done.is_set()
+
+
+def test_the_header_check_reads_pils_limit_only_while_it_holds_the_lock(folders):
+    # The CI failure of stop 35: a scan thread read the limit (image_limit) while another thread's
+    # check_image had lifted it to None, so a 20,000x20,000 PNG passed the header check and was then
+    # called "damaged" by Pillow's bomb check in check_decodes, instead of named with its size.
+    import threading
+
+    from PIL import Image
+
+    from incdsl.inputs import PIL_LIMIT_LOCK, check_image
+
+    big = folders / "big.png"
+    big.write_bytes(png_header(20000, 20000))
+    raised: list[BaseException] = []
+
+    def header_check():
+        try:
+            check_image(big)
+        except SpecError as e:
+            raised.append(e)
+
+    with PIL_LIMIT_LOCK:  # what another thread's check_image does for a moment
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        t = threading.Thread(target=header_check)
+        t.start()
+        t.join(0.5)  # time for the thread to reach the lock (and, before the fix, read the lifted limit)
+        Image.MAX_IMAGE_PIXELS = saved
+    t.join(10)
+    assert not t.is_alive()
+    assert len(raised) == 1 and "is 20,000x20,000 pixels (400,000,000)" in str(raised[0])
