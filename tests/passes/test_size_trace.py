@@ -155,3 +155,17 @@ def test_four_pools_are_all_named_and_a_step_without_arithmetic_says_none(cli, s
     # adaptive pooling's size is its argument: its step has no arithmetic after it
     err = _check_err(cli, spec_file, "  input 16x16x3\n  adaptive_avgpool(4)\n  conv(4, 7, pad=valid)\n")
     assert "note: adaptive_avgpool_1 (adaptive_avgpool) 16x16 -> 4x4" in err
+
+
+def test_a_pool_off_the_trunk_is_not_compared(cli, spec_file):
+    """A valid strided pool that pad=same would change (6x6 -> 2x2; same: 3x3) sits on a side output,
+    not on the failing conv's trunk: the sizes on the trunk are the same either way, so no pad=same
+    comparison is shown and the default hint stands."""
+    err = _check_err(cli, spec_file,
+                     "  input 13x13x3\n  stem = conv(4, 3, stride=2, pad=valid)\n"
+                     "  output side = stem -> maxpool(3, stride=2) -> gap -> dense(2)\n"
+                     "  output main = stem -> conv(4, 7, pad=valid) -> gap -> dense(2)\n")
+    assert "note: where the size went: 13x13 -> 6x6" in err
+    assert not [line for line in err if "pad=same pools" in line]
+    assert [line for line in err if line.startswith("hint: ")] == [
+        "hint: use pad=same, a smaller kernel, or a larger input"]
