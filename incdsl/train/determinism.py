@@ -29,11 +29,7 @@ def make_deterministic(seed: int, backend: str) -> list[str]:
         done.append("XLA deterministic GPU ops")
     if backend == "torch":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    if backend != "tensorflow" and "tensorflow" not in sys.modules:
-        _seed_without_tensorflow(seed)
-    else:
-        import keras
-        keras.utils.set_random_seed(seed)
+    set_random_seed(seed, backend)
     done.append(f"keras.utils.set_random_seed({seed})")
     if backend == "tensorflow":
         import tensorflow as tf
@@ -44,6 +40,16 @@ def make_deterministic(seed: int, backend: str) -> list[str]:
         torch.use_deterministic_algorithms(True)
         done.append("torch deterministic algorithms")
     return done
+
+
+def set_random_seed(seed: int, backend: str) -> None:
+    """keras.utils.set_random_seed(seed): Python's, NumPy's and the backend's generators (Keras'
+    SeedGenerator), on JAX and PyTorch without importing TensorFlow (`_seed_without_tensorflow`)."""
+    if backend != "tensorflow" and "tensorflow" not in sys.modules:
+        _seed_without_tensorflow(seed)
+    else:
+        import keras
+        keras.utils.set_random_seed(seed)
 
 
 def _seed_without_tensorflow(seed: int) -> None:

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..backends.keras.devices import check_precision
 from ..errors import DataError, OptionError, SpecError, UsageError
+from .determinism import set_random_seed
 from .jax_link import GRACE, Job, check_job
 from .jax_meet import meet
 from .shard import GlobalBatches, Shard, shard_input
@@ -129,8 +130,10 @@ class JaxPlacement:
                              f"process again with --resume to go on")
         # every random draw must agree across processes: JAX checks that what a variable is first set to is
         # the same on every process, and Keras' initializers (overwritten by the seeded weights) and
-        # dropout draw from the global seed (Keras' own keras.distribution.initialize agrees on one too)
-        keras.utils.set_random_seed(config.seed)
+        # dropout draw from the global seed (Keras' own keras.distribution.initialize agrees on one too);
+        # without importing TensorFlow, which Keras' own call does wherever it is installed (a JAX job
+        # needs none, and on a GPU machine TensorFlow would start on the GPUs too)
+        set_random_seed(config.seed, "jax")
         devices = keras.distribution.list_devices()
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices,
                                                                             auto_shard_dataset=False))

@@ -295,7 +295,9 @@ def with_dump(*args, **kwargs):
 
 loop.make_callbacks = with_dump
 from incdsl.cli.main import main
-sys.exit(main(argv))
+code = main(argv)
+print(f"tensorflow imported: {'tensorflow' in sys.modules}")  # a JAX run needs none (issue 20)
+sys.exit(code)
 """
 
 
@@ -427,6 +429,8 @@ def test_two_jax_processes_train_as_one(trained):
     assert "DataParallel, 2 replicas on 2 processes (this one process 0)" in chief
     assert "DataParallel, 2 replicas, Keras jax" in single
     assert "(this one process 1)" in other and "wrote" not in other
+    # no process of the job, nor the single one, imported TensorFlow (Keras' own set_random_seed does)
+    assert [out.splitlines()[-1] for out in (chief, other, single)] == ["tensorflow imported: False"] * 3
     frozen = [line for line in chief.splitlines() if "frozen" in line]
     assert frozen and frozen == [line for line in single.splitlines() if "frozen" in line]
     assert not (root / "elsewhere").exists()
