@@ -89,6 +89,14 @@ def test_a_multiply_of_one_input_passes_it_on_under_its_name():
     assert nodes[1] == ("Identity", "m", ["x"])
 
 
+def test_a_multiply_of_the_graph_input_alone_is_the_first_node():
+    # rename() before any node exists (dropout is left out of the graph): the Identity is its first node
+    net = incdsl.loads("network one() {\n  input 4x4x3\n  m = multiply { dropout(0.1) }\n  gap\n}\n")
+    model = matches_numpy(net, perturbed(net), fold=True)
+    first = model.graph.node[0]
+    assert (first.op_type, first.name, list(first.input)) == ("Identity", "m", [model.graph.input[0].name])
+
+
 @pytest.mark.parametrize("fold", [True, False])
 def test_each_layers_last_node_carries_its_name(fold):
     """A reader of the graph (Netron, onnxruntime's profiler) finds each layer by its spec name: the
@@ -188,3 +196,19 @@ def test_a_non_square_map_output_is_declared_in_nhwc():
     model = matches_numpy(net, perturbed(net), fold=True, layout="nhwc")
     dims = [d.dim_value or d.dim_param for d in model.graph.output[0].type.tensor_type.shape.dim]
     assert dims == ["batch", 7, 5, 6]
+
+
+def test_a_training_only_head_declared_first_leaves_the_outputs_after_it():
+    # Heads keep the spec's order: here the auxiliary head comes before the output, and leaving
+    # it out of the ONNX graph must not leave out the heads after it.
+    net = incdsl.loads("""
+network t() {
+  input 8x8x3
+  a = conv(4, 3)
+  train_output aux = a -> gap -> dense(2)
+  output main = a -> conv(4, 3) -> gap -> dense(2)
+}
+""")
+    assert [(h.name, h.train_only) for h in net.heads] == [("aux", True), ("main", False)]
+    model = matches_numpy(net, perturbed(net), fold=True)
+    assert [o.name for o in model.graph.output] == ["main"]
