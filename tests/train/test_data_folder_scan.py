@@ -162,3 +162,14 @@ def test_the_header_check_reads_pils_limit_only_while_it_holds_the_lock(folders)
     t.join(10)
     assert not t.is_alive()
     assert len(raised) == 1 and "is 20,000x20,000 pixels (400,000,000)" in str(raised[0])
+
+
+def test_check_image_reads_the_limit_while_holding_the_lock(folders, monkeypatch):
+    # The same fault as above without timing: image_limit() must be called with the lock held.
+    from incdsl import inputs
+
+    held = []
+    real = inputs.image_limit
+    monkeypatch.setattr(inputs, "image_limit", lambda: held.append(inputs.PIL_LIMIT_LOCK.locked()) or real())
+    assert inputs.check_image(folders / "data" / "a" / "0.png") == (12, 12)
+    assert held == [True]
