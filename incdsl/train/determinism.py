@@ -29,7 +29,7 @@ def make_deterministic(seed: int, backend: str) -> list[str]:
         done.append("XLA deterministic GPU ops")
     if backend == "torch":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    set_random_seed(seed, backend)
+    set_random_seed(seed)
     done.append(f"keras.utils.set_random_seed({seed})")
     if backend == "tensorflow":
         import tensorflow as tf
@@ -42,36 +42,14 @@ def make_deterministic(seed: int, backend: str) -> list[str]:
     return done
 
 
-def set_random_seed(seed: int, backend: str) -> None:
+def set_random_seed(seed: int) -> None:
     """keras.utils.set_random_seed(seed): Python's, NumPy's and the backend's generators (Keras'
-    SeedGenerator), on JAX and PyTorch without importing TensorFlow (`_seed_without_tensorflow`)."""
-    if backend != "tensorflow" and "tensorflow" not in sys.modules:
-        _seed_without_tensorflow(seed)
-    else:
-        import keras
-        keras.utils.set_random_seed(seed)
-
-
-def _seed_without_tensorflow(seed: int) -> None:
-    """keras.utils.set_random_seed(seed) on JAX or PyTorch while TensorFlow is not imported. Keras
-    seeds TensorFlow's generator too whenever TensorFlow is installed, importing it (2-3 s of CPU
-    and ~460 MB per run) for a run that never uses it: incdsl's JAX and PyTorch training use no
-    TensorFlow (they run in venvs without it: tests/backends/test_backends_without_tf.py). While
-    Keras seeds, its `tf` is the view of backends/keras/save_without_tf.py (unavailable until
-    imported); Python's, NumPy's, Keras' and torch's generators are seeded as before."""
+    SeedGenerator), and TensorFlow's only where TensorFlow is imported already (the TensorFlow
+    backend imports it with Keras). Keras' own call imports TensorFlow wherever it is installed
+    (2-3 s of CPU and ~460 MB) for JAX and PyTorch runs that never use it; its `tf` is given
+    backends/keras/without_tf.py's view instead."""
     import keras
 
-    from ..backends.keras.save_without_tf import ImportedOnly
-    try:
-        from keras.src.utils import rng_utils
-    except ImportError:  # a Keras laid out otherwise: its own call
-        rng_utils = None
-    lazy = getattr(rng_utils, "tf", None)
-    if lazy is None or not hasattr(type(lazy), "available"):
-        keras.utils.set_random_seed(seed)
-        return
-    rng_utils.tf = ImportedOnly(lazy)
-    try:
-        keras.utils.set_random_seed(seed)
-    finally:
-        rng_utils.tf = lazy
+    from ..backends.keras import without_tf
+    without_tf.install(without_tf.SEEDING)
+    keras.utils.set_random_seed(seed)

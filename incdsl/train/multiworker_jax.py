@@ -133,7 +133,7 @@ class JaxPlacement:
         # dropout draw from the global seed (Keras' own keras.distribution.initialize agrees on one too);
         # without importing TensorFlow, which Keras' own call does wherever it is installed (a JAX job
         # needs none, and on a GPU machine TensorFlow would start on the GPUs too)
-        set_random_seed(config.seed, "jax")
+        set_random_seed(config.seed)
         devices = keras.distribution.list_devices()
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices,
                                                                             auto_shard_dataset=False))

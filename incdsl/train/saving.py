@@ -13,10 +13,10 @@ META_FORMAT = "incdsl-model/1"
 
 def save_model(model, path: Path, meta: dict) -> None:
     """model.save plus the incdsl.json entry, atomically."""
-    from ..backends.keras import save_without_tf
+    from ..backends.keras import without_tf
     from .keras_saving_fix import warm
     warm()  # Keras 3.15's saving cache, which never hits otherwise: half the CPU time of a save
-    save_without_tf.install()  # on JAX and PyTorch, Keras' serializer imported TensorFlow
+    without_tf.install()  # on JAX and PyTorch, Keras' serializer imported TensorFlow
     with atomic_path(path) as tmp:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as z:

@@ -4,7 +4,7 @@
 - the best epoch's .keras written at every improvement: now held in memory and written when the
   run stops (incdsl/train/run/export.py), every way it stops;
 - Keras' serializer importing TensorFlow on the JAX and PyTorch backends, which nothing else there
-  uses (3 s of CPU and 460 MB per small run): incdsl/backends/keras/save_without_tf.py; and its
+  uses (3 s of CPU and 460 MB per small run): incdsl/backends/keras/without_tf.py; and its
   seeding, under --deterministic (train/determinism.py).
 The speed itself is measured by tools/bench_train_vs_keras.py, not here. Quick."""
 from __future__ import annotations
@@ -175,8 +175,8 @@ def test_the_serializer_sees_tensorflow_once_it_is_imported():
     import tensorflow as tf
     from keras.src.saving import serialization_lib
 
-    from incdsl.backends.keras import save_without_tf
-    save_without_tf.install()
+    from incdsl.backends.keras import without_tf
+    without_tf.install()
     assert serialization_lib.tf.available
     assert serialization_lib.serialize_keras_object(tf.TensorShape([2, 3])) == [2, 3]
     assert serialization_lib.serialize_keras_object(tf.float16) == "float16"

@@ -9,7 +9,7 @@ from pathlib import Path
 from ...errors import OptionError, missing_file
 from ...io import atomic_path, check_output, inputs_of
 from ...weights.torch import is_torch_file, load_torch_weights
-from . import save_without_tf
+from . import without_tf
 from .build import build_model, load_weights_file
 from .file import make_reproducible, write_spec_meta
 
@@ -69,7 +69,7 @@ def export(net, path: str | Path, *, inference: bool = False, weights: str | Pat
     else:
         model = build_model(net, inference=inference, seed=None if weights else 0)
         how = load_weights_file(model, net, weights) if weights else None
-    save_without_tf.install()  # on JAX and PyTorch, Keras' serializer imported TensorFlow
+    without_tf.install()  # on JAX and PyTorch, Keras' serializer imported TensorFlow
     with atomic_path(path, inputs=inputs_of(net, weights)) as tmp:
         model.save(tmp)
         write_spec_meta(tmp, net, inference)

@@ -1,4 +1,4 @@
-"""Saving a model on the JAX or PyTorch backend without importing TensorFlow (Keras 3.15).
+"""Saving and seeding on the JAX or PyTorch backend without importing TensorFlow (Keras 3.15).
 
 Keras' serializer (`keras.src.saving.serialization_lib.serialize_keras_object`, run for every
 object of a model's config by `model.save`) asks `tf.available and isinstance(obj, tf.TensorShape)`
@@ -11,11 +11,16 @@ and 967 MB of memory with it, 6.0 s and 503 MB without (issue 29 item 4).
 TensorFlow has been imported by someone else: no object can be a TensorFlow object before then, so
 each of those `isinstance` checks answers as before, and once TensorFlow is imported (the
 TensorFlow backend, tf.data) everything is Keras' own. Nothing changes where Keras is laid out
-otherwise. (train/determinism.py gives Keras' seeding the same view, for the same reason.)
+otherwise. Keras' seeding (`keras.utils.set_random_seed`, `keras.src.utils.rng_utils`) asks the
+same question before seeding `tf.random`, and gets the same view (train/determinism.py).
 """
 from __future__ import annotations
 
+import importlib
 import sys
+
+SERIALIZER = "keras.src.saving.serialization_lib"  # model.save's isinstance checks
+SEEDING = "keras.src.utils.rng_utils"  # keras.utils.set_random_seed, which seeds tf.random too
 
 
 class ImportedOnly:
@@ -34,15 +39,16 @@ class ImportedOnly:
         return getattr(self._lazy, name)
 
 
-def install() -> bool:
-    """Give Keras' serializer the view above, once; returns whether it did (False when already
-    done or when this Keras has no such lazy module). Imports Keras' saving code, not TensorFlow."""
+def install(module: str = SERIALIZER) -> bool:
+    """Give `module`'s `tf` (Keras' lazy TensorFlow module) the view above, once; returns whether it
+    did (False when already done or when this Keras has no such module or lazy module). Imports
+    that part of Keras, not TensorFlow."""
     try:
-        from keras.src.saving import serialization_lib
+        mod = importlib.import_module(module)
     except ImportError:  # a Keras laid out otherwise: nothing to work around
         return False
-    lazy = getattr(serialization_lib, "tf", None)
+    lazy = getattr(mod, "tf", None)
     if lazy is None or isinstance(lazy, ImportedOnly) or not hasattr(type(lazy), "available"):
         return False
-    serialization_lib.tf = ImportedOnly(lazy)
+    mod.tf = ImportedOnly(lazy)
     return True
