@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import SpecError
 from ..text import first_line
 from .backup_write import WEIGHTS
+from .resume import restore_random_state
 
 Send = Callable[[np.ndarray], np.ndarray]  # the chief's array (int32) on every process
 
@@ -69,4 +70,5 @@ class FromChief(keras.callbacks.Callback):
                     raise SpecError(f"cannot resume: {weights} does not restore the network being trained "
                                     f"({first_line(e)})",
                                     hint="delete the backup folder to start afresh") from None
+                restore_random_state(model, path, self.backup)
         model._initial_epoch = self.start  # what BackupAndRestore sets on the chief (fit reads it)

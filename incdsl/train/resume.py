@@ -18,6 +18,7 @@ import csv
 import json
 import os
 import shutil
+import sys
 import warnings
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import keras
 
 from ..errors import SpecError
 from ..text import ParamText, first_line
+from . import rng_state
 from .backup_write import METADATA, WEIGHTS, LayoutError, WeightsPlan, save_backup, settle
 from .config import RESUME
 
@@ -115,6 +117,20 @@ def _check_log(log: Path, backup: Path) -> None:
                        backup) from None
 
 
+def restore_random_state(model, weights: Path, backup: Path) -> None:
+    """Set the layers' random states (dropout's seed generators) from the backup's weights file
+    `weights` (rng_state.restore). Raises SpecError when they are not the network's; a backup
+    from before they were kept restores without them, with a note that dropout then draws other
+    masks than the uninterrupted run would have."""
+    try:
+        kept = rng_state.restore(model, weights)
+    except rng_state.Mismatch as e:
+        raise _damaged(weights, f"does not restore the network being trained ({e})", backup) from None
+    if not kept and rng_state.random_states(model):
+        print(f"note: {weights} holds no random state (an earlier incdsl wrote it): the resumed run's "
+              f"dropout draws other masks than the uninterrupted run would have", file=sys.stderr)
+
+
 class CheckedBackup(keras.callbacks.BackupAndRestore):
     """Keras' BackupAndRestore whose restore is exact or an error: the backup is checked with
     `read_backup`, loaded without Keras' silent fallbacks (the `.bkp` pair, skipping variables that
@@ -150,16 +166,18 @@ class CheckedBackup(keras.callbacks.BackupAndRestore):
                     keep_previous=self.double_checkpoint)
 
     def _write_weights(self, path: Path) -> None:
+        """The model's and optimizer's variables, then the layers' random states (rng_state.py)."""
         if self._plan is not False:
             try:
                 if self._plan is None or not self._plan.fits(self.model):
                     self._plan = WeightsPlan(self.model)  # the first save, or the variables changed
             except LayoutError:
                 self._plan = False
-            else:
-                self._plan.write(path)
-                return
-        self.model.save_weights(str(path), overwrite=True)
+        if self._plan:
+            self._plan.write(path)
+        else:
+            self.model.save_weights(str(path), overwrite=True)
+        rng_state.write(self.model, path)
 
     def on_train_begin(self, logs=None):
         """Restore the model's and optimizer's variables and the epoch from the backup folder, if
@@ -184,6 +202,7 @@ class CheckedBackup(keras.callbacks.BackupAndRestore):
                    or "could not be loaded" in str(w.message).lower()]
         if skipped:
             raise _damaged(weights, f"does not restore everything: {first_line(skipped[0])}", backup)
+        restore_random_state(self.model, weights, backup)
         if self.steps_per_epoch and self.model.optimizer is not None:
             step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
             if step != epoch * self.steps_per_epoch:
