@@ -489,69 +489,67 @@ def test_batch_norm_statistics_are_the_same_on_every_process(trained):
 
 
 @pytest.mark.slow
-def test_googlenet_tv_at_width_0_25_trains_as_a_job_as_in_one_process(digits, tmp_path):
-    # The issue's own case: specs/googlenet_tv.inc at width 0.25 on the digits, a job of two
+def test_googlenet_tv_at_width_0_25_trains_as_a_job_killed_and_resumed_as_in_one_process(digits, tmp_path):
+    # The issue's own case, in one job (each googlenet_tv process spends most of its CPU compiling, so
+    # one job pays for every check): specs/googlenet_tv.inc at width 0.25 on the digits, a job of two
     # processes of one CPU device each against one process on two devices (the same program: see
-    # `trained`), over the same global batches, precise BN before the validation: the same losses,
-    # accuracies and validation, and process 0's model gives the single process's outputs. Short
-    # (one epoch of 4 steps): the long run, --freeze and the BN statistics are the small network's.
+    # `trained`), over the same global batches. Process 1 is killed once the first epoch is done:
+    # process 0 must end with a clear error within a bounded time (it would otherwise wait in the
+    # next collective), keeping the finished epoch; both started again with --resume finish the job.
+    # Then the job's log, the epoch before the kill and the resumed one, equals the single process's
+    # uninterrupted run (the dropout's random state came back: incdsl/train/rng_state.py), and
+    # process 0's model gives its outputs. Precise BN off: a resumed run recalibrates on other
+    # batches than an uninterrupted one (a known issue); precise BN in a job, the long run and
+    # --freeze are the small network's (`trained`).
     train, test = digits
     job, alone = tmp_path / "job", tmp_path / "alone"
-    run = ("--batch-size", 16, "--val-split", "0.0905", "--bn-recalibrate", 2, "--steps-per-execution", 1,
-           "--deterministic", "--progress", "epoch", "--no-tensorboard", "--epochs", 1,
-           "--steps-per-epoch", 4)
-    procs = _job(SPEC, train, [job / "m.keras", tmp_path / "p1" / "m.keras"], *NET, *run)
-    procs.append(_train(SPEC, train, alone / "m.keras", *NET, *run, "--strategy", "mirrored", env=_env(2)))
-    results = _finish(procs)
-    _ok(procs, results)
-    assert "DataParallel, 2 replicas on 2 processes (this one process 0)" in results[0][0]
-    got, ref = _rows(job / "m.log.csv"), _rows(alone / "m.log.csv")
-    assert [r["step"] for r in got] == [r["step"] for r in ref] == ["4"]
+    run = (*NET, "--batch-size", 16, "--val-split", "0.0905", "--bn-recalibrate", "off",
+           "--steps-per-execution", 1, "--deterministic", "--progress", "epoch", "--no-tensorboard",
+           "--epochs", 2, "--steps-per-epoch", 8)
+    outs = [job / "m.keras", tmp_path / "p1" / "m.keras"]
+    reference = _train(SPEC, train, alone / "m.keras", *run, "--strategy", "mirrored", env=_env(2))
+    try:
+        procs = _job(SPEC, train, outs, *run)
+        log = job / "m.log.csv"
+        deadline = time.monotonic() + 900
+        while not (log.exists() and len(_rows(log)) >= 1):
+            assert time.monotonic(
+                ) < deadline and all(p.poll() is None for p in procs), "the first epoch did not finish"
+            time.sleep(0.05)
+        procs[1].send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        out, err = procs[0].communicate(timeout=120)
+        took = time.monotonic() - killed
+        procs[1].wait()
+        assert procs[0].returncode == 1, err[-3000:]
+        assert took < 60
+        assert "DataParallel, 2 replicas on 2 processes (this one process 0)" in out
+        assert (
+            "process 1 ended before the job finished" in err and "--resume" in err and "Traceback" not in err
+        )
+        assert not (job / "m.keras").exists() and (job / "m.backup").is_dir()
+
+        procs = _job(SPEC, train, outs, *run, "--resume")
+        results = _finish([*procs, reference])
+    finally:
+        if reference.poll() is None:  # a check above failed: the reference is not waited for
+            reference.kill()
+            reference.wait()
+    _ok([*procs, reference], results)
+    assert "resuming after epoch 1 of 2" in results[0][0]
+    assert (job / "m.keras").exists() and not (job / "m.backup").exists() and not (tmp_path / "p1").exists()
+    got, ref = _rows(log), _rows(alone / "m.log.csv")
+    assert [(r["epoch"], r["step"]) for r in got] == [(r["epoch"], r["step"]) for r in ref] == [("0", "8"),
+                                                                                              ("1", "16")]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         np.testing.assert_allclose([float(r[key]) for r in got], [float(r[key]) for r in ref], rtol=1e-6,
                                    err_msg=key)
-    k = float(got[0]["val_accuracy"]) * VAL
-    assert abs(k - round(k)) < 1e-3, got[0]["val_accuracy"]  # every one of the 130 images counted once
+    for r in got:
+        k = float(r["val_accuracy"]) * VAL
+        assert abs(k - round(k)) < 1e-3, r["val_accuracy"]  # every one of the 130 images counted once
     a, _ = _predictions(job / "m.keras", test)
     b, _ = _predictions(alone / "m.keras", test)
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert not (tmp_path / "p1").exists()
-
-
-@pytest.mark.slow
-def test_a_killed_process_ends_the_job_and_resume_continues_it(digits, tmp_path):
-    # Process 1 is killed once the first epoch is done: process 0 must end with a clear error within
-    # a bounded time (it would otherwise wait in the next collective), keeping the finished epoch;
-    # both started again with --resume finish the job, continuing from epoch 1.
-    train, _ = digits
-    job = tmp_path / "job"
-    extra = (*NET, "--batch-size", 16, "--val-split", 0, "--bn-recalibrate", "off", "--optimizer", "adam",
-             "--steps-per-execution", 1, "--progress", "epoch", "--no-tensorboard", "--epochs", 2,
-             "--steps-per-epoch", 8)
-    outs = [job / "m.keras", tmp_path / "p1" / "m.keras"]
-    procs = _job(SPEC, train, outs, *extra)
-    log = job / "m.log.csv"
-    deadline = time.monotonic() + 900
-    while not (log.exists() and len(_rows(log)) >= 1):
-        assert time.monotonic(
-            ) < deadline and all(p.poll() is None for p in procs), "the first epoch did not finish"
-        time.sleep(0.05)
-    procs[1].send_signal(signal.SIGKILL)
-    killed = time.monotonic()
-    out, err = procs[0].communicate(timeout=120)
-    took = time.monotonic() - killed
-    procs[1].wait()
-    assert procs[0].returncode == 1, err[-3000:]
-    assert took < 60
-    assert "process 1 ended before the job finished" in err and "--resume" in err and "Traceback" not in err
-    assert not (job / "m.keras").exists() and (job / "m.backup").is_dir()
-
-    procs = _job(SPEC, train, outs, *extra, "--resume")
-    results = _finish(procs)
-    _ok(procs, results)
-    assert "resuming after epoch 1 of 2" in results[0][0]
-    assert [r["epoch"] for r in _rows(log)] == ["0", "1"] and (job / "m.keras").exists()
-    assert not (job / "m.backup").exists() and not (tmp_path / "p1").exists()
 
 
 @pytest.mark.slow
