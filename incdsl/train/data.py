@@ -250,10 +250,11 @@ def folder_data(plan: FolderPlan, shape, heads: list[str] | None, first_batch: i
 
 def folder_input(folder, config, shape, heads: list[str] | None, replicas: int, start_epoch: int):
     """The image folder `folder` (scan_image_folder's classes, files) as (training stream, validation
-    data or None, steps per epoch, a description): tf.data on TensorFlow, Pillow in PyDataset threads
-    on JAX and PyTorch (each file decoded once while all fit `config.image_cache_mb`:
-    incdsl/train/image_cache.py), both following one FolderPlan. A resumed run starts the stream at
-    the batch where epoch `start_epoch` begins."""
+    data or None, steps per epoch, a description, the training stream from the plan's first batch
+    for precise BN): tf.data on TensorFlow, Pillow in PyDataset threads on JAX and PyTorch (each file
+    decoded once while all fit `config.image_cache_mb`: incdsl/train/image_cache.py), all following
+    one FolderPlan. A resumed run starts the training stream at the batch where epoch `start_epoch`
+    begins."""
     from .image_cache import image_cache
     from .images import MODES, default_workers, plan_folder
 
@@ -272,12 +273,13 @@ def folder_input(folder, config, shape, heads: list[str] | None, replicas: int, 
     workers = config.workers or default_workers()
     cache = image_cache(plan, shape, config.image_cache_mb) if reader == "pillow" else None
     train, val = folder_data(plan, shape, heads, start_epoch * steps, replicas, workers, reader, cache)
+    recalibration, _ = folder_data(plan, shape, heads, 0, replicas, workers, reader, cache)
     how = "tf.data" if reader == "tf.data" else f"Pillow, {workers} thread{'s' * (workers != 1)}"
     if cache is not None:
         how += f", each image decoded once and kept ({cache.nbytes / 2**20:.1f} MiB)"
     described = (f"{config.data} ({total} images, {len(classes)} classes"
                  f"{', validating on ' + format(val_split, 'g') if val is not None else ''}; read by {how})")
-    return train, val, steps, described
+    return train, val, steps, described, recalibration
 
 
 def steps_per_execution(asked: int | None, steps: int, backend: str, distributed: bool) -> int:

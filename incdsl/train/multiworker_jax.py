@@ -159,7 +159,8 @@ class JaxPlacement:
         """`data` (run/data.py's RunData) as this process reads it: its part of every global batch of
         the training and validation data (shard.shard_input)."""
         train, val = shard_input(data.train, data.val, self.shard)
-        return dataclasses.replace(data, train=train, val=val)
+        recalibration, _ = shard_input(data.recalibration, None, self.shard)
+        return dataclasses.replace(data, train=train, val=val, recalibration=recalibration)
 
     def model_batches(self, data):
         """`data`'s batches (this process's parts) as global arrays, for a model called outside fit."""

@@ -32,7 +32,8 @@ def _batches(data):
 class PreciseBN(keras.callbacks.Callback):
     """Before each validation inside fit, set every trainable BN layer's moving statistics of
     `model` (the training model) to their average over the first `batches` batches of
-    `train_data` (NHWC uint8 images, or (images, labels) pairs). `seconds` holds what each
+    `train_data` (NHWC uint8 images, or (images, labels) pairs; run/data.py's `recalibration`
+    stream: the same batches at every epoch, in a resumed run too). `seconds` holds what each
     recalibration took (wall-clock s), `done` what the last one did."""
 
     def __init__(self, model, train_data, batches: int):

@@ -63,7 +63,7 @@ def test_the_memory_budget_is_respected(folder, monkeypatch):
     scanned = scan_image_folder(folder)
     for budget, cached in ((1024, True), (need / 2**20 * 0.99, False), (0, False)):
         config = TrainConfig(data=str(folder), batch_size=4, val_split=0.2, image_cache_mb=budget, workers=1)
-        train, val, _, described = folder_input(scanned, config, SHAPE, None, 1, 0)
+        train, val, _, described, _ = folder_input(scanned, config, SHAPE, None, 1, 0)
         assert (train.cache is not None) == cached and val.cache is train.cache
         assert ("decoded once" in described) == cached
     with pytest.raises(OptionError, match=r"^image_cache_mb must be 0 \(off\) or more \(MiB\), got -1"):

@@ -493,17 +493,17 @@ def test_googlenet_tv_at_width_0_25_trains_as_a_job_killed_and_resumed_as_in_one
     # The issue's own case, in one job (each googlenet_tv process spends most of its CPU compiling, so
     # one job pays for every check): specs/googlenet_tv.inc at width 0.25 on the digits, a job of two
     # processes of one CPU device each against one process on two devices (the same program: see
-    # `trained`), over the same global batches. Process 1 is killed once the first epoch is done:
-    # process 0 must end with a clear error within a bounded time (it would otherwise wait in the
-    # next collective), keeping the finished epoch; both started again with --resume finish the job.
+    # `trained`), over the same global batches, precise BN before each validation. Process 1 is
+    # killed once the first epoch is done: process 0 must end with a clear error within a bounded
+    # time (it would otherwise wait in the next collective), keeping the finished epoch; both started
+    # again with --resume finish the job.
     # Then the job's log, the epoch before the kill and the resumed one, equals the single process's
-    # uninterrupted run (the dropout's random state came back: incdsl/train/rng_state.py), and
-    # process 0's model gives its outputs. Precise BN off: a resumed run recalibrates on other
-    # batches than an uninterrupted one (a known issue); precise BN in a job, the long run and
-    # --freeze are the small network's (`trained`).
+    # uninterrupted run, and process 0's model gives its outputs (what a resume must restore for
+    # that: tests/train/test_resume_exact.py). The long run, --freeze and the BN statistics across
+    # processes are the small network's (`trained`).
     train, test = digits
     job, alone = tmp_path / "job", tmp_path / "alone"
-    run = (*NET, "--batch-size", 16, "--val-split", "0.0905", "--bn-recalibrate", "off",
+    run = (*NET, "--batch-size", 16, "--val-split", "0.0905", "--bn-recalibrate", 2,
            "--steps-per-execution", 1, "--deterministic", "--progress", "epoch", "--no-tensorboard",
            "--epochs", 2, "--steps-per-epoch", 8)
     outs = [job / "m.keras", tmp_path / "p1" / "m.keras"]

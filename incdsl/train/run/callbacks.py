@@ -66,7 +66,7 @@ def make_callbacks(model, data, config: TrainConfig, paths: RunPaths, placement,
     keep_best = KeepBest(hold, monitor, "loss", prior_best(paths, start, monitor, "loss"))
     throughput = Throughput(config.batch_size)
     # precise BN before each validation (precise.py); not under tf.distribute (the end does it there)
-    precise = (PreciseBN(model, placement.model_batches(data.train),
+    precise = (PreciseBN(model, placement.model_batches(data.recalibration),
                          bn_batches) if bn_batches and data.val is not None and not distributed
                else None)
     backup = CheckedBackup(str(paths.backup), double_checkpoint=True,

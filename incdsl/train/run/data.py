@@ -14,13 +14,18 @@ class RunData:
     """What a run trains and validates on. `train` yields (uint8 images NHWC, labels) batches (a
     keras.utils.PyDataset or a tf.data.Dataset; labels a dict by head name with aux heads), `val`
     the same or None, `steps` the training batches per epoch, `classes` the class names in label
-    order, `described` one line for the log, `synthetic` whether the images are random."""
+    order, `described` one line for the log, `synthetic` whether the images are random.
+    `recalibration` is the training stream from its first batch, which precise BN reads (precise.py,
+    run/report.py): `train` starts where a resumed run's epoch begins and moves on at
+    `--unfreeze-after`, and precise BN must recalibrate on the same batches however the run got
+    to an epoch, or a resumed run's statistics (its saved model) differ from an uninterrupted one's."""
     train: object
     val: object | None
     steps: int
     classes: tuple[str, ...]
     described: str
     synthetic: bool
+    recalibration: object
 
     def val_images(self) -> int:
         """Images in the validation set (0 without one); reads the whole set once."""
@@ -45,8 +50,9 @@ def run_data(net, config: TrainConfig, folder, classes_out: int, head_names: lis
         split = config.val_split or 0.0
         val = (SyntheticImages(max(1, round(steps * split)), config.batch_size, net.input_shape, classes_out,
                                head_names, seed=config.seed + 1) if split else None)
-        return RunData(train, val, steps, tuple(str(i) for i in range(classes_out)),
-                       f"synthetic data ({steps} batches of {config.batch_size} per epoch)", True)
+        return RunData(train, val, steps, tuple(str(i) for i in range(classes_out)),  # the same every epoch
+                       f"synthetic data ({steps} batches of {config.batch_size} per epoch)", True, train)
     folder = folder or scan_image_folder(config.data)
-    train, val, steps, described = folder_input(folder, config, net.input_shape, head_names, replicas, start)
-    return RunData(train, val, steps, tuple(folder[0]), described, False)
+    train, val, steps, described, recalibration = folder_input(folder, config, net.input_shape, head_names,
+                                                               replicas, start)
+    return RunData(train, val, steps, tuple(folder[0]), described, False, recalibration)

@@ -49,7 +49,7 @@ def finish(history, config, paths, data, exporter, run, head: str | None, acc: s
     exporter.copy_in()  # the training weights into the inference model, then precise BN on them
 
     def recal(m):
-        return recalibrate_and_measure(m, data.train, data.val, head, bn_batches)
+        return recalibrate_and_measure(m, data.recalibration, data.val, head, bn_batches)
 
     bn = recal(exporter.model)
     if bn is not None and bn.after is not None:

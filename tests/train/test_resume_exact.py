@@ -1,7 +1,10 @@
-"""`--resume` goes on as if the run had not stopped (README, "Start from pretrained weights") also
-with dropout: the layers' random states are kept in the backup (incdsl/train/rng_state.py). Before,
-a resumed run drew its first epoch's dropout masks again (googlenet_tv: epoch 2's loss 2% off the
-uninterrupted run's; found by tests/train/test_multiworker_jax.py's resumed job)."""
+"""`--resume` goes on as if the run had not stopped (README, "Start from pretrained weights"), with
+dropout and with precise BN too. Before, a resumed run drew its first epoch's dropout masks again
+(the layers' random states were not in the backup: incdsl/train/rng_state.py; googlenet_tv: epoch
+2's loss 2% off the uninterrupted run's), and precise BN recalibrated on the batches where the
+resumed stream began rather than those an uninterrupted run reads (run/data.py's `recalibration`),
+so the saved model's statistics differed. Both found by tests/train/test_multiworker_jax.py's
+resumed job."""
 from __future__ import annotations
 
 import csv
@@ -26,6 +29,14 @@ DROPOUT = """network drop(classes=4) {
 }
 """
 
+# batch norm and dropout, for the digits at 16x16
+BN_DROPOUT = """network bn_drop(classes=10) {
+  defaults conv(bias=false, bn=true, act=relu)
+  input(16, 16, 3)
+  conv(8, 3, stride=2) -> conv(16, 3) -> gap -> dropout(0.5) -> dense(classes)
+}
+"""
+
 
 def _train(spec, out, **kw):
     """A run of the dropout network; its layers' seed generators seeded as --deterministic seeds
@@ -36,8 +47,9 @@ def _train(spec, out, **kw):
 
 
 def _config(out, **kw) -> TrainConfig:
-    return TrainConfig(output=out, data="synthetic", epochs=3, steps_per_epoch=3, batch_size=4, seed=5,
-                       progress="off", tensorboard=False, bn_recalibrate="off", **kw)
+    settings = dict(data="synthetic", epochs=3, steps_per_epoch=3, batch_size=4, seed=5, progress="off",
+                    tensorboard=False, bn_recalibrate="off")
+    return TrainConfig(output=out, **{**settings, **kw})
 
 
 def _losses(log) -> list[str]:
@@ -103,3 +115,37 @@ def test_a_backup_without_random_states_resumes_with_a_note(runs, cut, capsys):
     assert result.initial_epoch == 2 and (cut / "m.keras").exists()
     assert "holds no random state (an earlier incdsl wrote it): the resumed run's dropout draws other " \
            "masks" in capsys.readouterr().err
+
+
+def test_a_resumed_run_with_precise_bn_ends_as_the_uninterrupted_one(tmp_path):
+    # An image folder (each epoch its own batches), precise BN over 2 batches before each
+    # validation: stopped as epoch 3 begins and resumed, the log (validation included) and every
+    # weight of the saved model (the recalibrated moving statistics included) are the uninterrupted
+    # run's. Before, the resumed run recalibrated on the stream's first batches, those of epoch 3.
+    import sys
+    from pathlib import Path
+    tools = str(Path(__file__).resolve().parents[2] / "tools")
+    sys.path.insert(0, tools)
+    try:
+        from digits_folder import write_digits
+    finally:
+        sys.path.remove(tools)
+    spec = tmp_path / "bn_drop.inc"
+    spec.write_text(BN_DROPOUT)
+    digits, _ = write_digits(tmp_path / "digits", size=16)
+    folder = dict(data=str(digits), batch_size=16, val_split=0.1, bn_recalibrate=2)
+    whole = tmp_path / "whole" / "m.keras"
+    _train(spec, whole, **folder)
+    cut = tmp_path / "cut" / "m.keras"
+    with pytest.raises(RuntimeError, match="interrupted for the test"):
+        _train(spec, cut, callbacks=[_Interrupt(2)], **folder)
+    assert _train(spec, cut, resume=True, **folder).initial_epoch == 2
+
+    def log(path):
+        keys = ("epoch", "loss", "val_loss", "val_accuracy")
+        with open(path.with_suffix(".log.csv"), newline="") as f:
+            return [{k: r[k] for k in keys} for r in csv.DictReader(f)]
+
+    assert log(cut) == log(whole)
+    for got, want in zip(_weights(cut), _weights(whole), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
