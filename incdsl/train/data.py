@@ -82,11 +82,12 @@ class FolderBatches(keras.utils.PyDataset):
     enqueuer, each iterator counts from 0), and item k is the same batch whatever the threads."""
 
     def __init__(self, plan: FolderPlan, shape, heads: list[str] | None, first_batch: int = 0,
-                 workers: int = 1, cache=None):
+                 workers: int = 1, cache=None, read_ahead_below: int | None = None):
         super().__init__(workers=1, use_multiprocessing=False)
         self.plan, self.shape, self.heads, self.first_batch = plan, tuple(shape), heads, first_batch
         self.cache, self.threads = cache, workers
-        self._ahead = _Ahead(self.batch, workers, max(4, 2 * workers))
+        # precise BN's stream reads items 0..N-1 and no further: nothing read ahead past them
+        self._ahead = _Ahead(self.batch, workers, max(4, 2 * workers), read_ahead_below)
 
     @property
     def num_batches(self):
@@ -107,18 +108,18 @@ class FolderBatches(keras.utils.PyDataset):
         """Make item 0 the plan's batch `batch` from now on (see `seek`); what was read ahead is
         dropped."""
         old, self.first_batch = self._ahead, batch
-        self._ahead = _Ahead(self.batch, old.threads, old.depth)
+        self._ahead = _Ahead(self.batch, old.threads, old.depth, old.below)
         old.close()
 
 
 class _Ahead:
     """`read(k)` for k = 0, 1, 2, ... computed ahead in `threads` threads: get(k) returns read(k)
-    (raising what it raised) and starts reading k+1 ... k+depth. A pure `read` makes the results
-    independent of the threads; a reader that goes back (precise BN reading the first batches
-    between epochs) is served too, the batches read ahead for the other kept while they are few."""
+    (raising what it raised) and starts reading k+1 ... k+depth (those below `below` only, when
+    given). A pure `read` makes the results independent of the threads; a reader that goes back
+    is served too, the batches read ahead for the other kept while they are few."""
 
-    def __init__(self, read, threads: int, depth: int):
-        self.read, self.threads, self.depth = read, threads, depth
+    def __init__(self, read, threads: int, depth: int, below: int | None = None):
+        self.read, self.threads, self.depth, self.below = read, threads, depth, below
         self.pool = None  # made on first use: a dataset that is never read starts no thread
         self.pending: dict[int, object] = {}
         self.lock = threading.Lock()
@@ -130,7 +131,8 @@ class _Ahead:
             if self.pool is None:
                 self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="incdsl-reader")
             future = self.pending.pop(k, None) or self.pool.submit(self.read, k)
-            for j in range(k + 1, k + 1 + self.depth):
+            last = k + 1 + self.depth if self.below is None else min(k + 1 + self.depth, self.below)
+            for j in range(k + 1, last):
                 if j not in self.pending:
                     self.pending[j] = self.pool.submit(self.read, j)
             # keep what was read ahead near k, and one other reader's window (see the docstring)
@@ -181,10 +183,12 @@ class FolderValBatches(keras.utils.PyDataset):
 
 
 def tf_folder_datasets(plan: FolderPlan, shape, heads: list[str] | None, first_batch: int, val_batch: int,
-                       drop_remainder: bool):
-    """The same stream and validation set as FolderBatches / FolderValBatches, as tf.data pipelines:
-    tf.io decodes and tf.image.resize (bilinear, antialiased: Pillow's filter) in a parallel,
-    deterministic map, then prefetch. The plan's order comes from a generator of index batches."""
+                       drop_remainder: bool, recalibration_batches: int):
+    """The same streams and validation set as FolderBatches / FolderValBatches, as tf.data
+    pipelines: tf.io decodes and tf.image.resize (bilinear, antialiased: Pillow's filter) in a
+    parallel, deterministic map, then prefetch. The plan's order comes from a generator of index
+    batches. Returns (training stream from `first_batch`, validation set or None, precise BN's
+    stream: the first `recalibration_batches` batches of the plan)."""
     import tensorflow as tf
 
     h, w, c = shape
@@ -199,20 +203,24 @@ def tf_folder_datasets(plan: FolderPlan, shape, heads: list[str] | None, first_b
         img = tf.cond(flip, lambda: tf.reverse(img, [1]), lambda: img)
         return img, labels[i]
 
-    start = [first_batch]  # read as each new iterator begins: `seek` moves it
-
-    def stream():
-        k = start[0]
-        while True:
-            yield plan.train_batch(k)
-            k += 1
-
     auto = tf.data.AUTOTUNE
-    train = tf.data.Dataset.from_generator(stream, output_signature=(tf.TensorSpec([None], tf.int64),
-                                                                     tf.TensorSpec([None], tf.bool)))
-    train = (train.unbatch().map(load, num_parallel_calls=auto, deterministic=True).batch(plan.batch)
-             .map(lambda x, y: (x, _labels(y, heads))).prefetch(auto))
+
+    def batches(start: list[int]):
+        """The plan's batches from start[0], read as each new iterator begins."""
+        def stream():
+            k = start[0]
+            while True:
+                yield plan.train_batch(k)
+                k += 1
+        indices = tf.data.Dataset.from_generator(stream, output_signature=(tf.TensorSpec([None], tf.int64),
+                                                                           tf.TensorSpec([None], tf.bool)))
+        return (indices.unbatch().map(load, num_parallel_calls=auto, deterministic=True).batch(plan.batch)
+                .map(lambda x, y: (x, _labels(y, heads))))
+
+    start = [first_batch]  # `seek` moves it
+    train = batches(start).prefetch(auto)
     train.incdsl_seek = lambda batch: start.__setitem__(0, batch)  # data.seek
+    recalibration = batches([0]).take(recalibration_batches).prefetch(auto)
     val = None
     batches = plan.val_batches(val_batch, drop_remainder)
     if batches:
@@ -220,14 +228,16 @@ def tf_folder_datasets(plan: FolderPlan, shape, heads: list[str] | None, first_b
         val = (tf.data.Dataset.from_tensor_slices(idx).map(lambda i: load(i, tf.constant(False)),
                                                            num_parallel_calls=auto, deterministic=True)
                .batch(val_batch).map(lambda x, y: (x, _labels(y, heads))).prefetch(auto))
-    return train, val
+    return train, val, recalibration
 
 
 def folder_data(plan: FolderPlan, shape, heads: list[str] | None, first_batch: int, replicas: int,
                 workers: int,
-                reader: str, cache=None):
-    """(training stream, validation data or None) for `reader` "tf.data" or "pillow" (sharing
-    `cache`, an image_cache.DecodedImages, or decoding every epoch without one). With several
+                reader: str, cache=None, recalibration_batches: int = 0):
+    """(training stream from the plan's batch `first_batch`, validation data or None, precise BN's
+    stream: the plan's first `recalibration_batches` batches and no more read) for `reader`
+    "tf.data" or "pillow" (sharing `cache`, an image_cache.DecodedImages, or decoding every epoch
+    without one). With several
     replicas every batch must split evenly: on tf.data a last partial validation batch is left out,
     and a validation set smaller than one batch is left out altogether (with a note); the Pillow
     reader's validation batches keep every image, and the placement fills the last one up for
@@ -241,9 +251,10 @@ def folder_data(plan: FolderPlan, shape, heads: list[str] | None, first_batch: i
                         hint=ParamText("use a {batch_size} that is a multiple of {replicas}",
                                        replicas=replicas))
     if reader == "tf.data":
-        return tf_folder_datasets(plan, shape, heads, first_batch, plan.batch, drop)
+        return tf_folder_datasets(plan, shape, heads, first_batch, plan.batch, drop, recalibration_batches)
     val = FolderValBatches(plan, shape, heads, plan.batch, drop, workers, cache)
-    return FolderBatches(plan, shape, heads, first_batch, workers, cache), (val if len(val) else None)
+    return (FolderBatches(plan, shape, heads, first_batch, workers, cache), (val if len(val) else None),
+            FolderBatches(plan, shape, heads, 0, workers, cache, read_ahead_below=recalibration_batches))
 
 
 
@@ -255,6 +266,7 @@ def folder_input(folder, config, shape, heads: list[str] | None, replicas: int, 
     decoded once while all fit `config.image_cache_mb`: incdsl/train/image_cache.py), all following
     one FolderPlan. A resumed run starts the training stream at the batch where epoch `start_epoch`
     begins."""
+    from .finish import recalibration_batches
     from .image_cache import image_cache
     from .images import MODES, default_workers, plan_folder
 
@@ -272,8 +284,9 @@ def folder_input(folder, config, shape, heads: list[str] | None, replicas: int, 
     reader = "tf.data" if keras.backend.backend() == "tensorflow" else "pillow"
     workers = config.workers or default_workers()
     cache = image_cache(plan, shape, config.image_cache_mb) if reader == "pillow" else None
-    train, val = folder_data(plan, shape, heads, start_epoch * steps, replicas, workers, reader, cache)
-    recalibration, _ = folder_data(plan, shape, heads, 0, replicas, workers, reader, cache)
+    n_bn = recalibration_batches(config.bn_recalibrate, steps)
+    train, val, recalibration = folder_data(plan, shape, heads, start_epoch * steps, replicas, workers,
+                                            reader, cache, n_bn)
     how = "tf.data" if reader == "tf.data" else f"Pillow, {workers} thread{'s' * (workers != 1)}"
     if cache is not None:
         how += f", each image decoded once and kept ({cache.nbytes / 2**20:.1f} MiB)"

@@ -70,5 +70,5 @@ class FromChief(keras.callbacks.Callback):
                     raise SpecError(f"cannot resume: {weights} does not restore the network being trained "
                                     f"({first_line(e)})",
                                     hint="delete the backup folder to start afresh") from None
-                restore_random_state(model, path, self.backup)
+                restore_random_state(model, path, self.backup, note=self.chief)
         model._initial_epoch = self.start  # what BackupAndRestore sets on the chief (fit reads it)

@@ -117,16 +117,18 @@ def _check_log(log: Path, backup: Path) -> None:
                        backup) from None
 
 
-def restore_random_state(model, weights: Path, backup: Path) -> None:
-    """Set the layers' random states (dropout's seed generators) from the backup's weights file
-    `weights` (rng_state.restore). Raises SpecError when they are not the network's; a backup
-    from before they were kept restores without them, with a note that dropout then draws other
-    masks than the uninterrupted run would have."""
+def restore_random_state(model, read: Path, backup: Path, note: bool = True) -> None:
+    """Set the layers' random states (dropout's seed generators) from the weights file `read`, the
+    backup folder's own or a copy of it (from_chief.py) (rng_state.restore). Raises SpecError,
+    naming the backup's file, when they are not the network's; a backup from before they were kept
+    restores without them, with a note (unless not `note`) that dropout then draws other masks
+    than the uninterrupted run would have."""
+    weights = backup / WEIGHTS
     try:
-        kept = rng_state.restore(model, weights)
+        kept = rng_state.restore(model, read)
     except rng_state.Mismatch as e:
         raise _damaged(weights, f"does not restore the network being trained ({e})", backup) from None
-    if not kept and rng_state.random_states(model):
+    if not kept and note and rng_state.random_states(model):
         print(f"note: {weights} holds no random state (an earlier incdsl wrote it): the resumed run's "
               f"dropout draws other masks than the uninterrupted run would have", file=sys.stderr)
 
@@ -140,7 +142,8 @@ class CheckedBackup(keras.callbacks.BackupAndRestore):
     between the two has weights one epoch ahead of what the metadata says (this class's writer,
     backup_write.save_backup, cannot leave that). Each epoch's backup is written by a
     `backup_write.WeightsPlan` (the file Keras' save_weights writes, without its walk of the model),
-    or by save_weights where this Keras is laid out otherwise.
+    or by save_weights where this Keras is laid out otherwise, and the layers' random states are
+    added to it (rng_state.py: a group Keras' load_weights does not read).
 
     One callback serves a whole run, which `--unfreeze-after` splits into two fits: it restores at
     the first fit's start only (the second goes on from the state in memory; the backup may hold

@@ -205,7 +205,9 @@ def test_the_second_phase_reads_on_where_the_first_stopped(pretrained, tmp_path)
     # item 0, so the second phase read the first phase's batches again (epochs 3-4 trained on epochs
     # 1-2's order and flips), and a run resumed in the second phase, which starts at its epoch's
     # batch, could never equal an uninterrupted one (the reviewer: weights 0.007-0.03 apart).
-    # Stopped as epoch 3 begins and resumed, the run ends with the uninterrupted run's weights.
+    # Stopped as epoch 3 begins and resumed, the run ends with the uninterrupted run's weights, the
+    # statistics precise BN recalibrates before each validation included (the same batches in both
+    # runs: run/data.py's `recalibration`).
     import sys
     tools = str(Path(__file__).resolve().parents[2] / "tools")
     sys.path.insert(0, tools)
@@ -216,8 +218,7 @@ def test_the_second_phase_reads_on_where_the_first_stopped(pretrained, tmp_path)
     spec, pre, _ = pretrained
     train_dir, _ = write_digits(tmp_path / "digits", size=16)
     net = incdsl.load(spec, classes=10)
-    phases = dict(freeze="block", unfreeze_after=2, epochs=4, data=str(train_dir), bn_recalibrate="off",
-                  seed=1)
+    phases = dict(freeze="block", unfreeze_after=2, epochs=4, data=str(train_dir), seed=1)  # precise BN on
     whole = _run(net, tmp_path / "whole", pre, **phases)
     cut = tmp_path / "cut"
     with pytest.raises(RuntimeError, match="interrupted for the test"):

@@ -121,7 +121,7 @@ def test_files_not_yet_read_raise_as_without_the_cache(folder, tmp_path):
 def test_folder_data_shares_one_cache(folder):
     plan = _plan(folder)
     cache = image_cache(plan, SHAPE, 1)
-    train, val = folder_data(plan, SHAPE, None, 0, 1, 1, "pillow", cache)
+    train, val, _ = folder_data(plan, SHAPE, None, 0, 1, 1, "pillow", cache)
     assert train.cache is cache and val.cache is cache
 
 

@@ -69,8 +69,8 @@ def test_pillow_and_tf_data_readers_see_the_same_images(folder):
     classes, files = scan_image_folder(folder)
     plan = plan_folder(folder, classes, files, 4, 0.34, seed=7)  # 6 validation images: batches of 4 and 2
     shape = (32, 32, 3)
-    tf_train, tf_val = folder_data(plan, shape, None, 0, 1, 2, "tf.data")
-    pil_train, pil_val = folder_data(plan, shape, None, 0, 1, 2, "pillow")
+    tf_train, tf_val, _ = folder_data(plan, shape, None, 0, 1, 2, "tf.data")
+    pil_train, pil_val, _ = folder_data(plan, shape, None, 0, 1, 2, "pillow")
     stream = iter(tf_train)
     diffs = []
     for k in range(2 * plan.steps):

@@ -86,7 +86,8 @@ def cut(runs, tmp_path):
 def test_a_resumed_run_with_dropout_ends_as_the_uninterrupted_one(runs, cut):
     spec, whole, _ = runs
     with h5py.File(cut / "m.backup" / "latest.weights.h5", "r") as f:
-        assert len(f[GROUP]) == 1  # the one dropout layer's seed generator
+        assert len(f[GROUP]) == 1  # the one dropout layer's seed generator, named by its layer's path
+        assert f[GROUP]["0"].attrs["layer"].startswith("drop_train/drop/dropout")  # the training model's
     result = _train(spec, cut / "m.keras", resume=True)  # the seed's masks again, then the backup's state
     assert result.initial_epoch == 2
     assert _losses(cut / "m.log.csv") == _losses(whole.with_suffix(".log.csv"))
@@ -94,16 +95,22 @@ def test_a_resumed_run_with_dropout_ends_as_the_uninterrupted_one(runs, cut):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
 
 
-def test_random_states_of_another_network_are_refused(runs, cli, cut):
+@pytest.mark.parametrize("damage, message", [
+    (lambda g: g.copy("0", "1"), "it holds 2 random states and the network has 1"),
+    (lambda g: g["0"].attrs.__setitem__("layer", "drop/dense"), "its random state 0 is drop/dense "),
+    (lambda g: (g.__delitem__("0"), g.create_group("0")),
+     "its random state 0 is not an array, the network's is "),
+])
+def test_random_states_of_another_network_are_refused(runs, cli, cut, damage, message):
     spec = runs[0]
     with h5py.File(cut / "m.backup" / "latest.weights.h5", "a") as f:
-        f[GROUP].copy("0", "1")  # two states where the network has one
+        damage(f[GROUP])
     code, _, err = cli("train", spec, "--data", "synthetic", "--epochs", 3, "--steps-per-epoch", 3,
                        "--batch-size", 4, "--seed", 5, "--progress", "off", "--no-tensorboard",
                        "--bn-recalibrate", "off", "-o", cut / "m.keras", "--resume")
     assert code == 1 and "Traceback" not in err
     assert (f"cannot resume: {cut / 'm.backup' / 'latest.weights.h5'} does not restore the network being "
-            f"trained (it holds 2 random states and the network has 1)") in err
+            f"trained ({message}") in err
     assert not (cut / "m.keras").exists() and (cut / "m.backup").is_dir()
 
 
